@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+// rc-migrate: the command-line face of the library. Each command parses its flags, loads and validates the
+// configuration once, calls one library function, prints what happened and exits with a documented code.
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { EXIT } from './exitCodes.js';
+import type { ColumnOptions } from './ingest/columns.js';
+import { parsePlatform, PLATFORMS, isReceiptField } from './revenuecat/fields.js';
+import { createLogger } from './logger.js';
+import { runMigration } from './commands/run.js';
+import { ingestSources } from './commands/ingest.js';
+import { startWorkers } from './commands/work.js';
+import { reportRun } from './commands/report.js';
+import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
+import type { Summary } from './reports/summary.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Flags shared by every command that talks to Redis or the API; each overrides one config key. */
+function withConfigFlags(cmd: Command): Command {
+  return cmd
+    .option('--redis <url>', 'Redis URL (env REDIS_URL)')
+    .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
+    .option('--api-url <url>', 'RevenueCat API base URL (env REVENUECAT_API_URL)')
+    .option('--rate <perSecond>', 'requests per second for the whole queue, across all workers (env RC_MIGRATE_RATE)')
+    .option('--concurrency <n>', 'requests in flight per process (env RC_MIGRATE_CONCURRENCY)')
+    .option('--max-attempts <n>', 'attempts per row for transient failures (env RC_MIGRATE_MAX_ATTEMPTS)')
+    .option('--timeout <ms>', 'request timeout in ms (env RC_MIGRATE_TIMEOUT_MS)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env LOG_LEVEL)');
+}
+
+function withColumnFlags(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--platform <platform>', 'platform of files without a platform column').choices([...PLATFORMS]))
+    .option('--map <column=field>', 'read a column as an API field (repeatable)', collect)
+    .option('--attribute <name>', 'send a column as a subscriber attribute (repeatable)', collect);
+}
+
+interface ConfigFlags {
+  redis?: string;
+  prefix?: string;
+  apiUrl?: string;
+  rate?: string;
+  concurrency?: string;
+  maxAttempts?: string;
+  timeout?: string;
+  logLevel?: string;
+  out?: string;
+}
+
+function configFrom(flags: ConfigFlags): Config {
+  return loadConfig({
+    overrides: {
+      redisUrl: flags.redis,
+      prefix: flags.prefix,
+      apiUrl: flags.apiUrl,
+      ratePerSecond: flags.rate,
+      concurrency: flags.concurrency,
+      maxAttempts: flags.maxAttempts,
+      requestTimeoutMs: flags.timeout,
+      logLevel: flags.logLevel,
+    },
+  });
+}
+
+function columnsFrom(flags: { platform?: string; map?: string[]; attribute?: string[] }): ColumnOptions {
+  const map: Record<string, string> = {};
+  for (const pair of flags.map ?? []) {
+    const eq = pair.lastIndexOf('=');
+    const column = pair.slice(0, eq).trim();
+    const field = pair.slice(eq + 1).trim();
+    if (eq <= 0 || !field) throw new ConfigError(`--map ${pair}: write it as column=field, e.g. --map receipt_data=fetch_token`);
+    if (!isReceiptField(field) && field !== 'platform') throw new ConfigError(`--map ${pair}: "${field}" is not a POST /v1/receipts field`);
+    map[column] = field;
+  }
+  const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
+  return { ...(platform ? { platform } : {}), map, attributes: flags.attribute ?? [] };
+}
+
+/** SIGINT/SIGTERM abort the controller once; a second signal exits at once. */
+function stopOnSignals(onStop: () => void): AbortSignal {
+  const controller = new AbortController();
+  let signalled = false;
+  const handler = (sig: NodeJS.Signals): void => {
+    if (signalled) process.exit(EXIT.INCOMPLETE);
+    signalled = true;
+    process.stderr.write(`\n${sig}: finishing requests in flight (send again to quit at once)\n`);
+    controller.abort();
+    onStop();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return controller.signal;
+}
+
+function printSummary(summary: Summary, dir: string): void {
+  const lines = [
+    `run ${summary.run_id}: ${summary.status}`,
+    `  rows read       ${summary.rows_read}`,
+    `  succeeded       ${summary.rows_succeeded}`,
+    `  failed          ${summary.rows_failed}`,
+    `  rejected        ${summary.rows_rejected}`,
+    `  duplicates      ${summary.rows_duplicate}`,
+    `  still queued    ${summary.rows_pending}`,
+    `  requests sent   ${summary.requests_sent}`,
+    `  report          ${dir}`,
+  ];
+  if (summary.fatal) lines.push(`  STOPPED: ${summary.fatal.message}`, '  fix the cause and run the same command again: queued rows are kept');
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('rc-migrate')
+    .description('Bulk receipt migration for RevenueCat: CSV → BullMQ → POST /v1/receipts → reports')
+    .version('0.1.0')
+    .exitOverride();
+
+  withColumnFlags(
+    withConfigFlags(
+      program
+        .command('run')
+        .description('ingest, send and report in one process; waits until every row has an outcome')
+        .argument('<source...>', 'CSV files (.csv or .csv.gz)')
+        .option('--run-id <id>', 'run id; give an existing one to continue it (default: a new id)')
+        .option('--out <dir>', 'report directory (default reports/<run-id>)'),
+    ),
+  ).action(async (sources: string[], flags: ConfigFlags & { runId?: string; platform?: string; map?: string[]; attribute?: string[] }) => {
+    const config = configFrom(flags);
+    const logger = createLogger(config.logLevel);
+    const signal = stopOnSignals(() => undefined);
+    const result = await runMigration({
+      config,
+      logger,
+      sources,
+      columns: columnsFrom(flags),
+      signal,
+      ...(flags.runId ? { runId: flags.runId } : {}),
+      ...(flags.out ? { outDir: flags.out } : {}),
+    });
+    printSummary(result.summary, result.files.dir);
+    process.exitCode = result.exitCode;
+  });
+
+  withColumnFlags(
+    withConfigFlags(
+      program
+        .command('ingest')
+        .description('read sources and queue their rows for `rc-migrate work`')
+        .argument('<source...>', 'CSV files (.csv or .csv.gz)')
+        .requiredOption('--run-id <id>', 'run to add the rows to'),
+    ),
+  ).action(async (sources: string[], flags: ConfigFlags & { runId: string; platform?: string; map?: string[]; attribute?: string[] }) => {
+    const config = configFrom(flags);
+    const signal = stopOnSignals(() => undefined);
+    const { result, exitCode } = await ingestSources({ config, logger: createLogger(config.logLevel), sources, runId: flags.runId, columns: columnsFrom(flags), signal });
+    process.stdout.write(
+      `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already done ${result.alreadyDone}${result.aborted ? ' (interrupted)' : ''}\n`,
+    );
+    process.exitCode = exitCode;
+  });
+
+  withConfigFlags(program.command('work').description('send queued rows until SIGTERM/SIGINT')).action(async (flags: ConfigFlags) => {
+    const config = configFrom(flags);
+    const logger = createLogger(config.logLevel);
+    const workers = await startWorkers({ config, logger });
+    const stopped = new Promise<'signal'>((resolve) => stopOnSignals(() => resolve('signal')));
+    const why = await Promise.race([stopped, workers.fatal]);
+    const { forced } = await workers.close();
+    if (why !== 'signal') {
+      process.stderr.write(`stopped: ${why}\nfix the cause and start the workers again: queued rows are kept\n`);
+      process.exitCode = EXIT.FATAL;
+    } else {
+      process.exitCode = forced ? EXIT.INCOMPLETE : EXIT.OK;
+    }
+  });
+
+  program
+    .command('report')
+    .description("write a run's report from its outcomes (partial while the run is going)")
+    .requiredOption('--run-id <id>', 'run to report')
+    .option('--out <dir>', 'report directory (default reports/<run-id>)')
+    .option('--redis <url>', 'Redis URL (env REDIS_URL)')
+    .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
+    .action(async (flags: ConfigFlags & { runId: string }) => {
+      const config = configFrom(flags);
+      const { summary, files, exitCode } = await reportRun({ config, runId: flags.runId, ...(flags.out ? { outDir: flags.out } : {}) });
+      printSummary(summary, files.dir);
+      process.exitCode = exitCode;
+    });
+
+  program
+    .command('sandbox')
+    .description('start the RevenueCat API sandbox (for rehearsals and tests)')
+    .option('--port <port>', 'port (0 = any free one)', '4010')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--api-key <key>', 'accepted API key (repeatable; default appl_sandbox_key)', collect)
+    .option('--rate-limit <perSecond>', 'requests per second before 429 (0 = none)')
+    .option('--latency <ms>', 'added latency per request')
+    .option('--latency-jitter <ms>', 'random extra latency up to this')
+    .option('--fault-5xx <rate>', 'share of requests answered with a 5xx (0..1)')
+    .option('--reset-rate <rate>', 'share of connections reset (0..1)')
+    .option('--hang-rate <rate>', 'share of requests never answered (0..1)')
+    .option('--seed <n>', 'seed of the fault generator')
+    .action(async (flags: Record<string, string | string[] | undefined>) => {
+      const options = parseSandboxOptions({
+        port: flags.port,
+        host: flags.host,
+        apiKeys: flags.apiKey,
+        rateLimitPerSecond: flags.rateLimit,
+        latencyMs: flags.latency,
+        latencyJitterMs: flags.latencyJitter,
+        fault5xxRate: flags.fault5xx,
+        resetRate: flags.resetRate,
+        hangRate: flags.hangRate,
+        seed: flags.seed,
+      });
+      const sandbox = await startSandbox(options);
+      process.stdout.write(`RevenueCat sandbox listening on ${sandbox.url} (stats: ${sandbox.url}/_sandbox/stats)\n`);
+      await new Promise<void>((resolve) => stopOnSignals(resolve));
+      await sandbox.close();
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with code 0.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.CONFIG;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`rc-migrate: ${err.message}\n`);
+      return EXIT.CONFIG;
+    }
+    process.stderr.write(`rc-migrate: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT.INTERNAL;
+  }
+}
+
+const code = await main(process.argv);
+process.exit(code);

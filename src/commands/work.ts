@@ -1,0 +1,40 @@
+// `work`: long-running workers that send whatever any run has queued, on as many machines as you like.
+import { requireApiKey, type Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { RevenueCatClient } from '../revenuecat/client.js';
+import { startReceiptWorker } from '../workers/receiptWorker.js';
+import { openContext } from './context.js';
+
+export interface Workers {
+  /** Resolves when the queue is paused by a fatal API answer, with its message. */
+  fatal: Promise<string>;
+  /** Lets in-flight requests finish (up to shutdownTimeoutMs), then releases every connection. */
+  close(): Promise<{ forced: boolean }>;
+}
+
+export async function startWorkers(opts: { config: Config; logger: Logger }): Promise<Workers> {
+  const { config, logger } = opts;
+  const apiKey = requireApiKey(config);
+  const ctx = await openContext(config);
+  const previous = await ctx.fatal.clear();
+  if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
+  const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
+  const worker = startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
+  let watch: NodeJS.Timeout | undefined;
+  const fatal = new Promise<string>((resolve) => {
+    watch = setInterval(() => {
+      void ctx.fatal.reason().then((r) => r && resolve(r.message));
+    }, 500);
+  });
+  logger.info({ concurrency: config.concurrency, ratePerSecond: config.ratePerSecond }, 'workers started');
+  return {
+    fatal,
+    async close() {
+      clearInterval(watch);
+      const result = await worker.close();
+      await client.close();
+      await ctx.close();
+      return result;
+    },
+  };
+}

@@ -1,0 +1,28 @@
+// Stable identity of one receipt submission, and a printable form of a token that does not reveal it.
+
+import { createHash } from 'node:crypto';
+import type { Platform } from '../revenuecat/fields.js';
+
+/**
+ * sha256 over platform, App User ID and fetch token, each prefixed with its UTF-8 byte length
+ * (`<len>:<bytes>`), so no choice of values can make two different triples hash the same input.
+ * Hex, first 32 characters (128 bits).
+ */
+export function fingerprint(platform: Platform, appUserId: string, fetchToken: string): string {
+  const hash = createHash('sha256');
+  for (const part of [platform, appUserId, fetchToken]) {
+    hash.update(`${Buffer.byteLength(part, 'utf8')}:`);
+    hash.update(part, 'utf8');
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** Tokens shorter than this are masked entirely. */
+export const MASK_MIN_LENGTH = 12;
+
+/** `abcd…wxyz`: at most the first 4 and last 4 characters; tokens under 12 characters become `****`. */
+export function maskToken(token: string): string {
+  const chars = Array.from(token);
+  if (chars.length < MASK_MIN_LENGTH) return '****';
+  return `${chars.slice(0, 4).join('')}…${chars.slice(-4).join('')}`;
+}

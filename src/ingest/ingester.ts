@@ -1,0 +1,131 @@
+// The ingester: reads every source, validates each row, and queues the good ones in chunks. Every row read
+// ends in the ledger as queued, rejected (with its line and reason) or a duplicate of an earlier line.
+import type { Logger } from '../logger.js';
+import type { RunLedger } from '../ledger/runLedger.js';
+import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
+import type { ReceiptJobData } from '../types.js';
+import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
+import { fingerprint } from './fingerprint.js';
+import { openSource } from './sources.js';
+import { validateRow } from './validateRow.js';
+
+export interface IngestOptions {
+  runId: string;
+  sources: string[];
+  columns: ColumnOptions;
+  chunkSize: number;
+  maxAttempts: number;
+  /** Stops reading between chunks when set (SIGINT): what was read is queued, the rest is read next time. */
+  signal?: AbortSignal;
+  /** Called after each chunk, for progress display. */
+  onProgress?: (p: IngestProgress) => void;
+}
+
+export interface IngestProgress {
+  source: string;
+  line: number;
+  rowsRead: number;
+}
+
+export interface IngestResult {
+  rowsRead: number;
+  queued: number;
+  rejected: number;
+  duplicates: number;
+  /** rows of this run that already had an outcome (a re-ingest after a stop) */
+  alreadyDone: number;
+  aborted: boolean;
+}
+
+export interface IngestDeps {
+  queue: ReceiptsQueue;
+  ledger: RunLedger;
+  logger: Logger;
+}
+
+export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
+  const { ledger, logger } = deps;
+  const result: IngestResult = { rowsRead: 0, queued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, aborted: false };
+  await ledger.beginIngest(opts.sources);
+  let pending: ReceiptJobData[] = [];
+
+  const flush = async (): Promise<void> => {
+    const rows = pending;
+    pending = [];
+    const admissions = await ledger.admit(rows);
+    const toQueue: ReceiptJobData[] = [];
+    for (const [i, admission] of admissions.entries()) {
+      const row = rows[i] as ReceiptJobData;
+      switch (admission.kind) {
+        case 'new':
+        case 'requeue':
+          toQueue.push(row);
+          break;
+        case 'done':
+          result.alreadyDone++;
+          break;
+        case 'duplicate':
+          if (await ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp })) result.duplicates++;
+          break;
+      }
+    }
+    await enqueueRows(deps.queue, toQueue, opts.maxAttempts);
+    result.queued += toQueue.length;
+  };
+
+  for (const source of opts.sources) {
+    let plan: ColumnPlan | undefined;
+    let planError: string | undefined;
+    let line = 0;
+    for await (const item of openSource(source)) {
+      line = item.line;
+      result.rowsRead++;
+      if (item.kind === 'problem') {
+        if (await ledger.reject({ src: source, line: item.line, reason: item.reason })) result.rejected++;
+        continue;
+      }
+      if (!plan && !planError) {
+        const planned = planColumns(item.columns, opts.columns);
+        if ('error' in planned) {
+          planError = planned.error;
+          logger.error({ source }, `cannot use ${source}: ${planError}`);
+        } else {
+          plan = planned.plan;
+          if (plan.ignored.length > 0) logger.warn({ source, ignored: plan.ignored }, 'columns kept in reports but not sent');
+        }
+      }
+      if (!plan) {
+        // A file whose header cannot be used still accounts for every row, each with the file's reason.
+        if (await ledger.reject({ src: source, line: item.line, reason: planError ?? 'unusable header', input: item.values })) result.rejected++;
+        continue;
+      }
+      const checked = validateRow(item.values, plan, { platform: opts.columns.platform });
+      if (!checked.ok) {
+        if (await ledger.reject({ src: source, line: item.line, reason: checked.reason, input: item.values })) result.rejected++;
+        continue;
+      }
+      pending.push({
+        run: opts.runId,
+        fp: fingerprint(checked.platform, checked.body.app_user_id, checked.body.fetch_token),
+        src: source,
+        line: item.line,
+        platform: checked.platform,
+        body: checked.body,
+        input: item.values,
+      });
+      if (pending.length >= opts.chunkSize) {
+        await flush();
+        opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+        if (opts.signal?.aborted) {
+          result.aborted = true;
+          return result;
+        }
+      }
+    }
+    await flush();
+    opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+    logger.info({ source, lines: line }, 'source read');
+  }
+  await ledger.endIngest();
+  return result;
+}

@@ -1,0 +1,420 @@
+// Streaming CSV reader: bytes → (gunzip) → line-ending normalisation → csv-parse → CsvItem.
+//
+// Design notes (the "why" behind the less obvious choices):
+// - Line endings are normalised to LF *before* csv-parse (CRLF and lone CR become LF). csv-parse counts a CRLF
+//   inside a quoted field as two lines, which would shift the line number of every later record; after the
+//   normalisation one LF is one physical line. Embedded CRLFs inside quoted values therefore come out as LF.
+// - Line numbers come from the `raw` text of each record, not from csv-parse's `info.lines`: raw holds the blank
+//   lines skipped before the record, the record itself (embedded newlines included) and its terminating LF, so a
+//   running counter gives the exact 1-based physical line on which each record starts.
+// - Quotes: `relax_quotes` keeps a file readable after a bad quote (the next line is read normally). Because the
+//   relaxed parser silently keeps text after a closing quote (`"abc"def`), each record that contains a quote is
+//   re-checked against RFC 4180 and reported as a problem when a quoted field is not closed cleanly. A stray quote
+//   inside an unquoted value (`12" pizza`) is unambiguous and accepted.
+// - A quote that is never closed swallows the rest of the file: csv-parse reports it at the end (or when the record
+//   grows past MAX_RECORD_CHARS); `skip_records_with_error` + `on_skip` turn that into a problem instead of a stream
+//   error. A stream error would destroy the parser and lose the records still in its buffer.
+// - Invalid UTF-8: fields are decoded by csv-parse (invalid bytes become U+FFFD); a record with U+FFFD in any field
+//   is a problem. A literal U+FFFD in a file is almost always the trace of an earlier bad conversion, so it is
+//   reported the same way.
+// - Row text is never echoed into problems (it carries fetch tokens); only the header row's text goes into `raw`.
+
+import { open } from 'node:fs/promises';
+import { Readable, pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { parse } from 'csv-parse';
+import type { CsvError } from 'csv-parse';
+
+export interface CsvRecord {
+  kind: 'record';
+  source: string;
+  /** 1-based physical line on which the record starts. */
+  line: number;
+  /** Header names, trimmed (the same array for every record of a file). */
+  columns: string[];
+  /** Cell text by column name, exactly as in the file (not trimmed). */
+  values: Record<string, string>;
+}
+
+export interface CsvProblem {
+  kind: 'problem';
+  source: string;
+  line: number;
+  reason: string;
+  /** Only set for header problems: data rows are not echoed because they carry fetch tokens. */
+  raw?: string;
+}
+
+export type CsvItem = CsvRecord | CsvProblem;
+
+/** A record longer than this (in characters) is refused; it is almost always an unclosed quote eating the file. */
+export const MAX_RECORD_CHARS = 4 * 1024 * 1024;
+
+const LF = 0x0a;
+const CR = 0x0d;
+const MAX_RAW_HEADER = 500;
+
+/**
+ * Streams one CSV from a Readable (already opened); `source` is the name used in line references.
+ * `gzip`: true gunzips, false reads as is, undefined (default) gunzips when the data starts with the gzip magic.
+ */
+export function readCsvStream(input: NodeJS.ReadableStream, source: string, opts: { gzip?: boolean } = {}): AsyncIterable<CsvItem> {
+  return iterateCsv(input, source, opts.gzip);
+}
+
+/** Opens a local file path (gunzips when the name ends in .gz, or when the first bytes are the gzip magic) and streams it. */
+export async function* readCsvFile(path: string): AsyncGenerator<CsvItem, void, undefined> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    throw new Error(`cannot open CSV file "${path}": ${messageOf(err)}`, { cause: err });
+  }
+  let head: Buffer;
+  try {
+    const buf = Buffer.alloc(2);
+    const { bytesRead } = await handle.read(buf, 0, 2, 0);
+    head = buf.subarray(0, bytesRead);
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    throw new Error(`cannot read CSV file "${path}": ${messageOf(err)}`, { cause: err });
+  }
+  const gzip = path.toLowerCase().endsWith('.gz') || isGzipMagic(head);
+  // autoClose (default) closes the handle when the stream ends or is destroyed.
+  const stream = handle.createReadStream({ start: 0 });
+  yield* iterateCsv(stream, path, gzip);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+interface ReadContext {
+  /** Set when the underlying input failed (an I/O error: rethrown, never turned into a problem). */
+  ioError?: unknown;
+  /** A problem found below the CSV layer (gzip), reported after the records read before it. */
+  endProblem?: { line: number; reason: string };
+}
+
+interface ParsedRecord {
+  record: string[];
+  raw: string;
+}
+interface SkipMarker {
+  skip: CsvError;
+}
+
+async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: boolean | undefined): AsyncGenerator<CsvItem, void, undefined> {
+  const ctx: ReadContext = {};
+  const normalizer = new LineNormalizer();
+  const bytes = Readable.from(byteSource(input, gzip, normalizer, ctx), { objectMode: false });
+
+  let parser: ReturnType<typeof parse> | undefined = undefined;
+  parser = parse({
+    delimiter: ',',
+    record_delimiter: '\n',
+    bom: false, // the normaliser strips byte order marks
+    relax_quotes: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    skip_records_with_error: true,
+    raw: true,
+    max_record_size: MAX_RECORD_CHARS,
+    on_skip: (err) => {
+      // Called synchronously while parsing: pushing keeps the problem in order with the records around it.
+      if (err !== undefined) parser?.push({ skip: err } satisfies SkipMarker);
+      return undefined;
+    },
+  });
+  pipeline(bytes, parser, () => {
+    // Errors surface through the async iteration below (or are I/O errors tracked in ctx).
+  });
+
+  let nextLine = 1; // physical line on which the next raw text starts
+  let columns: string[] | undefined;
+  const problem = (line: number, reason: string, raw?: string): CsvProblem =>
+    raw === undefined ? { kind: 'problem', source, line, reason } : { kind: 'problem', source, line, reason, raw };
+
+  try {
+    for await (const item of parser as AsyncIterable<ParsedRecord | SkipMarker>) {
+      if ('skip' in item) {
+        const err = item.skip;
+        const raw = typeof err.raw === 'string' ? err.raw : '';
+        const line = nextLine + leadingNewlines(raw);
+        if (err.code === 'CSV_QUOTE_NOT_CLOSED') {
+          yield problem(line, 'a quoted field opened in this row is never closed, so the rest of the file could not be read; fix the quotes in this row');
+        } else if (err.code === 'CSV_MAX_RECORD_SIZE') {
+          yield problem(line, `this row is longer than ${MAX_RECORD_CHARS} characters (most likely an unclosed quote), so the rest of the file was not read`);
+        } else {
+          yield problem(line, `this row could not be parsed (${err.message}); the rest of the file was not read`);
+        }
+        break; // every parse error csv-parse reports in this configuration ends the readable part of the file
+      }
+
+      const { record, raw } = item;
+      const line = nextLine + leadingNewlines(raw);
+      nextLine += countNewlines(raw);
+
+      if (record.every((f) => f.trim() === '')) continue; // blank line, whitespace or only commas
+
+      if (columns === undefined) {
+        const names = record.map((f) => f.trim());
+        const headerProblem = checkHeader(names);
+        if (headerProblem !== undefined) {
+          yield problem(line, headerProblem, clip(raw.replace(/^\n+|\n$/g, ''), MAX_RAW_HEADER));
+          return; // a file without a usable header yields nothing else
+        }
+        columns = names;
+        continue;
+      }
+
+      const quoting = quotingProblem(raw);
+      if (quoting !== undefined) {
+        yield problem(line, quoting);
+        continue;
+      }
+      if (record.length !== columns.length) {
+        yield problem(line, `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}`);
+        continue;
+      }
+      const badIndex = record.findIndex((f) => f.includes('\uFFFD'));
+      if (badIndex !== -1) {
+        yield problem(line, `not valid UTF-8 (column "${columns[badIndex]}"); save the file as UTF-8`);
+        continue;
+      }
+      const header = columns;
+      yield { kind: 'record', source, line, columns: header, values: Object.fromEntries(header.map((c, i) => [c, record[i] ?? ''])) };
+    }
+  } catch (err) {
+    if (ctx.ioError !== undefined) {
+      throw new Error(`error reading "${source}": ${messageOf(ctx.ioError)}`, { cause: ctx.ioError });
+    }
+    if (isCsvError(err)) {
+      yield problem(nextLine, `could not be parsed (${err.message}); the rest of the file was not read`);
+    } else {
+      throw err;
+    }
+  } finally {
+    parser.destroy();
+    bytes.destroy();
+  }
+  if (ctx.endProblem !== undefined) yield problem(ctx.endProblem.line, ctx.endProblem.reason);
+}
+
+/** Produces normalised bytes (complete lines only until the end) from the input, gunzipping when asked or sniffed. */
+async function* byteSource(input: NodeJS.ReadableStream, gzip: boolean | undefined, normalizer: LineNormalizer, ctx: ReadContext): AsyncGenerator<Buffer, void, undefined> {
+  const it = (input as AsyncIterable<string | Buffer>)[Symbol.asyncIterator]();
+  let done = false;
+  const next = async (): Promise<Buffer | undefined> => {
+    let r: IteratorResult<string | Buffer>;
+    try {
+      r = await it.next();
+    } catch (err) {
+      ctx.ioError = err;
+      throw err;
+    }
+    if (r.done === true) {
+      done = true;
+      return undefined;
+    }
+    return typeof r.value === 'string' ? Buffer.from(r.value, 'utf8') : Buffer.from(r.value);
+  };
+
+  try {
+    // Enough bytes to recognise a gzip magic or a byte order mark.
+    let head = Buffer.alloc(0);
+    while (head.length < 4) {
+      const chunk = await next();
+      if (chunk === undefined) break;
+      head = Buffer.concat([head, chunk]);
+    }
+    if (head.length === 0) return; // empty file: nothing at all
+
+    if (!(gzip ?? isGzipMagic(head))) {
+      let out = normalizer.push(head);
+      if (out.length > 0) yield out;
+      for (let chunk = await next(); chunk !== undefined; chunk = await next()) {
+        out = normalizer.push(chunk);
+        if (out.length > 0) yield out;
+      }
+      out = normalizer.finish();
+      if (out.length > 0) yield out;
+      return;
+    }
+
+    const gunzip = createGunzip();
+    const compressed = Readable.from(
+      (async function* () {
+        yield head;
+        for (let chunk = await next(); chunk !== undefined; chunk = await next()) yield chunk;
+      })(),
+      { objectMode: false },
+    );
+    pipeline(compressed, gunzip, () => undefined);
+    try {
+      for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+        const out = normalizer.push(chunk);
+        if (out.length > 0) yield out;
+      }
+    } catch (err) {
+      if (ctx.ioError !== undefined) throw ctx.ioError;
+      // The partial last line is dropped (it may hold half a token); say where reading stopped.
+      const line = normalizer.linesEmitted + 1;
+      const code = (err as { code?: unknown }).code;
+      if (code === 'Z_BUF_ERROR') {
+        ctx.endProblem = { line, reason: `the gzip data is truncated: reading stopped at line ${line}, so that line and everything after it are missing; re-download or re-create the file` };
+      } else if (normalizer.bytesEmitted === 0 && normalizer.linesEmitted === 0) {
+        ctx.endProblem = { line: 1, reason: `the file is not valid gzip data (${messageOf(err)}); nothing was read` };
+      } else {
+        ctx.endProblem = { line, reason: `the gzip data is corrupt (${messageOf(err)}): reading stopped at line ${line}; that line and everything after it were not read` };
+      }
+      return;
+    }
+    const out = normalizer.finish();
+    if (out.length > 0) yield out;
+  } finally {
+    if (!done) await it.return?.();
+  }
+}
+
+/**
+ * Turns a byte stream into UTF-8 with LF line endings, emitting complete lines only (the unterminated tail is held
+ * until more data or finish()). Strips a UTF-8 byte order mark; transcodes UTF-16 (with a byte order mark) to UTF-8.
+ */
+class LineNormalizer {
+  linesEmitted = 0;
+  bytesEmitted = 0;
+  private started = false;
+  private pendingCR = false;
+  private tail: Buffer = Buffer.alloc(0);
+  private utf16?: InstanceType<typeof TextDecoder>;
+
+  push(chunk: Buffer): Buffer {
+    let data = chunk;
+    if (!this.started) {
+      this.started = true;
+      if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3);
+      else if (data[0] === 0xff && data[1] === 0xfe) this.utf16 = new TextDecoder('utf-16le');
+      else if (data[0] === 0xfe && data[1] === 0xff) this.utf16 = new TextDecoder('utf-16be');
+    }
+    if (this.utf16 !== undefined) data = Buffer.from(this.utf16.decode(data, { stream: true }), 'utf8');
+    data = this.fixLineEndings(data);
+    const lastLF = data.lastIndexOf(LF);
+    if (lastLF === -1) {
+      this.tail = this.tail.length === 0 ? data : Buffer.concat([this.tail, data]);
+      return Buffer.alloc(0);
+    }
+    const ready = this.tail.length === 0 ? data.subarray(0, lastLF + 1) : Buffer.concat([this.tail, data.subarray(0, lastLF + 1)]);
+    this.tail = Buffer.from(data.subarray(lastLF + 1));
+    this.count(ready);
+    return ready;
+  }
+
+  finish(): Buffer {
+    let out = this.tail;
+    if (this.utf16 !== undefined) out = Buffer.concat([out, this.fixLineEndings(Buffer.from(this.utf16.decode(), 'utf8'))]);
+    if (this.pendingCR) out = Buffer.concat([out, Buffer.from([LF])]);
+    this.pendingCR = false;
+    this.tail = Buffer.alloc(0);
+    this.count(out);
+    return out;
+  }
+
+  private count(buf: Buffer): void {
+    this.bytesEmitted += buf.length;
+    for (let i = buf.indexOf(LF); i !== -1; i = buf.indexOf(LF, i + 1)) this.linesEmitted++;
+  }
+
+  /** CRLF → LF and lone CR → LF, including a CRLF split across chunks. */
+  private fixLineEndings(data: Buffer): Buffer {
+    if (!this.pendingCR && data.indexOf(CR) === -1) return data;
+    const out = Buffer.allocUnsafe(data.length + 1);
+    let n = 0;
+    for (let i = 0; i < data.length; i++) {
+      const byte = data[i] as number;
+      if (this.pendingCR) {
+        this.pendingCR = false;
+        out[n++] = LF;
+        if (byte === LF) continue;
+      }
+      if (byte === CR) this.pendingCR = true;
+      else out[n++] = byte;
+    }
+    return out.subarray(0, n);
+  }
+}
+
+function checkHeader(names: string[]): string | undefined {
+  const bad = names.findIndex((n) => n.includes('\uFFFD'));
+  if (bad !== -1) return `the header row is not valid UTF-8 (column ${bad + 1}); save the file as UTF-8`;
+  const empty = names.indexOf('');
+  if (empty !== -1) return `column ${empty + 1} of the header has no name; name it or delete the column`;
+  const seen = new Map<string, number>();
+  for (const [i, name] of names.entries()) {
+    const first = seen.get(name);
+    if (first !== undefined) return `column "${name}" appears twice in the header (columns ${first + 1} and ${i + 1}); rename or remove one`;
+    seen.set(name, i);
+  }
+  return undefined;
+}
+
+/**
+ * RFC 4180 check of one record's raw text, for what the relaxed parser lets through: text after the closing
+ * quote of a quoted field. Returns a short description, or undefined when the quoting is sound.
+ */
+function quotingProblem(raw: string): string | undefined {
+  if (!raw.includes('"')) return undefined;
+  const text = raw.replace(/^\n+/, '').replace(/\n$/, '');
+  let field = 1;
+  let i = 0;
+  while (i <= text.length) {
+    if (text[i] === '"') {
+      i++;
+      for (;;) {
+        if (i >= text.length) return `the quoted field ${field} is not closed`;
+        if (text[i] === '"') {
+          if (text[i + 1] === '"') {
+            i += 2;
+            continue;
+          }
+          i++;
+          break;
+        }
+        i++;
+      }
+      if (i < text.length && text[i] !== ',') return `field ${field} has text after its closing quote; quote the whole value and double any quote inside it ("")`;
+    } else {
+      while (i < text.length && text[i] !== ',') i++;
+    }
+    i++; // past the comma (or past the end)
+    field++;
+  }
+  return undefined;
+}
+
+function leadingNewlines(raw: string): number {
+  let n = 0;
+  while (raw.charCodeAt(n) === LF) n++;
+  return n;
+}
+
+function countNewlines(raw: string): number {
+  let n = 0;
+  for (let i = raw.indexOf('\n'); i !== -1; i = raw.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
+function isGzipMagic(head: Buffer): boolean {
+  return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
+}
+
+function isCsvError(err: unknown): err is CsvError {
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && (code.startsWith('CSV_') || code === 'INVALID_OPENING_QUOTE');
+}
+
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,38 @@
+// The BullMQ queue that carries rows from the ingester to the workers, and the options every row job gets.
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import type { ReceiptJobData } from '../types.js';
+import { RECEIPTS_QUEUE, jobIdOf } from '../ledger/keys.js';
+
+export const RECEIPT_JOB = 'receipt';
+/** Name of the custom backoff strategy the workers register (see workers/backoff.ts). */
+export const BACKOFF_TYPE = 'revenuecat';
+
+export type ReceiptsQueue = Queue<ReceiptJobData, void, string>;
+
+export function openReceiptsQueue(connection: ConnectionOptions, prefix: string): ReceiptsQueue {
+  return new Queue<ReceiptJobData, void, string>(RECEIPTS_QUEUE, {
+    connection,
+    prefix,
+    // The events stream is only for dashboards: cap it so a 50-million-row run does not grow it without bound.
+    streams: { events: { maxLen: 10_000 } },
+  });
+}
+
+/** Finished jobs are removed: the run ledger holds every outcome, so Redis does not keep a job per row. */
+export function receiptJobOptions(maxAttempts: number): JobsOptions {
+  return {
+    attempts: maxAttempts,
+    backoff: { type: BACKOFF_TYPE },
+    removeOnComplete: true,
+    removeOnFail: true,
+    stackTraceLimit: 0,
+  };
+}
+
+export async function enqueueRows(queue: ReceiptsQueue, rows: ReceiptJobData[], maxAttempts: number): Promise<void> {
+  if (rows.length === 0) return;
+  const opts = receiptJobOptions(maxAttempts);
+  // addBulk pipelines without MULTI: if it fails halfway, re-ingesting re-adds the rest and the job ids make
+  // the rows that did get in no-ops.
+  await queue.addBulk(rows.map((data) => ({ name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp) } })));
+}

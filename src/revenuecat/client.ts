@@ -1,0 +1,241 @@
+// HTTP client for the two RevenueCat v1 endpoints the pipeline uses: POST /v1/receipts and
+// GET /v1/subscribers/{app_user_id}. Facts: ../shared/REVENUECAT.md.
+//
+// Contract: the request methods never throw for HTTP or network problems; every outcome is an ApiResult
+// that `classify()` (./classify.ts) turns into success / transient / permanent / fatal. The API key is kept
+// in a private field and scrubbed from every message and body this module returns.
+
+import { Pool } from 'undici';
+import type { Platform, ReceiptBody } from './fields.js';
+
+export interface RevenueCatClientOptions {
+  /** e.g. `https://api.revenuecat.com`; may end in '/' and may carry a path prefix (`http://proxy/rc/`). */
+  baseUrl: string;
+  /** The app's public SDK key (`appl_`, `goog_`…) or a secret key (`sk_`). Never logged, never returned. */
+  apiKey: string;
+  /** Deadline for one whole request (connect, headers and body); a hung request ends as a 'timeout' result. */
+  timeoutMs: number;
+  /** Keep-alive connections kept to the API origin (default 10). */
+  connections?: number;
+  userAgent?: string;
+}
+
+export interface ResponseMeta {
+  /** From a body `backoff_ms` when present, else from `Retry-After` (seconds, decimal allowed, or an HTTP date). */
+  retryAfterMs?: number;
+  /** `RevenueCat-Rate-Limit-Current-Limit` (requests per minute). */
+  rateLimitPerMinute?: number;
+  /** `RevenueCat-Rate-Limit-Current-Usage`. */
+  rateLimitUsage?: number;
+}
+
+export type NetworkErrorKind = 'timeout' | 'reset' | 'refused' | 'other';
+
+export type ApiResult =
+  | { kind: 'response'; status: number; body: unknown; headers: ResponseMeta; durationMs: number }
+  | { kind: 'network'; error: NetworkErrorKind; message: string; durationMs: number };
+
+export const DEFAULT_USER_AGENT = 'rc-migrate/0.1.0';
+export const DEFAULT_CONNECTIONS = 10;
+/** How much of a non-JSON body (an HTML error page, say) is kept. */
+export const RAW_BODY_LIMIT = 200;
+
+const REDACTED = '[redacted]';
+
+export class RevenueCatClient {
+  readonly #pool: Pool;
+  readonly #prefix: string;
+  readonly #apiKey: string;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: RevenueCatClientOptions) {
+    if (typeof opts.apiKey !== 'string' || opts.apiKey.trim() === '') throw new Error('RevenueCat API key is empty');
+    // A key with control characters would break (or inject) headers; say so without echoing it.
+    if (/[\0-\x1f\x7f\s]/.test(opts.apiKey)) throw new Error('RevenueCat API key contains whitespace or control characters');
+    if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) throw new Error(`timeoutMs must be a positive number (got ${String(opts.timeoutMs)})`);
+    const connections = opts.connections ?? DEFAULT_CONNECTIONS;
+    if (!Number.isInteger(connections) || connections < 1) throw new Error(`connections must be a positive integer (got ${String(connections)})`);
+    this.#apiKey = opts.apiKey;
+
+    let url: URL;
+    try {
+      url = new URL(opts.baseUrl);
+    } catch {
+      throw new Error(`invalid RevenueCat base URL: ${this.#redact(String(opts.baseUrl))}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new Error(`RevenueCat base URL must be http or https (got ${url.protocol})`);
+    }
+    if (url.search !== '' || url.hash !== '') throw new Error('RevenueCat base URL must not carry a query string or fragment');
+    this.#prefix = url.pathname.replace(/\/+$/, '');
+    this.#timeoutMs = opts.timeoutMs;
+    this.#userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.#pool = new Pool(url.origin, {
+      connections,
+      // undici's own timers back up the AbortSignal below; both end as 'timeout'.
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+      connect: { timeout: opts.timeoutMs },
+      keepAliveTimeout: 4_000,
+      keepAliveMaxTimeout: 60_000,
+    });
+  }
+
+  /** POST /v1/receipts. Always sends `create_events: false` and `should_update_last_seen_fields: false`. */
+  postReceipt(platform: Platform, body: ReceiptBody): Promise<ApiResult> {
+    const payload = { ...body, create_events: false, should_update_last_seen_fields: false };
+    return this.#send('POST', '/v1/receipts', platform, JSON.stringify(payload));
+  }
+
+  /**
+   * GET /v1/subscribers/{app_user_id}. Note: v1 is get-or-create, and updates `last_seen` when X-Platform is
+   * sent, so `platform` is optional and best left out for read-only reconciliation.
+   */
+  getSubscriber(appUserId: string, platform?: Platform): Promise<ApiResult> {
+    return this.#send('GET', `/v1/subscribers/${encodeURIComponent(appUserId)}`, platform, undefined);
+  }
+
+  /** Waits for in-flight requests, then closes the kept-alive connections. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= this.#pool.close().then(
+      () => undefined,
+      () => undefined,
+    );
+    return this.#closing;
+  }
+
+  async #send(method: 'GET' | 'POST', path: string, platform: Platform | undefined, body: string | undefined): Promise<ApiResult> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.#apiKey}`,
+      accept: 'application/json',
+      'user-agent': this.#userAgent,
+    };
+    if (platform !== undefined) headers['x-platform'] = platform;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort(new Error(`request timed out after ${this.#timeoutMs} ms`));
+    }, this.#timeoutMs);
+    try {
+      const res = await this.#pool.request({
+        method,
+        path: this.#prefix + path,
+        headers,
+        body,
+        signal: controller.signal,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+      });
+      const text = this.#redact(await res.body.text());
+      // undici marks the connection idle on the next turn of the event loop; without this yield a caller that
+      // sends its next request straight away finds it busy and the pool opens a second socket.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const parsed = parseBody(text);
+      return { kind: 'response', status: res.statusCode, body: parsed, headers: readMeta(res.headers, parsed), durationMs: elapsed() };
+    } catch (err) {
+      const error = timedOut ? 'timeout' : networkErrorKind(err);
+      const message = timedOut ? `request timed out after ${this.#timeoutMs} ms` : this.#redact(describeError(err));
+      return { kind: 'network', error, message, durationMs: elapsed() };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #redact(text: string): string {
+    return text.split(this.#apiKey).join(REDACTED);
+  }
+}
+
+/** JSON when it parses, else `{ raw }` with the first RAW_BODY_LIMIT characters (empty body → `{ raw: '' }`). */
+export function parseBody(text: string): unknown {
+  if (text.trim() !== '') {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      // fall through
+    }
+  }
+  return { raw: text.slice(0, RAW_BODY_LIMIT) };
+}
+
+type RawHeaders = Record<string, string | string[] | undefined>;
+
+function header(headers: RawHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function nonNegativeInt(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\s*\d+(\.\d+)?\s*$/.test(v)) return undefined;
+  return Math.round(Number(v));
+}
+
+/** Retry-After: delta-seconds (integer or decimal, per the current spec) or an HTTP date; negative/garbage → undefined. */
+export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (v === '') return undefined;
+  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
+  if (/^[+-]?\d/.test(v)) return undefined; // negative or malformed number: not a date either
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
+
+/** `backoff_ms` from a (v2-style) error body, when it is a non-negative finite number. */
+export function bodyBackoffMs(body: unknown): number | undefined {
+  if (typeof body !== 'object' || body === null) return undefined;
+  const b = (body as { backoff_ms?: unknown }).backoff_ms;
+  return typeof b === 'number' && Number.isFinite(b) && b >= 0 ? Math.round(b) : undefined;
+}
+
+function readMeta(headers: RawHeaders, body: unknown): ResponseMeta {
+  const meta: ResponseMeta = {};
+  const retryAfterMs = bodyBackoffMs(body) ?? parseRetryAfter(header(headers, 'retry-after'));
+  if (retryAfterMs !== undefined) meta.retryAfterMs = retryAfterMs;
+  const limit = nonNegativeInt(header(headers, 'revenuecat-rate-limit-current-limit'));
+  if (limit !== undefined) meta.rateLimitPerMinute = limit;
+  const usage = nonNegativeInt(header(headers, 'revenuecat-rate-limit-current-usage'));
+  if (usage !== undefined) meta.rateLimitUsage = usage;
+  return meta;
+}
+
+/** Error codes found on the error, its `cause` chain and AggregateError members (happy-eyeballs connects). */
+function errorCodes(err: unknown, depth = 0): string[] {
+  if (typeof err !== 'object' || err === null || depth > 4) return [];
+  const e = err as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
+  const codes: string[] = [];
+  if (typeof e.code === 'string') codes.push(e.code);
+  if (typeof e.name === 'string') codes.push(e.name);
+  codes.push(...errorCodes(e.cause, depth + 1));
+  if (Array.isArray(e.errors)) for (const inner of e.errors) codes.push(...errorCodes(inner, depth + 1));
+  return codes;
+}
+
+export function networkErrorKind(err: unknown): NetworkErrorKind {
+  const codes = errorCodes(err);
+  const has = (...names: string[]) => names.some((n) => codes.includes(n));
+  if (has('UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError')) {
+    return 'timeout';
+  }
+  if (has('ECONNREFUSED')) return 'refused';
+  if (has('ECONNRESET', 'UND_ERR_SOCKET', 'EPIPE', 'ECONNABORTED', 'SocketError')) return 'reset';
+  return 'other';
+}
+
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const code = (err as { code?: unknown }).code;
+  const cause = (err as { cause?: unknown }).cause;
+  let msg = typeof code === 'string' && !err.message.includes(code) ? `${code}: ${err.message}` : err.message;
+  if (msg.trim() === '' && err instanceof AggregateError) msg = err.errors.map((e) => describeError(e)).join('; ');
+  if (cause instanceof Error && cause.message !== '' && !msg.includes(cause.message)) msg += ` (${describeError(cause)})`;
+  return msg.slice(0, 500);
+}

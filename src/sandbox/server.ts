@@ -1,0 +1,69 @@
+// The listening socket and its lifecycle. close() must be prompt even with requests hanging on purpose, so
+// every socket is tracked and destroyed rather than waited for.
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { SandboxApp } from './app.js';
+import { resolveSandboxOptions, type ResolvedSandboxOptions, type SandboxOptions } from './options.js';
+import type { ReceiptPostCount, SandboxStats } from './stats.js';
+import type { SubscriberJson } from './view.js';
+
+export interface Sandbox {
+  /** e.g. http://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  /** The same object GET /_sandbox/stats returns. */
+  stats(): SandboxStats;
+  /** Change knobs live (e.g. replace apiKeys to simulate a revoked key, raise faults). Throws SandboxOptionsError. */
+  configure(patch: Partial<SandboxOptions>): void;
+  /** Clear subscribers and counters; the knobs stay. */
+  reset(): void;
+  /** Closes the server and destroys open and hanging sockets promptly. */
+  close(): Promise<void>;
+  /** POSTs (and 2xx answers) seen for one (app_user_id, fetch_token) pair. */
+  receiptPostCount(appUserId: string, fetchToken: string): { posts: number; successes: number };
+  receiptPostCounts(): ReceiptPostCount[];
+  /** The stored subscriber (attributes included), without creating it. */
+  peekSubscriber(appUserId: string): SubscriberJson | undefined;
+  /** Current knobs (the clock left out). */
+  options(): Omit<ResolvedSandboxOptions, 'now'>;
+}
+
+export async function startSandbox(options?: SandboxOptions): Promise<Sandbox> {
+  const resolved = resolveSandboxOptions(options);
+  const app = new SandboxApp(resolved);
+  const server = createServer((req, res) => void app.handle(req, res));
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(resolved.port, resolved.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const host = resolved.host.includes(':') ? `[${resolved.host}]` : resolved.host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    stats: () => app.snapshot(),
+    configure: (patch) => app.configure(patch),
+    reset: () => app.reset(),
+    receiptPostCount: (appUserId, fetchToken) => app.receiptPostCount(appUserId, fetchToken),
+    receiptPostCounts: () => app.receiptPostCounts(),
+    peekSubscriber: (appUserId) => app.peekSubscriber(appUserId),
+    options: () => app.currentOptions(),
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        app.shutdown();
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      })),
+  };
+}

@@ -1,0 +1,77 @@
+// The types that cross module boundaries: a queued row, its outcome, and the run's bookkeeping.
+import type { Platform, ReceiptBody } from './revenuecat/fields.js';
+import type { SubscriberSummary } from './revenuecat/subscriber.js';
+
+/** What the ingester puts on the queue for one row. `input` keeps the original cells for failed.csv. */
+export interface ReceiptJobData {
+  run: string;
+  fp: string;
+  src: string;
+  line: number;
+  platform: Platform;
+  body: ReceiptBody;
+  input: Record<string, string>;
+}
+
+export type OutcomeStatus = 'succeeded' | 'failed';
+
+/** One row's final word, as the ledger stores it. */
+export interface Outcome {
+  status: OutcomeStatus;
+  src: string;
+  line: number;
+  fp: string;
+  platform: Platform;
+  app_user_id: string;
+  product_id?: string;
+  token: string; // masked
+  http_status?: number;
+  /** RevenueCat error code when the answer carried one */
+  code?: number;
+  /** machine-readable reason: rc_7103, http_503, timeout, product_not_in_subscriber, transferred … */
+  reason?: string;
+  message?: string;
+  attempts: number;
+  /** when the row was queued */
+  queued_at: string;
+  finished_at: string;
+  subscriber?: SubscriberSummary;
+  /** the input cells, kept for failed rows only so failed.csv can be fed back to `run` */
+  input?: Record<string, string>;
+}
+
+export interface Rejection {
+  src: string;
+  line: number;
+  reason: string;
+  input?: Record<string, string>;
+}
+
+export interface Duplicate {
+  src: string;
+  line: number;
+  first: string; // location of the first row with the same fingerprint
+  fp: string;
+}
+
+/** Counters of a run as stored in its meta hash. */
+export interface RunCounters {
+  rows_read: number;
+  rows_rejected: number;
+  rows_duplicate: number;
+  rows_queued: number;
+  rows_succeeded: number;
+  rows_failed: number;
+  requests_sent: number;
+}
+
+export interface RunState extends RunCounters {
+  run_id: string;
+  started_at?: string;
+  finished_at?: string;
+  ingest: 'pending' | 'running' | 'done';
+  sources: string[];
+  /** requests by HTTP status (or network error name) */
+  by_http_status: Record<string, number>;
+  complete: boolean;
+}

@@ -1,0 +1,24 @@
+// Builds the ledger record of a row from its job, so every path that ends a row writes the same fields.
+import type { Job } from 'bullmq';
+import { maskToken } from '../ingest/fingerprint.js';
+import type { Outcome, ReceiptJobData } from '../types.js';
+
+type Details = Omit<Outcome, 'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input'>;
+
+export function outcomeOf(job: Job<ReceiptJobData, void, string>, details: Details): Outcome {
+  const data = job.data;
+  return {
+    src: data.src,
+    line: data.line,
+    fp: data.fp,
+    platform: data.platform,
+    app_user_id: data.body.app_user_id,
+    ...(data.body.product_id !== undefined ? { product_id: data.body.product_id } : {}),
+    token: maskToken(data.body.fetch_token),
+    queued_at: new Date(job.timestamp).toISOString(),
+    finished_at: new Date().toISOString(),
+    ...details,
+    // Failed rows keep their input so failed.csv can be fed back to `run`; successes need not.
+    ...(details.status === 'failed' ? { input: data.input } : {}),
+  };
+}

@@ -1,0 +1,112 @@
+// What a worker does with one row: take the user's lock, POST the receipt, classify the answer, and either
+// write the row's outcome or hand the job back to BullMQ to be tried again later.
+import { DelayedError, RateLimitError, WaitingError, type Job } from 'bullmq';
+import type { Logger } from '../logger.js';
+import type { RunLedger } from '../ledger/runLedger.js';
+import type { FatalStop } from '../queue/fatalStop.js';
+import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
+import { classify, type Classification } from '../revenuecat/classify.js';
+import type { ApiResult, RevenueCatClient } from '../revenuecat/client.js';
+import { summarizeSubscriber } from '../revenuecat/subscriber.js';
+import { reconcile } from '../reports/reconcile.js';
+import type { Outcome, ReceiptJobData } from '../types.js';
+import { TransientFailure } from './backoff.js';
+import { outcomeOf } from './outcome.js';
+import type { UserLock } from './userLock.js';
+
+export interface ProcessorDeps {
+  client: Pick<RevenueCatClient, 'postReceipt'>;
+  queue: ReceiptsQueue;
+  fatal: FatalStop;
+  userLock: UserLock;
+  ledgerFor: (runId: string) => RunLedger;
+  logger: Logger;
+  maxAttempts: number;
+  rateLimitDefaultWaitMs: number;
+  userBusyDelayMs: number;
+  random?: () => number;
+}
+
+export type ReceiptProcessor = (job: Job<ReceiptJobData, void, string>, token?: string) => Promise<void>;
+
+function statusLabel(result: ApiResult): string {
+  return result.kind === 'response' ? String(result.status) : result.error;
+}
+
+export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
+  const random = deps.random ?? Math.random;
+
+  /** Back to the delayed set without spending an attempt: the row did nothing wrong. */
+  const later = async (job: Job<ReceiptJobData, void, string>, token: string | undefined, ms: number): Promise<never> => {
+    await job.moveToDelayed(Date.now() + ms + Math.round(random() * ms), token);
+    throw new DelayedError();
+  };
+
+  return async function processReceipt(job, token) {
+    const data = job.data;
+    const ledger = deps.ledgerFor(data.run);
+    const lock = await deps.userLock.acquire(data.body.app_user_id);
+    if (!lock) return later(job, token, deps.userBusyDelayMs);
+
+    let result: ApiResult;
+    try {
+      result = await deps.client.postReceipt(data.platform, data.body);
+    } finally {
+      await deps.userLock.release(data.body.app_user_id, lock);
+    }
+    await ledger.countRequest(statusLabel(result));
+    const verdict = classify(result);
+    const attempt = job.attemptsMade + 1;
+    const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });
+
+    const http = result.kind === 'response' ? { http_status: result.status } : {};
+    const failed = (v: Exclude<Classification, { kind: 'success' }>, message: string): Outcome =>
+      outcomeOf(job, { status: 'failed', ...http, ...(v.code !== undefined ? { code: v.code } : {}), reason: v.reason, message, attempts: attempt });
+
+    switch (verdict.kind) {
+      case 'success': {
+        const summary = summarizeSubscriber(verdict.subscriber, data.body.product_id);
+        const check = reconcile(data.body, summary);
+        const outcome = check.ok
+          ? outcomeOf(job, { status: 'succeeded', ...http, attempts: attempt, subscriber: summary })
+          : outcomeOf(job, { status: 'failed', ...http, attempts: attempt, reason: check.reason, message: check.message, subscriber: summary });
+        await ledger.recordOutcome(outcome);
+        if (!check.ok) log.warn({ reason: check.reason }, 'row accepted but not reconciled');
+        return;
+      }
+      case 'permanent':
+        await ledger.recordOutcome(failed(verdict, verdict.message));
+        log.info({ status: verdict.status, code: verdict.code, reason: verdict.reason }, 'row failed permanently');
+        return;
+      case 'fatal':
+        log.error({ status: verdict.status, code: verdict.code }, verdict.message);
+        await deps.fatal.trip({
+          message: verdict.message,
+          status: verdict.status,
+          ...(verdict.code !== undefined ? { code: verdict.code } : {}),
+          run: data.run,
+          at: new Date().toISOString(),
+        });
+        // The row is not at fault: back to waiting with its attempts untouched, sent again once resumed.
+        await job.moveToWait(token);
+        throw new WaitingError();
+      case 'transient': {
+        if (verdict.rateLimited) {
+          // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts.
+          const wait = verdict.retryAfterMs ?? deps.rateLimitDefaultWaitMs;
+          log.warn({ waitMs: wait }, 'rate limited: pausing the queue');
+          await deps.queue.rateLimit(wait);
+          throw new RateLimitError();
+        }
+        if (verdict.userBusy) return later(job, token, Math.max(verdict.retryAfterMs ?? 0, deps.userBusyDelayMs));
+        if (attempt >= deps.maxAttempts) {
+          await ledger.recordOutcome(failed(verdict, `gave up after ${attempt} attempts: ${verdict.message}`));
+          log.warn({ reason: verdict.reason }, 'row failed: out of attempts');
+          return;
+        }
+        log.debug({ reason: verdict.reason }, 'transient failure, will retry');
+        throw new TransientFailure(`${verdict.reason}: ${verdict.message}`, verdict.retryAfterMs);
+      }
+    }
+  };
+}

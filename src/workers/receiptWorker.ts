@@ -1,0 +1,115 @@
+// Starts the BullMQ worker that sends rows, with the queue-wide rate limit, retry strategy and a safety net
+// that gives every row an outcome even when its job fails for a reason the processor did not foresee.
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { RECEIPTS_QUEUE } from '../ledger/keys.js';
+import { RunLedger } from '../ledger/runLedger.js';
+import type { FatalStop } from '../queue/fatalStop.js';
+import { BACKOFF_TYPE, type ReceiptsQueue } from '../queue/receiptsQueue.js';
+import type { RevenueCatClient } from '../revenuecat/client.js';
+import type { ReceiptJobData } from '../types.js';
+import { retryDelay } from './backoff.js';
+import { outcomeOf } from './outcome.js';
+import { createProcessor } from './processor.js';
+import { UserLock } from './userLock.js';
+
+export interface ReceiptWorkerDeps {
+  config: Config;
+  connection: ConnectionOptions;
+  redis: Redis;
+  queue: ReceiptsQueue;
+  fatal: FatalStop;
+  client: Pick<RevenueCatClient, 'postReceipt'>;
+  logger: Logger;
+}
+
+export interface ReceiptWorker {
+  worker: Worker<ReceiptJobData, void, string>;
+  /** Waits for in-flight requests up to the deadline, then forces the close (their jobs return as stalled). */
+  close(deadlineMs?: number): Promise<{ forced: boolean }>;
+}
+
+/** BullMQ's limiter counts jobs per window; rates under 1/s become one job per longer window. */
+export function limiterFor(ratePerSecond: number): { max: number; duration: number } {
+  if (ratePerSecond >= 1) return { max: Math.round(ratePerSecond), duration: 1000 };
+  return { max: 1, duration: Math.round(1000 / ratePerSecond) };
+}
+
+/** How many times a row may be started (rate-limited or its user busy) before it fails for good. */
+const MAX_STARTS = 1000;
+
+export function startReceiptWorker(deps: ReceiptWorkerDeps): ReceiptWorker {
+  const { config, logger } = deps;
+  const ledgers = new Map<string, RunLedger>();
+  const ledgerFor = (runId: string): RunLedger => {
+    let ledger = ledgers.get(runId);
+    if (!ledger) {
+      ledger = new RunLedger(deps.redis, config.prefix, runId);
+      ledgers.set(runId, ledger);
+    }
+    return ledger;
+  };
+  const processor = createProcessor({
+    client: deps.client,
+    queue: deps.queue,
+    fatal: deps.fatal,
+    userLock: new UserLock(deps.redis, config.prefix, config.userLockMs),
+    ledgerFor,
+    logger,
+    maxAttempts: config.maxAttempts,
+    rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
+    userBusyDelayMs: config.userBusyDelayMs,
+  });
+  const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, processor, {
+    connection: deps.connection,
+    prefix: config.prefix,
+    concurrency: config.concurrency,
+    limiter: limiterFor(config.ratePerSecond),
+    maxStartedAttempts: MAX_STARTS,
+    maximumRateLimitDelay: Math.max(30_000, config.rateLimitDefaultWaitMs),
+    settings: {
+      backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
+        type === BACKOFF_TYPE ? retryDelay(attemptsMade, err, { baseMs: config.backoffBaseMs, maxMs: config.backoffMaxMs }) : config.backoffBaseMs,
+    },
+  });
+
+  worker.on('failed', (job: Job<ReceiptJobData, void, string> | undefined, err: Error) => {
+    if (!job) return;
+    const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final) return;
+    const data = job.data;
+    // Only if the processor wrote nothing: this catches bugs, exhausted starts and rows stalled too often.
+    void ledgerFor(data.run)
+      .recordOutcome(
+        outcomeOf(job, {
+          status: 'failed',
+          reason: err.name === 'UnrecoverableError' ? 'too_many_starts' : 'job_failed',
+          message: err.message,
+          attempts: job.attemptsMade,
+        }),
+        { onlyIfAbsent: true },
+      )
+      .catch((e: unknown) => logger.error({ err: e, run: data.run, line: data.line }, 'could not record a failed job'));
+  });
+  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+
+  return {
+    worker,
+    async close(deadlineMs = config.shutdownTimeoutMs) {
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), deadlineMs);
+      });
+      const closed = await Promise.race([worker.close().then(() => 'closed' as const), deadline]);
+      clearTimeout(timer);
+      if (closed === 'deadline') {
+        logger.warn({ deadlineMs }, 'in-flight requests did not finish in time; forcing the worker to close');
+        await worker.close(true);
+        return { forced: true };
+      }
+      return { forced: false };
+    },
+  };
+}

@@ -1,0 +1,407 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { planColumns, PLATFORM_COLUMN_NAMES, type ColumnPlan } from '../src/ingest/columns.js';
+import { MAX_RECORD_CHARS, readCsvFile, readCsvStream, type CsvItem, type CsvProblem, type CsvRecord } from '../src/ingest/readCsv.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rc-migrate-readcsv-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function fixture(name: string, content: string | Buffer): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, content);
+  return path;
+}
+
+async function collect(items: AsyncIterable<CsvItem>): Promise<CsvItem[]> {
+  const out: CsvItem[] = [];
+  for await (const item of items) out.push(item);
+  return out;
+}
+
+async function readFile(name: string, content: string | Buffer): Promise<CsvItem[]> {
+  return collect(readCsvFile(await fixture(name, content)));
+}
+
+/** Compact view: [line, values] for records, [line, 'problem', reason] for problems. */
+function view(items: CsvItem[]): unknown[] {
+  return items.map((i) => (i.kind === 'record' ? [i.line, i.values] : [i.line, 'problem', i.reason]));
+}
+
+const records = (items: CsvItem[]): CsvRecord[] => items.filter((i): i is CsvRecord => i.kind === 'record');
+const problems = (items: CsvItem[]): CsvProblem[] => items.filter((i): i is CsvProblem => i.kind === 'problem');
+
+describe('readCsvFile: structure and line numbers', () => {
+  it('reads a plain file, trims header names, keeps cell text as is and names the source', async () => {
+    const path = await fixture('plain.csv', ' app_user_id , receipt \nu1, tok1 \nu2,tok2\n');
+    const items = await collect(readCsvFile(path));
+    expect(items).toEqual([
+      { kind: 'record', source: path, line: 2, columns: ['app_user_id', 'receipt'], values: { app_user_id: 'u1', receipt: ' tok1 ' } },
+      { kind: 'record', source: path, line: 3, columns: ['app_user_id', 'receipt'], values: { app_user_id: 'u2', receipt: 'tok2' } },
+    ]);
+  });
+
+  it('gives the line a record STARTS on when a quoted field spans lines, and counts it for later records', async () => {
+    const csv = 'a,b,c\n1,"two\nlines",x\n2,"three\n\nlines",y\n3,plain,z\n';
+    const items = await readFile('multiline.csv', csv);
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: 'two\nlines', c: 'x' }],
+      [4, { a: '2', b: 'three\n\nlines', c: 'y' }],
+      [7, { a: '3', b: 'plain', c: 'z' }],
+    ]);
+  });
+
+  it('handles embedded quotes ("") and delimiters inside quotes', async () => {
+    const items = await readFile('quotes.csv', 'a,b\n"say ""hi""","x,y"\n');
+    expect(view(items)).toEqual([[2, { a: 'say "hi"', b: 'x,y' }]]);
+  });
+
+  it('reads CRLF files, including a CRLF inside a quoted field, with correct line numbers', async () => {
+    const csv = 'a,b\r\n1,"x\r\ny"\r\n\r\n2,z\r\n';
+    const items = await readFile('crlf.csv', csv);
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: 'x\ny' }],
+      [5, { a: '2', b: 'z' }],
+    ]);
+  });
+
+  it('reads old Mac CR-only line endings', async () => {
+    const items = await readFile('cr.csv', 'a,b\r1,2\r3,4');
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: '2' }],
+      [3, { a: '3', b: '4' }],
+    ]);
+  });
+
+  it('strips a UTF-8 BOM so the first header name is clean', async () => {
+    const items = await readFile('bom.csv', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('app_user_id,receipt\nu1,t1\n')]));
+    expect(records(items)[0]?.columns).toEqual(['app_user_id', 'receipt']);
+    expect(records(items)[0]?.values).toEqual({ app_user_id: 'u1', receipt: 't1' });
+  });
+
+  it('reads UTF-16LE files that start with a BOM', async () => {
+    const text = Buffer.from('a,b\r\nü1,"x\r\ny"\r\n3,4\r\n', 'utf16le');
+    const items = await readFile('utf16.csv', Buffer.concat([Buffer.from([0xff, 0xfe]), text]));
+    expect(view(items)).toEqual([
+      [2, { a: 'ü1', b: 'x\ny' }],
+      [4, { a: '3', b: '4' }],
+    ]);
+  });
+
+  it('skips blank lines (also whitespace-only and comma-only ones) without shifting line numbers', async () => {
+    const items = await readFile('blank.csv', '\n\na,b\n\n1,2\n   \n,\n\n3,4\n\n');
+    expect(view(items)).toEqual([
+      [5, { a: '1', b: '2' }],
+      [9, { a: '3', b: '4' }],
+    ]);
+  });
+
+  it('reads a last line without a newline', async () => {
+    const items = await readFile('nonl.csv', 'a,b\n1,2');
+    expect(view(items)).toEqual([[2, { a: '1', b: '2' }]]);
+  });
+
+  it('yields nothing for an empty file, a header-only file, or a file of blank lines', async () => {
+    expect(await readFile('empty.csv', '')).toEqual([]);
+    expect(await readFile('header-only.csv', 'app_user_id,receipt\n')).toEqual([]);
+    expect(await readFile('header-only-nonl.csv', 'app_user_id,receipt')).toEqual([]);
+    expect(await readFile('blank-only.csv', '\n\r\n\n')).toEqual([]);
+  });
+
+  it('keeps column names such as __proto__ as ordinary keys', async () => {
+    const items = await readFile('proto.csv', '__proto__,b\nx,y\n');
+    const values = records(items)[0]?.values;
+    expect(Object.keys(values ?? {})).toEqual(['__proto__', 'b']);
+    expect(values?.['__proto__']).toBe('x');
+  });
+});
+
+describe('readCsvFile: bad content becomes problems, never exceptions', () => {
+  it('reports a ragged row with its line and reads the next rows', async () => {
+    const items = await readFile('ragged.csv', 'a,b,c\n1,2,3\n4,5,6,7\n8,9\n10,11,12\n');
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: '2', c: '3' }],
+      [3, 'problem', 'has 4 fields, header has 3'],
+      [4, 'problem', 'has 2 fields, header has 3'],
+      [5, { a: '10', b: '11', c: '12' }],
+    ]);
+  });
+
+  it('reports a duplicate header name at its line and yields nothing else', async () => {
+    const items = await readFile('dup.csv', 'app_user_id,token,token\nu1,a,b\nu2,c,d\n');
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ kind: 'problem', line: 1, raw: 'app_user_id,token,token' });
+    expect((items[0] as CsvProblem).reason).toMatch(/"token" appears twice.*columns 2 and 3/);
+  });
+
+  it('treats names that differ only by surrounding spaces as duplicates', async () => {
+    const items = await readFile('dup-trim.csv', 'a, a\n1,2\n');
+    expect(view(items)).toEqual([[1, 'problem', expect.stringMatching(/"a" appears twice/)]]);
+  });
+
+  it('reports an empty header name and yields nothing else', async () => {
+    const items = await readFile('empty-name.csv', '\napp_user_id,,receipt\nu1,x,t\n');
+    expect(view(items)).toEqual([[2, 'problem', expect.stringMatching(/column 2 of the header has no name/)]]);
+  });
+
+  it('reports text after a closing quote as broken quoting and keeps reading the following rows', async () => {
+    const items = await readFile('badquote.csv', 'a,b\n1,ok\n"x"y,2\n3,4\n"5",6\n');
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: 'ok' }],
+      [3, 'problem', expect.stringMatching(/^field 1 has text after its closing quote/)],
+      [4, { a: '3', b: '4' }],
+      [5, { a: '5', b: '6' }],
+    ]);
+  });
+
+  it('accepts a stray quote inside an unquoted value (unambiguous)', async () => {
+    const items = await readFile('stray.csv', 'a,b\n1,12" pizza\n');
+    expect(view(items)).toEqual([[2, { a: '1', b: '12" pizza' }]]);
+  });
+
+  it('ends with a problem (not an exception) when a quote is never closed, after the rows before it', async () => {
+    const items = await readFile('unclosed.csv', 'a,b\n1,2\n\n3,"never closed\n4,5\n6,7\n');
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: '2' }],
+      [4, 'problem', expect.stringMatching(/^a quoted field opened in this row is never closed/)],
+    ]);
+  });
+
+  it('stops at a problem when an unclosed quote runs past the record size limit', async () => {
+    const filler = 'x'.repeat(1024) + '\n';
+    const body = 'a,b\n1,2\n3,"open\n' + filler.repeat(Math.ceil(MAX_RECORD_CHARS / filler.length) + 10) + '9,9\n';
+    const items = await readFile('huge.csv', body);
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: '2' }],
+      [3, 'problem', expect.stringMatching(/^this row is longer than/)],
+    ]);
+  });
+
+  it('reports invalid UTF-8 in a row (naming the column) and reads the other rows', async () => {
+    const content = Buffer.concat([Buffer.from('app_user_id,receipt\nu1,'), Buffer.from([0xff, 0xfe, 0x41]), Buffer.from('\nu2,t2\n')]);
+    const items = await readFile('badutf8.csv', content);
+    expect(view(items)).toEqual([
+      [2, 'problem', 'not valid UTF-8 (column "receipt"); save the file as UTF-8'],
+      [3, { app_user_id: 'u2', receipt: 't2' }],
+    ]);
+  });
+
+  it('keeps valid multi-byte UTF-8 split across read chunks intact', async () => {
+    const rows = Array.from({ length: 5000 }, (_, i) => `user_é${i},tök€n${i}`).join('\n');
+    const items = await readFile('multibyte.csv', `app_user_id,receipt\n${rows}\n`);
+    expect(problems(items)).toEqual([]);
+    expect(records(items)).toHaveLength(5000);
+    expect(records(items)[4999]?.values).toEqual({ app_user_id: 'user_é4999', receipt: 'tök€n4999' });
+  });
+
+  it('reports an invalid UTF-8 header and yields nothing else', async () => {
+    const items = await readFile('badheader.csv', Buffer.concat([Buffer.from('a,'), Buffer.from([0xc3, 0x28]), Buffer.from('\n1,2\n')]));
+    expect(view(items)).toEqual([[1, 'problem', expect.stringMatching(/header row is not valid UTF-8/)]]);
+  });
+});
+
+describe('readCsvFile: gzip', () => {
+  const csv = 'app_user_id,receipt\n' + Array.from({ length: 2000 }, (_, i) => `user${i},token${i}`).join('\n') + '\n';
+
+  it('gunzips a .gz file', async () => {
+    const items = await readFile('a.csv.gz', gzipSync(csv));
+    expect(records(items)).toHaveLength(2000);
+    expect(records(items)[1999]).toMatchObject({ line: 2001, values: { app_user_id: 'user1999', receipt: 'token1999' } });
+  });
+
+  it('gunzips by magic bytes when the name does not say .gz', async () => {
+    const items = await readFile('sniffed.csv', gzipSync('a,b\n1,2\n'));
+    expect(view(items)).toEqual([[2, { a: '1', b: '2' }]]);
+  });
+
+  it('turns a truncated gzip into a problem after the rows it could read, never half a row', async () => {
+    const gz = gzipSync(csv);
+    const items = await readFile('truncated.csv.gz', gz.subarray(0, Math.floor(gz.length * 0.6)));
+    const recs = records(items);
+    const last = items.at(-1) as CsvProblem;
+    expect(last.kind).toBe('problem');
+    expect(last.reason).toMatch(/gzip data is truncated: reading stopped at line \d+/);
+    expect(problems(items)).toHaveLength(1);
+    expect(recs.length).toBeGreaterThan(100);
+    expect(recs.length).toBeLessThan(2000);
+    // Every record yielded is complete and in order; the problem's line is the first line not read.
+    recs.forEach((r, i) => expect(r.values).toEqual({ app_user_id: `user${i}`, receipt: `token${i}` }));
+    expect(last.line).toBe((recs.at(-1)?.line ?? 1) + 1);
+  });
+
+  it('reports a .gz file that is not gzip data', async () => {
+    const items = await readFile('fake.csv.gz', 'a,b\n1,2\n');
+    expect(view(items)).toEqual([[1, 'problem', expect.stringMatching(/not valid gzip data/)]]);
+  });
+
+  it('yields nothing for an empty .gz file and for a gzip of an empty file', async () => {
+    expect(await readFile('empty.csv.gz', '')).toEqual([]);
+    expect(await readFile('empty-content.csv.gz', gzipSync(''))).toEqual([]);
+  });
+});
+
+describe('readCsvStream and I/O errors', () => {
+  it('reads from a stream, sniffing gzip when not told', async () => {
+    const items = await collect(readCsvStream(Readable.from([gzipSync('a,b\n1,2\n')]), 's3://bucket/x.csv.gz'));
+    expect(items).toEqual([{ kind: 'record', source: 's3://bucket/x.csv.gz', line: 2, columns: ['a', 'b'], values: { a: '1', b: '2' } }]);
+  });
+
+  it('handles a CRLF split between two chunks', async () => {
+    const chunks = ['a,b\r', '\n1,2\r', '\n3,4\r\n'].map((s) => Buffer.from(s));
+    const items = await collect(readCsvStream(Readable.from(chunks), 'chunks', { gzip: false }));
+    expect(view(items)).toEqual([
+      [2, { a: '1', b: '2' }],
+      [3, { a: '3', b: '4' }],
+    ]);
+  });
+
+  it('throws a clear Error naming the path for a missing file', async () => {
+    const missing = join(dir, 'nope.csv');
+    await expect(collect(readCsvFile(missing))).rejects.toThrow(`cannot open CSV file "${missing}"`);
+  });
+
+  it('throws (does not report a problem) when the input stream itself fails', async () => {
+    const failing = new Readable({
+      read() {
+        this.push('a,b\n1,2\n');
+        this.destroy(new Error('connection reset'));
+      },
+    });
+    await expect(collect(readCsvStream(failing, 'remote.csv', { gzip: false }))).rejects.toThrow(/error reading "remote.csv": connection reset/);
+  });
+
+  it('streams: a consumer that stops early releases the input without reading it all', async () => {
+    let produced = 0;
+    let closed = false;
+    async function* big(): AsyncGenerator<Buffer> {
+      try {
+        yield Buffer.from('a,b\n');
+        for (let i = 0; i < 1_000_000; i++) {
+          produced++;
+          yield Buffer.from(`${i},${'x'.repeat(100)}\n`);
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    let seen = 0;
+    for await (const item of readCsvStream(Readable.from(big()), 'big', { gzip: false })) {
+      expect(item.kind).toBe('record');
+      if (++seen === 10) break;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+    expect(closed).toBe(true);
+    expect(produced).toBeLessThan(10_000); // backpressure: far from the million rows
+  });
+});
+
+describe('planColumns', () => {
+  const ok = (columns: string[], opts = {}): ColumnPlan => {
+    const r = planColumns(columns, opts);
+    if ('error' in r) throw new Error(`unexpected error: ${r.error}`);
+    return r.plan;
+  };
+  const err = (columns: string[], opts = {}): string => {
+    const r = planColumns(columns, opts);
+    if (!('error' in r)) throw new Error(`expected an error, got ${JSON.stringify(r.plan)}`);
+    return r.error;
+  };
+
+  it("reads RevenueCat's Apple bulk-import format (app_user_id, receipt)", () => {
+    expect(ok(['app_user_id', 'receipt'], { platform: 'ios' })).toEqual({ fields: { app_user_id: 'app_user_id', receipt: 'fetch_token' }, attributes: {}, ignored: [] });
+  });
+
+  it("reads RevenueCat's Google bulk-import format (app_user_id, product_id, token)", () => {
+    expect(ok(['app_user_id', 'product_id', 'token'], { platform: 'android' })).toEqual({
+      fields: { app_user_id: 'app_user_id', product_id: 'product_id', token: 'fetch_token' },
+      attributes: {},
+      ignored: [],
+    });
+  });
+
+  it("reads RevenueCat's Stripe bulk-import format (app_user_id, subscription_token)", () => {
+    expect(ok(['app_user_id', 'subscription_token'], { platform: 'stripe' }).fields).toEqual({ app_user_id: 'app_user_id', subscription_token: 'fetch_token' });
+  });
+
+  it('makes $ columns attributes named exactly as the column, and ignores unknown columns', () => {
+    const plan = ok(['app_user_id', 'receipt', '$email', '$displayName', 'notes', 'create_events'], { platform: 'ios' });
+    expect(plan.attributes).toEqual({ $email: '$email', $displayName: '$displayName' });
+    expect(plan.ignored).toEqual(['notes', 'create_events']);
+  });
+
+  it('matches aliases and field names case-insensitively; platform aliases store and x-platform', () => {
+    expect(ok(['User_ID', 'Purchase_Token', 'X-Platform', 'PRICE']).fields).toEqual({ User_ID: 'app_user_id', Purchase_Token: 'fetch_token', 'X-Platform': 'platform', PRICE: 'price' });
+    expect(ok(['app_user_id', 'fetch_token', 'Store']).fields).toEqual({ app_user_id: 'app_user_id', fetch_token: 'fetch_token', Store: 'platform' });
+    expect([...PLATFORM_COLUMN_NAMES].sort()).toEqual(['platform', 'store', 'x-platform']);
+  });
+
+  it('--map renames a column to a field and --attribute makes a column an attribute', () => {
+    const plan = ok(['uid', 'blob', 'os', 'tier'], { map: { uid: 'app_user_id', blob: 'fetch_token', os: 'platform' }, attributes: ['tier'] });
+    expect(plan).toEqual({ fields: { uid: 'app_user_id', blob: 'fetch_token', os: 'platform' }, attributes: { tier: 'tier' }, ignored: [] });
+  });
+
+  it('an explicit --map picks between two columns that would be the same field; the other is ignored', () => {
+    const plan = ok(['app_user_id', 'receipt', 'token'], { platform: 'ios', map: { token: 'fetch_token' } });
+    expect(plan.fields).toEqual({ app_user_id: 'app_user_id', token: 'fetch_token' });
+    expect(plan.ignored).toEqual(['receipt']);
+  });
+
+  it('refuses files that cannot work, saying what to do', () => {
+    expect(err(['user', 'receipt'], { platform: 'ios' })).toBe('no column for app_user_id: name it app_user_id or user_id, or pass --map yourcolumn=app_user_id');
+    expect(err(['app_user_id', 'blob'], { platform: 'ios' })).toBe(
+      'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token',
+    );
+    expect(err(['app_user_id', 'receipt'])).toMatch(/^no platform: add a platform column .* or pass --platform/);
+    expect(err(['app_user_id', 'receipt', 'token'], { platform: 'ios' })).toBe(
+      'columns "receipt" and "token" would all be fetch_token; remove all but one, or choose with --map receipt=fetch_token',
+    );
+    expect(err(['app_user_id', 'user_id', 'receipt'], { platform: 'ios' })).toMatch(/"app_user_id" and "user_id" would all be app_user_id/);
+  });
+
+  it('refuses a fixed platform whose required field has no column', () => {
+    expect(err(['app_user_id', 'token'], { platform: 'android' })).toBe('android rows require product_id: add a product_id column, or pass --map yourcolumn=product_id');
+    expect(err(['app_user_id', 'receipt'], { platform: 'amazon' })).toMatch(/^amazon rows require store_user_id/);
+    // With a platform column each row decides: no file-level refusal.
+    expect(ok(['app_user_id', 'token', 'platform']).fields.platform).toBe('platform');
+  });
+
+  it('validates --map and --attribute', () => {
+    expect(err(['app_user_id', 'x'], { platform: 'ios', map: { x: 'receipt_data' } })).toMatch(/^--map x=receipt_data: "receipt_data" is not a field; use one of app_user_id, fetch_token/);
+    expect(err(['app_user_id', 'receipt'], { platform: 'ios', map: { missing: 'fetch_token' } })).toMatch(/^--map missing=fetch_token: the file has no column "missing"/);
+    expect(err(['a', 'b', 'receipt'], { platform: 'ios', map: { a: 'app_user_id', b: 'app_user_id' } })).toMatch(/--map sends columns "a" and "b" all to app_user_id/);
+    expect(err(['app_user_id', 'receipt'], { platform: 'ios', attributes: ['tier'] })).toMatch(/^--attribute tier: the file has no column "tier"/);
+    expect(err(['app_user_id', 'receipt', 'x'], { platform: 'ios', map: { x: 'product_id' }, attributes: ['x'] })).toMatch(/both to --map and to --attribute/);
+    // The historical-import flags are set by the pipeline, never by a row.
+    expect(err(['app_user_id', 'receipt', 'ce'], { platform: 'ios', map: { ce: 'create_events' } })).toMatch(/"create_events" is not a field/);
+  });
+
+  it("enforces RevenueCat's attribute name limits", () => {
+    expect(err(['app_user_id', 'receipt', 'a b'], { platform: 'ios', attributes: ['a b'] })).toMatch(/attribute name "a b" contains whitespace/);
+    const long = 'x'.repeat(41);
+    expect(err(['app_user_id', 'receipt', long], { platform: 'ios', attributes: [long] })).toMatch(/longer than 40 characters/);
+    const many = Array.from({ length: 51 }, (_, i) => `$a${i}`);
+    expect(err(['app_user_id', 'receipt', ...many], { platform: 'ios' })).toMatch(/51 columns would be attributes; RevenueCat accepts at most 50/);
+  });
+
+  it('spots a file separated by semicolons or tabs', () => {
+    expect(err(['app_user_id;receipt'], { platform: 'ios' })).toMatch(/seems to use ";" between columns; save it as comma-separated CSV/);
+    expect(err(['app_user_id\treceipt'], { platform: 'ios' })).toMatch(/seems to use tabs/);
+  });
+
+  it('works on the columns readCsvFile yields', async () => {
+    const items = await readFile('google.csv', 'app_user_id,product_id,token,$email\nu1,sku,tok,a@b.c\n');
+    const rec = records(items)[0];
+    expect(rec).toBeDefined();
+    const plan = ok(rec?.columns ?? [], { platform: 'android' });
+    expect(plan.attributes).toEqual({ $email: '$email' });
+    expect(Object.keys(plan.fields).every((c) => c in (rec?.values ?? {}))).toBe(true);
+  });
+});
