@@ -72,7 +72,8 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     const previous = await ctx.fatal.clear();
     if (previous) log.warn({ previous: previous.message }, 'a previous run was stopped by a fatal API answer; resuming the queue');
     const ledger = ctx.ledger(runId);
-    const worker = startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger: log });
+    // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
+    const worker = startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
     let ingestResult: IngestResult | undefined;
     try {
       log.info({ sources: opts.sources }, 'run started');

@@ -29,7 +29,10 @@ export interface IngestProgress {
 
 export interface IngestResult {
   rowsRead: number;
+  /** rows queued for the first time */
   queued: number;
+  /** rows this run had already queued without an outcome yet: queued again, which is a no-op if still waiting */
+  requeued: number;
   rejected: number;
   duplicates: number;
   /** rows of this run that already had an outcome (a re-ingest after a stop) */
@@ -45,7 +48,7 @@ export interface IngestDeps {
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
   const { ledger, logger } = deps;
-  const result: IngestResult = { rowsRead: 0, queued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, aborted: false };
+  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, aborted: false };
   await ledger.beginIngest(opts.sources);
   let pending: ReceiptJobData[] = [];
 
@@ -58,7 +61,11 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       const row = rows[i] as ReceiptJobData;
       switch (admission.kind) {
         case 'new':
+          result.queued++;
+          toQueue.push(row);
+          break;
         case 'requeue':
+          result.requeued++;
           toQueue.push(row);
           break;
         case 'done':
@@ -70,7 +77,6 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       }
     }
     await enqueueRows(deps.queue, toQueue, opts.maxAttempts);
-    result.queued += toQueue.length;
   };
 
   for (const source of opts.sources) {
