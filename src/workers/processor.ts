@@ -72,6 +72,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
           : outcomeOf(job, { status: 'failed', ...http, attempts: attempt, reason: check.reason, message: check.message, subscriber: summary });
         await ledger.recordOutcome(outcome);
         if (!check.ok) log.warn({ reason: check.reason }, 'row accepted but not reconciled');
+        else log.debug({ status: verdict.status, product: summary.product_found }, 'row succeeded');
         return;
       }
       case 'permanent':

@@ -1,0 +1,143 @@
+// The CLI as a user runs it: a separate Node process, configuration from the environment, exit codes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ingestSources } from '../src/commands/ingest.js';
+import { RunLedger } from '../src/ledger/runLedger.js';
+import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
+import { openRedis } from '../src/redis.js';
+import { silentLogger } from '../src/logger.js';
+import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string>, onSpawn?: (pid: number) => void): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    if (child.pid) onSpawn?.(child.pid);
+  });
+}
+
+describe('rc-migrate CLI', () => {
+  let sandbox: Sandbox;
+  let dir: string;
+  let good: string;
+  let mixed: string;
+  const prefix = uniquePrefix('cli');
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+    dir = await tempDir('cli');
+    good = await writeCsv(dir, 'good.csv', ['app_user_id', 'receipt'], [
+      ['alice', token(1)],
+      ['bob', token(2)],
+    ]);
+    mixed = await writeCsv(dir, 'mixed.csv', ['app_user_id', 'receipt'], [
+      ['carol', token(3)],
+      ['null', token(4)],
+      ['dave', token(5, 'invalid')],
+    ]);
+    env = {
+      REDIS_URL: redisUrl(),
+      RC_MIGRATE_PREFIX: prefix,
+      REVENUECAT_API_URL: sandbox.url,
+      REVENUECAT_API_KEY: SANDBOX_KEY,
+      LOG_LEVEL: 'debug',
+      RC_MIGRATE_REPORT_DIR: join(dir, 'reports'),
+    };
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await dropPrefix(prefix);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('exits 0 when every row succeeded, and keeps the key and tokens out of its output', async () => {
+    const r = await cli(['run', good, '--platform', 'ios', '--run-id', 'cli-good'], env);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/succeeded\s+2/);
+    expect(r.stdout).toContain(join(dir, 'reports', 'cli-good'));
+    const output = r.stdout + r.stderr;
+    expect(output).not.toContain(SANDBOX_KEY);
+    expect(output).not.toContain(token(1));
+    expect(r.stderr).toContain('"level":20'); // debug logs were on, so the check above saw them
+  });
+
+  it('exits 1 when rows failed or were rejected', async () => {
+    const r = await cli(['run', mixed, '--platform', 'ios', '--run-id', 'cli-mixed'], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/succeeded\s+1/);
+    expect(r.stdout).toMatch(/failed\s+1/);
+    expect(r.stdout).toMatch(/rejected\s+1/);
+  });
+
+  it.each([
+    ['no API key', ['run', 'x.csv'], { REVENUECAT_API_KEY: '' }, /REVENUECAT_API_KEY is not set/],
+    ['Redis not reachable', ['run', 'GOOD'], { REDIS_URL: 'redis://127.0.0.1:1' }, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
+    ['missing source file', ['run', '/nonexistent/receipts.csv'], {}, /source not found: \/nonexistent\/receipts.csv/],
+    ['unknown flag', ['run', 'GOOD', '--frobnicate'], {}, /unknown option/],
+    ['bad number in the environment', ['run', 'GOOD'], { RC_MIGRATE_RATE: 'fast' }, /ratePerSecond \(from environment variable RC_MIGRATE_RATE\)/],
+    ['bad API URL', ['run', 'GOOD'], { REVENUECAT_API_URL: 'api.revenuecat.com' }, /apiUrl .*http\(s\) URL/],
+    ['bad --map', ['run', 'GOOD', '--map', 'receipt=receipt_data'], {}, /not a POST \/v1\/receipts field/],
+    ['bad run id', ['run', 'GOOD', '--run-id', 'a:b'], {}, /run id "a:b" is not valid/],
+    ['report of an unknown run', ['report', '--run-id', 'no-such-run'], {}, /no run "no-such-run"/],
+  ])('exits 2 with a message for a configuration error: %s', async (_name, args, extra, message) => {
+    const r = await cli(args.map((a) => (a === 'GOOD' ? good : a)), { ...env, ...extra });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+  });
+
+  it('work: SIGTERM lets in-flight requests finish, records them, and leaves no job active', async () => {
+    sandbox.configure({ latencyMs: 400 });
+    try {
+      const rows = Array.from({ length: 40 }, (_, i) => ['ios', `sig-${i}`, token(100 + i)]);
+      const source = await writeCsv(dir, 'sig.csv', ['platform', 'app_user_id', 'fetch_token'], rows);
+      const config = testConfig(prefix, sandbox.url);
+      await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'sig' });
+      const before = sandbox.stats().successfulReceipts;
+      let pid = 0;
+      const exited = cli(['work', '--concurrency', '6', '--rate', '100'], env, (p) => (pid = p));
+      const deadline = Date.now() + 10_000;
+      while (sandbox.stats().inFlight < 3 && Date.now() < deadline) await sleep(10);
+      expect(sandbox.stats().inFlight).toBeGreaterThanOrEqual(3);
+      process.kill(pid, 'SIGTERM');
+      const r = await exited;
+      expect(r.code).toBe(0);
+
+      const redis = openRedis(redisUrl());
+      const queue = openReceiptsQueue(redis, prefix);
+      try {
+        const counts = await queue.getJobCounts('active', 'wait', 'delayed', 'prioritized');
+        expect(counts.active).toBe(0);
+        const state = await new RunLedger(redis, prefix, 'sig').state();
+        const sent = sandbox.stats().successfulReceipts - before;
+        // Every request that reached the API has its outcome; the rest are still queued.
+        expect(state.rows_succeeded).toBe(sent);
+        expect(sent).toBeGreaterThanOrEqual(3);
+        expect(counts.wait + counts.delayed + counts.prioritized).toBe(40 - sent);
+      } finally {
+        await queue.close();
+        redis.disconnect();
+      }
+    } finally {
+      sandbox.configure({ latencyMs: 0 });
+    }
+  });
+});

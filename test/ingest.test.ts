@@ -1,0 +1,123 @@
+// The ingester against real Redis and BullMQ: idempotent re-ingest, duplicates, unusable files, and
+// workers started apart from the ingest (`ingest` + `work`), as on a multi-machine setup.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ingestSources } from '../src/commands/ingest.js';
+import { startWorkers } from '../src/commands/work.js';
+import { reportRun } from '../src/commands/report.js';
+import { RunLedger } from '../src/ledger/runLedger.js';
+import { openRedis } from '../src/redis.js';
+import { silentLogger } from '../src/logger.js';
+import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import type { Config } from '../src/config.js';
+
+async function waitComplete(config: Config, runId: string, timeoutMs = 30_000): Promise<void> {
+  const redis = openRedis(config.redisUrl);
+  try {
+    const ledger = new RunLedger(redis, config.prefix, runId);
+    const deadline = Date.now() + timeoutMs;
+    while (!(await ledger.state()).complete) {
+      if (Date.now() > deadline) throw new Error(`run ${runId} did not complete in ${timeoutMs} ms`);
+      await sleep(50);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+describe('ingest + work', () => {
+  let sandbox: Sandbox;
+  let dir: string;
+  const prefix = uniquePrefix('ingest');
+  const logger = silentLogger();
+
+  beforeAll(async () => {
+    sandbox = await startSandbox({ latencyMs: 1 });
+    dir = await tempDir('ingest');
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await dropPrefix(prefix);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('queues a file once however often it is ingested into one run, and records duplicates by line', async () => {
+    const rows = Array.from({ length: 200 }, (_, i) => ['android', `u${i % 40}`, token(i), 'gold']);
+    rows.push(['android', 'u1', token(1), 'gold']); // line 203 repeats line 3
+    const source = await writeCsv(dir, 'a.csv', ['platform', 'app_user_id', 'fetch_token', 'product_id'], rows);
+    const config = testConfig(prefix, sandbox.url, { ingestChunkSize: 37 });
+
+    const first = await ingestSources({ config, logger, sources: [source], runId: 'twice' });
+    expect(first.result).toMatchObject({ queued: 200, duplicates: 1, rejected: 0 });
+    const second = await ingestSources({ config, logger, sources: [source, source], runId: 'twice' });
+    expect(second.result).toMatchObject({ queued: 0, duplicates: 0, requeued: 400 });
+
+    const workers = await startWorkers({ config, logger });
+    try {
+      await waitComplete(config, 'twice');
+    } finally {
+      await workers.close();
+    }
+    const stats = sandbox.stats();
+    expect(stats.receiptPosts.total).toBe(200);
+    expect(stats.receiptPosts.maxPerReceipt).toBe(1);
+
+    // After the run finished, ingesting again finds every row done and sends nothing.
+    const third = await ingestSources({ config, logger, sources: [source], runId: 'twice' });
+    expect(third.result).toMatchObject({ queued: 0, requeued: 0, alreadyDone: 200 });
+    const report = await reportRun({ config, runId: 'twice', outDir: `${dir}/twice` });
+    expect(report.summary).toMatchObject({ status: 'complete', rows_read: 201, rows_succeeded: 200, rows_duplicate: 1 });
+    expect(report.exitCode).toBe(0);
+  });
+
+  it('rejects every row of a file whose header cannot be used, each with its line', async () => {
+    const source = await writeCsv(dir, 'nohdr.csv', ['platform', 'user', 'receipt_blob'], [
+      ['ios', 'a', 'x'],
+      ['ios', 'b', 'y'],
+    ]);
+    const config = testConfig(prefix, sandbox.url);
+    const { result, exitCode } = await ingestSources({ config, logger, sources: [source], runId: 'nohdr' });
+    expect(result).toMatchObject({ rejected: 2, queued: 0 });
+    expect(exitCode).toBe(1);
+    const redis = openRedis(redisUrl());
+    try {
+      const ledger = new RunLedger(redis, prefix, 'nohdr');
+      const rejections = [];
+      for await (const r of ledger.rejections()) rejections.push(r);
+      expect(rejections.map((r) => r.line).sort()).toEqual([2, 3]);
+      expect(rejections[0]?.reason).toMatch(/app_user_id/);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('fails a row whose store stays down after the configured attempts, with the code and count', async () => {
+    const source = await writeCsv(dir, 'down.csv', ['platform', 'app_user_id', 'fetch_token'], [
+      ['ios', 'down-1', token(1, 'storedown')],
+      ['ios', 'ok-1', token(2)],
+    ]);
+    const config = testConfig(prefix, sandbox.url, { maxAttempts: 3 });
+    await ingestSources({ config, logger, sources: [source], runId: 'down' });
+    const workers = await startWorkers({ config, logger });
+    try {
+      await waitComplete(config, 'down');
+    } finally {
+      await workers.close();
+    }
+    const redis = openRedis(redisUrl());
+    try {
+      const ledger = new RunLedger(redis, prefix, 'down');
+      const outcomes = [];
+      for await (const o of ledger.outcomes()) outcomes.push(o);
+      const down = outcomes.find((o) => o.app_user_id === 'down-1');
+      expect(down).toMatchObject({ status: 'failed', reason: 'rc_7101', code: 7101, http_status: 500, attempts: 3 });
+      expect(down?.message).toMatch(/^gave up after 3 attempts/);
+      expect(outcomes.find((o) => o.app_user_id === 'ok-1')?.status).toBe('succeeded');
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
