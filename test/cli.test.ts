@@ -131,7 +131,7 @@ describe('rc-migrate CLI', () => {
         // Every request that reached the API has its outcome; the rest are still queued.
         expect(state.rows_succeeded).toBe(sent);
         expect(sent).toBeGreaterThanOrEqual(3);
-        expect(counts.wait + counts.delayed + counts.prioritized).toBe(40 - sent);
+        expect((counts.wait ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0)).toBe(40 - sent);
       } finally {
         await queue.close();
         redis.disconnect();

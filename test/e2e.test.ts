@@ -112,8 +112,8 @@ describe('run: CSV → queue → /v1/receipts → report, through faults', () =>
       expect(row.error_message).not.toBe('');
       expect(row.fetch_token).toContain('sbx-invalid');
     }
-    expect(rejected.filter((r) => r.error_reason.includes('ISO 4217')).length).toBeGreaterThan(0);
-    expect(rejected.filter((r) => r.error_reason.includes('blocklisted')).length).toBeGreaterThan(0);
+    expect(rejected.filter((r) => r.error_reason?.includes('ISO 4217')).length).toBeGreaterThan(0);
+    expect(rejected.filter((r) => r.error_reason?.includes('blocklisted')).length).toBeGreaterThan(0);
     for (const d of dups) expect(d.duplicate_of).toBe(`${source}#${Number(d.line) - 5}`);
     // Tokens are masked in succeeded.csv.
     for (const row of succeeded.slice(0, 50)) expect(row.token).toMatch(/^.{4}….{4}$/);
