@@ -44,14 +44,15 @@ async function answers(url: string): Promise<boolean> {
 let stopContainer: (() => Promise<unknown>) | undefined;
 
 export async function setup(project: TestProject): Promise<void> {
-  let url = process.env.REDIS_URL;
-  if (!url && (await dockerAnswers())) {
+  let url: string | undefined;
+  // The probe answers at once when there is no Docker socket, so the fallback costs nothing.
+  if (await dockerAnswers()) {
     const { RedisContainer } = await import('@testcontainers/redis');
     const container = await new RedisContainer('redis:7-alpine').start();
     stopContainer = () => container.stop();
     url = container.getConnectionUrl();
   }
-  url ??= 'redis://127.0.0.1:6379';
+  url ??= process.env.REDIS_URL || 'redis://127.0.0.1:6379';
   if (!(await answers(url))) {
     throw new Error(`no Redis answers at ${url}: start one (redis-server --daemonize yes --port 6379 --save "") or set REDIS_URL`);
   }
