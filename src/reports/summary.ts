@@ -1,0 +1,79 @@
+// summary.json: the run's counters from the ledger plus breakdowns computed from the outcomes themselves.
+import type { FatalReason } from '../queue/fatalStop.js';
+import type { Outcome, RunState } from '../types.js';
+
+export type RunStatus = 'complete' | 'in_progress' | 'stopped';
+
+export interface Reconciliation {
+  /** the subscriber shows the row's product */
+  product_confirmed: number;
+  /** the row named no product, so only the user was checked */
+  product_not_checked: number;
+  product_not_in_subscriber: number;
+  transferred: number;
+}
+
+export interface Summary {
+  run_id: string;
+  status: RunStatus;
+  started_at: string | null;
+  finished_at: string | null;
+  sources: string[];
+  rows_read: number;
+  rows_rejected: number;
+  rows_duplicate: number;
+  rows_queued: number;
+  rows_succeeded: number;
+  rows_failed: number;
+  /** queued rows without an outcome yet */
+  rows_pending: number;
+  requests_sent: number;
+  /** every request sent, by HTTP status or network error (timeout, reset, refused) */
+  by_http_status: Record<string, number>;
+  /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
+  by_error_code: Record<string, number>;
+  reconciliation: Reconciliation;
+  fatal?: { message: string; status: number; code?: number; at: string };
+}
+
+/** Accumulates the breakdowns that need every outcome, in one pass. */
+export class OutcomeTally {
+  readonly byErrorCode: Record<string, number> = {};
+  readonly reconciliation: Reconciliation = { product_confirmed: 0, product_not_checked: 0, product_not_in_subscriber: 0, transferred: 0 };
+
+  add(o: Outcome): void {
+    if (o.status === 'failed') {
+      const key = o.reason ?? 'unknown';
+      this.byErrorCode[key] = (this.byErrorCode[key] ?? 0) + 1;
+      if (o.reason === 'product_not_in_subscriber' || o.reason === 'transferred') this.reconciliation[o.reason]++;
+      return;
+    }
+    if (o.subscriber?.product_found === 'not_checked') this.reconciliation.product_not_checked++;
+    else this.reconciliation.product_confirmed++;
+  }
+}
+
+export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalReason | undefined): Summary {
+  // The pause is queue-wide: whichever run tripped it, every unfinished run is stopped until it is cleared.
+  const stopped = fatal !== undefined && !state.complete;
+  const status: RunStatus = state.complete ? 'complete' : stopped ? 'stopped' : 'in_progress';
+  return {
+    run_id: state.run_id,
+    status,
+    started_at: state.started_at ?? null,
+    finished_at: state.complete ? (state.finished_at ?? null) : null,
+    sources: state.sources,
+    rows_read: state.rows_read,
+    rows_rejected: state.rows_rejected,
+    rows_duplicate: state.rows_duplicate,
+    rows_queued: state.rows_queued,
+    rows_succeeded: state.rows_succeeded,
+    rows_failed: state.rows_failed,
+    rows_pending: Math.max(0, state.rows_queued - state.rows_succeeded - state.rows_failed),
+    requests_sent: state.requests_sent,
+    by_http_status: state.by_http_status,
+    by_error_code: tally.byErrorCode,
+    reconciliation: tally.reconciliation,
+    ...(stopped && fatal ? { fatal: { message: fatal.message, status: fatal.status, ...(fatal.code !== undefined ? { code: fatal.code } : {}), at: fatal.at } } : {}),
+  };
+}

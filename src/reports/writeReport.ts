@@ -1,0 +1,181 @@
+// Writes a run's report directory from its ledger: summary.json, succeeded.csv, failed.csv, rejected.csv and
+// duplicates.csv. Failed and rejected rows keep their input cells first, so either file can be fixed up and
+// fed back to `rc-migrate run` as it is.
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { stringify } from 'csv-stringify';
+import type { RunLedger } from '../ledger/runLedger.js';
+import type { FatalReason } from '../queue/fatalStop.js';
+import type { Duplicate, Outcome, Rejection } from '../types.js';
+import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
+import { buildSummary, OutcomeTally, type Summary } from './summary.js';
+
+export interface ReportFiles {
+  dir: string;
+  summary: string;
+  succeeded: string;
+  failed: string;
+  rejected: string;
+  duplicates: string;
+}
+
+export const SUCCEEDED_COLUMNS = [
+  'source',
+  'line',
+  'platform',
+  'app_user_id',
+  'product_id',
+  'token',
+  'http_status',
+  'attempts',
+  'original_app_user_id',
+  'product_found',
+  'active_entitlements',
+  'queued_at',
+  'finished_at',
+] as const;
+
+/** Columns appended to failed.csv and rejected.csv. Prefixed so they never clash with input columns. */
+export const FAILED_COLUMNS = ['error_source', 'error_line', 'error_reason', 'error_code', 'error_http_status', 'error_message', 'error_attempts'] as const;
+export const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const;
+export const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
+
+type Cells = Record<string, string | number | undefined>;
+
+async function writeCsv(path: string, columns: readonly string[], rows: Iterable<Cells> | AsyncIterable<Cells>): Promise<number> {
+  const out = createWriteStream(path);
+  const csv = stringify({ header: true, columns: [...columns] });
+  csv.pipe(out);
+  let n = 0;
+  for await (const row of rows) {
+    if (!csv.write(row)) await once(csv, 'drain');
+    n++;
+  }
+  csv.end();
+  await once(out, 'finish');
+  return n;
+}
+
+const byPlace = (a: { src: string; line: number }, b: { src: string; line: number }): number =>
+  a.src < b.src ? -1 : a.src > b.src ? 1 : a.line - b.line;
+
+/**
+ * Input columns of the rows, in the order first seen, without error columns of an earlier report (a failed.csv
+ * fed back in would otherwise grow a second set). A platform column is added when the input had none (the
+ * file's platform came from --platform), so that the rows stand on their own.
+ */
+function inputColumns(rows: { input?: Record<string, string> }[], withPlatform: boolean): string[] {
+  const seen = new Set<string>();
+  for (const row of rows) for (const col of Object.keys(row.input ?? {})) if (!col.startsWith('error_')) seen.add(col);
+  const columns = [...seen];
+  if (withPlatform && !columns.some((c) => PLATFORM_COLUMN_NAMES.includes(c.trim().toLowerCase()))) columns.push('platform');
+  return columns;
+}
+
+function inputCells(input: Record<string, string> | undefined, columns: string[], platform?: string): Cells {
+  const cells: Cells = {};
+  for (const col of columns) cells[col] = input?.[col] ?? (col === 'platform' ? platform : undefined);
+  return cells;
+}
+
+export interface WriteReportOptions {
+  dir: string;
+  fatal?: FatalReason;
+}
+
+/** Reads everything the ledger holds for the run and writes the report; returns the summary. */
+export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): Promise<{ summary: Summary; files: ReportFiles }> {
+  await mkdir(opts.dir, { recursive: true });
+  const files: ReportFiles = {
+    dir: opts.dir,
+    summary: join(opts.dir, 'summary.json'),
+    succeeded: join(opts.dir, 'succeeded.csv'),
+    failed: join(opts.dir, 'failed.csv'),
+    rejected: join(opts.dir, 'rejected.csv'),
+    duplicates: join(opts.dir, 'duplicates.csv'),
+  };
+  const state = await ledger.state();
+  const tally = new OutcomeTally();
+  // HSCAN may return an entry twice while the hash grows (a report of a running run): keep the first.
+  const seen = state.complete ? undefined : new Set<string>();
+  const failed: Outcome[] = [];
+
+  async function* succeeded(): AsyncIterable<Cells> {
+    for await (const o of ledger.outcomes()) {
+      if (seen) {
+        if (seen.has(o.fp)) continue;
+        seen.add(o.fp);
+      }
+      tally.add(o);
+      if (o.status === 'failed') {
+        failed.push(o);
+        continue;
+      }
+      const sub = o.subscriber;
+      yield {
+        source: o.src,
+        line: o.line,
+        platform: o.platform,
+        app_user_id: o.app_user_id,
+        product_id: o.product_id,
+        token: o.token,
+        http_status: o.http_status,
+        attempts: o.attempts,
+        original_app_user_id: sub?.original_app_user_id,
+        product_found: sub?.product_found,
+        active_entitlements: sub?.active_entitlements.map((e) => `${e.id}@${e.expires_date ?? 'never'}`).join(';'),
+        queued_at: o.queued_at,
+        finished_at: o.finished_at,
+      };
+    }
+  }
+  // Succeeded rows stream in ledger order (there may be millions); failures are few and are sorted by place.
+  await writeCsv(files.succeeded, SUCCEEDED_COLUMNS, succeeded());
+
+  failed.sort(byPlace);
+  const failedCols = inputColumns(failed, true);
+  await writeCsv(
+    files.failed,
+    [...failedCols, ...FAILED_COLUMNS],
+    failed.map((o) => ({
+      ...inputCells(o.input, failedCols, o.platform),
+      error_source: o.src,
+      error_line: o.line,
+      error_reason: o.reason,
+      error_code: o.code,
+      error_http_status: o.http_status,
+      error_message: o.message,
+      error_attempts: o.attempts,
+    })),
+  );
+
+  const rejected: Rejection[] = [];
+  for await (const r of ledger.rejections()) rejected.push(r);
+  rejected.sort(byPlace);
+  const rejectedCols = inputColumns(rejected, false);
+  await writeCsv(
+    files.rejected,
+    [...rejectedCols, ...REJECTED_COLUMNS],
+    dedupeByPlace(rejected).map((r) => ({ ...inputCells(r.input, rejectedCols), error_source: r.src, error_line: r.line, error_reason: r.reason })),
+  );
+
+  const duplicates: Duplicate[] = [];
+  for await (const d of ledger.duplicates()) duplicates.push(d);
+  duplicates.sort(byPlace);
+  await writeCsv(
+    files.duplicates,
+    DUPLICATE_COLUMNS,
+    dedupeByPlace(duplicates).map((d) => ({ source: d.src, line: d.line, duplicate_of: d.first })),
+  );
+
+  const summary = buildSummary(state, tally, opts.fatal);
+  await writeFile(files.summary, `${JSON.stringify({ ...summary, files }, null, 2)}\n`);
+  return { summary, files };
+}
+
+/** Sorted input: drops the repeats HSCAN may return for a growing hash. */
+function dedupeByPlace<T extends { src: string; line: number }>(rows: T[]): T[] {
+  return rows.filter((r, i) => i === 0 || byPlace(rows[i - 1] as T, r) !== 0);
+}
