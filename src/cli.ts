@@ -22,11 +22,12 @@ function withConfigFlags(cmd: Command): Command {
     .option('--redis <url>', 'Redis URL (env REDIS_URL)')
     .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
     .option('--api-url <url>', 'RevenueCat API base URL (env REVENUECAT_API_URL)')
-    .option('--rate <perSecond>', 'requests per second for the whole queue, across all workers (env RC_MIGRATE_RATE)')
+    .option('--rate <rate>', 'request rate for the whole queue, across all workers: 20, 20/s or 1200/min (env RC_MIGRATE_RATE)')
     .option('--concurrency <n>', 'requests in flight per process (env RC_MIGRATE_CONCURRENCY)')
     .option('--max-attempts <n>', 'attempts per row for transient failures (env RC_MIGRATE_MAX_ATTEMPTS)')
     .option('--timeout <ms>', 'request timeout in ms (env RC_MIGRATE_TIMEOUT_MS)')
-    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env LOG_LEVEL)');
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (env LOG_LEVEL)')
+    .option('--high-water-mark <rows>', 'ingest pauses while more rows than this wait in the queue; 0 = never (env RC_MIGRATE_HIGH_WATER_MARK)');
 }
 
 function withColumnFlags(cmd: Command): Command {
@@ -45,6 +46,7 @@ interface ConfigFlags {
   maxAttempts?: string;
   timeout?: string;
   logLevel?: string;
+  highWaterMark?: string;
   out?: string;
 }
 
@@ -59,6 +61,7 @@ function configFrom(flags: ConfigFlags): Config {
       maxAttempts: flags.maxAttempts,
       requestTimeoutMs: flags.timeout,
       logLevel: flags.logLevel,
+      highWaterMark: flags.highWaterMark,
     },
   });
 }
@@ -195,18 +198,20 @@ export function buildProgram(): Command {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--api-key <key>', 'accepted API key (repeatable; default appl_sandbox_key)', collect)
     .option('--rate-limit <perSecond>', 'requests per second before 429 (0 = none)')
+    .option('--no-rate-limit-headers', 'do not announce the limit in RevenueCat-Rate-Limit-* headers')
     .option('--latency <ms>', 'added latency per request')
     .option('--latency-jitter <ms>', 'random extra latency up to this')
     .option('--fault-5xx <rate>', 'share of requests answered with a 5xx (0..1)')
     .option('--reset-rate <rate>', 'share of connections reset (0..1)')
     .option('--hang-rate <rate>', 'share of requests never answered (0..1)')
     .option('--seed <n>', 'seed of the fault generator')
-    .action(async (flags: Record<string, string | string[] | undefined>) => {
+    .action(async (flags: Record<string, string | string[] | boolean | undefined>) => {
       const options = parseSandboxOptions({
         port: flags.port,
         host: flags.host,
         apiKeys: flags.apiKey,
         rateLimitPerSecond: flags.rateLimit,
+        rateLimitHeaders: flags.rateLimitHeaders,
         latencyMs: flags.latency,
         latencyJitterMs: flags.latencyJitter,
         fault5xxRate: flags.fault5xx,

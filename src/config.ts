@@ -26,6 +26,8 @@ export const configSchema = z.object({
   userLockMs: positiveInt,
   shutdownTimeoutMs: positiveInt,
   ingestChunkSize: positiveInt.max(10000),
+  /** The ingester pauses while the queue holds more rows than this waiting to be sent (0 = never pauses). */
+  highWaterMark: z.number().int().min(0),
   reportDir: z.string().min(1),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
@@ -43,6 +45,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_MAX_ATTEMPTS: 'maxAttempts',
   RC_MIGRATE_TIMEOUT_MS: 'requestTimeoutMs',
   RC_MIGRATE_REPORT_DIR: 'reportDir',
+  RC_MIGRATE_HIGH_WATER_MARK: 'highWaterMark',
   LOG_LEVEL: 'logLevel',
 };
 
@@ -61,7 +64,16 @@ const NUMERIC = new Set<keyof Config>(
     .map(([k]) => k as keyof Config),
 );
 
+/** "20", "20/s", "1200/min", "72000/h": requests per second. undefined when it is none of those. */
+export function parseRate(value: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*(s|sec|second|m|min|minute|h|hour))?\s*$/i.exec(value);
+  if (!m) return undefined;
+  const per = (m[2] ?? 's').toLowerCase()[0];
+  return Number(m[1]) / (per === 'h' ? 3600 : per === 'm' ? 60 : 1);
+}
+
 function coerce(key: keyof Config, value: unknown): unknown {
+  if (key === 'ratePerSecond' && typeof value === 'string') return parseRate(value) ?? value;
   if (typeof value === 'string' && NUMERIC.has(key)) {
     const n = Number(value);
     return value.trim() === '' || Number.isNaN(n) ? value : n;

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, checkRunId, loadConfig, newRunId, requireApiKey } from '../src/config.js';
 import { retryDelay, TransientFailure } from '../src/workers/backoff.js';
-import { limiterFor } from '../src/workers/receiptWorker.js';
+import { limiterFor } from '../src/workers/rateController.js';
 
 describe('loadConfig', () => {
   it('layers defaults, environment and flags in that order', () => {
@@ -56,7 +56,9 @@ describe('retry timing', () => {
   });
 
   it('turns a request rate into BullMQ limiter windows', () => {
-    expect(limiterFor(20)).toEqual({ max: 20, duration: 1000 });
+    expect(limiterFor(20)).toEqual({ max: 2, duration: 100 });
+    expect(limiterFor(100)).toEqual({ max: 10, duration: 100 });
+    expect(limiterFor(15)).toEqual({ max: 2, duration: 133 });
     expect(limiterFor(0.5)).toEqual({ max: 1, duration: 2000 });
   });
 });

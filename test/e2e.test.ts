@@ -53,7 +53,8 @@ describe('run: CSV → queue → /v1/receipts → report, through faults', () =>
   const prefix = uniquePrefix('e2e');
 
   beforeAll(async () => {
-    sandbox = await startSandbox({ rateLimitPerSecond: 400, fault5xxRate: 0.07, resetRate: 0.03, latencyMs: 2, seed: 42 });
+    // No rate-limit headers: the pipeline has to find the limit by its 429s.
+    sandbox = await startSandbox({ rateLimitPerSecond: 400, rateLimitHeaders: false, fault5xxRate: 0.07, resetRate: 0.03, latencyMs: 2, seed: 42 });
     dir = await tempDir('e2e');
   });
   afterAll(async () => {

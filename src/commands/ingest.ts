@@ -29,6 +29,7 @@ export async function ingestSources(opts: IngestCommandOptions): Promise<{ resul
         columns: opts.columns ?? {},
         chunkSize: opts.config.ingestChunkSize,
         maxAttempts: opts.config.maxAttempts,
+        highWaterMark: opts.config.highWaterMark,
         ...(opts.signal ? { signal: opts.signal } : {}),
       },
     );

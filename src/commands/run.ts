@@ -73,7 +73,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     if (previous) log.warn({ previous: previous.message }, 'a previous run was stopped by a fatal API answer; resuming the queue');
     const ledger = ctx.ledger(runId);
     // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
-    const worker = startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
+    const worker = await startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
     let ingestResult: IngestResult | undefined;
     try {
       log.info({ sources: opts.sources }, 'run started');
@@ -85,6 +85,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
           columns: opts.columns ?? {},
           chunkSize: config.ingestChunkSize,
           maxAttempts: config.maxAttempts,
+          highWaterMark: config.highWaterMark,
           signal: stop.signal,
         },
       );

@@ -19,7 +19,7 @@ export async function startWorkers(opts: { config: Config; logger: Logger }): Pr
   const previous = await ctx.fatal.clear();
   if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
   const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
-  const worker = startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
+  const worker = await startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
   let watch: NodeJS.Timeout | undefined;
   const fatal = new Promise<string>((resolve) => {
     watch = setInterval(() => {

@@ -2,6 +2,7 @@
 // ends in the ledger as queued, rejected (with its line and reason) or a duplicate of an earlier line.
 import type { Logger } from '../logger.js';
 import type { RunLedger } from '../ledger/runLedger.js';
+import { waitBelowHighWater } from '../queue/highWater.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
@@ -15,6 +16,8 @@ export interface IngestOptions {
   columns: ColumnOptions;
   chunkSize: number;
   maxAttempts: number;
+  /** pause reading while more rows than this wait in the queue (0 = never) */
+  highWaterMark: number;
   /** Stops reading between chunks when set (SIGINT): what was read is queued, the rest is read next time. */
   signal?: AbortSignal;
   /** Called after each chunk, for progress display. */
@@ -76,6 +79,11 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           break;
       }
     }
+    await waitBelowHighWater(deps.queue, {
+      highWaterMark: opts.highWaterMark,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
+    });
     await enqueueRows(deps.queue, toQueue, opts.maxAttempts);
   };
 

@@ -317,7 +317,7 @@ export class SandboxApp {
 
   private rateHeaders(): Record<string, string> {
     const perSecond = this.options.rateLimitPerSecond;
-    if (perSecond <= 0) return {};
+    if (perSecond <= 0 || !this.options.rateLimitHeaders) return {};
     return {
       'RevenueCat-Rate-Limit-Current-Limit': String(perSecond * 60),
       'RevenueCat-Rate-Limit-Current-Usage': String(this.limiter.usagePerMinute()),

@@ -10,6 +10,8 @@ export interface SandboxOptions {
   apiKeys?: string[];
   /** 0 = unlimited. Sliding 1-second window over POST /v1/receipts and GET /v1/subscribers. */
   rateLimitPerSecond?: number;
+  /** Send RevenueCat-Rate-Limit-Current-Limit/-Usage headers when a limit is set (v2 does; v1 may not). */
+  rateLimitHeaders?: boolean;
   latencyMs?: number;
   latencyJitterMs?: number;
   fault5xxRate?: number;
@@ -28,6 +30,7 @@ export const DEFAULT_SANDBOX_OPTIONS: Readonly<ResolvedSandboxOptions> = Object.
   host: '127.0.0.1',
   apiKeys: ['appl_sandbox_key'],
   rateLimitPerSecond: 0,
+  rateLimitHeaders: true,
   latencyMs: 0,
   latencyJitterMs: 0,
   fault5xxRate: 0,
@@ -53,6 +56,7 @@ export const sandboxOptionsSchema = z.strictObject({
   host: z.string().min(1).optional(),
   apiKeys: apiKeys.optional(),
   rateLimitPerSecond: z.coerce.number().int().min(0).optional(),
+  rateLimitHeaders: z.preprocess((v) => (v === 'false' ? false : v === 'true' ? true : v), z.boolean()).optional(),
   latencyMs: millis.optional(),
   latencyJitterMs: millis.optional(),
   fault5xxRate: rate.optional(),

@@ -24,6 +24,8 @@ export interface ProcessorDeps {
   maxAttempts: number;
   rateLimitDefaultWaitMs: number;
   userBusyDelayMs: number;
+  /** sees every answer before it is acted on: the rate controller learns limits and 429s from it */
+  observe?: (result: ApiResult, verdict: Classification) => Promise<void>;
   random?: () => number;
 }
 
@@ -56,6 +58,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     }
     await ledger.countRequest(statusLabel(result));
     const verdict = classify(result);
+    await deps.observe?.(result, verdict);
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });
 

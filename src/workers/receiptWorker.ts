@@ -14,6 +14,8 @@ import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
+import { concurrencyFor, limiterFor, RateController } from './rateController.js';
+import { performance } from 'node:perf_hooks';
 
 export interface ReceiptWorkerDeps {
   config: Config;
@@ -27,21 +29,20 @@ export interface ReceiptWorkerDeps {
 
 export interface ReceiptWorker {
   worker: Worker<ReceiptJobData, void, string>;
+  rate: RateController;
   /** Waits for in-flight requests up to the deadline, then forces the close (their jobs return as stalled). */
   close(deadlineMs?: number): Promise<{ forced: boolean }>;
-}
-
-/** BullMQ's limiter counts jobs per window; rates under 1/s become one job per longer window. */
-export function limiterFor(ratePerSecond: number): { max: number; duration: number } {
-  if (ratePerSecond >= 1) return { max: Math.round(ratePerSecond), duration: 1000 };
-  return { max: 1, duration: Math.round(1000 / ratePerSecond) };
 }
 
 /** How many times a row may be started (rate-limited or its user busy) before it fails for good. */
 const MAX_STARTS = 1000;
 
-export function startReceiptWorker(deps: ReceiptWorkerDeps): ReceiptWorker {
+export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
+  const rate = new RateController(deps.redis, config.prefix, { configuredRate: config.ratePerSecond, logger });
+  const initial = await rate.start();
+  // Seconds per job, smoothed: with the rate it tells how many requests must be in flight.
+  let jobSeconds: number | undefined;
   const ledgers = new Map<string, RunLedger>();
   const ledgerFor = (runId: string): RunLedger => {
     let ledger = ledgers.get(runId);
@@ -61,12 +62,25 @@ export function startReceiptWorker(deps: ReceiptWorkerDeps): ReceiptWorker {
     maxAttempts: config.maxAttempts,
     rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
     userBusyDelayMs: config.userBusyDelayMs,
+    observe: async (result, verdict) => {
+      if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) await rate.limitAnnounced(result.headers.rateLimitPerMinute);
+      if (verdict.kind === 'transient' && verdict.rateLimited) await rate.rateLimited();
+    },
   });
-  const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, processor, {
+  const timed: typeof processor = async (job, token) => {
+    const started = performance.now();
+    try {
+      return await processor(job, token);
+    } finally {
+      const s = (performance.now() - started) / 1000;
+      jobSeconds = jobSeconds === undefined ? s : jobSeconds * 0.9 + s * 0.1;
+    }
+  };
+  const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, timed, {
     connection: deps.connection,
     prefix: config.prefix,
     concurrency: config.concurrency,
-    limiter: limiterFor(config.ratePerSecond),
+    limiter: limiterFor(initial.rate),
     maxStartedAttempts: MAX_STARTS,
     maximumRateLimitDelay: Math.max(30_000, config.rateLimitDefaultWaitMs),
     settings: {
@@ -95,9 +109,33 @@ export function startReceiptWorker(deps: ReceiptWorkerDeps): ReceiptWorker {
   });
   worker.on('error', (err) => logger.error({ err }, 'worker error'));
 
+  // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
+  rate.onChange((s) => {
+    worker.opts.limiter = limiterFor(s.rate);
+  });
+  const resize = (): void => {
+    if (jobSeconds === undefined) return;
+    const wanted = concurrencyFor(rate.current.rate, jobSeconds * 1000, config.concurrency);
+    if (wanted !== worker.concurrency) {
+      logger.debug({ concurrency: wanted, rate: rate.current.rate, jobMs: Math.round(jobSeconds * 1000) }, 'concurrency resized');
+      worker.concurrency = wanted;
+    }
+    if (wanted === config.concurrency && rate.current.rate * jobSeconds > config.concurrency) {
+      logger.warn({ concurrency: config.concurrency, needed: Math.ceil(rate.current.rate * jobSeconds) }, 'latency caps the rate: raise --concurrency');
+    }
+  };
+  const ticker = setInterval(() => {
+    rate
+      .refresh()
+      .then(resize)
+      .catch((err: unknown) => logger.warn({ err }, 'could not refresh the shared rate'));
+  }, 1000);
+
   return {
     worker,
+    rate,
     async close(deadlineMs = config.shutdownTimeoutMs) {
+      clearInterval(ticker);
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);
