@@ -27,7 +27,7 @@ export function spawnNode(script, args, { env = {}, nodeArgs = [], name = script
   const shown = show ?? `node ${[...nodeArgs.map((a) => (a.startsWith('file:') ? relative(ROOT, new URL(a).pathname) : a)), relative(ROOT, script), ...args].join(' ')}`;
   const envShown = Object.entries(env)
     .filter(([k]) => !k.startsWith('BENCH_'))
-    .map(([k, v]) => `${k}=${k === 'REVENUECAT_API_KEY' ? v : v}`)
+    .map(([k, v]) => `${k}=${v}`)
     .join(' ');
   commandLog.push(`${envShown ? `${envShown} ` : ''}${shown}`);
   child.name = name;
@@ -62,7 +62,7 @@ export function spawnNode(script, args, { env = {}, nodeArgs = [], name = script
 
 /** Spawns `node dist/cli.js …`. */
 export function spawnCli(args, opts = {}) {
-  return spawnNode(CLI, args, { name: `rc-migrate ${args[0]}`, ...opts, show: opts.show ?? `node dist/cli.js ${args.join(' ')}` });
+  return spawnNode(CLI, args, { name: `rc-migrate ${args[0]}`, ...opts });
 }
 
 export const alive = (child) => child.exitCode === null && child.signalCode === null && children.has(child);

@@ -1,0 +1,244 @@
+// Rate control against a sandbox that enforces a limit: queue-wide pauses on 429, the announced limit,
+// two worker processes sharing one rate, the per-user lock across processes, and the ingest high-water mark.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { runMigration } from '../src/commands/run.js';
+import { ingestSources } from '../src/commands/ingest.js';
+import { startWorkers } from '../src/commands/work.js';
+import { RunLedger } from '../src/ledger/runLedger.js';
+import { queuedRows } from '../src/queue/highWater.js';
+import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
+import { openRedis } from '../src/redis.js';
+import { rateKey } from '../src/workers/rateController.js';
+import { silentLogger } from '../src/logger.js';
+import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import type { Config } from '../src/config.js';
+import type { Outcome } from '../src/types.js';
+import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+const HEADER = ['platform', 'app_user_id', 'fetch_token'];
+
+async function outcomesOf(config: Config, runId: string): Promise<Outcome[]> {
+  const redis = openRedis(config.redisUrl);
+  try {
+    const all: Outcome[] = [];
+    for await (const o of new RunLedger(redis, config.prefix, runId).outcomes()) all.push(o);
+    return all;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function waitComplete(config: Config, runId: string, timeoutMs: number): Promise<void> {
+  const redis = openRedis(config.redisUrl);
+  try {
+    const ledger = new RunLedger(redis, config.prefix, runId);
+    const deadline = Date.now() + timeoutMs;
+    while (!(await ledger.state()).complete) {
+      if (Date.now() > deadline) throw new Error(`run ${runId} did not complete within ${timeoutMs} ms: ${JSON.stringify(await ledger.state())}`);
+      await sleep(100);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** A `rc-migrate work` process; resolves its stderr once it exits. */
+function workProcess(env: Record<string, string>, args: string[]): { child: ChildProcess; done: Promise<{ code: number | null; stderr: string }> } {
+  const child = spawn(process.execPath, [CLI, 'work', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
+  return { child, done };
+}
+
+describe('rate control', () => {
+  let sandbox: Sandbox;
+  let dir: string;
+  const prefixes: string[] = [];
+  const prefix = (name: string): string => {
+    const p = uniquePrefix(name);
+    prefixes.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+    dir = await tempDir('rate');
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    for (const p of prefixes) await dropPrefix(p);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a 429 pauses the whole queue, costs no attempt, lowers the shared rate, and the queue resumes', async () => {
+    sandbox.reset();
+    sandbox.configure({ rateLimitPerSecond: 10, rateLimitHeaders: false, latencyMs: 5 });
+    const p = prefix('pause');
+    const config = testConfig(p, sandbox.url, { ratePerSecond: 80, concurrency: 8 });
+    const rows = Array.from({ length: 60 }, (_, i) => ['ios', `p-${i}`, token(i)]);
+    const source = await writeCsv(dir, 'pause.csv', HEADER, rows);
+
+    const redis = openRedis(redisUrl());
+    const queue = openReceiptsQueue(redis, p);
+    let maxTtl = 0;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        maxTtl = Math.max(maxTtl, await queue.getRateLimitTtl());
+        await sleep(20);
+      }
+    })();
+    try {
+      const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'pause', outDir: join(dir, 'pause') });
+      watching = false;
+      await watcher;
+      expect(result.exitCode).toBe(0);
+      expect(result.summary.rows_succeeded).toBe(60);
+      expect(sandbox.stats().rateLimited).toBeGreaterThan(0);
+      expect(result.summary.by_http_status['429']).toBe(sandbox.stats().rateLimited);
+      // The queue as a whole was held for the Retry-After (1 s), not just the one job.
+      expect(maxTtl).toBeGreaterThan(100);
+      // 429s never count as attempts.
+      const outcomes = await outcomesOf(config, 'pause');
+      expect(outcomes.every((o) => o.attempts === 1)).toBe(true);
+      // And the shared rate came down from 80.
+      expect(Number(await redis.hget(rateKey(p), 'rate'))).toBeLessThan(80);
+    } finally {
+      watching = false;
+      await queue.close();
+      redis.disconnect();
+    }
+  });
+
+  it('adopts the limit the API announces in RevenueCat-Rate-Limit-Current-Limit', async () => {
+    sandbox.reset();
+    sandbox.configure({ rateLimitPerSecond: 15, rateLimitHeaders: true, latencyMs: 5 });
+    const p = prefix('announce');
+    const config = testConfig(p, sandbox.url, { ratePerSecond: 200, concurrency: 8 });
+    const rows = Array.from({ length: 60 }, (_, i) => ['ios', `a-${i}`, token(i)]);
+    const source = await writeCsv(dir, 'announce.csv', HEADER, rows);
+    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'announce', outDir: join(dir, 'announce') });
+    expect(result.summary.rows_succeeded).toBe(60);
+    const redis = openRedis(redisUrl());
+    try {
+      const shared = await redis.hgetall(rateKey(p));
+      expect(Number(shared.ceiling)).toBe(15);
+      expect(Number(shared.rate)).toBeLessThanOrEqual(15);
+    } finally {
+      redis.disconnect();
+    }
+    // Only requests sent before the first answer announced the limit could have been refused.
+    expect(sandbox.stats().rateLimited).toBeLessThanOrEqual(8);
+  });
+
+  it('two worker processes share one rate and stay within the limit the sandbox enforces', async () => {
+    sandbox.reset();
+    sandbox.configure({ rateLimitPerSecond: 25, rateLimitHeaders: false, latencyMs: 20 });
+    const p = prefix('two');
+    const config = testConfig(p, sandbox.url, { ratePerSecond: 20 });
+    const rows = Array.from({ length: 160 }, (_, i) => ['android', `t-${i}`, token(i), 'gold']);
+    const source = await writeCsv(dir, 'two.csv', [...HEADER, 'product_id'], rows);
+    await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'two' });
+
+    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'debug' };
+    const started = Date.now();
+    const a = workProcess(env, ['--rate', '20', '--concurrency', '8']);
+    const b = workProcess(env, ['--rate', '1200/min', '--concurrency', '8']);
+    try {
+      await waitComplete(config, 'two', 60_000);
+    } finally {
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+    }
+    const elapsed = (Date.now() - started) / 1000;
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect(sandbox.stats().rateLimited).toBe(0);
+    expect(sandbox.stats().successfulReceipts).toBe(160);
+    // Both processes sent rows, and together they kept to 20/s: 160 rows take at least ~8 s.
+    expect(ra.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(10);
+    expect(rb.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(10);
+    expect(elapsed).toBeGreaterThan(7);
+  });
+
+  it('never has two requests in flight for one user, across two processes, with many rows per user', async () => {
+    sandbox.reset();
+    sandbox.configure({ rateLimitPerSecond: 0, latencyMs: 15, latencyJitterMs: 10 });
+    const p = prefix('users');
+    const config = testConfig(p, sandbox.url);
+    // 12 users with 25 receipts each, interleaved so that every fetch of jobs holds several rows per user.
+    const rows = Array.from({ length: 300 }, (_, i) => ['ios', `busy-${i % 12}`, token(i)]);
+    const source = await writeCsv(dir, 'users.csv', HEADER, rows);
+    await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'users' });
+    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'warn' };
+    const a = workProcess(env, ['--rate', '500', '--concurrency', '16']);
+    const b = workProcess(env, ['--rate', '500', '--concurrency', '16']);
+    try {
+      await waitComplete(config, 'users', 90_000);
+    } finally {
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+      await Promise.all([a.done, b.done]);
+    }
+    const stats = sandbox.stats();
+    expect(stats.successfulReceipts).toBe(300);
+    expect(stats.overlaps).toBe(0);
+    expect(stats.maxInFlightPerUser).toBe(1);
+    // Waiting for a busy user never spends an attempt.
+    const outcomes = await outcomesOf(config, 'users');
+    expect(outcomes).toHaveLength(300);
+    expect(outcomes.every((o) => o.status === 'succeeded' && o.attempts === 1)).toBe(true);
+  });
+
+  it('the ingester holds the queue under its high-water mark on a file far larger than it', async () => {
+    sandbox.reset();
+    sandbox.configure({ rateLimitPerSecond: 0, latencyMs: 0, latencyJitterMs: 0 });
+    const p = prefix('hwm');
+    const config = testConfig(p, sandbox.url, { highWaterMark: 500, ingestChunkSize: 100, ratePerSecond: 5000, concurrency: 32 });
+    const rows = Array.from({ length: 12_000 }, (_, i) => ['ios', `h-${i}`, token(i)]);
+    const source = await writeCsv(dir, 'hwm.csv', HEADER, rows);
+    const redis = openRedis(redisUrl());
+    const queue = openReceiptsQueue(redis, p);
+    let maxQueued = 0;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        maxQueued = Math.max(maxQueued, await queuedRows(queue));
+        await sleep(5);
+      }
+    })();
+    try {
+      // No workers yet: the ingester must stop at the mark and wait.
+      const ingesting = ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'hwm' });
+      await sleep(1500);
+      const parked = await queuedRows(queue);
+      expect(parked).toBeGreaterThanOrEqual(500);
+      expect(parked).toBeLessThanOrEqual(600);
+      const state = await new RunLedger(redis, p, 'hwm').state();
+      expect(state.ingest).toBe('running');
+      // Workers drain it; the ingester resumes and finishes, never letting the queue grow past the mark.
+      const workers = await startWorkers({ config, logger: silentLogger() });
+      try {
+        const { result } = await ingesting;
+        expect(result.queued).toBe(12_000);
+        await waitComplete(config, 'hwm', 60_000);
+      } finally {
+        await workers.close();
+      }
+      watching = false;
+      await watcher;
+      expect(maxQueued).toBeLessThanOrEqual(600);
+      expect(sandbox.stats().successfulReceipts).toBe(12_000);
+    } finally {
+      watching = false;
+      await queue.close();
+      redis.disconnect();
+    }
+  });
+});
