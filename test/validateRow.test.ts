@@ -403,9 +403,9 @@ describe('fetch_token, attributes, other cells', () => {
 });
 
 describe('fingerprint and maskToken', () => {
-  it('is 32 hex characters, stable, and differs when any part differs', () => {
+  it('is 22 base64url characters, stable, and differs when any part differs', () => {
     const fp = fingerprint('ios', 'user', 'token');
-    expect(fp).toMatch(/^[0-9a-f]{32}$/);
+    expect(fp).toMatch(/^[A-Za-z0-9_-]{22}$/);
     expect(fingerprint('ios', 'user', 'token')).toBe(fp);
     expect(fingerprint('macos', 'user', 'token')).not.toBe(fp);
     expect(fingerprint('ios', 'User', 'token')).not.toBe(fp);

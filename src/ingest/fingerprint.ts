@@ -6,7 +6,7 @@ import type { Platform } from '../revenuecat/fields.js';
 /**
  * sha256 over platform, App User ID and fetch token, each prefixed with its UTF-8 byte length
  * (`<len>:<bytes>`), so no choice of values can make two different triples hash the same input.
- * Hex, first 32 characters (128 bits).
+ * base64url, first 22 characters (132 bits): shorter than hex, because the run ledger stores one per row.
  */
 export function fingerprint(platform: Platform, appUserId: string, fetchToken: string): string {
   const hash = createHash('sha256');
@@ -14,7 +14,7 @@ export function fingerprint(platform: Platform, appUserId: string, fetchToken: s
     hash.update(`${Buffer.byteLength(part, 'utf8')}:`);
     hash.update(part, 'utf8');
   }
-  return hash.digest('hex').slice(0, 32);
+  return hash.digest('base64url').slice(0, 22);
 }
 
 /** Tokens shorter than this are masked entirely. */

@@ -15,6 +15,8 @@ export interface RunKeys {
   rejected: string;
   /** hash: location → duplicate JSON */
   duplicates: string;
+  /** hash: source name → its number, which outcomes and `seen` store instead of the name */
+  sources: string;
 }
 
 export function runKeys(prefix: string, runId: string): RunKeys {
@@ -25,6 +27,7 @@ export function runKeys(prefix: string, runId: string): RunKeys {
     outcomes: `${base}:out`,
     rejected: `${base}:rej`,
     duplicates: `${base}:dup`,
+    sources: `${base}:src`,
   };
 }
 

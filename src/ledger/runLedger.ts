@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
 import { locationOf, runKeys, runsIndexKey, type RunKeys } from './keys.js';
+import { decodeOutcome, encodeOutcome, STATUS_CODES, STATUS_INDEX } from './outcomeCodec.js';
 
 // KEYS: seen, outcomes, meta. ARGV: fp1, loc1, fp2, loc2, …
 // Returns per row: 'n' new (queue it), 'q' seen at this same place without outcome (queue again: re-adding an
@@ -41,20 +42,31 @@ end
 return 0
 `;
 
-// KEYS: outcomes, meta. ARGV: fp, json, status, onlyIfAbsent ('1'/'0'), now.
-// Moves the row between the succeeded/failed counters when a later attempt changes its status.
+// KEYS: outcomes, meta. ARGV: fp, encoded outcome, status code ('s'/'f'), onlyIfAbsent ('1'/'0'), now.
+// Moves the row between the succeeded/failed counters when a later attempt changes its status. The status
+// code is element ${STATUS_INDEX} of the stored array (outcomeCodec.ts).
 const RECORD_OUTCOME = `
+local counters = { s = 'rows_succeeded', f = 'rows_failed' }
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
 if prev and ARGV[4] == '1' then return 0 end
 local prevStatus = false
-if prev then prevStatus = cjson.decode(prev)['status'] end
+if prev then prevStatus = cjson.decode(prev)[${STATUS_INDEX}] end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if prevStatus ~= ARGV[3] then
-  if prevStatus then redis.call('HINCRBY', KEYS[2], 'rows_' .. prevStatus, -1) end
-  redis.call('HINCRBY', KEYS[2], 'rows_' .. ARGV[3], 1)
+  if prevStatus then redis.call('HINCRBY', KEYS[2], counters[prevStatus], -1) end
+  redis.call('HINCRBY', KEYS[2], counters[ARGV[3]], 1)
 end
 redis.call('HSET', KEYS[2], 'last_outcome_at', ARGV[5])
 return 1
+`;
+
+// KEYS: sources hash, meta. ARGV: source name. Numbers sources in order of first use.
+const SOURCE_ID = `
+local id = redis.call('HGET', KEYS[1], ARGV[1])
+if id then return tonumber(id) end
+id = redis.call('HINCRBY', KEYS[2], 'source_count', 1) - 1
+redis.call('HSET', KEYS[1], ARGV[1], id)
+return id
 `;
 
 export type Admission = { kind: 'new' } | { kind: 'requeue' } | { kind: 'done' } | { kind: 'duplicate'; first: string };
@@ -63,6 +75,7 @@ type LedgerRedis = Redis & {
   rcmAdmit(seen: string, outcomes: string, meta: string, ...args: string[]): Promise<string[]>;
   rcmRecordOnce(records: string, meta: string, location: string, json: string, counter: string): Promise<number>;
   rcmRecordOutcome(outcomes: string, meta: string, fp: string, json: string, status: string, onlyIfAbsent: string, now: string): Promise<number>;
+  rcmSourceId(sources: string, meta: string, source: string): Promise<number>;
 };
 
 function withScripts(redis: Redis): LedgerRedis {
@@ -71,6 +84,7 @@ function withScripts(redis: Redis): LedgerRedis {
     redis.defineCommand('rcmAdmit', { numberOfKeys: 3, lua: ADMIT });
     redis.defineCommand('rcmRecordOnce', { numberOfKeys: 2, lua: RECORD_ONCE });
     redis.defineCommand('rcmRecordOutcome', { numberOfKeys: 2, lua: RECORD_OUTCOME });
+    redis.defineCommand('rcmSourceId', { numberOfKeys: 2, lua: SOURCE_ID });
   }
   return r;
 }
@@ -88,6 +102,7 @@ const COUNTERS: (keyof RunCounters)[] = [
 export class RunLedger {
   readonly keys: RunKeys;
   private readonly redis: LedgerRedis;
+  private readonly sourceIds = new Map<string, number>();
 
   constructor(
     redis: Redis,
@@ -106,8 +121,36 @@ export class RunLedger {
     tx.hset(this.keys.meta, 'run_id', this.runId, 'ingest', 'running');
     tx.hdel(this.keys.meta, 'finished_at');
     tx.zadd(runsIndexKey(this.prefix), 'NX', now.getTime(), this.runId);
-    for (const source of sources) tx.hsetnx(this.keys.meta, `source:${source}`, iso);
     await tx.exec();
+    for (const source of sources) await this.sourceId(source);
+  }
+
+  /** The number that stands for a source in this run's compact records (cached: it never changes). */
+  async sourceId(source: string): Promise<number> {
+    let id = this.sourceIds.get(source);
+    if (id === undefined) {
+      id = await this.redis.rcmSourceId(this.keys.sources, this.keys.meta, source);
+      this.sourceIds.set(source, id);
+    }
+    return id;
+  }
+
+  /** Source names by number. */
+  async sources(): Promise<string[]> {
+    const all = await this.redis.hgetall(this.keys.sources);
+    const names: string[] = [];
+    for (const [name, id] of Object.entries(all)) names[Number(id)] = name;
+    return names;
+  }
+
+  private async place(source: string, line: number): Promise<string> {
+    return `${await this.sourceId(source)}#${line}`;
+  }
+
+  private async placeName(place: string, sources?: string[]): Promise<string> {
+    const hash = place.indexOf('#');
+    const names = sources ?? (await this.sources());
+    return locationOf(names[Number(place.slice(0, hash))] ?? place.slice(0, hash), Number(place.slice(hash + 1)));
   }
 
   async endIngest(): Promise<void> {
@@ -121,14 +164,16 @@ export class RunLedger {
   async admit(rows: { fp: string; src: string; line: number }[]): Promise<Admission[]> {
     if (rows.length === 0) return [];
     const args: string[] = [];
-    for (const row of rows) args.push(row.fp, locationOf(row.src, row.line));
+    for (const row of rows) args.push(row.fp, await this.place(row.src, row.line));
     const raw = await this.redis.rcmAdmit(this.keys.seen, this.keys.outcomes, this.keys.meta, ...args);
-    return raw.map((r): Admission => {
-      if (r === 'n') return { kind: 'new' };
-      if (r === 'q') return { kind: 'requeue' };
-      if (r === 'd') return { kind: 'done' };
-      return { kind: 'duplicate', first: r.slice(1) };
-    });
+    const admissions: Admission[] = [];
+    for (const r of raw) {
+      if (r === 'n') admissions.push({ kind: 'new' });
+      else if (r === 'q') admissions.push({ kind: 'requeue' });
+      else if (r === 'd') admissions.push({ kind: 'done' });
+      else admissions.push({ kind: 'duplicate', first: await this.placeName(r.slice(1)) });
+    }
+    return admissions;
   }
 
   /** Records a rejected row once per place in the input; returns whether it was new. */
@@ -153,8 +198,8 @@ export class RunLedger {
       this.keys.outcomes,
       this.keys.meta,
       outcome.fp,
-      JSON.stringify(outcome),
-      outcome.status,
+      encodeOutcome(outcome, await this.sourceId(outcome.src)),
+      STATUS_CODES[outcome.status],
       opts.onlyIfAbsent ? '1' : '0',
       outcome.finished_at,
     );
@@ -163,7 +208,7 @@ export class RunLedger {
 
   async outcome(fp: string): Promise<Outcome | undefined> {
     const raw = await this.redis.hget(this.keys.outcomes, fp);
-    return raw ? (JSON.parse(raw) as Outcome) : undefined;
+    return raw ? decodeOutcome(fp, raw, await this.sources()) : undefined;
   }
 
   async markFinished(now = new Date()): Promise<void> {
@@ -175,11 +220,8 @@ export class RunLedger {
     const num = (k: string): number => Number(meta[k] ?? 0);
     const counters = Object.fromEntries(COUNTERS.map((k) => [k, num(k)])) as unknown as RunCounters;
     const byStatus: Record<string, number> = {};
-    const sources: string[] = [];
-    for (const [k, v] of Object.entries(meta)) {
-      if (k.startsWith('status:')) byStatus[k.slice(7)] = Number(v);
-      if (k.startsWith('source:')) sources.push(k.slice(7));
-    }
+    for (const [k, v] of Object.entries(meta)) if (k.startsWith('status:')) byStatus[k.slice(7)] = Number(v);
+    const sources = await this.sources();
     const ingest = (meta.ingest ?? 'pending') as RunState['ingest'];
     return {
       run_id: this.runId,
@@ -193,8 +235,9 @@ export class RunLedger {
     };
   }
 
-  outcomes(): AsyncIterable<Outcome> {
-    return this.scanJson<Outcome>(this.keys.outcomes);
+  async *outcomes(): AsyncIterable<Outcome> {
+    const sources = await this.sources();
+    for await (const [fp, raw] of this.scan(this.keys.outcomes)) yield decodeOutcome(fp, raw, sources);
   }
 
   rejections(): AsyncIterable<Rejection> {
@@ -206,11 +249,15 @@ export class RunLedger {
   }
 
   private async *scanJson<T>(key: string): AsyncIterable<T> {
+    for await (const [, raw] of this.scan(key)) yield JSON.parse(raw) as T;
+  }
+
+  private async *scan(key: string): AsyncIterable<[string, string]> {
     let cursor = '0';
     do {
       const [next, entries] = await this.redis.hscan(key, cursor, 'COUNT', 1000);
       cursor = next;
-      for (let i = 1; i < entries.length; i += 2) yield JSON.parse(entries[i] as string) as T;
+      for (let i = 1; i < entries.length; i += 2) yield [entries[i - 1] as string, entries[i] as string];
     } while (cursor !== '0');
   }
 }
