@@ -11,6 +11,8 @@ import { runMigration } from './commands/run.js';
 import { ingestSources } from './commands/ingest.js';
 import { startWorkers } from './commands/work.js';
 import { reportRun } from './commands/report.js';
+import { retryRun } from './commands/retry.js';
+import { runStatus, type RunStatus } from './commands/status.js';
 import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
 import type { Summary } from './reports/summary.js';
 
@@ -34,7 +36,8 @@ function withColumnFlags(cmd: Command): Command {
   return cmd
     .addOption(new Option('--platform <platform>', 'platform of files without a platform column').choices([...PLATFORMS]))
     .option('--map <column=field>', 'read a column as an API field (repeatable)', collect)
-    .option('--attribute <name>', 'send a column as a subscriber attribute (repeatable)', collect);
+    .option('--attribute <name>', 'send a column as a subscriber attribute (repeatable)', collect)
+    .option('--force', 'send rows again even if an earlier run migrated them');
 }
 
 interface ConfigFlags {
@@ -66,7 +69,14 @@ function configFrom(flags: ConfigFlags): Config {
   });
 }
 
-function columnsFrom(flags: { platform?: string; map?: string[]; attribute?: string[] }): ColumnOptions {
+interface ColumnFlags {
+  platform?: string;
+  map?: string[];
+  attribute?: string[];
+  force?: boolean;
+}
+
+function columnsFrom(flags: ColumnFlags): ColumnOptions {
   const map: Record<string, string> = {};
   for (const pair of flags.map ?? []) {
     const eq = pair.lastIndexOf('=');
@@ -97,19 +107,35 @@ function stopOnSignals(onStop: () => void): AbortSignal {
 }
 
 function printSummary(summary: Summary, dir: string): void {
-  const lines = [
-    `run ${summary.run_id}: ${summary.status}`,
-    `  rows read       ${summary.rows_read}`,
-    `  succeeded       ${summary.rows_succeeded}`,
-    `  failed          ${summary.rows_failed}`,
-    `  rejected        ${summary.rows_rejected}`,
-    `  duplicates      ${summary.rows_duplicate}`,
-    `  still queued    ${summary.rows_pending}`,
-    `  requests sent   ${summary.requests_sent}`,
-    `  report          ${dir}`,
+  const rows: [string, string | number][] = [
+    ['rows read', summary.rows_read],
+    ['succeeded', summary.rows_succeeded],
+    ['failed', summary.rows_failed],
+    ['rejected', summary.rows_rejected],
+    ['duplicates', summary.rows_duplicate],
+    ['already migrated', summary.already_migrated],
+    ['still queued', summary.rows_pending],
+    ['requests sent', summary.requests_sent],
+    ['report', dir],
   ];
+  const lines = [`run ${summary.run_id}: ${summary.status}`, ...rows.map(([k, v]) => `  ${k.padEnd(17)} ${v}`)];
   if (summary.fatal) lines.push(`  STOPPED: ${summary.fatal.message}`, '  fix the cause and run the same command again: queued rows are kept');
   process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function formatStatus(runId: string, st: RunStatus): string {
+  const s = st.state;
+  const eta = st.etaSeconds === null ? 'unknown' : `${Math.floor(st.etaSeconds / 60)}m${String(st.etaSeconds % 60).padStart(2, '0')}s`;
+  const lines = [
+    `run ${runId}: ${st.status}${st.fatal ? ` (${st.fatal})` : ''}`,
+    `  read ${s.rows_read} · queued ${s.rows_queued} · succeeded ${s.rows_succeeded} · failed ${s.rows_failed} · rejected ${s.rows_rejected} · duplicates ${s.rows_duplicate} · already migrated ${s.rows_already_migrated}`,
+    `  pace ${st.rowsPerSecond.toFixed(1)} rows/s${st.sharedRate ? ` (request rate ${st.sharedRate.rate.toFixed(1)}/s of ${st.sharedRate.ceiling}/s)` : ''} · waiting in queue ${st.queueWaiting} · ETA ${eta}`,
+  ];
+  if (st.recentErrors.length > 0) {
+    lines.push('  last errors:');
+    for (const e of st.recentErrors.slice(0, 5)) lines.push(`    ${e.at} ${e.src}:${e.line} ${e.reason}: ${e.message}`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export function buildProgram(): Command {
@@ -127,7 +153,7 @@ export function buildProgram(): Command {
         .option('--run-id <id>', 'run id; give an existing one to continue it (default: a new id)')
         .option('--out <dir>', 'report directory (default reports/<run-id>)'),
     ),
-  ).action(async (sources: string[], flags: ConfigFlags & { runId?: string; platform?: string; map?: string[]; attribute?: string[] }) => {
+  ).action(async (sources: string[], flags: ConfigFlags & ColumnFlags & { runId?: string }) => {
     const config = configFrom(flags);
     const logger = createLogger(config.logLevel);
     const signal = stopOnSignals(() => undefined);
@@ -136,6 +162,7 @@ export function buildProgram(): Command {
       logger,
       sources,
       columns: columnsFrom(flags),
+      force: flags.force === true,
       signal,
       ...(flags.runId ? { runId: flags.runId } : {}),
       ...(flags.out ? { outDir: flags.out } : {}),
@@ -152,12 +179,12 @@ export function buildProgram(): Command {
         .argument('<source...>', 'CSV files (.csv or .csv.gz)')
         .requiredOption('--run-id <id>', 'run to add the rows to'),
     ),
-  ).action(async (sources: string[], flags: ConfigFlags & { runId: string; platform?: string; map?: string[]; attribute?: string[] }) => {
+  ).action(async (sources: string[], flags: ConfigFlags & ColumnFlags & { runId: string }) => {
     const config = configFrom(flags);
     const signal = stopOnSignals(() => undefined);
-    const { result, exitCode } = await ingestSources({ config, logger: createLogger(config.logLevel), sources, runId: flags.runId, columns: columnsFrom(flags), signal });
+    const { result, exitCode } = await ingestSources({ config, logger: createLogger(config.logLevel), sources, runId: flags.runId, columns: columnsFrom(flags), force: flags.force === true, signal });
     process.stdout.write(
-      `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already done ${result.alreadyDone}${result.aborted ? ' (interrupted)' : ''}\n`,
+      `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already migrated ${result.alreadyMigrated}, already done ${result.alreadyDone}${result.aborted ? ' (interrupted)' : ''}\n`,
     );
     process.exitCode = exitCode;
   });
@@ -189,6 +216,47 @@ export function buildProgram(): Command {
       const { summary, files, exitCode } = await reportRun({ config, runId: flags.runId, ...(flags.out ? { outDir: flags.out } : {}) });
       printSummary(summary, files.dir);
       process.exitCode = exitCode;
+    });
+
+  withConfigFlags(
+    program
+      .command('retry')
+      .description("send a run's failed rows again (by default those that failed for transient reasons)")
+      .requiredOption('--run-id <id>', 'run whose failed rows to retry')
+      .option('--include-permanent', 'also rows that failed for good (after fixing data or project settings)')
+      .option('--codes <list>', 'only rows with these RevenueCat codes or reasons, comma-separated: 7101,7229,timeout')
+      .option('--no-wait', 'only queue them again, for workers running elsewhere')
+      .option('--out <dir>', 'report directory (default reports/<run-id>)'),
+  ).action(async (flags: ConfigFlags & { runId: string; includePermanent?: boolean; codes?: string; wait: boolean }) => {
+    const config = configFrom(flags);
+    const signal = stopOnSignals(() => undefined);
+    const codes = flags.codes?.split(',').map((c) => c.trim()).filter((c) => c !== '');
+    const result = await retryRun({
+      config,
+      logger: createLogger(config.logLevel),
+      runId: flags.runId,
+      includePermanent: flags.includePermanent === true,
+      ...(codes ? { codes } : {}),
+      wait: flags.wait,
+      signal,
+      ...(flags.out ? { outDir: flags.out } : {}),
+    });
+    process.stdout.write(`run ${flags.runId}: ${result.requeued} failed rows queued again\n`);
+    if (result.summary && result.files) printSummary(result.summary, result.files.dir);
+    process.exitCode = result.exitCode ?? EXIT.OK;
+  });
+
+  program
+    .command('status')
+    .description('counts so far, current rate, ETA and last errors of a run')
+    .requiredOption('--run-id <id>', 'run to look at')
+    .option('--json', 'print JSON')
+    .option('--redis <url>', 'Redis URL (env REDIS_URL)')
+    .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
+    .action(async (flags: ConfigFlags & { runId: string; json?: boolean }) => {
+      const status = await runStatus({ config: configFrom(flags), runId: flags.runId });
+      process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(flags.runId, status));
+      process.exitCode = status.status === 'complete' ? EXIT.OK : status.status === 'stopped' ? EXIT.FATAL : EXIT.INCOMPLETE;
     });
 
   program

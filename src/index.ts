@@ -6,6 +6,8 @@ export { runMigration, exitCodeOf, type RunOptions, type RunResult } from './com
 export { ingestSources, type IngestCommandOptions } from './commands/ingest.js';
 export { startWorkers, type Workers } from './commands/work.js';
 export { reportRun } from './commands/report.js';
+export { retryRun, isTransientFailure, type RetryOptions, type RetryResult } from './commands/retry.js';
+export { runStatus, type RunStatus } from './commands/status.js';
 export { startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
 export { RevenueCatClient, type ApiResult } from './revenuecat/client.js';
 export { classify, type Classification } from './revenuecat/classify.js';

@@ -38,6 +38,8 @@ export interface Outcome {
   subscriber?: SubscriberSummary;
   /** the input cells, kept for failed rows only so failed.csv can be fed back to `run` */
   input?: Record<string, string>;
+  /** the request body, kept for failed rows only so `retry` can send it again */
+  body?: ReceiptBody;
 }
 
 export interface Rejection {
@@ -62,7 +64,11 @@ export interface RunCounters {
   rows_queued: number;
   rows_succeeded: number;
   rows_failed: number;
+  /** rows skipped because an earlier run migrated them */
+  rows_already_migrated: number;
   requests_sent: number;
+  /** how many times `retry` re-opened failed rows */
+  retries: number;
 }
 
 export interface RunState extends RunCounters {

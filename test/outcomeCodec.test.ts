@@ -42,6 +42,7 @@ const failed: Outcome = {
   queued_at: '2026-11-21T06:12:21.000Z',
   finished_at: '2026-11-21T06:12:22.000Z',
   input: { app_user_id: 'u', token: 'the-whole-token', $email: 'u@example.com' },
+  body: { app_user_id: 'u', fetch_token: 'the-whole-token', product_id: 'gold', attributes: { $email: { value: 'u@example.com', updated_at_ms: 1 } } },
 };
 
 describe('outcome codec', () => {

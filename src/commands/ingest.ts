@@ -13,6 +13,8 @@ export interface IngestCommandOptions {
   sources: string[];
   runId: string;
   columns?: ColumnOptions;
+  /** send rows again even when an earlier run migrated them */
+  force?: boolean;
   signal?: AbortSignal;
 }
 
@@ -27,6 +29,7 @@ export async function ingestSources(opts: IngestCommandOptions): Promise<{ resul
         runId,
         sources: opts.sources,
         columns: opts.columns ?? {},
+          force: opts.force ?? false,
         chunkSize: opts.config.ingestChunkSize,
         maxAttempts: opts.config.maxAttempts,
         highWaterMark: opts.config.highWaterMark,

@@ -5,7 +5,7 @@ import type { ExitCode } from '../exitCodes.js';
 import type { Summary } from '../reports/summary.js';
 import { writeReport, type ReportFiles } from '../reports/writeReport.js';
 import { openContext } from './context.js';
-import { exitCodeOf } from './run.js';
+import { exitCodeOf } from './exitCode.js';
 
 export async function reportRun(opts: { config: Config; runId: string; outDir?: string }): Promise<{ summary: Summary; files: ReportFiles; exitCode: ExitCode }> {
   const runId = checkRunId(opts.runId);

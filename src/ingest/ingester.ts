@@ -18,6 +18,8 @@ export interface IngestOptions {
   maxAttempts: number;
   /** pause reading while more rows than this wait in the queue (0 = never) */
   highWaterMark: number;
+  /** send rows again even when an earlier run migrated them */
+  force?: boolean;
   /** Stops reading between chunks when set (SIGINT): what was read is queued, the rest is read next time. */
   signal?: AbortSignal;
   /** Called after each chunk, for progress display. */
@@ -40,6 +42,8 @@ export interface IngestResult {
   duplicates: number;
   /** rows of this run that already had an outcome (a re-ingest after a stop) */
   alreadyDone: number;
+  /** rows skipped because an earlier run migrated them */
+  alreadyMigrated: number;
   aborted: boolean;
 }
 
@@ -51,14 +55,14 @@ export interface IngestDeps {
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
   const { ledger, logger } = deps;
-  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, aborted: false };
+  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, alreadyMigrated: 0, aborted: false };
   await ledger.beginIngest(opts.sources);
   let pending: ReceiptJobData[] = [];
 
   const flush = async (): Promise<void> => {
     const rows = pending;
     pending = [];
-    const admissions = await ledger.admit(rows);
+    const admissions = await ledger.admit(rows, { force: opts.force ?? false });
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
       const row = rows[i] as ReceiptJobData;
@@ -73,6 +77,9 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           break;
         case 'done':
           result.alreadyDone++;
+          break;
+        case 'migrated':
+          result.alreadyMigrated++;
           break;
         case 'duplicate':
           if (await ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp })) result.duplicates++;

@@ -1,20 +1,105 @@
-// Where rows come from. A source is a name the user typed; this is the one place that turns it into a stream.
+// Where rows come from. A source is a name the user typed: a local CSV path or an `s3://bucket/prefix` URL. This is
+// the one place that turns it into streams. One source can stand for several inputs (every CSV object under an S3
+// prefix), so a source expands into entries, each with the name that its rows' places carry.
 import { access } from 'node:fs/promises';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
 import { readCsvFile, type CsvItem } from './readCsv.js';
+import { defaultS3Client, describeError, isS3Url, listCsvObjects, parseS3Url, readS3Csv, type ReadS3Options, type S3ObjectRef } from './s3.js';
 
-export function openSource(source: string): AsyncIterable<CsvItem> {
-  return readCsvFile(source);
+export { isS3Url } from './s3.js';
+
+/** One input of a source: a local file, or one object under an S3 prefix. */
+export interface SourceEntry {
+  /** The name every item of this entry carries as `source`: the path as given, or `s3://bucket/key`. */
+  name: string;
+  /** Streams the entry's items. An S3 object that fails part-way ends with a problem instead of throwing. */
+  open(): AsyncIterable<CsvItem>;
+}
+
+export interface SourceDeps {
+  /** S3 client to use (default: the process's client, configured from the environment). */
+  s3?: S3Client;
+  /** Resume behaviour of S3 body streams (tests). */
+  s3Read?: ReadS3Options;
+}
+
+/**
+ * The inputs a source stands for, in order: a local path is one entry named by the path; an S3 URL is one entry per
+ * CSV object under the prefix (keys ending in .csv or .csv.gz, any case), in key order, listed lazily page by page.
+ * Throws a ConfigError for an S3 URL without a bucket, and an Error naming the URL when the listing fails.
+ */
+export async function* expandSource(source: string, deps: SourceDeps = {}): AsyncGenerator<SourceEntry, void, undefined> {
+  if (!isS3Url(source)) {
+    yield { name: source, open: () => readCsvFile(source) };
+    return;
+  }
+  const location = parseS3Url(source);
+  const client = deps.s3 ?? defaultS3Client();
+  const objects = listCsvObjects(client, location);
+  for (;;) {
+    let next: IteratorResult<S3ObjectRef, void>;
+    try {
+      next = await objects.next();
+    } catch (err) {
+      throw new Error(`cannot list the objects of ${source}: ${describeError(err)}`, { cause: err });
+    }
+    if (next.done === true) return;
+    const { bucket, key, name } = next.value;
+    yield { name, open: () => readS3Csv(client, bucket, key, deps.s3Read) };
+  }
+}
+
+/** Every item of a source, entry after entry (each item's `source` is its entry's name). */
+export async function* openSource(source: string, deps: SourceDeps = {}): AsyncGenerator<CsvItem, void, undefined> {
+  for await (const entry of expandSource(source, deps)) yield* entry.open();
 }
 
 /** Checked before a run starts, so a typo stops the run with a message instead of a half-done ingest. */
-export async function checkSources(sources: string[]): Promise<void> {
-  if (sources.length === 0) throw new ConfigError('no source given: name one or more CSV files (.csv or .csv.gz)');
+export async function checkSources(sources: string[], deps: SourceDeps = {}): Promise<void> {
+  if (sources.length === 0) throw new ConfigError('no source given: name one or more CSV files (.csv or .csv.gz) or s3://bucket/prefix URLs');
   for (const source of sources) {
+    if (isS3Url(source)) {
+      await checkS3Source(source, deps);
+      continue;
+    }
+    if (/^s3:/i.test(source)) throw new ConfigError(`source ${source} is not a valid S3 URL: write it as s3://bucket/prefix`);
     try {
       await access(source);
     } catch {
-      throw new ConfigError(`source not found: ${source} (give the path of a CSV or CSV.gz file)`);
+      throw new ConfigError(`source not found: ${source} (give the path of a CSV or CSV.gz file, or an s3://bucket/prefix URL)`);
     }
   }
+}
+
+async function checkS3Source(source: string, deps: SourceDeps): Promise<void> {
+  const location = parseS3Url(source);
+  const client = deps.s3 ?? defaultS3Client();
+  const objects = listCsvObjects(client, location);
+  let found: boolean;
+  try {
+    found = (await objects.next()).done !== true;
+  } catch (err) {
+    throw new ConfigError(`cannot list S3 source ${source}: ${listingAdvice(err, location.bucket)}`);
+  } finally {
+    await objects.return();
+  }
+  if (!found) {
+    throw new ConfigError(
+      `S3 source ${source} holds no CSV object: no key under ${location.prefix === '' ? 'the bucket' : `prefix "${location.prefix}"`} ends in .csv or .csv.gz; check the bucket and prefix`,
+    );
+  }
+}
+
+function listingAdvice(err: unknown, bucket: string): string {
+  const e = err as { name?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: unknown } } | undefined;
+  const code = typeof e?.Code === 'string' ? e.Code : typeof e?.name === 'string' ? e.name : '';
+  const status = e?.$metadata?.httpStatusCode;
+  const what = describeError(err);
+  if (code === 'NoSuchBucket' || status === 404) return `bucket "${bucket}" does not exist (${what}); check the bucket name, the region (AWS_REGION) and S3_ENDPOINT`;
+  if (code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || status === 403) {
+    return `access denied (${what}); check the AWS credentials and that they may list the bucket (s3:ListBucket) and read its objects (s3:GetObject)`;
+  }
+  if (code === 'CredentialsProviderError') return `no AWS credentials found (${what}); set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE`;
+  return `${what}; check the network, the region (AWS_REGION) and S3_ENDPOINT`;
 }

@@ -17,6 +17,12 @@ export interface RunKeys {
   duplicates: string;
   /** hash: source name → its number, which outcomes and `seen` store instead of the name */
   sources: string;
+  /** hash: fingerprint → place of a row skipped because an earlier run migrated it */
+  skipped: string;
+  /** list: "<fp> <stored outcome>" of outcomes replaced by a retry, oldest first */
+  history: string;
+  /** list: the 20 most recent failures (JSON), newest first */
+  errors: string;
 }
 
 export function runKeys(prefix: string, runId: string): RunKeys {
@@ -28,11 +34,17 @@ export function runKeys(prefix: string, runId: string): RunKeys {
     rejected: `${base}:rej`,
     duplicates: `${base}:dup`,
     sources: `${base}:src`,
+    skipped: `${base}:skip`,
+    history: `${base}:hist`,
+    errors: `${base}:err`,
   };
 }
 
 /** sorted set of run ids by start time */
 export const runsIndexKey = (prefix: string): string => `${prefix}:runs`;
+
+/** set: fingerprints that succeeded in any run, so nightly backfills skip what is already migrated */
+export const migratedKey = (prefix: string): string => `${prefix}:migrated`;
 
 /** string: why the queue was paused by a fatal API answer (JSON), absent when nothing is wrong */
 export const fatalKey = (prefix: string): string => `${prefix}:fatal`;

@@ -1,7 +1,7 @@
 // How an outcome is stored: a positional JSON array instead of an object, with the source as an index, times
 // as epoch milliseconds, and values that repeat the row left out. The ledger keeps one entry per row for the
 // whole run, so every byte here is multiplied by millions. The Outcome type is what everything else sees.
-import type { Platform } from '../revenuecat/fields.js';
+import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { SubscriberSummary } from '../revenuecat/subscriber.js';
 import type { Outcome } from '../types.js';
 
@@ -12,7 +12,7 @@ export const STATUS_CODES = { succeeded: 's', failed: 'f' } as const;
 const FOUND = { subscription: 's', non_subscription: 'n', absent: 'a', not_checked: 'x' } as const;
 const FOUND_BACK = { s: 'subscription', n: 'non_subscription', a: 'absent', x: 'not_checked' } as const;
 
-type Stored = (string | number | null | StoredSub | Record<string, string>)[];
+type Stored = (string | number | null | StoredSub | Record<string, string> | ReceiptBody)[];
 type StoredSub = [string | 0, keyof typeof FOUND_BACK, [string, string | null, string | 0][]];
 
 function encodeSub(sub: SubscriberSummary, appUserId: string, productId: string | undefined): StoredSub {
@@ -49,6 +49,7 @@ export function encodeOutcome(o: Outcome, sourceIndex: number): string {
     o.message ?? 0,
     o.subscriber ? encodeSub(o.subscriber, o.app_user_id, o.product_id) : 0,
     o.input ?? 0,
+    o.body ?? 0,
   ];
   while (stored.length > 0 && stored[stored.length - 1] === 0) stored.pop();
   return JSON.stringify(stored);
@@ -64,6 +65,7 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
   const productId = at(5) as string | undefined;
   const sub = at(14) as StoredSub | undefined;
   const input = at(15) as Record<string, string> | undefined;
+  const body = at(16) as ReceiptBody | undefined;
   return {
     status: a[0] === STATUS_CODES.succeeded ? 'succeeded' : 'failed',
     src: sources[a[1] as number] ?? `source #${String(a[1])}`,
@@ -82,5 +84,6 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
     ...(at(13) !== undefined ? { message: a[13] as string } : {}),
     ...(sub ? { subscriber: decodeSub(sub, appUserId, productId) } : {}),
     ...(input ? { input } : {}),
+    ...(body ? { body } : {}),
   };
 }

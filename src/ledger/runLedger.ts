@@ -3,32 +3,49 @@
 // records they count, even when a worker is killed between two writes or a row is processed twice.
 import type { Redis } from 'ioredis';
 import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
-import { locationOf, runKeys, runsIndexKey, type RunKeys } from './keys.js';
+import { locationOf, migratedKey, runKeys, runsIndexKey, type RunKeys } from './keys.js';
+
+/** A failure as the `status` command shows it. */
+export interface RecentError {
+  at: string;
+  src: string;
+  line: number;
+  reason: string;
+  message: string;
+}
 import { decodeOutcome, encodeOutcome, STATUS_CODES, STATUS_INDEX } from './outcomeCodec.js';
 
-// KEYS: seen, outcomes, meta. ARGV: fp1, loc1, fp2, loc2, …
-// Returns per row: 'n' new (queue it), 'q' seen at this same place without outcome (queue again: re-adding an
-// existing job id is a no-op), 'd' seen here and finished (skip), or 'u<location>' duplicate of another row.
+// KEYS: seen, outcomes, meta, skipped, migrated. ARGV: force ('1'/'0'), then fp1, loc1, fp2, loc2, …
+// Returns per row: 'n' new (queue it), 'm' already migrated by an earlier run (skip, unless forced), 'q' seen
+// at this same place without outcome (queue again: re-adding an existing job id is a no-op), 'd' seen here and
+// finished or skipped (nothing to do), or 'u<location>' duplicate of another row of this run.
 const ADMIT = `
 local out = {}
-local fresh = 0
-for i = 1, #ARGV, 2 do
+local fresh, queued, migrated = 0, 0, 0
+local force = ARGV[1] == '1'
+for i = 2, #ARGV, 2 do
   local fp, loc = ARGV[i], ARGV[i + 1]
   local first = redis.call('HGET', KEYS[1], fp)
   if not first then
     redis.call('HSET', KEYS[1], fp, loc)
     fresh = fresh + 1
-    out[#out + 1] = 'n'
+    if not force and redis.call('SISMEMBER', KEYS[5], fp) == 1 then
+      redis.call('HSET', KEYS[4], fp, loc)
+      migrated = migrated + 1
+      out[#out + 1] = 'm'
+    else
+      queued = queued + 1
+      out[#out + 1] = 'n'
+    end
   elseif first == loc then
-    if redis.call('HEXISTS', KEYS[2], fp) == 1 then out[#out + 1] = 'd' else out[#out + 1] = 'q' end
+    if redis.call('HEXISTS', KEYS[2], fp) == 1 or redis.call('HEXISTS', KEYS[4], fp) == 1 then out[#out + 1] = 'd' else out[#out + 1] = 'q' end
   else
     out[#out + 1] = 'u' .. first
   end
 end
-if fresh > 0 then
-  redis.call('HINCRBY', KEYS[3], 'rows_read', fresh)
-  redis.call('HINCRBY', KEYS[3], 'rows_queued', fresh)
-end
+if fresh > 0 then redis.call('HINCRBY', KEYS[3], 'rows_read', fresh) end
+if queued > 0 then redis.call('HINCRBY', KEYS[3], 'rows_queued', queued) end
+if migrated > 0 then redis.call('HINCRBY', KEYS[3], 'rows_already_migrated', migrated) end
 return out
 `;
 
@@ -42,22 +59,51 @@ end
 return 0
 `;
 
-// KEYS: outcomes, meta. ARGV: fp, encoded outcome, status code ('s'/'f'), onlyIfAbsent ('1'/'0'), now.
-// Moves the row between the succeeded/failed counters when a later attempt changes its status. The status
-// code is element ${STATUS_INDEX} of the stored array (outcomeCodec.ts).
+// KEYS: outcomes, meta, migrated, history, errors. ARGV: fp, encoded outcome, status code ('s'/'f'),
+// onlyIfAbsent ('1'/'0'), now, error summary (for failures). Moves the row between the succeeded/failed
+// counters when a later attempt changes its status, keeping the replaced outcome in the history. A success
+// joins the cross-run set of migrated fingerprints; a failure joins the short list of recent errors. The
+// status code is element ${STATUS_INDEX} of the stored array (outcomeCodec.ts).
 const RECORD_OUTCOME = `
 local counters = { s = 'rows_succeeded', f = 'rows_failed' }
 local prev = redis.call('HGET', KEYS[1], ARGV[1])
 if prev and ARGV[4] == '1' then return 0 end
 local prevStatus = false
-if prev then prevStatus = cjson.decode(prev)[${STATUS_INDEX}] end
+if prev then
+  prevStatus = cjson.decode(prev)[${STATUS_INDEX}]
+  redis.call('RPUSH', KEYS[4], ARGV[1] .. ' ' .. prev)
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if prevStatus ~= ARGV[3] then
   if prevStatus then redis.call('HINCRBY', KEYS[2], counters[prevStatus], -1) end
   redis.call('HINCRBY', KEYS[2], counters[ARGV[3]], 1)
 end
 redis.call('HSET', KEYS[2], 'last_outcome_at', ARGV[5])
+if ARGV[3] == 's' then
+  redis.call('SADD', KEYS[3], ARGV[1])
+else
+  redis.call('LPUSH', KEYS[5], ARGV[6])
+  redis.call('LTRIM', KEYS[5], 0, 19)
+end
 return 1
+`;
+
+// KEYS: outcomes, meta, history. ARGV: fp1, expected1, fp2, expected2, …
+// Re-opens failed rows for a retry: each outcome still exactly as the caller read it moves to the history and
+// the row counts as pending again. One that changed meanwhile (its retry already finished) is left alone.
+const REOPEN = `
+local n = 0
+for i = 1, #ARGV, 2 do
+  local current = redis.call('HGET', KEYS[1], ARGV[i])
+  if current and current == ARGV[i + 1] then
+    redis.call('RPUSH', KEYS[3], ARGV[i] .. ' ' .. current)
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    redis.call('HINCRBY', KEYS[2], 'rows_failed', -1)
+    n = n + 1
+  end
+end
+if n > 0 then redis.call('HINCRBY', KEYS[2], 'retries', 1) end
+return n
 `;
 
 // KEYS: sources hash, meta. ARGV: source name. Numbers sources in order of first use.
@@ -69,21 +115,35 @@ redis.call('HSET', KEYS[1], ARGV[1], id)
 return id
 `;
 
-export type Admission = { kind: 'new' } | { kind: 'requeue' } | { kind: 'done' } | { kind: 'duplicate'; first: string };
+export type Admission = { kind: 'new' } | { kind: 'migrated' } | { kind: 'requeue' } | { kind: 'done' } | { kind: 'duplicate'; first: string };
 
 type LedgerRedis = Redis & {
-  rcmAdmit(seen: string, outcomes: string, meta: string, ...args: string[]): Promise<string[]>;
+  rcmAdmit(seen: string, outcomes: string, meta: string, skipped: string, migrated: string, force: string, ...args: string[]): Promise<string[]>;
   rcmRecordOnce(records: string, meta: string, location: string, json: string, counter: string): Promise<number>;
-  rcmRecordOutcome(outcomes: string, meta: string, fp: string, json: string, status: string, onlyIfAbsent: string, now: string): Promise<number>;
+  rcmRecordOutcome(
+    outcomes: string,
+    meta: string,
+    migrated: string,
+    history: string,
+    errors: string,
+    fp: string,
+    json: string,
+    status: string,
+    onlyIfAbsent: string,
+    now: string,
+    error: string,
+  ): Promise<number>;
+  rcmReopen(outcomes: string, meta: string, history: string, ...args: string[]): Promise<number>;
   rcmSourceId(sources: string, meta: string, source: string): Promise<number>;
 };
 
 function withScripts(redis: Redis): LedgerRedis {
   const r = redis as LedgerRedis;
   if (typeof r.rcmAdmit !== 'function') {
-    redis.defineCommand('rcmAdmit', { numberOfKeys: 3, lua: ADMIT });
+    redis.defineCommand('rcmAdmit', { numberOfKeys: 5, lua: ADMIT });
     redis.defineCommand('rcmRecordOnce', { numberOfKeys: 2, lua: RECORD_ONCE });
-    redis.defineCommand('rcmRecordOutcome', { numberOfKeys: 2, lua: RECORD_OUTCOME });
+    redis.defineCommand('rcmRecordOutcome', { numberOfKeys: 5, lua: RECORD_OUTCOME });
+    redis.defineCommand('rcmReopen', { numberOfKeys: 3, lua: REOPEN });
     redis.defineCommand('rcmSourceId', { numberOfKeys: 2, lua: SOURCE_ID });
   }
   return r;
@@ -96,7 +156,9 @@ const COUNTERS: (keyof RunCounters)[] = [
   'rows_queued',
   'rows_succeeded',
   'rows_failed',
+  'rows_already_migrated',
   'requests_sent',
+  'retries',
 ];
 
 export class RunLedger {
@@ -161,14 +223,17 @@ export class RunLedger {
     return (await this.redis.exists(this.keys.meta)) === 1;
   }
 
-  async admit(rows: { fp: string; src: string; line: number }[]): Promise<Admission[]> {
+  /** Decides what to do with each row read; with `force`, rows migrated by earlier runs are sent again. */
+  async admit(rows: { fp: string; src: string; line: number }[], opts: { force?: boolean } = {}): Promise<Admission[]> {
     if (rows.length === 0) return [];
     const args: string[] = [];
     for (const row of rows) args.push(row.fp, await this.place(row.src, row.line));
-    const raw = await this.redis.rcmAdmit(this.keys.seen, this.keys.outcomes, this.keys.meta, ...args);
+    const k = this.keys;
+    const raw = await this.redis.rcmAdmit(k.seen, k.outcomes, k.meta, k.skipped, migratedKey(this.prefix), opts.force ? '1' : '0', ...args);
     const admissions: Admission[] = [];
     for (const r of raw) {
       if (r === 'n') admissions.push({ kind: 'new' });
+      else if (r === 'm') admissions.push({ kind: 'migrated' });
       else if (r === 'q') admissions.push({ kind: 'requeue' });
       else if (r === 'd') admissions.push({ kind: 'done' });
       else admissions.push({ kind: 'duplicate', first: await this.placeName(r.slice(1)) });
@@ -194,16 +259,66 @@ export class RunLedger {
 
   /** Writes a row's outcome. With onlyIfAbsent, an outcome already there wins (used by safety nets). */
   async recordOutcome(outcome: Outcome, opts: { onlyIfAbsent?: boolean } = {}): Promise<boolean> {
+    const k = this.keys;
+    const error: RecentError | undefined =
+      outcome.status === 'failed'
+        ? { at: outcome.finished_at, src: outcome.src, line: outcome.line, reason: outcome.reason ?? 'unknown', message: outcome.message ?? '' }
+        : undefined;
     const written = await this.redis.rcmRecordOutcome(
-      this.keys.outcomes,
-      this.keys.meta,
+      k.outcomes,
+      k.meta,
+      migratedKey(this.prefix),
+      k.history,
+      k.errors,
       outcome.fp,
       encodeOutcome(outcome, await this.sourceId(outcome.src)),
       STATUS_CODES[outcome.status],
       opts.onlyIfAbsent ? '1' : '0',
       outcome.finished_at,
+      error ? JSON.stringify(error) : '',
     );
     return written === 1;
+  }
+
+  /** The stored form of failed outcomes, for a retry to select from and hand back to `reopen`. */
+  async *failedRecords(): AsyncIterable<{ outcome: Outcome; stored: string }> {
+    const sources = await this.sources();
+    for await (const [fp, raw] of this.scan(this.keys.outcomes)) {
+      if (raw.startsWith(`["${STATUS_CODES.failed}"`)) yield { outcome: decodeOutcome(fp, raw, sources), stored: raw };
+    }
+  }
+
+  /** Makes failed rows pending again (see REOPEN); returns how many were re-opened. */
+  async reopen(records: { fp: string; stored: string }[]): Promise<number> {
+    if (records.length === 0) return 0;
+    const args = records.flatMap((r) => [r.fp, r.stored]);
+    return this.redis.rcmReopen(this.keys.outcomes, this.keys.meta, this.keys.history, ...args);
+  }
+
+  /** The most recent failures, newest first (at most 20). */
+  async recentErrors(): Promise<RecentError[]> {
+    return (await this.redis.lrange(this.keys.errors, 0, -1)).map((e) => JSON.parse(e) as RecentError);
+  }
+
+  /** Earlier outcomes of rows that were sent again (retries), oldest first. */
+  async *history(): AsyncIterable<Outcome> {
+    const sources = await this.sources();
+    const total = await this.redis.llen(this.keys.history);
+    for (let start = 0; start < total; start += 1000) {
+      for (const entry of await this.redis.lrange(this.keys.history, start, start + 999)) {
+        const space = entry.indexOf(' ');
+        yield decodeOutcome(entry.slice(0, space), entry.slice(space + 1), sources);
+      }
+    }
+  }
+
+  /** Rows skipped because an earlier run had migrated them. */
+  async *alreadyMigrated(): AsyncIterable<{ src: string; line: number; fp: string }> {
+    const sources = await this.sources();
+    for await (const [fp, place] of this.scan(this.keys.skipped)) {
+      const hash = place.indexOf('#');
+      yield { src: sources[Number(place.slice(0, hash))] ?? place.slice(0, hash), line: Number(place.slice(hash + 1)), fp };
+    }
   }
 
   async outcome(fp: string): Promise<Outcome | undefined> {

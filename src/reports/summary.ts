@@ -25,9 +25,13 @@ export interface Summary {
   rows_queued: number;
   rows_succeeded: number;
   rows_failed: number;
+  /** rows skipped because an earlier run had migrated them (sent anyway with --force) */
+  already_migrated: number;
   /** queued rows without an outcome yet */
   rows_pending: number;
   requests_sent: number;
+  /** how many times `retry` re-opened failed rows of this run */
+  retries: number;
   /** every request sent, by HTTP status or network error (timeout, reset, refused) */
   by_http_status: Record<string, number>;
   /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
@@ -69,8 +73,10 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_queued: state.rows_queued,
     rows_succeeded: state.rows_succeeded,
     rows_failed: state.rows_failed,
+    already_migrated: state.rows_already_migrated,
     rows_pending: Math.max(0, state.rows_queued - state.rows_succeeded - state.rows_failed),
     requests_sent: state.requests_sent,
+    retries: state.retries,
     by_http_status: state.by_http_status,
     by_error_code: tally.byErrorCode,
     reconciliation: tally.reconciliation,

@@ -19,6 +19,8 @@ export interface ReportFiles {
   failed: string;
   rejected: string;
   duplicates: string;
+  alreadyMigrated: string;
+  history: string;
 }
 
 export const SUCCEEDED_COLUMNS = [
@@ -41,6 +43,9 @@ export const SUCCEEDED_COLUMNS = [
 export const FAILED_COLUMNS = ['error_source', 'error_line', 'error_reason', 'error_code', 'error_http_status', 'error_message', 'error_attempts'] as const;
 export const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const;
 export const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
+export const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
+/** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
+export const HISTORY_COLUMNS = ['source', 'line', 'status', 'reason', 'code', 'http_status', 'message', 'attempts', 'finished_at'] as const;
 
 type Cells = Record<string, string | number | undefined>;
 
@@ -95,6 +100,8 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     failed: join(opts.dir, 'failed.csv'),
     rejected: join(opts.dir, 'rejected.csv'),
     duplicates: join(opts.dir, 'duplicates.csv'),
+    alreadyMigrated: join(opts.dir, 'already_migrated.csv'),
+    history: join(opts.dir, 'history.csv'),
   };
   const state = await ledger.state();
   const tally = new OutcomeTally();
@@ -169,6 +176,28 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     DUPLICATE_COLUMNS,
     dedupeByPlace(duplicates).map((d) => ({ source: d.src, line: d.line, duplicate_of: d.first })),
   );
+
+  const migrated: { src: string; line: number; fp: string }[] = [];
+  for await (const m of ledger.alreadyMigrated()) migrated.push(m);
+  migrated.sort(byPlace);
+  await writeCsv(files.alreadyMigrated, ALREADY_MIGRATED_COLUMNS, migrated.map((m) => ({ source: m.src, line: m.line, fingerprint: m.fp })));
+
+  async function* history(): AsyncIterable<Cells> {
+    for await (const o of ledger.history()) {
+      yield {
+        source: o.src,
+        line: o.line,
+        status: o.status,
+        reason: o.reason,
+        code: o.code,
+        http_status: o.http_status,
+        message: o.message,
+        attempts: o.attempts,
+        finished_at: o.finished_at,
+      };
+    }
+  }
+  await writeCsv(files.history, HISTORY_COLUMNS, history());
 
   const summary = buildSummary(state, tally, opts.fatal);
   await writeFile(files.summary, `${JSON.stringify({ ...summary, files }, null, 2)}\n`);

@@ -1,0 +1,259 @@
+// S3 sources: `s3://bucket/prefix` names every CSV object under a key prefix. Objects are listed in key order
+// (ListObjectsV2, page by page) and each is streamed from GetObject straight into the CSV reader: nothing is
+// downloaded whole.
+//
+// Design notes:
+// - Configuration is the SDK's own (credentials chain, profiles, AWS_REGION) plus two variables for S3-compatible
+//   stores, read in one place (s3ClientFromEnv). One client per process, created on first use.
+// - A body stream can break long after it was opened: the ingester stops reading while the queue is above its
+//   high-water mark, sometimes for many minutes, and S3 (or a NAT on the way) drops idle connections. A broken
+//   stream is therefore reopened where it stopped (Range from the byte offset reached, If-Match on the ETag so a
+//   changed object is never spliced), a few times in a row at most. Only when that fails too does the object end
+//   with a problem (line reached, reason), and the next object is read as usual.
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { ConfigError } from '../config.js';
+import { readCsvStream, type CsvItem } from './readCsv.js';
+
+export interface S3Location {
+  bucket: string;
+  /** Key prefix, as typed after the bucket (may be empty: the whole bucket). */
+  prefix: string;
+}
+
+export interface S3ObjectRef {
+  bucket: string;
+  key: string;
+  /** `s3://bucket/key`: the name used in every line reference. */
+  name: string;
+  size?: number;
+}
+
+/** Region used when neither the environment nor the AWS config files name one. */
+export const DEFAULT_S3_REGION = 'us-east-1';
+
+/** Does this source name an S3 location (`s3://…`, scheme case-insensitive)? */
+export function isS3Url(source: string): boolean {
+  return /^s3:\/\//i.test(source);
+}
+
+/** Splits `s3://bucket/prefix`; a ConfigError says what to fix when there is no usable bucket. */
+export function parseS3Url(url: string): S3Location {
+  if (!isS3Url(url)) throw new ConfigError(`not an S3 URL: ${url} (write S3 sources as s3://bucket/prefix)`);
+  const rest = url.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  const bucket = slash === -1 ? rest : rest.slice(0, slash);
+  const prefix = slash === -1 ? '' : rest.slice(slash + 1);
+  if (bucket === '') throw new ConfigError(`S3 source ${url} names no bucket: write it as s3://bucket/prefix`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(bucket)) {
+    throw new ConfigError(`S3 source ${url}: "${bucket}" is not a valid bucket name (letters, digits, ".", "-"): write it as s3://bucket/prefix`);
+  }
+  return { bucket, prefix };
+}
+
+export function s3ObjectName(bucket: string, key: string): string {
+  return `s3://${bucket}/${key}`;
+}
+
+/** Keys read as CSV: ending in .csv or .csv.gz, case-insensitive. */
+export function isCsvKey(key: string): boolean {
+  return /\.csv(\.gz)?$/i.test(key);
+}
+
+/**
+ * The S3 client configuration from the environment: the SDK's default credentials chain and region (AWS_REGION,
+ * or AWS_DEFAULT_REGION, or the profile's region, else us-east-1), plus
+ * - S3_ENDPOINT: endpoint of an S3-compatible store (checksums are then only computed/validated when required,
+ *   which such stores need);
+ * - S3_FORCE_PATH_STYLE=true|1: path-style addressing (http://host/bucket/key).
+ * Credentials in the given env (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]) are used as they
+ * are unless AWS_PROFILE is set (as the SDK's chain does); otherwise the SDK's chain finds them.
+ */
+export function s3ClientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  const config: S3ClientConfig = {
+    region: nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? regionFromProfileOrDefault,
+    // A stalled connection fails instead of hanging the ingest; a broken body stream is reopened (see readS3Csv).
+    requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 },
+  };
+  const accessKeyId = nonEmpty(env.AWS_ACCESS_KEY_ID);
+  const secretAccessKey = nonEmpty(env.AWS_SECRET_ACCESS_KEY);
+  if (accessKeyId !== undefined && secretAccessKey !== undefined && nonEmpty(env.AWS_PROFILE) === undefined) {
+    const sessionToken = nonEmpty(env.AWS_SESSION_TOKEN);
+    config.credentials = sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken };
+  }
+
+  const endpoint = nonEmpty(env.S3_ENDPOINT);
+  if (endpoint !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new ConfigError('S3_ENDPOINT is not an http(s) URL: set it to the endpoint of the S3-compatible store, e.g. http://127.0.0.1:9000, or unset it for AWS');
+    }
+    config.endpoint = endpoint;
+    config.requestChecksumCalculation = 'WHEN_REQUIRED';
+    config.responseChecksumValidation = 'WHEN_REQUIRED';
+  } else {
+    // On AWS, a bucket in another region than the configured one is still reached (the SDK follows the redirect).
+    config.followRegionRedirects = true;
+  }
+
+  const pathStyle = nonEmpty(env.S3_FORCE_PATH_STYLE)?.toLowerCase();
+  if (pathStyle !== undefined) {
+    if (pathStyle === 'true' || pathStyle === '1') config.forcePathStyle = true;
+    else if (pathStyle === 'false' || pathStyle === '0') config.forcePathStyle = false;
+    else throw new ConfigError('S3_FORCE_PATH_STYLE must be true, 1, false or 0');
+  }
+  return config;
+}
+
+/** A new S3 client configured from the environment (see s3ClientConfigFromEnv). */
+export function s3ClientFromEnv(env: NodeJS.ProcessEnv = process.env): S3Client {
+  return new S3Client(s3ClientConfigFromEnv(env));
+}
+
+let sharedClient: S3Client | undefined;
+
+/** The process's S3 client, created from process.env on first use and reused for every object. */
+export function defaultS3Client(): S3Client {
+  sharedClient ??= s3ClientFromEnv(process.env);
+  return sharedClient;
+}
+
+/**
+ * The CSV objects under a location, in key order, listed page by page. When the prefix is itself the key of a CSV
+ * object (`s3://b/exports/day.csv`), that object alone.
+ */
+export async function* listCsvObjects(client: S3Client, location: S3Location): AsyncGenerator<S3ObjectRef, void, undefined> {
+  const { bucket, prefix } = location;
+  let continuationToken: string | undefined;
+  let first = true;
+  do {
+    const page = await client.send(
+      new ListObjectsV2Command({ Bucket: bucket, ...(prefix === '' ? {} : { Prefix: prefix }), ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }) }),
+    );
+    for (const object of page.Contents ?? []) {
+      const key = object.Key;
+      if (key === undefined) continue;
+      // Keys come in UTF-8 binary order, so an object whose key is the prefix itself comes first.
+      const exact = first && prefix !== '' && key === prefix;
+      first = false;
+      if (!isCsvKey(key)) continue;
+      yield { bucket, key, name: s3ObjectName(bucket, key), ...(object.Size === undefined ? {} : { size: object.Size }) };
+      if (exact) return;
+    }
+    continuationToken = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+  } while (continuationToken !== undefined);
+}
+
+export interface ReadS3Options {
+  /** How many times in a row a broken body stream is reopened before the object is given up (default 5). */
+  maxResumes?: number;
+  /** Wait before the first reopening, doubled each time up to 16× (default 1000 ms). */
+  resumeDelayMs?: number;
+}
+
+/**
+ * Streams one object through the CSV reader; items are named `s3://bucket/key`. Never throws for the object's own
+ * sake: an object that cannot be read (missing, denied, a stream that keeps breaking) ends with a problem at the
+ * line reached, so the caller goes on with the next object.
+ */
+export async function* readS3Csv(client: S3Client, bucket: string, key: string, opts: ReadS3Options = {}): AsyncGenerator<CsvItem, void, undefined> {
+  const name = s3ObjectName(bucket, key);
+  let lastLine = 0;
+  const progress = { bytes: 0 };
+  const body = Readable.from(objectBytes(client, bucket, key, opts, progress), { objectMode: false });
+  try {
+    // .gz is gunzipped; any other key is sniffed for the gzip magic, as local files are.
+    for await (const item of readCsvStream(body, name, key.toLowerCase().endsWith('.gz') ? { gzip: true } : {})) {
+      lastLine = item.line;
+      yield item;
+    }
+  } catch (err) {
+    const cause = err instanceof Error && err.cause !== undefined ? err.cause : err;
+    const reason =
+      progress.bytes === 0
+        ? `the object could not be read (${describeError(cause)}); nothing of it was read`
+        : `reading the object failed after line ${lastLine} (${describeError(cause)}): the rest of it was not read; run the same command again to read it`;
+    yield { kind: 'problem', source: name, line: lastLine + 1, reason };
+  } finally {
+    body.destroy();
+  }
+}
+
+/** The object's bytes, reopened with a Range request where a broken stream stopped. */
+async function* objectBytes(client: S3Client, bucket: string, key: string, opts: ReadS3Options, progress: { bytes: number }): AsyncGenerator<Buffer, void, undefined> {
+  const maxResumes = opts.maxResumes ?? 5;
+  const baseDelay = opts.resumeDelayMs ?? 1000;
+  let etag: string | undefined;
+  let size: number | undefined;
+  let failures = 0;
+  for (;;) {
+    const offset = progress.bytes;
+    if (size !== undefined && offset >= size) return;
+    let body: Readable | undefined;
+    try {
+      const out = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: key, ...(offset > 0 ? { Range: `bytes=${offset}-`, ...(etag === undefined ? {} : { IfMatch: etag }) } : {}) }),
+      );
+      etag ??= out.ETag;
+      if (offset === 0 && out.ContentLength !== undefined) size = out.ContentLength;
+      if (!(out.Body instanceof Readable)) throw new Error('the GetObject answer has no body stream');
+      body = out.Body;
+      for await (const chunk of body as AsyncIterable<Buffer | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+        if (buf.length === 0) continue;
+        progress.bytes += buf.length;
+        failures = 0;
+        yield buf;
+      }
+      if (size !== undefined && progress.bytes < size) throw Object.assign(new Error(`the stream ended after ${progress.bytes} of ${size} bytes`), { code: 'SHORT_BODY' });
+      return;
+    } catch (err) {
+      if (!resumable(err) || failures >= maxResumes) throw err;
+      failures++;
+      await sleep(Math.min(baseDelay * 2 ** (failures - 1), baseDelay * 16));
+    } finally {
+      body?.destroy();
+    }
+  }
+}
+
+/** A service answer 4xx (missing, denied, changed since first read, bad range) will not get better by retrying. */
+function resumable(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: unknown } } | undefined)?.$metadata?.httpStatusCode;
+  return !(typeof status === 'number' && status >= 400 && status < 500);
+}
+
+/** `NoSuchKey: The specified key does not exist.`: the service's code and message, or the error's message. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { Code?: unknown }).Code ?? err.name;
+    const message = err.message.trim();
+    if (typeof code === 'string' && code !== '' && code !== 'Error' && !message.startsWith(code)) return message === '' ? code : `${code}: ${message}`;
+    return message === '' ? String(code) : message;
+  }
+  return String(err);
+}
+
+/** Region from the SDK's own chain (AWS_REGION, the profile in the AWS config files), else us-east-1. */
+async function regionFromProfileOrDefault(): Promise<string> {
+  const probe = new S3Client({});
+  try {
+    const region = await probe.config.region();
+    return region === '' ? DEFAULT_S3_REGION : region;
+  } catch {
+    return DEFAULT_S3_REGION;
+  } finally {
+    probe.destroy();
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const v = value?.trim();
+  return v === undefined || v === '' ? undefined : v;
+}
