@@ -13,6 +13,7 @@ import { startWorkers } from './commands/work.js';
 import { reportRun } from './commands/report.js';
 import { retryRun } from './commands/retry.js';
 import { runStatus, type RunStatus } from './commands/status.js';
+import { addSchedule, deleteSchedule, schedules } from './commands/schedule.js';
 import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
 import type { Summary } from './reports/summary.js';
 
@@ -258,6 +259,48 @@ export function buildProgram(): Command {
       process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(flags.runId, status));
       process.exitCode = status.status === 'complete' ? EXIT.OK : status.status === 'stopped' ? EXIT.FATAL : EXIT.INCOMPLETE;
     });
+
+  withColumnFlags(
+    program
+      .command('schedule')
+      .description('start runs on a schedule (nightly backfills); `rc-migrate work` carries them out')
+      .argument('[source-template...]', 'sources, with {yyyy} {mm} {dd} {date} {HH} {MM} for the firing day')
+      .option('--cron <pattern>', 'cron pattern, e.g. "0 3 * * *" (five fields, or six with seconds)')
+      .option('--tz <zone>', 'time zone of the pattern and the date fields, e.g. Europe/Berlin (default UTC)')
+      .option('--id <id>', 'schedule id; runs are named <id>-<yyyymmdd>-<HHMM>', 'nightly')
+      .option('--days-ago <n>', 'date fields name the day this many days before the firing day', '0')
+      .option('--list', 'list schedules')
+      .option('--remove <id>', 'remove a schedule')
+      .option('--redis <url>', 'Redis URL (env REDIS_URL)')
+      .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)'),
+  ).action(async (templates: string[], flags: ConfigFlags & ColumnFlags & { cron?: string; tz?: string; id: string; daysAgo: string; list?: boolean; remove?: string }) => {
+    const config = configFrom(flags);
+    if (flags.list) {
+      const all = await schedules(config);
+      if (all.length === 0) process.stdout.write('no schedules\n');
+      for (const s of all) process.stdout.write(`${s.id}\t${s.cron}${s.tz ? ` (${s.tz})` : ''}\tnext ${s.next ?? '-'}\t${s.sources.join(' ')}\n`);
+      return;
+    }
+    if (flags.remove) {
+      const removed = await deleteSchedule(config, flags.remove);
+      if (!removed) throw new ConfigError(`no schedule "${flags.remove}": see rc-migrate schedule --list`);
+      process.stdout.write(`removed schedule ${flags.remove}\n`);
+      return;
+    }
+    if (!flags.cron) throw new ConfigError('schedule needs --cron "<pattern>" (or --list, or --remove ID)');
+    const daysAgo = Number(flags.daysAgo);
+    if (!Number.isInteger(daysAgo) || daysAgo < 0) throw new ConfigError(`--days-ago ${flags.daysAgo}: give a whole number of days, 0 or more`);
+    const info = await addSchedule(config, {
+      id: flags.id,
+      cron: flags.cron,
+      ...(flags.tz ? { tz: flags.tz } : {}),
+      sources: templates,
+      columns: columnsFrom(flags),
+      force: flags.force === true,
+      daysAgo,
+    });
+    process.stdout.write(`schedule ${info.id}: ${info.cron}${info.tz ? ` (${info.tz})` : ''}, next run ${info.next ?? 'unknown'}; start \`rc-migrate work\` to carry it out\n`);
+  });
 
   program
     .command('sandbox')

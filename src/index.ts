@@ -8,6 +8,8 @@ export { startWorkers, type Workers } from './commands/work.js';
 export { reportRun } from './commands/report.js';
 export { retryRun, isTransientFailure, type RetryOptions, type RetryResult } from './commands/retry.js';
 export { runStatus, type RunStatus } from './commands/status.js';
+export { addSchedule, schedules, deleteSchedule } from './commands/schedule.js';
+export { expandTemplate } from './schedule/template.js';
 export { startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
 export { RevenueCatClient, type ApiResult } from './revenuecat/client.js';
 export { classify, type Classification } from './revenuecat/classify.js';

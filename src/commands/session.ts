@@ -81,7 +81,7 @@ export async function workAndReport(opts: SessionOptions, work: (ctx: Context, l
 }
 
 /** Polls the run's counters until every queued row has an outcome, or until stopped. */
-async function waitForOutcomes(ledger: RunLedger, signal: AbortSignal, pollMs: number, progressEveryMs: number, log: Logger): Promise<void> {
+export async function waitForOutcomes(ledger: RunLedger, signal: AbortSignal, pollMs: number, progressEveryMs: number, log: Logger): Promise<void> {
   let lastProgress = Date.now();
   while (!signal.aborted) {
     const s = await ledger.state();

@@ -3,6 +3,7 @@ import { requireApiKey, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { RevenueCatClient } from '../revenuecat/client.js';
 import { startReceiptWorker } from '../workers/receiptWorker.js';
+import { startScheduledRuns } from '../schedule/scheduledRuns.js';
 import { openContext } from './context.js';
 
 export interface Workers {
@@ -20,6 +21,8 @@ export async function startWorkers(opts: { config: Config; logger: Logger }): Pr
   if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
   const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
   const worker = await startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
+  // Scheduled runs (rc-migrate schedule) are started by whichever worker process picks up their firing.
+  const scheduled = startScheduledRuns({ config, connection: ctx.redis, redis: ctx.redis, receipts: ctx.queue, fatal: ctx.fatal, logger });
   let watch: NodeJS.Timeout | undefined;
   const fatal = new Promise<string>((resolve) => {
     watch = setInterval(() => {
@@ -31,6 +34,7 @@ export async function startWorkers(opts: { config: Config; logger: Logger }): Pr
     fatal,
     async close() {
       clearInterval(watch);
+      await scheduled.close();
       const result = await worker.close();
       await client.close();
       await ctx.close();

@@ -1,0 +1,87 @@
+// Scheduled runs: templates for the firing day, and a real BullMQ job scheduler whose firing a worker
+// process turns into a run with its own report.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { addSchedule, deleteSchedule, schedules } from '../src/commands/schedule.js';
+import { startWorkers } from '../src/commands/work.js';
+import { ConfigError } from '../src/config.js';
+import { expandTemplate } from '../src/schedule/template.js';
+import { silentLogger } from '../src/logger.js';
+import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { dropPrefix, uniquePrefix } from './support/redis.js';
+import { tempDir, testConfig, token, writeCsv } from './support/harness.js';
+
+describe('source templates', () => {
+  const at = Date.parse('2026-03-29T01:30:00Z'); // 03:30 in Berlin, the night clocks go forward
+
+  it('fills in the firing day in the schedule\'s zone', () => {
+    expect(expandTemplate('s3://exports/{yyyy}-{mm}-{dd}/', { at })).toBe('s3://exports/2026-03-29/');
+    expect(expandTemplate('day={date} at {HH}{MM}', { at, tz: 'Europe/Berlin' })).toBe('day=2026-03-29 at 0330');
+    expect(expandTemplate('{date}', { at: Date.parse('2026-03-28T23:30:00Z'), tz: 'Europe/Berlin' })).toBe('2026-03-29');
+    expect(expandTemplate('{date}', { at: Date.parse('2026-03-28T23:30:00Z'), tz: 'America/New_York' })).toBe('2026-03-28');
+  });
+
+  it('counts days back by the calendar, across month ends and DST', () => {
+    expect(expandTemplate('{date}', { at, tz: 'Europe/Berlin', daysAgo: 1 })).toBe('2026-03-28');
+    expect(expandTemplate('{date}', { at: Date.parse('2026-03-01T02:00:00Z'), daysAgo: 1 })).toBe('2026-02-28');
+    expect(expandTemplate('{date}', { at: Date.parse('2028-03-01T02:00:00Z'), daysAgo: 1 })).toBe('2028-02-29');
+  });
+});
+
+describe('rc-migrate schedule', () => {
+  let sandbox: Sandbox;
+  let dir: string;
+  const prefix = uniquePrefix('sched');
+
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+    dir = await tempDir('sched');
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await dropPrefix(prefix);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses a bad cron pattern or time zone with a message', async () => {
+    const config = testConfig(prefix, sandbox.url);
+    await expect(addSchedule(config, { id: 'bad', cron: 'every night', sources: ['x.csv'] })).rejects.toThrow(ConfigError);
+    await expect(addSchedule(config, { id: 'bad', cron: '0 3 * * *', tz: 'Mars/Olympus', sources: ['x.csv'] })).rejects.toThrow(/not a time zone/);
+  });
+
+  it('fires, and a worker process turns the firing into a run with a report', async () => {
+    const reportDir = join(dir, 'reports');
+    const config = testConfig(prefix, sandbox.url, { reportDir });
+    // The export of the firing day (and the next, should the test straddle midnight UTC).
+    for (const offset of [0, 1]) {
+      const day = new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+      await writeCsv(dir, `export-${day}.csv`, ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: 12 }, (_, i) => ['ios', `s-${i}`, token(i)]));
+    }
+    const info = await addSchedule(config, { id: 'nightly', cron: '*/2 * * * * *', sources: [join(dir, 'export-{date}.csv')] });
+    expect(info.next).toBeDefined();
+    expect((await schedules(config)).map((s) => s.id)).toEqual(['nightly']);
+
+    const workers = await startWorkers({ config, logger: silentLogger() });
+    let summaryPath: string | undefined;
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!summaryPath && Date.now() < deadline) {
+        await sleep(200);
+        const runs = existsSync(reportDir) ? await readdir(reportDir) : [];
+        const found = runs.find((r) => /^nightly-\d{8}-\d{4}$/.test(r) && existsSync(join(reportDir, r, 'summary.json')));
+        if (found) summaryPath = join(reportDir, found, 'summary.json');
+      }
+    } finally {
+      expect(await deleteSchedule(config, 'nightly')).toBe(true);
+      await workers.close();
+    }
+    expect(summaryPath).toBeDefined();
+    const summary = JSON.parse(await readFile(summaryPath as string, 'utf8')) as Record<string, unknown>;
+    expect(summary).toMatchObject({ status: 'complete', rows_read: 12 });
+    expect(Number(summary.rows_succeeded) + Number(summary.already_migrated)).toBe(12);
+    expect(await schedules(config)).toEqual([]);
+  });
+});
