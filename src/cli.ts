@@ -185,7 +185,7 @@ export function buildProgram(): Command {
     const signal = stopOnSignals(() => undefined);
     const { result, exitCode } = await ingestSources({ config, logger: createLogger(config.logLevel), sources, runId: flags.runId, columns: columnsFrom(flags), force: flags.force === true, signal });
     process.stdout.write(
-      `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already migrated ${result.alreadyMigrated}, already done ${result.alreadyDone}${result.aborted ? ' (interrupted)' : ''}\n`,
+      `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already migrated ${result.alreadyMigrated}, already done ${result.alreadyDone}, resumed past ${result.resumedRows}${result.aborted ? ' (interrupted)' : ''}\n`,
     );
     process.exitCode = exitCode;
   });

@@ -7,7 +7,7 @@ import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { fingerprint } from './fingerprint.js';
-import { openSource } from './sources.js';
+import { expandSource, isS3Url } from './sources.js';
 import { validateRow } from './validateRow.js';
 
 export interface IngestOptions {
@@ -44,6 +44,8 @@ export interface IngestResult {
   alreadyDone: number;
   /** rows skipped because an earlier run migrated them */
   alreadyMigrated: number;
+  /** rows skipped because an interrupted ingest of this run had already queued them */
+  resumedRows: number;
   aborted: boolean;
 }
 
@@ -55,8 +57,10 @@ export interface IngestDeps {
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
   const { ledger, logger } = deps;
-  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, alreadyMigrated: 0, aborted: false };
-  await ledger.beginIngest(opts.sources);
+  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, alreadyMigrated: 0, resumedRows: 0, aborted: false };
+  // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
+  // never a place: its objects are).
+  await ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s)));
   let pending: ReceiptJobData[] = [];
 
   const flush = async (): Promise<void> => {
@@ -94,58 +98,73 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     await enqueueRows(deps.queue, toQueue, opts.maxAttempts);
   };
 
-  for (const source of opts.sources) {
-    let plan: ColumnPlan | undefined;
-    let planError: string | undefined;
-    let line = 0;
-    for await (const item of openSource(source)) {
-      line = item.line;
-      result.rowsRead++;
-      if (item.kind === 'problem') {
-        if (await ledger.reject({ src: source, line: item.line, reason: item.reason })) result.rejected++;
-        continue;
-      }
-      if (!plan && !planError) {
-        const planned = planColumns(item.columns, opts.columns);
-        if ('error' in planned) {
-          planError = planned.error;
-          logger.error({ source }, `cannot use ${source}: ${planError}`);
-        } else {
-          plan = planned.plan;
-          if (plan.ignored.length > 0) logger.warn({ source, ignored: plan.ignored }, 'columns kept in reports but not sent');
+  for (const given of opts.sources) {
+    for await (const entry of expandSource(given)) {
+      // One entry per input: a local file, or one object of an S3 prefix. Its name is the place of its rows.
+      const source = entry.name;
+      await ledger.sourceId(source);
+      let plan: ColumnPlan | undefined;
+      let planError: string | undefined;
+      let line = 0;
+      // A restarted ingest (after a kill or Ctrl-C) skips what an earlier one already queued: the ledger
+      // records the line up to which every row of this source is accounted for, after each chunk.
+      const resumeAfter = await ledger.progress(source);
+      if (resumeAfter > 0) logger.info({ source, line: resumeAfter }, 'resuming after the last line ingested');
+      for await (const item of entry.open()) {
+        line = item.line;
+        if (item.line <= resumeAfter) {
+          result.resumedRows++;
+          continue;
+        }
+        result.rowsRead++;
+        if (item.kind === 'problem') {
+          if (await ledger.reject({ src: source, line: item.line, reason: item.reason })) result.rejected++;
+          continue;
+        }
+        if (!plan && !planError) {
+          const planned = planColumns(item.columns, opts.columns);
+          if ('error' in planned) {
+            planError = planned.error;
+            logger.error({ source }, `cannot use ${source}: ${planError}`);
+          } else {
+            plan = planned.plan;
+            if (plan.ignored.length > 0) logger.warn({ source, ignored: plan.ignored }, 'columns kept in reports but not sent');
+          }
+        }
+        if (!plan) {
+          // A file whose header cannot be used still accounts for every row, each with the file's reason.
+          if (await ledger.reject({ src: source, line: item.line, reason: planError ?? 'unusable header', input: item.values })) result.rejected++;
+          continue;
+        }
+        const checked = validateRow(item.values, plan, { platform: opts.columns.platform });
+        if (!checked.ok) {
+          if (await ledger.reject({ src: source, line: item.line, reason: checked.reason, input: item.values })) result.rejected++;
+          continue;
+        }
+        pending.push({
+          run: opts.runId,
+          fp: fingerprint(checked.platform, checked.body.app_user_id, checked.body.fetch_token),
+          src: source,
+          line: item.line,
+          platform: checked.platform,
+          body: checked.body,
+          input: item.values,
+        });
+        if (pending.length >= opts.chunkSize) {
+          await flush();
+          await ledger.setProgress(source, line);
+          opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+          if (opts.signal?.aborted) {
+            result.aborted = true;
+            return result;
+          }
         }
       }
-      if (!plan) {
-        // A file whose header cannot be used still accounts for every row, each with the file's reason.
-        if (await ledger.reject({ src: source, line: item.line, reason: planError ?? 'unusable header', input: item.values })) result.rejected++;
-        continue;
-      }
-      const checked = validateRow(item.values, plan, { platform: opts.columns.platform });
-      if (!checked.ok) {
-        if (await ledger.reject({ src: source, line: item.line, reason: checked.reason, input: item.values })) result.rejected++;
-        continue;
-      }
-      pending.push({
-        run: opts.runId,
-        fp: fingerprint(checked.platform, checked.body.app_user_id, checked.body.fetch_token),
-        src: source,
-        line: item.line,
-        platform: checked.platform,
-        body: checked.body,
-        input: item.values,
-      });
-      if (pending.length >= opts.chunkSize) {
-        await flush();
-        opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
-        if (opts.signal?.aborted) {
-          result.aborted = true;
-          return result;
-        }
-      }
+      await flush();
+      await ledger.setProgress(source, Math.max(line, resumeAfter));
+      opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+      logger.info({ source, lines: line }, 'source read');
     }
-    await flush();
-    opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
-    logger.info({ source, lines: line }, 'source read');
   }
   await ledger.endIngest();
   return result;

@@ -124,17 +124,28 @@ export function defaultS3Client(): S3Client {
   return sharedClient;
 }
 
+/** Closes the process's S3 client, if one was made (its keep-alive sockets); the next use makes a new one. */
+export function closeDefaultS3Client(): void {
+  sharedClient?.destroy();
+  sharedClient = undefined;
+}
+
 /**
  * The CSV objects under a location, in key order, listed page by page. When the prefix is itself the key of a CSV
  * object (`s3://b/exports/day.csv`), that object alone.
  */
-export async function* listCsvObjects(client: S3Client, location: S3Location): AsyncGenerator<S3ObjectRef, void, undefined> {
+export async function* listCsvObjects(client: S3Client, location: S3Location, opts: { pageSize?: number } = {}): AsyncGenerator<S3ObjectRef, void, undefined> {
   const { bucket, prefix } = location;
   let continuationToken: string | undefined;
   let first = true;
   do {
     const page = await client.send(
-      new ListObjectsV2Command({ Bucket: bucket, ...(prefix === '' ? {} : { Prefix: prefix }), ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }) }),
+      new ListObjectsV2Command({
+        Bucket: bucket,
+        ...(prefix === '' ? {} : { Prefix: prefix }),
+        ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
+        ...(opts.pageSize === undefined ? {} : { MaxKeys: opts.pageSize }),
+      }),
     );
     for (const object of page.Contents ?? []) {
       const key = object.Key;

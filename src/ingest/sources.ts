@@ -22,6 +22,8 @@ export interface SourceDeps {
   s3?: S3Client;
   /** Resume behaviour of S3 body streams (tests). */
   s3Read?: ReadS3Options;
+  /** Keys per ListObjectsV2 page (default: the service's, 1000). */
+  s3PageSize?: number;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function* expandSource(source: string, deps: SourceDeps = {}): Asyn
   }
   const location = parseS3Url(source);
   const client = deps.s3 ?? defaultS3Client();
-  const objects = listCsvObjects(client, location);
+  const objects = listCsvObjects(client, location, deps.s3PageSize === undefined ? {} : { pageSize: deps.s3PageSize });
   for (;;) {
     let next: IteratorResult<S3ObjectRef, void>;
     try {
@@ -75,7 +77,7 @@ export async function checkSources(sources: string[], deps: SourceDeps = {}): Pr
 async function checkS3Source(source: string, deps: SourceDeps): Promise<void> {
   const location = parseS3Url(source);
   const client = deps.s3 ?? defaultS3Client();
-  const objects = listCsvObjects(client, location);
+  const objects = listCsvObjects(client, location, deps.s3PageSize === undefined ? {} : { pageSize: deps.s3PageSize });
   let found: boolean;
   try {
     found = (await objects.next()).done !== true;

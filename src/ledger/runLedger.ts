@@ -215,6 +215,16 @@ export class RunLedger {
     return locationOf(names[Number(place.slice(0, hash))] ?? place.slice(0, hash), Number(place.slice(hash + 1)));
   }
 
+  /** Every row of `source` up to `line` is queued or accounted for: a restarted ingest may skip them. */
+  async setProgress(source: string, line: number): Promise<void> {
+    await this.redis.hset(this.keys.meta, `progress:${await this.sourceId(source)}`, line);
+  }
+
+  /** The line up to which `source` was ingested, 0 when never. */
+  async progress(source: string): Promise<number> {
+    return Number((await this.redis.hget(this.keys.meta, `progress:${await this.sourceId(source)}`)) ?? 0);
+  }
+
   async endIngest(): Promise<void> {
     await this.redis.hset(this.keys.meta, 'ingest', 'done');
   }
