@@ -1,0 +1,82 @@
+// kill -9 of an ingest mid-file, then the same command again: it continues where it stopped, and in the end
+// the API saw every row exactly once (checked against the sandbox's own counters).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startWorkers } from '../src/commands/work.js';
+import { RunLedger } from '../src/ledger/runLedger.js';
+import { openRedis } from '../src/redis.js';
+import { silentLogger } from '../src/logger.js';
+import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+const ROWS = 12_000;
+
+describe('resumable ingest', () => {
+  let sandbox: Sandbox;
+  let dir: string;
+  const prefix = uniquePrefix('resume');
+
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+    dir = await tempDir('resume');
+  });
+  afterAll(async () => {
+    await sandbox.close();
+    await dropPrefix(prefix);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('continues after kill -9 without losing or repeating a row', async () => {
+    const source = await writeCsv(dir, 'big.csv', ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: ROWS }, (_, i) => ['ios', `r-${i % 3000}`, token(i)]));
+    const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: prefix, LOG_LEVEL: 'info' };
+    const args = [CLI, 'ingest', source, '--run-id', 'resume', '--high-water-mark', '0'];
+    const redis = openRedis(redisUrl());
+    const ledger = new RunLedger(redis, prefix, 'resume');
+    try {
+      const first = spawn(process.execPath, args, { env, stdio: 'ignore' });
+      const exited = new Promise((resolve) => first.on('close', resolve));
+      // Kill it once a few chunks are queued, well before the end of the file.
+      const deadline = Date.now() + 20_000;
+      while ((await ledger.state()).rows_queued < 3000 && Date.now() < deadline) await sleep(2);
+      first.kill('SIGKILL');
+      await exited;
+      const killed = await ledger.state();
+      expect(killed.ingest).toBe('running');
+      expect(killed.rows_queued).toBeGreaterThanOrEqual(3000);
+      expect(killed.rows_queued).toBeLessThan(ROWS);
+
+      const second = await new Promise<{ code: number | null; out: string }>((resolve) => {
+        const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('close', (code) => resolve({ code, out }));
+      });
+      expect(second.code).toBe(0);
+      const resumedPast = Number(/resumed past (\d+)/.exec(second.out)?.[1]);
+      expect(resumedPast).toBeGreaterThan(0);
+      const state = await ledger.state();
+      expect(state).toMatchObject({ ingest: 'done', rows_read: ROWS, rows_queued: ROWS, rows_rejected: 0, rows_duplicate: 0 });
+
+      const config = testConfig(prefix, sandbox.url, { ratePerSecond: 5000, concurrency: 32 });
+      const workers = await startWorkers({ config: { ...config, apiKey: SANDBOX_KEY }, logger: silentLogger() });
+      try {
+        const until = Date.now() + 120_000;
+        while (!(await ledger.state()).complete && Date.now() < until) await sleep(100);
+      } finally {
+        await workers.close();
+      }
+      expect((await ledger.state()).rows_succeeded).toBe(ROWS);
+      const posts = sandbox.stats().receiptPosts;
+      expect(posts.distinct).toBe(ROWS);
+      expect(posts.total).toBe(ROWS);
+      expect(posts.maxPerReceipt).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
