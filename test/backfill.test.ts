@@ -1,69 +1,55 @@
 // The uses after the first migration: nightly runs over overlapping exports, and re-running what failed.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rm } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runMigration } from '../src/commands/run.js';
 import { retryRun, isTransientFailure } from '../src/commands/retry.js';
 import { runStatus } from '../src/commands/status.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { dropPrefix, uniquePrefix } from './support/redis.js';
-import { readCsvFile, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
 
 const HEADER = ['platform', 'app_user_id', 'fetch_token'];
 
 describe('nightly backfills and retries', () => {
-  let sandbox: Sandbox;
-  let dir: string;
-  const prefix = uniquePrefix('backfill');
+  const fx = pipelineFixture('backfill');
   const logger = silentLogger();
 
-  beforeAll(async () => {
-    sandbox = await startSandbox();
-    dir = await tempDir('backfill');
-  });
-  afterAll(async () => {
-    await sandbox.close();
-    await dropPrefix(prefix);
-    await rm(dir, { recursive: true, force: true });
-  });
-
   it('a second run over the same data sends nothing, counting the rows as already migrated; --force sends again', async () => {
-    const config = testConfig(prefix, sandbox.url);
-    const day1 = await writeCsv(dir, 'day1.csv', HEADER, Array.from({ length: 50 }, (_, i) => ['ios', `n-${i}`, token(i)]));
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const day1 = await writeCsv(fx.dir, 'day1.csv', HEADER, Array.from({ length: 50 }, (_, i) => ['ios', `n-${i}`, token(i)]));
     // The next night's export repeats yesterday's rows and adds ten new ones.
-    const day2 = await writeCsv(dir, 'day2.csv', HEADER, Array.from({ length: 60 }, (_, i) => ['ios', `n-${i}`, token(i)]));
+    const day2 = await writeCsv(fx.dir, 'day2.csv', HEADER, Array.from({ length: 60 }, (_, i) => ['ios', `n-${i}`, token(i)]));
 
-    const first = await runMigration({ config, logger, sources: [day1], runId: 'night-1', outDir: join(dir, 'n1') });
+    const first = await runMigration({ config, logger, sources: [day1], runId: 'night-1', outDir: join(fx.dir, 'n1') });
     expect(first.summary.rows_succeeded).toBe(50);
-    const sentBefore = sandbox.stats().receiptPosts.total;
+    const sentBefore = fx.sandbox.stats().receiptPosts.total;
 
-    const second = await runMigration({ config, logger, sources: [day2], runId: 'night-2', outDir: join(dir, 'n2') });
+    const second = await runMigration({ config, logger, sources: [day2], runId: 'night-2', outDir: join(fx.dir, 'n2') });
     expect(second.exitCode).toBe(0);
     expect(second.summary).toMatchObject({ rows_read: 60, already_migrated: 50, rows_queued: 10, rows_succeeded: 10 });
-    expect(sandbox.stats().receiptPosts.total - sentBefore).toBe(10);
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(10);
     const skipped = await readCsvFile(second.files.alreadyMigrated);
     expect(skipped.map((r) => Number(r.line))).toEqual(Array.from({ length: 50 }, (_, i) => i + 2));
 
-    const third = await runMigration({ config, logger, sources: [day1], runId: 'night-3', outDir: join(dir, 'n3') });
+    const third = await runMigration({ config, logger, sources: [day1], runId: 'night-3', outDir: join(fx.dir, 'n3') });
     expect(third.summary).toMatchObject({ already_migrated: 50, rows_queued: 0 });
-    expect(sandbox.stats().receiptPosts.total - sentBefore).toBe(10);
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(10);
 
-    const forced = await runMigration({ config, logger, sources: [day1], runId: 'night-4', outDir: join(dir, 'n4'), force: true });
+    const forced = await runMigration({ config, logger, sources: [day1], runId: 'night-4', outDir: join(fx.dir, 'n4'), force: true });
     expect(forced.summary).toMatchObject({ already_migrated: 0, rows_succeeded: 50 });
-    expect(sandbox.stats().receiptPosts.total - sentBefore).toBe(60);
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(60);
   });
 
   it('retry turns rows that ran out of attempts into successes and keeps the earlier outcomes as history', async () => {
-    const config = testConfig(prefix, sandbox.url, { maxAttempts: 2 });
+    const config = testConfig(fx.prefix, fx.sandbox.url, { maxAttempts: 2 });
     const rows = [
       ...Array.from({ length: 20 }, (_, i) => ['ios', `ok-${i}`, token(100 + i)]),
       // the store fails three times for these: two attempts in the run are not enough
       ...Array.from({ length: 5 }, (_, i) => ['ios', `flaky-${i}`, token(200 + i, 'flaky3')]),
       ['ios', 'bad-1', token(300, 'invalid')],
     ];
-    const source = await writeCsv(dir, 'retry.csv', HEADER, rows);
-    const run = await runMigration({ config, logger, sources: [source], runId: 'retry', outDir: join(dir, 'r0') });
+    const source = await writeCsv(fx.dir, 'retry.csv', HEADER, rows);
+    const run = await runMigration({ config, logger, sources: [source], runId: 'retry', outDir: join(fx.dir, 'r0') });
     expect(run.exitCode).toBe(1);
     expect(run.summary).toMatchObject({ rows_succeeded: 20, rows_failed: 6 });
     expect(run.summary.by_error_code).toEqual({ rc_7101: 5, rc_7103: 1 });
@@ -73,7 +59,7 @@ describe('nightly backfills and retries', () => {
     expect(status.recentErrors.map((e) => e.reason).sort()).toEqual(['rc_7101', 'rc_7101', 'rc_7101', 'rc_7101', 'rc_7101', 'rc_7103']);
 
     // Default: only the transient failures go again.
-    const retried = await retryRun({ config, logger, runId: 'retry', outDir: join(dir, 'r1') });
+    const retried = await retryRun({ config, logger, runId: 'retry', outDir: join(fx.dir, 'r1') });
     expect(retried.requeued).toBe(5);
     expect(retried.exitCode).toBe(1);
     expect(retried.summary).toMatchObject({ rows_succeeded: 25, rows_failed: 1, retries: 1, rows_queued: 26 });
@@ -85,13 +71,13 @@ describe('nightly backfills and retries', () => {
     expect(failed.map((f) => f.app_user_id)).toEqual(['bad-1']);
 
     // --include-permanent sends the invalid receipt again; it fails again, with one more history entry.
-    const again = await retryRun({ config, logger, runId: 'retry', includePermanent: true, outDir: join(dir, 'r2') });
+    const again = await retryRun({ config, logger, runId: 'retry', includePermanent: true, outDir: join(fx.dir, 'r2') });
     expect(again.requeued).toBe(1);
     expect(again.summary).toMatchObject({ rows_succeeded: 25, rows_failed: 1, retries: 2 });
     expect(await readCsvFile(again.files!.history)).toHaveLength(6);
 
     // Nothing transient is left: a plain retry finds nothing to do.
-    const none = await retryRun({ config, logger, runId: 'retry', outDir: join(dir, 'r3') });
+    const none = await retryRun({ config, logger, runId: 'retry', outDir: join(fx.dir, 'r3') });
     expect(none.requeued).toBe(0);
   });
 

@@ -1,7 +1,6 @@
 // The CLI as a user runs it: a separate Node process, configuration from the environment, exit codes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ingestSources } from '../src/commands/ingest.js';
@@ -9,9 +8,9 @@ import { RunLedger } from '../src/ledger/runLedger.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
-import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import { redisUrl } from './support/redis.js';
+import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 
@@ -35,45 +34,36 @@ function cli(args: string[], env: Record<string, string>, onSpawn?: (pid: number
 }
 
 describe('rc-migrate CLI', () => {
-  let sandbox: Sandbox;
-  let dir: string;
+  const fx = pipelineFixture('cli');
   let good: string;
   let mixed: string;
-  const prefix = uniquePrefix('cli');
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    sandbox = await startSandbox();
-    dir = await tempDir('cli');
-    good = await writeCsv(dir, 'good.csv', ['app_user_id', 'receipt'], [
+    good = await writeCsv(fx.dir, 'good.csv', ['app_user_id', 'receipt'], [
       ['alice', token(1)],
       ['bob', token(2)],
     ]);
-    mixed = await writeCsv(dir, 'mixed.csv', ['app_user_id', 'receipt'], [
+    mixed = await writeCsv(fx.dir, 'mixed.csv', ['app_user_id', 'receipt'], [
       ['carol', token(3)],
       ['null', token(4)],
       ['dave', token(5, 'invalid')],
     ]);
     env = {
       REDIS_URL: redisUrl(),
-      RC_MIGRATE_PREFIX: prefix,
-      REVENUECAT_API_URL: sandbox.url,
+      RC_MIGRATE_PREFIX: fx.prefix,
+      REVENUECAT_API_URL: fx.sandbox.url,
       REVENUECAT_API_KEY: SANDBOX_KEY,
       LOG_LEVEL: 'debug',
-      RC_MIGRATE_REPORT_DIR: join(dir, 'reports'),
+      RC_MIGRATE_REPORT_DIR: join(fx.dir, 'reports'),
     };
-  });
-  afterAll(async () => {
-    await sandbox.close();
-    await dropPrefix(prefix);
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('exits 0 when every row succeeded, and keeps the key and tokens out of its output', async () => {
     const r = await cli(['run', good, '--platform', 'ios', '--run-id', 'cli-good'], env);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/succeeded\s+2/);
-    expect(r.stdout).toContain(join(dir, 'reports', 'cli-good'));
+    expect(r.stdout).toContain(join(fx.dir, 'reports', 'cli-good'));
     const output = r.stdout + r.stderr;
     expect(output).not.toContain(SANDBOX_KEY);
     expect(output).not.toContain(token(1));
@@ -105,29 +95,29 @@ describe('rc-migrate CLI', () => {
   });
 
   it('work: SIGTERM lets in-flight requests finish, records them, and leaves no job active', async () => {
-    sandbox.configure({ latencyMs: 400 });
+    fx.sandbox.configure({ latencyMs: 400 });
     try {
       const rows = Array.from({ length: 40 }, (_, i) => ['ios', `sig-${i}`, token(100 + i)]);
-      const source = await writeCsv(dir, 'sig.csv', ['platform', 'app_user_id', 'fetch_token'], rows);
-      const config = testConfig(prefix, sandbox.url);
+      const source = await writeCsv(fx.dir, 'sig.csv', ['platform', 'app_user_id', 'fetch_token'], rows);
+      const config = testConfig(fx.prefix, fx.sandbox.url);
       await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'sig' });
-      const before = sandbox.stats().successfulReceipts;
+      const before = fx.sandbox.stats().successfulReceipts;
       let pid = 0;
       const exited = cli(['work', '--concurrency', '6', '--rate', '100'], env, (p) => (pid = p));
       const deadline = Date.now() + 10_000;
-      while (sandbox.stats().inFlight < 3 && Date.now() < deadline) await sleep(10);
-      expect(sandbox.stats().inFlight).toBeGreaterThanOrEqual(3);
+      while (fx.sandbox.stats().inFlight < 3 && Date.now() < deadline) await sleep(10);
+      expect(fx.sandbox.stats().inFlight).toBeGreaterThanOrEqual(3);
       process.kill(pid, 'SIGTERM');
       const r = await exited;
       expect(r.code).toBe(0);
 
       const redis = openRedis(redisUrl());
-      const queue = openReceiptsQueue(redis, prefix);
+      const queue = openReceiptsQueue(redis, fx.prefix);
       try {
         const counts = await queue.getJobCounts('active', 'wait', 'delayed', 'prioritized');
         expect(counts.active).toBe(0);
-        const state = await new RunLedger(redis, prefix, 'sig').state();
-        const sent = sandbox.stats().successfulReceipts - before;
+        const state = await new RunLedger(redis, fx.prefix, 'sig').state();
+        const sent = fx.sandbox.stats().successfulReceipts - before;
         // Every request that reached the API has its outcome; the rest are still queued.
         expect(state.rows_succeeded).toBe(sent);
         expect(sent).toBeGreaterThanOrEqual(3);
@@ -137,7 +127,7 @@ describe('rc-migrate CLI', () => {
         redis.disconnect();
       }
     } finally {
-      sandbox.configure({ latencyMs: 0 });
+      fx.sandbox.configure({ latencyMs: 0 });
     }
   });
 });

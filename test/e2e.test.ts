@@ -1,14 +1,12 @@
-// End to end, all real: CSV files on disk → ingester → BullMQ on Redis → workers → HTTP → sandbox → ledger →
-// report files. The sandbox injects 5xx, connection resets and 429s; every row must still end in exactly
-// one outcome, and the sandbox must never have seen two requests at once for one user.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rm } from 'node:fs/promises';
+// End to end, all real: CSV files on disk → ingester → BullMQ on Redis → workers → HTTP → fx.sandbox → ledger →
+// report files. The fx.sandbox injects 5xx, connection resets and 429s; every row must still end in exactly
+// one outcome, and the fx.sandbox must never have seen two requests at once for one user.
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runMigration } from '../src/commands/run.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { dropPrefix, uniquePrefix } from './support/redis.js';
-import { readCsvFile, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
 
 const HEADER = ['platform', 'app_user_id', 'fetch_token', 'product_id', 'price', 'currency'];
 
@@ -48,26 +46,13 @@ function planRows(): Plan {
 }
 
 describe('run: CSV → queue → /v1/receipts → report, through faults', () => {
-  let sandbox: Sandbox;
-  let dir: string;
-  const prefix = uniquePrefix('e2e');
-
-  beforeAll(async () => {
-    // No rate-limit headers: the pipeline has to find the limit by its 429s.
-    sandbox = await startSandbox({ rateLimitPerSecond: 400, rateLimitHeaders: false, fault5xxRate: 0.07, resetRate: 0.03, latencyMs: 2, seed: 42 });
-    dir = await tempDir('e2e');
-  });
-  afterAll(async () => {
-    await sandbox.close();
-    await dropPrefix(prefix);
-    await rm(dir, { recursive: true, force: true });
-  });
+  const fx = pipelineFixture('e2e', { rateLimitPerSecond: 400, rateLimitHeaders: false, fault5xxRate: 0.07, resetRate: 0.03, latencyMs: 2, seed: 42 });
 
   it('gives every row exactly one outcome, retries what is transient and stays polite to the API', async () => {
     const plan = planRows();
-    const source = await writeCsv(dir, 'receipts.csv', HEADER, plan.rows);
-    const config = testConfig(prefix, sandbox.url, { ratePerSecond: 600, concurrency: 32, maxAttempts: 12 });
-    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'e2e', outDir: join(dir, 'report') });
+    const source = await writeCsv(fx.dir, 'receipts.csv', HEADER, plan.rows);
+    const config = testConfig(fx.prefix, fx.sandbox.url, { ratePerSecond: 600, concurrency: 32, maxAttempts: 12 });
+    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'e2e', outDir: join(fx.dir, 'report') });
     const s = result.summary;
 
     expect(s.status).toBe('complete');
@@ -83,7 +68,7 @@ describe('run: CSV → queue → /v1/receipts → report, through faults', () =>
     expect(s.reconciliation.product_confirmed).toBe(plan.good + plan.flaky);
 
     // The faults did happen, and were absorbed.
-    const stats = sandbox.stats();
+    const stats = fx.sandbox.stats();
     expect(stats.faults['5xx']).toBeGreaterThan(50);
     expect(stats.faults.reset).toBeGreaterThan(20);
     expect(stats.rateLimited).toBeGreaterThan(0);
@@ -121,9 +106,9 @@ describe('run: CSV → queue → /v1/receipts → report, through faults', () =>
   });
 
   it('takes its own failed.csv back as input', async () => {
-    const failedCsv = join(dir, 'report', 'failed.csv');
-    const config = testConfig(prefix, sandbox.url);
-    const result = await runMigration({ config, logger: silentLogger(), sources: [failedCsv], runId: 'e2e-rerun', outDir: join(dir, 'rerun') });
+    const failedCsv = join(fx.dir, 'report', 'failed.csv');
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const result = await runMigration({ config, logger: silentLogger(), sources: [failedCsv], runId: 'e2e-rerun', outDir: join(fx.dir, 'rerun') });
     const first = await readCsvFile(failedCsv);
     expect(result.summary.rows_read).toBe(first.length);
     expect(result.summary.rows_rejected).toBe(0);

@@ -1,8 +1,7 @@
-// Rate control against a sandbox that enforces a limit: queue-wide pauses on 429, the announced limit,
+// Rate control against a fx.sandbox that enforces a limit: queue-wide pauses on 429, the announced limit,
 // two worker processes sharing one rate, the per-user lock across processes, and the ingest high-water mark.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runMigration } from '../src/commands/run.js';
@@ -14,11 +13,11 @@ import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis.js';
 import { rateKey } from '../src/workers/rateController.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import type { Config } from '../src/config.js';
 import type { Outcome } from '../src/types.js';
-import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
-import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import { redisUrl } from './support/redis.js';
+import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const HEADER = ['platform', 'app_user_id', 'fetch_token'];
@@ -58,32 +57,15 @@ function workProcess(env: Record<string, string>, args: string[]): { child: Chil
 }
 
 describe('rate control', () => {
-  let sandbox: Sandbox;
-  let dir: string;
-  const prefixes: string[] = [];
-  const prefix = (name: string): string => {
-    const p = uniquePrefix(name);
-    prefixes.push(p);
-    return p;
-  };
-
-  beforeAll(async () => {
-    sandbox = await startSandbox();
-    dir = await tempDir('rate');
-  });
-  afterAll(async () => {
-    await sandbox.close();
-    for (const p of prefixes) await dropPrefix(p);
-    await rm(dir, { recursive: true, force: true });
-  });
+  const fx = pipelineFixture('rate');
 
   it('a 429 pauses the whole queue, costs no attempt, lowers the shared rate, and the queue resumes', async () => {
-    sandbox.reset();
-    sandbox.configure({ rateLimitPerSecond: 10, rateLimitHeaders: false, latencyMs: 5 });
-    const p = prefix('pause');
-    const config = testConfig(p, sandbox.url, { ratePerSecond: 80, concurrency: 8 });
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 10, rateLimitHeaders: false, latencyMs: 5 });
+    const p = fx.newPrefix('pause');
+    const config = testConfig(p, fx.sandbox.url, { ratePerSecond: 80, concurrency: 8 });
     const rows = Array.from({ length: 60 }, (_, i) => ['ios', `p-${i}`, token(i)]);
-    const source = await writeCsv(dir, 'pause.csv', HEADER, rows);
+    const source = await writeCsv(fx.dir, 'pause.csv', HEADER, rows);
 
     const redis = openRedis(redisUrl());
     const queue = openReceiptsQueue(redis, p);
@@ -96,13 +78,13 @@ describe('rate control', () => {
       }
     })();
     try {
-      const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'pause', outDir: join(dir, 'pause') });
+      const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'pause', outDir: join(fx.dir, 'pause') });
       watching = false;
       await watcher;
       expect(result.exitCode).toBe(0);
       expect(result.summary.rows_succeeded).toBe(60);
-      expect(sandbox.stats().rateLimited).toBeGreaterThan(0);
-      expect(result.summary.by_http_status['429']).toBe(sandbox.stats().rateLimited);
+      expect(fx.sandbox.stats().rateLimited).toBeGreaterThan(0);
+      expect(result.summary.by_http_status['429']).toBe(fx.sandbox.stats().rateLimited);
       // The queue as a whole was held for the Retry-After (1 s), not just the one job.
       expect(maxTtl).toBeGreaterThan(100);
       // 429s never count as attempts.
@@ -118,13 +100,13 @@ describe('rate control', () => {
   });
 
   it('adopts the limit the API announces in RevenueCat-Rate-Limit-Current-Limit', async () => {
-    sandbox.reset();
-    sandbox.configure({ rateLimitPerSecond: 15, rateLimitHeaders: true, latencyMs: 5 });
-    const p = prefix('announce');
-    const config = testConfig(p, sandbox.url, { ratePerSecond: 200, concurrency: 8 });
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 15, rateLimitHeaders: true, latencyMs: 5 });
+    const p = fx.newPrefix('announce');
+    const config = testConfig(p, fx.sandbox.url, { ratePerSecond: 200, concurrency: 8 });
     const rows = Array.from({ length: 60 }, (_, i) => ['ios', `a-${i}`, token(i)]);
-    const source = await writeCsv(dir, 'announce.csv', HEADER, rows);
-    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'announce', outDir: join(dir, 'announce') });
+    const source = await writeCsv(fx.dir, 'announce.csv', HEADER, rows);
+    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'announce', outDir: join(fx.dir, 'announce') });
     expect(result.summary.rows_succeeded).toBe(60);
     const redis = openRedis(redisUrl());
     try {
@@ -135,19 +117,19 @@ describe('rate control', () => {
       redis.disconnect();
     }
     // Only requests sent before the first answer announced the limit could have been refused.
-    expect(sandbox.stats().rateLimited).toBeLessThanOrEqual(8);
+    expect(fx.sandbox.stats().rateLimited).toBeLessThanOrEqual(8);
   });
 
-  it('two worker processes share one rate and stay within the limit the sandbox enforces', async () => {
-    sandbox.reset();
-    sandbox.configure({ rateLimitPerSecond: 25, rateLimitHeaders: false, latencyMs: 20 });
-    const p = prefix('two');
-    const config = testConfig(p, sandbox.url, { ratePerSecond: 20 });
+  it('two worker processes share one rate and stay within the limit the fx.sandbox enforces', async () => {
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 25, rateLimitHeaders: false, latencyMs: 20 });
+    const p = fx.newPrefix('two');
+    const config = testConfig(p, fx.sandbox.url, { ratePerSecond: 20 });
     const rows = Array.from({ length: 160 }, (_, i) => ['android', `t-${i}`, token(i), 'gold']);
-    const source = await writeCsv(dir, 'two.csv', [...HEADER, 'product_id'], rows);
+    const source = await writeCsv(fx.dir, 'two.csv', [...HEADER, 'product_id'], rows);
     await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'two' });
 
-    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'debug' };
+    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: fx.sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'debug' };
     const started = Date.now();
     const a = workProcess(env, ['--rate', '20', '--concurrency', '8']);
     const b = workProcess(env, ['--rate', '1200/min', '--concurrency', '8']);
@@ -159,8 +141,8 @@ describe('rate control', () => {
     }
     const elapsed = (Date.now() - started) / 1000;
     const [ra, rb] = await Promise.all([a.done, b.done]);
-    expect(sandbox.stats().rateLimited).toBe(0);
-    expect(sandbox.stats().successfulReceipts).toBe(160);
+    expect(fx.sandbox.stats().rateLimited).toBe(0);
+    expect(fx.sandbox.stats().successfulReceipts).toBe(160);
     // Both processes sent rows, and together they kept to 20/s: 160 rows take at least ~8 s.
     expect(ra.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(10);
     expect(rb.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(10);
@@ -168,15 +150,15 @@ describe('rate control', () => {
   });
 
   it('never has two requests in flight for one user, across two processes, with many rows per user', async () => {
-    sandbox.reset();
-    sandbox.configure({ rateLimitPerSecond: 0, latencyMs: 15, latencyJitterMs: 10 });
-    const p = prefix('users');
-    const config = testConfig(p, sandbox.url);
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 0, latencyMs: 15, latencyJitterMs: 10 });
+    const p = fx.newPrefix('users');
+    const config = testConfig(p, fx.sandbox.url);
     // 12 users with 25 receipts each, interleaved so that every fetch of jobs holds several rows per user.
     const rows = Array.from({ length: 300 }, (_, i) => ['ios', `busy-${i % 12}`, token(i)]);
-    const source = await writeCsv(dir, 'users.csv', HEADER, rows);
+    const source = await writeCsv(fx.dir, 'users.csv', HEADER, rows);
     await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'users' });
-    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'warn' };
+    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: fx.sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'warn' };
     const a = workProcess(env, ['--rate', '500', '--concurrency', '16']);
     const b = workProcess(env, ['--rate', '500', '--concurrency', '16']);
     try {
@@ -186,7 +168,7 @@ describe('rate control', () => {
       b.child.kill('SIGTERM');
       await Promise.all([a.done, b.done]);
     }
-    const stats = sandbox.stats();
+    const stats = fx.sandbox.stats();
     expect(stats.successfulReceipts).toBe(300);
     expect(stats.overlaps).toBe(0);
     expect(stats.maxInFlightPerUser).toBe(1);
@@ -197,12 +179,12 @@ describe('rate control', () => {
   });
 
   it('the ingester holds the queue under its high-water mark on a file far larger than it', async () => {
-    sandbox.reset();
-    sandbox.configure({ rateLimitPerSecond: 0, latencyMs: 0, latencyJitterMs: 0 });
-    const p = prefix('hwm');
-    const config = testConfig(p, sandbox.url, { highWaterMark: 500, ingestChunkSize: 100, ratePerSecond: 5000, concurrency: 32 });
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 0, latencyMs: 0, latencyJitterMs: 0 });
+    const p = fx.newPrefix('hwm');
+    const config = testConfig(p, fx.sandbox.url, { highWaterMark: 500, ingestChunkSize: 100, ratePerSecond: 5000, concurrency: 32 });
     const rows = Array.from({ length: 12_000 }, (_, i) => ['ios', `h-${i}`, token(i)]);
-    const source = await writeCsv(dir, 'hwm.csv', HEADER, rows);
+    const source = await writeCsv(fx.dir, 'hwm.csv', HEADER, rows);
     const redis = openRedis(redisUrl());
     const queue = openReceiptsQueue(redis, p);
     let maxQueued = 0;
@@ -234,7 +216,7 @@ describe('rate control', () => {
       watching = false;
       await watcher;
       expect(maxQueued).toBeLessThanOrEqual(600);
-      expect(sandbox.stats().successfulReceipts).toBe(12_000);
+      expect(fx.sandbox.stats().successfulReceipts).toBe(12_000);
     } finally {
       watching = false;
       await queue.close();

@@ -1,42 +1,29 @@
 // kill -9 of an ingest mid-file, then the same command again: it continues where it stopped, and in the end
 // the API saw every row exactly once (checked against the sandbox's own counters).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startWorkers } from '../src/commands/work.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { openRedis } from '../src/redis.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
-import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import { redisUrl } from './support/redis.js';
+import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const ROWS = 12_000;
 
 describe('resumable ingest', () => {
-  let sandbox: Sandbox;
-  let dir: string;
-  const prefix = uniquePrefix('resume');
-
-  beforeAll(async () => {
-    sandbox = await startSandbox();
-    dir = await tempDir('resume');
-  });
-  afterAll(async () => {
-    await sandbox.close();
-    await dropPrefix(prefix);
-    await rm(dir, { recursive: true, force: true });
-  });
+  const fx = pipelineFixture('resume');
 
   it('continues after kill -9 without losing or repeating a row', async () => {
-    const source = await writeCsv(dir, 'big.csv', ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: ROWS }, (_, i) => ['ios', `r-${i % 3000}`, token(i)]));
-    const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: prefix, LOG_LEVEL: 'info' };
+    const source = await writeCsv(fx.dir, 'big.csv', ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: ROWS }, (_, i) => ['ios', `r-${i % 3000}`, token(i)]));
+    const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: fx.prefix, LOG_LEVEL: 'info' };
     const args = [CLI, 'ingest', source, '--run-id', 'resume', '--high-water-mark', '0'];
     const redis = openRedis(redisUrl());
-    const ledger = new RunLedger(redis, prefix, 'resume');
+    const ledger = new RunLedger(redis, fx.prefix, 'resume');
     try {
       const first = spawn(process.execPath, args, { env, stdio: 'ignore' });
       const exited = new Promise((resolve) => first.on('close', resolve));
@@ -62,7 +49,7 @@ describe('resumable ingest', () => {
       const state = await ledger.state();
       expect(state).toMatchObject({ ingest: 'done', rows_read: ROWS, rows_queued: ROWS, rows_rejected: 0, rows_duplicate: 0 });
 
-      const config = testConfig(prefix, sandbox.url, { ratePerSecond: 5000, concurrency: 32 });
+      const config = testConfig(fx.prefix, fx.sandbox.url, { ratePerSecond: 5000, concurrency: 32 });
       const workers = await startWorkers({ config: { ...config, apiKey: SANDBOX_KEY }, logger: silentLogger() });
       try {
         const until = Date.now() + 120_000;
@@ -71,7 +58,7 @@ describe('resumable ingest', () => {
         await workers.close();
       }
       expect((await ledger.state()).rows_succeeded).toBe(ROWS);
-      const posts = sandbox.stats().receiptPosts;
+      const posts = fx.sandbox.stats().receiptPosts;
       expect(posts.distinct).toBe(ROWS);
       expect(posts.total).toBe(ROWS);
       expect(posts.maxPerReceipt).toBe(1);

@@ -1,29 +1,23 @@
 // A whole run whose source is an S3 prefix: several objects (one gzipped, one empty, one not a CSV), read from
-// a real S3-protocol server on loopback, sent to the sandbox, with object keys and lines in the report.
+// a real S3-protocol server on loopback, sent to the fx.sandbox, with object keys and lines in the report.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { runMigration } from '../src/commands/run.js';
 import { closeDefaultS3Client } from '../src/ingest/s3.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { dropPrefix, uniquePrefix } from './support/redis.js';
-import { readCsvFile, tempDir, testConfig, token } from './support/harness.js';
+import { readCsvFile, testConfig, token } from './support/harness.js';
 import { startS3rver } from './support/s3rver.js';
+import { pipelineFixture } from './support/fixture.js';
 
-describe('run with an S3 prefix as its source', () => {
-  let sandbox: Sandbox;
-  let dir: string;
+describe('run with an S3 fx.prefix as its source', () => {
+  const fx = pipelineFixture('s3run');
   let s3: { port: number; child: ChildProcess };
-  const prefix = uniquePrefix('s3run');
 
   beforeAll(async () => {
-    sandbox = await startSandbox();
-    dir = await tempDir('s3run');
-    s3 = await startS3rver(join(dir, 's3'));
+    s3 = await startS3rver(join(fx.dir, 's3'));
     // The pipeline reads S3 through the standard AWS configuration, as in production.
     Object.assign(process.env, {
       AWS_ACCESS_KEY_ID: 'S3RVER',
@@ -36,12 +30,9 @@ describe('run with an S3 prefix as its source', () => {
   afterAll(async () => {
     closeDefaultS3Client();
     s3.child.stdin?.end();
-    await sandbox.close();
-    await dropPrefix(prefix);
-    await rm(dir, { recursive: true, force: true });
   });
 
-  it('migrates every CSV object under the prefix, in key order, naming object and line', async () => {
+  it('migrates every CSV object under the fx.prefix, in key order, naming object and line', async () => {
     const client = new S3Client({
       endpoint: `http://127.0.0.1:${s3.port}`,
       forcePathStyle: true,
@@ -59,8 +50,8 @@ describe('run with an S3 prefix as its source', () => {
     await put('receipts/2026-11-21/a.csv', `platform,app_user_id,fetch_token\nios,other-day,${token(9)}\n`);
     client.destroy();
 
-    const config = testConfig(prefix, sandbox.url);
-    const result = await runMigration({ config, logger: silentLogger(), sources: ['s3://exports/receipts/2026-11-20/'], runId: 's3', outDir: join(dir, 'report') });
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const result = await runMigration({ config, logger: silentLogger(), sources: ['s3://exports/receipts/2026-11-20/'], runId: 's3', outDir: join(fx.dir, 'report') });
     expect(result.summary).toMatchObject({ rows_read: 5, rows_succeeded: 3, rows_failed: 1, rows_rejected: 1 });
     expect(result.summary.sources).toEqual(['s3://exports/receipts/2026-11-20/a.csv', 's3://exports/receipts/2026-11-20/b.csv.gz', 's3://exports/receipts/2026-11-20/c-empty.csv']);
 
@@ -74,6 +65,6 @@ describe('run with an S3 prefix as its source', () => {
       's3://exports/receipts/2026-11-20/a.csv#3',
       's3://exports/receipts/2026-11-20/b.csv.gz#2',
     ]);
-    expect(sandbox.stats().receiptPosts.total).toBe(4);
+    expect(fx.sandbox.stats().receiptPosts.total).toBe(4);
   });
 });

@@ -1,8 +1,8 @@
 // Scheduled runs: templates for the firing day, and a real BullMQ job scheduler whose firing a worker
 // process turns into a run with its own report.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { addSchedule, deleteSchedule, schedules } from '../src/commands/schedule.js';
@@ -10,9 +10,8 @@ import { startWorkers } from '../src/commands/work.js';
 import { ConfigError } from '../src/config.js';
 import { expandTemplate } from '../src/schedule/template.js';
 import { silentLogger } from '../src/logger.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
-import { dropPrefix, uniquePrefix } from './support/redis.js';
-import { tempDir, testConfig, token, writeCsv } from './support/harness.js';
+import { testConfig, token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
 
 describe('source templates', () => {
   const at = Date.parse('2026-03-29T01:30:00Z'); // 03:30 in Berlin, the night clocks go forward
@@ -32,35 +31,23 @@ describe('source templates', () => {
 });
 
 describe('rc-migrate schedule', () => {
-  let sandbox: Sandbox;
-  let dir: string;
-  const prefix = uniquePrefix('sched');
-
-  beforeAll(async () => {
-    sandbox = await startSandbox();
-    dir = await tempDir('sched');
-  });
-  afterAll(async () => {
-    await sandbox.close();
-    await dropPrefix(prefix);
-    await rm(dir, { recursive: true, force: true });
-  });
+  const fx = pipelineFixture('sched');
 
   it('refuses a bad cron pattern or time zone with a message', async () => {
-    const config = testConfig(prefix, sandbox.url);
+    const config = testConfig(fx.prefix, fx.sandbox.url);
     await expect(addSchedule(config, { id: 'bad', cron: 'every night', sources: ['x.csv'] })).rejects.toThrow(ConfigError);
     await expect(addSchedule(config, { id: 'bad', cron: '0 3 * * *', tz: 'Mars/Olympus', sources: ['x.csv'] })).rejects.toThrow(/not a time zone/);
   });
 
   it('fires, and a worker process turns the firing into a run with a report', async () => {
-    const reportDir = join(dir, 'reports');
-    const config = testConfig(prefix, sandbox.url, { reportDir });
+    const reportDir = join(fx.dir, 'reports');
+    const config = testConfig(fx.prefix, fx.sandbox.url, { reportDir });
     // The export of the firing day (and the next, should the test straddle midnight UTC).
     for (const offset of [0, 1]) {
       const day = new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
-      await writeCsv(dir, `export-${day}.csv`, ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: 12 }, (_, i) => ['ios', `s-${i}`, token(i)]));
+      await writeCsv(fx.dir, `export-${day}.csv`, ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: 12 }, (_, i) => ['ios', `s-${i}`, token(i)]));
     }
-    const info = await addSchedule(config, { id: 'nightly', cron: '*/2 * * * * *', sources: [join(dir, 'export-{date}.csv')] });
+    const info = await addSchedule(config, { id: 'nightly', cron: '*/2 * * * * *', sources: [join(fx.dir, 'export-{date}.csv')] });
     expect(info.next).toBeDefined();
     expect((await schedules(config)).map((s) => s.id)).toEqual(['nightly']);
 
