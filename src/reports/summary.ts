@@ -1,6 +1,6 @@
 // summary.json: the run's counters from the ledger plus breakdowns computed from the outcomes themselves.
 import type { FatalReason } from '../queue/fatalStop.js';
-import type { Outcome, RunState } from '../types.js';
+import type { Outcome, RunCounters, RunState } from '../types.js';
 
 export type RunStatus = 'complete' | 'in_progress' | 'stopped';
 
@@ -13,25 +13,19 @@ export interface Reconciliation {
   transferred: number;
 }
 
-export interface Summary {
+/** The run's counters as the ledger keeps them, less the one the summary renames (already_migrated). */
+type SummaryCounters = Omit<RunCounters, 'rows_already_migrated'>;
+
+export interface Summary extends SummaryCounters {
   run_id: string;
   status: RunStatus;
   started_at: string | null;
   finished_at: string | null;
   sources: string[];
-  rows_read: number;
-  rows_rejected: number;
-  rows_duplicate: number;
-  rows_queued: number;
-  rows_succeeded: number;
-  rows_failed: number;
   /** rows skipped because an earlier run had migrated them (sent anyway with --force) */
   already_migrated: number;
   /** queued rows without an outcome yet */
   rows_pending: number;
-  requests_sent: number;
-  /** how many times `retry` re-opened failed rows of this run */
-  retries: number;
   /** every request sent, by HTTP status or network error (timeout, reset, refused) */
   by_http_status: Record<string, number>;
   /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
