@@ -1,6 +1,7 @@
 // The types that cross module boundaries: a queued row, its outcome, and the run's bookkeeping.
 import type { Platform, ReceiptBody } from './revenuecat/fields.js';
 import type { SubscriberSummary } from './revenuecat/subscriber.js';
+import type { Expectations } from './ingest/expectations.js';
 
 /** What the ingester puts on the queue for one row. `input` keeps the original cells for failed.csv. */
 export interface ReceiptJobData {
@@ -11,6 +12,8 @@ export interface ReceiptJobData {
   platform: Platform;
   body: ReceiptBody;
   input: Record<string, string>;
+  /** what the row's expected_* columns say the user should have afterwards */
+  expect?: Expectations;
 }
 
 export type OutcomeStatus = 'succeeded' | 'failed';
@@ -40,6 +43,17 @@ export interface Outcome {
   input?: Record<string, string>;
   /** the request body, kept for failed rows only so `retry` can send it again */
   body?: ReceiptBody;
+  /** the row's expected_* columns, kept so `verify` can check them again later */
+  expect?: Expectations;
+  /** where the returned subscriber differs from what the row expected */
+  mismatches?: StateMismatch[];
+}
+
+/** One difference between what a row expected (or what the POST returned) and a subscriber's state. */
+export interface StateMismatch {
+  kind: string;
+  expected: string;
+  actual: string;
 }
 
 export interface Rejection {

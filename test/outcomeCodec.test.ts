@@ -23,7 +23,10 @@ const succeeded: Outcome = {
       { id: 'lifetime', expires_date: null, product_identifier: 'com.example.lifetime' },
     ],
     product_found: 'subscription',
+    product: { expires_date: '2026-12-21T06:12:23Z', is_sandbox: false },
   },
+  expect: { entitlement: 'premium', expiresAt: '2026-12-21T00:00:00.000Z', active: true },
+  mismatches: [{ kind: 'expiry_differs', expected: '2026-12-21T00:00:00.000Z', actual: '2026-12-21T06:12:23Z' }],
 };
 
 const failed: Outcome = {

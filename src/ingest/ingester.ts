@@ -6,6 +6,7 @@ import { waitBelowHighWater } from '../queue/highWater.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
+import { isExpectationColumn, readExpectations } from './expectations.js';
 import { fingerprint } from './fingerprint.js';
 import { expandSource, isS3Url } from './sources.js';
 import { validateRow } from './validateRow.js';
@@ -128,7 +129,8 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
             logger.error({ source }, `cannot use ${source}: ${planError}`);
           } else {
             plan = planned.plan;
-            if (plan.ignored.length > 0) logger.warn({ source, ignored: plan.ignored }, 'columns kept in reports but not sent');
+            const ignored = plan.ignored.filter((c) => !isExpectationColumn(c));
+            if (ignored.length > 0) logger.warn({ source, ignored }, 'columns kept in reports but not sent');
           }
         }
         if (!plan) {
@@ -141,6 +143,11 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           if (await ledger.reject({ src: source, line: item.line, reason: checked.reason, input: item.values })) result.rejected++;
           continue;
         }
+        const expected = readExpectations(item.values);
+        if (!expected.ok) {
+          if (await ledger.reject({ src: source, line: item.line, reason: expected.reason, input: item.values })) result.rejected++;
+          continue;
+        }
         pending.push({
           run: opts.runId,
           fp: fingerprint(checked.platform, checked.body.app_user_id, checked.body.fetch_token),
@@ -149,6 +156,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           platform: checked.platform,
           body: checked.body,
           input: item.values,
+          ...(expected.expect ? { expect: expected.expect } : {}),
         });
         if (pending.length >= opts.chunkSize) {
           await flush();

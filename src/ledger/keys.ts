@@ -23,6 +23,10 @@ export interface RunKeys {
   history: string;
   /** list: the 20 most recent failures (JSON), newest first */
   errors: string;
+  /** hash: "<bucket start>:<r|l|s|f>" → requests, rate-limited answers, successes, failures in that bucket */
+  timeline: string;
+  /** hash: latency bucket index → requests */
+  latency: string;
 }
 
 export function runKeys(prefix: string, runId: string): RunKeys {
@@ -37,6 +41,8 @@ export function runKeys(prefix: string, runId: string): RunKeys {
     skipped: `${base}:skip`,
     history: `${base}:hist`,
     errors: `${base}:err`,
+    timeline: `${base}:tl`,
+    latency: `${base}:lat`,
   };
 }
 

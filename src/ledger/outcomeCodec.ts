@@ -3,7 +3,8 @@
 // whole run, so every byte here is multiplied by millions. The Outcome type is what everything else sees.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { SubscriberSummary } from '../revenuecat/subscriber.js';
-import type { Outcome } from '../types.js';
+import type { Outcome, StateMismatch } from '../types.js';
+import type { Expectations } from '../ingest/expectations.js';
 
 /** Index of the status in the stored array; the ledger's Lua reads it to keep the counters right. */
 export const STATUS_INDEX = 1; // Lua arrays are 1-based: this is element [0] in JavaScript
@@ -12,14 +13,16 @@ export const STATUS_CODES = { succeeded: 's', failed: 'f' } as const;
 const FOUND = { subscription: 's', non_subscription: 'n', absent: 'a', not_checked: 'x' } as const;
 const FOUND_BACK = { s: 'subscription', n: 'non_subscription', a: 'absent', x: 'not_checked' } as const;
 
-type Stored = (string | number | null | StoredSub | Record<string, string> | ReceiptBody)[];
-type StoredSub = [string | 0, keyof typeof FOUND_BACK, [string, string | null, string | 0][]];
+type Stored = (string | number | null | StoredSub | Record<string, string> | ReceiptBody | Expectations | StateMismatch[])[];
+type StoredSub = [string | 0, keyof typeof FOUND_BACK, [string, string | null, string | 0][], ([string | null, 0 | 1 | 2] | 0)?];
 
 function encodeSub(sub: SubscriberSummary, appUserId: string, productId: string | undefined): StoredSub {
   return [
     sub.original_app_user_id === appUserId ? 0 : sub.original_app_user_id,
     FOUND[sub.product_found],
     sub.active_entitlements.map((e) => [e.id, e.expires_date, e.product_identifier === productId ? 0 : e.product_identifier]),
+    // the product's expiry and environment (0 unknown, 1 production, 2 sandbox)
+    sub.product ? [sub.product.expires_date, sub.product.is_sandbox === undefined ? 0 : sub.product.is_sandbox ? 2 : 1] : 0,
   ];
 }
 
@@ -28,6 +31,7 @@ function decodeSub(s: StoredSub, appUserId: string, productId: string | undefine
     original_app_user_id: s[0] === 0 ? appUserId : s[0],
     product_found: FOUND_BACK[s[1]],
     active_entitlements: s[2].map(([id, expires, product]) => ({ id, expires_date: expires, product_identifier: product === 0 ? (productId ?? '') : product })),
+    ...(s[3] ? { product: { expires_date: s[3][0], ...(s[3][1] === 0 ? {} : { is_sandbox: s[3][1] === 2 }) } } : {}),
   };
 }
 
@@ -50,6 +54,8 @@ export function encodeOutcome(o: Outcome, sourceIndex: number): string {
     o.subscriber ? encodeSub(o.subscriber, o.app_user_id, o.product_id) : 0,
     o.input ?? 0,
     o.body ?? 0,
+    o.expect ?? 0,
+    o.mismatches && o.mismatches.length > 0 ? o.mismatches : 0,
   ];
   while (stored.length > 0 && stored[stored.length - 1] === 0) stored.pop();
   return JSON.stringify(stored);
@@ -66,6 +72,8 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
   const sub = at(14) as StoredSub | undefined;
   const input = at(15) as Record<string, string> | undefined;
   const body = at(16) as ReceiptBody | undefined;
+  const expect = at(17) as Expectations | undefined;
+  const mismatches = at(18) as StateMismatch[] | undefined;
   return {
     status: a[0] === STATUS_CODES.succeeded ? 'succeeded' : 'failed',
     src: sources[a[1] as number] ?? `source #${String(a[1])}`,
@@ -85,5 +93,7 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
     ...(sub ? { subscriber: decodeSub(sub, appUserId, productId) } : {}),
     ...(input ? { input } : {}),
     ...(body ? { body } : {}),
+    ...(expect ? { expect } : {}),
+    ...(mismatches ? { mismatches } : {}),
   };
 }

@@ -14,6 +14,16 @@ export interface RecentError {
   message: string;
 }
 import { decodeOutcome, encodeOutcome, STATUS_CODES, STATUS_INDEX } from './outcomeCodec.js';
+import { LATENCY_BUCKETS_MS, TIMELINE_BUCKET_SECONDS, type TimelinePoint } from '../reports/reportData.js';
+
+function timelineBucket(epochMs: number): number {
+  return Math.floor(epochMs / 1000 / TIMELINE_BUCKET_SECONDS) * TIMELINE_BUCKET_SECONDS;
+}
+
+function latencyBucket(ms: number): number {
+  const i = LATENCY_BUCKETS_MS.findIndex((bound) => ms <= bound);
+  return i === -1 ? LATENCY_BUCKETS_MS.length : i;
+}
 
 // KEYS: seen, outcomes, meta, skipped, migrated. ARGV: force ('1'/'0'), then fp1, loc1, fp2, loc2, …
 // Returns per row: 'n' new (queue it), 'm' already migrated by an earlier run (skip, unless forced), 'q' seen
@@ -59,8 +69,8 @@ end
 return 0
 `;
 
-// KEYS: outcomes, meta, migrated, history, errors. ARGV: fp, encoded outcome, status code ('s'/'f'),
-// onlyIfAbsent ('1'/'0'), now, error summary (for failures). Moves the row between the succeeded/failed
+// KEYS: outcomes, meta, migrated, history, errors, timeline. ARGV: fp, encoded outcome, status code ('s'/'f'),
+// onlyIfAbsent ('1'/'0'), now, error summary (for failures), timeline bucket. Moves the row between the succeeded/failed
 // counters when a later attempt changes its status, keeping the replaced outcome in the history. A success
 // joins the cross-run set of migrated fingerprints; a failure joins the short list of recent errors. The
 // status code is element ${STATUS_INDEX} of the stored array (outcomeCodec.ts).
@@ -79,6 +89,7 @@ if prevStatus ~= ARGV[3] then
   redis.call('HINCRBY', KEYS[2], counters[ARGV[3]], 1)
 end
 redis.call('HSET', KEYS[2], 'last_outcome_at', ARGV[5])
+redis.call('HINCRBY', KEYS[6], ARGV[7] .. ':' .. ARGV[3], 1)
 if ARGV[3] == 's' then
   redis.call('SADD', KEYS[3], ARGV[1])
 else
@@ -126,12 +137,14 @@ type LedgerRedis = Redis & {
     migrated: string,
     history: string,
     errors: string,
+    timeline: string,
     fp: string,
     json: string,
     status: string,
     onlyIfAbsent: string,
     now: string,
     error: string,
+    bucket: string,
   ): Promise<number>;
   rcmReopen(outcomes: string, meta: string, history: string, ...args: string[]): Promise<number>;
   rcmSourceId(sources: string, meta: string, source: string): Promise<number>;
@@ -142,7 +155,7 @@ function withScripts(redis: Redis): LedgerRedis {
   if (typeof r.rcmAdmit !== 'function') {
     redis.defineCommand('rcmAdmit', { numberOfKeys: 5, lua: ADMIT });
     redis.defineCommand('rcmRecordOnce', { numberOfKeys: 2, lua: RECORD_ONCE });
-    redis.defineCommand('rcmRecordOutcome', { numberOfKeys: 5, lua: RECORD_OUTCOME });
+    redis.defineCommand('rcmRecordOutcome', { numberOfKeys: 6, lua: RECORD_OUTCOME });
     redis.defineCommand('rcmReopen', { numberOfKeys: 3, lua: REOPEN });
     redis.defineCommand('rcmSourceId', { numberOfKeys: 2, lua: SOURCE_ID });
   }
@@ -263,8 +276,39 @@ export class RunLedger {
   }
 
   /** Counts one HTTP request and its status (or network error name). */
-  async countRequest(status: string): Promise<void> {
-    await this.redis.pipeline().hincrby(this.keys.meta, 'requests_sent', 1).hincrby(this.keys.meta, `status:${status}`, 1).exec();
+  async countRequest(request: { status: string; durationMs: number; rateLimited: boolean; at?: number }): Promise<void> {
+    const bucket = timelineBucket(request.at ?? Date.now());
+    const p = this.redis
+      .pipeline()
+      .hincrby(this.keys.meta, 'requests_sent', 1)
+      .hincrby(this.keys.meta, `status:${request.status}`, 1)
+      .hincrby(this.keys.timeline, `${bucket}:r`, 1)
+      .hincrby(this.keys.latency, String(latencyBucket(request.durationMs)), 1);
+    if (request.rateLimited) p.hincrby(this.keys.timeline, `${bucket}:l`, 1);
+    await p.exec();
+  }
+
+  /** The run's timeline, in buckets of TIMELINE_BUCKET_SECONDS, oldest first. */
+  async timeline(): Promise<TimelinePoint[]> {
+    const raw = await this.redis.hgetall(this.keys.timeline);
+    const points = new Map<number, TimelinePoint>();
+    for (const [field, value] of Object.entries(raw)) {
+      const [t, kind] = field.split(':') as [string, string];
+      const point = points.get(Number(t)) ?? { t: Number(t), requests: 0, rateLimited: 0, succeeded: 0, failed: 0 };
+      const n = Number(value);
+      if (kind === 'r') point.requests += n;
+      else if (kind === 'l') point.rateLimited += n;
+      else if (kind === 's') point.succeeded += n;
+      else if (kind === 'f') point.failed += n;
+      points.set(point.t, point);
+    }
+    return [...points.values()].sort((a, b) => a.t - b.t);
+  }
+
+  /** Request latency histogram: counts per LATENCY_BUCKETS_MS bound, plus the overflow bucket. */
+  async latencyBuckets(): Promise<number[]> {
+    const raw = await this.redis.hgetall(this.keys.latency);
+    return Array.from({ length: LATENCY_BUCKETS_MS.length + 1 }, (_, i) => Number(raw[String(i)] ?? 0));
   }
 
   /** Writes a row's outcome. With onlyIfAbsent, an outcome already there wins (used by safety nets). */
@@ -280,12 +324,14 @@ export class RunLedger {
       migratedKey(this.prefix),
       k.history,
       k.errors,
+      k.timeline,
       outcome.fp,
       encodeOutcome(outcome, await this.sourceId(outcome.src)),
       STATUS_CODES[outcome.status],
       opts.onlyIfAbsent ? '1' : '0',
       outcome.finished_at,
       error ? JSON.stringify(error) : '',
+      String(timelineBucket(Date.parse(outcome.finished_at))),
     );
     return written === 1;
   }

@@ -75,6 +75,8 @@ export interface SubscriberSummary {
   original_app_user_id: string;
   active_entitlements: { id: string; expires_date: string | null; product_identifier: string }[];
   product_found: 'subscription' | 'non_subscription' | 'absent' | 'not_checked';
+  /** the row's product as the subscriber shows it, when found: its expiry (null: never) and environment */
+  product?: { expires_date: string | null; is_sandbox?: boolean };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -131,14 +133,20 @@ export function summarizeSubscriber(subscriber: Subscriber, productId: string | 
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 
   let product_found: SubscriberSummary['product_found'];
+  let product: SubscriberSummary['product'];
+  const subscription = productId ? Object.entries(subscriber.subscriptions).find(([k]) => productKeyMatches(k, productId))?.[1] : undefined;
+  const purchases = productId ? Object.entries(subscriber.non_subscriptions).find(([k, list]) => productKeyMatches(k, productId) && list.length > 0)?.[1] : undefined;
   if (productId === undefined || productId === '') {
     product_found = 'not_checked';
-  } else if (Object.keys(subscriber.subscriptions).some((k) => productKeyMatches(k, productId))) {
+  } else if (subscription) {
     product_found = 'subscription';
-  } else if (Object.entries(subscriber.non_subscriptions).some(([k, list]) => productKeyMatches(k, productId) && list.length > 0)) {
+    product = { expires_date: subscription.expires_date ?? null, ...(typeof subscription.is_sandbox === 'boolean' ? { is_sandbox: subscription.is_sandbox } : {}) };
+  } else if (purchases) {
     product_found = 'non_subscription';
+    const latest = purchases[purchases.length - 1];
+    product = { expires_date: null, ...(typeof latest?.is_sandbox === 'boolean' ? { is_sandbox: latest.is_sandbox } : {}) };
   } else {
     product_found = 'absent';
   }
-  return { original_app_user_id: subscriber.original_app_user_id, active_entitlements, product_found };
+  return { original_app_user_id: subscriber.original_app_user_id, active_entitlements, product_found, ...(product ? { product } : {}) };
 }

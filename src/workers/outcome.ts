@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import { maskToken } from '../ingest/fingerprint.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
 
-type Details = Omit<Outcome, 'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input' | 'body'>;
+type Details = Omit<Outcome, 'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input' | 'body' | 'expect'>;
 
 export function outcomeOf(job: Job<ReceiptJobData, void, string>, details: Details): Outcome {
   const data = job.data;
@@ -17,6 +17,7 @@ export function outcomeOf(job: Job<ReceiptJobData, void, string>, details: Detai
     token: maskToken(data.body.fetch_token),
     queued_at: new Date(job.timestamp).toISOString(),
     finished_at: new Date().toISOString(),
+    ...(data.expect ? { expect: data.expect } : {}),
     ...details,
     // Failed rows keep their input (failed.csv can be fed back to `run`) and body (`retry`); successes need not.
     ...(details.status === 'failed' ? { input: data.input, body: data.body } : {}),

@@ -56,8 +56,12 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     } finally {
       await deps.userLock.release(data.body.app_user_id, lock);
     }
-    await ledger.countRequest(statusLabel(result));
     const verdict = classify(result);
+    await ledger.countRequest({
+      status: statusLabel(result),
+      durationMs: result.durationMs,
+      rateLimited: verdict.kind === 'transient' && verdict.rateLimited,
+    });
     await deps.observe?.(result, verdict);
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });

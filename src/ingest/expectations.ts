@@ -1,0 +1,56 @@
+// Optional expected-state columns: what the migration is supposed to give each user, carried with the row
+// and checked against the subscriber RevenueCat returns (and again by `verify`).
+export interface Expectations {
+  /** entitlement id that should be active after the import */
+  entitlement?: string;
+  /** when that entitlement (or the row's product) should expire, ISO 8601 */
+  expiresAt?: string;
+  /** whether it should be active now; false for lapsed subscriptions imported for their history */
+  active?: boolean;
+  environment?: 'production' | 'sandbox';
+}
+
+export const EXPECTATION_COLUMNS = ['expected_entitlement', 'expected_expires_at', 'expected_active', 'expected_environment'] as const;
+
+export function isExpectationColumn(column: string): boolean {
+  return (EXPECTATION_COLUMNS as readonly string[]).includes(column.trim().toLowerCase());
+}
+
+const TRUE = new Set(['true', '1', 'yes']);
+const FALSE = new Set(['false', '0', 'no']);
+
+/** Dates as ISO 8601 or epoch seconds/milliseconds, the forms exports use. */
+function parseDate(value: string): string | undefined {
+  if (/^\d{10}$/.test(value)) return new Date(Number(value) * 1000).toISOString();
+  if (/^\d{13}$/.test(value)) return new Date(Number(value)).toISOString();
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
+/** Reads the expected_* cells of a row; empty cells mean no expectation. */
+export function readExpectations(values: Record<string, string>): { ok: true; expect?: Expectations } | { ok: false; reason: string } {
+  const cell = (name: string): string | undefined => {
+    for (const [k, v] of Object.entries(values)) if (k.trim().toLowerCase() === name && v.trim() !== '') return v.trim();
+    return undefined;
+  };
+  const expect: Expectations = {};
+  const entitlement = cell('expected_entitlement');
+  if (entitlement) expect.entitlement = entitlement;
+  const expires = cell('expected_expires_at');
+  if (expires) {
+    const iso = parseDate(expires);
+    if (!iso) return { ok: false, reason: `expected_expires_at "${expires}" is not a date: use ISO 8601 (2026-12-31T00:00:00Z) or epoch seconds` };
+    expect.expiresAt = iso;
+  }
+  const active = cell('expected_active')?.toLowerCase();
+  if (active !== undefined) {
+    if (!TRUE.has(active) && !FALSE.has(active)) return { ok: false, reason: `expected_active "${active}" must be true or false` };
+    expect.active = TRUE.has(active);
+  }
+  const env = cell('expected_environment')?.toLowerCase();
+  if (env !== undefined) {
+    if (env !== 'production' && env !== 'sandbox') return { ok: false, reason: `expected_environment "${env}" must be production or sandbox` };
+    expect.environment = env;
+  }
+  return { ok: true, ...(Object.keys(expect).length > 0 ? { expect } : {}) };
+}
