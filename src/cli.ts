@@ -14,6 +14,9 @@ import { reportRun } from './commands/report.js';
 import { retryRun } from './commands/retry.js';
 import { runStatus, type RunStatus } from './commands/status.js';
 import { addSchedule, deleteSchedule, schedules } from './commands/schedule.js';
+import { serveMonitor } from './commands/serve.js';
+import { PipelineMetrics } from './metrics/metrics.js';
+import { startMonitorServer, type MonitorServer } from './metrics/server.js';
 import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
 import type { Summary } from './reports/summary.js';
 
@@ -91,6 +94,17 @@ function columnsFrom(flags: ColumnFlags): ColumnOptions {
   return { ...(platform ? { platform } : {}), map, attributes: flags.attribute ?? [] };
 }
 
+/** With --metrics-port, this process's own metrics are served at /metrics (and /healthz) while it works. */
+async function processMetrics(port: string | undefined): Promise<{ metrics?: PipelineMetrics; server?: MonitorServer }> {
+  if (port === undefined) return {};
+  const n = Number(port);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`--metrics-port ${port}: give a port number (0 picks a free one)`);
+  const metrics = new PipelineMetrics({ defaultMetrics: true });
+  const server = await startMonitorServer({ port: n, registry: metrics.registry, health: async () => true });
+  process.stderr.write(`metrics at ${server.url}/metrics\n`);
+  return { metrics, server };
+}
+
 /** SIGINT/SIGTERM abort the controller once; a second signal exits at once. */
 function stopOnSignals(onStop: () => void): AbortSignal {
   const controller = new AbortController();
@@ -152,24 +166,31 @@ export function buildProgram(): Command {
         .description('ingest, send and report in one process; waits until every row has an outcome')
         .argument('<source...>', 'CSV files (.csv or .csv.gz)')
         .option('--run-id <id>', 'run id; give an existing one to continue it (default: a new id)')
-        .option('--out <dir>', 'report directory (default reports/<run-id>)'),
+        .option('--out <dir>', 'report directory (default reports/<run-id>)')
+        .option('--metrics-port <port>', 'serve this process\'s metrics at /metrics on this port'),
     ),
-  ).action(async (sources: string[], flags: ConfigFlags & ColumnFlags & { runId?: string }) => {
+  ).action(async (sources: string[], flags: ConfigFlags & ColumnFlags & { runId?: string; metricsPort?: string }) => {
     const config = configFrom(flags);
     const logger = createLogger(config.logLevel);
     const signal = stopOnSignals(() => undefined);
-    const result = await runMigration({
-      config,
-      logger,
-      sources,
-      columns: columnsFrom(flags),
-      force: flags.force === true,
-      signal,
-      ...(flags.runId ? { runId: flags.runId } : {}),
-      ...(flags.out ? { outDir: flags.out } : {}),
-    });
-    printSummary(result.summary, result.files.dir);
-    process.exitCode = result.exitCode;
+    const { metrics, server } = await processMetrics(flags.metricsPort);
+    try {
+      const result = await runMigration({
+        config,
+        logger,
+        sources,
+        columns: columnsFrom(flags),
+        force: flags.force === true,
+        signal,
+        ...(metrics ? { metrics } : {}),
+        ...(flags.runId ? { runId: flags.runId } : {}),
+        ...(flags.out ? { outDir: flags.out } : {}),
+      });
+      printSummary(result.summary, result.files.dir);
+      process.exitCode = result.exitCode;
+    } finally {
+      await server?.close();
+    }
   });
 
   withColumnFlags(
@@ -190,13 +211,20 @@ export function buildProgram(): Command {
     process.exitCode = exitCode;
   });
 
-  withConfigFlags(program.command('work').description('send queued rows until SIGTERM/SIGINT')).action(async (flags: ConfigFlags) => {
+  withConfigFlags(
+    program
+      .command('work')
+      .description('send queued rows (and carry out scheduled runs) until SIGTERM/SIGINT')
+      .option('--metrics-port <port>', 'serve this process\'s metrics at /metrics on this port'),
+  ).action(async (flags: ConfigFlags & { metricsPort?: string }) => {
     const config = configFrom(flags);
     const logger = createLogger(config.logLevel);
-    const workers = await startWorkers({ config, logger });
+    const { metrics, server } = await processMetrics(flags.metricsPort);
+    const workers = await startWorkers({ config, logger, ...(metrics ? { metrics } : {}) });
     const stopped = new Promise<'signal'>((resolve) => stopOnSignals(() => resolve('signal')));
     const why = await Promise.race([stopped, workers.fatal]);
     const { forced } = await workers.close();
+    await server?.close();
     if (why !== 'signal') {
       process.stderr.write(`stopped: ${why}\nfix the cause and start the workers again: queued rows are kept\n`);
       process.exitCode = EXIT.FATAL;
@@ -301,6 +329,21 @@ export function buildProgram(): Command {
     });
     process.stdout.write(`schedule ${info.id}: ${info.cron}${info.tz ? ` (${info.tz})` : ''}, next run ${info.next ?? 'unknown'}; start \`rc-migrate work\` to carry it out\n`);
   });
+
+  program
+    .command('serve')
+    .description('serve /metrics (every queue and recent run), /healthz and a live queue dashboard at /dashboard')
+    .option('--port <port>', 'port', '9464')
+    .option('--host <host>', 'address to listen on (the dashboard can change jobs: keep it private)', '127.0.0.1')
+    .option('--redis <url>', 'Redis URL (env REDIS_URL)')
+    .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
+    .action(async (flags: ConfigFlags & { port: string; host: string }) => {
+      const config = configFrom(flags);
+      const server = await serveMonitor({ config, logger: createLogger(config.logLevel), port: Number(flags.port), host: flags.host });
+      process.stdout.write(`metrics ${server.url}/metrics · health ${server.url}/healthz · dashboard ${server.url}/dashboard\n`);
+      await new Promise<void>((resolve) => stopOnSignals(resolve));
+      await server.close();
+    });
 
   program
     .command('sandbox')

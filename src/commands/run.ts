@@ -6,6 +6,7 @@ import { ingest, type IngestResult } from '../ingest/ingester.js';
 import { checkSources } from '../ingest/sources.js';
 import type { Logger } from '../logger.js';
 import { workAndReport, type SessionResult } from './session.js';
+import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export { exitCodeOf } from './exitCode.js';
 
@@ -25,6 +26,7 @@ export interface RunOptions {
   pollMs?: number;
   /** how often to log a progress line (ms); 0 turns it off */
   progressEveryMs?: number;
+  metrics?: PipelineMetrics;
 }
 
 export interface RunResult extends SessionResult {
@@ -41,7 +43,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
   const result = await workAndReport({ ...opts, runId }, async (ctx, ledger, signal, log) => {
     log.info({ sources: opts.sources }, 'run started');
     ingestResult = await ingest(
-      { queue: ctx.queue, ledger, logger: log },
+      { queue: ctx.queue, ledger, logger: log, ...(opts.metrics ? { metrics: opts.metrics } : {}) },
       {
         runId,
         sources: opts.sources,

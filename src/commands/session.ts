@@ -12,6 +12,7 @@ import type { Summary } from '../reports/summary.js';
 import { writeReport, type ReportFiles } from '../reports/writeReport.js';
 import { RevenueCatClient } from '../revenuecat/client.js';
 import { startReceiptWorker } from '../workers/receiptWorker.js';
+import type { PipelineMetrics } from '../metrics/metrics.js';
 import { openContext, type Context } from './context.js';
 import { exitCodeOf } from './exitCode.js';
 
@@ -23,6 +24,8 @@ export interface SessionOptions {
   signal?: AbortSignal;
   pollMs?: number;
   progressEveryMs?: number;
+  /** counts what this process does (and serves it on a port when the caller starts a monitor server) */
+  metrics?: PipelineMetrics;
 }
 
 export interface SessionResult {
@@ -59,7 +62,16 @@ export async function workAndReport(opts: SessionOptions, work: (ctx: Context, l
     const ledger = ctx.ledger(runId);
     const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
     // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
-    const worker = await startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
+    const worker = await startReceiptWorker({
+      config,
+      connection: ctx.redis,
+      redis: ctx.redis,
+      queue: ctx.queue,
+      fatal: ctx.fatal,
+      client,
+      logger,
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    });
     try {
       await work(ctx, ledger, stop.signal, log);
       await waitForOutcomes(ledger, stop.signal, opts.pollMs ?? 200, opts.progressEveryMs ?? 5000, log);

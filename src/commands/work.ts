@@ -5,6 +5,7 @@ import { RevenueCatClient } from '../revenuecat/client.js';
 import { startReceiptWorker } from '../workers/receiptWorker.js';
 import { startScheduledRuns } from '../schedule/scheduledRuns.js';
 import { openContext } from './context.js';
+import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export interface Workers {
   /** Resolves when the queue is paused by a fatal API answer, with its message. */
@@ -13,14 +14,23 @@ export interface Workers {
   close(): Promise<{ forced: boolean }>;
 }
 
-export async function startWorkers(opts: { config: Config; logger: Logger }): Promise<Workers> {
+export async function startWorkers(opts: { config: Config; logger: Logger; metrics?: PipelineMetrics }): Promise<Workers> {
   const { config, logger } = opts;
   const apiKey = requireApiKey(config);
   const ctx = await openContext(config);
   const previous = await ctx.fatal.clear();
   if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
   const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
-  const worker = await startReceiptWorker({ config, connection: ctx.redis, redis: ctx.redis, queue: ctx.queue, fatal: ctx.fatal, client, logger });
+  const worker = await startReceiptWorker({
+    config,
+    connection: ctx.redis,
+    redis: ctx.redis,
+    queue: ctx.queue,
+    fatal: ctx.fatal,
+    client,
+    logger,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+  });
   // Scheduled runs (rc-migrate schedule) are started by whichever worker process picks up their firing.
   const scheduled = startScheduledRuns({ config, connection: ctx.redis, redis: ctx.redis, receipts: ctx.queue, fatal: ctx.fatal, logger });
   let watch: NodeJS.Timeout | undefined;

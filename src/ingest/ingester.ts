@@ -1,6 +1,7 @@
 // The ingester: reads every source, validates each row, and queues the good ones in chunks. Every row read
 // ends in the ledger as queued, rejected (with its line and reason) or a duplicate of an earlier line.
 import type { Logger } from '../logger.js';
+import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { RunLedger } from '../ledger/runLedger.js';
 import { waitBelowHighWater } from '../queue/highWater.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -54,6 +55,7 @@ export interface IngestDeps {
   queue: ReceiptsQueue;
   ledger: RunLedger;
   logger: Logger;
+  metrics?: PipelineMetrics;
 }
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
@@ -63,6 +65,17 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
   // never a place: its objects are).
   await ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s)));
   let pending: ReceiptJobData[] = [];
+  const { metrics } = deps;
+  const reject = async (source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> => {
+    if (await ledger.reject({ src: source, line, reason, ...(input ? { input } : {}) })) {
+      result.rejected++;
+      metrics?.row('rejected');
+    }
+  };
+  const progress = (source: string, line: number): void => {
+    metrics?.ingestLine.set({ source }, line);
+    opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+  };
 
   const flush = async (): Promise<void> => {
     const rows = pending;
@@ -85,9 +98,13 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           break;
         case 'migrated':
           result.alreadyMigrated++;
+          metrics?.row('already_migrated');
           break;
         case 'duplicate':
-          if (await ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp })) result.duplicates++;
+          if (await ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp })) {
+            result.duplicates++;
+            metrics?.row('duplicate');
+          }
           break;
       }
     }
@@ -119,7 +136,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
         }
         result.rowsRead++;
         if (item.kind === 'problem') {
-          if (await ledger.reject({ src: source, line: item.line, reason: item.reason })) result.rejected++;
+          await reject(source, item.line, item.reason);
           continue;
         }
         if (!plan && !planError) {
@@ -135,17 +152,17 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
         }
         if (!plan) {
           // A file whose header cannot be used still accounts for every row, each with the file's reason.
-          if (await ledger.reject({ src: source, line: item.line, reason: planError ?? 'unusable header', input: item.values })) result.rejected++;
+          await reject(source, item.line, planError ?? 'unusable header', item.values);
           continue;
         }
         const checked = validateRow(item.values, plan, { platform: opts.columns.platform });
         if (!checked.ok) {
-          if (await ledger.reject({ src: source, line: item.line, reason: checked.reason, input: item.values })) result.rejected++;
+          await reject(source, item.line, checked.reason, item.values);
           continue;
         }
         const expected = readExpectations(item.values);
         if (!expected.ok) {
-          if (await ledger.reject({ src: source, line: item.line, reason: expected.reason, input: item.values })) result.rejected++;
+          await reject(source, item.line, expected.reason, item.values);
           continue;
         }
         pending.push({
@@ -161,7 +178,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
         if (pending.length >= opts.chunkSize) {
           await flush();
           await ledger.setProgress(source, line);
-          opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+          progress(source, line);
           if (opts.signal?.aborted) {
             result.aborted = true;
             return result;
@@ -170,7 +187,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       }
       await flush();
       await ledger.setProgress(source, Math.max(line, resumeAfter));
-      opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
+      progress(source, line);
       logger.info({ source, lines: line }, 'source read');
     }
   }

@@ -10,6 +10,7 @@ import type { ApiResult, RevenueCatClient } from '../revenuecat/client.js';
 import { summarizeSubscriber } from '../revenuecat/subscriber.js';
 import { reconcile } from '../reports/reconcile.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
+import type { PipelineMetrics } from '../metrics/metrics.js';
 import { TransientFailure } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import type { UserLock } from './userLock.js';
@@ -24,6 +25,7 @@ export interface ProcessorDeps {
   maxAttempts: number;
   rateLimitDefaultWaitMs: number;
   userBusyDelayMs: number;
+  metrics?: PipelineMetrics;
   /** sees every answer before it is acted on: the rate controller learns limits and 429s from it */
   observe?: (result: ApiResult, verdict: Classification) => Promise<void>;
   random?: () => number;
@@ -47,6 +49,9 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
   return async function processReceipt(job, token) {
     const data = job.data;
     const ledger = deps.ledgerFor(data.run);
+    const record = async (outcome: Outcome): Promise<void> => {
+      if (await ledger.recordOutcome(outcome)) deps.metrics?.row(outcome.status);
+    };
     const lock = await deps.userLock.acquire(data.body.app_user_id);
     if (!lock) return later(job, token, deps.userBusyDelayMs);
 
@@ -62,6 +67,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       durationMs: result.durationMs,
       rateLimited: verdict.kind === 'transient' && verdict.rateLimited,
     });
+    deps.metrics?.request(result, verdict);
     await deps.observe?.(result, verdict);
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });
@@ -77,13 +83,13 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
         const outcome = check.ok
           ? outcomeOf(job, { status: 'succeeded', ...http, attempts: attempt, subscriber: summary })
           : outcomeOf(job, { status: 'failed', ...http, attempts: attempt, reason: check.reason, message: check.message, subscriber: summary });
-        await ledger.recordOutcome(outcome);
+        await record(outcome);
         if (!check.ok) log.warn({ reason: check.reason }, 'row accepted but not reconciled');
         else log.debug({ status: verdict.status, product: summary.product_found }, 'row succeeded');
         return;
       }
       case 'permanent':
-        await ledger.recordOutcome(failed(verdict, verdict.message));
+        await record(failed(verdict, verdict.message));
         log.info({ status: verdict.status, code: verdict.code, reason: verdict.reason }, 'row failed permanently');
         return;
       case 'fatal':
@@ -108,7 +114,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
         }
         if (verdict.userBusy) return later(job, token, Math.max(verdict.retryAfterMs ?? 0, deps.userBusyDelayMs));
         if (attempt >= deps.maxAttempts) {
-          await ledger.recordOutcome(failed(verdict, `gave up after ${attempt} attempts: ${verdict.message}`));
+          await record(failed(verdict, `gave up after ${attempt} attempts: ${verdict.message}`));
           log.warn({ reason: verdict.reason }, 'row failed: out of attempts');
           return;
         }

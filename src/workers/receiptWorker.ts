@@ -16,6 +16,7 @@ import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
 import { concurrencyFor, limiterFor, RateController } from './rateController.js';
 import { performance } from 'node:perf_hooks';
+import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export interface ReceiptWorkerDeps {
   config: Config;
@@ -25,6 +26,7 @@ export interface ReceiptWorkerDeps {
   fatal: FatalStop;
   client: Pick<RevenueCatClient, 'postReceipt'>;
   logger: Logger;
+  metrics?: PipelineMetrics;
 }
 
 export interface ReceiptWorker {
@@ -62,6 +64,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     maxAttempts: config.maxAttempts,
     rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
     userBusyDelayMs: config.userBusyDelayMs,
+    ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
       if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) await rate.limitAnnounced(result.headers.rateLimitPerMinute);
       if (verdict.kind === 'transient' && verdict.rateLimited) await rate.rateLimited();
@@ -110,8 +113,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   worker.on('error', (err) => logger.error({ err }, 'worker error'));
 
   // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
+  deps.metrics?.rate.set(initial.rate);
   rate.onChange((s) => {
     worker.opts.limiter = limiterFor(s.rate);
+    deps.metrics?.rate.set(s.rate);
   });
   const resize = (): void => {
     if (jobSeconds === undefined) return;
