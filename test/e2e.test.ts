@@ -3,6 +3,7 @@
 // one outcome, and the fx.sandbox must never have seen two requests at once for one user.
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { runMigration } from '../src/commands/run.js';
 import { silentLogger } from '../src/logger.js';
 import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
@@ -101,6 +102,11 @@ describe('run: CSV → queue → /v1/receipts → report, through faults', () =>
     expect(rejected.filter((r) => r.error_reason?.includes('ISO 4217')).length).toBeGreaterThan(0);
     expect(rejected.filter((r) => r.error_reason?.includes('blocklisted')).length).toBeGreaterThan(0);
     for (const d of dups) expect(d.duplicate_of).toBe(`${source}#${Number(d.line) - 5}`);
+    // report.html is written beside the CSVs, self-contained, with the run's own figures and failure reasons.
+    const html = await readFile(result.files.html, 'utf8');
+    expect(html).toContain('id="chart-throughput"');
+    expect(html).toContain('rc_7103');
+    expect(html).not.toMatch(/<script|src="http/);
     // Tokens are masked in succeeded.csv.
     for (const row of succeeded.slice(0, 50)) expect(row.token).toMatch(/^.{4}….{4}$/);
   });

@@ -11,6 +11,9 @@ import type { FatalReason } from '../queue/fatalStop.js';
 import type { Duplicate, Outcome, Rejection } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
 import { buildSummary, OutcomeTally, type Summary } from './summary.js';
+import { renderReportHtml } from './html.js';
+import { percentileOf, type ReportData } from './reportData.js';
+import { describeCode } from '../revenuecat/classify.js';
 
 export interface ReportFiles {
   dir: string;
@@ -21,6 +24,7 @@ export interface ReportFiles {
   duplicates: string;
   alreadyMigrated: string;
   history: string;
+  html: string;
 }
 
 export const SUCCEEDED_COLUMNS = [
@@ -102,6 +106,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     duplicates: join(opts.dir, 'duplicates.csv'),
     alreadyMigrated: join(opts.dir, 'already_migrated.csv'),
     history: join(opts.dir, 'history.csv'),
+    html: join(opts.dir, 'report.html'),
   };
   const state = await ledger.state();
   const tally = new OutcomeTally();
@@ -201,7 +206,51 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
 
   const summary = buildSummary(state, tally, opts.fatal);
   await writeFile(files.summary, `${JSON.stringify({ ...summary, files }, null, 2)}\n`);
+  const buckets = await ledger.latencyBuckets();
+  const data: ReportData = {
+    summary,
+    timeline: await ledger.timeline(),
+    latency: {
+      count: buckets.reduce((a, b) => a + b, 0),
+      buckets,
+      p50: percentileOf(buckets, 0.5),
+      p90: percentileOf(buckets, 0.9),
+      p95: percentileOf(buckets, 0.95),
+      p99: percentileOf(buckets, 0.99),
+    },
+    topFailures: groupBy(failed, (o) => o.reason ?? 'unknown').map(([reason, rows]) => {
+      const meaning = rows[0]?.code !== undefined ? describeCode(rows[0].code)?.meaning : undefined;
+      return {
+        reason,
+        count: rows.length,
+        ...(meaning ? { meaning } : {}),
+        examples: rows.slice(0, EXAMPLES).map((o) => ({ src: o.src, line: o.line, app_user_id: o.app_user_id, token: o.token, message: o.message ?? '' })),
+      };
+    }),
+    topRejections: groupBy(rejected, (r) => r.reason).map(([reason, rows]) => ({
+      reason,
+      count: rows.length,
+      examples: rows.slice(0, EXAMPLES).map((r) => ({ src: r.src, line: r.line })),
+    })),
+    generatedAt: new Date().toISOString(),
+  };
+  await writeFile(files.html, renderReportHtml(data));
   return { summary, files };
+}
+
+const EXAMPLES = 3;
+const GROUPS = 10;
+
+/** The largest groups first, at most GROUPS of them. */
+function groupBy<T>(rows: T[], key: (row: T) => string): [string, T[]][] {
+  const groups = new Map<string, T[]>();
+  for (const row of rows) {
+    const k = key(row);
+    const list = groups.get(k);
+    if (list) list.push(row);
+    else groups.set(k, [row]);
+  }
+  return [...groups.entries()].sort((a, b) => b[1].length - a[1].length).slice(0, GROUPS);
 }
 
 /** Sorted input: drops the repeats HSCAN may return for a growing hash. */
