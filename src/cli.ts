@@ -16,6 +16,7 @@ import { runStatus, type RunStatus } from './commands/status.js';
 import { addSchedule, deleteSchedule, schedules } from './commands/schedule.js';
 import { serveMonitor } from './commands/serve.js';
 import { PipelineMetrics } from './metrics/metrics.js';
+import { ingestProgressLine, runProgressBar } from './progress.js';
 import { startMonitorServer, type MonitorServer } from './metrics/server.js';
 import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
 import type { Summary } from './reports/summary.js';
@@ -174,11 +175,14 @@ export function buildProgram(): Command {
     const logger = createLogger(config.logLevel);
     const signal = stopOnSignals(() => undefined);
     const { metrics, server } = await processMetrics(flags.metricsPort);
+    // At a terminal a progress bar replaces the periodic progress log lines.
+    const bar = process.stderr.isTTY ? runProgressBar() : undefined;
     try {
       const result = await runMigration({
         config,
         logger,
         sources,
+        ...(bar ? { onState: bar.onState, progressEveryMs: 0 } : {}),
         columns: columnsFrom(flags),
         force: flags.force === true,
         signal,
@@ -186,9 +190,11 @@ export function buildProgram(): Command {
         ...(flags.runId ? { runId: flags.runId } : {}),
         ...(flags.out ? { outDir: flags.out } : {}),
       });
+      bar?.stop();
       printSummary(result.summary, result.files.dir);
       process.exitCode = result.exitCode;
     } finally {
+      bar?.stop();
       await server?.close();
     }
   });
@@ -204,7 +210,17 @@ export function buildProgram(): Command {
   ).action(async (sources: string[], flags: ConfigFlags & ColumnFlags & { runId: string }) => {
     const config = configFrom(flags);
     const signal = stopOnSignals(() => undefined);
-    const { result, exitCode } = await ingestSources({ config, logger: createLogger(config.logLevel), sources, runId: flags.runId, columns: columnsFrom(flags), force: flags.force === true, signal });
+    const line = process.stderr.isTTY ? ingestProgressLine() : undefined;
+    const { result, exitCode } = await ingestSources({
+      config,
+      logger: createLogger(config.logLevel),
+      sources,
+      runId: flags.runId,
+      columns: columnsFrom(flags),
+      force: flags.force === true,
+      signal,
+      ...(line ? { onProgress: line.onProgress } : {}),
+    }).finally(() => line?.stop());
     process.stdout.write(
       `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already migrated ${result.alreadyMigrated}, already done ${result.alreadyDone}, resumed past ${result.resumedRows}${result.aborted ? ' (interrupted)' : ''}\n`,
     );

@@ -2,7 +2,7 @@
 import { checkRunId, type Config } from '../config.js';
 import { EXIT, type ExitCode } from '../exitCodes.js';
 import type { ColumnOptions } from '../ingest/columns.js';
-import { ingest, type IngestResult } from '../ingest/ingester.js';
+import { ingest, type IngestProgress, type IngestResult } from '../ingest/ingester.js';
 import { checkSources } from '../ingest/sources.js';
 import type { Logger } from '../logger.js';
 import { openContext } from './context.js';
@@ -16,6 +16,7 @@ export interface IngestCommandOptions {
   /** send rows again even when an earlier run migrated them */
   force?: boolean;
   signal?: AbortSignal;
+  onProgress?: (p: IngestProgress) => void;
 }
 
 export async function ingestSources(opts: IngestCommandOptions): Promise<{ result: IngestResult; exitCode: ExitCode }> {
@@ -34,6 +35,7 @@ export async function ingestSources(opts: IngestCommandOptions): Promise<{ resul
         maxAttempts: opts.config.maxAttempts,
         highWaterMark: opts.config.highWaterMark,
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       },
     );
     const exitCode = result.aborted ? EXIT.INCOMPLETE : result.rejected > 0 ? EXIT.ROWS_FAILED : EXIT.OK;

@@ -7,6 +7,7 @@ import { checkSources } from '../ingest/sources.js';
 import type { Logger } from '../logger.js';
 import { workAndReport, type SessionResult } from './session.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
+import type { RunState } from '../types.js';
 
 export { exitCodeOf } from './exitCode.js';
 
@@ -26,6 +27,8 @@ export interface RunOptions {
   pollMs?: number;
   /** how often to log a progress line (ms); 0 turns it off */
   progressEveryMs?: number;
+  /** called about once a second with the run's counters (for a progress bar) */
+  onState?: (state: RunState) => void;
   metrics?: PipelineMetrics;
 }
 

@@ -9,6 +9,7 @@ import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
 import type { Summary } from '../reports/summary.js';
+import type { RunState } from '../types.js';
 import { writeReport, type ReportFiles } from '../reports/writeReport.js';
 import { RevenueCatClient } from '../revenuecat/client.js';
 import { startReceiptWorker } from '../workers/receiptWorker.js';
@@ -23,7 +24,10 @@ export interface SessionOptions {
   outDir?: string;
   signal?: AbortSignal;
   pollMs?: number;
+  /** how often to log a progress line (ms); 0 turns it off (a progress bar takes its place) */
   progressEveryMs?: number;
+  /** called about once a second with the run's counters, from the start of ingest to the end */
+  onState?: (state: RunState) => void;
   /** counts what this process does (and serves it on a port when the caller starts a monitor server) */
   metrics?: PipelineMetrics;
 }
@@ -72,10 +76,12 @@ export async function workAndReport(opts: SessionOptions, work: (ctx: Context, l
       logger,
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     });
+    const watcher = watchProgress(ledger, log, opts.progressEveryMs ?? 5000, opts.onState);
     try {
       await work(ctx, ledger, stop.signal, log);
-      await waitForOutcomes(ledger, stop.signal, opts.pollMs ?? 200, opts.progressEveryMs ?? 5000, log);
+      await waitForOutcomes(ledger, stop.signal, opts.pollMs ?? 200);
     } finally {
+      clearInterval(watcher);
       await worker.close();
       await client.close();
     }
@@ -93,18 +99,35 @@ export async function workAndReport(opts: SessionOptions, work: (ctx: Context, l
 }
 
 /** Polls the run's counters until every queued row has an outcome, or until stopped. */
-export async function waitForOutcomes(ledger: RunLedger, signal: AbortSignal, pollMs: number, progressEveryMs: number, log: Logger): Promise<void> {
-  let lastProgress = Date.now();
+export async function waitForOutcomes(ledger: RunLedger, signal: AbortSignal, pollMs: number): Promise<void> {
   while (!signal.aborted) {
-    const s = await ledger.state();
-    if (s.complete) return;
-    if (progressEveryMs > 0 && Date.now() - lastProgress >= progressEveryMs) {
-      lastProgress = Date.now();
-      log.info(
-        { read: s.rows_read, queued: s.rows_queued, succeeded: s.rows_succeeded, failed: s.rows_failed, rejected: s.rows_rejected, requests: s.requests_sent },
-        'progress',
-      );
-    }
+    if ((await ledger.state()).complete) return;
     await sleep(pollMs, undefined, { signal }).catch(() => undefined);
   }
+}
+
+/** Every second: hands the counters to `onState` (a progress bar) and logs a progress line every `everyMs`. */
+export function watchProgress(ledger: RunLedger, log: Logger, everyMs: number, onState?: (s: RunState) => void): NodeJS.Timeout {
+  let lastLog = Date.now();
+  let busy = false;
+  return setInterval(() => {
+    if (busy) return;
+    busy = true;
+    ledger
+      .state()
+      .then((s) => {
+        onState?.(s);
+        if (everyMs > 0 && Date.now() - lastLog >= everyMs) {
+          lastLog = Date.now();
+          log.info(
+            { read: s.rows_read, queued: s.rows_queued, succeeded: s.rows_succeeded, failed: s.rows_failed, rejected: s.rows_rejected, requests: s.requests_sent },
+            'progress',
+          );
+        }
+      })
+      .catch(() => undefined)
+      .finally(() => {
+        busy = false;
+      });
+  }, 1000);
 }

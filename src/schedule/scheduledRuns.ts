@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { writeReport } from '../reports/writeReport.js';
-import { waitForOutcomes } from '../commands/session.js';
+import { waitForOutcomes, watchProgress } from '../commands/session.js';
 import type { Redis } from 'ioredis';
 import { RUNS_QUEUE, type ScheduledRunData } from './scheduler.js';
 import { expandTemplate } from './template.js';
@@ -67,7 +67,12 @@ export function startScheduledRuns(deps: ScheduledRunsDeps): ScheduledRunsWorker
         signal: stopping.signal,
       },
     );
-    await waitForOutcomes(ledger, stopping.signal, 500, 30_000, log);
+    const watcher = watchProgress(ledger, log, 30_000);
+    try {
+      await waitForOutcomes(ledger, stopping.signal, 500);
+    } finally {
+      clearInterval(watcher);
+    }
     if (!(await ledger.state()).complete) throw new Error(`run ${runId} was interrupted; another worker continues it`);
     await ledger.markFinished();
     const fatal = await deps.fatal.reason();

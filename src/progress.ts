@@ -1,0 +1,66 @@
+// A progress bar for a person at a terminal (on stderr, so stdout stays the command's answer). Off a
+// terminal the commands log a progress line every few seconds instead.
+import cliProgress from 'cli-progress';
+import type { RunState } from './types.js';
+
+export interface ProgressDisplay {
+  onState(state: RunState): void;
+  stop(): void;
+}
+
+export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
+  const bar = new cliProgress.SingleBar(
+    {
+      stream,
+      format: '{bar} {percentage}% | read {read} · sent {requests} · ok {succeeded} · failed {failed} · rejected {rejected} | {rate} rows/s | ETA {eta_formatted}',
+      barsize: 24,
+      hideCursor: true,
+      etaBuffer: 30,
+      fps: 4,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  let started = false;
+  let last: { at: number; finished: number } | undefined;
+  let rate = 0;
+  return {
+    onState(s) {
+      const finished = s.rows_succeeded + s.rows_failed;
+      const now = Date.now();
+      if (last && now > last.at) rate = rate * 0.7 + (((finished - last.finished) * 1000) / (now - last.at)) * 0.3;
+      last = { at: now, finished };
+      const payload = { read: s.rows_read, requests: s.requests_sent, succeeded: s.rows_succeeded, failed: s.rows_failed, rejected: s.rows_rejected, rate: rate.toFixed(1) };
+      if (!started) {
+        bar.start(Math.max(1, s.rows_queued), finished, payload);
+        started = true;
+      } else {
+        bar.setTotal(Math.max(1, s.rows_queued));
+        bar.update(finished, payload);
+      }
+    },
+    stop() {
+      if (started) bar.stop();
+      started = false;
+    },
+  };
+}
+
+/** For `ingest`: rows read so far and where, with the pace (the total of a stream is not known ahead). */
+export function ingestProgressLine(stream: NodeJS.WriteStream = process.stderr): { onProgress(p: { source: string; line: number; rowsRead: number }): void; stop(): void } {
+  const bar = new cliProgress.SingleBar({ stream, format: 'read {value} rows | {source}:{line} | {rate} rows/s', hideCursor: true, fps: 4 });
+  const started = Date.now();
+  let running = false;
+  return {
+    onProgress(p) {
+      const rate = ((p.rowsRead * 1000) / Math.max(1, Date.now() - started)).toFixed(0);
+      if (!running) {
+        bar.start(0, p.rowsRead, { source: p.source, line: p.line, rate });
+        running = true;
+      } else bar.update(p.rowsRead, { source: p.source, line: p.line, rate });
+    },
+    stop() {
+      if (running) bar.stop();
+      running = false;
+    },
+  };
+}
