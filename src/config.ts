@@ -14,6 +14,14 @@ export const configSchema = z.object({
   apiUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.revenuecat.com' }),
   /** Present only for commands that send; checked by `requireApiKey`. Never logged. */
   apiKey: z.string().optional(),
+  /** A v2 secret key (`sk_…`) for the verify pass's reads; optional. Never logged. */
+  secretKey: z.string().optional(),
+  /** The RevenueCat project id of the v2 reads (/v2/projects/{projectId}/…); optional. */
+  projectId: z.string().regex(/^[A-Za-z0-9_-]+$/, 'may hold letters, digits, _ and - only (the id in the dashboard URL, e.g. proj1ab2c3d4)').optional(),
+  /** The verify pass's reads per minute (v2 Customer Information domain: 480/min per project). */
+  verifyRatePerMinute: z.number().positive(),
+  /** Users the verify pass reads at once. */
+  verifyConcurrency: positiveInt.max(1000),
   requestTimeoutMs: positiveInt,
   connections: positiveInt,
   concurrency: positiveInt.max(1000),
@@ -40,6 +48,8 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_PREFIX: 'prefix',
   REVENUECAT_API_URL: 'apiUrl',
   REVENUECAT_API_KEY: 'apiKey',
+  REVENUECAT_SECRET_KEY: 'secretKey',
+  REVENUECAT_PROJECT_ID: 'projectId',
   RC_MIGRATE_RATE: 'ratePerSecond',
   RC_MIGRATE_CONCURRENCY: 'concurrency',
   RC_MIGRATE_MAX_ATTEMPTS: 'maxAttempts',

@@ -6,6 +6,8 @@ export type { Logger };
 
 const REDACT = [
   'apiKey',
+  'secretKey',
+  '*.secretKey',
   'authorization',
   'headers.authorization',
   'fetch_token',

@@ -577,6 +577,7 @@ describe('stats', () => {
       rateLimited: 0,
       successfulReceipts: 1,
       subscribers: 2,
+      v2: { requests: 0, rateLimited: 0, byType: {} },
     });
     const viaHttp = await (await fetch(`${sb.url}/_sandbox/stats`)).json();
     expect(viaHttp).toEqual(stats);
@@ -651,5 +652,249 @@ describe('options parsing (for a CLI)', () => {
     expect(() => parseSandboxOptions({ resetRate: 1.5 })).toThrow(/resetRate/);
     expect(() => parseSandboxOptions({ latency: 5 })).toThrow(SandboxOptionsError);
     expect(() => parseSandboxOptions({ port: 'abc' })).toThrow(/port/);
+  });
+});
+
+describe('v2 reads (GET /v2/projects/{project_id}/customers/…)', () => {
+  const SECRET = 'sk_sandbox_secret';
+  const PROJECT = 'proj_sandbox';
+
+  async function v2(sb: Sandbox, path: string, opts: { key?: string | null; project?: string } = {}): Promise<Reply> {
+    const key = opts.key === undefined ? SECRET : opts.key;
+    const headers: Record<string, string> = key === null ? {} : { Authorization: `Bearer ${key}` };
+    const res = await fetch(`${sb.url}/v2/projects/${opts.project ?? PROJECT}${path}`, { headers });
+    return toReply(res);
+  }
+  const customerPath = (id: string, rest = '') => `/customers/${encodeURIComponent(id)}${rest}`;
+
+  it('answers a customer the v1 POSTs created, with ids mapped through the catalog', async () => {
+    const sb = await start({ apiKeys: [KEY, SECRET] });
+    expect((await post(sb, receipt({ app_user_id: 'v2_user', fetch_token: 'tok-a', product_id: 'pro.monthly' }))).status).toBe(200);
+    expect((await post(sb, receipt({ app_user_id: 'v2_user', fetch_token: 'tok-b.sbx-expired', product_id: 'old.monthly' }), { platform: 'android' })).status).toBe(200);
+
+    const c = await v2(sb, customerPath('v2_user'));
+    expect(c.status).toBe(200);
+    expect(c.body).toMatchObject({
+      object: 'customer',
+      id: 'v2_user',
+      project_id: PROJECT,
+      first_seen_at: NOW,
+      last_seen_at: NOW,
+      active_entitlements: { object: 'list', next_page: null, url: `/v2/projects/${PROJECT}/customers/v2_user/active_entitlements` },
+    });
+    const [ent] = c.body.active_entitlements.items;
+    expect(c.body.active_entitlements.items).toHaveLength(1);
+    expect(ent).toEqual({ object: 'customer.active_entitlement', entitlement_id: expect.stringMatching(/^entl[0-9a-f]{10}$/), expires_at: NOW + 30 * DAY });
+
+    const ents = await v2(sb, customerPath('v2_user', '/active_entitlements'));
+    expect(ents.body).toEqual(c.body.active_entitlements);
+
+    const subs = await v2(sb, customerPath('v2_user', '/subscriptions'));
+    expect(subs.status).toBe(200);
+    expect(subs.body).toMatchObject({ object: 'list', next_page: null, url: `/v2/projects/${PROJECT}/customers/v2_user/subscriptions` });
+    const byStatus = Object.fromEntries(subs.body.items.map((i: { status: string }) => [i.status, i]));
+    expect(byStatus.active).toMatchObject({
+      object: 'subscription',
+      customer_id: 'v2_user',
+      product_id: expect.stringMatching(/^prod[0-9a-f]{10}$/),
+      starts_at: NOW - DAY,
+      current_period_ends_at: NOW + 30 * DAY,
+      ends_at: null,
+      gives_access: true,
+      environment: 'production',
+      store: 'app_store',
+    });
+    expect(byStatus.expired).toMatchObject({ status: 'expired', gives_access: false, current_period_ends_at: Date.UTC(2023, 1, 1), store: 'play_store' });
+
+    const products = await v2(sb, '/products');
+    expect(products.status).toBe(200);
+    const storeIdOf = Object.fromEntries(products.body.items.map((p: { id: string; store_identifier: string }) => [p.id, p.store_identifier]));
+    expect(storeIdOf[byStatus.active.product_id]).toBe('pro.monthly');
+    expect(storeIdOf[byStatus.expired.product_id]).toBe('old.monthly');
+    const entitlements = await v2(sb, '/entitlements');
+    expect(entitlements.body.items).toEqual([expect.objectContaining({ object: 'entitlement', id: ent.entitlement_id, lookup_key: 'premium' })]);
+
+    expect(sb.stats().byPath).toMatchObject({
+      'GET /v2/projects/{project_id}/customers/{customer_id}': 1,
+      'GET /v2/projects/{project_id}/customers/{customer_id}/active_entitlements': 1,
+      'GET /v2/projects/{project_id}/customers/{customer_id}/subscriptions': 1,
+      'GET /v2/projects/{project_id}/products': 1,
+      'GET /v2/projects/{project_id}/entitlements': 1,
+    });
+    expect(sb.stats().v2.requests).toBe(5);
+  });
+
+  it('lists one-time purchases under /purchases, with a lifetime entitlement (expires_at null)', async () => {
+    const sb = await start({ apiKeys: [KEY, SECRET] });
+    await post(sb, receipt({ app_user_id: 'life', fetch_token: 'sbx-lifetime', product_id: 'forever' }));
+    const c = await v2(sb, customerPath('life'));
+    expect(c.body.active_entitlements.items).toEqual([expect.objectContaining({ expires_at: null })]);
+    const bought = await v2(sb, customerPath('life', '/purchases'));
+    expect(bought.body.items).toEqual([expect.objectContaining({ object: 'purchase', status: 'owned', environment: 'production', purchased_at: NOW - DAY })]);
+    expect((await v2(sb, customerPath('life', '/subscriptions'))).body.items).toEqual([]);
+  });
+
+  it('never creates a customer or moves last_seen: 404 resource_missing for a missing one', async () => {
+    let now = NOW;
+    const sb = await start({ apiKeys: [KEY, SECRET], now: () => now });
+    await post(sb, receipt({ app_user_id: 'seen' }));
+    now += 60_000;
+    for (const rest of ['', '/active_entitlements', '/subscriptions', '/purchases']) {
+      expect((await v2(sb, customerPath('seen', rest))).status).toBe(200);
+      const missing = await v2(sb, customerPath('ghost', rest));
+      expect(missing.status).toBe(404);
+      expect(missing.body).toMatchObject({ object: 'error', type: 'resource_missing', retryable: false });
+      expect(typeof missing.body.message).toBe('string');
+    }
+    expect(sb.peekSubscriber('ghost')).toBeUndefined();
+    expect(sb.stats().subscribers).toBe(1);
+    expect(sb.peekSubscriber('seen')?.last_seen).toBe(iso(NOW));
+    expect((await v2(sb, customerPath('seen'))).body.last_seen_at).toBe(NOW);
+    // Contrast: the v1 GET creates.
+    expect((await getSubscriber(sb, 'ghost', { platform: null })).status).toBe(201);
+    expect(sb.stats().subscribers).toBe(2);
+  });
+
+  it('needs a secret key: public → 403 authorization_error, unknown/missing → 401 authentication_error; wrong project → 404', async () => {
+    const sb = await start({ apiKeys: [KEY, SECRET] });
+    await post(sb, receipt());
+    const pub = await v2(sb, customerPath('user_1'), { key: KEY });
+    expect(pub.status).toBe(403);
+    expect(pub.body).toMatchObject({ object: 'error', type: 'authorization_error', retryable: false });
+    const unknown = await v2(sb, customerPath('user_1'), { key: 'sk_unknown' });
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.type).toBe('authentication_error');
+    expect((await v2(sb, customerPath('user_1'), { key: null })).body.type).toBe('authentication_error');
+    const project = await v2(sb, customerPath('user_1'), { project: 'proj_other' });
+    expect(project.status).toBe(404);
+    expect(project.body).toMatchObject({ type: 'resource_missing', param: 'project_id' });
+    const bad = await v2(sb, customerPath('a/b'));
+    expect(bad.status).toBe(400);
+    expect(bad.body.type).toBe('parameter_error');
+    expect(sb.stats().v2.byType).toEqual({ authorization_error: 1, authentication_error: 2, resource_missing: 1, parameter_error: 1 });
+  });
+
+  it('takes projectId as a knob', async () => {
+    const sb = await start({ apiKeys: [SECRET], projectId: 'proj_abc' });
+    expect((await v2(sb, customerPath('x'), { project: 'proj_abc' })).body.type).toBe('resource_missing');
+    expect((await v2(sb, customerPath('x'), { project: 'proj_abc' })).body.param).toBe('customer_id');
+    expect((await v2(sb, customerPath('x'))).body.param).toBe('project_id');
+  });
+
+  it('rate-limits the Customer Information domain on its own: 429 rate_limit_error with backoff_ms, Retry-After and the headers', async () => {
+    const sb = await start({ apiKeys: [KEY, SECRET], v2RateLimitPerMinute: 2, rateLimitPerSecond: 100 });
+    await post(sb, receipt());
+    const first = await v2(sb, customerPath('user_1'));
+    const second = await v2(sb, customerPath('user_1', '/subscriptions'));
+    const third = await v2(sb, customerPath('user_1', '/purchases'));
+    expect([first.status, second.status, third.status]).toEqual([200, 200, 429]);
+    expect(third.body).toMatchObject({ object: 'error', type: 'rate_limit_error', retryable: true });
+    expect(third.body.backoff_ms).toBeGreaterThan(55_000);
+    expect(third.body.backoff_ms).toBeLessThanOrEqual(60_000);
+    expect(Number(third.headers.get('retry-after'))).toBe(Math.ceil(third.body.backoff_ms / 1000));
+    expect(first.headers.get('revenuecat-rate-limit-current-limit')).toBe('2');
+    expect(first.headers.get('revenuecat-rate-limit-current-usage')).toBe('1');
+    expect(third.headers.get('revenuecat-rate-limit-current-usage')).toBe('2');
+    // The catalog is another domain, and v1 has its own limiter.
+    const products = await v2(sb, '/products');
+    expect(products.status).toBe(200);
+    expect(products.headers.get('revenuecat-rate-limit-current-limit')).toBe('60');
+    expect((await getSubscriber(sb, 'user_1', { platform: null })).status).toBe(200);
+    expect(sb.stats().v2.rateLimited).toBe(1);
+    expect(sb.stats().rateLimited).toBe(0);
+  });
+
+  it('a shorter v2RateLimitWindowMs admits limit × window / 60 s per window; 0 turns the limit off', async () => {
+    const sb = await start({ apiKeys: [SECRET], v2RateLimitPerMinute: 120, v2RateLimitWindowMs: 1000 });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await v2(sb, customerPath('x'))).status);
+    expect(statuses).toEqual([404, 404, 429]);
+    const limited = await v2(sb, customerPath('x'));
+    expect(limited.body.backoff_ms).toBeLessThanOrEqual(1000);
+    await sleep(limited.body.backoff_ms + 20);
+    expect((await v2(sb, customerPath('x'))).status).toBe(404);
+    sb.configure({ v2RateLimitPerMinute: 0 });
+    for (let i = 0; i < 5; i++) expect((await v2(sb, customerPath('x'))).status).toBe(404);
+    expect((await v2(sb, customerPath('x'))).headers.get('revenuecat-rate-limit-current-limit')).toBeNull();
+  });
+
+  it('pages lists with next_page (v2PageSize or ?limit=)', async () => {
+    const sb = await start({ apiKeys: [KEY, SECRET], v2PageSize: 2 });
+    for (let i = 0; i < 5; i++) await post(sb, receipt({ app_user_id: 'many', fetch_token: `tok-${i}`, product_id: `p${i}` }));
+    const seen: string[] = [];
+    let next: string | null = `/v2/projects/${PROJECT}/customers/many/subscriptions`;
+    let pages = 0;
+    while (next !== null) {
+      const reply = await toReply(await fetch(`${sb.url}${next}`, { headers: { Authorization: `Bearer ${SECRET}` } }));
+      expect(reply.status).toBe(200);
+      expect(reply.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...reply.body.items.map((i: { id: string }) => i.id));
+      next = reply.body.next_page;
+      pages++;
+    }
+    expect(pages).toBe(3);
+    expect(new Set(seen).size).toBe(5);
+    expect((await v2(sb, customerPath('many', '/subscriptions?limit=10'))).body.items).toHaveLength(5);
+    expect((await v2(sb, customerPath('many', '/subscriptions?limit=0'))).body.type).toBe('parameter_error');
+  });
+
+  it('answers injected 500s with a v2 server_error body', async () => {
+    const sb = await start({ apiKeys: [SECRET], fault5xxRate: 1, seed: 3 });
+    const statuses = new Set<number>();
+    for (let i = 0; i < 12; i++) {
+      const reply = await v2(sb, customerPath('x'));
+      statuses.add(reply.status);
+      if (reply.status === 500) expect(reply.body).toMatchObject({ object: 'error', type: 'server_error', retryable: true });
+    }
+    expect([...statuses].every((s) => s >= 500)).toBe(true);
+    expect(sb.stats().faults['5xx']).toBe(12);
+  });
+});
+
+describe('admin state changes (for reconciliation tests)', () => {
+  it('deletes a subscriber, removes or patches a purchase, transfers — as methods and over HTTP', async () => {
+    const sb = await start();
+    await post(sb, receipt({ app_user_id: 'a', fetch_token: 't1', product_id: 'p1' }));
+    await post(sb, receipt({ app_user_id: 'a', fetch_token: 't2', product_id: 'p2' }));
+    await post(sb, receipt({ app_user_id: 'b', fetch_token: 't3', product_id: 'p3' }));
+    await post(sb, receipt({ app_user_id: 'c', fetch_token: 't4.sbx-lifetime', product_id: 'life' }));
+    const requests = sb.stats().requests;
+
+    expect(sb.updatePurchase('a', 'p1', { expiresDateMs: NOW - DAY })).toBe('ok');
+    expect(sb.peekSubscriber('a')?.subscriptions.p1?.expires_date).toBe(iso(NOW - DAY));
+    expect(sb.updatePurchase('a', 'p2', { environment: 'sandbox' })).toBe('ok');
+    expect(sb.peekSubscriber('a')?.subscriptions.p2?.is_sandbox).toBe(true);
+    expect(sb.updatePurchase('a', 'nope', { environment: 'sandbox' })).toBe('no_such_product');
+    expect(sb.updatePurchase('nobody', 'p1', { environment: 'sandbox' })).toBe('no_such_subscriber');
+    expect(sb.updatePurchase('c', 'life', { expiresDateMs: NOW })).toBe('not_a_subscription');
+    expect(sb.removePurchase('a', 'p1')).toBe(true);
+    expect(sb.removePurchase('a', 'p1')).toBe(false);
+    expect(Object.keys(sb.peekSubscriber('a')?.subscriptions ?? {})).toEqual(['p2']);
+    expect(sb.transferSubscriber('b', 'someone_else')).toBe(true);
+    expect(sb.peekSubscriber('b')?.original_app_user_id).toBe('someone_else');
+    expect(sb.peekSubscriber('someone_else')?.original_app_user_id).toBe('someone_else');
+    expect(sb.deleteSubscriber('b')).toBe(true);
+    expect(sb.peekSubscriber('b')).toBeUndefined();
+    expect(sb.peekSubscriber('someone_else')).toBeUndefined();
+    expect(sb.deleteSubscriber('b')).toBe(false);
+
+    const call = (method: string, path: string, body?: unknown) =>
+      fetch(`${sb.url}/_sandbox/subscribers/${path}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    expect((await call('PATCH', 'a/products/p2', { expires_at_ms: NOW + 5 * DAY, environment: 'production' })).status).toBe(200);
+    expect(sb.peekSubscriber('a')?.subscriptions.p2).toMatchObject({ expires_date: iso(NOW + 5 * DAY), is_sandbox: false });
+    expect((await call('PATCH', 'a/products/p2', { environment: 'staging' })).status).toBe(400);
+    expect((await call('PATCH', 'a/products/p2', {})).status).toBe(400);
+    expect((await call('PATCH', 'c/products/life', { environment: 'sandbox' })).status).toBe(200);
+    expect(sb.peekSubscriber('c')?.non_subscriptions.life?.[0]?.is_sandbox).toBe(true);
+    expect((await call('POST', 'c/transfer', { original_app_user_id: 'c_orig' })).status).toBe(200);
+    expect(sb.peekSubscriber('c')?.original_app_user_id).toBe('c_orig');
+    expect((await call('POST', 'c/transfer', {})).status).toBe(400);
+    expect((await call('DELETE', 'a/products/p2')).status).toBe(200);
+    expect((await call('DELETE', 'a/products/p2')).status).toBe(404);
+    expect((await call('DELETE', 'a')).status).toBe(200);
+    expect((await call('DELETE', 'a')).status).toBe(404);
+    expect(sb.stats().subscribers).toBe(1);
+    // Admin calls are not API traffic.
+    expect(sb.stats().requests).toBe(requests);
   });
 });

@@ -18,9 +18,10 @@ import { SlidingWindowRateLimiter } from './rateLimiter.js';
 import { apiError, badRequest, codeOf, withHeaders, type ApiResponse } from './responses.js';
 import { Sleeper } from './sleeper.js';
 import { StatsRecorder, type ReceiptPostCount, type SandboxStats } from './stats.js';
-import { SubscriberStore } from './store.js';
+import { SubscriberStore, type PurchasePatch, type SandboxEnvironment } from './store.js';
 import { FlakyTokens, outcomeFor, readDirective } from './tokens.js';
 import { UserLocks } from './userLocks.js';
+import { V2Routes, isV2Path } from './v2.js';
 import { checkAppUserId, checkPlatformHeader, isPlainObject, validateReceipt, type ValidReceipt } from './validate.js';
 import { envelope, renderSubscriber, type SubscriberJson } from './view.js';
 
@@ -53,10 +54,19 @@ export class SandboxApp {
   private readonly flaky = new FlakyTokens();
   private readonly sleeper = new Sleeper();
   private readonly faults: FaultPlanner;
+  private readonly v2: V2Routes;
 
   constructor(options: ResolvedSandboxOptions) {
     this.options = options;
     this.faults = new FaultPlanner(options.seed);
+    this.v2 = new V2Routes({
+      options: () => this.options,
+      store: this.store,
+      stats: this.stats,
+      faults: this.faults,
+      sleeper: this.sleeper,
+      delay: () => this.delay(),
+    });
   }
 
   currentOptions(): Omit<ResolvedSandboxOptions, 'now'> {
@@ -82,6 +92,7 @@ export class SandboxApp {
     this.store.clear();
     this.stats.reset();
     this.limiter.clear();
+    this.v2.clear();
     this.flaky.clear();
     this.faults.reseed(this.options.seed);
   }
@@ -104,6 +115,34 @@ export class SandboxApp {
     return subscriber ? renderSubscriber(subscriber, { nowMs: this.options.now(), includeAttributes: true }) : undefined;
   }
 
+  // State changes a real project sees over time (a refund, a lapse, a transfer, a deleted customer), for
+  // tests of reconciliation. Admin only: never counted in stats, and they do not move last_seen.
+
+  /** Deletes a subscriber and its aliases (like v1 DELETE /subscribers/{id}). False when there was none. */
+  deleteSubscriber(appUserId: string): boolean {
+    return this.store.delete(appUserId);
+  }
+
+  /** Removes every purchase of `productId` from the subscriber (a refund or revocation). */
+  removePurchase(appUserId: string, productId: string): boolean {
+    const subscriber = this.store.peek(appUserId);
+    return subscriber ? this.store.removeProduct(subscriber, productId) : false;
+  }
+
+  /** Moves a subscription's expiry (the past = expired) and/or sets a product's environment. */
+  updatePurchase(appUserId: string, productId: string, patch: PurchasePatch): 'ok' | 'no_such_subscriber' | 'no_such_product' | 'not_a_subscription' {
+    const subscriber = this.store.peek(appUserId);
+    return subscriber ? this.store.patchProduct(subscriber, productId, patch) : 'no_such_subscriber';
+  }
+
+  /** The subscriber becomes an alias of `originalAppUserId` (as after a transfer / restore to another user). */
+  transferSubscriber(appUserId: string, originalAppUserId: string): boolean {
+    const subscriber = this.store.peek(appUserId);
+    if (!subscriber) return false;
+    this.store.alias(subscriber, originalAppUserId);
+    return true;
+  }
+
   /** Ends every pending wait so handlers finish at once; server.ts destroys the sockets. */
   shutdown(): void {
     this.sleeper.cancelAll();
@@ -123,6 +162,7 @@ export class SandboxApp {
     const method = req.method ?? 'GET';
     const path = url.pathname;
     if (path === '/_sandbox' || path.startsWith('/_sandbox/')) return this.admin(req, res, method, url);
+    if (isV2Path(path)) return this.v2.handle(req, res, method, url);
 
     if (method === 'POST' && path === '/v1/receipts') {
       this.stats.request(ROUTE_RECEIPTS);
@@ -329,6 +369,52 @@ export class SandboxApp {
     return this.sleeper.sleep(ms);
   }
 
+  /**
+   * DELETE /_sandbox/subscribers/{id}; DELETE /_sandbox/subscribers/{id}/products/{product_id};
+   * PATCH /_sandbox/subscribers/{id}/products/{product_id} {expires_at_ms?, environment?};
+   * POST /_sandbox/subscribers/{id}/transfer {original_app_user_id}. Undefined when the path is none of these.
+   */
+  private adminMutation(method: string, path: string, parsed: Awaited<ReturnType<typeof readBody>>): { status: number; body: unknown } | undefined {
+    const m = /^\/_sandbox\/subscribers\/([^/]+)(?:\/(transfer|products\/([^/]+)))?$/.exec(path);
+    if (!m?.[1]) return undefined;
+    const bad = (message: string) => ({ status: 400, body: { code: CODES.badRequest, message } });
+    const missing = (what: string) => ({ status: 404, body: { code: CODES.notFound, message: what } });
+    const id = decodeSegment(m[1]);
+    const productId = m[3] === undefined ? undefined : decodeSegment(m[3]);
+    if (id === undefined || (m[3] !== undefined && productId === undefined)) return bad('path is not valid URL encoding.');
+    const body = parsed.ok && isPlainObject(parsed.value) ? parsed.value : {};
+    if (!parsed.ok && !parsed.empty) return bad(`Body is not valid JSON: ${parsed.reason}`);
+
+    if (m[2] === undefined && method === 'DELETE') {
+      return this.deleteSubscriber(id) ? { status: 200, body: { deleted: true, app_user_id: id } } : missing(`No subscriber ${JSON.stringify(id)} in the sandbox.`);
+    }
+    if (m[2] === 'transfer' && method === 'POST') {
+      const to = body.original_app_user_id;
+      if (typeof to !== 'string' || to.trim() === '') return bad('original_app_user_id (a non-empty string) is required.');
+      return this.transferSubscriber(id, to) ? { status: 200, body: { subscriber: this.peekSubscriber(id) } } : missing(`No subscriber ${JSON.stringify(id)} in the sandbox.`);
+    }
+    if (productId !== undefined && method === 'DELETE') {
+      return this.removePurchase(id, productId) ? { status: 200, body: { subscriber: this.peekSubscriber(id) } } : missing(`No purchase of ${JSON.stringify(productId)} for ${JSON.stringify(id)}.`);
+    }
+    if (productId !== undefined && method === 'PATCH') {
+      const patch: PurchasePatch = {};
+      if (body.expires_at_ms !== undefined) {
+        if (typeof body.expires_at_ms !== 'number' || !Number.isFinite(body.expires_at_ms)) return bad('expires_at_ms must be epoch milliseconds.');
+        patch.expiresDateMs = body.expires_at_ms;
+      }
+      if (body.environment !== undefined) {
+        if (typeof body.environment !== 'string' || !ENVIRONMENTS.has(body.environment)) return bad('environment must be "production" or "sandbox".');
+        patch.environment = body.environment as SandboxEnvironment;
+      }
+      if (Object.keys(patch).length === 0) return bad('send expires_at_ms and/or environment.');
+      const result = this.updatePurchase(id, productId, patch);
+      if (result === 'ok') return { status: 200, body: { subscriber: this.peekSubscriber(id) } };
+      if (result === 'not_a_subscription') return bad(`${JSON.stringify(productId)} is a one-time purchase: it has no expiry to move.`);
+      return missing(result === 'no_such_subscriber' ? `No subscriber ${JSON.stringify(id)} in the sandbox.` : `No purchase of ${JSON.stringify(productId)} for ${JSON.stringify(id)}.`);
+    }
+    return undefined;
+  }
+
   private async admin(req: IncomingMessage, res: ServerResponse, method: string, url: URL): Promise<void> {
     const parsed = await readBody(req);
     const path = url.pathname;
@@ -358,6 +444,8 @@ export class SandboxApp {
       }
       return send(200, { receipts: this.receiptPostCounts() });
     }
+    const mutation = this.adminMutation(method, path, parsed);
+    if (mutation) return send(mutation.status, mutation.body);
     const peek = /^\/_sandbox\/subscribers\/([^/]+)$/.exec(path);
     if (method === 'GET' && peek?.[1] !== undefined) {
       let id: string;
@@ -371,6 +459,16 @@ export class SandboxApp {
       return send(200, { subscriber });
     }
     return send(404, { code: CODES.notFound, message: `Not found: ${method} ${path}.` });
+  }
+}
+
+const ENVIRONMENTS = new Set<string>(['production', 'sandbox']);
+
+function decodeSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
   }
 }
 

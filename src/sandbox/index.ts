@@ -9,8 +9,18 @@ export {
   type ResolvedSandboxOptions,
   type SandboxOptions,
 } from './options.js';
-export type { ReceiptPostCount, ReceiptPostStats, SandboxStats } from './stats.js';
+export type { ReceiptPostCount, ReceiptPostStats, SandboxStats, V2Stats } from './stats.js';
+export type { PurchasePatch, SandboxEnvironment } from './store.js';
+export {
+  ROUTE_V2_ACTIVE_ENTITLEMENTS,
+  ROUTE_V2_CUSTOMER,
+  ROUTE_V2_ENTITLEMENTS,
+  ROUTE_V2_PRODUCTS,
+  ROUTE_V2_PURCHASES,
+  ROUTE_V2_SUBSCRIPTIONS,
+} from './v2.js';
+export { v2Ids, type V2Customer, type V2Error, type V2List, type V2Product, type V2Purchase, type V2Subscription } from './viewV2.js';
 export { DIRECTIVES, DIRECTIVE_PATTERN, readDirective, outcomeFor, type Directive, type DirectiveName, type TokenOutcome } from './tokens.js';
 export { CODES as SANDBOX_CODES } from './codes.js';
-export { DEFAULT_PRODUCT_ID } from './app.js';
+export { DEFAULT_PRODUCT_ID, ROUTE_RECEIPTS, ROUTE_SUBSCRIBER } from './app.js';
 export { SANDBOX_ENTITLEMENT, type SubscriberEnvelope, type SubscriberJson } from './view.js';

@@ -21,6 +21,20 @@ export interface SandboxOptions {
   seed?: number;
   /** Epoch milliseconds; used for dates in responses, never for rate limiting or latency. */
   now?: () => number;
+  /** v2: the project id in /v2/projects/{project_id}/…; any other id answers 404. */
+  projectId?: string;
+  /** v2 Customer Information domain limit (customers, active_entitlements, subscriptions, purchases). 0 = off. */
+  v2RateLimitPerMinute?: number;
+  /** v2 Project Configuration domain limit (entitlements, products catalog). 0 = off. */
+  v2ConfigRateLimitPerMinute?: number;
+  /**
+   * The sliding window the v2 limits are counted over. 60000 (a minute) is the documented meaning; a shorter
+   * window admits the limit × window / 60000 requests per window, so a test can put a client under a
+   * per-minute limit in seconds rather than minutes.
+   */
+  v2RateLimitWindowMs?: number;
+  /** v2 list page size when the request sends no `limit`. */
+  v2PageSize?: number;
 }
 
 export type ResolvedSandboxOptions = Required<SandboxOptions>;
@@ -39,6 +53,11 @@ export const DEFAULT_SANDBOX_OPTIONS: Readonly<ResolvedSandboxOptions> = Object.
   hangMs: 30_000,
   seed: 1,
   now: () => Date.now(),
+  projectId: 'proj_sandbox',
+  v2RateLimitPerMinute: 480,
+  v2ConfigRateLimitPerMinute: 60,
+  v2RateLimitWindowMs: 60_000,
+  v2PageSize: 20,
 });
 
 const rate = z.coerce.number().min(0).max(1);
@@ -65,6 +84,12 @@ export const sandboxOptionsSchema = z.strictObject({
   hangMs: millis.optional(),
   seed: z.coerce.number().int().optional(),
   now: z.custom<() => number>((v) => typeof v === 'function', 'now must be a function returning epoch milliseconds').optional(),
+  projectId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only').optional(),
+  v2RateLimitPerMinute: z.coerce.number().int().min(0).optional(),
+  v2ConfigRateLimitPerMinute: z.coerce.number().int().min(0).optional(),
+  // At most a minute: the limiter keeps one minute of history (for the usage header).
+  v2RateLimitWindowMs: z.coerce.number().int().min(100).max(60_000).optional(),
+  v2PageSize: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
 export class SandboxOptionsError extends Error {

@@ -6,6 +6,8 @@ export interface RateDecision {
   allowed: boolean;
   /** Whole seconds until a slot frees, at least 1 (Retry-After). */
   retryAfterSeconds: number;
+  /** Milliseconds until a slot frees (a v2 body's backoff_ms); 0 when allowed. */
+  retryAfterMs: number;
 }
 
 const WINDOW_MS = 1_000;
@@ -19,23 +21,27 @@ export class SlidingWindowRateLimiter {
 
   constructor(private readonly clock: () => number = () => performance.now()) {}
 
-  /** Admits the request (and records it) when fewer than `perSecond` were admitted in the last second. */
-  take(perSecond: number): RateDecision {
+  /**
+   * Admits the request (and records it) when fewer than `limit` were admitted in the last `windowMs`
+   * (default one second: v1's `rateLimitPerSecond`). `windowMs` may not exceed the minute of history kept.
+   */
+  take(limit: number, windowMs: number = WINDOW_MS): RateDecision {
     const now = this.clock();
     this.prune(now);
-    if (perSecond <= 0) {
+    if (limit <= 0) {
       this.hits.push(now);
-      return { allowed: true, retryAfterSeconds: 0 };
+      return { allowed: true, retryAfterSeconds: 0, retryAfterMs: 0 };
     }
-    const first = this.firstAfter(now - WINDOW_MS);
+    const window = Math.min(windowMs, USAGE_WINDOW_MS);
+    const first = this.firstAfter(now - window);
     const inWindow = this.hits.length - first;
-    if (inWindow >= perSecond) {
-      const oldestCounted = this.hits[this.hits.length - perSecond] ?? now;
-      const waitMs = oldestCounted + WINDOW_MS - now;
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) };
+    if (inWindow >= limit) {
+      const oldestCounted = this.hits[this.hits.length - limit] ?? now;
+      const waitMs = Math.max(1, Math.ceil(oldestCounted + window - now));
+      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), retryAfterMs: waitMs };
     }
     this.hits.push(now);
-    return { allowed: true, retryAfterSeconds: 0 };
+    return { allowed: true, retryAfterSeconds: 0, retryAfterMs: 0 };
   }
 
   /** Requests admitted during the last minute. */

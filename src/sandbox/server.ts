@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { SandboxApp } from './app.js';
 import { resolveSandboxOptions, type ResolvedSandboxOptions, type SandboxOptions } from './options.js';
 import type { ReceiptPostCount, SandboxStats } from './stats.js';
+import type { PurchasePatch } from './store.js';
 import type { SubscriberJson } from './view.js';
 
 export interface Sandbox {
@@ -26,6 +27,16 @@ export interface Sandbox {
   peekSubscriber(appUserId: string): SubscriberJson | undefined;
   /** Current knobs (the clock left out). */
   options(): Omit<ResolvedSandboxOptions, 'now'>;
+  // State changes for reconciliation tests (also over HTTP: README.md, "Admin endpoints"). They do not move
+  // last_seen and are not counted in stats.
+  /** Deletes the subscriber and its aliases. False when there was none. */
+  deleteSubscriber(appUserId: string): boolean;
+  /** Removes every purchase of a product from the subscriber (a refund / revocation). False when it had none. */
+  removePurchase(appUserId: string, productId: string): boolean;
+  /** Moves a subscription's expiry (`expiresDateMs` in the past = expired) and/or sets the product's environment. */
+  updatePurchase(appUserId: string, productId: string, patch: PurchasePatch): 'ok' | 'no_such_subscriber' | 'no_such_product' | 'not_a_subscription';
+  /** Makes the subscriber an alias of `originalAppUserId`, as a transfer to / restore by another user does. */
+  transferSubscriber(appUserId: string, originalAppUserId: string): boolean;
 }
 
 export async function startSandbox(options?: SandboxOptions): Promise<Sandbox> {
@@ -59,6 +70,10 @@ export async function startSandbox(options?: SandboxOptions): Promise<Sandbox> {
     receiptPostCounts: () => app.receiptPostCounts(),
     peekSubscriber: (appUserId) => app.peekSubscriber(appUserId),
     options: () => app.currentOptions(),
+    deleteSubscriber: (appUserId) => app.deleteSubscriber(appUserId),
+    removePurchase: (appUserId, productId) => app.removePurchase(appUserId, productId),
+    updatePurchase: (appUserId, productId, patch) => app.updatePurchase(appUserId, productId, patch),
+    transferSubscriber: (appUserId, originalAppUserId) => app.transferSubscriber(appUserId, originalAppUserId),
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         app.shutdown();

@@ -40,6 +40,17 @@ export interface SandboxStats {
   successfulReceipts: number;
   /** Subscribers held (aliases counted once). */
   subscribers: number;
+  /** The v2 reads (GET /v2/projects/…), also counted in requests, byStatus and byPath. */
+  v2: V2Stats;
+}
+
+export interface V2Stats {
+  /** v2 requests, counted on arrival. */
+  requests: number;
+  /** 429 rate_limit_error answers, both v2 domains. */
+  rateLimited: number;
+  /** v2 error answers by `type` ("resource_missing", "authorization_error", ...). */
+  byType: Record<string, number>;
 }
 
 export interface ReceiptPostCount {
@@ -72,10 +83,21 @@ export class StatsRecorder {
   private postsTotal = 0;
   private maxPerReceipt = 0;
   private maxSuccessfulPerReceipt = 0;
+  private v2: V2Stats = { requests: 0, rateLimited: 0, byType: {} };
 
   request(path: string): void {
     this.requests++;
     bump(this.byPath, path);
+  }
+
+  v2Request(path: string): void {
+    this.request(path);
+    this.v2.requests++;
+  }
+
+  v2Error(type: string): void {
+    bump(this.v2.byType, type);
+    if (type === 'rate_limit_error') this.v2.rateLimited++;
   }
 
   response(status: number, code: number | undefined): void {
@@ -154,6 +176,7 @@ export class StatsRecorder {
       rateLimited: this.rateLimited,
       successfulReceipts: this.successfulReceipts,
       subscribers: live.subscribers,
+      v2: { requests: this.v2.requests, rateLimited: this.v2.rateLimited, byType: { ...this.v2.byType } },
     };
   }
 
@@ -173,6 +196,7 @@ export class StatsRecorder {
     this.postsTotal = 0;
     this.maxPerReceipt = 0;
     this.maxSuccessfulPerReceipt = 0;
+    this.v2 = { requests: 0, rateLimited: 0, byType: {} };
   }
 
   private pair(appUserId: string, fetchToken: string): { posts: number; successes: number } {

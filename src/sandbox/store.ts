@@ -3,6 +3,8 @@
 import { createHash } from 'node:crypto';
 import type { SubscriberAttribute } from '../revenuecat/fields.js';
 
+export type SandboxEnvironment = 'production' | 'sandbox';
+
 export interface StoredSubscription {
   productId: string;
   purchaseDateMs: number;
@@ -10,6 +12,8 @@ export interface StoredSubscription {
   expiresDateMs: number;
   store: string;
   transactionId: string;
+  /** Absent means production (every POST makes production purchases; only the admin patch changes it). */
+  environment?: SandboxEnvironment;
 }
 
 export interface StoredNonSubscription {
@@ -17,6 +21,22 @@ export interface StoredNonSubscription {
   productId: string;
   purchaseDateMs: number;
   store: string;
+  environment?: SandboxEnvironment;
+}
+
+/** A product as the project's catalog (v2 GET …/products) knows it: one per (store, store identifier). */
+export interface CatalogProduct {
+  store: string;
+  storeIdentifier: string;
+  type: 'subscription' | 'non_consumable';
+  createdMs: number;
+}
+
+/** What an admin patch of a purchase may change. */
+export interface PurchasePatch {
+  /** New expiry of the product's subscription (in the past = expired). Not for one-time purchases. */
+  expiresDateMs?: number;
+  environment?: SandboxEnvironment;
 }
 
 export interface StoredSubscriber {
@@ -51,6 +71,9 @@ export class SubscriberStore {
   // Aliases point at the same object, so a transferred subscriber is found under both ids.
   private readonly byId = new Map<string, StoredSubscriber>();
   private readonly distinct = new Set<StoredSubscriber>();
+  // Products ever granted, for the v2 catalog. Kept when a subscriber or purchase is removed, as a real
+  // project's products outlive its customers; cleared by reset.
+  private readonly products = new Map<string, CatalogProduct>();
 
   peek(appUserId: string): StoredSubscriber | undefined {
     return this.byId.get(appUserId);
@@ -82,6 +105,7 @@ export class SubscriberStore {
   }
 
   recordSubscription(subscriber: StoredSubscriber, purchase: PurchaseInput, expiresDateMs: number): void {
+    this.noteProduct(purchase, 'subscription');
     const previous = subscriber.subscriptions.get(purchase.productId);
     subscriber.subscriptions.set(purchase.productId, {
       productId: purchase.productId,
@@ -95,6 +119,7 @@ export class SubscriberStore {
   }
 
   recordNonSubscription(subscriber: StoredSubscriber, purchase: PurchaseInput): void {
+    this.noteProduct(purchase, 'non_consumable');
     const id = transactionIdFor(purchase.fetchToken);
     let purchases = subscriber.nonSubscriptions.get(purchase.productId);
     if (!purchases) {
@@ -117,6 +142,44 @@ export class SubscriberStore {
     }
   }
 
+  /** Removes the subscriber and every id that points at it (its aliases). False when there was none. */
+  delete(appUserId: string): boolean {
+    const subscriber = this.byId.get(appUserId);
+    if (!subscriber) return false;
+    for (const [id, s] of this.byId) if (s === subscriber) this.byId.delete(id);
+    this.distinct.delete(subscriber);
+    return true;
+  }
+
+  /** Removes every purchase of a product (subscription and one-time). False when the subscriber had none. */
+  removeProduct(subscriber: StoredSubscriber, productId: string): boolean {
+    const hadSubscription = subscriber.subscriptions.delete(productId);
+    const hadPurchases = subscriber.nonSubscriptions.delete(productId);
+    return hadSubscription || hadPurchases;
+  }
+
+  /**
+   * Changes a product's purchases in place: `expiresDateMs` moves the subscription's expiry, `environment`
+   * applies to the subscription and every one-time purchase of the product. Returns why it could not.
+   */
+  patchProduct(subscriber: StoredSubscriber, productId: string, patch: PurchasePatch): 'ok' | 'no_such_product' | 'not_a_subscription' {
+    const subscription = subscriber.subscriptions.get(productId);
+    const purchases = subscriber.nonSubscriptions.get(productId);
+    if (!subscription && !purchases) return 'no_such_product';
+    if (patch.expiresDateMs !== undefined && !subscription) return 'not_a_subscription';
+    if (subscription) {
+      if (patch.expiresDateMs !== undefined) subscription.expiresDateMs = patch.expiresDateMs;
+      if (patch.environment !== undefined) subscription.environment = patch.environment;
+    }
+    if (purchases && patch.environment !== undefined) for (const p of purchases.values()) p.environment = patch.environment;
+    return 'ok';
+  }
+
+  /** Every product granted since the last reset, oldest first. */
+  catalog(): CatalogProduct[] {
+    return [...this.products.values()];
+  }
+
   get size(): number {
     return this.distinct.size;
   }
@@ -124,6 +187,14 @@ export class SubscriberStore {
   clear(): void {
     this.byId.clear();
     this.distinct.clear();
+    this.products.clear();
+  }
+
+  private noteProduct(purchase: PurchaseInput, type: CatalogProduct['type']): void {
+    const key = `${purchase.store}\u0000${purchase.productId}`;
+    if (!this.products.has(key)) {
+      this.products.set(key, { store: purchase.store, storeIdentifier: purchase.productId, type, createdMs: purchase.purchaseDateMs });
+    }
   }
 
   private noteApple(subscriber: StoredSubscriber, purchase: PurchaseInput): void {

@@ -77,7 +77,7 @@ export function renderSubscriber(sub: StoredSubscriber, options: { nowMs: number
       ownership_type: 'PURCHASED',
       period_type: 'normal',
       store: s.store,
-      is_sandbox: false,
+      is_sandbox: s.environment === 'sandbox',
       unsubscribe_detected_at: null,
       billing_issues_detected_at: null,
       grace_period_expires_date: null,
@@ -95,7 +95,7 @@ export function renderSubscriber(sub: StoredSubscriber, options: { nowMs: number
       id: p.id,
       purchase_date: isoDate(p.purchaseDateMs),
       store: p.store,
-      is_sandbox: false,
+      is_sandbox: p.environment === 'sandbox',
       store_transaction_id: p.id,
     }));
     const latest = list[list.length - 1];
