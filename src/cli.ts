@@ -15,6 +15,7 @@ import { retryRun } from './commands/retry.js';
 import { runStatus, type RunStatus } from './commands/status.js';
 import { addSchedule, deleteSchedule, schedules } from './commands/schedule.js';
 import { serveMonitor } from './commands/serve.js';
+import { verifyMigration } from './commands/verify.js';
 import { PipelineMetrics } from './metrics/metrics.js';
 import { ingestProgressLine, runProgressBar } from './progress.js';
 import { startMonitorServer, type MonitorServer } from './metrics/server.js';
@@ -130,6 +131,7 @@ function printSummary(summary: Summary, dir: string): void {
     ['rejected', summary.rows_rejected],
     ['duplicates', summary.rows_duplicate],
     ['already migrated', summary.already_migrated],
+    ['not as expected', summary.rows_mismatched + (summary.verify?.mismatched ?? 0)],
     ['still queued', summary.rows_pending],
     ['requests sent', summary.requests_sent],
     ['report', dir],
@@ -290,6 +292,32 @@ export function buildProgram(): Command {
     if (result.summary && result.files) printSummary(result.summary, result.files.dir);
     process.exitCode = result.exitCode ?? EXIT.OK;
   });
+
+  program
+    .command('verify')
+    .description("read each migrated user's current state and compare it with the import (API v2, no side effects)")
+    .requiredOption('--run-id <id>', 'run to verify')
+    .option('--v1', 'read through v1 GET /subscribers instead (it CREATES users that do not exist)')
+    .option('--out <dir>', 'report directory (default reports/<run-id>)')
+    .option('--redis <url>', 'Redis URL (env REDIS_URL)')
+    .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
+    .option('--api-url <url>', 'RevenueCat API base URL (env REVENUECAT_API_URL)')
+    .option('--log-level <level>', 'log level (env LOG_LEVEL)')
+    .action(async (flags: ConfigFlags & { runId: string; v1?: boolean }) => {
+      const config = configFrom(flags);
+      const { result, summary, files, exitCode } = await verifyMigration({
+        config,
+        logger: createLogger(config.logLevel),
+        runId: flags.runId,
+        v1: flags.v1 === true,
+        ...(flags.out ? { outDir: flags.out } : {}),
+      });
+      process.stdout.write(
+        `verify ${flags.runId}: ${result.checked} rows of ${result.users} users checked, ${result.matched} as expected, ${result.checked - result.matched} not (mismatches.csv)${result.aborted ? `; STOPPED: ${result.aborted.message}` : ''}\n`,
+      );
+      printSummary(summary, files.dir);
+      process.exitCode = result.aborted ? EXIT.FATAL : exitCode;
+    });
 
   program
     .command('status')

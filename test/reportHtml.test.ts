@@ -36,6 +36,7 @@ function emptySummary(over: Partial<Summary> = {}): Summary {
     rows_succeeded: 0,
     rows_failed: 0,
     rows_pending: 0,
+    rows_mismatched: 0,
     already_migrated: 0,
     requests_sent: 0,
     retries: 0,

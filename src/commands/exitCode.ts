@@ -5,5 +5,6 @@ import type { Summary } from '../reports/summary.js';
 export function exitCodeOf(summary: Summary): ExitCode {
   if (summary.status === 'stopped') return EXIT.FATAL;
   if (summary.status !== 'complete') return EXIT.INCOMPLETE;
-  return summary.rows_failed + summary.rows_rejected === 0 ? EXIT.OK : EXIT.ROWS_FAILED;
+  const verifyMismatched = summary.verify?.mismatched ?? 0;
+  return summary.rows_failed + summary.rows_rejected + summary.rows_mismatched + verifyMismatched === 0 ? EXIT.OK : EXIT.ROWS_FAILED;
 }

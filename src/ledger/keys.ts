@@ -27,6 +27,8 @@ export interface RunKeys {
   timeline: string;
   /** hash: latency bucket index → requests */
   latency: string;
+  /** list: mismatches found by the last `verify` pass (JSON) */
+  verifyMismatches: string;
 }
 
 export function runKeys(prefix: string, runId: string): RunKeys {
@@ -43,6 +45,7 @@ export function runKeys(prefix: string, runId: string): RunKeys {
     errors: `${base}:err`,
     timeline: `${base}:tl`,
     latency: `${base}:lat`,
+    verifyMismatches: `${base}:vmm`,
   };
 }
 

@@ -2,8 +2,27 @@
 // rejection and duplicate). All multi-key updates are Lua scripts here, so counters can never drift from the
 // records they count, even when a worker is killed between two writes or a row is processed twice.
 import type { Redis } from 'ioredis';
-import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
+import type { Duplicate, Outcome, Rejection, RunCounters, RunState, StateMismatch } from '../types.js';
 import { locationOf, migratedKey, runKeys, runsIndexKey, type RunKeys } from './keys.js';
+
+/** What the last `verify` pass found, as the run's summary shows it. */
+export interface VerifySummary {
+  at: string;
+  api: 'v2' | 'v1';
+  checked: number;
+  users: number;
+  matched: number;
+  mismatched: number;
+  aborted?: string;
+}
+
+/** One row whose current state differs, as `verify` found it. */
+export interface VerifyMismatch extends StateMismatch {
+  src: string;
+  line: number;
+  app_user_id: string;
+  product_id?: string;
+}
 
 /** A failure as the `status` command shows it. */
 export interface RecentError {
@@ -365,6 +384,26 @@ export class RunLedger {
         const space = entry.indexOf(' ');
         yield decodeOutcome(entry.slice(0, space), entry.slice(space + 1), sources);
       }
+    }
+  }
+
+  /** Keeps the result of a `verify` pass (replacing the previous one) for the run's report. */
+  async saveVerify(result: VerifySummary, mismatches: VerifyMismatch[]): Promise<void> {
+    const tx = this.redis.multi().del(this.keys.verifyMismatches);
+    for (let i = 0; i < mismatches.length; i += 500) tx.rpush(this.keys.verifyMismatches, ...mismatches.slice(i, i + 500).map((m) => JSON.stringify(m)));
+    tx.hset(this.keys.meta, 'verify', JSON.stringify(result));
+    await tx.exec();
+  }
+
+  async verifySummary(): Promise<VerifySummary | undefined> {
+    const raw = await this.redis.hget(this.keys.meta, 'verify');
+    return raw ? (JSON.parse(raw) as VerifySummary) : undefined;
+  }
+
+  async *verifyMismatches(): AsyncIterable<VerifyMismatch> {
+    const total = await this.redis.llen(this.keys.verifyMismatches);
+    for (let start = 0; start < total; start += 1000) {
+      for (const raw of await this.redis.lrange(this.keys.verifyMismatches, start, start + 999)) yield JSON.parse(raw) as VerifyMismatch;
     }
   }
 

@@ -305,6 +305,7 @@ ${card('already-migrated', 'Already migrated', s.already_migrated, s.already_mig
 ${card('pending', 'Pending', s.rows_pending, s.rows_pending > 0 ? 'no outcome yet' : '', s.rows_pending > 0 ? 'warn' : '')}
 ${card('requests-sent', 'Requests sent', s.requests_sent, rateLimited > 0 ? `${fmtInt(rateLimited)} answered 429` : '')}
 ${card('retries', 'Retries', s.retries, s.retries > 0 ? 'retry rounds of failed rows' : '')}
+${card('mismatched', 'Not as expected', s.rows_mismatched + (s.verify?.mismatched ?? 0), s.verify ? `verify: ${fmtInt(s.verify.matched)} of ${fmtInt(s.verify.checked)} rows still match` : 'see mismatches.csv', s.rows_mismatched + (s.verify?.mismatched ?? 0) > 0 ? 'warn' : '')}
 </section>`;
 }
 

@@ -1,5 +1,6 @@
 // summary.json: the run's counters from the ledger plus breakdowns computed from the outcomes themselves.
 import type { FatalReason } from '../queue/fatalStop.js';
+import type { VerifySummary } from '../ledger/runLedger.js';
 import type { Outcome, RunCounters, RunState } from '../types.js';
 
 export type RunStatus = 'complete' | 'in_progress' | 'stopped';
@@ -26,6 +27,10 @@ export interface Summary extends SummaryCounters {
   already_migrated: number;
   /** queued rows without an outcome yet */
   rows_pending: number;
+  /** succeeded rows whose subscriber differs from their expected_* columns (see mismatches.csv) */
+  rows_mismatched: number;
+  /** the last `verify` pass, when one was run */
+  verify?: VerifySummary;
   /** every request sent, by HTTP status or network error (timeout, reset, refused) */
   by_http_status: Record<string, number>;
   /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
@@ -37,6 +42,7 @@ export interface Summary extends SummaryCounters {
 /** Accumulates the breakdowns that need every outcome, in one pass. */
 export class OutcomeTally {
   readonly byErrorCode: Record<string, number> = {};
+  mismatched = 0;
   readonly reconciliation: Reconciliation = { product_confirmed: 0, product_not_checked: 0, product_not_in_subscriber: 0, transferred: 0 };
 
   add(o: Outcome): void {
@@ -46,12 +52,13 @@ export class OutcomeTally {
       if (o.reason === 'product_not_in_subscriber' || o.reason === 'transferred') this.reconciliation[o.reason]++;
       return;
     }
+    if (o.mismatches && o.mismatches.length > 0) this.mismatched++;
     if (o.subscriber?.product_found === 'not_checked') this.reconciliation.product_not_checked++;
     else this.reconciliation.product_confirmed++;
   }
 }
 
-export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalReason | undefined): Summary {
+export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalReason | undefined, verify?: VerifySummary): Summary {
   // The pause is queue-wide: whichever run tripped it, every unfinished run is stopped until it is cleared.
   const stopped = fatal !== undefined && !state.complete;
   const status: RunStatus = state.complete ? 'complete' : stopped ? 'stopped' : 'in_progress';
@@ -69,6 +76,8 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_failed: state.rows_failed,
     already_migrated: state.rows_already_migrated,
     rows_pending: Math.max(0, state.rows_queued - state.rows_succeeded - state.rows_failed),
+    rows_mismatched: tally.mismatched,
+    ...(verify ? { verify } : {}),
     requests_sent: state.requests_sent,
     retries: state.retries,
     by_http_status: state.by_http_status,

@@ -24,6 +24,7 @@ export interface ReportFiles {
   duplicates: string;
   alreadyMigrated: string;
   history: string;
+  mismatches: string;
   html: string;
 }
 
@@ -49,6 +50,8 @@ export const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] a
 export const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
 export const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
 /** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
+/** Rows whose state differs from what was expected: at import (expected_* columns) or by a later `verify`. */
+export const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
 export const HISTORY_COLUMNS = ['source', 'line', 'status', 'reason', 'code', 'http_status', 'message', 'attempts', 'finished_at'] as const;
 
 type Cells = Record<string, string | number | undefined>;
@@ -106,6 +109,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     duplicates: join(opts.dir, 'duplicates.csv'),
     alreadyMigrated: join(opts.dir, 'already_migrated.csv'),
     history: join(opts.dir, 'history.csv'),
+    mismatches: join(opts.dir, 'mismatches.csv'),
     html: join(opts.dir, 'report.html'),
   };
   const state = await ledger.state();
@@ -113,6 +117,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   // HSCAN may return an entry twice while the hash grows (a report of a running run): keep the first.
   const seen = state.complete ? undefined : new Set<string>();
   const failed: Outcome[] = [];
+  const mismatched: Cells[] = [];
 
   async function* succeeded(): AsyncIterable<Cells> {
     for await (const o of ledger.outcomes()) {
@@ -124,6 +129,9 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
       if (o.status === 'failed') {
         failed.push(o);
         continue;
+      }
+      for (const m of o.mismatches ?? []) {
+        mismatched.push({ source: o.src, line: o.line, app_user_id: o.app_user_id, product_id: o.product_id, stage: 'import', kind: m.kind, expected: m.expected, actual: m.actual });
       }
       const sub = o.subscriber;
       yield {
@@ -204,7 +212,18 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   }
   await writeCsv(files.history, HISTORY_COLUMNS, history());
 
-  const summary = buildSummary(state, tally, opts.fatal);
+  for await (const m of ledger.verifyMismatches()) {
+    mismatched.push({ source: m.src, line: m.line, app_user_id: m.app_user_id, product_id: m.product_id, stage: 'verify', kind: m.kind, expected: m.expected, actual: m.actual });
+  }
+  const order = (c: Cells): [string, string, number] => [String(c.stage), String(c.source), Number(c.line)];
+  mismatched.sort((a, b) => {
+    const [sa, fa, la] = order(a);
+    const [sb, fb, lb] = order(b);
+    return sa !== sb ? (sa < sb ? -1 : 1) : fa !== fb ? (fa < fb ? -1 : 1) : la - lb;
+  });
+  await writeCsv(files.mismatches, MISMATCH_COLUMNS, mismatched);
+
+  const summary = buildSummary(state, tally, opts.fatal, await ledger.verifySummary());
   await writeFile(files.summary, `${JSON.stringify({ ...summary, files }, null, 2)}\n`);
   const buckets = await ledger.latencyBuckets();
   const data: ReportData = {

@@ -1,0 +1,73 @@
+// `verify`: a second pass after a run. Reads each migrated user's current state (API v2, without side effects;
+// v1 only when asked) and compares it with what the import answered and what the rows expected. The result
+// goes into the run's report: mismatches.csv, summary.json's `verify`, report.html.
+import { join } from 'node:path';
+import { checkRunId, ConfigError, type Config } from '../config.js';
+import type { ExitCode } from '../exitCodes.js';
+import type { Logger } from '../logger.js';
+import type { Summary } from '../reports/summary.js';
+import { verifyRun, type VerifyResult } from '../reports/verify.js';
+import { writeReport, type ReportFiles } from '../reports/writeReport.js';
+import { CustomerReader } from '../revenuecat/customerReader.js';
+import { openContext } from './context.js';
+import { exitCodeOf } from './exitCode.js';
+
+export interface VerifyCommandOptions {
+  config: Config;
+  logger: Logger;
+  runId: string;
+  /** read through v1 GET /subscribers instead: it creates subscribers that do not exist */
+  v1?: boolean;
+  outDir?: string;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function verifyMigration(opts: VerifyCommandOptions): Promise<{ result: VerifyResult; summary: Summary; files: ReportFiles; exitCode: ExitCode }> {
+  const { config } = opts;
+  const runId = checkRunId(opts.runId);
+  const api = opts.v1 ? 'v1' : 'v2';
+  const key = api === 'v2' ? config.secretKey : (config.secretKey ?? config.apiKey);
+  if (!key) {
+    throw new ConfigError(
+      api === 'v2'
+        ? 'verify reads through API v2: set REVENUECAT_SECRET_KEY to a v2 secret key (sk_…) with read access to customers, and REVENUECAT_PROJECT_ID'
+        : 'verify --v1 needs REVENUECAT_SECRET_KEY or REVENUECAT_API_KEY',
+    );
+  }
+  if (api === 'v2' && !key.startsWith('sk_')) throw new ConfigError('REVENUECAT_SECRET_KEY must be a secret key (sk_…): API v2 does not accept public SDK keys');
+  if (api === 'v2' && !config.projectId) throw new ConfigError('verify reads through API v2: set REVENUECAT_PROJECT_ID (the project id in the RevenueCat dashboard, proj…)');
+  const ctx = await openContext(config);
+  const reader = new CustomerReader({
+    baseUrl: config.apiUrl,
+    secretKey: key,
+    ...(config.projectId ? { projectId: config.projectId } : {}),
+    api,
+    timeoutMs: config.requestTimeoutMs,
+    ratePerMinute: config.verifyRatePerMinute,
+  });
+  try {
+    const ledger = ctx.ledger(runId);
+    if (!(await ledger.exists())) throw new ConfigError(`no run "${runId}" in Redis at prefix "${config.prefix}": check --run-id and REDIS_URL`);
+    const log = opts.logger.child({ run: runId });
+    log.info({ api }, 'verify started');
+    const result = await verifyRun({ ledger, reader, concurrency: config.verifyConcurrency, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    await ledger.saveVerify(
+      {
+        at: new Date().toISOString(),
+        api,
+        checked: result.checked,
+        users: result.users,
+        matched: result.matched,
+        mismatched: result.checked - result.matched,
+        ...(result.aborted ? { aborted: result.aborted.message } : {}),
+      },
+      result.mismatches,
+    );
+    if (result.aborted) log.error({ reason: result.aborted.reason }, `verify stopped early: ${result.aborted.message}`);
+    const { summary, files } = await writeReport(ledger, { dir: opts.outDir ?? join(config.reportDir, runId) });
+    return { result, summary, files, exitCode: exitCodeOf(summary) };
+  } finally {
+    await reader.close();
+    await ctx.close();
+  }
+}
