@@ -32,6 +32,8 @@ export const configSchema = z.object({
   rateLimitDefaultWaitMs: positiveInt,
   userBusyDelayMs: positiveInt,
   userLockMs: positiveInt,
+  /** how long a row waits in the worker for its user's request in flight before it goes back to the queue */
+  userLockWaitMs: z.number().int().min(0),
   shutdownTimeoutMs: positiveInt,
   ingestChunkSize: positiveInt.max(10000),
   /** The ingester pauses while the queue holds more rows than this waiting to be sent (0 = never pauses). */

@@ -56,9 +56,15 @@ describe('retry timing', () => {
   });
 
   it('turns a request rate into BullMQ limiter windows', () => {
-    expect(limiterFor(20)).toEqual({ max: 2, duration: 100 });
-    expect(limiterFor(100)).toEqual({ max: 10, duration: 100 });
-    expect(limiterFor(15)).toEqual({ max: 2, duration: 133 });
-    expect(limiterFor(0.5)).toEqual({ max: 1, duration: 2000 });
+    // 2% under the rate, in windows of about 20 ms.
+    expect(limiterFor(100)).toEqual({ max: 2, duration: 20 });
+    expect(limiterFor(1000)).toEqual({ max: 20, duration: 20 });
+    expect(limiterFor(20)).toEqual({ max: 1, duration: 51 });
+    expect(limiterFor(0.5)).toEqual({ max: 1, duration: 2041 });
+    for (const rate of [0.5, 3, 20, 100, 250, 1000]) {
+      const { max, duration } = limiterFor(rate);
+      expect((max * 1000) / duration).toBeLessThanOrEqual(rate);
+      expect((max * 1000) / duration).toBeGreaterThan(rate * 0.96);
+    }
   });
 });

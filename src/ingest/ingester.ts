@@ -77,9 +77,14 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
   };
 
-  const flush = async (): Promise<void> => {
-    const rows = pending;
-    pending = [];
+  /** Admits and queues one chunk, then records that its source is done up to `line`. */
+  const flush = async (rows: ReceiptJobData[], source: string, line: number): Promise<void> => {
+    // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
+    await waitBelowHighWater(deps.queue, {
+      highWaterMark: opts.highWaterMark,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
+    });
     const admissions = await ledger.admit(rows, { force: opts.force ?? false });
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
@@ -108,12 +113,18 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           break;
       }
     }
-    await waitBelowHighWater(deps.queue, {
-      highWaterMark: opts.highWaterMark,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
-    });
     await enqueueRows(deps.queue, toQueue, opts.maxAttempts);
+    await ledger.setProgress(source, line);
+  };
+  // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
+  // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
+  let inflight: Promise<void> = Promise.resolve();
+  const handOff = async (source: string, line: number): Promise<void> => {
+    await inflight;
+    const rows = pending;
+    pending = [];
+    inflight = flush(rows, source, line);
+    inflight.catch(() => undefined); // surfaced by the next await
   };
 
   for (const given of opts.sources) {
@@ -176,17 +187,17 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           ...(expected.expect ? { expect: expected.expect } : {}),
         });
         if (pending.length >= opts.chunkSize) {
-          await flush();
-          await ledger.setProgress(source, line);
+          await handOff(source, line);
           progress(source, line);
           if (opts.signal?.aborted) {
+            await inflight;
             result.aborted = true;
             return result;
           }
         }
       }
-      await flush();
-      await ledger.setProgress(source, Math.max(line, resumeAfter));
+      await handOff(source, Math.max(line, resumeAfter));
+      await inflight;
       progress(source, line);
       logger.info({ source, lines: line }, 'source read');
     }

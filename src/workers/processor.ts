@@ -27,6 +27,8 @@ export interface ProcessorDeps {
   maxAttempts: number;
   rateLimitDefaultWaitMs: number;
   userBusyDelayMs: number;
+  /** how long a job waits in the worker for its user's request in flight before going back to the queue */
+  userLockWaitMs?: number;
   metrics?: PipelineMetrics;
   /** how much earlier than expected_expires_at an expiry may be */
   expiryToleranceMs?: number;
@@ -62,7 +64,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     const record = async (outcome: Outcome): Promise<void> => {
       if (await ledger.recordOutcome(outcome)) deps.metrics?.row(outcome.status);
     };
-    const lock = await deps.userLock.acquire(data.body.app_user_id);
+    const lock = await deps.userLock.acquire(data.body.app_user_id, deps.userLockWaitMs ?? 0);
     if (!lock) return later(job, token, deps.userBusyDelayMs);
 
     let result: ApiResult;

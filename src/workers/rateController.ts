@@ -98,9 +98,9 @@ export class RateController {
     this.opts = {
       configuredRate: options.configuredRate,
       floorRate: options.floorRate ?? Math.min(1, options.configuredRate),
-      decreaseFactor: options.decreaseFactor ?? 0.7,
+      decreaseFactor: options.decreaseFactor ?? 0.85,
       decreaseCooldownMs: options.decreaseCooldownMs ?? 2000,
-      increaseEveryMs: options.increaseEveryMs ?? 5000,
+      increaseEveryMs: options.increaseEveryMs ?? 3000,
       increaseStep: options.increaseStep ?? 0.05,
     };
     this.state = { rate: options.configuredRate, ceiling: options.configuredRate };
@@ -171,13 +171,21 @@ export class RateController {
   }
 }
 
+/** Share of the rate the limiter aims at: requests leave a few ms after BullMQ admits them, and against an API
+ *  that counts over a sliding second that jitter alone would sometimes make 101 out of 100. */
+export const RATE_HEADROOM = 0.98;
+/** Target width of one limiter window. */
+const WINDOW_MS = 20;
+
 /**
- * BullMQ's limiter allows `max` jobs per `duration` window. Short windows spread the requests over each second
- * instead of sending a whole second's worth at once, which an API counting over a sliding second would punish.
+ * BullMQ's limiter allows `max` jobs per `duration` window. Short windows (about 20 ms) spread the requests
+ * evenly over each second instead of sending a window's worth at once; a sliding second then holds at most one
+ * window more than the rate, which the headroom absorbs.
  */
 export function limiterFor(ratePerSecond: number): { max: number; duration: number } {
-  const max = Math.max(1, Math.ceil(ratePerSecond / 10));
-  return { max, duration: Math.max(1, Math.round((max * 1000) / ratePerSecond)) };
+  const rate = ratePerSecond * RATE_HEADROOM;
+  const max = Math.max(1, Math.round((rate * WINDOW_MS) / 1000));
+  return { max, duration: Math.max(1, Math.round((max * 1000) / rate)) };
 }
 
 /** In-flight requests needed so that latency does not cap the rate: rate × latency, with headroom. */

@@ -64,6 +64,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     maxAttempts: config.maxAttempts,
     rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
     userBusyDelayMs: config.userBusyDelayMs,
+    userLockWaitMs: config.userLockWaitMs,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
       if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) await rate.limitAnnounced(result.headers.rateLimitPerMinute);

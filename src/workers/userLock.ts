@@ -1,6 +1,7 @@
 // Never two requests in flight for one app_user_id, across every worker process: RevenueCat answers such
 // overlaps with 429/7638 or worse. A short Redis lock per user, released only by its holder.
 import { createHash, randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { userLockKey } from '../ledger/keys.js';
 
@@ -19,11 +20,20 @@ export class UserLock {
     return userLockKey(this.prefix, createHash('sha1').update(appUserId).digest('base64url'));
   }
 
-  /** A token when the lock was taken, undefined when another request for this user is in flight. */
-  async acquire(appUserId: string): Promise<string | undefined> {
+  /**
+   * A token when the lock was taken, undefined when another request for this user stayed in flight for
+   * `waitMs`. Waiting here, rather than putting the job back, keeps the rate slot the job was admitted with:
+   * an export sorted by user would otherwise spend most of the rate on jobs that only bounce.
+   */
+  async acquire(appUserId: string, waitMs = 0): Promise<string | undefined> {
     const token = randomUUID();
-    const ok = await this.redis.set(this.key(appUserId), token, 'PX', this.ttlMs, 'NX');
-    return ok === 'OK' ? token : undefined;
+    const key = this.key(appUserId);
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      if ((await this.redis.set(key, token, 'PX', this.ttlMs, 'NX')) === 'OK') return token;
+      if (Date.now() >= deadline) return undefined;
+      await sleep(5 + Math.random() * 15);
+    }
   }
 
   async release(appUserId: string, token: string): Promise<void> {
