@@ -3,8 +3,8 @@
 // the benchmark, which then stops them in order (workers first, so nothing writes to Redis while it is cleaned).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { relative } from 'node:path';
-import { CLI, ROOT, childEnv, sleep } from './util.mjs';
+import { join, relative } from 'node:path';
+import { CLI, DIST, ROOT, childEnv, sleep } from './util.mjs';
 
 /** @type {Set<import('node:child_process').ChildProcess>} */
 const children = new Set();
@@ -20,11 +20,13 @@ const MAX_LINES = 50_000;
 export function spawnNode(script, args, { env = {}, nodeArgs = [], name = script, show } = {}) {
   const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     cwd: ROOT,
-    env: childEnv(env),
+    env: childEnv({ BENCH_DIST: DIST, ...env }),
     detached: process.platform !== 'win32',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const shown = show ?? `node ${[...nodeArgs.map((a) => (a.startsWith('file:') ? relative(ROOT, new URL(a).pathname) : a)), relative(ROOT, script), ...args].join(' ')}`;
+  // Shown as typed from the repository root (the private copy of dist/ is shown as dist/).
+  const rel = (path) => relative(ROOT, path.startsWith(DIST) ? join(ROOT, 'dist', path.slice(DIST.length)) : path);
+  const shown = show ?? `node ${[...nodeArgs.map((a) => (a.startsWith('file:') ? rel(new URL(a).pathname) : a)), rel(script), ...args].join(' ')}`;
   const envShown = Object.entries(env)
     .filter(([k]) => !k.startsWith('BENCH_'))
     .map(([k, v]) => `${k}=${v}`)

@@ -4,9 +4,13 @@
 // last completion and of the worker being ready).
 //
 // env: BENCH_REDIS_URL, BENCH_PREFIX, BENCH_CONCURRENCY, BENCH_RATE, BENCH_EXPECT, BENCH_TIMEOUT_MS.
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
-import { connectRedis } from '../../dist/redis.js';
-import { RECEIPTS_QUEUE } from '../../dist/ledger/keys.js';
+
+const DIST = process.env.BENCH_DIST ?? fileURLToPath(new URL('../../dist', import.meta.url));
+const dist = (path) => import(pathToFileURL(`${DIST}/${path}`).href);
+const { connectRedis } = await dist('redis.js');
+const { RECEIPTS_QUEUE } = await dist('ledger/keys.js');
 
 const expect = Number(process.env.BENCH_EXPECT);
 const rate = Number(process.env.BENCH_RATE);

@@ -4,14 +4,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { alive, spawnCli } from './children.mjs';
-import { ROOT, SANDBOX_KEY, log, percentile, secs, sleep } from './util.mjs';
+import { DIST, ROOT, SANDBOX_KEY, log, percentile, secs, sleep } from './util.mjs';
 
 export const PROBE_URL = pathToFileURL(join(ROOT, 'bench', 'lib', 'latency-probe.mjs')).href;
 
 /** dist/ is imported lazily, after `npm run build`, so a missing build gives a clear message. */
 export async function loadDist() {
-  const index = await import(pathToFileURL(join(ROOT, 'dist', 'index.js')).href);
-  const keys = await import(pathToFileURL(join(ROOT, 'dist', 'ledger', 'keys.js')).href);
+  const index = await import(pathToFileURL(join(DIST, 'index.js')).href);
+  const keys = await import(pathToFileURL(join(DIST, 'ledger', 'keys.js')).href);
   return { ...index, runKeys: keys.runKeys, RECEIPTS_QUEUE: keys.RECEIPTS_QUEUE };
 }
 
@@ -68,31 +68,38 @@ export function progressLogger(label, total, everyMs = 15_000, extra = async () 
   };
 }
 
-/** Reads every outcome of a run (HSCAN): finish times (sorted), statuses, reasons and record sizes. */
-export async function readOutcomes(redis, outcomesKey) {
+/**
+ * Reads every outcome of a run through the ledger's own decoder (RunLedger.outcomes(), so a change of the stored
+ * format does not break the benchmark): finish times (sorted), statuses, reasons; plus the stored record size
+ * (raw HSCAN of the outcomes hash).
+ */
+export async function readOutcomes(redis, ledger) {
   const finishes = [];
   const byStatus = {};
   const byReason = {};
-  let jsonBytes = 0;
   let count = 0;
   let maxAttempts = 0;
+  for await (const o of ledger.outcomes()) {
+    count++;
+    finishes.push(Date.parse(o.finished_at));
+    byStatus[o.status] = (byStatus[o.status] ?? 0) + 1;
+    if (o.reason) byReason[o.reason] = (byReason[o.reason] ?? 0) + 1;
+    if (o.attempts > maxAttempts) maxAttempts = o.attempts;
+  }
+  finishes.sort((a, b) => a - b);
+  if (finishes.some((t) => Number.isNaN(t))) throw new Error('an outcome has no readable finished_at');
+  let recordBytes = 0;
+  let records = 0;
   let cursor = '0';
   do {
-    const [next, entries] = await redis.hscan(outcomesKey, cursor, 'COUNT', 2000);
+    const [next, entries] = await redis.hscan(ledger.keys.outcomes, cursor, 'COUNT', 2000);
     cursor = next;
     for (let i = 1; i < entries.length; i += 2) {
-      const raw = entries[i];
-      jsonBytes += Buffer.byteLength(raw);
-      count++;
-      const o = JSON.parse(raw);
-      finishes.push(Date.parse(o.finished_at));
-      byStatus[o.status] = (byStatus[o.status] ?? 0) + 1;
-      if (o.reason) byReason[o.reason] = (byReason[o.reason] ?? 0) + 1;
-      if (o.attempts > maxAttempts) maxAttempts = o.attempts;
+      recordBytes += Buffer.byteLength(entries[i]);
+      records++;
     }
   } while (cursor !== '0');
-  finishes.sort((a, b) => a - b);
-  return { count, finishes, byStatus, byReason, maxAttempts, avgJsonBytes: count ? jsonBytes / count : 0 };
+  return { count, finishes, byStatus, byReason, maxAttempts, avgRecordBytes: records ? recordBytes / records : 0 };
 }
 
 /** Rate over the span from the first to the last event: (n - 1) intervals over (last - first). */

@@ -6,12 +6,16 @@
 //
 // env: BENCH_FILE, BENCH_REDIS_URL, BENCH_PREFIX, BENCH_RUN_ID, BENCH_CHUNK, BENCH_MAX_ATTEMPTS.
 // Prints one JSON line: { rows, ms } (ms from the first byte read to the last addBulk answered).
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createReadStream } from 'node:fs';
 import { parse } from 'csv-parse';
-import { connectRedis } from '../../dist/redis.js';
-import { openReceiptsQueue, receiptJobOptions, RECEIPT_JOB } from '../../dist/queue/receiptsQueue.js';
-import { jobIdOf } from '../../dist/ledger/keys.js';
-import { fingerprint } from '../../dist/ingest/fingerprint.js';
+// dist/ as chosen by the benchmark (BENCH_DIST: its private copy of the build).
+const DIST = process.env.BENCH_DIST ?? fileURLToPath(new URL('../../dist', import.meta.url));
+const dist = (path) => import(pathToFileURL(`${DIST}/${path}`).href);
+const { connectRedis } = await dist('redis.js');
+const { openReceiptsQueue, receiptJobOptions, RECEIPT_JOB } = await dist('queue/receiptsQueue.js');
+const { jobIdOf } = await dist('ledger/keys.js');
+const { fingerprint } = await dist('ingest/fingerprint.js');
 
 const file = process.env.BENCH_FILE;
 const runId = process.env.BENCH_RUN_ID;

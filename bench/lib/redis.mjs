@@ -45,9 +45,22 @@ export async function usedMemory(redis) {
   return m ? Number(m[1]) : undefined;
 }
 
+/** Waits (up to `timeoutMs`) until Redis has freed what UNLINK handed to its lazy-free thread, so a memory
+ * baseline taken next is not inflated by the previous scenario's keys. */
+export async function settleLazyFree(redis, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await redis.info('memory');
+    const pending = Number(/^lazyfree_pending_objects:(\d+)/m.exec(info)?.[1] ?? 0);
+    if (pending === 0 || Date.now() > deadline) return pending;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Polls INFO memory every `intervalMs` (on its own connection) until stopped: baseline, peak and last. */
 export async function watchRedisMemory(url, intervalMs = 100) {
   const redis = await openRedis(url);
+  await settleLazyFree(redis);
   const baseline = await usedMemory(redis);
   let peak = baseline;
   let last = baseline;

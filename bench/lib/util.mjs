@@ -7,7 +7,16 @@ export { sleep };
 
 /** Repository root (bench/ lives directly under it). */
 export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
-export const CLI = join(ROOT, 'dist', 'cli.js');
+/**
+ * The build the benchmark runs. bench.mjs points it at a private copy of dist/ (and config/) taken right after
+ * `npm run build`, so that a rebuild by someone else during a long run cannot mix two builds in one result.
+ */
+export let DIST = join(ROOT, 'dist');
+export let CLI = join(DIST, 'cli.js');
+export function useDist(dir) {
+  DIST = dir;
+  CLI = join(dir, 'cli.js');
+}
 export const SANDBOX_KEY = 'appl_sandbox_key';
 export const USER_AGENT = 'rc-migrate/0.1.0';
 
@@ -20,7 +29,7 @@ export function log(message) {
 
 export const SCENARIOS = ['rate', 'ingest', 'overhead', 'ledger', 'sequential'];
 
-export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--redis URL]
+export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--redis URL]
 
   --quick             every size divided by 10 (same as --scale 0.1)
   --scale F           multiply every row count by F (0 < F <= 1)
@@ -28,12 +37,13 @@ export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only 
   --rate-order ORDER  how the rate scenario's rows of one user are placed in the CSV: spread (default: a user's
                       rows are N/4 lines apart) or grouped (a user's 4 rows are adjacent, as in an export sorted
                       by user: shows the per-user lock churn)
+  --worker-rate R     the rate scenario's \`work --rate\` (default 100, the sandbox's limit; e.g. 98 to try headroom)
   --redis URL         Redis to use (default REDIS_URL or redis://127.0.0.1:6379); only keys under bench-* are written`;
 
 export class UsageError extends Error {}
 
 export function parseArgs(argv) {
-  const opts = { scale: 1, only: [...SCENARIOS], rateOrder: 'spread', redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379', help: false };
+  const opts = { scale: 1, only: [...SCENARIOS], rateOrder: 'spread', workerRate: 100, redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379', help: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
@@ -63,6 +73,12 @@ export function parseArgs(argv) {
         const v = value();
         if (v !== 'spread' && v !== 'grouped') throw new UsageError('--rate-order is spread or grouped');
         opts.rateOrder = v;
+        break;
+      }
+      case '--worker-rate': {
+        const r = Number(value());
+        if (!(r > 0)) throw new UsageError('--worker-rate must be a positive number');
+        opts.workerRate = r;
         break;
       }
       case '--redis':

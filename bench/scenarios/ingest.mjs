@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { alive, spawnCli, spawnNode, stopChild, watchProcess } from '../lib/children.mjs';
 import { writeReceiptsCsv } from '../lib/csv.mjs';
-import { deletePrefix, usedMemory, watchRedisMemory } from '../lib/redis.mjs';
+import { deletePrefix, settleLazyFree, usedMemory, watchRedisMemory } from '../lib/redis.mjs';
 import { CLI, ROOT, log, round, scaled, sleep } from '../lib/util.mjs';
 
 const HWM_RUN_MS = 15_000;
@@ -127,8 +127,8 @@ export async function ingestScenario(ctx) {
       const prefix = ctx.newPrefix('ingest-c');
       const args = ['ingest', file, '--run-id', runId, '--prefix', prefix, '--redis', ctx.redisUrl, '--log-level', 'warn', '--high-water-mark', String(hwm)];
       log(`ingest (c): --high-water-mark ${hwm}, no workers, ${HWM_RUN_MS / 1000} s, then SIGINT`);
-      const baseline = await usedMemory(ctx.redis);
       const mem = await watchRedisMemory(ctx.redisUrl, 100);
+      const baseline = await usedMemory(ctx.redis);
       const child = spawnCli(args);
       const proc = watchProcess(child.pid, 100);
       await Promise.race([sleep(HWM_RUN_MS), child.exited]);

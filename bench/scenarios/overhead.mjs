@@ -42,7 +42,7 @@ export async function overheadScenario(ctx) {
       const sp = sandboxProc.stop();
       const redisCpu = (await redisCpuSeconds(ctx.redis)) - redisCpu0;
       const stats = await sandbox.stats();
-      const outcomes = await readOutcomes(ctx.redis, ledger.keys.outcomes);
+      const outcomes = await readOutcomes(ctx.redis, ledger);
       const first = outcomes.finishes[0];
       const last = outcomes.finishes[outcomes.finishes.length - 1];
       result.ours = {
@@ -83,7 +83,7 @@ export async function overheadScenario(ctx) {
         ledgerBytes,
         bytesPerRow: round(ledgerBytes / finished, 1),
         byKey: Object.fromEntries(Object.entries(ledgerMem).map(([k, v]) => [k.slice(prefix.length + 1), { bytes: v, perRow: round(v / finished, 1) }])),
-        avgOutcomeJsonBytes: round(outcomes.avgJsonBytes, 1),
+        avgOutcomeRecordBytes: round(outcomes.avgRecordBytes, 1),
         queueLeftover: { keys: queueKeys.length, bytes: Object.values(queueMem).reduce((a, b) => a + b, 0), byKey: strip(queueMem), eventsStreamLength: eventsLen },
         otherKeys: { keys: otherKeys.length, bytes: Object.values(otherMem).reduce((a, b) => a + b, 0), byKey: strip(otherMem) },
       };

@@ -21,16 +21,23 @@ export async function rateScenario(ctx, sandbox) {
   await sandbox.reset();
   const ingest = await ingestWithLibrary(ctx, prefix, runId, file);
   if (ingest.result.queued !== rows) throw new Error(`expected ${rows} rows queued, the ingester queued ${ingest.result.queued} (rejected ${ingest.result.rejected})`);
-  log(`rate: ${rows} rows queued in ${(ingest.ms / 1000).toFixed(1)} s (${ctx.opts.rateOrder} order); starting ${WORKERS} workers at --rate ${RATE}`);
+  const workerRate = ctx.opts.workerRate ?? RATE;
+  log(`rate: ${rows} rows queued in ${(ingest.ms / 1000).toFixed(1)} s (${ctx.opts.rateOrder} order); starting ${WORKERS} workers at --rate ${workerRate}`);
 
   const ledger = new ctx.lib.RunLedger(ctx.redis, prefix, runId);
   const probeFiles = [];
   const workers = [];
   for (let i = 0; i < WORKERS; i++) {
     probeFiles.push(join(ctx.tmp, `probe-rate-${i}.json`));
-    workers.push(startWork(ctx, { prefix, apiUrl: sandbox.url, args: ['--rate', String(RATE)], probeOut: probeFiles[i] }));
+    workers.push(startWork(ctx, { prefix, apiUrl: sandbox.url, args: ['--rate', String(workerRate)], probeOut: probeFiles[i] }));
   }
   const spawnedAt = Math.min(...workers.map((w) => w.spawnedAt));
+  // Rows put back because their user had a request in flight sit in the delayed set for userBusyDelayMs
+  // (250 ms) plus jitter (up to 250 ms): sampling its size shows the per-user lock churn.
+  const delayedSamples = [];
+  const sampler = setInterval(() => {
+    ctx.redis.zcard(`${prefix}:receipts:delayed`).then((n) => delayedSamples.push(n), () => undefined);
+  }, 250);
   let state;
   try {
     state = await waitForRun(ledger, {
@@ -43,6 +50,7 @@ export async function rateScenario(ctx, sandbox) {
       }),
     });
   } finally {
+    clearInterval(sampler);
     // Stats first (the workers are idle once the run is complete), then SIGTERM: the probes write on exit.
     ctx.rateStats = await sandbox.stats().catch(() => undefined);
     await Promise.all(workers.map((w) => stopChild(w, { signal: 'SIGTERM', graceMs: 40_000 })));
@@ -50,7 +58,7 @@ export async function rateScenario(ctx, sandbox) {
   const stats = ctx.rateStats;
   const exits = workers.map((w) => ({ code: w.exitCode, signal: w.signalCode }));
 
-  const outcomes = await readOutcomes(ctx.redis, ledger.keys.outcomes);
+  const outcomes = await readOutcomes(ctx.redis, ledger);
   const first = outcomes.finishes[0];
   const last = outcomes.finishes[outcomes.finishes.length - 1];
   const posts = stats.byPath['POST /v1/receipts'] ?? 0;
@@ -64,7 +72,7 @@ export async function rateScenario(ctx, sandbox) {
     rows,
     order: ctx.opts.rateOrder,
     workers: WORKERS,
-    configuredRate: RATE,
+    configuredRate: workerRate,
     sandboxKnobs: { rateLimitPerSecond: RATE, latencyMs: LATENCY_MS },
     ingestMs: Math.round(ingest.ms),
     measuredFrom: 'ledger outcome finished_at timestamps (first to last outcome); counts from sandbox stats',
@@ -84,6 +92,13 @@ export async function rateScenario(ctx, sandbox) {
     ledger: { succeeded: state.rows_succeeded, failed: state.rows_failed, requestsSent: state.requests_sent, byHttpStatus: state.by_http_status, byReason: outcomes.byReason, maxAttempts: outcomes.maxAttempts },
     perSecondSucceeded: perSecond(outcomes.finishes),
     requests,
+    delayedSet: {
+      samples: delayedSamples.length,
+      max: Math.max(0, ...delayedSamples),
+      mean: round(delayedSamples.reduce((a, b) => a + b, 0) / (delayedSamples.length || 1), 2),
+      /** sum of sampled sizes × 250 ms / 375 ms mean stay: an estimate of how many times a row found its user busy */
+      estimatedUserBusyEvents: Math.round((delayedSamples.reduce((a, b) => a + b, 0) * 250) / 375),
+    },
     queuePausesLogged: pauses.length,
     queuePauseWaitMs: pauses.map((p) => p.waitMs),
     rateControllerState: rateKey,
@@ -98,8 +113,8 @@ export async function rateScenario(ctx, sandbox) {
 }
 
 /**
- * What the client saw (from the latency probes): latency percentiles, how bursty the request starts were,
- * and where the 429s fell relative to the bursts BullMQ's fixed-window limiter makes.
+ * What the client saw (from the latency probes): latency percentiles, how bursty the request starts were
+ * (BullMQ's limiter admits `max` jobs per fixed window), and for each 429 when it came and what preceded it.
  */
 export function analyseRequests({ reqs, missing }, rate) {
   if (reqs.length === 0) return { missingProbes: missing };
@@ -109,6 +124,7 @@ export function analyseRequests({ reqs, missing }, rate) {
   const byStatus = {};
   for (const r of reqs) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
   const starts = reqs.map((r) => r.start);
+  const t0 = starts[0];
 
   // Most request starts in any sliding window (1 s: the sandbox's window; 100 ms: burstiness).
   const maxIn = (windowMs) => {
@@ -120,20 +136,22 @@ export function analyseRequests({ reqs, missing }, rate) {
     }
     return best;
   };
-  // Bursts: a new one begins after a gap of more than 250 ms without a request start.
-  const burstStarts = [starts[0]];
-  for (let i = 1; i < starts.length; i++) if (starts[i] - starts[i - 1] > 250) burstStarts.push(starts[i]);
-  const burstGaps = burstStarts.slice(1).map((s, i) => s - burstStarts[i]).sort((a, b) => a - b);
-  // Each 429: its offset into its burst, and how long until the next request started after its answer (a queue pause).
+  // Gaps in the request stream longer than 300 ms (a queue pause after a 429 shows up as one of ~1 s).
+  const gaps = [];
+  for (let i = 1; i < starts.length; i++) if (starts[i] - starts[i - 1] > 300) gaps.push({ atMs: round(starts[i - 1] - t0, 0), gapMs: round(starts[i] - starts[i - 1], 0) });
+  // Request starts per second, second by second from the first (the client-side rate, pauses included).
+  const perSec = new Array(Math.floor((starts[starts.length - 1] - t0) / 1000) + 1).fill(0);
+  for (const s of starts) perSec[Math.floor((s - t0) / 1000)]++;
   const limited = [];
-  let b = 0;
+  let j = 0;
   for (let i = 0; i < reqs.length; i++) {
     const r = reqs[i];
-    while (b + 1 < burstStarts.length && burstStarts[b + 1] <= r.start) b++;
+    while (starts[i] - starts[j] >= 1000) j++;
     if (r.status !== 429) continue;
     const answered = r.start + r.ms;
-    const next = reqs.find((q, k) => k > i && q.start > answered);
-    limited.push({ offsetInBurstMs: round(r.start - burstStarts[b], 1), burstIntervalMs: b > 0 ? round(burstStarts[b] - burstStarts[b - 1], 1) : undefined, nextStartAfterMs: next ? round(next.start - answered, 1) : undefined });
+    let k = i + 1;
+    while (k < reqs.length && reqs[k].start <= answered) k++;
+    limited.push({ atMs: round(r.start - t0, 1), startsInPrecedingSecond: i - j + 1, nextStartAfterMs: k < reqs.length ? round(reqs[k].start - answered, 1) : undefined });
   }
   return {
     probed: reqs.length,
@@ -143,9 +161,9 @@ export function analyseRequests({ reqs, missing }, rate) {
     latency2xxMs: { p50: percentile(ok, 50), p95: percentile(ok, 95), p99: percentile(ok, 99) },
     maxStartsPerSlidingSecond: maxIn(1000),
     maxStartsPer100ms: maxIn(100),
-    meanStartsPer100ms: round((reqs.length / ((starts[starts.length - 1] - starts[0]) / 1000 || 1)) / 10, 1),
-    bursts: burstStarts.length,
-    burstIntervalMs: burstGaps.length ? { min: round(burstGaps[0], 1), p50: round(percentile(burstGaps, 50), 1), max: round(burstGaps[burstGaps.length - 1], 1) } : undefined,
+    meanStartsPerSecond: round(reqs.length / ((starts[starts.length - 1] - t0) / 1000 || 1), 1),
+    startsPerSecond: perSec,
+    gapsOver300ms: gaps.slice(0, 100),
     rateLimited: limited.slice(0, 200),
     targetPerSecond: rate,
   };

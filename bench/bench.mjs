@@ -1,0 +1,284 @@
+#!/usr/bin/env node
+// `npm run bench` (= npm run build && node bench/bench.mjs): performance figures of rc-migrate on this machine.
+//
+//   rate        2 workers at --rate 100 against a sandbox limited to 100/s with 50 ms latency: utilisation, 429s
+//   ingest      1,000,000-row CSV: rc-migrate ingest vs raw BullMQ addBulk; the high-water mark holding
+//   overhead    one worker, no limit, no latency: receipts/s vs a BullMQ worker with an empty processor
+//   ledger      Redis bytes per finished row (on the overhead run) and what the queue leaves behind
+//   sequential  one request at a time with a 1 s sleep, RevenueCat's sample-script way, projected to 20,000 rows
+//
+// It prints figures and a table (scenario, figure, goal, met?) and writes bench/results/latest.json plus a
+// timestamped copy. It asserts nothing about time: the exit code is 0 unless a scenario could not run.
+// Redis keys are written only under bench-<id>-<scenario> prefixes and deleted (SCAN + UNLINK) after each
+// scenario; children are stopped and temp files removed on every way out, Ctrl-C included.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { commandLog, startSandboxChild, stopAllChildren } from './lib/children.mjs';
+import { loadDist } from './lib/pipeline.mjs';
+import { deletePrefix, openRedis, scanKeys } from './lib/redis.mjs';
+import { CLI, ROOT, USAGE, UsageError, duration, log, mib, num, parseArgs, round, useDist } from './lib/util.mjs';
+import { ingestScenario } from './scenarios/ingest.mjs';
+import { overheadScenario } from './scenarios/overhead.mjs';
+import { RATE_SANDBOX_FLAGS, rateScenario } from './scenarios/rate.mjs';
+import { sequentialScenario } from './scenarios/sequential.mjs';
+
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`bench: ${err.message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
+if (opts.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const want = new Set(opts.only);
+if (want.has('ledger')) want.add('overhead');
+if (!existsSync(CLI)) {
+  process.stderr.write('bench: dist/cli.js is missing: run `npm run build` first (or use `npm run bench`)\n');
+  process.exit(2);
+}
+
+const commandLine = `node bench/bench.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+const id = Date.now().toString(36);
+const prefixes = new Set();
+let redis;
+let tmp;
+// A private copy of the build (dist/ + config/, which dist/config.js reads as ../config/default.json), inside
+// the repository so node_modules resolves as from dist/: others rebuilding dist/ mid-run cannot mix builds.
+const snapshot = join(ROOT, 'bench', `.snapshot-${id}`);
+
+// ---------------------------------------------------------------------------------------------------------
+// Cleanup on every way out.
+
+let cleaning;
+function cleanup() {
+  cleaning ??= (async () => {
+    await stopAllChildren().catch(() => undefined);
+    if (redis) {
+      for (const prefix of prefixes) {
+        const n = await deletePrefix(redis, prefix).catch(() => 0);
+        if (n > 0) log(`cleanup: deleted ${n} keys under ${prefix}:`);
+      }
+      redis.disconnect();
+    }
+    if (tmp) await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    await rm(snapshot, { recursive: true, force: true }).catch(() => undefined);
+  })();
+  return cleaning;
+}
+
+let signalled = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    if (signalled) process.exit(130); // second signal: the exit handler SIGKILLs the children
+    signalled = true;
+    log(`${sig}: stopping children, deleting bench keys and temp files (send again to quit at once)`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+function gitInfo() {
+  const git = (...args) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return undefined;
+    }
+  };
+  return { commit: git('rev-parse', '--short', 'HEAD'), modified: (git('status', '--porcelain', '--', 'src', 'config', 'package.json') ?? '').split('\n').filter(Boolean) };
+}
+
+async function main() {
+  const git = gitInfo();
+  await cp(join(ROOT, 'dist'), join(snapshot, 'dist'), { recursive: true });
+  await cp(join(ROOT, 'config'), join(snapshot, 'config'), { recursive: true });
+  useDist(join(snapshot, 'dist'));
+  redis = await openRedis(opts.redisUrl).catch((err) => {
+    throw new Error(`cannot reach Redis at ${opts.redisUrl} (${err.message}): start one or pass --redis`);
+  });
+  const redisVersion = /^redis_version:(\S+)/m.exec(await redis.info('server'))?.[1];
+  const stale = await scanKeys(redis, 'bench-*', 5000);
+  if (stale.length > 0) log(`note: ${stale.length} keys under bench-* already exist (another bench, or an interrupted one); they are left alone`);
+  tmp = await mkdtemp(join(tmpdir(), 'rcm-bench-'));
+  const lib = await loadDist();
+  const ctx = {
+    opts,
+    scale: opts.scale,
+    redisUrl: opts.redisUrl,
+    redis,
+    tmp,
+    lib,
+    newPrefix(name) {
+      const prefix = `bench-${id}-${name}`;
+      prefixes.add(prefix);
+      return prefix;
+    },
+  };
+
+  const results = {
+    started_at: new Date().toISOString(),
+    command: commandLine,
+    via_npm: process.env.npm_lifecycle_event === 'bench',
+    scale: opts.scale,
+    only: [...want],
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memory: mib(totalmem()), node: process.version, redis: redisVersion, loadavgAtStart: loadavg().map((l) => round(l, 2)) },
+    git,
+    build: 'children and library calls run a copy of dist/ and config/ taken at start (git state above)',
+    scenarios: {},
+    errors: {},
+  };
+
+  const run = async (name, fn) => {
+    log(`== ${name}`);
+    const before = new Set(prefixes);
+    const load = loadavg()[0];
+    try {
+      results.scenarios[name] = await fn();
+      results.scenarios[name].loadavg1 = { before: round(load, 2), after: round(loadavg()[0], 2) };
+    } catch (err) {
+      results.errors[name] = err.stack ?? String(err);
+      log(`${name} FAILED: ${err.message}`);
+    } finally {
+      for (const prefix of prefixes) {
+        if (before.has(prefix)) continue;
+        await deletePrefix(redis, prefix);
+      }
+    }
+  };
+
+  if (want.has('rate') || want.has('sequential')) {
+    const sandbox = await startSandboxChild(RATE_SANDBOX_FLAGS);
+    log(`rate sandbox at ${sandbox.url}`);
+    try {
+      if (want.has('rate')) await run('rate', () => rateScenario(ctx, sandbox));
+      if (want.has('sequential')) await run('sequential', () => sequentialScenario(ctx, sandbox, results.scenarios.rate));
+    } finally {
+      await sandbox.stop();
+    }
+  }
+  if (want.has('ingest')) await run('ingest', () => ingestScenario(ctx));
+  if (want.has('overhead')) await run('overhead', () => overheadScenario(ctx));
+
+  results.finished_at = new Date().toISOString();
+  results.machine.loadavgAtEnd = loadavg().map((l) => round(l, 2));
+  const counted = new Map();
+  for (const c of commandLog.map((c) => c.replace(/bench-[a-z0-9]+-/g, 'bench-<id>-').replace(/\/tmp\/rcm-bench-\w+/g, '$TMP'))) counted.set(c, (counted.get(c) ?? 0) + 1);
+  results.commands = [...counted].map(([c, n]) => (n > 1 ? `${c}   (×${n})` : c));
+  results.table = table(results);
+
+  const dir = join(ROOT, 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  const stamp = results.started_at.replace(/[:.]/g, '-');
+  await writeFile(join(dir, 'latest.json'), json);
+  await writeFile(join(dir, `${stamp}${opts.scale !== 1 ? `-scale${opts.scale}` : ''}.json`), json);
+
+  printReport(results);
+  process.stdout.write(`\nresults: bench/results/latest.json and bench/results/${stamp}${opts.scale !== 1 ? `-scale${opts.scale}` : ''}.json\n`);
+  return Object.keys(results.errors).length > 0 ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The table: scenario, figure, value, goal, met?
+
+const pct = (x, d = 2) => (x === undefined ? 'n/a' : `${(x * 100).toFixed(d)}%`);
+const yes = (ok) => (ok === undefined ? '' : ok ? 'yes' : 'NO');
+
+function table(results) {
+  const rows = [];
+  const add = (scenario, figure, value, goal = '', met = undefined) => rows.push({ scenario, figure, value, goal, met: yes(met) });
+  const s = results.scenarios;
+  for (const [name, err] of Object.entries(results.errors)) add(name, 'ERROR', err.split('\n')[0], '', false);
+
+  if (s.rate) {
+    const r = s.rate;
+    add('rate', `successful requests/s (${r.rows} rows, 2 workers --rate ${r.configuredRate}, ${r.order})`, `${r.achievedPerSecond}/s`, 'ledger first→last outcome');
+    add('rate', 'utilisation (achieved / 100)', String(r.utilisation), '≥ 0.97', r.utilisation >= 0.97);
+    add('rate', '429 share of POSTs', `${pct(r.rateLimitedShare)} (${r.rateLimited}/${r.postRequests})`, '≤ 0.5%', r.rateLimitedShare <= 0.005);
+    add('rate', 'overlapping requests for one user', String(r.overlaps), '= 0', r.overlaps === 0);
+    if (r.delayedSet) add('rate', 'rows put back because their user was busy (estimate)', `~${num(r.delayedSet.estimatedUserBusyEvents)} (delayed set max ${r.delayedSet.max})`);
+    const l = r.requests?.latencyMs;
+    if (l) add('rate', 'POST latency p50 / p95 (client side)', `${round(l.p50, 1)} / ${round(l.p95, 1)} ms`, 'sandbox adds 50 ms');
+    add('rate', `time for ${num(r.rows)} rows (workers start → last outcome)`, duration(r.wallMs), `ideal ${duration(r.idealMs)}`);
+  }
+  if (s.ingest) {
+    const i = s.ingest;
+    if (i.a) {
+      add('ingest', `(a) rc-migrate ingest, ${num(i.rows)} rows`, `${num(i.a.rowsPerSecond)} rows/s (${duration(i.a.wallMs)})`);
+      add('ingest', '(a) ingester peak RSS / VmHWM', `${mib(i.a.peakRss)} / ${mib(i.a.vmHwm)}`);
+      add('ingest', '(a) Redis used_memory peak (over baseline)', `${mib(i.a.redis.peak)} (+${mib(i.a.redis.peakOverBaseline)})`);
+    }
+    if (i.b) {
+      add('ingest', '(b) raw Queue.addBulk (CSV parsed too)', `${num(i.b.rowsPerSecond)} rows/s (${duration(i.b.wallMs)})`);
+      add('ingest', '(b) raw path peak RSS / Redis peak (over baseline)', `${mib(i.b.peakRss)} / +${mib(i.b.redis.peakOverBaseline)}`);
+      add('ingest', 'ratio ingest / raw', String(i.ratio), '≥ 0.8', i.ratio >= 0.8);
+    }
+    if (i.c?.skipped) add('ingest', '(c) high-water mark', i.c.skipped);
+    else if (i.c) {
+      add('ingest', `(c) rows waiting after ${i.c.runMs / 1000} s, --high-water-mark ${num(i.c.highWaterMark)}`, `${num(i.c.queued)} (ledger admitted ${num(i.c.ledgerQueued)})`, `≈ ${num(i.c.highWaterMark)}`, i.c.queued <= i.c.highWaterMark + 1000 && i.c.queued >= i.c.highWaterMark * 0.8);
+      add('ingest', '(c) Redis used_memory at that point (over baseline)', `${mib(i.c.redisUsedMemory)} (+${mib(i.c.redisOverBaseline)})`);
+      add('ingest', '(c) SIGINT → exit', `code ${i.c.sigint.exit.code ?? i.c.sigint.exit.signal} after ${i.c.sigint.exitMs} ms`, 'prompt, code 4', i.c.sigint.exit.code === 4 && i.c.sigint.exitMs < 5000);
+    }
+  }
+  if (s.overhead) {
+    const o = s.overhead;
+    if (o.ours) add('overhead', `rc-migrate work, ${num(o.rows)} rows, concurrency 64`, `${num(o.ours.perSecond)} receipts/s (CPU ${o.ours.workerCpuMsPerRow} ms/row)`);
+    if (o.empty) add('overhead', 'BullMQ empty processor, same jobs', `${num(o.empty.perSecond)} jobs/s (CPU ${o.empty.cpuMsPerJob} ms/job)`);
+    if (o.ratio !== undefined) add('overhead', 'ratio ours / empty', String(o.ratio), 'none set');
+    if (o.ledger) {
+      const l = o.ledger;
+      const parts = Object.keys(l.byKey).map((k) => k.split(':').pop()).join('+');
+      add('ledger', `Redis bytes per finished row (${parts})`, `${l.bytesPerRow} B (${mib(l.ledgerBytes)} for ${num(l.finishedRows)} rows)`);
+      const jobHashes = Object.keys(l.queueLeftover.byKey).filter((k) => /^receipts:bench-/.test(k)).length;
+      const migrated = l.otherKeys.byKey.migrated;
+      if (migrated !== undefined) add('ledger', "+ cross-run 'migrated' set (prefix:migrated)", `${round(migrated / l.finishedRows, 1)} B/row → ${round(l.bytesPerRow + migrated / l.finishedRows, 1)} B/row in all`);
+      add('ledger', "queue's leftover keys", `${l.queueLeftover.keys} keys, ${num(l.queueLeftover.bytes)} B (events stream ${l.queueLeftover.eventsStreamLength} entries)`, 'no job left', jobHashes === 0);
+    }
+  }
+  if (s.sequential) {
+    const q = s.sequential;
+    add('sequential', `${q.rows} rows, 1 at a time + 1 s sleep`, `${duration(q.totalMs)} (${q.perRowMs} ms/row)`);
+    add('sequential', 'projected to 20,000 rows', duration(q.projected20kMs));
+    if (q.pipeline20kMs !== undefined) {
+      add('sequential', `rc-migrate (scenario 1) for 20,000 rows${q.pipelineRows !== 20_000 ? ` (scaled from ${num(q.pipelineRows)})` : ''}`, duration(q.pipeline20kMs), `×${q.speedup} faster`);
+    }
+  }
+  return rows;
+}
+
+function printReport(results) {
+  const rows = results.table;
+  const head = { scenario: 'scenario', figure: 'figure', value: 'value', goal: 'goal', met: 'met?' };
+  const cols = Object.keys(head);
+  const width = Object.fromEntries(cols.map((c) => [c, Math.max(head[c].length, ...rows.map((r) => String(r[c]).length))]));
+  const line = (r) => cols.map((c) => String(r[c]).padEnd(width[c])).join('  ').trimEnd();
+  const out = [];
+  out.push('', `rc-migrate benchmark — ${results.started_at} — ${results.machine.cpus} CPUs, node ${results.machine.node}, redis ${results.machine.redis}, commit ${results.git.commit}${results.git.modified.length ? ` + ${results.git.modified.length} modified files` : ''}`);
+  out.push(`command: ${results.command}${results.via_npm ? '   (via npm run bench)' : ''}${results.scale !== 1 ? `   [sizes × ${results.scale}]` : ''}`, '');
+  out.push(line(head), cols.map((c) => '-'.repeat(width[c])).join('  '));
+  for (const r of rows) out.push(line(r));
+  out.push('', 'child processes started:');
+  for (const c of results.commands) out.push(`  ${c}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (err) {
+  log(`error: ${err.stack ?? err}`);
+  code = 1;
+} finally {
+  await cleanup();
+}
+process.exit(code);
