@@ -61,6 +61,12 @@ const ENV_KEYS: Record<string, keyof Config> = {
   LOG_LEVEL: 'logLevel',
 };
 
+/** Environment variables naming a file that holds a key; they win over the variable holding the key itself. */
+const SECRET_FILES: Record<string, keyof Config> = {
+  REVENUECAT_API_KEY_FILE: 'apiKey',
+  REVENUECAT_SECRET_KEY_FILE: 'secretKey',
+};
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
@@ -111,6 +117,20 @@ export function loadConfig({ overrides = {}, env = process.env }: LoadConfigInpu
       origin[key] = `environment variable ${name}`;
     }
   }
+  // Keys may come from files (Docker/Kubernetes secrets) rather than the environment: <NAME>_FILE holds a path.
+  for (const [name, key] of Object.entries(SECRET_FILES)) {
+    const path = env[name];
+    if (path === undefined || path === '') continue;
+    let value: string;
+    try {
+      value = readFileSync(path, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`${name}=${path}: cannot read the key file (${(err as NodeJS.ErrnoException).code ?? 'error'}): give the path of a file that holds the key`);
+    }
+    if (value === '') throw new ConfigError(`${name}=${path}: the key file is empty`);
+    merged[key] = value;
+    origin[key] = `file named by ${name}`;
+  }
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) {
       merged[key] = coerce(key as keyof Config, value);
@@ -137,7 +157,7 @@ export function requireApiKey(config: Config): string {
   const key = config.apiKey?.trim();
   if (!key) {
     throw new ConfigError(
-      'REVENUECAT_API_KEY is not set: export the app\'s public SDK key (appl_…, goog_…, amzn_…, strp_…) or a secret key (sk_…) as REVENUECAT_API_KEY',
+      'REVENUECAT_API_KEY is not set: export the app\'s public SDK key (appl_…, goog_…, amzn_…, strp_…) or a secret key (sk_…) as REVENUECAT_API_KEY, or put it in a file and set REVENUECAT_API_KEY_FILE to its path',
     );
   }
   if (/\s/.test(key)) throw new ConfigError('REVENUECAT_API_KEY contains whitespace: copy the key again without spaces or newlines');

@@ -9,6 +9,7 @@ import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn, readExpectations } from './expectations.js';
 import { fingerprint } from './fingerprint.js';
+import { unescapeFormulas } from '../reports/csvSafety.js';
 import { expandSource, isS3Url } from './sources.js';
 import { validateRow } from './validateRow.js';
 
@@ -139,7 +140,9 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       // records the line up to which every row of this source is accounted for, after each chunk.
       const resumeAfter = await ledger.progress(source);
       if (resumeAfter > 0) logger.info({ source, line: resumeAfter }, 'resuming after the last line ingested');
-      for await (const item of entry.open()) {
+      for await (const read of entry.open()) {
+        // Reports write formula-like cells with a leading apostrophe; a report read back gets its values again.
+        const item = read.kind === 'record' ? { ...read, values: unescapeFormulas(read.values) } : read;
         line = item.line;
         if (item.line <= resumeAfter) {
           result.resumedRows++;

@@ -12,6 +12,7 @@ import type { Duplicate, Outcome, Rejection } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
 import { buildSummary, OutcomeTally, type Summary } from './summary.js';
 import { renderReportHtml } from './html.js';
+import { escapeFormula } from './csvSafety.js';
 import { percentileOf, type ReportData } from './reportData.js';
 import { describeCode } from '../revenuecat/classify.js';
 
@@ -62,7 +63,9 @@ async function writeCsv(path: string, columns: readonly string[], rows: Iterable
   csv.pipe(out);
   let n = 0;
   for await (const row of rows) {
-    if (!csv.write(row)) await once(csv, 'drain');
+    const safe: Cells = {};
+    for (const [k, v] of Object.entries(row)) safe[k] = typeof v === 'string' ? escapeFormula(v) : v;
+    if (!csv.write(safe)) await once(csv, 'drain');
     n++;
   }
   csv.end();

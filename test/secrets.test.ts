@@ -1,0 +1,90 @@
+// Secrets stay secret: after a run, the API key is in no artefact at all (output, logs, report files, metrics,
+// Redis), and full fetch tokens only where they must be (failed.csv and rejected.csv, which are re-run as
+// input, and the queue and ledger that send them).
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { loadConfig, ConfigError } from '../src/config.js';
+import { redisUrl } from './support/redis.js';
+import { token, writeCsv } from './support/harness.js';
+import { pipelineFixture } from './support/fixture.js';
+
+const KEY = 'appl_S3CRETk3y7f9c2aZZ';
+const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
+
+/** Every value stored under a prefix, whatever the key's type, as text. */
+async function dumpPrefix(prefix: string): Promise<string> {
+  const redis = new Redis(redisUrl());
+  const parts: string[] = [];
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        const type = await redis.type(key);
+        parts.push(key);
+        if (type === 'string') parts.push((await redis.get(key)) ?? '');
+        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+        else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+        else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+        else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, '0', '-1')));
+        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+      }
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+  return parts.join('\n');
+}
+
+describe('secrets', () => {
+  const fx = pipelineFixture('secrets', { apiKeys: [KEY] });
+
+  it('reads the key from a file and leaves it, and full tokens, out of every artefact', async () => {
+    const keyFile = join(fx.dir, 'key');
+    await writeFile(keyFile, `${KEY}\n`);
+    const tokens = { ok: token(1), bad: token(2, 'invalid'), rejected: token(3) };
+    const source = await writeCsv(fx.dir, 's.csv', ['platform', 'app_user_id', 'fetch_token', 'price', 'currency'], [
+      ['ios', 'sec-ok', tokens.ok, '', ''],
+      ['ios', 'sec-bad', tokens.bad, '', ''],
+      ['ios', 'sec-rej', tokens.rejected, '1.99', 'dollars'],
+    ]);
+    const out = join(fx.dir, 'report');
+    const ran = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: fx.prefix, REVENUECAT_API_URL: fx.sandbox.url, REVENUECAT_API_KEY_FILE: keyFile, LOG_LEVEL: 'trace' };
+      const child = spawn(process.execPath, [CLI, 'run', source, '--run-id', 'sec', '--out', out], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('close', (code) => resolve({ code, text }));
+    });
+    expect(ran.code).toBe(1);
+    expect(ran.text).toMatch(/succeeded\s+1/);
+    expect(ran.text).toContain('"level":10'); // trace logs were on
+    expect(ran.text).not.toContain(KEY);
+    for (const t of Object.values(tokens)) expect(ran.text).not.toContain(t);
+
+    const files = await readdir(out);
+    expect(files).toEqual(expect.arrayContaining(['summary.json', 'succeeded.csv', 'failed.csv', 'rejected.csv', 'report.html', 'mismatches.csv']));
+    for (const file of files) {
+      const text = await readFile(join(out, file), 'utf8');
+      expect(text, file).not.toContain(KEY);
+      // failed.csv and rejected.csv are inputs for the next run: they must keep the tokens of their own rows.
+      if (file === 'failed.csv') expect(text).toContain(tokens.bad);
+      else if (file === 'rejected.csv') expect(text).toContain(tokens.rejected);
+      else for (const t of Object.values(tokens)) expect(text, file).not.toContain(t);
+    }
+    // Redis holds tokens (it must send them) but never the key: workers hold the key in memory only.
+    const dump = await dumpPrefix(fx.prefix);
+    expect(dump).toContain('sec-bad');
+    expect(dump).not.toContain(KEY);
+  });
+
+  it('says which key file it could not read, without reading anything else into the message', () => {
+    expect(() => loadConfig({ env: { REVENUECAT_API_KEY_FILE: '/nonexistent/key' } })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { REVENUECAT_API_KEY_FILE: '/nonexistent/key' } })).toThrow(/REVENUECAT_API_KEY_FILE=\/nonexistent\/key: cannot read the key file \(ENOENT\)/);
+  });
+});
