@@ -14,11 +14,10 @@ import { reportRun } from './commands/report.js';
 import { retryRun } from './commands/retry.js';
 import { runStatus, type RunStatus } from './commands/status.js';
 import { addSchedule, deleteSchedule, schedules } from './commands/schedule.js';
-import { serveMonitor } from './commands/serve.js';
 import { verifyMigration } from './commands/verify.js';
 import { PipelineMetrics } from './metrics/metrics.js';
 import { ingestProgressLine, runProgressBar } from './progress.js';
-import { startMonitorServer, type MonitorServer } from './metrics/server.js';
+import type { MonitorServer } from './metrics/server.js';
 import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
 import type { Summary } from './reports/summary.js';
 
@@ -102,6 +101,8 @@ async function processMetrics(port: string | undefined): Promise<{ metrics?: Pip
   const n = Number(port);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`--metrics-port ${port}: give a port number (0 picks a free one)`);
   const metrics = new PipelineMetrics({ defaultMetrics: true });
+  // Loaded only when asked for: express and the dashboard weigh ~25 MB that an ingest need not carry.
+  const { startMonitorServer } = await import('./metrics/server.js');
   const server = await startMonitorServer({ port: n, registry: metrics.registry, health: async () => true });
   process.stderr.write(`metrics at ${server.url}/metrics\n`);
   return { metrics, server };
@@ -383,6 +384,7 @@ export function buildProgram(): Command {
     .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
     .action(async (flags: ConfigFlags & { port: string; host: string }) => {
       const config = configFrom(flags);
+      const { serveMonitor } = await import('./commands/serve.js');
       const server = await serveMonitor({ config, logger: createLogger(config.logLevel), port: Number(flags.port), host: flags.host });
       process.stdout.write(`metrics ${server.url}/metrics · health ${server.url}/healthz · dashboard ${server.url}/dashboard\n`);
       await new Promise<void>((resolve) => stopOnSignals(resolve));

@@ -63,7 +63,7 @@ describe('secrets', () => {
     });
     expect(ran.code).toBe(1);
     expect(ran.text).toMatch(/succeeded\s+1/);
-    expect(ran.text).toContain('"level":10'); // trace logs were on
+    expect(ran.text).toContain('"level":20'); // debug logs (one per row) were on
     expect(ran.text).not.toContain(KEY);
     for (const t of Object.values(tokens)) expect(ran.text).not.toContain(t);
 

@@ -11,9 +11,15 @@
 //   relaxed parser silently keeps text after a closing quote (`"abc"def`), each record that contains a quote is
 //   re-checked against RFC 4180 and reported as a problem when a quoted field is not closed cleanly. A stray quote
 //   inside an unquoted value (`12" pizza`) is unambiguous and accepted.
-// - A quote that is never closed swallows the rest of the file: csv-parse reports it at the end (or when the record
-//   grows past MAX_RECORD_CHARS); `skip_records_with_error` + `on_skip` turn that into a problem instead of a stream
-//   error. A stream error would destroy the parser and lose the records still in its buffer.
+// - A quote that is never closed swallows the rest of the file: csv-parse reports it at the end; `skip_records_with_error`
+//   + `on_skip` turn that into a problem instead of a stream error. A stream error would destroy the parser and lose the
+//   records still in its buffer.
+// - Record size: a RecordGuard between the normaliser and csv-parse follows csv-parse's own quoting rules to find where
+//   each record ends, and hands csv-parse complete records only. A record over MAX_RECORD_CHARS bytes is never
+//   buffered: its bytes are dropped and a one-field marker record with the same number of line breaks takes its
+//   place, which becomes a problem at the record's line. So a 10 MB field costs one row, not the rest of the file
+//   (csv-parse's own max_record_size cannot resume after the record), memory stays bounded even for a file with no
+//   line break at all, and line numbers after it stay exact.
 // - Invalid UTF-8: fields are decoded by csv-parse (invalid bytes become U+FFFD); a record with U+FFFD in any field
 //   is a problem. A literal U+FFFD in a file is almost always the trace of an earlier bad conversion, so it is
 //   reported the same way.
@@ -47,19 +53,26 @@ export interface CsvProblem {
 
 export type CsvItem = CsvRecord | CsvProblem;
 
-/** A record longer than this (in characters) is refused; it is almost always an unclosed quote eating the file. */
+/**
+ * A record longer than this (in bytes of UTF-8, quotes and commas included) is refused: no receipt is that large, and
+ * it is usually an unclosed quote eating the file. It is skipped as one problem; the rows after it are still read.
+ */
 export const MAX_RECORD_CHARS = 4 * 1024 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
+const QUOTE = 0x22;
+const COMMA = 0x2c;
 const MAX_RAW_HEADER = 500;
+/** First cell of the record the RecordGuard puts in place of an oversized one (followed by `open` or `closed`). */
+const OVERSIZED = '\u0000rc-migrate:oversized-record:';
 
 /**
  * Streams one CSV from a Readable (already opened); `source` is the name used in line references.
  * `gzip`: true gunzips, false reads as is, undefined (default) gunzips when the data starts with the gzip magic.
  */
-export function readCsvStream(input: NodeJS.ReadableStream, source: string, opts: { gzip?: boolean } = {}): AsyncIterable<CsvItem> {
-  return iterateCsv(input, source, opts.gzip);
+export function readCsvStream(input: NodeJS.ReadableStream, source: string, opts: { gzip?: boolean; maxRecordBytes?: number } = {}): AsyncIterable<CsvItem> {
+  return iterateCsv(input, source, opts.gzip, opts.maxRecordBytes ?? MAX_RECORD_CHARS);
 }
 
 /** Opens a local file path (gunzips when the name ends in .gz, or when the first bytes are the gzip magic) and streams it. */
@@ -82,7 +95,7 @@ export async function* readCsvFile(path: string): AsyncGenerator<CsvItem, void, 
   const gzip = path.toLowerCase().endsWith('.gz') || isGzipMagic(head);
   // autoClose (default) closes the handle when the stream ends or is destroyed.
   const stream = handle.createReadStream({ start: 0 });
-  yield* iterateCsv(stream, path, gzip);
+  yield* iterateCsv(stream, path, gzip, MAX_RECORD_CHARS);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -102,10 +115,11 @@ interface SkipMarker {
   skip: CsvError;
 }
 
-async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: boolean | undefined): AsyncGenerator<CsvItem, void, undefined> {
+async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: boolean | undefined, maxRecordBytes: number): AsyncGenerator<CsvItem, void, undefined> {
   const ctx: ReadContext = {};
   const normalizer = new LineNormalizer();
-  const bytes = Readable.from(byteSource(input, gzip, normalizer, ctx), { objectMode: false });
+  const guard = new RecordGuard(maxRecordBytes);
+  const bytes = Readable.from(byteSource(input, gzip, normalizer, guard, ctx), { objectMode: false });
 
   let parser: ReturnType<typeof parse> | undefined = undefined;
   parser = parse({
@@ -117,7 +131,7 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
     skip_empty_lines: true,
     skip_records_with_error: true,
     raw: true,
-    max_record_size: MAX_RECORD_CHARS,
+    max_record_size: 0, // the RecordGuard enforces the limit (csv-parse could not resume after an oversized record)
     on_skip: (err) => {
       // Called synchronously while parsing: pushing keeps the problem in order with the records around it.
       if (err !== undefined) parser?.push({ skip: err } satisfies SkipMarker);
@@ -141,8 +155,6 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
         const line = nextLine + leadingNewlines(raw);
         if (err.code === 'CSV_QUOTE_NOT_CLOSED') {
           yield problem(line, 'a quoted field opened in this row is never closed, so the rest of the file could not be read; fix the quotes in this row');
-        } else if (err.code === 'CSV_MAX_RECORD_SIZE') {
-          yield problem(line, `this row is longer than ${MAX_RECORD_CHARS} characters (most likely an unclosed quote), so the rest of the file was not read`);
         } else {
           yield problem(line, `this row could not be parsed (${err.message}); the rest of the file was not read`);
         }
@@ -152,6 +164,23 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
       const { record, raw } = item;
       const line = nextLine + leadingNewlines(raw);
       nextLine += countNewlines(raw);
+
+      const only = record.length === 1 ? record[0] : undefined;
+      if (only !== undefined && only.startsWith(OVERSIZED)) {
+        // The RecordGuard's stand-in for a record over the limit (see RecordGuard).
+        const unclosed = only.startsWith(`${OVERSIZED}open`);
+        if (columns === undefined) {
+          yield problem(line, `the header row is longer than ${maxRecordBytes} bytes${unclosed ? ' and a quote in it is never closed' : ''}, so this is not a CSV file with a header row; nothing was read`);
+          return;
+        }
+        yield problem(
+          line,
+          unclosed
+            ? `this row is longer than ${maxRecordBytes} bytes because a quoted field opened in it is never closed, so the rest of the file could not be read; fix the quotes in this row`
+            : `this row is longer than ${maxRecordBytes} bytes, more than any receipt needs, so it was skipped (the rows after it were read); shorten or remove it`,
+        );
+        continue;
+      }
 
       if (record.every((f) => f.trim() === '')) continue; // blank line, whitespace or only commas
 
@@ -199,8 +228,14 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
   if (ctx.endProblem !== undefined) yield problem(ctx.endProblem.line, ctx.endProblem.reason);
 }
 
-/** Produces normalised bytes (complete lines only until the end) from the input, gunzipping when asked or sniffed. */
-async function* byteSource(input: NodeJS.ReadableStream, gzip: boolean | undefined, normalizer: LineNormalizer, ctx: ReadContext): AsyncGenerator<Buffer, void, undefined> {
+/** Produces normalised bytes (complete records only until the end) from the input, gunzipping when asked or sniffed. */
+async function* byteSource(
+  input: NodeJS.ReadableStream,
+  gzip: boolean | undefined,
+  normalizer: LineNormalizer,
+  guard: RecordGuard,
+  ctx: ReadContext,
+): AsyncGenerator<Buffer, void, undefined> {
   const it = (input as AsyncIterable<string | Buffer>)[Symbol.asyncIterator]();
   let done = false;
   const next = async (): Promise<Buffer | undefined> => {
@@ -229,13 +264,13 @@ async function* byteSource(input: NodeJS.ReadableStream, gzip: boolean | undefin
     if (head.length === 0) return; // empty file: nothing at all
 
     if (!(gzip ?? isGzipMagic(head))) {
-      let out = normalizer.push(head);
+      let out = guard.push(normalizer.push(head));
       if (out.length > 0) yield out;
       for (let chunk = await next(); chunk !== undefined; chunk = await next()) {
-        out = normalizer.push(chunk);
+        out = guard.push(normalizer.push(chunk));
         if (out.length > 0) yield out;
       }
-      out = normalizer.finish();
+      out = Buffer.concat([guard.push(normalizer.finish()), guard.finish()]);
       if (out.length > 0) yield out;
       return;
     }
@@ -251,24 +286,24 @@ async function* byteSource(input: NodeJS.ReadableStream, gzip: boolean | undefin
     pipeline(compressed, gunzip, () => undefined);
     try {
       for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-        const out = normalizer.push(chunk);
+        const out = guard.push(normalizer.push(chunk));
         if (out.length > 0) yield out;
       }
     } catch (err) {
       if (ctx.ioError !== undefined) throw ctx.ioError;
-      // The partial last line is dropped (it may hold half a token); say where reading stopped.
-      const line = normalizer.linesEmitted + 1;
+      // The partial last record is dropped (it may hold half a token); say where reading stopped.
+      const line = guard.linesEmitted + 1;
       const code = (err as { code?: unknown }).code;
       if (code === 'Z_BUF_ERROR') {
         ctx.endProblem = { line, reason: `the gzip data is truncated: reading stopped at line ${line}, so that line and everything after it are missing; re-download or re-create the file` };
-      } else if (normalizer.bytesEmitted === 0 && normalizer.linesEmitted === 0) {
+      } else if (guard.bytesEmitted === 0 && guard.linesEmitted === 0) {
         ctx.endProblem = { line: 1, reason: `the file is not valid gzip data (${messageOf(err)}); nothing was read` };
       } else {
         ctx.endProblem = { line, reason: `the gzip data is corrupt (${messageOf(err)}): reading stopped at line ${line}; that line and everything after it were not read` };
       }
       return;
     }
-    const out = normalizer.finish();
+    const out = Buffer.concat([guard.push(normalizer.finish()), guard.finish()]);
     if (out.length > 0) yield out;
   } finally {
     if (!done) await it.return?.();
@@ -276,51 +311,47 @@ async function* byteSource(input: NodeJS.ReadableStream, gzip: boolean | undefin
 }
 
 /**
- * Turns a byte stream into UTF-8 with LF line endings, emitting complete lines only (the unterminated tail is held
- * until more data or finish()). Strips a UTF-8 byte order mark; transcodes UTF-16 (with a byte order mark) to UTF-8.
+ * Turns a byte stream into UTF-8 with LF line endings. Strips a UTF-8 byte order mark; transcodes UTF-16 (with a byte
+ * order mark) to UTF-8. Holds nothing back but a CR whose LF may follow (the RecordGuard keeps records whole).
  */
 class LineNormalizer {
-  linesEmitted = 0;
-  bytesEmitted = 0;
   private started = false;
+  /** The first bytes, held until there are enough to recognise a byte order mark (gunzip can hand out 1 byte). */
+  private head: Buffer = Buffer.alloc(0);
   private pendingCR = false;
-  private tail: Buffer = Buffer.alloc(0);
   private utf16?: InstanceType<typeof TextDecoder>;
 
   push(chunk: Buffer): Buffer {
     let data = chunk;
     if (!this.started) {
-      this.started = true;
-      if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) data = data.subarray(3);
-      else if (data[0] === 0xff && data[1] === 0xfe) this.utf16 = new TextDecoder('utf-16le');
-      else if (data[0] === 0xfe && data[1] === 0xff) this.utf16 = new TextDecoder('utf-16be');
+      data = this.head.length === 0 ? chunk : Buffer.concat([this.head, chunk]);
+      if (data.length < 3) {
+        this.head = data;
+        return Buffer.alloc(0);
+      }
+      data = this.start(data);
     }
     if (this.utf16 !== undefined) data = Buffer.from(this.utf16.decode(data, { stream: true }), 'utf8');
-    data = this.fixLineEndings(data);
-    const lastLF = data.lastIndexOf(LF);
-    if (lastLF === -1) {
-      this.tail = this.tail.length === 0 ? data : Buffer.concat([this.tail, data]);
-      return Buffer.alloc(0);
-    }
-    const ready = this.tail.length === 0 ? data.subarray(0, lastLF + 1) : Buffer.concat([this.tail, data.subarray(0, lastLF + 1)]);
-    this.tail = Buffer.from(data.subarray(lastLF + 1));
-    this.count(ready);
-    return ready;
+    return this.fixLineEndings(data);
   }
 
   finish(): Buffer {
-    let out = this.tail;
+    let out: Buffer = Buffer.alloc(0);
+    if (!this.started && this.head.length > 0) out = this.push(this.start(this.head)); // a file of 1 or 2 bytes
     if (this.utf16 !== undefined) out = Buffer.concat([out, this.fixLineEndings(Buffer.from(this.utf16.decode(), 'utf8'))]);
     if (this.pendingCR) out = Buffer.concat([out, Buffer.from([LF])]);
     this.pendingCR = false;
-    this.tail = Buffer.alloc(0);
-    this.count(out);
     return out;
   }
 
-  private count(buf: Buffer): void {
-    this.bytesEmitted += buf.length;
-    for (let i = buf.indexOf(LF); i !== -1; i = buf.indexOf(LF, i + 1)) this.linesEmitted++;
+  /** Recognises and strips a byte order mark at the start of the data. */
+  private start(data: Buffer): Buffer {
+    this.started = true;
+    this.head = Buffer.alloc(0);
+    if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) return data.subarray(3);
+    if (data[0] === 0xff && data[1] === 0xfe) this.utf16 = new TextDecoder('utf-16le');
+    else if (data[0] === 0xfe && data[1] === 0xff) this.utf16 = new TextDecoder('utf-16be');
+    return data;
   }
 
   /** CRLF → LF and lone CR → LF, including a CRLF split across chunks. */
@@ -340,6 +371,149 @@ class LineNormalizer {
     }
     return out.subarray(0, n);
   }
+}
+
+/**
+ * Sits between the LineNormalizer and csv-parse: passes on complete records only (the unterminated last one is held
+ * until more data or finish(), so a truncated gzip never yields half a row), and replaces a record longer than `max`
+ * bytes by a marker record without ever holding it: `"<OVERSIZED>closed<LFs>"` with the dropped record's line breaks,
+ * so csv-parse's line accounting is unchanged, or `…open…` when the file ended inside its quotes.
+ *
+ * Where a record ends follows csv-parse's rules for this reader's options (delimiter `,`, quote and escape `"`, record
+ * delimiter LF, relax_quotes, no trimming): a quote opens a quoted field only as the field's first byte (otherwise it
+ * is a literal); inside quotes `""` is a literal quote, and a quote followed by `,`, LF, NUL or the end closes the
+ * field, while one followed by anything else also ends the quoting (relaxed) and is kept as text; a LF outside quotes
+ * ends the record. Only the size of records depends on this; if the two ever disagreed, csv-parse would still read
+ * what it is given.
+ */
+class RecordGuard {
+  /** Line breaks and bytes passed on so far (a truncated gzip reports the first line not passed on). */
+  linesEmitted = 0;
+  bytesEmitted = 0;
+  private quoting = false;
+  /** Quoting, and the last byte seen was a quote whose meaning depends on the next byte. */
+  private quotePending = false;
+  /** Not quoting, and the current field has no byte yet (so a quote here opens a quoted field). */
+  private fieldStart = true;
+  /** The current record's bytes from earlier chunks (copies), while it is within the limit. */
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  /** The current record went over the limit: its bytes are dropped, only its line breaks are counted. */
+  private dropping = false;
+  private droppedLines = 0;
+
+  constructor(private readonly max: number) {}
+
+  push(chunk: Buffer): Buffer {
+    const out: Buffer[] = [];
+    const n = chunk.length;
+    let start = 0; // where the current record's bytes in this chunk begin
+    let runFrom = 0; // start of the complete records of this chunk not yet put in `out`
+    // Indexes of the next quote and LF at or after i (-1: none left; -2: not looked for yet), each searched for
+    // again only once passed, so a long line full of quotes is still scanned in linear time.
+    let nextQuote = -2;
+    let nextLF = -2;
+    let i = 0;
+    while (i < n) {
+      if (this.quotePending) {
+        this.quotePending = false;
+        if (chunk[i] === QUOTE) {
+          i++; // "" inside quotes: a literal quote, still quoting
+          continue;
+        }
+        // The quote closed the field (before `,` LF NUL) or, relaxed, ended the quoting as text; this byte is outside.
+        this.quoting = false;
+        this.fieldStart = false;
+      }
+      if (nextQuote !== -1 && nextQuote < i) nextQuote = chunk.indexOf(QUOTE, i);
+      if (this.quoting) {
+        if (nextQuote === -1) break; // the rest of the chunk is inside the quotes
+        this.quotePending = true;
+        i = nextQuote + 1;
+        continue;
+      }
+      if (nextLF !== -1 && nextLF < i) nextLF = chunk.indexOf(LF, i);
+      const lf = nextLF;
+      if (nextQuote !== -1 && (lf === -1 || nextQuote < lf)) {
+        // Between i and the quote there is no LF, so the byte before it (if in this chunk) tells whether it starts a field.
+        const atFieldStart = nextQuote === i ? this.fieldStart : chunk[nextQuote - 1] === COMMA;
+        if (atFieldStart) this.quoting = true;
+        else this.fieldStart = false;
+        i = nextQuote + 1;
+        continue;
+      }
+      if (lf === -1) {
+        this.fieldStart = chunk[n - 1] === COMMA;
+        break;
+      }
+      // The record ends with this LF.
+      const end = lf + 1;
+      if (this.dropping || this.heldBytes + (lf - start) > this.max) {
+        if (start > runFrom) out.push(chunk.subarray(runFrom, start));
+        const lines = this.droppedLines + countLF(this.held) + countLF([chunk.subarray(start, end)]);
+        out.push(oversizedMarker(lines - 1, true, false));
+        runFrom = end;
+      } else if (this.held.length > 0) {
+        out.push(...this.held); // the record's start, before chunk[start, end) which is in the run
+      }
+      this.resetRecord();
+      this.fieldStart = true;
+      start = end;
+      i = end;
+    }
+    if (start > runFrom) out.push(chunk.subarray(runFrom, start));
+    if (start < n) {
+      const rest = chunk.subarray(start);
+      if (this.dropping) {
+        this.droppedLines += countLF([rest]);
+      } else {
+        this.held.push(Buffer.from(rest));
+        this.heldBytes += rest.length;
+        if (this.heldBytes > this.max) {
+          this.dropping = true;
+          this.droppedLines = countLF(this.held);
+          this.held = [];
+        }
+      }
+    }
+    return this.emitted(out);
+  }
+
+  /** The last record (without a final LF), or its marker. */
+  finish(): Buffer {
+    if (this.quotePending) {
+      this.quotePending = false;
+      this.quoting = false; // a quote at the very end closes its field
+    }
+    const out = this.dropping || this.heldBytes > this.max ? [oversizedMarker(this.droppedLines + countLF(this.held), false, this.quoting)] : this.held;
+    this.resetRecord();
+    return this.emitted(out);
+  }
+
+  private resetRecord(): void {
+    this.held = [];
+    this.heldBytes = 0;
+    this.dropping = false;
+    this.droppedLines = 0;
+  }
+
+  private emitted(parts: Buffer[]): Buffer {
+    const out = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts);
+    this.bytesEmitted += out.length;
+    this.linesEmitted += countLF([out]);
+    return out;
+  }
+}
+
+/** The record put in place of an oversized one: one quoted field holding `lines` line breaks. */
+function oversizedMarker(lines: number, terminated: boolean, unclosed: boolean): Buffer {
+  return Buffer.from(`"${OVERSIZED}${unclosed ? 'open' : 'closed'}${'\n'.repeat(lines)}"${terminated ? '\n' : ''}`, 'utf8');
+}
+
+function countLF(parts: Buffer[]): number {
+  let n = 0;
+  for (const buf of parts) for (let i = buf.indexOf(LF); i !== -1; i = buf.indexOf(LF, i + 1)) n++;
+  return n;
 }
 
 function checkHeader(names: string[]): string | undefined {

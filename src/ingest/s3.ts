@@ -15,12 +15,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
 import { readCsvStream, type CsvItem } from './readCsv.js';
+import { isCsvKey, s3ObjectName, type S3Location } from './s3Url.js';
 
-export interface S3Location {
-  bucket: string;
-  /** Key prefix, as typed after the bucket (may be empty: the whole bucket). */
-  prefix: string;
-}
+export { isCsvKey, isS3Url, parseS3Url, s3ObjectName, type S3Location } from './s3Url.js';
 
 export interface S3ObjectRef {
   bucket: string;
@@ -34,33 +31,6 @@ export interface S3ObjectRef {
 export const DEFAULT_S3_REGION = 'us-east-1';
 
 /** Does this source name an S3 location (`s3://…`, scheme case-insensitive)? */
-export function isS3Url(source: string): boolean {
-  return /^s3:\/\//i.test(source);
-}
-
-/** Splits `s3://bucket/prefix`; a ConfigError says what to fix when there is no usable bucket. */
-export function parseS3Url(url: string): S3Location {
-  if (!isS3Url(url)) throw new ConfigError(`not an S3 URL: ${url} (write S3 sources as s3://bucket/prefix)`);
-  const rest = url.slice('s3://'.length);
-  const slash = rest.indexOf('/');
-  const bucket = slash === -1 ? rest : rest.slice(0, slash);
-  const prefix = slash === -1 ? '' : rest.slice(slash + 1);
-  if (bucket === '') throw new ConfigError(`S3 source ${url} names no bucket: write it as s3://bucket/prefix`);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(bucket)) {
-    throw new ConfigError(`S3 source ${url}: "${bucket}" is not a valid bucket name (letters, digits, ".", "-"): write it as s3://bucket/prefix`);
-  }
-  return { bucket, prefix };
-}
-
-export function s3ObjectName(bucket: string, key: string): string {
-  return `s3://${bucket}/${key}`;
-}
-
-/** Keys read as CSV: ending in .csv or .csv.gz, case-insensitive. */
-export function isCsvKey(key: string): boolean {
-  return /\.csv(\.gz)?$/i.test(key);
-}
-
 /**
  * The S3 client configuration from the environment: the SDK's default credentials chain and region (AWS_REGION,
  * or AWS_DEFAULT_REGION, or the profile's region, else us-east-1), plus

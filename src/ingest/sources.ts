@@ -5,9 +5,13 @@ import { access } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
 import { readCsvFile, type CsvItem } from './readCsv.js';
-import { defaultS3Client, describeError, isS3Url, listCsvObjects, parseS3Url, readS3Csv, type ReadS3Options, type S3ObjectRef } from './s3.js';
+import type { ReadS3Options, S3ObjectRef } from './s3.js';
+import { isS3Url, parseS3Url } from './s3Url.js';
 
-export { isS3Url } from './s3.js';
+export { isS3Url } from './s3Url.js';
+
+/** The S3 module (and the AWS SDK under it, ~25 MB) is loaded only when a source is on S3. */
+const s3 = (): Promise<typeof import('./s3.js')> => import('./s3.js');
 
 /** One input of a source: a local file, or one object under an S3 prefix. */
 export interface SourceEntry {
@@ -37,6 +41,7 @@ export async function* expandSource(source: string, deps: SourceDeps = {}): Asyn
     return;
   }
   const location = parseS3Url(source);
+  const { defaultS3Client, describeError, listCsvObjects, readS3Csv } = await s3();
   const client = deps.s3 ?? defaultS3Client();
   const objects = listCsvObjects(client, location, deps.s3PageSize === undefined ? {} : { pageSize: deps.s3PageSize });
   for (;;) {
@@ -76,13 +81,14 @@ export async function checkSources(sources: string[], deps: SourceDeps = {}): Pr
 
 async function checkS3Source(source: string, deps: SourceDeps): Promise<void> {
   const location = parseS3Url(source);
+  const { defaultS3Client, describeError, listCsvObjects } = await s3();
   const client = deps.s3 ?? defaultS3Client();
   const objects = listCsvObjects(client, location, deps.s3PageSize === undefined ? {} : { pageSize: deps.s3PageSize });
   let found: boolean;
   try {
     found = (await objects.next()).done !== true;
   } catch (err) {
-    throw new ConfigError(`cannot list S3 source ${source}: ${listingAdvice(err, location.bucket)}`);
+    throw new ConfigError(`cannot list S3 source ${source}: ${listingAdvice(err, location.bucket, describeError(err))}`);
   } finally {
     await objects.return();
   }
@@ -93,11 +99,10 @@ async function checkS3Source(source: string, deps: SourceDeps): Promise<void> {
   }
 }
 
-function listingAdvice(err: unknown, bucket: string): string {
+function listingAdvice(err: unknown, bucket: string, what: string): string {
   const e = err as { name?: unknown; Code?: unknown; $metadata?: { httpStatusCode?: unknown } } | undefined;
   const code = typeof e?.Code === 'string' ? e.Code : typeof e?.name === 'string' ? e.name : '';
   const status = e?.$metadata?.httpStatusCode;
-  const what = describeError(err);
   if (code === 'NoSuchBucket' || status === 404) return `bucket "${bucket}" does not exist (${what}); check the bucket name, the region (AWS_REGION) and S3_ENDPOINT`;
   if (code === 'AccessDenied' || code === 'InvalidAccessKeyId' || code === 'SignatureDoesNotMatch' || status === 403) {
     return `access denied (${what}); check the AWS credentials and that they may list the bucket (s3:ListBucket) and read its objects (s3:GetObject)`;

@@ -80,6 +80,9 @@ return tostring(rate)
 
 export const rateKey = (prefix: string): string => `${prefix}:rate`;
 
+/** Decrease for a 429 that came while under the API's announced limit. */
+const JITTER_DECREASE = 0.98;
+
 export class RateController {
   private readonly key: string;
   private readonly opts: Required<Omit<RateControllerOptions, 'logger' | 'now'>>;
@@ -136,14 +139,19 @@ export class RateController {
     return this.state;
   }
 
-  /** A 429 that was not about one busy user. */
+  /**
+   * A 429 that was not about one busy user. Above the API's announced limit it means the rate is too high: cut
+   * it. At or below it, it is timing jitter at the edge of the API's window: step down only a little, since the
+   * queue already waits out the Retry-After.
+   */
   async rateLimited(): Promise<void> {
+    const withinAnnounced = this.headerLimit !== undefined && this.state.rate <= this.headerLimit / 60;
     const lowered = (await this.redis.eval(
       DECREASE,
       1,
       this.key,
       String(this.now()),
-      String(this.opts.decreaseFactor),
+      String(withinAnnounced ? JITTER_DECREASE : this.opts.decreaseFactor),
       String(this.opts.decreaseCooldownMs),
       String(this.opts.floorRate),
     )) as string;
@@ -174,18 +182,21 @@ export class RateController {
 /** Share of the rate the limiter aims at: requests leave a few ms after BullMQ admits them, and against an API
  *  that counts over a sliding second that jitter alone would sometimes make 101 out of 100. */
 export const RATE_HEADROOM = 0.98;
-/** Target width of one limiter window. */
-const WINDOW_MS = 20;
+/** Narrowest limiter window: below this BullMQ's own round trips would blur the spacing. */
+const MIN_WINDOW_MS = 20;
 
 /**
- * BullMQ's limiter allows `max` jobs per `duration` window. Short windows (about 20 ms) spread the requests
- * evenly over each second instead of sending a window's worth at once; a sliding second then holds at most one
- * window more than the rate, which the headroom absorbs.
+ * BullMQ's limiter allows `max` jobs per `duration` window. Short windows spread the requests evenly over each
+ * second instead of sending a second's worth at once. The window is rounded up, never down, so the effective
+ * rate stays under the target; `max` grows until that rounding costs under 1% (100/s: 4 per 41 ms).
  */
 export function limiterFor(ratePerSecond: number): { max: number; duration: number } {
-  const rate = ratePerSecond * RATE_HEADROOM;
-  const max = Math.max(1, Math.round((rate * WINDOW_MS) / 1000));
-  return { max, duration: Math.max(1, Math.round((max * 1000) / rate)) };
+  const target = ratePerSecond * RATE_HEADROOM;
+  for (let max = 1; ; max++) {
+    const duration = Math.ceil((max * 1000) / target);
+    if (duration >= MIN_WINDOW_MS && (max * 1000) / duration >= target * 0.99) return { max, duration };
+    if (max >= 1000) return { max, duration };
+  }
 }
 
 /** In-flight requests needed so that latency does not cap the rate: rate × latency, with headroom. */
