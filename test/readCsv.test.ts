@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile as readBytes, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -6,6 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planColumns, PLATFORM_COLUMN_NAMES, type ColumnPlan } from '../src/ingest/columns.js';
 import { MAX_RECORD_CHARS, readCsvFile, readCsvStream, type CsvItem, type CsvProblem, type CsvRecord } from '../src/ingest/readCsv.js';
+import { generate } from './hostile/make.mjs';
 
 let dir: string;
 beforeAll(async () => {
@@ -35,6 +36,9 @@ async function readFile(name: string, content: string | Buffer): Promise<CsvItem
 function view(items: CsvItem[]): unknown[] {
   return items.map((i) => (i.kind === 'record' ? [i.line, i.values] : [i.line, 'problem', i.reason]));
 }
+
+/** The reason given to each row after an unusable header. */
+const notRead = (headerReason: string): string => `not read: the header of this file is unusable (${headerReason})`;
 
 const records = (items: CsvItem[]): CsvRecord[] => items.filter((i): i is CsvRecord => i.kind === 'record');
 const problems = (items: CsvItem[]): CsvProblem[] => items.filter((i): i is CsvProblem => i.kind === 'problem');
@@ -129,27 +133,77 @@ describe('readCsvFile: bad content becomes problems, never exceptions', () => {
     const items = await readFile('ragged.csv', 'a,b,c\n1,2,3\n4,5,6,7\n8,9\n10,11,12\n');
     expect(view(items)).toEqual([
       [2, { a: '1', b: '2', c: '3' }],
-      [3, 'problem', 'has 4 fields, header has 3'],
-      [4, 'problem', 'has 2 fields, header has 3'],
+      [3, 'problem', "has 4 fields, header has 3; check this row's quoting and commas"],
+      [4, 'problem', "has 2 fields, header has 3; check this row's quoting and commas"],
       [5, { a: '10', b: '11', c: '12' }],
     ]);
   });
 
-  it('reports a duplicate header name at its line and yields nothing else', async () => {
-    const items = await readFile('dup.csv', 'app_user_id,token,token\nu1,a,b\nu2,c,d\n');
-    expect(items).toHaveLength(1);
-    expect(items[0]).toMatchObject({ kind: 'problem', line: 1, raw: 'app_user_id,token,token' });
-    expect((items[0] as CsvProblem).reason).toMatch(/"token" appears twice.*columns 2 and 3/);
+  it('reports a duplicate header name at its line, then rejects each row after it at its own line with that reason', async () => {
+    const items = await readFile('dup.csv', 'app_user_id,token,token\nu1,a,b\n\nu2,c,d\n');
+    const reason = 'column "token" appears twice in the header (columns 2 and 3); rename or remove one';
+    expect(items).toEqual([
+      { kind: 'problem', source: expect.any(String), line: 1, reason, raw: 'app_user_id,token,token' },
+      { kind: 'problem', source: expect.any(String), line: 2, reason: notRead(reason) },
+      { kind: 'problem', source: expect.any(String), line: 4, reason: notRead(reason) },
+    ]);
+    // Row text is never echoed (it carries fetch tokens): only the header problem has `raw`.
+    expect(items.slice(1).every((i) => !('raw' in i))).toBe(true);
   });
 
   it('treats names that differ only by surrounding spaces as duplicates', async () => {
     const items = await readFile('dup-trim.csv', 'a, a\n1,2\n');
-    expect(view(items)).toEqual([[1, 'problem', expect.stringMatching(/"a" appears twice/)]]);
+    const reason = expect.stringMatching(/^column "a" appears twice/);
+    expect(view(items)).toEqual([
+      [1, 'problem', reason],
+      [2, 'problem', expect.stringMatching(/^not read: the header of this file is unusable \(column "a" appears twice .*\)$/)],
+    ]);
   });
 
-  it('reports an empty header name and yields nothing else', async () => {
-    const items = await readFile('empty-name.csv', '\napp_user_id,,receipt\nu1,x,t\n');
-    expect(view(items)).toEqual([[2, 'problem', expect.stringMatching(/column 2 of the header has no name/)]]);
+  it('reports an empty header name, then rejects every non-blank row after it (ragged, badly quoted or fine) at its line', async () => {
+    const items = await readFile('empty-name.csv', '\napp_user_id,,receipt\nu1,x,t\n   \n,,\nu2,"two\nlines",t\nragged\n"x"y,1,2\nu4,x,t');
+    const reason = 'column 2 of the header has no name; name it or delete the column';
+    expect(view(items)).toEqual([
+      [2, 'problem', reason],
+      [3, 'problem', notRead(reason)],
+      [6, 'problem', notRead(reason)],
+      [8, 'problem', notRead(reason)],
+      [9, 'problem', notRead(reason)],
+      [10, 'problem', notRead(reason)],
+    ]);
+  });
+
+  it('after a bad header, a row that is oversized or never closes its quote keeps its own reason', async () => {
+    const csv = 'a,a\n1,2\n3,' + 'x'.repeat(100) + '\n4,5\n6,"never closed\n7,8\n';
+    const items = await collect(readCsvStream(Readable.from([Buffer.from(csv)]), 'bad-header-then-worse.csv', { gzip: false, maxRecordBytes: 50 }));
+    const reason = 'column "a" appears twice in the header (columns 1 and 2); rename or remove one';
+    expect(view(items)).toEqual([
+      [1, 'problem', reason],
+      [2, 'problem', notRead(reason)],
+      [3, 'problem', 'this row is longer than 50 bytes, more than any receipt needs, so it was skipped (the rows after it were read); shorten or remove it'],
+      [4, 'problem', notRead(reason)],
+      [5, 'problem', expect.stringMatching(/^a quoted field opened in this row is never closed, so the rest of the file could not be read/)],
+    ]);
+  });
+
+  it('reports an oversized header at its line and rejects each row after it at its own line with that reason', async () => {
+    const csv = '\n' + 'h'.repeat(80) + ',x\n1,2\n\n3,"multi\nline"\n' + 'y'.repeat(80) + '\n5,6';
+    const items = await collect(readCsvStream(Readable.from([Buffer.from(csv)]), 'long-header.csv', { gzip: false, maxRecordBytes: 50 }));
+    const reason = 'the header row is longer than 50 bytes, so this is not a CSV file with a header row; check that it is the right file';
+    expect(view(items)).toEqual([
+      [2, 'problem', reason],
+      [3, 'problem', notRead(reason)],
+      [5, 'problem', notRead(reason)],
+      [7, 'problem', expect.stringMatching(/^this row is longer than 50 bytes, more than any receipt needs/)],
+      [8, 'problem', notRead(reason)],
+    ]);
+  });
+
+  it('reports an oversized header whose quote never closes as one problem (the quote swallowed the rest of the file)', async () => {
+    const items = await collect(readCsvStream(Readable.from([Buffer.from('a,"' + 'h'.repeat(80) + '\n1,2\n3,4\n')]), 'open-header.csv', { gzip: false, maxRecordBytes: 50 }));
+    expect(view(items)).toEqual([
+      [1, 'problem', 'the header row is longer than 50 bytes and a quote in it is never closed, so this is not a CSV file with a header row; check that it is the right file'],
+    ]);
   });
 
   it('reports text after a closing quote as broken quoting and keeps reading the following rows', async () => {
@@ -202,9 +256,40 @@ describe('readCsvFile: bad content becomes problems, never exceptions', () => {
     expect(records(items)[4999]?.values).toEqual({ app_user_id: 'user_é4999', receipt: 'tök€n4999' });
   });
 
-  it('reports an invalid UTF-8 header and yields nothing else', async () => {
-    const items = await readFile('badheader.csv', Buffer.concat([Buffer.from('a,'), Buffer.from([0xc3, 0x28]), Buffer.from('\n1,2\n')]));
-    expect(view(items)).toEqual([[1, 'problem', expect.stringMatching(/header row is not valid UTF-8/)]]);
+  it('reports an invalid UTF-8 header, then rejects each row after it at its own line with that reason', async () => {
+    const items = await readFile('badheader.csv', Buffer.concat([Buffer.from('a,'), Buffer.from([0xc3, 0x28]), Buffer.from('\n1,2\n\n3,4\n')]));
+    const reason = 'the header row is not valid UTF-8 (column 2); save the file as UTF-8';
+    expect(view(items)).toEqual([
+      [1, 'problem', reason],
+      [2, 'problem', notRead(reason)],
+      [4, 'problem', notRead(reason)],
+    ]);
+  });
+});
+
+describe('readCsvFile: binary files', () => {
+  it('turns 64 KiB of random bytes into one problem per "record" after the unusable "header": bounded and fast', async () => {
+    const corpus = join(dir, 'hostile');
+    generate(corpus);
+    const path = join(corpus, 'binary-random.csv');
+    const bytes = await readBytes(path);
+    let lineBreaks = 0;
+    for (let i = 0; i < bytes.length; i++) if (bytes[i] === 0x0a || (bytes[i] === 0x0d && bytes[i + 1] !== 0x0a)) lineBreaks++;
+
+    const started = performance.now();
+    const items = await collect(readCsvFile(path));
+    const elapsed = performance.now() - started;
+
+    expect(records(items)).toEqual([]);
+    const [header, ...rest] = problems(items);
+    expect(header?.line).toBe(1);
+    expect(header?.reason).toMatch(/^the header row is not valid UTF-8 \(column \d+\); save the file as UTF-8$/);
+    expect(rest.length).toBeGreaterThan(100); // every record has its own outcome, not just the first
+    for (const p of rest) expect(p.reason).toBe(notRead(header?.reason ?? ''));
+    // At most one item per physical line, at increasing lines: the count is bounded by the file's line breaks.
+    expect(items.length).toBeLessThanOrEqual(lineBreaks + 1);
+    for (let i = 1; i < items.length; i++) expect(items[i]?.line).toBeGreaterThan(items[i - 1]?.line ?? 0);
+    expect(elapsed).toBeLessThan(5_000); // ~100 ms on a laptop; generous for a loaded CI machine
   });
 });
 

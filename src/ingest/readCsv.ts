@@ -23,6 +23,10 @@
 // - Invalid UTF-8: fields are decoded by csv-parse (invalid bytes become U+FFFD); a record with U+FFFD in any field
 //   is a problem. A literal U+FFFD in a file is almost always the trace of an earlier bad conversion, so it is
 //   reported the same way.
+// - An unusable header (invalid UTF-8, an empty or duplicate name, over the size limit) is one problem at its line,
+//   and the file is still read to the end: every non-blank record after it becomes a problem at its own line that
+//   carries the header's reason, so no row goes without an outcome. A record that is itself oversized or opens a
+//   quote that is never closed keeps its own reason (fixing the header would not make it readable).
 // - Row text is never echoed into problems (it carries fetch tokens); only the header row's text goes into `raw`.
 
 import { open } from 'node:fs/promises';
@@ -144,6 +148,8 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
 
   let nextLine = 1; // physical line on which the next raw text starts
   let columns: string[] | undefined;
+  /** Set when the header row is unusable: every later row is then a problem carrying this reason. */
+  let headerUnusable: string | undefined;
   const problem = (line: number, reason: string, raw?: string): CsvProblem =>
     raw === undefined ? { kind: 'problem', source, line, reason } : { kind: 'problem', source, line, reason, raw };
 
@@ -169,10 +175,12 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
       if (only !== undefined && only.startsWith(OVERSIZED)) {
         // The RecordGuard's stand-in for a record over the limit (see RecordGuard).
         const unclosed = only.startsWith(`${OVERSIZED}open`);
-        if (columns === undefined) {
-          yield problem(line, `the header row is longer than ${maxRecordBytes} bytes${unclosed ? ' and a quote in it is never closed' : ''}, so this is not a CSV file with a header row; nothing was read`);
-          return;
+        if (columns === undefined && headerUnusable === undefined) {
+          headerUnusable = `the header row is longer than ${maxRecordBytes} bytes${unclosed ? ' and a quote in it is never closed' : ''}, so this is not a CSV file with a header row; check that it is the right file`;
+          yield problem(line, headerUnusable);
+          continue; // the rows after it (if any) are each reported below
         }
+        // Also after an unusable header: this row's own size is what ends or skips it, whatever the header.
         yield problem(
           line,
           unclosed
@@ -184,12 +192,19 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
 
       if (record.every((f) => f.trim() === '')) continue; // blank line, whitespace or only commas
 
+      if (headerUnusable !== undefined) {
+        // No row is dropped silently: each one after a bad header is reported at its own line (text not echoed).
+        yield problem(line, `not read: the header of this file is unusable (${headerUnusable})`);
+        continue;
+      }
+
       if (columns === undefined) {
         const names = record.map((f) => f.trim());
         const headerProblem = checkHeader(names);
         if (headerProblem !== undefined) {
+          headerUnusable = headerProblem;
           yield problem(line, headerProblem, clip(raw.replace(/^\n+|\n$/g, ''), MAX_RAW_HEADER));
-          return; // a file without a usable header yields nothing else
+          continue;
         }
         columns = names;
         continue;
@@ -201,7 +216,7 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
         continue;
       }
       if (record.length !== columns.length) {
-        yield problem(line, `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}`);
+        yield problem(line, `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}; check this row's quoting and commas`);
         continue;
       }
       const badIndex = record.findIndex((f) => f.includes('\uFFFD'));

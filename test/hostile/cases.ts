@@ -38,6 +38,15 @@ const each = (lines: number[], reason: RegExp): BadRow[] => lines.map((line) => 
 const NO_USER_COLUMN = /^no column for app_user_id: name it app_user_id or user_id, or pass --map yourcolumn=app_user_id$/;
 const BLOCKLISTED = (id: string): RegExp => new RegExp(`^app_user_id "${id.replace(/[[\]]/g, '\\$&')}" is a blocklisted value RevenueCat refuses$`);
 const WHITESPACE = /^app_user_id has leading or trailing whitespace; App User IDs are compared exactly$/;
+/** A regex matching exactly `text`. */
+const exactly = (text: string): RegExp => new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+/** A header problem at `line`, and each of `rows` (the non-blank rows after it) rejected at its own line with the header's reason. */
+const badHeader = (line: number, reason: string, rows: number[]): BadRow[] => [
+  { line, reason: exactly(reason) },
+  ...each(rows, exactly(`not read: the header of this file is unusable (${reason})`)),
+];
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+const RAGGED = (fields: number, header: number): RegExp => exactly(`has ${fields} field${fields === 1 ? '' : 's'}, header has ${header}; check this row's quoting and commas`);
 
 export const HOSTILE_CASES: HostileCase[] = [
   // --- quoting and shape -------------------------------------------------------------------------------------
@@ -64,9 +73,9 @@ export const HOSTILE_CASES: HostileCase[] = [
     good: 4,
     goodLines: [2, 4, 6, 8],
     bad: [
-      { line: 3, reason: /^has 7 fields, header has 6$/ },
-      { line: 5, reason: /^has 4 fields, header has 6$/ },
-      { line: 7, reason: /^has 1 field, header has 6$/ },
+      { line: 3, reason: RAGGED(7, 6) },
+      { line: 5, reason: RAGGED(4, 6) },
+      { line: 7, reason: RAGGED(1, 6) },
     ],
   },
   {
@@ -116,10 +125,10 @@ export const HOSTILE_CASES: HostileCase[] = [
   },
   {
     file: 'header-invalid-utf8.csv',
-    what: 'invalid UTF-8 in the header: the file is refused at line 1 (the reader yields nothing after a header problem)',
+    what: 'invalid UTF-8 in the header: the header is refused at line 1 and its row at line 2 with the header\'s reason',
     generated: true,
     good: 0,
-    bad: [{ line: 1, reason: /^the header row is not valid UTF-8 \(column 2\); save the file as UTF-8$/ }],
+    bad: badHeader(1, 'the header row is not valid UTF-8 (column 2); save the file as UTF-8', [2]),
   },
   {
     file: 'utf16le-bom.csv',
@@ -146,7 +155,7 @@ export const HOSTILE_CASES: HostileCase[] = [
     // NUL-only "row" sits between the header and each real row (and two after the last). The "ü" row has a byte
     // that is not UTF-8.
     bad: [
-      ...each([2, 4, 6, 8, 10, 11], /^has 1 field, header has 4$/),
+      ...each([2, 4, 6, 8, 10, 11], RAGGED(1, 4)),
       ...each([3, 7, 9], NO_USER_COLUMN),
       { line: 5, reason: /^not valid UTF-8 \(column "\u0000a\u0000p\u0000p\u0000_\u0000u\u0000s\u0000e\u0000r\u0000_\u0000i\u0000d\u0000"\); save the file as UTF-8$/ },
     ],
@@ -197,14 +206,14 @@ export const HOSTILE_CASES: HostileCase[] = [
     what: '6 MB without a line break: the "header" is longer than a record may be',
     generated: true,
     good: 0,
-    bad: [{ line: 1, reason: /^the header row is longer than 4194304 bytes, so this is not a CSV file with a header row; nothing was read$/ }],
+    bad: badHeader(1, 'the header row is longer than 4194304 bytes, so this is not a CSV file with a header row; check that it is the right file', []),
   },
   {
     file: 'binary-png.csv',
-    what: 'a PNG image named .csv',
+    what: 'a PNG image named .csv: the "header" is refused, then each "row" after it at its line (line 16 is blank)',
     generated: true,
     good: 0,
-    bad: [{ line: 1, reason: /^the header row is not valid UTF-8 \(column 1\); save the file as UTF-8$/ }],
+    bad: badHeader(1, 'the header row is not valid UTF-8 (column 1); save the file as UTF-8', [...range(2, 15), ...range(17, 30)]),
   },
   {
     file: 'binary-random.csv',
@@ -238,9 +247,9 @@ export const HOSTILE_CASES: HostileCase[] = [
   },
   {
     file: 'duplicate-header.csv',
-    what: 'duplicate header names: the file is refused at line 1 (the reader yields nothing after a header problem)',
+    what: 'duplicate header names: the header is refused at line 1, each row after it at its line with the header\'s reason',
     good: 0,
-    bad: [{ line: 1, reason: /^column "app_user_id" appears twice in the header \(columns 2 and 4\); rename or remove one$/ }],
+    bad: badHeader(1, 'column "app_user_id" appears twice in the header (columns 2 and 4); rename or remove one', [2, 3]),
   },
   {
     file: 'duplicate-field-columns.csv',
@@ -250,9 +259,9 @@ export const HOSTILE_CASES: HostileCase[] = [
   },
   {
     file: 'header-empty-name.csv',
-    what: 'a header with an empty column name: the file is refused at line 1',
+    what: 'a header with an empty column name: the header is refused at line 1, each row after it at its line with the header\'s reason',
     good: 0,
-    bad: [{ line: 1, reason: /^column 3 of the header has no name; name it or delete the column$/ }],
+    bad: badHeader(1, 'column 3 of the header has no name; name it or delete the column', [2, 3]),
   },
   {
     file: 'header-names-padded.csv',
