@@ -35,6 +35,14 @@ export const configSchema = z.object({
   /** how long a row waits in the worker for its user's request in flight before it goes back to the queue */
   userLockWaitMs: z.number().int().min(0),
   shutdownTimeoutMs: positiveInt,
+  /**
+   * BullMQ job lock of a row being sent, renewed every half of it while the worker lives. A worker killed with
+   * `kill -9` (or a machine that dies) leaves its rows active; they go back to the queue once their lock has
+   * expired and a stalled check (every `stalledIntervalMs`) has seen them twice: about lockDurationMs +
+   * 2 × stalledIntervalMs. BullMQ's defaults are 30 s each.
+   */
+  lockDurationMs: positiveInt,
+  stalledIntervalMs: positiveInt,
   ingestChunkSize: positiveInt.max(10000),
   /** The ingester pauses while the queue holds more rows than this waiting to be sent (0 = never pauses). */
   highWaterMark: z.number().int().min(0),
@@ -58,6 +66,9 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_TIMEOUT_MS: 'requestTimeoutMs',
   RC_MIGRATE_REPORT_DIR: 'reportDir',
   RC_MIGRATE_HIGH_WATER_MARK: 'highWaterMark',
+  RC_MIGRATE_LOCK_DURATION_MS: 'lockDurationMs',
+  RC_MIGRATE_STALLED_INTERVAL_MS: 'stalledIntervalMs',
+  RC_MIGRATE_USER_LOCK_MS: 'userLockMs',
   LOG_LEVEL: 'logLevel',
 };
 

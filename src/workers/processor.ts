@@ -15,6 +15,7 @@ import type { Outcome, ReceiptJobData, StateMismatch } from '../types.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import { TransientFailure } from './backoff.js';
 import { outcomeOf } from './outcome.js';
+import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 
 export interface ProcessorDeps {
@@ -30,6 +31,8 @@ export interface ProcessorDeps {
   /** how long a job waits in the worker for its user's request in flight before going back to the queue */
   userLockWaitMs?: number;
   metrics?: PipelineMetrics;
+  /** spaces the requests of every process evenly (see pacer.ts) */
+  pacer?: Pacer;
   /** how much earlier than expected_expires_at an expiry may be */
   expiryToleranceMs?: number;
   /** sees every answer before it is acted on: the rate controller learns limits and 429s from it */
@@ -69,6 +72,10 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
 
     let result: ApiResult;
     try {
+      if (deps.pacer && !(await deps.pacer.take())) {
+        await deps.userLock.release(data.body.app_user_id, lock);
+        return later(job, token, deps.userBusyDelayMs);
+      }
       result = await deps.client.postReceipt(data.platform, data.body);
     } finally {
       await deps.userLock.release(data.body.app_user_id, lock);

@@ -14,7 +14,8 @@ import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
-import { concurrencyFor, limiterFor, RateController } from './rateController.js';
+import { concurrencyFor, limiterFor, RATE_HEADROOM, RateController } from './rateController.js';
+import { Pacer } from './pacer.js';
 import { performance } from 'node:perf_hooks';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 
@@ -43,6 +44,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   const { config, logger } = deps;
   const rate = new RateController(deps.redis, config.prefix, { configuredRate: config.ratePerSecond, logger });
   const initial = await rate.start();
+  const pacer = new Pacer(deps.redis, config.prefix, initial.rate * RATE_HEADROOM);
   // Seconds per job, smoothed: with the rate it tells how many requests must be in flight.
   let jobSeconds: number | undefined;
   const ledgers = new Map<string, RunLedger>();
@@ -65,6 +67,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
     userBusyDelayMs: config.userBusyDelayMs,
     userLockWaitMs: config.userLockWaitMs,
+    pacer,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
       if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) await rate.limitAnnounced(result.headers.rateLimitPerMinute);
@@ -86,6 +89,9 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     concurrency: config.concurrency,
     limiter: limiterFor(initial.rate),
     maxStartedAttempts: MAX_STARTS,
+    // How soon the rows of a killed worker come back (config.ts): BullMQ's 30 s defaults unless configured.
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.stalledIntervalMs,
     maximumRateLimitDelay: Math.max(30_000, config.rateLimitDefaultWaitMs),
     settings: {
       backoffStrategy: (attemptsMade: number, type?: string, err?: Error) =>
@@ -117,6 +123,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   deps.metrics?.rate.set(initial.rate);
   rate.onChange((s) => {
     worker.opts.limiter = limiterFor(s.rate);
+    pacer.rate = s.rate * RATE_HEADROOM;
     deps.metrics?.rate.set(s.rate);
   });
   const resize = (): void => {
