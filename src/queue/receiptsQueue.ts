@@ -10,12 +10,16 @@ export const BACKOFF_TYPE = 'revenuecat';
 export type ReceiptsQueue = Queue<ReceiptJobData, void, string>;
 
 export function openReceiptsQueue(connection: ConnectionOptions, prefix: string): ReceiptsQueue {
-  return new Queue<ReceiptJobData, void, string>(RECEIPTS_QUEUE, {
+  const queue = new Queue<ReceiptJobData, void, string>(RECEIPTS_QUEUE, {
     connection,
     prefix,
     // The events stream is only for dashboards: cap it so a 50-million-row run does not grow it without bound.
     streams: { events: { maxLen: 10_000 } },
   });
+  // During a Redis outage the shared connection reports each failed reconnect here; without a listener Node
+  // prints them as raw stack traces. The commands' own Redis calls wait for the reconnection and go on.
+  queue.on('error', () => undefined);
+  return queue;
 }
 
 /** Finished jobs are removed: the run ledger holds every outcome, so Redis does not keep a job per row. */

@@ -1,0 +1,127 @@
+// A Redis of a test's own, as a child process: for tests that stop, kill or restart Redis, which must never
+// happen to the shared one. Append-only file on (fsync on every write) and no RDB snapshots, so a restart after
+// SIGKILL replays the AOF and holds every write Redis acknowledged, as a production Redis with AOF would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface PrivateRedis {
+  url: string;
+  port: number;
+  /** the data directory (the AOF lives under it) */
+  dir: string;
+  /** Kills Redis (SIGKILL by default: no chance to write anything more) and waits until it is gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again on the same port and directory (the AOF is replayed) and waits until it answers PING. */
+  start(): Promise<void>;
+  /** kill(), then start() after `downMs`. */
+  restart(downMs?: number): Promise<void>;
+  /** Kills it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+// Should the test process end without stopping them, its Redis servers go with it.
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** One PING over a raw socket: true on +PONG (a Redis still loading its AOF answers -LOADING). */
+function ping(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: '127.0.0.1' });
+    let reply = '';
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.on('error', () => done(false));
+    socket.on('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (d: Buffer) => {
+      reply += d.toString();
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+  });
+}
+
+/**
+ * Where the data directories go: tmpfs when the machine has one, else the temp dir; PRIVATE_REDIS_TMPDIR overrides.
+ * A Redis killed with SIGKILL loses nothing it had written (with appendfsync always it writes the AOF before it
+ * replies, and the page cache outlives the process), so fsync to a real disk would only slow the tests down.
+ */
+function dataRoot(): string {
+  return process.env.PRIVATE_REDIS_TMPDIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
+}
+
+export async function startPrivateRedis(opts: { dir?: string } = {}): Promise<PrivateRedis> {
+  const dir = opts.dir ?? (await mkdtemp(join(dataRoot(), 'rcm-redis-')));
+  const port = await freePort();
+  let child: ChildProcess | undefined;
+  let log = '';
+
+  const start = async (): Promise<void> => {
+    if (child) throw new Error('private Redis is already running');
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--maxmemory-policy', 'noeviction'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child = proc;
+    running.add(proc);
+    proc.stdout?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    proc.stderr?.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-4000)));
+    proc.on('exit', () => {
+      running.delete(proc);
+      if (child === proc) child = undefined;
+    });
+    const deadline = Date.now() + 15_000;
+    while (!(await ping(port))) {
+      if (child !== proc) throw new Error(`redis-server exited at start:\n${log}`);
+      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within 15 s:\n${log}`);
+      await sleep(25);
+    }
+  };
+
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const proc = child;
+    if (!proc) return;
+    const exited = once(proc, 'exit');
+    proc.kill(signal);
+    await exited;
+  };
+
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    dir,
+    kill,
+    start,
+    async restart(downMs = 0) {
+      await kill();
+      if (downMs > 0) await sleep(downMs);
+      await start();
+    },
+    async stop() {
+      await kill();
+      if (!opts.dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
