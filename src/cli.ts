@@ -7,19 +7,14 @@ import { EXIT } from './exitCodes.js';
 import type { ColumnOptions } from './ingest/columns.js';
 import { parsePlatform, PLATFORMS, isReceiptField } from './revenuecat/fields.js';
 import { createLogger } from './logger.js';
-import { runMigration } from './commands/run.js';
-import { ingestSources } from './commands/ingest.js';
-import { startWorkers } from './commands/work.js';
-import { reportRun } from './commands/report.js';
-import { retryRun } from './commands/retry.js';
-import { runStatus, type RunStatus } from './commands/status.js';
-import { addSchedule, deleteSchedule, schedules } from './commands/schedule.js';
-import { verifyMigration } from './commands/verify.js';
-import { PipelineMetrics } from './metrics/metrics.js';
+import type { RunStatus } from './commands/status.js';
+import type { PipelineMetrics } from './metrics/metrics.js';
 import { ingestProgressLine, runProgressBar } from './progress.js';
 import type { MonitorServer } from './metrics/server.js';
-import { startSandbox, parseSandboxOptions } from './sandbox/index.js';
 import type { Summary } from './reports/summary.js';
+
+// Each command loads its own modules when it runs: an `ingest` process then carries neither the HTTP client,
+// the report renderer, the sandbox nor the dashboard, and stays small on a 50-million-row file.
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -100,6 +95,7 @@ async function processMetrics(port: string | undefined): Promise<{ metrics?: Pip
   if (port === undefined) return {};
   const n = Number(port);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`--metrics-port ${port}: give a port number (0 picks a free one)`);
+  const { PipelineMetrics } = await import('./metrics/metrics.js');
   const metrics = new PipelineMetrics({ defaultMetrics: true });
   // Loaded only when asked for: express and the dashboard weigh ~25 MB that an ingest need not carry.
   const { startMonitorServer } = await import('./metrics/server.js');
@@ -181,7 +177,8 @@ export function buildProgram(): Command {
     // At a terminal a progress bar replaces the periodic progress log lines.
     const bar = process.stderr.isTTY ? runProgressBar() : undefined;
     try {
-      const result = await runMigration({
+      const { runMigration } = await import('./commands/run.js');
+    const result = await runMigration({
         config,
         logger,
         sources,
@@ -214,6 +211,7 @@ export function buildProgram(): Command {
     const config = configFrom(flags);
     const signal = stopOnSignals(() => undefined);
     const line = process.stderr.isTTY ? ingestProgressLine() : undefined;
+    const { ingestSources } = await import('./commands/ingest.js');
     const { result, exitCode } = await ingestSources({
       config,
       logger: createLogger(config.logLevel),
@@ -239,6 +237,7 @@ export function buildProgram(): Command {
     const config = configFrom(flags);
     const logger = createLogger(config.logLevel);
     const { metrics, server } = await processMetrics(flags.metricsPort);
+    const { startWorkers } = await import('./commands/work.js');
     const workers = await startWorkers({ config, logger, ...(metrics ? { metrics } : {}) });
     const stopped = new Promise<'signal'>((resolve) => stopOnSignals(() => resolve('signal')));
     const why = await Promise.race([stopped, workers.fatal]);
@@ -261,6 +260,7 @@ export function buildProgram(): Command {
     .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
     .action(async (flags: ConfigFlags & { runId: string }) => {
       const config = configFrom(flags);
+      const { reportRun } = await import('./commands/report.js');
       const { summary, files, exitCode } = await reportRun({ config, runId: flags.runId, ...(flags.out ? { outDir: flags.out } : {}) });
       printSummary(summary, files.dir);
       process.exitCode = exitCode;
@@ -279,6 +279,7 @@ export function buildProgram(): Command {
     const config = configFrom(flags);
     const signal = stopOnSignals(() => undefined);
     const codes = flags.codes?.split(',').map((c) => c.trim()).filter((c) => c !== '');
+    const { retryRun } = await import('./commands/retry.js');
     const result = await retryRun({
       config,
       logger: createLogger(config.logLevel),
@@ -306,6 +307,7 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'log level (env LOG_LEVEL)')
     .action(async (flags: ConfigFlags & { runId: string; v1?: boolean }) => {
       const config = configFrom(flags);
+      const { verifyMigration } = await import('./commands/verify.js');
       const { result, summary, files, exitCode } = await verifyMigration({
         config,
         logger: createLogger(config.logLevel),
@@ -328,6 +330,7 @@ export function buildProgram(): Command {
     .option('--redis <url>', 'Redis URL (env REDIS_URL)')
     .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)')
     .action(async (flags: ConfigFlags & { runId: string; json?: boolean }) => {
+      const { runStatus } = await import('./commands/status.js');
       const status = await runStatus({ config: configFrom(flags), runId: flags.runId });
       process.stdout.write(flags.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatus(flags.runId, status));
       process.exitCode = status.status === 'complete' ? EXIT.OK : status.status === 'stopped' ? EXIT.FATAL : EXIT.INCOMPLETE;
@@ -348,6 +351,7 @@ export function buildProgram(): Command {
       .option('--prefix <prefix>', 'Redis key prefix (env RC_MIGRATE_PREFIX)'),
   ).action(async (templates: string[], flags: ConfigFlags & ColumnFlags & { cron?: string; tz?: string; id: string; daysAgo: string; list?: boolean; remove?: string }) => {
     const config = configFrom(flags);
+    const { addSchedule, deleteSchedule, schedules } = await import('./commands/schedule.js');
     if (flags.list) {
       const all = await schedules(config);
       if (all.length === 0) process.stdout.write('no schedules\n');
@@ -406,6 +410,7 @@ export function buildProgram(): Command {
     .option('--hang-rate <rate>', 'share of requests never answered (0..1)')
     .option('--seed <n>', 'seed of the fault generator')
     .action(async (flags: Record<string, string | string[] | boolean | undefined>) => {
+      const { startSandbox, parseSandboxOptions } = await import('./sandbox/index.js');
       const options = parseSandboxOptions({
         port: flags.port,
         host: flags.host,

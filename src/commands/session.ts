@@ -12,7 +12,7 @@ import type { Summary } from '../reports/summary.js';
 import type { RunState } from '../types.js';
 import { writeReport, type ReportFiles } from '../reports/writeReport.js';
 import { RevenueCatClient } from '../revenuecat/client.js';
-import { startReceiptWorker } from '../workers/receiptWorker.js';
+import { startReceiptWorker, type ReceiptWorker } from '../workers/receiptWorker.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import { openContext, type Context } from './context.js';
 import { exitCodeOf } from './exitCode.js';
@@ -61,21 +61,9 @@ export async function workAndReport(opts: SessionOptions, work: (ctx: Context, l
     });
   }, 250);
   try {
-    const previous = await ctx.fatal.clear();
-    if (previous) log.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
     const ledger = ctx.ledger(runId);
-    const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
     // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
-    const worker = await startReceiptWorker({
-      config,
-      connection: ctx.redis,
-      redis: ctx.redis,
-      queue: ctx.queue,
-      fatal: ctx.fatal,
-      client,
-      logger,
-      ...(opts.metrics ? { metrics: opts.metrics } : {}),
-    });
+    const { worker, client } = await startSending(ctx, { config, apiKey, logger, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
     const watcher = watchProgress(ledger, log, opts.progressEveryMs ?? 5000, opts.onState);
     try {
       await work(ctx, ledger, stop.signal, log);
@@ -96,6 +84,31 @@ export async function workAndReport(opts: SessionOptions, work: (ctx: Context, l
     opts.signal?.removeEventListener('abort', onAbort);
     await ctx.close();
   }
+}
+
+/**
+ * What every sending process does first: resume a queue that a fatal answer stopped (the process was started
+ * because the cause was fixed), then start a worker with its own keep-alive client.
+ */
+export async function startSending(
+  ctx: Context,
+  opts: { config: Config; apiKey: string; logger: Logger; metrics?: PipelineMetrics },
+): Promise<{ worker: ReceiptWorker; client: RevenueCatClient }> {
+  const { config, logger } = opts;
+  const previous = await ctx.fatal.clear();
+  if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
+  const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey: opts.apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
+  const worker = await startReceiptWorker({
+    config,
+    connection: ctx.redis,
+    redis: ctx.redis,
+    queue: ctx.queue,
+    fatal: ctx.fatal,
+    client,
+    logger,
+    ...(opts.metrics ? { metrics: opts.metrics } : {}),
+  });
+  return { worker, client };
 }
 
 /** Polls the run's counters until every queued row has an outcome, or until stopped. */

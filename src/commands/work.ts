@@ -1,10 +1,9 @@
 // `work`: long-running workers that send whatever any run has queued, on as many machines as you like.
 import { requireApiKey, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { RevenueCatClient } from '../revenuecat/client.js';
-import { startReceiptWorker } from '../workers/receiptWorker.js';
 import { startScheduledRuns } from '../schedule/scheduledRuns.js';
 import { openContext } from './context.js';
+import { startSending } from './session.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export interface Workers {
@@ -18,19 +17,7 @@ export async function startWorkers(opts: { config: Config; logger: Logger; metri
   const { config, logger } = opts;
   const apiKey = requireApiKey(config);
   const ctx = await openContext(config);
-  const previous = await ctx.fatal.clear();
-  if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
-  const client = new RevenueCatClient({ baseUrl: config.apiUrl, apiKey, timeoutMs: config.requestTimeoutMs, connections: config.connections });
-  const worker = await startReceiptWorker({
-    config,
-    connection: ctx.redis,
-    redis: ctx.redis,
-    queue: ctx.queue,
-    fatal: ctx.fatal,
-    client,
-    logger,
-    ...(opts.metrics ? { metrics: opts.metrics } : {}),
-  });
+  const { worker, client } = await startSending(ctx, { config, apiKey, logger, ...(opts.metrics ? { metrics: opts.metrics } : {}) });
   // Scheduled runs (rc-migrate schedule) are started by whichever worker process picks up their firing.
   const scheduled = startScheduledRuns({ config, connection: ctx.redis, redis: ctx.redis, receipts: ctx.queue, fatal: ctx.fatal, logger });
   let watch: NodeJS.Timeout | undefined;

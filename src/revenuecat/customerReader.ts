@@ -22,6 +22,7 @@
 // errors are retried with exponential backoff. Each request is tried at most `maxTries` times.
 // `read()` never throws for HTTP or network problems, and the key never appears in anything it returns.
 
+import { retryDelay } from '../workers/backoff.js';
 import { Pool } from 'undici';
 import { bodyBackoffMs, networkErrorKind, parseBody, parseRetryAfter, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
 import { isActive, isSubscriber, type Subscriber } from './subscriber.js';
@@ -462,8 +463,7 @@ export class CustomerReader {
   }
 
   #backoff(attempt: number): number {
-    const ceiling = Math.min(this.#backoffMaxMs, this.#backoffBaseMs * 2 ** (attempt - 1));
-    return Math.round(ceiling / 2 + Math.random() * (ceiling / 2));
+    return retryDelay(attempt, undefined, { baseMs: this.#backoffBaseMs, maxMs: this.#backoffMaxMs });
   }
 
   async #send(path: string, domain: 'customer_information' | 'project_configuration'): Promise<Reply & { retryAfterMs?: number }> {
