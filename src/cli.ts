@@ -210,17 +210,27 @@ export function buildProgram(): Command {
   ).action(async (sources: string[], flags: ConfigFlags & ColumnFlags & { runId: string }) => {
     const config = configFrom(flags);
     const signal = stopOnSignals(() => undefined);
+    const logger = createLogger(config.logLevel);
+    // At a terminal a progress line; elsewhere a log line every 5 s.
     const line = process.stderr.isTTY ? ingestProgressLine() : undefined;
+    let lastLog = Date.now();
+    const onProgress =
+      line?.onProgress ??
+      ((p: { source: string; line: number; rowsRead: number }): void => {
+        if (Date.now() - lastLog < 5000) return;
+        lastLog = Date.now();
+        logger.info({ run: flags.runId, source: p.source, line: p.line, read: p.rowsRead }, 'progress');
+      });
     const { ingestSources } = await import('./commands/ingest.js');
     const { result, exitCode } = await ingestSources({
       config,
-      logger: createLogger(config.logLevel),
+      logger,
       sources,
       runId: flags.runId,
       columns: columnsFrom(flags),
       force: flags.force === true,
       signal,
-      ...(line ? { onProgress: line.onProgress } : {}),
+      onProgress,
     }).finally(() => line?.stop());
     process.stdout.write(
       `run ${flags.runId}: queued ${result.queued}, rejected ${result.rejected}, duplicates ${result.duplicates}, already migrated ${result.alreadyMigrated}, already done ${result.alreadyDone}, resumed past ${result.resumedRows}${result.aborted ? ' (interrupted)' : ''}\n`,
