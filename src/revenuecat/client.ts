@@ -117,39 +117,48 @@ export class RevenueCatClient {
     if (platform !== undefined) headers['x-platform'] = platform;
     if (body !== undefined) headers['content-type'] = 'application/json';
 
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`request timed out after ${this.#timeoutMs} ms`));
-    }, this.#timeoutMs);
-    try {
-      const res = await this.#pool.request({
-        method,
-        path: this.#prefix + path,
-        headers,
-        body,
-        signal: controller.signal,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-      });
-      const text = this.#redact(await res.body.text());
-      // undici marks the connection idle on the next turn of the event loop; without this yield a caller that
-      // sends its next request straight away finds it busy and the pool opens a second socket.
-      await new Promise<void>((resolve) => setImmediate(resolve));
-      const parsed = parseBody(text);
-      return { kind: 'response', status: res.statusCode, body: parsed, headers: readMeta(res.headers, parsed), durationMs: elapsed() };
-    } catch (err) {
-      const error = timedOut ? 'timeout' : networkErrorKind(err);
-      const message = timedOut ? `request timed out after ${this.#timeoutMs} ms` : this.#redact(describeError(err));
-      return { kind: 'network', error, message, durationMs: elapsed() };
-    } finally {
-      clearTimeout(timer);
-    }
+    const sent = await requestWithDeadline(this.#pool, { method, path: this.#prefix + path, headers, ...(body !== undefined ? { body } : {}) }, this.#timeoutMs);
+    if (!sent.ok) return { kind: 'network', error: sent.error, message: this.#redact(sent.message), durationMs: elapsed() };
+    const parsed = parseBody(this.#redact(sent.text));
+    return { kind: 'response', status: sent.status, body: parsed, headers: readMeta(sent.headers, parsed), durationMs: elapsed() };
   }
 
   #redact(text: string): string {
     return text.split(this.#apiKey).join(REDACTED);
+  }
+}
+
+export type TimedResult =
+  | { ok: true; status: number; headers: RawHeaders; text: string }
+  | { ok: false; error: NetworkErrorKind; message: string };
+
+/**
+ * One HTTP request with one deadline for connecting, headers and body together. Never throws: network
+ * problems come back as a kind (timeout, reset, refused, other) and a message (which the caller redacts).
+ */
+export async function requestWithDeadline(
+  pool: Pool,
+  req: { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string },
+  timeoutMs: number,
+): Promise<TimedResult> {
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new Error(`request timed out after ${timeoutMs} ms`));
+  }, timeoutMs);
+  try {
+    const res = await pool.request({ ...req, signal: controller.signal, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const text = await res.body.text();
+    // undici marks the connection idle on the next turn of the event loop; without this yield a caller that
+    // sends its next request straight away finds it busy and the pool opens a second socket.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    return { ok: true, status: res.statusCode, headers: res.headers as RawHeaders, text };
+  } catch (err) {
+    if (timedOut) return { ok: false, error: 'timeout', message: `request timed out after ${timeoutMs} ms` };
+    return { ok: false, error: networkErrorKind(err), message: describeError(err) };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -165,9 +174,10 @@ export function parseBody(text: string): unknown {
   return { raw: text.slice(0, RAW_BODY_LIMIT) };
 }
 
-type RawHeaders = Record<string, string | string[] | undefined>;
+export type RawHeaders = Record<string, string | string[] | undefined>;
 
-function header(headers: RawHeaders, name: string): string | undefined {
+/** A response header's first value. */
+export function header(headers: RawHeaders, name: string): string | undefined {
   const v = headers[name];
   return Array.isArray(v) ? v[0] : v;
 }

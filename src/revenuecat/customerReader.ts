@@ -24,7 +24,7 @@
 
 import { retryDelay } from '../workers/backoff.js';
 import { Pool } from 'undici';
-import { bodyBackoffMs, networkErrorKind, parseBody, parseRetryAfter, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
+import { bodyBackoffMs, header, parseBody, parseRetryAfter, requestWithDeadline, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
 import { isActive, isSubscriber, type Subscriber } from './subscriber.js';
 
 export interface CustomerState {
@@ -467,34 +467,17 @@ export class CustomerReader {
   }
 
   async #send(path: string, domain: 'customer_information' | 'project_configuration'): Promise<Reply & { retryAfterMs?: number }> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort(new Error(`request timed out after ${this.#timeoutMs} ms`));
-    }, this.#timeoutMs);
-    try {
-      const res = await this.#pool.request({
-        method: 'GET',
-        path: this.#prefix + path,
-        headers: { authorization: `Bearer ${this.#key}`, accept: 'application/json', 'user-agent': this.#userAgent },
-        signal: controller.signal,
-        headersTimeout: this.#timeoutMs,
-        bodyTimeout: this.#timeoutMs,
-      });
-      const body = parseBody(this.#redact(await res.body.text()));
-      await new Promise<void>((resolve) => setImmediate(resolve)); // let undici mark the socket idle (see client.ts)
-      // Limits are per domain: only the customer domain's limit paces the customer reads.
-      if (domain === 'customer_information') this.#followLimit(header(res.headers, 'revenuecat-rate-limit-current-limit'));
-      const retryAfterMs = parseRetryAfter(header(res.headers, 'retry-after'));
-      return { kind: 'response', status: res.statusCode, body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
-    } catch (err) {
-      const error = timedOut ? 'timeout' : networkErrorKind(err);
-      const message = timedOut ? `request timed out after ${this.#timeoutMs} ms` : this.#redact(err instanceof Error ? err.message : String(err));
-      return { kind: 'network', error, message };
-    } finally {
-      clearTimeout(timer);
-    }
+    const sent = await requestWithDeadline(
+      this.#pool,
+      { method: 'GET', path: this.#prefix + path, headers: { authorization: `Bearer ${this.#key}`, accept: 'application/json', 'user-agent': this.#userAgent } },
+      this.#timeoutMs,
+    );
+    if (!sent.ok) return { kind: 'network', error: sent.error, message: this.#redact(sent.message) };
+    const body = parseBody(this.#redact(sent.text));
+    // Limits are per domain: only the customer domain's limit paces the customer reads.
+    if (domain === 'customer_information') this.#followLimit(header(sent.headers, 'revenuecat-rate-limit-current-limit'));
+    const retryAfterMs = parseRetryAfter(header(sent.headers, 'retry-after'));
+    return { kind: 'response', status: sent.status, body, ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) };
   }
 
   /** The API's per-minute limit, when lower than ours, caps our pace (never above the configured rate). */
@@ -584,7 +567,3 @@ function describePath(path: string): string {
   return path.replace(/\/customers\/[^/]+/, '/customers/{id}');
 }
 
-function header(headers: Record<string, string | string[] | undefined>, name: string): string | undefined {
-  const v = headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
