@@ -59,28 +59,11 @@ export class RevenueCatClient {
     if (!Number.isInteger(connections) || connections < 1) throw new Error(`connections must be a positive integer (got ${String(connections)})`);
     this.#apiKey = opts.apiKey;
 
-    let url: URL;
-    try {
-      url = new URL(opts.baseUrl);
-    } catch {
-      throw new Error(`invalid RevenueCat base URL: ${this.#redact(String(opts.baseUrl))}`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new Error(`RevenueCat base URL must be http or https (got ${url.protocol})`);
-    }
-    if (url.search !== '' || url.hash !== '') throw new Error('RevenueCat base URL must not carry a query string or fragment');
-    this.#prefix = url.pathname.replace(/\/+$/, '');
+    const { pool, prefix } = openApiPool(opts.baseUrl, { connections, timeoutMs: opts.timeoutMs }, (t) => this.#redact(t));
+    this.#pool = pool;
+    this.#prefix = prefix;
     this.#timeoutMs = opts.timeoutMs;
     this.#userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
-    this.#pool = new Pool(url.origin, {
-      connections,
-      // undici's own timers back up the AbortSignal below; both end as 'timeout'.
-      headersTimeout: opts.timeoutMs,
-      bodyTimeout: opts.timeoutMs,
-      connect: { timeout: opts.timeoutMs },
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 60_000,
-    });
   }
 
   /** POST /v1/receipts. Always sends `create_events: false` and `should_update_last_seen_fields: false`. */
@@ -126,6 +109,30 @@ export class RevenueCatClient {
   #redact(text: string): string {
     return text.split(this.#apiKey).join(REDACTED);
   }
+}
+
+/**
+ * A keep-alive connection pool to the API's origin, and the path prefix requests go under (a base URL may carry
+ * one, e.g. behind a proxy). undici's own timers back up each request's deadline; both end as 'timeout'.
+ */
+export function openApiPool(baseUrl: string, opts: { connections: number; timeoutMs: number }, redact: (text: string) => string): { pool: Pool; prefix: string } {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new Error(`invalid RevenueCat base URL: ${redact(String(baseUrl))}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`RevenueCat base URL must be http or https (got ${url.protocol})`);
+  if (url.search !== '' || url.hash !== '') throw new Error('RevenueCat base URL must not carry a query string or fragment');
+  const pool = new Pool(url.origin, {
+    connections: opts.connections,
+    headersTimeout: opts.timeoutMs,
+    bodyTimeout: opts.timeoutMs,
+    connect: { timeout: opts.timeoutMs },
+    keepAliveTimeout: 4_000,
+    keepAliveMaxTimeout: 60_000,
+  });
+  return { pool, prefix: url.pathname.replace(/\/+$/, '') };
 }
 
 export type TimedResult =

@@ -23,8 +23,8 @@
 // `read()` never throws for HTTP or network problems, and the key never appears in anything it returns.
 
 import { retryDelay } from '../workers/backoff.js';
-import { Pool } from 'undici';
-import { bodyBackoffMs, header, parseBody, parseRetryAfter, requestWithDeadline, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
+import type { Pool } from 'undici';
+import { bodyBackoffMs, header, parseBody, parseRetryAfter, openApiPool, requestWithDeadline, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
 import { isActive, isSubscriber, type Subscriber } from './subscriber.js';
 
 export interface CustomerState {
@@ -204,15 +204,9 @@ export class CustomerReader {
     if (!Number.isFinite(burst) || burst < 1) throw new Error(`burst must be at least 1 (got ${String(burst)})`);
     this.#key = o.secretKey;
 
-    let url: URL;
-    try {
-      url = new URL(o.baseUrl);
-    } catch {
-      throw new Error(`invalid RevenueCat base URL: ${this.#redact(String(o.baseUrl))}`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`RevenueCat base URL must be http or https (got ${url.protocol})`);
-    if (url.search !== '' || url.hash !== '') throw new Error('RevenueCat base URL must not carry a query string or fragment');
-    this.#prefix = url.pathname.replace(/\/+$/, '');
+    const { pool, prefix } = openApiPool(o.baseUrl, { connections, timeoutMs: o.timeoutMs }, (t) => this.#redact(t));
+    this.#pool = pool;
+    this.#prefix = prefix;
     this.#api = o.api;
     this.#projectPath = `/v2/projects/${encodeURIComponent(o.projectId ?? '')}`;
     this.#timeoutMs = o.timeoutMs;
@@ -223,14 +217,6 @@ export class CustomerReader {
     this.#configuredRate = o.ratePerMinute;
     this.#ceiling = o.ratePerMinute;
     this.#bucket = new TokenBucket(o.ratePerMinute, burst);
-    this.#pool = new Pool(url.origin, {
-      connections,
-      headersTimeout: o.timeoutMs,
-      bodyTimeout: o.timeoutMs,
-      connect: { timeout: o.timeoutMs },
-      keepAliveTimeout: 4_000,
-      keepAliveMaxTimeout: 60_000,
-    });
   }
 
   /** The pace in force (requests per minute): the configured rate, or the API's lower limit once seen. */
