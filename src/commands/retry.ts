@@ -1,7 +1,7 @@
 // `retry`: sends a run's failed rows again, as a new attempt of the same run. By default only rows that failed
 // for reasons that may pass now (timeouts, 5xx, store outages) once their attempts ran out; the run's report
 // then shows each row's latest outcome, and history.csv the ones they replaced.
-import { checkRunId, ConfigError, type Config } from '../config.js';
+import { checkRunId, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { enqueueRows } from '../queue/receiptsQueue.js';
 import { ERROR_CODES, TRANSIENT_STATUSES } from '../revenuecat/classify.js';
@@ -45,8 +45,7 @@ function selected(o: Outcome, opts: RetryOptions): boolean {
 const CHUNK = 500;
 
 async function requeue(ctx: Awaited<ReturnType<typeof openContext>>, opts: RetryOptions): Promise<number> {
-  const ledger = ctx.ledger(opts.runId);
-  if (!(await ledger.exists())) throw new ConfigError(`no run "${opts.runId}" in Redis at prefix "${opts.config.prefix}": check --run-id and REDIS_URL`);
+  const ledger = await ctx.existingLedger(opts.runId);
   let batch: { job: ReceiptJobData; fp: string; stored: string }[] = [];
   let requeued = 0;
   const flush = async (): Promise<void> => {

@@ -1,7 +1,7 @@
 // `status`: where a run stands, from any machine: counts so far, the rate it is going at, an ETA, and its
 // most recent errors.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkRunId, ConfigError, type Config } from '../config.js';
+import { checkRunId, type Config } from '../config.js';
 import type { RecentError } from '../ledger/runLedger.js';
 import { queuedRows } from '../queue/highWater.js';
 import { rateKey } from '../workers/rateController.js';
@@ -27,8 +27,7 @@ export async function runStatus(opts: { config: Config; runId: string; sampleMs?
   const runId = checkRunId(opts.runId);
   const ctx = await openContext(opts.config);
   try {
-    const ledger = ctx.ledger(runId);
-    if (!(await ledger.exists())) throw new ConfigError(`no run "${runId}" in Redis at prefix "${opts.config.prefix}": check --run-id and REDIS_URL`);
+    const ledger = await ctx.existingLedger(runId);
     const before = await ledger.state();
     const sampleMs = opts.sampleMs ?? 2000;
     if (!before.complete && sampleMs > 0) await sleep(sampleMs);

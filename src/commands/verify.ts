@@ -1,16 +1,15 @@
 // `verify`: a second pass after a run. Reads each migrated user's current state (API v2, without side effects;
 // v1 only when asked) and compares it with what the import answered and what the rows expected. The result
 // goes into the run's report: mismatches.csv, summary.json's `verify`, report.html.
-import { join } from 'node:path';
 import { checkRunId, ConfigError, type Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
 import type { Logger } from '../logger.js';
 import type { Summary } from '../reports/summary.js';
 import { verifyRun, type VerifyResult } from '../reports/verify.js';
-import { writeReport, type ReportFiles } from '../reports/writeReport.js';
+import type { ReportFiles } from '../reports/writeReport.js';
 import { CustomerReader } from '../revenuecat/customerReader.js';
 import { openContext } from './context.js';
-import { exitCodeOf } from './exitCode.js';
+import { writeRunReport } from './report.js';
 
 export interface VerifyCommandOptions {
   config: Config;
@@ -46,8 +45,7 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<{ res
     ratePerMinute: config.verifyRatePerMinute,
   });
   try {
-    const ledger = ctx.ledger(runId);
-    if (!(await ledger.exists())) throw new ConfigError(`no run "${runId}" in Redis at prefix "${config.prefix}": check --run-id and REDIS_URL`);
+    const ledger = await ctx.existingLedger(runId);
     const log = opts.logger.child({ run: runId });
     log.info({ api }, 'verify started');
     const result = await verifyRun({ ledger, reader, concurrency: config.verifyConcurrency, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
@@ -64,8 +62,7 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<{ res
       result.mismatches,
     );
     if (result.aborted) log.error({ reason: result.aborted.reason }, `verify stopped early: ${result.aborted.message}`);
-    const { summary, files } = await writeReport(ledger, { dir: opts.outDir ?? join(config.reportDir, runId) });
-    return { result, summary, files, exitCode: exitCodeOf(summary) };
+    return { result, ...(await writeRunReport(ctx, ledger, opts.outDir)) };
   } finally {
     await reader.close();
     await ctx.close();
