@@ -15,7 +15,7 @@ import { ingestSources } from '../src/commands/ingest.js';
 import { runMigration } from '../src/commands/run.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { openReceiptsQueue, type ReceiptsQueue } from '../src/queue/receiptsQueue.js';
-import { openRedis } from '../src/redis.js';
+import { openRedis } from '../src/redis/connection.js';
 import { silentLogger } from '../src/logger.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 import type { RunState } from '../src/types.js';

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ingestSources } from '../src/commands/ingest.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
-import { openRedis } from '../src/redis.js';
+import { openRedis } from '../src/redis/connection.js';
 import { silentLogger } from '../src/logger.js';
 import { redisUrl } from './support/redis.js';
 import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';

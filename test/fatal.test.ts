@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runMigration } from '../src/commands/run.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
-import { openRedis } from '../src/redis.js';
+import { openRedis } from '../src/redis/connection.js';
 import { silentLogger } from '../src/logger.js';
 import { redisUrl } from './support/redis.js';
 import { testConfig, token, writeCsv } from './support/harness.js';

@@ -6,7 +6,7 @@ import { ingestSources } from '../src/commands/ingest.js';
 import { startWorkers } from '../src/commands/work.js';
 import { reportRun } from '../src/commands/report.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
-import { openRedis } from '../src/redis.js';
+import { openRedis } from '../src/redis/connection.js';
 import { silentLogger } from '../src/logger.js';
 import { redisUrl } from './support/redis.js';
 import { testConfig, token, writeCsv } from './support/harness.js';

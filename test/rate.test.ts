@@ -10,7 +10,7 @@ import { startWorkers } from '../src/commands/work.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { queuedRows } from '../src/queue/highWater.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
-import { openRedis } from '../src/redis.js';
+import { openRedis } from '../src/redis/connection.js';
 import { rateKey } from '../src/workers/rateController.js';
 import { silentLogger } from '../src/logger.js';
 import type { Config } from '../src/config.js';

@@ -12,7 +12,7 @@ import { parse } from 'csv-parse';
 // dist/ as chosen by the benchmark (BENCH_DIST: its private copy of the build).
 const DIST = process.env.BENCH_DIST ?? fileURLToPath(new URL('../../dist', import.meta.url));
 const dist = (path) => import(pathToFileURL(`${DIST}/${path}`).href);
-const { connectRedis } = await dist('redis.js');
+const { connectRedis } = await dist('redis/connection.js');
 const { openReceiptsQueue, receiptJobOptions, RECEIPT_JOB } = await dist('queue/receiptsQueue.js');
 const { jobIdOf } = await dist('ledger/keys.js');
 const { fingerprint } = await dist('ingest/fingerprint.js');

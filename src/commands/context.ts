@@ -4,7 +4,7 @@ import { ConfigError, type Config } from '../config.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import { FatalStop } from '../queue/fatalStop.js';
 import { openReceiptsQueue, type ReceiptsQueue } from '../queue/receiptsQueue.js';
-import { connectRedis } from '../redis.js';
+import { connectRedis } from '../redis/connection.js';
 
 export interface Context {
   config: Config;

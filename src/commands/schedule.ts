@@ -2,7 +2,7 @@
 // turns into runs.
 import type { Config } from '../config.js';
 import { listSchedules, openRunsQueue, removeSchedule, upsertSchedule, type ScheduleInfo, type ScheduleSpec } from '../schedule/scheduler.js';
-import { connectRedis } from '../redis.js';
+import { connectRedis } from '../redis/connection.js';
 
 async function withRunsQueue<T>(config: Config, fn: (queue: ReturnType<typeof openRunsQueue>) => Promise<T>): Promise<T> {
   const redis = await connectRedis(config.redisUrl);

@@ -1,7 +1,7 @@
 // One place that opens Redis connections, so every part of the tool gets the options BullMQ needs and a
 // connection error that says what to do instead of a stack trace.
 import { Redis, type RedisOptions } from 'ioredis';
-import { ConfigError } from './config.js';
+import { ConfigError } from '../config.js';
 
 /** Options BullMQ requires on connections used by Workers (blocking commands must never give up). */
 export function redisOptions(extra: RedisOptions = {}): RedisOptions {
