@@ -1,14 +1,25 @@
-// Configuration is read once at start-up, in three layers (config/default.json, then the environment, then
-// flags) and validated as a whole, so that a wrong value stops the process before any row is read or sent.
+// Configuration is read once at start-up, in four layers (config/default.json, then the user's config file
+// named by --config or RC_MIGRATE_CONFIG, then the environment, then flags) and validated as a whole, so that
+// a wrong value stops the process before any row is read or sent.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 const positiveInt = z.number().int().positive();
+/** A share of something, strictly between 0 and 1 (a factor that lowers a rate). */
+const fraction = z.number().gt(0).lt(1);
 
 export const configSchema = z.object({
   redisUrl: z
     .string()
     .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379'),
+  /**
+   * Seed nodes of a Redis Cluster ("host:port,host:port,…", or redis:// / rediss:// URLs): when set, every
+   * connection is a cluster connection, and redisUrl only lends its user, password and TLS (src/redis/connection.ts).
+   */
+  redisClusterNodes: z
+    .string()
+    .regex(/^\s*[^\s,]+(\s*,\s*[^\s,]+)*\s*,?\s*$/, 'must list seed nodes as host:port,host:port,… (or redis:// / rediss:// URLs)')
+    .optional(),
   /** Key prefix of every Redis key the tool writes (queues, run ledgers): lets several tools or tests share one Redis. */
   prefix: z.string().regex(/^[A-Za-z0-9_{}.-]+$/, 'may hold letters, digits, _ . - { } only (no ":")'),
   apiUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.revenuecat.com' }),
@@ -43,6 +54,32 @@ export const configSchema = z.object({
    */
   lockDurationMs: positiveInt,
   stalledIntervalMs: positiveInt,
+  /** BullMQ: how many times a row may be found stalled (its worker died) before it fails for good. */
+  maxStalledCount: z.number().int().min(0),
+  /** How many times a row may be started (rate-limited or its user busy) before it fails as too_many_starts. */
+  maxStarts: positiveInt,
+  /** Longest a request waits in the worker for its slot of the pacer's schedule before going back to the queue. */
+  pacerMaxWaitMs: positiveInt,
+  /** Adaptive rate (workers/rateController.ts): a 429 above the announced limit multiplies the rate by this. */
+  rateDecreaseFactor: fraction,
+  /** A 429 at or under the API's announced limit (timing jitter at the window's edge) multiplies it by this. */
+  rateJitterDecreaseFactor: fraction,
+  /** Minimum time between two decreases: one burst of 429s is one signal. */
+  rateDecreaseCooldownMs: positiveInt,
+  /** Quiet time without a 429 before each increase. */
+  rateIncreaseEveryMs: positiveInt,
+  /** Each increase, as a share of the ceiling. */
+  rateIncreaseStep: fraction,
+  /** Share of the rate the pacer spaces requests for, so that a few ms of jitter never exceed the limit. */
+  rateHeadroom: z.number().gt(0).max(1),
+  /** How much earlier than expected an expiry may be before it is a mismatch (expected_expires_at, verify). */
+  expiryToleranceMs: z.number().int().min(0),
+  /** S3 sources: endpoint of an S3-compatible store (absent = AWS). */
+  s3Endpoint: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL, e.g. http://127.0.0.1:9000 (unset it for AWS)' }).optional(),
+  /** S3 sources: path-style addressing (http://host/bucket/key), which S3-compatible stores often need. */
+  s3ForcePathStyle: z.boolean({ error: 'must be true, 1, false or 0' }).optional(),
+  /** S3 sources: the region (absent = the AWS profile's region, else us-east-1). */
+  s3Region: z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as eu-west-1').optional(),
   ingestChunkSize: positiveInt.max(10000),
   /** The ingester pauses while the queue holds more rows than this waiting to be sent (0 = never pauses). */
   highWaterMark: z.number().int().min(0),
@@ -55,6 +92,7 @@ export type Config = z.infer<typeof configSchema>;
 /** Environment variables and the config keys they set. Numbers are parsed before validation. */
 const ENV_KEYS: Record<string, keyof Config> = {
   REDIS_URL: 'redisUrl',
+  REDIS_CLUSTER_NODES: 'redisClusterNodes',
   RC_MIGRATE_PREFIX: 'prefix',
   REVENUECAT_API_URL: 'apiUrl',
   REVENUECAT_API_KEY: 'apiKey',
@@ -70,7 +108,15 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_STALLED_INTERVAL_MS: 'stalledIntervalMs',
   RC_MIGRATE_USER_LOCK_MS: 'userLockMs',
   LOG_LEVEL: 'logLevel',
+  S3_ENDPOINT: 's3Endpoint',
+  S3_FORCE_PATH_STYLE: 's3ForcePathStyle',
+  // AWS_REGION wins over AWS_DEFAULT_REGION (the AWS SDK's order): later entries override earlier ones.
+  AWS_DEFAULT_REGION: 's3Region',
+  AWS_REGION: 's3Region',
 };
+
+/** The environment variable naming the user's config file (the --config flag wins over it). */
+export const CONFIG_FILE_ENV = 'RC_MIGRATE_CONFIG';
 
 /** Environment variables naming a file that holds a key; they win over the variable holding the key itself. */
 const SECRET_FILES: Record<string, keyof Config> = {
@@ -87,11 +133,12 @@ function readDefaults(): Record<string, unknown> {
   return JSON.parse(readFileSync(url, 'utf8')) as Record<string, unknown>;
 }
 
-const NUMERIC = new Set<keyof Config>(
-  Object.entries(configSchema.shape)
-    .filter(([, s]) => s instanceof z.ZodNumber)
-    .map(([k]) => k as keyof Config),
-);
+/** The schema of a key without its optional wrapper: what a string from the environment is parsed into. */
+function baseOf(schema: z.ZodType): z.ZodType {
+  return schema instanceof z.ZodOptional ? baseOf(schema.unwrap() as z.ZodType) : schema;
+}
+
+const KINDS = Object.fromEntries(Object.entries(configSchema.shape).map(([k, s]) => [k, baseOf(s as z.ZodType)])) as Record<keyof Config, z.ZodType>;
 
 /** "20", "20/s", "1200/min", "72000/h": requests per second. undefined when it is none of those. */
 export function parseRate(value: string): number | undefined {
@@ -101,26 +148,73 @@ export function parseRate(value: string): number | undefined {
   return Number(m[1]) / (per === 'h' ? 3600 : per === 'm' ? 60 : 1);
 }
 
+/** Strings (from the environment, flags or a file) become the number or boolean their key holds. */
 function coerce(key: keyof Config, value: unknown): unknown {
-  if (key === 'ratePerSecond' && typeof value === 'string') return parseRate(value) ?? value;
-  if (typeof value === 'string' && NUMERIC.has(key)) {
+  if (typeof value !== 'string') return value;
+  if (key === 'ratePerSecond') return parseRate(value) ?? value;
+  const kind = KINDS[key];
+  if (kind instanceof z.ZodNumber) {
     const n = Number(value);
     return value.trim() === '' || Number.isNaN(n) ? value : n;
   }
+  if (kind instanceof z.ZodBoolean) {
+    const v = value.trim().toLowerCase();
+    return v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : value;
+  }
   return value;
+}
+
+/**
+ * The user's config file: a JSON object of config keys. An unknown key is an error (a typo would otherwise be
+ * ignored silently and the default used), named with the file.
+ */
+function readConfigFile(path: string, via: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${via} ${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? 'error'}): give the path of a JSON file`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON (${(err as Error).message})`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must hold a JSON object of settings, e.g. {"ratePerSecond": 20}`);
+  }
+  const known = new Set(Object.keys(configSchema.shape));
+  const unknown = Object.keys(parsed).filter((k) => !known.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (the keys are those of the configuration table in the README, e.g. ratePerSecond, redisUrl)`,
+    );
+  }
+  return parsed as Record<string, unknown>;
 }
 
 export interface LoadConfigInput {
   /** Values from command-line flags; undefined entries are ignored. */
   overrides?: Partial<Record<keyof Config, unknown>>;
   env?: NodeJS.ProcessEnv;
+  /** The user's config file (--config); default: the file named by RC_MIGRATE_CONFIG in `env`, if any. */
+  configFile?: string;
 }
 
-/** Layers defaults, environment and flags, validates, and throws ConfigError naming every bad key. */
-export function loadConfig({ overrides = {}, env = process.env }: LoadConfigInput = {}): Config {
+/** Layers defaults, the config file, environment and flags, validates, and throws ConfigError naming every bad key. */
+export function loadConfig({ overrides = {}, env = process.env, configFile }: LoadConfigInput = {}): Config {
   const merged: Record<string, unknown> = { ...readDefaults() };
   const origin: Record<string, string> = {};
   for (const key of Object.keys(merged)) origin[key] = 'config/default.json';
+  const fromEnv = env[CONFIG_FILE_ENV];
+  const file = configFile !== undefined && configFile !== '' ? { path: configFile, via: '--config' } : fromEnv ? { path: fromEnv, via: CONFIG_FILE_ENV } : undefined;
+  if (file) {
+    for (const [key, value] of Object.entries(readConfigFile(file.path, file.via))) {
+      merged[key] = coerce(key as keyof Config, value);
+      origin[key] = `config file ${file.path}`;
+    }
+  }
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const value = env[name];
     if (value !== undefined && value !== '') {
