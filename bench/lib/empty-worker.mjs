@@ -10,7 +10,7 @@ import { Worker } from 'bullmq';
 const DIST = process.env.BENCH_DIST ?? fileURLToPath(new URL('../../dist', import.meta.url));
 const dist = (path) => import(pathToFileURL(`${DIST}/${path}`).href);
 const { connectRedis } = await dist('redis/connection.js');
-const { RECEIPTS_QUEUE } = await dist('ledger/keys.js');
+const { RECEIPTS_QUEUE } = await dist('redis/keys.js');
 
 const expect = Number(process.env.BENCH_EXPECT);
 const rate = Number(process.env.BENCH_RATE);

@@ -11,8 +11,8 @@ export const PROBE_URL = pathToFileURL(join(ROOT, 'bench', 'lib', 'latency-probe
 /** dist/ is imported lazily, after `npm run build`, so a missing build gives a clear message. */
 export async function loadDist() {
   const index = await import(pathToFileURL(join(DIST, 'index.js')).href);
-  const keys = await import(pathToFileURL(join(DIST, 'ledger', 'keys.js')).href);
-  return { ...index, runKeys: keys.runKeys, RECEIPTS_QUEUE: keys.RECEIPTS_QUEUE };
+  const keys = await import(pathToFileURL(join(DIST, 'redis', 'keys.js')).href);
+  return { ...index, runKeys: (prefix, runId) => new keys.RedisKeys(prefix).run(runId), RECEIPTS_QUEUE: keys.RECEIPTS_QUEUE };
 }
 
 /** Queues a CSV into `prefix` with the library's ingestSources (high-water mark off). */

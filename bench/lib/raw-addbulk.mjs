@@ -14,7 +14,7 @@ const DIST = process.env.BENCH_DIST ?? fileURLToPath(new URL('../../dist', impor
 const dist = (path) => import(pathToFileURL(`${DIST}/${path}`).href);
 const { connectRedis } = await dist('redis/connection.js');
 const { openReceiptsQueue, receiptJobOptions, RECEIPT_JOB } = await dist('queue/receiptsQueue.js');
-const { jobIdOf } = await dist('ledger/keys.js');
+const { jobIdOf } = await dist('redis/keys.js');
 const { fingerprint } = await dist('ingest/fingerprint.js');
 
 const file = process.env.BENCH_FILE;

@@ -1,9 +1,23 @@
 // The run ledger: everything Redis knows about one run (counters, which rows were seen, every outcome,
-// rejection and duplicate). All multi-key updates are Lua scripts here, so counters can never drift from the
-// records they count, even when a worker is killed between two writes or a row is processed twice.
-import type { Redis } from 'ioredis';
+// rejection and duplicate). All multi-key updates are Lua scripts (src/redis/scripts/: admit, recordOnce,
+// recordOutcome, reopenFailed, sourceId; each file says what its KEYS and ARGV are), so counters can never
+// drift from the records they count, even when a worker is killed between two writes or a row is processed twice.
 import type { Duplicate, Outcome, Rejection, RunCounters, RunState, StateMismatch } from '../types.js';
-import { locationOf, migratedKey, runKeys, runsIndexKey, type RunKeys } from './keys.js';
+import type { RedisClient } from '../redis/connection.js';
+import {
+  INGEST_STATE,
+  latencyField,
+  locationOf,
+  META,
+  parseTimelineField,
+  RedisKeys,
+  TIMELINE,
+  timelineField,
+  type RunKeys,
+} from '../redis/keys.js';
+import { callScript, loadScripts } from '../redis/scripts.js';
+import { decodeOutcome, encodeOutcome, STATUS_CODES } from './outcomeCodec.js';
+import { LATENCY_BUCKETS_MS, latencyBucket, timelineBucket, type TimelinePoint } from './timeline.js';
 
 /** What the last `verify` pass found, as the run's summary shows it. */
 export interface VerifySummary {
@@ -32,189 +46,44 @@ export interface RecentError {
   reason: string;
   message: string;
 }
-import { decodeOutcome, encodeOutcome, STATUS_CODES, STATUS_INDEX } from './outcomeCodec.js';
-import { LATENCY_BUCKETS_MS, TIMELINE_BUCKET_SECONDS, type TimelinePoint } from '../reports/reportData.js';
-
-function timelineBucket(epochMs: number): number {
-  return Math.floor(epochMs / 1000 / TIMELINE_BUCKET_SECONDS) * TIMELINE_BUCKET_SECONDS;
-}
-
-function latencyBucket(ms: number): number {
-  const i = LATENCY_BUCKETS_MS.findIndex((bound) => ms <= bound);
-  return i === -1 ? LATENCY_BUCKETS_MS.length : i;
-}
-
-// KEYS: seen, outcomes, meta, skipped, migrated. ARGV: force ('1'/'0'), then fp1, loc1, fp2, loc2, …
-// Returns per row: 'n' new (queue it), 'm' already migrated by an earlier run (skip, unless forced), 'q' seen
-// at this same place without outcome (queue again: re-adding an existing job id is a no-op), 'd' seen here and
-// finished or skipped (nothing to do), or 'u<location>' duplicate of another row of this run.
-const ADMIT = `
-local out = {}
-local fresh, queued, migrated = 0, 0, 0
-local force = ARGV[1] == '1'
-for i = 2, #ARGV, 2 do
-  local fp, loc = ARGV[i], ARGV[i + 1]
-  local first = redis.call('HGET', KEYS[1], fp)
-  if not first then
-    redis.call('HSET', KEYS[1], fp, loc)
-    fresh = fresh + 1
-    if not force and redis.call('SISMEMBER', KEYS[5], fp) == 1 then
-      redis.call('HSET', KEYS[4], fp, loc)
-      migrated = migrated + 1
-      out[#out + 1] = 'm'
-    else
-      queued = queued + 1
-      out[#out + 1] = 'n'
-    end
-  elseif first == loc then
-    if redis.call('HEXISTS', KEYS[2], fp) == 1 or redis.call('HEXISTS', KEYS[4], fp) == 1 then out[#out + 1] = 'd' else out[#out + 1] = 'q' end
-  else
-    out[#out + 1] = 'u' .. first
-  end
-end
-if fresh > 0 then redis.call('HINCRBY', KEYS[3], 'rows_read', fresh) end
-if queued > 0 then redis.call('HINCRBY', KEYS[3], 'rows_queued', queued) end
-if migrated > 0 then redis.call('HINCRBY', KEYS[3], 'rows_already_migrated', migrated) end
-return out
-`;
-
-// KEYS: records hash, meta. ARGV: location, json, counter name. Counts a row only the first time its place is seen.
-const RECORD_ONCE = `
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], 'rows_read', 1)
-  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
-  return 1
-end
-return 0
-`;
-
-// KEYS: outcomes, meta, migrated, history, errors, timeline. ARGV: fp, encoded outcome, status code ('s'/'f'),
-// onlyIfAbsent ('1'/'0'), now, error summary (for failures), timeline bucket. Moves the row between the succeeded/failed
-// counters when a later attempt changes its status, keeping the replaced outcome in the history. A success
-// joins the cross-run set of migrated fingerprints; a failure joins the short list of recent errors. The
-// status code is element ${STATUS_INDEX} of the stored array (outcomeCodec.ts).
-const RECORD_OUTCOME = `
-local counters = { s = 'rows_succeeded', f = 'rows_failed' }
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-if prev and ARGV[4] == '1' then return 0 end
-local prevStatus = false
-if prev then
-  prevStatus = cjson.decode(prev)[${STATUS_INDEX}]
-  redis.call('RPUSH', KEYS[4], ARGV[1] .. ' ' .. prev)
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if prevStatus ~= ARGV[3] then
-  if prevStatus then redis.call('HINCRBY', KEYS[2], counters[prevStatus], -1) end
-  redis.call('HINCRBY', KEYS[2], counters[ARGV[3]], 1)
-end
-redis.call('HSET', KEYS[2], 'last_outcome_at', ARGV[5])
-redis.call('HINCRBY', KEYS[6], ARGV[7] .. ':' .. ARGV[3], 1)
-if ARGV[3] == 's' then
-  redis.call('SADD', KEYS[3], ARGV[1])
-else
-  redis.call('LPUSH', KEYS[5], ARGV[6])
-  redis.call('LTRIM', KEYS[5], 0, 19)
-end
-return 1
-`;
-
-// KEYS: outcomes, meta, history. ARGV: fp1, expected1, fp2, expected2, …
-// Re-opens failed rows for a retry: each outcome still exactly as the caller read it moves to the history and
-// the row counts as pending again. One that changed meanwhile (its retry already finished) is left alone.
-const REOPEN = `
-local n = 0
-for i = 1, #ARGV, 2 do
-  local current = redis.call('HGET', KEYS[1], ARGV[i])
-  if current and current == ARGV[i + 1] then
-    redis.call('RPUSH', KEYS[3], ARGV[i] .. ' ' .. current)
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    redis.call('HINCRBY', KEYS[2], 'rows_failed', -1)
-    n = n + 1
-  end
-end
-if n > 0 then redis.call('HINCRBY', KEYS[2], 'retries', 1) end
-return n
-`;
-
-// KEYS: sources hash, meta. ARGV: source name. Numbers sources in order of first use.
-const SOURCE_ID = `
-local id = redis.call('HGET', KEYS[1], ARGV[1])
-if id then return tonumber(id) end
-id = redis.call('HINCRBY', KEYS[2], 'source_count', 1) - 1
-redis.call('HSET', KEYS[1], ARGV[1], id)
-return id
-`;
-
 export type Admission = { kind: 'new' } | { kind: 'migrated' } | { kind: 'requeue' } | { kind: 'done' } | { kind: 'duplicate'; first: string };
 
-type LedgerRedis = Redis & {
-  rcmAdmit(seen: string, outcomes: string, meta: string, skipped: string, migrated: string, force: string, ...args: string[]): Promise<string[]>;
-  rcmRecordOnce(records: string, meta: string, location: string, json: string, counter: string): Promise<number>;
-  rcmRecordOutcome(
-    outcomes: string,
-    meta: string,
-    migrated: string,
-    history: string,
-    errors: string,
-    timeline: string,
-    fp: string,
-    json: string,
-    status: string,
-    onlyIfAbsent: string,
-    now: string,
-    error: string,
-    bucket: string,
-  ): Promise<number>;
-  rcmReopen(outcomes: string, meta: string, history: string, ...args: string[]): Promise<number>;
-  rcmSourceId(sources: string, meta: string, source: string): Promise<number>;
+/** Where each counter of RunState lives in the meta hash. */
+const COUNTER_FIELDS: Record<keyof RunCounters, string> = {
+  rows_read: META.rowsRead,
+  rows_rejected: META.rowsRejected,
+  rows_duplicate: META.rowsDuplicate,
+  rows_queued: META.rowsQueued,
+  rows_succeeded: META.rowsSucceeded,
+  rows_failed: META.rowsFailed,
+  rows_already_migrated: META.rowsAlreadyMigrated,
+  requests_sent: META.requestsSent,
+  retries: META.retries,
 };
-
-function withScripts(redis: Redis): LedgerRedis {
-  const r = redis as LedgerRedis;
-  if (typeof r.rcmAdmit !== 'function') {
-    redis.defineCommand('rcmAdmit', { numberOfKeys: 5, lua: ADMIT });
-    redis.defineCommand('rcmRecordOnce', { numberOfKeys: 2, lua: RECORD_ONCE });
-    redis.defineCommand('rcmRecordOutcome', { numberOfKeys: 6, lua: RECORD_OUTCOME });
-    redis.defineCommand('rcmReopen', { numberOfKeys: 3, lua: REOPEN });
-    redis.defineCommand('rcmSourceId', { numberOfKeys: 2, lua: SOURCE_ID });
-  }
-  return r;
-}
-
-const COUNTERS: (keyof RunCounters)[] = [
-  'rows_read',
-  'rows_rejected',
-  'rows_duplicate',
-  'rows_queued',
-  'rows_succeeded',
-  'rows_failed',
-  'rows_already_migrated',
-  'requests_sent',
-  'retries',
-];
 
 export class RunLedger {
   readonly keys: RunKeys;
-  private readonly redis: LedgerRedis;
+  private readonly shared: RedisKeys;
   private readonly sourceIds = new Map<string, number>();
 
   constructor(
-    redis: Redis,
+    private readonly redis: RedisClient,
     readonly prefix: string,
     readonly runId: string,
   ) {
-    this.redis = withScripts(redis);
-    this.keys = runKeys(prefix, runId);
+    loadScripts(redis);
+    this.shared = new RedisKeys(prefix);
+    this.keys = this.shared.run(runId);
   }
 
   /** Creates the run if new (keeps the first start time) and marks an ingest as running. */
   async beginIngest(sources: string[], now = new Date()): Promise<void> {
     const iso = now.toISOString();
     const tx = this.redis.multi();
-    tx.hsetnx(this.keys.meta, 'started_at', iso);
-    tx.hset(this.keys.meta, 'run_id', this.runId, 'ingest', 'running');
-    tx.hdel(this.keys.meta, 'finished_at');
-    tx.zadd(runsIndexKey(this.prefix), 'NX', now.getTime(), this.runId);
+    tx.hsetnx(this.keys.meta, META.startedAt, iso);
+    tx.hset(this.keys.meta, META.runId, this.runId, META.ingest, INGEST_STATE.running);
+    tx.hdel(this.keys.meta, META.finishedAt);
+    tx.zadd(this.shared.runs, 'NX', now.getTime(), this.runId);
     await tx.exec();
     for (const source of sources) await this.sourceId(source);
   }
@@ -223,7 +92,7 @@ export class RunLedger {
   async sourceId(source: string): Promise<number> {
     let id = this.sourceIds.get(source);
     if (id === undefined) {
-      id = await this.redis.rcmSourceId(this.keys.sources, this.keys.meta, source);
+      id = await callScript<number>(this.redis, 'sourceId', [this.keys.sources, this.keys.meta], [source]);
       this.sourceIds.set(source, id);
     }
     return id;
@@ -249,16 +118,16 @@ export class RunLedger {
 
   /** Every row of `source` up to `line` is queued or accounted for: a restarted ingest may skip them. */
   async setProgress(source: string, line: number): Promise<void> {
-    await this.redis.hset(this.keys.meta, `progress:${await this.sourceId(source)}`, line);
+    await this.redis.hset(this.keys.meta, META.progress(await this.sourceId(source)), line);
   }
 
   /** The line up to which `source` was ingested, 0 when never. */
   async progress(source: string): Promise<number> {
-    return Number((await this.redis.hget(this.keys.meta, `progress:${await this.sourceId(source)}`)) ?? 0);
+    return Number((await this.redis.hget(this.keys.meta, META.progress(await this.sourceId(source)))) ?? 0);
   }
 
   async endIngest(): Promise<void> {
-    await this.redis.hset(this.keys.meta, 'ingest', 'done');
+    await this.redis.hset(this.keys.meta, META.ingest, INGEST_STATE.done);
   }
 
   async exists(): Promise<boolean> {
@@ -271,7 +140,7 @@ export class RunLedger {
     const args: string[] = [];
     for (const row of rows) args.push(row.fp, await this.place(row.src, row.line));
     const k = this.keys;
-    const raw = await this.redis.rcmAdmit(k.seen, k.outcomes, k.meta, k.skipped, migratedKey(this.prefix), opts.force ? '1' : '0', ...args);
+    const raw = await callScript<string[]>(this.redis, 'admit', [k.seen, k.outcomes, k.meta, k.skipped, this.shared.migrated], [opts.force ? '1' : '0', ...args]);
     const admissions: Admission[] = [];
     for (const r of raw) {
       if (r === 'n') admissions.push({ kind: 'new' });
@@ -286,12 +155,12 @@ export class RunLedger {
   /** Records a rejected row once per place in the input; returns whether it was new. */
   async reject(rejection: Rejection): Promise<boolean> {
     const loc = locationOf(rejection.src, rejection.line);
-    return (await this.redis.rcmRecordOnce(this.keys.rejected, this.keys.meta, loc, JSON.stringify(rejection), 'rows_rejected')) === 1;
+    return (await callScript<number>(this.redis, 'recordOnce', [this.keys.rejected, this.keys.meta], [loc, JSON.stringify(rejection), META.rowsRejected])) === 1;
   }
 
   async duplicate(dup: Duplicate): Promise<boolean> {
     const loc = locationOf(dup.src, dup.line);
-    return (await this.redis.rcmRecordOnce(this.keys.duplicates, this.keys.meta, loc, JSON.stringify(dup), 'rows_duplicate')) === 1;
+    return (await callScript<number>(this.redis, 'recordOnce', [this.keys.duplicates, this.keys.meta], [loc, JSON.stringify(dup), META.rowsDuplicate])) === 1;
   }
 
   /** Counts one HTTP request and its status (or network error name). */
@@ -299,11 +168,11 @@ export class RunLedger {
     const bucket = timelineBucket(request.at ?? Date.now());
     const p = this.redis
       .pipeline()
-      .hincrby(this.keys.meta, 'requests_sent', 1)
-      .hincrby(this.keys.meta, `status:${request.status}`, 1)
-      .hincrby(this.keys.timeline, `${bucket}:r`, 1)
-      .hincrby(this.keys.latency, String(latencyBucket(request.durationMs)), 1);
-    if (request.rateLimited) p.hincrby(this.keys.timeline, `${bucket}:l`, 1);
+      .hincrby(this.keys.meta, META.requestsSent, 1)
+      .hincrby(this.keys.meta, META.status(request.status), 1)
+      .hincrby(this.keys.timeline, timelineField(bucket, TIMELINE.requests), 1)
+      .hincrby(this.keys.latency, latencyField(latencyBucket(request.durationMs)), 1);
+    if (request.rateLimited) p.hincrby(this.keys.timeline, timelineField(bucket, TIMELINE.rateLimited), 1);
     await p.exec();
   }
 
@@ -312,13 +181,13 @@ export class RunLedger {
     const raw = await this.redis.hgetall(this.keys.timeline);
     const points = new Map<number, TimelinePoint>();
     for (const [field, value] of Object.entries(raw)) {
-      const [t, kind] = field.split(':') as [string, string];
-      const point = points.get(Number(t)) ?? { t: Number(t), requests: 0, rateLimited: 0, succeeded: 0, failed: 0 };
+      const { t, kind } = parseTimelineField(field);
+      const point = points.get(t) ?? { t, requests: 0, rateLimited: 0, succeeded: 0, failed: 0 };
       const n = Number(value);
-      if (kind === 'r') point.requests += n;
-      else if (kind === 'l') point.rateLimited += n;
-      else if (kind === 's') point.succeeded += n;
-      else if (kind === 'f') point.failed += n;
+      if (kind === TIMELINE.requests) point.requests += n;
+      else if (kind === TIMELINE.rateLimited) point.rateLimited += n;
+      else if (kind === TIMELINE.succeeded) point.succeeded += n;
+      else if (kind === TIMELINE.failed) point.failed += n;
       points.set(point.t, point);
     }
     return [...points.values()].sort((a, b) => a.t - b.t);
@@ -327,7 +196,7 @@ export class RunLedger {
   /** Request latency histogram: counts per LATENCY_BUCKETS_MS bound, plus the overflow bucket. */
   async latencyBuckets(): Promise<number[]> {
     const raw = await this.redis.hgetall(this.keys.latency);
-    return Array.from({ length: LATENCY_BUCKETS_MS.length + 1 }, (_, i) => Number(raw[String(i)] ?? 0));
+    return Array.from({ length: LATENCY_BUCKETS_MS.length + 1 }, (_, i) => Number(raw[latencyField(i)] ?? 0));
   }
 
   /** Writes a row's outcome. With onlyIfAbsent, an outcome already there wins (used by safety nets). */
@@ -337,20 +206,21 @@ export class RunLedger {
       outcome.status === 'failed'
         ? { at: outcome.finished_at, src: outcome.src, line: outcome.line, reason: outcome.reason ?? 'unknown', message: outcome.message ?? '' }
         : undefined;
-    const written = await this.redis.rcmRecordOutcome(
-      k.outcomes,
-      k.meta,
-      migratedKey(this.prefix),
-      k.history,
-      k.errors,
-      k.timeline,
-      outcome.fp,
-      encodeOutcome(outcome, await this.sourceId(outcome.src)),
-      STATUS_CODES[outcome.status],
-      opts.onlyIfAbsent ? '1' : '0',
-      outcome.finished_at,
-      error ? JSON.stringify(error) : '',
-      String(timelineBucket(Date.parse(outcome.finished_at))),
+    const status = STATUS_CODES[outcome.status];
+    const written = await callScript<number>(
+      this.redis,
+      'recordOutcome',
+      [k.outcomes, k.meta, this.shared.migrated, k.history, k.errors, k.timeline],
+      [
+        outcome.fp,
+        encodeOutcome(outcome, await this.sourceId(outcome.src)),
+        status,
+        opts.onlyIfAbsent ? '1' : '0',
+        outcome.finished_at,
+        error ? JSON.stringify(error) : '',
+        // the outcome status codes double as the timeline's succeeded/failed kinds (redis/keys.ts TIMELINE)
+        timelineField(timelineBucket(Date.parse(outcome.finished_at)), status),
+      ],
     );
     return written === 1;
   }
@@ -363,11 +233,11 @@ export class RunLedger {
     }
   }
 
-  /** Makes failed rows pending again (see REOPEN); returns how many were re-opened. */
+  /** Makes failed rows pending again (scripts/reopenFailed-3.lua); returns how many were re-opened. */
   async reopen(records: { fp: string; stored: string }[]): Promise<number> {
     if (records.length === 0) return 0;
     const args = records.flatMap((r) => [r.fp, r.stored]);
-    return this.redis.rcmReopen(this.keys.outcomes, this.keys.meta, this.keys.history, ...args);
+    return callScript<number>(this.redis, 'reopenFailed', [this.keys.outcomes, this.keys.meta, this.keys.history], args);
   }
 
   /** The most recent failures, newest first (at most 20). */
@@ -391,12 +261,12 @@ export class RunLedger {
   async saveVerify(result: VerifySummary, mismatches: VerifyMismatch[]): Promise<void> {
     const tx = this.redis.multi().del(this.keys.verifyMismatches);
     for (let i = 0; i < mismatches.length; i += 500) tx.rpush(this.keys.verifyMismatches, ...mismatches.slice(i, i + 500).map((m) => JSON.stringify(m)));
-    tx.hset(this.keys.meta, 'verify', JSON.stringify(result));
+    tx.hset(this.keys.meta, META.verify, JSON.stringify(result));
     await tx.exec();
   }
 
   async verifySummary(): Promise<VerifySummary | undefined> {
-    const raw = await this.redis.hget(this.keys.meta, 'verify');
+    const raw = await this.redis.hget(this.keys.meta, META.verify);
     return raw ? (JSON.parse(raw) as VerifySummary) : undefined;
   }
 
@@ -422,26 +292,30 @@ export class RunLedger {
   }
 
   async markFinished(now = new Date()): Promise<void> {
-    await this.redis.hsetnx(this.keys.meta, 'finished_at', now.toISOString());
+    await this.redis.hsetnx(this.keys.meta, META.finishedAt, now.toISOString());
   }
 
   async state(): Promise<RunState> {
     const meta = await this.redis.hgetall(this.keys.meta);
-    const num = (k: string): number => Number(meta[k] ?? 0);
-    const counters = Object.fromEntries(COUNTERS.map((k) => [k, num(k)])) as unknown as RunCounters;
+    const counters = Object.fromEntries(
+      Object.entries(COUNTER_FIELDS).map(([counter, field]) => [counter, Number(meta[field] ?? 0)]),
+    ) as unknown as RunCounters;
     const byStatus: Record<string, number> = {};
-    for (const [k, v] of Object.entries(meta)) if (k.startsWith('status:')) byStatus[k.slice(7)] = Number(v);
+    for (const [k, v] of Object.entries(meta)) {
+      const status = META.statusOf(k);
+      if (status !== undefined) byStatus[status] = Number(v);
+    }
     const sources = await this.sources();
-    const ingest = (meta.ingest ?? 'pending') as RunState['ingest'];
+    const ingest = (meta[META.ingest] ?? 'pending') as RunState['ingest'];
     return {
       run_id: this.runId,
-      started_at: meta.started_at,
-      finished_at: meta.finished_at,
+      started_at: meta[META.startedAt],
+      finished_at: meta[META.finishedAt],
       ingest,
       sources,
       by_http_status: byStatus,
       ...counters,
-      complete: ingest === 'done' && counters.rows_succeeded + counters.rows_failed >= counters.rows_queued,
+      complete: ingest === INGEST_STATE.done && counters.rows_succeeded + counters.rows_failed >= counters.rows_queued,
     };
   }
 

@@ -3,7 +3,7 @@
 import { Gauge, type Registry } from 'prom-client';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { runsIndexKey } from '../ledger/keys.js';
+import { RedisKeys } from '../redis/keys.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import { rateKey } from '../workers/rateController.js';
 
@@ -32,7 +32,7 @@ export function registerQueueMetrics(registry: Registry, deps: { redis: Redis; p
     registers,
     async collect() {
       this.reset();
-      for (const run of await deps.redis.zrevrange(runsIndexKey(deps.prefix), 0, RECENT_RUNS - 1)) {
+      for (const run of await deps.redis.zrevrange(new RedisKeys(deps.prefix).runs, 0, RECENT_RUNS - 1)) {
         const s = await new RunLedger(deps.redis, deps.prefix, run).state();
         const values: Record<string, number> = {
           read: s.rows_read,

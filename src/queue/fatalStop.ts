@@ -1,9 +1,9 @@
 // A fatal API answer (bad key, bad store credentials) means every further request would fail the same way.
 // The first worker that sees one pauses the whole queue and leaves the reason here, so that every process,
 // on every machine, stops sending and `run` can tell the user what to fix.
-import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
-import { fatalKey } from '../ledger/keys.js';
+import type { RedisClient } from '../redis/connection.js';
+import { RedisKeys } from '../redis/keys.js';
 
 export interface FatalReason {
   message: string;
@@ -17,11 +17,11 @@ export class FatalStop {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly queue: Queue,
   ) {
-    this.key = fatalKey(prefix);
+    this.key = new RedisKeys(prefix).fatal;
   }
 
   /** Records the reason (the first one wins) and pauses the queue for every worker. */

@@ -1,7 +1,7 @@
 // The BullMQ queue that carries rows from the ingester to the workers, and the options every row job gets.
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { ReceiptJobData } from '../types.js';
-import { RECEIPTS_QUEUE, jobIdOf } from '../ledger/keys.js';
+import { QUEUES, jobIdOf } from '../redis/keys.js';
 
 export const RECEIPT_JOB = 'receipt';
 /** Name of the custom backoff strategy the workers register (see workers/backoff.ts). */
@@ -10,7 +10,7 @@ export const BACKOFF_TYPE = 'revenuecat';
 export type ReceiptsQueue = Queue<ReceiptJobData, void, string>;
 
 export function openReceiptsQueue(connection: ConnectionOptions, prefix: string): ReceiptsQueue {
-  const queue = new Queue<ReceiptJobData, void, string>(RECEIPTS_QUEUE, {
+  const queue = new Queue<ReceiptJobData, void, string>(QUEUES.receipts, {
     connection,
     prefix,
     // The events stream is only for dashboards: cap it so a 50-million-row run does not grow it without bound.

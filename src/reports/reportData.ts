@@ -1,24 +1,9 @@
 // What report.html is drawn from: the summary plus what only the whole run shows (its timeline, request
 // latencies, the failures that matter most). Built by writeReport from the ledger; rendered by html.ts.
 import type { Summary } from './summary.js';
+import { LATENCY_BUCKETS_MS, type TimelinePoint } from '../ledger/timeline.js';
 
-/** One bucket of the run's timeline (TIMELINE_BUCKET_SECONDS wide). */
-export interface TimelinePoint {
-  /** start of the bucket, epoch seconds */
-  t: number;
-  /** requests sent */
-  requests: number;
-  /** 429 answers that were about the rate limit (not a busy user) */
-  rateLimited: number;
-  /** rows that got a final outcome in this bucket */
-  succeeded: number;
-  failed: number;
-}
-
-export const TIMELINE_BUCKET_SECONDS = 10;
-
-/** Upper bounds (ms) of the request latency histogram; the last bucket is everything above. */
-export const LATENCY_BUCKETS_MS = [10, 25, 50, 100, 200, 400, 800, 1600, 3200, 6400, 12800] as const;
+export { LATENCY_BUCKETS_MS, TIMELINE_BUCKET_SECONDS, type TimelinePoint } from '../ledger/timeline.js';
 
 export interface LatencyStats {
   count: number;

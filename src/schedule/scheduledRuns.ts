@@ -13,7 +13,8 @@ import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { writeReport } from '../reports/writeReport.js';
 import { waitForOutcomes, watchProgress } from '../commands/session.js';
 import type { Redis } from 'ioredis';
-import { RUNS_QUEUE, type ScheduledRunData } from './scheduler.js';
+import { RUNS_QUEUE } from '../redis/keys.js';
+import type { ScheduledRunData } from './scheduler.js';
 import { expandTemplate } from './template.js';
 
 export interface ScheduledRunsDeps {

@@ -3,9 +3,9 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { ConfigError } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
+import { QUEUES } from '../redis/keys.js';
 import { checkTimeZone } from './template.js';
 
-export const RUNS_QUEUE = 'runs';
 export const SCHEDULED_RUN_JOB = 'scheduled-run';
 
 export interface ScheduledRunData {
@@ -41,7 +41,7 @@ export interface ScheduleInfo {
 export type RunsQueue = Queue<ScheduledRunData, void, string>;
 
 export function openRunsQueue(connection: ConnectionOptions, prefix: string): RunsQueue {
-  return new Queue<ScheduledRunData, void, string>(RUNS_QUEUE, { connection, prefix });
+  return new Queue<ScheduledRunData, void, string>(QUEUES.runs, { connection, prefix });
 }
 
 const SCHEDULE_ID = /^[A-Za-z0-9_.-]{1,40}$/;

@@ -4,7 +4,7 @@ import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { RECEIPTS_QUEUE } from '../ledger/keys.js';
+import { RECEIPTS_QUEUE } from '../redis/keys.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import { BACKOFF_TYPE, type ReceiptsQueue } from '../queue/receiptsQueue.js';

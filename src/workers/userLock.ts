@@ -2,22 +2,26 @@
 // overlaps with 429/7638 or worse. A short Redis lock per user, released only by its holder.
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
-import { userLockKey } from '../ledger/keys.js';
-
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+import type { RedisClient } from '../redis/connection.js';
+import { RedisKeys } from '../redis/keys.js';
+import { callScript, loadScripts } from '../redis/scripts.js';
 
 export class UserLock {
+  private readonly keys: RedisKeys;
+
   constructor(
-    private readonly redis: Redis,
-    private readonly prefix: string,
+    private readonly redis: RedisClient,
+    prefix: string,
     /** Expiry, so a killed worker cannot hold a user forever; longer than any request can take. */
     private readonly ttlMs: number,
-  ) {}
+  ) {
+    loadScripts(redis);
+    this.keys = new RedisKeys(prefix);
+  }
 
   private key(appUserId: string): string {
     // Hashed: ids can be 100 characters of anything, and they are personal data that need not sit in key names.
-    return userLockKey(this.prefix, createHash('sha1').update(appUserId).digest('base64url'));
+    return this.keys.userLock(createHash('sha1').update(appUserId).digest('base64url'));
   }
 
   /**
@@ -37,6 +41,7 @@ export class UserLock {
   }
 
   async release(appUserId: string, token: string): Promise<void> {
-    await this.redis.eval(RELEASE, 1, this.key(appUserId), token);
+    // Only the holder may release (scripts/releaseUserLock-1.lua): after expiry the lock may be someone else's.
+    await callScript(this.redis, 'releaseUserLock', [this.key(appUserId)], [token]);
   }
 }
