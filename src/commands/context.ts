@@ -1,5 +1,5 @@
 // The shared resources of a command: one Redis connection, the queue, and the fatal-stop flag.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { ConfigError, type Config } from '../config.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import { FatalStop } from '../queue/fatalStop.js';
@@ -8,7 +8,7 @@ import { connectRedis } from '../redis/connection.js';
 
 export interface Context {
   config: Config;
-  redis: Redis;
+  redis: RedisClient;
   queue: ReceiptsQueue;
   fatal: FatalStop;
   ledger(runId: string): RunLedger;
@@ -18,7 +18,7 @@ export interface Context {
 }
 
 export async function openContext(config: Config): Promise<Context> {
-  const redis = await connectRedis(config.redisUrl);
+  const redis = await connectRedis(config);
   const queue = openReceiptsQueue(redis, config.prefix);
   return {
     config,

@@ -5,7 +5,7 @@ import { listSchedules, openRunsQueue, removeSchedule, upsertSchedule, type Sche
 import { connectRedis } from '../redis/connection.js';
 
 async function withRunsQueue<T>(config: Config, fn: (queue: ReturnType<typeof openRunsQueue>) => Promise<T>): Promise<T> {
-  const redis = await connectRedis(config.redisUrl);
+  const redis = await connectRedis(config);
   const queue = openRunsQueue(redis, config.prefix);
   try {
     return await fn(queue);

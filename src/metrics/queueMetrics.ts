@@ -2,7 +2,7 @@
 // process saw. Queue depths per state, each recent run's counters, and the shared request rate.
 import { Gauge, type Registry } from 'prom-client';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { RedisKeys } from '../redis/keys.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import { rateKey } from '../workers/rateController.js';
@@ -11,7 +11,7 @@ const STATES = ['wait', 'active', 'delayed', 'prioritized', 'failed'] as const;
 /** Runs shown: the most recent ones (a long-lived Redis may hold hundreds). */
 const RECENT_RUNS = 20;
 
-export function registerQueueMetrics(registry: Registry, deps: { redis: Redis; prefix: string; queues: Queue[] }): void {
+export function registerQueueMetrics(registry: Registry, deps: { redis: RedisClient; prefix: string; queues: Queue[] }): void {
   const registers = [registry];
   new Gauge({
     name: 'rcm_queue_jobs',

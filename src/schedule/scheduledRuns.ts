@@ -12,7 +12,7 @@ import type { FatalStop } from '../queue/fatalStop.js';
 import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { writeReport } from '../reports/writeReport.js';
 import { waitForOutcomes, watchProgress } from '../commands/session.js';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import { RUNS_QUEUE } from '../redis/keys.js';
 import type { ScheduledRunData } from './scheduler.js';
 import { expandTemplate } from './template.js';
@@ -20,7 +20,7 @@ import { expandTemplate } from './template.js';
 export interface ScheduledRunsDeps {
   config: Config;
   connection: ConnectionOptions;
-  redis: Redis;
+  redis: RedisClient;
   receipts: ReceiptsQueue;
   fatal: FatalStop;
   logger: Logger;

@@ -2,7 +2,7 @@
 // in Redis (one slot every 1/rate seconds, on Redis's own clock) and waits for it. BullMQ's limiter admits
 // jobs in windows, which an API counting over a sliding second can see as bursts; the slots cannot.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 
 // KEYS[1] next free slot (ms, Redis clock). ARGV: interval ms, max wait ms. Returns the wait before the slot, or
 // -1 when the schedule is booked further ahead than max wait (the caller goes back to the queue instead).
@@ -22,7 +22,7 @@ export class Pacer {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     /** requests per second to space for; changed live when the shared rate changes */
     public rate: number,

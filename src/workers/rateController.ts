@@ -3,7 +3,7 @@
 // - 429s lower it (multiplicative decrease, at most once per cooldown, whichever process saw them);
 // - quiet periods raise it again by a small step, up to the ceiling (additive increase).
 // Each process applies the shared rate to its own BullMQ limiter, which BullMQ enforces across processes.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { Logger } from '../logger.js';
 
 export interface RateControllerOptions {
@@ -92,7 +92,7 @@ export class RateController {
   private readonly listeners: ((s: RateState) => void)[] = [];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
     private readonly options: RateControllerOptions,
   ) {

@@ -1,7 +1,7 @@
 // Starts the BullMQ worker that sends rows, with the queue-wide rate limit, retry strategy and a safety net
 // that gives every row an outcome even when its job fails for a reason the processor did not foresee.
 import { Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/connection.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { RECEIPTS_QUEUE } from '../redis/keys.js';
@@ -22,7 +22,7 @@ import type { PipelineMetrics } from '../metrics/metrics.js';
 export interface ReceiptWorkerDeps {
   config: Config;
   connection: ConnectionOptions;
-  redis: Redis;
+  redis: RedisClient;
   queue: ReceiptsQueue;
   fatal: FatalStop;
   client: Pick<RevenueCatClient, 'postReceipt'>;
