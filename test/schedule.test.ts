@@ -1,5 +1,5 @@
-// Scheduled runs: templates for the firing day, and a real BullMQ job scheduler whose firing a worker
-// process turns into a run with its own report.
+// Scheduled runs: a real BullMQ job scheduler whose firing a worker process turns into a run with its own
+// report. (Templates for the firing day: template.test.ts.)
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
@@ -8,27 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { addSchedule, deleteSchedule, schedules } from '../src/commands/schedule.js';
 import { startWorkers } from '../src/commands/work.js';
 import { ConfigError } from '../src/config.js';
-import { expandTemplate } from '../src/schedule/template.js';
 import { silentLogger } from '../src/logger.js';
 import { testConfig, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
-
-describe('source templates', () => {
-  const at = Date.parse('2026-03-29T01:30:00Z'); // 03:30 in Berlin, the night clocks go forward
-
-  it('fills in the firing day in the schedule\'s zone', () => {
-    expect(expandTemplate('s3://exports/{yyyy}-{mm}-{dd}/', { at })).toBe('s3://exports/2026-03-29/');
-    expect(expandTemplate('day={date} at {HH}{MM}', { at, tz: 'Europe/Berlin' })).toBe('day=2026-03-29 at 0330');
-    expect(expandTemplate('{date}', { at: Date.parse('2026-03-28T23:30:00Z'), tz: 'Europe/Berlin' })).toBe('2026-03-29');
-    expect(expandTemplate('{date}', { at: Date.parse('2026-03-28T23:30:00Z'), tz: 'America/New_York' })).toBe('2026-03-28');
-  });
-
-  it('counts days back by the calendar, across month ends and DST', () => {
-    expect(expandTemplate('{date}', { at, tz: 'Europe/Berlin', daysAgo: 1 })).toBe('2026-03-28');
-    expect(expandTemplate('{date}', { at: Date.parse('2026-03-01T02:00:00Z'), daysAgo: 1 })).toBe('2026-02-28');
-    expect(expandTemplate('{date}', { at: Date.parse('2028-03-01T02:00:00Z'), daysAgo: 1 })).toBe('2028-02-29');
-  });
-});
 
 describe('rc-migrate schedule', () => {
   const fx = pipelineFixture('sched');
