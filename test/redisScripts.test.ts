@@ -1,0 +1,124 @@
+// The Redis layer's contract, checked without a Redis: every script is a file named for its command and
+// key count, the field names the scripts write are the ones src/redis/keys.ts gives the TypeScript side, no
+// Lua is left in a .ts file, and the key layout is the one existing deployments already have in Redis.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { INGEST_STATE, META, RATE, RedisKeys, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
+import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
+import { STATUS_CODES, STATUS_INDEX } from '../src/ledger/outcomeCodec.js';
+
+const SRC = join(import.meta.dirname, '..', 'src');
+
+/** What a script's `-- <Name>[.<key>]` annotation may refer to. */
+const NAMED: Record<string, unknown> = { META, STATUS_CODES, STATUS_INDEX, RATE, INGEST_STATE, TIMELINE };
+
+function resolve(ref: string): unknown {
+  const [name, key] = ref.split('.') as [string, string | undefined];
+  const value = NAMED[name];
+  return key === undefined ? value : (value as Record<string, unknown> | undefined)?.[key];
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return tsFiles(path);
+    return name.endsWith('.ts') ? [path] : [];
+  });
+}
+
+describe('Redis scripts', () => {
+  const scripts = [...scriptFiles().values()];
+
+  it('finds every script file, named <name>-<numberOfKeys>.lua', () => {
+    const files = readdirSync(join(SRC, 'redis', 'scripts')).filter((f) => f.endsWith('.lua'));
+    expect(scripts.map((s) => s.file).sort()).toEqual(files.sort());
+    for (const name of ['admit', 'recordOnce', 'recordOutcome', 'reopenFailed', 'sourceId', 'releaseUserLock']) {
+      expect(scriptFiles().has(name), name).toBe(true);
+    }
+  });
+
+  it('uses exactly the keys its file name declares', () => {
+    for (const s of scripts) {
+      const used = [...s.lua.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1]));
+      expect(Math.max(0, ...used), s.file).toBe(s.numberOfKeys);
+    }
+  });
+
+  it('names hash fields through constants annotated with the TypeScript name they must equal', () => {
+    const metaValues = new Set(Object.values(META).filter((v): v is string => typeof v === 'string'));
+    let annotated = 0;
+    for (const s of scripts) {
+      for (const line of s.lua.split('\n')) {
+        const constant = /^local \w+ = ('([^']*)'|(\d+)) -- ([A-Z_]+(?:\.\w+)?)$/.exec(line);
+        if (constant) {
+          const value = constant[2] ?? Number(constant[3]);
+          expect(resolve(constant[4] as string), `${s.file}: ${line}`).toBe(value);
+          annotated++;
+          continue;
+        }
+        // Anywhere else, a literal that is a meta field name would be a second, unchecked spelling of it.
+        for (const m of line.matchAll(/'([^']*)'/g)) expect(metaValues.has(m[1] as string), `${s.file}: ${line}`).toBe(false);
+      }
+    }
+    expect(annotated).toBeGreaterThanOrEqual(10);
+  });
+
+  it('leaves no Lua in any .ts file of src/', () => {
+    const offenders = tsFiles(SRC).filter((f) => /redis\.call\(|\.eval\(|\.evalsha\(|defineCommand\(/.test(readFileSync(f, 'utf8')));
+    expect(offenders.map((f) => f.slice(SRC.length + 1))).toEqual(['redis/scripts.ts']);
+  });
+
+  it('defines every script once per connection, refuses a wrong key count and an unknown name', async () => {
+    const redis = new Redis({ lazyConnect: true });
+    try {
+      loadScripts(redis);
+      loadScripts(redis); // idempotent: a second load must not trip over the commands it defined
+      const commands = redis as unknown as Record<string, unknown>;
+      for (const s of scripts) expect(typeof commands[s.name], s.name).toBe('function');
+      await expect(callScript(redis, 'releaseUserLock', [], ['token'])).rejects.toThrow(/takes 1 keys, got 0/);
+      await expect(callScript(redis, 'noSuchScript', [], [])).rejects.toThrow(/no Redis script named noSuchScript/);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('Redis keys', () => {
+  it('keeps the key layout existing deployments have in Redis', () => {
+    const keys = new RedisKeys('rcm');
+    expect(keys.run('R1')).toEqual({
+      meta: 'rcm:run:R1:meta',
+      seen: 'rcm:run:R1:seen',
+      outcomes: 'rcm:run:R1:out',
+      rejected: 'rcm:run:R1:rej',
+      duplicates: 'rcm:run:R1:dup',
+      sources: 'rcm:run:R1:src',
+      skipped: 'rcm:run:R1:skip',
+      history: 'rcm:run:R1:hist',
+      errors: 'rcm:run:R1:err',
+      timeline: 'rcm:run:R1:tl',
+      latency: 'rcm:run:R1:lat',
+      verifyMismatches: 'rcm:run:R1:vmm',
+    });
+    expect([keys.runs, keys.migrated, keys.fatal, keys.userLock('h'), keys.rate, keys.pace]).toEqual([
+      'rcm:runs',
+      'rcm:migrated',
+      'rcm:fatal',
+      'rcm:lock:user:h',
+      'rcm:rate',
+      'rcm:pace',
+    ]);
+    expect([locationOf('a.csv', 3), jobIdOf('R1', 'fp')]).toEqual(['a.csv#3', 'R1.fp']);
+  });
+
+  it('builds and reads back the composite field names', () => {
+    expect([META.progress(2), META.status('429'), META.status('ECONNRESET')]).toEqual(['progress:2', 'status:429', 'status:ECONNRESET']);
+    expect([META.statusOf('status:503'), META.statusOf('rows_read'), META.statusOf('progress:1')]).toEqual(['503', undefined, undefined]);
+    expect(timelineField(1_700_000_000, TIMELINE.rateLimited)).toBe('1700000000:l');
+    expect(parseTimelineField('1700000000:s')).toEqual({ t: 1_700_000_000, kind: 's' });
+    // the ledger writes outcome status codes as timeline kinds
+    expect([TIMELINE.succeeded, TIMELINE.failed]).toEqual([STATUS_CODES.succeeded, STATUS_CODES.failed]);
+  });
+});
