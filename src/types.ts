@@ -1,7 +1,8 @@
 // The types that cross module boundaries: a queued row, its outcome, and the run's bookkeeping.
 import type { Platform, ReceiptBody } from './revenuecat/fields.js';
-import type { SubscriberSummary } from './revenuecat/subscriber.js';
-import type { Expectations } from './ingest/expectations.js';
+import type { Expectations } from './state/expectations.js';
+import type { MismatchDetail } from './state/mismatch.js';
+import type { SubscriberSummary } from './state/subscriberSummary.js';
 
 /** What the ingester puts on the queue for one row. `input` keeps the original cells for failed.csv. */
 export interface ReceiptJobData {
@@ -46,14 +47,7 @@ export interface Outcome {
   /** the row's expected_* columns, kept so `verify` can check them again later */
   expect?: Expectations;
   /** where the returned subscriber differs from what the row expected */
-  mismatches?: StateMismatch[];
-}
-
-/** One difference between what a row expected (or what the POST returned) and a subscriber's state. */
-export interface StateMismatch {
-  kind: string;
-  expected: string;
-  actual: string;
+  mismatches?: MismatchDetail[];
 }
 
 export interface Rejection {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, classify, describeCode, sanitizeMessage, type Classification, type RetryClass } from '../src/revenuecat/classify.js';
 import type { ApiResult, ResponseMeta } from '../src/revenuecat/client.js';
-import { isSubscriber, summarizeSubscriber, type Subscriber } from '../src/revenuecat/subscriber.js';
+import { isSubscriber, type Subscriber } from '../src/revenuecat/subscriber.js';
+import { summarizeSubscriber } from '../src/state/subscriberSummary.js';
 
 const subscriber: Subscriber = {
   original_app_user_id: 'user-1',

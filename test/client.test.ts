@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { RevenueCatClient, parseRetryAfter, type ApiResult } from '../src/revenuecat/client.js';
+import { RevenueCatClient, type ApiResult } from '../src/revenuecat/client.js';
+import { parseRetryAfter } from '../src/revenuecat/retryAfter.js';
 import type { ReceiptBody } from '../src/revenuecat/fields.js';
 
 const API_KEY = 'appl_TestSecretKey123456789';

@@ -7,8 +7,11 @@ import { Redis } from 'ioredis';
 import { runMigration } from '../src/commands/run.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { silentLogger } from '../src/logger.js';
-import { compareState, rowExpectations, verifyRun, type Mismatch, type VerifiedRow } from '../src/reports/verify.js';
-import { CustomerReader, TokenBucket, type CustomerReaderOptions, type CustomerState } from '../src/revenuecat/customerReader.js';
+import { CustomerReader, TokenBucket, type CustomerReaderOptions } from '../src/revenuecat/customerReader.js';
+import type { CustomerState } from '../src/revenuecat/customerState.js';
+import { compareState, type ImportedRow } from '../src/state/compareState.js';
+import type { StateMismatch } from '../src/state/mismatch.js';
+import { rowExpectations, verifyRun } from '../src/verify/verifyRun.js';
 import { ROUTE_V2_CUSTOMER, ROUTE_V2_PURCHASES, ROUTE_V2_SUBSCRIPTIONS, ROUTE_SUBSCRIBER, startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import type { Outcome } from '../src/types.js';
 import { pipelineFixture } from './support/fixture.js';
@@ -24,7 +27,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 // compareState: one rule at a time
 // ---------------------------------------------------------------------------------------------------------
 
-function row(overrides: Partial<VerifiedRow> = {}): VerifiedRow {
+function row(overrides: Partial<ImportedRow> = {}): ImportedRow {
   return {
     src: 'a.csv',
     line: 2,
@@ -50,7 +53,7 @@ function state(overrides: Partial<CustomerState> = {}): CustomerState {
 }
 
 const opts = (extra: Record<string, unknown> = {}) => ({ toleranceMs: DAY, now: NOW, ...extra });
-const kinds = (ms: Mismatch[]) => ms.map((m) => m.kind);
+const kinds = (ms: StateMismatch[]) => ms.map((m) => m.kind);
 
 describe('compareState', () => {
   it('matches an unchanged user, and a later expiry (a renewal) is fine', () => {
@@ -117,7 +120,7 @@ describe('compareState', () => {
     expect(compareState(row(), sandboxed, opts())).toEqual([]);
     const found = compareState(row(), sandboxed, opts({ environment: 'production' }));
     expect(found).toEqual([expect.objectContaining({ kind: 'environment_differs', expected: 'pro.monthly in production', actual: 'pro.monthly in sandbox' })]);
-    const withImportEnv = row({ subscriber: { ...row().subscriber!, product: { expires_date: iso(NOW + 30 * DAY), is_sandbox: false } } as VerifiedRow['subscriber'] });
+    const withImportEnv = row({ subscriber: { ...row().subscriber!, product: { expires_date: iso(NOW + 30 * DAY), is_sandbox: false } } as ImportedRow['subscriber'] });
     expect(kinds(compareState(withImportEnv, sandboxed, opts()))).toEqual(['environment_differs']);
     // Unknown environment (a v1 answer without is_sandbox): nothing to compare.
     expect(compareState(row(), state({ products: [{ id: 'pro.monthly', active: true, expires_at: null }] }), opts({ environment: 'sandbox' }))).toEqual([]);

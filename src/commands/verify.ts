@@ -5,7 +5,7 @@ import { checkRunId, ConfigError, type Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
 import type { Logger } from '../logger.js';
 import type { Summary } from '../reports/summary.js';
-import { verifyRun, type VerifyResult } from '../reports/verify.js';
+import { verifyRun, type VerifyResult } from '../verify/verifyRun.js';
 import type { ReportFiles } from '../reports/writeReport.js';
 import { CustomerReader } from '../revenuecat/customerReader.js';
 import { openContext } from './context.js';

@@ -1,14 +1,6 @@
-// Optional expected-state columns: what the migration is supposed to give each user, carried with the row
-// and checked against the subscriber RevenueCat returns (and again by `verify`).
-export interface Expectations {
-  /** entitlement id that should be active after the import */
-  entitlement?: string;
-  /** when that entitlement (or the row's product) should expire, ISO 8601 */
-  expiresAt?: string;
-  /** whether it should be active now; false for lapsed subscriptions imported for their history */
-  active?: boolean;
-  environment?: 'production' | 'sandbox';
-}
+// Optional expected-state columns: what the migration is supposed to give each user, read from the row's
+// expected_* cells. What they mean, and how they are checked, is ../state (expectations, compareState).
+import type { Expectations } from '../state/expectations.js';
 
 export const EXPECTATION_COLUMNS = ['expected_entitlement', 'expected_expires_at', 'expected_active', 'expected_environment'] as const;
 

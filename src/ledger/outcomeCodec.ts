@@ -2,9 +2,10 @@
 // as epoch milliseconds, and values that repeat the row left out. The ledger keeps one entry per row for the
 // whole run, so every byte here is multiplied by millions. The Outcome type is what everything else sees.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
-import type { SubscriberSummary } from '../revenuecat/subscriber.js';
-import type { Outcome, StateMismatch } from '../types.js';
-import type { Expectations } from '../ingest/expectations.js';
+import type { Expectations } from '../state/expectations.js';
+import type { MismatchDetail } from '../state/mismatch.js';
+import type { SubscriberSummary } from '../state/subscriberSummary.js';
+import type { Outcome } from '../types.js';
 
 /** Index of the status in the stored array; the ledger's Lua reads it to keep the counters right. */
 export const STATUS_INDEX = 1; // Lua arrays are 1-based: this is element [0] in JavaScript
@@ -13,7 +14,7 @@ export const STATUS_CODES = { succeeded: 's', failed: 'f' } as const;
 const FOUND = { subscription: 's', non_subscription: 'n', absent: 'a', not_checked: 'x' } as const;
 const FOUND_BACK = { s: 'subscription', n: 'non_subscription', a: 'absent', x: 'not_checked' } as const;
 
-type Stored = (string | number | null | StoredSub | Record<string, string> | ReceiptBody | Expectations | StateMismatch[])[];
+type Stored = (string | number | null | StoredSub | Record<string, string> | ReceiptBody | Expectations | MismatchDetail[])[];
 type StoredSub = [string | 0, keyof typeof FOUND_BACK, [string, string | null, string | 0][], ([string | null, 0 | 1 | 2] | 0)?];
 
 function encodeSub(sub: SubscriberSummary, appUserId: string, productId: string | undefined): StoredSub {
@@ -73,7 +74,7 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
   const input = at(15) as Record<string, string> | undefined;
   const body = at(16) as ReceiptBody | undefined;
   const expect = at(17) as Expectations | undefined;
-  const mismatches = at(18) as StateMismatch[] | undefined;
+  const mismatches = at(18) as MismatchDetail[] | undefined;
   return {
     status: a[0] === STATUS_CODES.succeeded ? 'succeeded' : 'failed',
     src: sources[a[1] as number] ?? `source #${String(a[1])}`,

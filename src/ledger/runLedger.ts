@@ -2,7 +2,8 @@
 // rejection and duplicate). All multi-key updates are Lua scripts (src/redis/scripts/: admit, recordOnce,
 // recordOutcome, reopenFailed, sourceId; each file says what its KEYS and ARGV are), so counters can never
 // drift from the records they count, even when a worker is killed between two writes or a row is processed twice.
-import type { Duplicate, Outcome, Rejection, RunCounters, RunState, StateMismatch } from '../types.js';
+import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
+import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
 import {
   INGEST_STATE,
@@ -28,14 +29,6 @@ export interface VerifySummary {
   matched: number;
   mismatched: number;
   aborted?: string;
-}
-
-/** One row whose current state differs, as `verify` found it. */
-export interface VerifyMismatch extends StateMismatch {
-  src: string;
-  line: number;
-  app_user_id: string;
-  product_id?: string;
 }
 
 /** A failure as the `status` command shows it. */
@@ -258,7 +251,7 @@ export class RunLedger {
   }
 
   /** Keeps the result of a `verify` pass (replacing the previous one) for the run's report. */
-  async saveVerify(result: VerifySummary, mismatches: VerifyMismatch[]): Promise<void> {
+  async saveVerify(result: VerifySummary, mismatches: StateMismatch[]): Promise<void> {
     const tx = this.redis.multi().del(this.keys.verifyMismatches);
     for (let i = 0; i < mismatches.length; i += 500) tx.rpush(this.keys.verifyMismatches, ...mismatches.slice(i, i + 500).map((m) => JSON.stringify(m)));
     tx.hset(this.keys.meta, META.verify, JSON.stringify(result));
@@ -270,10 +263,10 @@ export class RunLedger {
     return raw ? (JSON.parse(raw) as VerifySummary) : undefined;
   }
 
-  async *verifyMismatches(): AsyncIterable<VerifyMismatch> {
+  async *verifyMismatches(): AsyncIterable<StateMismatch> {
     const total = await this.redis.llen(this.keys.verifyMismatches);
     for (let start = 0; start < total; start += 1000) {
-      for (const raw of await this.redis.lrange(this.keys.verifyMismatches, start, start + 999)) yield JSON.parse(raw) as VerifyMismatch;
+      for (const raw of await this.redis.lrange(this.keys.verifyMismatches, start, start + 999)) yield JSON.parse(raw) as StateMismatch;
     }
   }
 

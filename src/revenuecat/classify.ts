@@ -2,7 +2,8 @@
 // or stop the whole run (a configuration problem every later request would hit too).
 // Rules: ../shared/REVENUECAT.md "Errors". A backend code, when it is in the table, wins over the HTTP status.
 
-import { bodyBackoffMs, type ApiResult } from './client.js';
+import type { ApiResult } from './client.js';
+import { bodyBackoffMs } from './retryAfter.js';
 import { isSubscriber, type Subscriber } from './subscriber.js';
 
 export type RetryClass = 'transient' | 'permanent' | 'fatal';

@@ -7,6 +7,7 @@
 
 import { Pool } from 'undici';
 import type { Platform, ReceiptBody } from './fields.js';
+import { bodyBackoffMs, parseRetryAfter } from './retryAfter.js';
 
 export interface RevenueCatClientOptions {
   /** e.g. `https://api.revenuecat.com`; may end in '/' and may carry a path prefix (`http://proxy/rc/`). */
@@ -192,25 +193,6 @@ export function header(headers: RawHeaders, name: string): string | undefined {
 function nonNegativeInt(v: string | undefined): number | undefined {
   if (v === undefined || !/^\s*\d+(\.\d+)?\s*$/.test(v)) return undefined;
   return Math.round(Number(v));
-}
-
-/** Retry-After: delta-seconds (integer or decimal, per the current spec) or an HTTP date; negative/garbage → undefined. */
-export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (v === '') return undefined;
-  if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
-  if (/^[+-]?\d/.test(v)) return undefined; // negative or malformed number: not a date either
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - now);
-}
-
-/** `backoff_ms` from a (v2-style) error body, when it is a non-negative finite number. */
-export function bodyBackoffMs(body: unknown): number | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const b = (body as { backoff_ms?: unknown }).backoff_ms;
-  return typeof b === 'number' && Number.isFinite(b) && b >= 0 ? Math.round(b) : undefined;
 }
 
 function readMeta(headers: RawHeaders, body: unknown): ResponseMeta {

@@ -22,22 +22,11 @@
 // errors are retried with exponential backoff. Each request is tried at most `maxTries` times.
 // `read()` never throws for HTTP or network problems, and the key never appears in anything it returns.
 
-import { retryDelay } from '../workers/backoff.js';
 import type { Pool } from 'undici';
-import { bodyBackoffMs, header, parseBody, parseRetryAfter, openApiPool, requestWithDeadline, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
-import { isActive, isSubscriber, type Subscriber } from './subscriber.js';
-
-export interface CustomerState {
-  exists: boolean;
-  /** The customer's original app user id (v2: the customer object's `id`; v1: `original_app_user_id`). */
-  original_app_user_id?: string;
-  /** Entitlements active now, by lookup key (v1's entitlement identifier). expires_at: ISO 8601, null = never. */
-  active_entitlements: { id: string; expires_at: string | null }[];
-  /** Subscriptions and one-time purchases, by store product identifier; one-time purchases never expire. */
-  products: { id: string; environment?: 'production' | 'sandbox'; active: boolean; expires_at: string | null }[];
-  /** v1 only: this read created the subscriber (it did not exist before; `exists` is false). */
-  created_by_read?: boolean;
-}
+import { header, parseBody, openApiPool, requestWithDeadline, DEFAULT_USER_AGENT, type NetworkErrorKind } from './client.js';
+import { normalizeV1, type CustomerState } from './customerState.js';
+import { backoffDelay, bodyBackoffMs, parseRetryAfter } from './retryAfter.js';
+import { isSubscriber } from './subscriber.js';
 
 export interface CustomerReaderOptions {
   /** e.g. `https://api.revenuecat.com`; may carry a path prefix. */
@@ -449,7 +438,7 @@ export class CustomerReader {
   }
 
   #backoff(attempt: number): number {
-    return retryDelay(attempt, undefined, { baseMs: this.#backoffBaseMs, maxMs: this.#backoffMaxMs });
+    return backoffDelay(attempt, { baseMs: this.#backoffBaseMs, maxMs: this.#backoffMaxMs });
   }
 
   async #send(path: string, domain: 'customer_information' | 'project_configuration'): Promise<Reply & { retryAfterMs?: number }> {
@@ -489,33 +478,6 @@ export class CustomerReader {
   #redact(text: string): string {
     return text.split(this.#key).join(REDACTED);
   }
-}
-
-/** The v1 subscriber as a CustomerState (without `exists`). Exported for tests. */
-export function normalizeV1(subscriber: Subscriber, now: number = Date.now()): Omit<CustomerState, 'exists'> {
-  const active_entitlements = Object.entries(subscriber.entitlements)
-    .filter(([, e]) => isActive(e.expires_date, now))
-    .map(([id, e]) => ({ id, expires_at: e.expires_date ?? null }));
-  const products: CustomerState['products'] = [];
-  for (const [id, s] of Object.entries(subscriber.subscriptions)) {
-    products.push({
-      id,
-      ...(typeof s.is_sandbox === 'boolean' ? { environment: s.is_sandbox ? ('sandbox' as const) : ('production' as const) } : {}),
-      active: isActive(s.expires_date ?? null, now),
-      expires_at: s.expires_date ?? null,
-    });
-  }
-  for (const [id, list] of Object.entries(subscriber.non_subscriptions)) {
-    const latest = list[list.length - 1];
-    if (!latest) continue;
-    products.push({
-      id,
-      ...(typeof latest.is_sandbox === 'boolean' ? { environment: latest.is_sandbox ? ('sandbox' as const) : ('production' as const) } : {}),
-      active: true,
-      expires_at: null,
-    });
-  }
-  return { original_app_user_id: subscriber.original_app_user_id, active_entitlements, products };
 }
 
 function expectOk(reply: { status: number; body: unknown }): unknown {

@@ -1,5 +1,7 @@
 // The v1 Subscriber object (seeds/004: GET /v1/subscribers, also the `subscriber` of a POST /v1/receipts
-// response) and the compact summary the reports keep per row.
+// response), its structural check, and the two reading rules of its fields that everything built on it shares
+// (what "active" means for an expiry, which mapping key names a product). What we derive from it and keep per
+// row is ../state/subscriberSummary.ts.
 
 /** `store` values documented for subscriptions and non-subscriptions; kept open for stores added later. */
 export type SubscriberStore =
@@ -71,14 +73,6 @@ export interface Subscriber {
   subscriber_attributes?: Record<string, SubscriberAttributeValue>;
 }
 
-export interface SubscriberSummary {
-  original_app_user_id: string;
-  active_entitlements: { id: string; expires_date: string | null; product_identifier: string }[];
-  product_found: 'subscription' | 'non_subscription' | 'absent' | 'not_checked';
-  /** the row's product as the subscriber shows it, when found: its expiry (null: never) and environment */
-  product?: { expires_date: string | null; is_sandbox?: boolean };
-}
-
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -99,8 +93,8 @@ function isNonSubscription(v: unknown): v is NonSubscription {
 }
 
 /**
- * Structural check of everything `summarizeSubscriber` and the reports read: the id, and the three
- * mappings with the fields of their members that we use. Unread fields are not checked.
+ * Structural check of everything we read of a subscriber (the row's summary, the v1 customer state): the id,
+ * and the three mappings with the fields of their members that we use. Unread fields are not checked.
  */
 export function isSubscriber(v: unknown): v is Subscriber {
   if (!isRecord(v)) return false;
@@ -124,29 +118,4 @@ export function isActive(expiresDate: string | null | undefined, now: number = D
  */
 export function productKeyMatches(key: string, productId: string): boolean {
   return key === productId || (!productId.includes(':') && key.startsWith(`${productId}:`));
-}
-
-export function summarizeSubscriber(subscriber: Subscriber, productId: string | undefined, now: number = Date.now()): SubscriberSummary {
-  const active_entitlements = Object.entries(subscriber.entitlements)
-    .filter(([, e]) => isActive(e.expires_date, now))
-    .map(([id, e]) => ({ id, expires_date: e.expires_date ?? null, product_identifier: e.product_identifier }))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-
-  let product_found: SubscriberSummary['product_found'];
-  let product: SubscriberSummary['product'];
-  const subscription = productId ? Object.entries(subscriber.subscriptions).find(([k]) => productKeyMatches(k, productId))?.[1] : undefined;
-  const purchases = productId ? Object.entries(subscriber.non_subscriptions).find(([k, list]) => productKeyMatches(k, productId) && list.length > 0)?.[1] : undefined;
-  if (productId === undefined || productId === '') {
-    product_found = 'not_checked';
-  } else if (subscription) {
-    product_found = 'subscription';
-    product = { expires_date: subscription.expires_date ?? null, ...(typeof subscription.is_sandbox === 'boolean' ? { is_sandbox: subscription.is_sandbox } : {}) };
-  } else if (purchases) {
-    product_found = 'non_subscription';
-    const latest = purchases[purchases.length - 1];
-    product = { expires_date: null, ...(typeof latest?.is_sandbox === 'boolean' ? { is_sandbox: latest.is_sandbox } : {}) };
-  } else {
-    product_found = 'absent';
-  }
-  return { original_app_user_id: subscriber.original_app_user_id, active_entitlements, product_found, ...(product ? { product } : {}) };
 }

@@ -1,4 +1,7 @@
-// Retry delays for transient failures: exponential with full jitter, never shorter than what the API asked for.
+// Retry delays for transient failures of a row: the backoff of ../revenuecat/retryAfter.ts, never shorter than
+// what the API asked for. TransientFailure carries that ask from the processor to BullMQ's backoff strategy.
+import { backoffDelay, type BackoffSettings } from '../revenuecat/retryAfter.js';
+
 export class TransientFailure extends Error {
   override name = 'TransientFailure';
   constructor(
@@ -9,17 +12,8 @@ export class TransientFailure extends Error {
   }
 }
 
-export interface BackoffSettings {
-  baseMs: number;
-  maxMs: number;
-  random?: () => number;
-}
-
 /** Delay before attempt `attemptsMade + 1`, given the error of the attempt that just failed. */
-export function retryDelay(attemptsMade: number, err: unknown, { baseMs, maxMs, random = Math.random }: BackoffSettings): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attemptsMade - 1));
-  // Half fixed, half random: spreads retries of rows that failed together without ever retrying at once.
-  const jittered = Math.round(ceiling / 2 + random() * (ceiling / 2));
+export function retryDelay(attemptsMade: number, err: unknown, settings: BackoffSettings): number {
   const asked = err instanceof TransientFailure ? (err.retryAfterMs ?? 0) : 0;
-  return Math.max(jittered, asked);
+  return Math.max(backoffDelay(attemptsMade, settings), asked);
 }

@@ -7,11 +7,8 @@ import type { FatalStop } from '../queue/fatalStop.js';
 import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { classify, type Classification } from '../revenuecat/classify.js';
 import type { ApiResult, RevenueCatClient } from '../revenuecat/client.js';
-import { summarizeSubscriber, type Subscriber, type SubscriberSummary } from '../revenuecat/subscriber.js';
-import { normalizeV1 } from '../revenuecat/customerReader.js';
-import { compareState, DEFAULT_TOLERANCE_MS } from '../reports/verify.js';
-import { reconcile } from '../reports/reconcile.js';
-import type { Outcome, ReceiptJobData, StateMismatch } from '../types.js';
+import { judgeImportAnswer } from '../state/importAnswer.js';
+import type { Outcome, ReceiptJobData } from '../types.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import { TransientFailure } from './backoff.js';
 import { outcomeOf } from './outcome.js';
@@ -44,12 +41,6 @@ export type ReceiptProcessor = (job: Job<ReceiptJobData, void, string>, token?: 
 
 function statusLabel(result: ApiResult): string {
   return result.kind === 'response' ? String(result.status) : result.error;
-}
-
-function expectationMismatches(data: ReceiptJobData, summary: SubscriberSummary, subscriber: Subscriber, toleranceMs = DEFAULT_TOLERANCE_MS): StateMismatch[] {
-  const row = { src: data.src, line: data.line, app_user_id: data.body.app_user_id, subscriber: summary, ...(data.body.product_id !== undefined ? { product_id: data.body.product_id } : {}) };
-  const state = { exists: true, ...normalizeV1(subscriber) };
-  return compareState(row, state, { ...data.expect, toleranceMs }).map((m) => ({ kind: m.kind, expected: m.expected, actual: m.actual }));
 }
 
 export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
@@ -97,10 +88,9 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
 
     switch (verdict.kind) {
       case 'success': {
-        const summary = summarizeSubscriber(verdict.subscriber, data.body.product_id);
-        const check = reconcile(data.body, summary);
-        // The row's expected_* columns, checked against the subscriber the answer carries.
-        const mismatches = data.expect ? expectationMismatches(data, summary, verdict.subscriber, deps.expiryToleranceMs) : [];
+        // Reconciled, and checked against the row's expected_* columns, from the subscriber the answer carries.
+        const row = { src: data.src, line: data.line, app_user_id: data.body.app_user_id, product_id: data.body.product_id, expect: data.expect };
+        const { summary, reconciliation: check, mismatches } = judgeImportAnswer(row, verdict.subscriber, deps.expiryToleranceMs);
         const outcome = check.ok
           ? outcomeOf(job, { status: 'succeeded', ...http, attempts: attempt, subscriber: summary, ...(mismatches.length > 0 ? { mismatches } : {}) })
           : outcomeOf(job, { status: 'failed', ...http, attempts: attempt, reason: check.reason, message: check.message, subscriber: summary });

@@ -1,12 +1,12 @@
 // Reconciliation of one row against the subscriber RevenueCat returned for it. A 2xx is not a success unless
 // the subscriber shows what the row was meant to create.
-import type { SubscriberSummary } from '../revenuecat/subscriber.js';
+import type { SubscriberSummary } from './subscriberSummary.js';
 
-export type Reconciliation =
+export type ReconcileResult =
   | { ok: true; check: 'product_confirmed' | 'product_not_checked' }
   | { ok: false; reason: 'product_not_in_subscriber' | 'transferred'; message: string };
 
-export function reconcile(row: { app_user_id: string; product_id?: string }, summary: SubscriberSummary): Reconciliation {
+export function reconcile(row: { app_user_id: string; product_id?: string }, summary: SubscriberSummary): ReconcileResult {
   if (summary.original_app_user_id !== row.app_user_id) {
     return {
       ok: false,
@@ -23,5 +23,3 @@ export function reconcile(row: { app_user_id: string; product_id?: string }, sum
   }
   return { ok: true, check: summary.product_found === 'not_checked' ? 'product_not_checked' : 'product_confirmed' };
 }
-
-export const RECONCILE_FAILURES = ['product_not_in_subscriber', 'transferred'] as const;
