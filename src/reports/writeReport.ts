@@ -29,7 +29,7 @@ export interface ReportFiles {
   html: string;
 }
 
-export const SUCCEEDED_COLUMNS = [
+const SUCCEEDED_COLUMNS = [
   'source',
   'line',
   'platform',
@@ -46,14 +46,14 @@ export const SUCCEEDED_COLUMNS = [
 ] as const;
 
 /** Columns appended to failed.csv and rejected.csv. Prefixed so they never clash with input columns. */
-export const FAILED_COLUMNS = ['error_source', 'error_line', 'error_reason', 'error_code', 'error_http_status', 'error_message', 'error_attempts'] as const;
-export const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const;
-export const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
-export const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
+const FAILED_COLUMNS = ['error_source', 'error_line', 'error_reason', 'error_code', 'error_http_status', 'error_message', 'error_attempts'] as const;
+const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const;
+const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
+const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
 /** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
 /** Rows whose state differs from what was expected: at import (expected_* columns) or by a later `verify`. */
-export const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
-export const HISTORY_COLUMNS = ['source', 'line', 'status', 'reason', 'code', 'http_status', 'message', 'attempts', 'finished_at'] as const;
+const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
+const HISTORY_COLUMNS = ['source', 'line', 'status', 'reason', 'code', 'http_status', 'message', 'attempts', 'finished_at'] as const;
 
 type Cells = Record<string, string | number | undefined>;
 

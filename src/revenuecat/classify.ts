@@ -51,9 +51,9 @@ export function describeCode(code: number): ErrorCodeInfo | undefined {
 
 /** HTTP statuses retried regardless of body (5xx too, including 529). */
 export const TRANSIENT_STATUSES: ReadonlySet<number> = new Set([408, 423, 425, 429]);
-export const FATAL_STATUSES: ReadonlySet<number> = new Set([401, 403]);
+const FATAL_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 
-export const CODE_USER_BUSY = 7638;
+const CODE_USER_BUSY = 7638;
 
 /** What to fix for each fatal condition (the run pauses and prints this). */
 const FATAL_ADVICE: Record<number, string> = {

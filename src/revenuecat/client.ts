@@ -37,9 +37,9 @@ export type ApiResult =
   | { kind: 'network'; error: NetworkErrorKind; message: string; durationMs: number };
 
 export const DEFAULT_USER_AGENT = 'rc-migrate/0.1.0';
-export const DEFAULT_CONNECTIONS = 10;
+const DEFAULT_CONNECTIONS = 10;
 /** How much of a non-JSON body (an HTML error page, say) is kept. */
-export const RAW_BODY_LIMIT = 200;
+const RAW_BODY_LIMIT = 200;
 
 const REDACTED = '[redacted]';
 
@@ -218,7 +218,7 @@ function errorCodes(err: unknown, depth = 0): string[] {
   return codes;
 }
 
-export function networkErrorKind(err: unknown): NetworkErrorKind {
+function networkErrorKind(err: unknown): NetworkErrorKind {
   const codes = errorCodes(err);
   const has = (...names: string[]) => names.some((n) => codes.includes(n));
   if (has('UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError')) {

@@ -9,7 +9,7 @@ export type Platform = (typeof PLATFORMS)[number];
 /** The columns of seed 003's table: iOS/macOS, Google, Amazon, Stripe. Roku and Paddle are not in it. */
 export type Store = 'apple' | 'google' | 'amazon' | 'stripe' | 'other';
 
-export function storeOf(platform: Platform): Store {
+function storeOf(platform: Platform): Store {
   switch (platform) {
     case 'ios':
     case 'macos':
