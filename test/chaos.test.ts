@@ -2,13 +2,14 @@
 // own (a child redis-server with AOF, which it may kill), a sandbox of its own, and, where a process must die,
 // workers as separate `node dist/cli.js work` processes. Whatever happens, every row must end with exactly one
 // outcome (lost = 0), and a row may be sent again only if its request was in flight when a worker died.
-// The numbers of the last run are printed as a table and written to test/chaos-results.md.
+// The numbers of the last full run are printed as a table and written to test/.results/chaos-results.md (ignored
+// by git); `npm run chaos:table` copies that table into the README.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { ingestSources } from '../src/commands/ingest.js';
@@ -24,7 +25,7 @@ import { startPrivateRedis, type PrivateRedis } from './support/privateRedis.js'
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
-const RESULTS = join(import.meta.dirname, 'chaos-results.md');
+const RESULTS = join(import.meta.dirname, '.results', 'chaos-results.md');
 const PREFIX = 'chaos';
 const HEADER = ['platform', 'app_user_id', 'fetch_token'];
 const SCENARIOS = 5;
@@ -277,7 +278,7 @@ describe('chaos', () => {
     for (const child of children) child.kill('SIGKILL');
     if (results.length === 0) return;
     const md = [
-      '<!-- written by test/chaos.test.ts (npm run chaos); numbers of the last run -->',
+      '<!-- written by test/chaos.test.ts (npm run chaos); numbers of the last full run; npm run chaos:table copies the table into README.md -->',
       `Chaos suite (\`npm run chaos\`), ${new Date().toISOString().slice(0, 10)}, ${cpus().length} CPUs, Node ${process.version}. Each scenario has its own`,
       'redis-server (AOF, appendfsync always) and sandbox; workers are `node dist/cli.js work` processes where one must die.',
       '"in flight" is the sandbox\'s count of POSTs being processed at the moment of the kill, stop or revocation;',
@@ -289,8 +290,10 @@ describe('chaos', () => {
     ].join('\n');
     console.log(`\n${md}`);
     // Only a full run replaces the numbers the README quotes.
-    if (results.length === SCENARIOS) await writeFile(RESULTS, md);
-    else console.log(`(${results.length} of ${SCENARIOS} scenarios passed: ${RESULTS} left as it was)`);
+    if (results.length === SCENARIOS) {
+      await mkdir(dirname(RESULTS), { recursive: true });
+      await writeFile(RESULTS, md);
+    } else console.log(`(${results.length} of ${SCENARIOS} scenarios passed: ${RESULTS} left as it was)`);
   });
 
   // 1 ────────────────────────────────────────────────────────────────────────────────────────────────────

@@ -5,7 +5,7 @@ import { expandTemplate } from '../src/schedule/template.js';
 describe('source templates', () => {
   const at = Date.parse('2026-03-29T01:30:00Z'); // 03:30 in Berlin, the night clocks go forward
 
-  it('fills in the firing day in the schedule\'s zone', () => {
+  it("fills in the firing day in the schedule's zone", () => {
     expect(expandTemplate('s3://exports/{yyyy}-{mm}-{dd}/', { at })).toBe('s3://exports/2026-03-29/');
     expect(expandTemplate('day={date} at {HH}{MM}', { at, tz: 'Europe/Berlin' })).toBe('day=2026-03-29 at 0330');
     expect(expandTemplate('{date}', { at: Date.parse('2026-03-28T23:30:00Z'), tz: 'Europe/Berlin' })).toBe('2026-03-29');

@@ -118,10 +118,21 @@ export function realisticRun(): ReportData {
         meaning: 'receipt already in use by another user (cannot transfer)',
         examples: [{ src: 'google.csv', line: 77, app_user_id: '$RCAnonymousID:4f1c2', token: 'gpla…33fe', message: 'The receipt is already in use by another subscriber.' }],
       },
-      { reason: 'product_not_in_subscriber', count: 40, examples: [{ src: 'google.csv', line: 901, app_user_id: 'u-901', token: 'gpla…0c1d', message: 'product monthly_9 not in subscriber' }] },
+      {
+        reason: 'product_not_in_subscriber',
+        count: 40,
+        examples: [{ src: 'google.csv', line: 901, app_user_id: 'u-901', token: 'gpla…0c1d', message: 'product monthly_9 not in subscriber' }],
+      },
     ],
     topRejections: [
-      { reason: 'app_user_id is blocklisted (null)', count: 30, examples: [{ src: XSS_SOURCE, line: 4 }, { src: 'google.csv', line: 12 }] },
+      {
+        reason: 'app_user_id is blocklisted (null)',
+        count: 30,
+        examples: [
+          { src: XSS_SOURCE, line: 4 },
+          { src: 'google.csv', line: 12 },
+        ],
+      },
       { reason: 'currency without price', count: 7, examples: [{ src: 'apple.csv.gz', line: 99 }] },
     ],
     generatedAt: new Date((T0 + 3600) * 1000 + 5000).toISOString(),
