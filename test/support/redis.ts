@@ -4,7 +4,10 @@ import { inject } from 'vitest';
 import { Redis } from 'ioredis';
 
 export function redisUrl(): string {
-  return inject('redisUrl');
+  const url = inject('redisUrl');
+  // Only the integration project's global setup provides it (vitest.config.ts): a unit-tier test has no Redis.
+  if (!url) throw new Error('no Redis in this test tier: a test that needs Redis belongs to the integration project, not UNIT_TESTS in vitest.config.ts');
+  return url;
 }
 
 export function uniquePrefix(name: string): string {
