@@ -10,6 +10,7 @@ const UNIT_TESTS = [
   'test/config.test.ts',
   'test/formulaCells.test.ts',
   'test/importGraph.test.ts',
+  'test/keyFile.test.ts',
   'test/outcomeCodec.test.ts',
   'test/property.test.ts',
   'test/readCsv.test.ts',
