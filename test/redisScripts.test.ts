@@ -47,7 +47,7 @@ describe('Redis scripts', () => {
   });
 
   it('names hash fields through constants annotated with the TypeScript name they must equal', () => {
-    const metaValues = new Set(Object.values(META).filter((v): v is string => typeof v === 'string'));
+    const metaValues = new Set<string>(Object.values(META as Record<string, unknown>).filter((v): v is string => typeof v === 'string'));
     let annotated = 0;
     for (const s of scripts) {
       for (const line of s.lua.split('\n')) {

@@ -77,7 +77,7 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
   const mismatches = at(18) as MismatchDetail[] | undefined;
   return {
     status: a[0] === STATUS_CODES.succeeded ? 'succeeded' : 'failed',
-    src: sources[a[1] as number] ?? `source #${String(a[1])}`,
+    src: sources[a[1] as number] ?? `source #${a[1] as number}`,
     line: a[2] as number,
     fp,
     platform: a[3] as Platform,

@@ -5,17 +5,7 @@
 import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
 import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
-import {
-  INGEST_STATE,
-  latencyField,
-  locationOf,
-  META,
-  parseTimelineField,
-  RedisKeys,
-  TIMELINE,
-  timelineField,
-  type RunKeys,
-} from '../redis/keys.js';
+import { INGEST_STATE, latencyField, locationOf, META, parseTimelineField, RedisKeys, TIMELINE, timelineField, type RunKeys } from '../redis/keys.js';
 import { callScript, loadScripts } from '../redis/scripts.js';
 import { decodeOutcome, encodeOutcome, STATUS_CODES } from './outcomeCodec.js';
 import { LATENCY_BUCKETS_MS, latencyBucket, timelineBucket, type TimelinePoint } from './timeline.js';
@@ -290,9 +280,7 @@ export class RunLedger {
 
   async state(): Promise<RunState> {
     const meta = await this.redis.hgetall(this.keys.meta);
-    const counters = Object.fromEntries(
-      Object.entries(COUNTER_FIELDS).map(([counter, field]) => [counter, Number(meta[field] ?? 0)]),
-    ) as unknown as RunCounters;
+    const counters = Object.fromEntries(Object.entries(COUNTER_FIELDS).map(([counter, field]) => [counter, Number(meta[field] ?? 0)])) as unknown as RunCounters;
     const byStatus: Record<string, number> = {};
     for (const [k, v] of Object.entries(meta)) {
       const status = META.statusOf(k);

@@ -80,7 +80,7 @@ export async function upsertSchedule(queue: RunsQueue, spec: ScheduleSpec): Prom
 export async function listSchedules(queue: RunsQueue): Promise<ScheduleInfo[]> {
   const all = await queue.getJobSchedulers(0, -1, true);
   return all.map((s) => {
-    const data = s.template?.data as ScheduledRunData | undefined;
+    const data = s.template?.data;
     return {
       id: s.key,
       cron: s.pattern ?? `every ${s.every} ms`,
