@@ -84,6 +84,8 @@ export const configSchema = z.object({
   /** The ingester pauses while the queue holds more rows than this waiting to be sent (0 = never pauses). */
   highWaterMark: z.number().int().min(0),
   reportDir: z.string().min(1),
+  /** Text encoding of input files without a byte order mark (ingest/textEncoding.ts; latin1 is read as windows-1252). */
+  inputEncoding: z.enum(['utf8', 'latin1', 'windows-1252', 'utf16le']),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
 });
 
@@ -103,6 +105,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_MAX_ATTEMPTS: 'maxAttempts',
   RC_MIGRATE_TIMEOUT_MS: 'requestTimeoutMs',
   RC_MIGRATE_REPORT_DIR: 'reportDir',
+  RC_MIGRATE_ENCODING: 'inputEncoding',
   RC_MIGRATE_HIGH_WATER_MARK: 'highWaterMark',
   RC_MIGRATE_LOCK_DURATION_MS: 'lockDurationMs',
   RC_MIGRATE_STALLED_INTERVAL_MS: 'stalledIntervalMs',
@@ -270,11 +273,13 @@ export function requireApiKey(config: Config): string {
 }
 
 const RUN_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+/** A run id is part of Redis key names and job ids: letters, digits, "_", "." and "-" (options.ts uses this rule). */
+export const runIdRule = z.string().refine((v) => RUN_ID.test(v), { error: (iss) => `run id "${String(iss.input)}" is not valid: use 1-64 letters, digits, "_", "." or "-"` });
+
 export function checkRunId(runId: string): string {
-  if (!RUN_ID.test(runId)) {
-    throw new ConfigError(`run id "${runId}" is not valid: use 1-64 letters, digits, "_", "." or "-"`);
-  }
-  return runId;
+  const parsed = runIdRule.safeParse(runId);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => i.message).join('; '));
+  return parsed.data;
 }
 
 /** A fresh run id that sorts by time: run-20261121-054912-ab12. */

@@ -15,3 +15,19 @@ export const EXIT = {
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** What every command's ending comes down to; `exitCodeFor` is the one policy that turns it into a code. */
+export interface Verdict {
+  /** a fatal API answer stopped the work (the queue is paused) */
+  stopped?: boolean;
+  /** interrupted, or not every row has an outcome yet */
+  incomplete?: boolean;
+  /** rows that failed, were rejected, or did not come out as expected */
+  problems?: number;
+}
+
+export function exitCodeFor(v: Verdict): ExitCode {
+  if (v.stopped) return EXIT.FATAL;
+  if (v.incomplete) return EXIT.INCOMPLETE;
+  return (v.problems ?? 0) > 0 ? EXIT.ROWS_FAILED : EXIT.OK;
+}

@@ -9,6 +9,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Registry } from 'prom-client';
+import { PipelineMetrics } from './metrics.js';
 
 export interface MonitorServerOptions {
   port: number;
@@ -58,4 +59,14 @@ export async function startMonitorServer(opts: MonitorServerOptions): Promise<Mo
         server.close(() => resolve());
       }),
   };
+}
+
+/**
+ * `--metrics-port`: this process's own metrics (and /healthz) on a port while it works. The metrics given are
+ * served, else new ones with the process's CPU and memory.
+ */
+export async function serveProcessMetrics(opts: { port: number; host?: string; metrics?: PipelineMetrics }): Promise<{ metrics: PipelineMetrics; server: MonitorServer }> {
+  const metrics = opts.metrics ?? new PipelineMetrics({ defaultMetrics: true });
+  const server = await startMonitorServer({ port: opts.port, ...(opts.host ? { host: opts.host } : {}), registry: metrics.registry, health: async () => true });
+  return { metrics, server };
 }

@@ -1,0 +1,40 @@
+// The shared resources of a command or a session: one Redis connection, the receipts queue and the fatal-stop
+// flag, released with the caller's resource list.
+import { ConfigError, type Config } from '../config.js';
+import { RunLedger } from '../ledger/runLedger.js';
+import { FatalStop } from '../queue/fatalStop.js';
+import { openReceiptsQueue, type ReceiptsQueue } from '../queue/receiptsQueue.js';
+import { connectRedis, type RedisClient } from '../redis/connection.js';
+import { withResources, type Resources } from './resources.js';
+
+export interface Context {
+  config: Config;
+  redis: RedisClient;
+  queue: ReceiptsQueue;
+  fatal: FatalStop;
+  ledger(runId: string): RunLedger;
+  /** The ledger of a run that must already exist; a ConfigError says what to check otherwise. */
+  existingLedger(runId: string): Promise<RunLedger>;
+}
+
+export async function openContext(config: Config, resources: Resources): Promise<Context> {
+  const redis = resources.add('Redis connection', await connectRedis(config), (r) => r.quit().catch(() => r.disconnect()));
+  const queue = resources.add('receipts queue', openReceiptsQueue(redis, config.prefix), (q) => q.close());
+  return {
+    config,
+    redis,
+    queue,
+    fatal: new FatalStop(redis, config.prefix, queue),
+    ledger: (runId) => new RunLedger(redis, config.prefix, runId),
+    async existingLedger(runId) {
+      const ledger = new RunLedger(redis, config.prefix, runId);
+      if (!(await ledger.exists())) throw new ConfigError(`no run "${runId}" in Redis at prefix "${config.prefix}": check --run-id and REDIS_URL`);
+      return ledger;
+    },
+  };
+}
+
+/** Opens a context for one call and releases it (and whatever `fn` added to the list) when the call ends. */
+export function withContext<T>(config: Config, fn: (ctx: Context, resources: Resources) => Promise<T>): Promise<T> {
+  return withResources(async (resources) => fn(await openContext(config, resources), resources));
+}

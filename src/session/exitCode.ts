@@ -1,0 +1,11 @@
+// A run's exit code follows from its summary, whichever command or firing produced it.
+import { exitCodeFor, type ExitCode } from '../exitCodes.js';
+import type { Summary } from '../reports/summary.js';
+
+export function exitCodeOf(summary: Summary): ExitCode {
+  return exitCodeFor({
+    stopped: summary.status === 'stopped',
+    incomplete: summary.status !== 'complete',
+    problems: summary.rows_failed + summary.rows_rejected + summary.rows_mismatched + (summary.verify?.mismatched ?? 0),
+  });
+}

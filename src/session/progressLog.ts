@@ -1,0 +1,28 @@
+// Progress as log lines, for runs nobody watches at a terminal (CI, a container): at most one line per
+// interval, whatever the rate of updates.
+import type { IngestProgress } from '../ingest/ingester.js';
+import type { Logger } from '../logger.js';
+import type { RunState } from '../types.js';
+
+/** How often a run or an ingest logs a `progress` line when no progress bar is shown. */
+export const PROGRESS_LOG_MS = 5000;
+
+/** A function that logs what it is given, at most once per `everyMs` (0: never). */
+export function throttledLog<T>(everyMs: number, write: (value: T) => void, now: () => number = Date.now): (value: T) => void {
+  let last = now();
+  return (value) => {
+    if (everyMs <= 0 || now() - last < everyMs) return;
+    last = now();
+    write(value);
+  };
+}
+
+export function runProgressLog(log: Logger, everyMs: number): (s: RunState) => void {
+  return throttledLog(everyMs, (s: RunState) =>
+    log.info({ read: s.rows_read, queued: s.rows_queued, succeeded: s.rows_succeeded, failed: s.rows_failed, rejected: s.rows_rejected, requests: s.requests_sent }, 'progress'),
+  );
+}
+
+export function ingestProgressLog(log: Logger, everyMs: number): (p: IngestProgress) => void {
+  return throttledLog(everyMs, (p: IngestProgress) => log.info({ source: p.source, line: p.line, read: p.rowsRead }, 'progress'));
+}

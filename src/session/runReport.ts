@@ -1,0 +1,28 @@
+// A run's report, written the same way by every command and session: in its directory, a stopped run marked
+// with the fatal reason, and the exit code that follows from it.
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import type { ExitCode } from '../exitCodes.js';
+import type { RunLedger } from '../ledger/runLedger.js';
+import type { FatalReason } from '../queue/fatalStop.js';
+import type { Summary } from '../reports/summary.js';
+import { writeReport, type ReportFiles } from '../reports/writeReport.js';
+import type { Context } from './context.js';
+import { exitCodeOf } from './exitCode.js';
+
+export function reportDirOf(config: Config, runId: string, outDir?: string): string {
+  return outDir ?? join(config.reportDir, runId);
+}
+
+export interface RunReport {
+  summary: Summary;
+  files: ReportFiles;
+  exitCode: ExitCode;
+}
+
+/** `fatal`: the reason the caller already knows (null: none); read from Redis when not given. */
+export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null } = {}): Promise<RunReport> {
+  const fatal = opts.fatal === undefined ? await ctx.fatal.reason() : (opts.fatal ?? undefined);
+  const { summary, files } = await writeReport(ledger, { dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId), ...(fatal ? { fatal } : {}) });
+  return { summary, files, exitCode: exitCodeOf(summary) };
+}
