@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   DEFAULT_PRODUCT_ID,
   SandboxOptionsError,
+  keyLabel,
   parseSandboxOptions,
   readDirective,
   startSandbox,
@@ -412,7 +413,8 @@ describe('fetch token directives', () => {
 
 describe('rate limit', () => {
   it('answers 429 with Retry-After once the per-second budget is spent, and always sends the limit headers', async () => {
-    const sb = await start({ rateLimitPerSecond: 2 });
+    // v1 headers are opt-in (RevenueCat publishes no v1 limit): rateLimitHeaders 'all' (or true) turns them on.
+    const sb = await start({ rateLimitPerSecond: 2, rateLimitHeaders: true });
     const first = await post(sb, receipt({ fetch_token: 'a' }));
     const second = await getSubscriber(sb, 'someone');
     const third = await post(sb, receipt({ fetch_token: 'b' }));
@@ -578,6 +580,12 @@ describe('stats', () => {
       successfulReceipts: 1,
       subscribers: 2,
       v2: { requests: 0, rateLimited: 0, byType: {} },
+      byKey: { [keyLabel(KEY)]: { platforms: ['*'], requests: 2, accepted: 2, unauthorized: 0, rateLimited: 0 } },
+      timeline: {
+        startedAtMs: expect.any(Number),
+        bucketMs: 1000,
+        buckets: [{ second: 0, requests: 2, admitted: 2, rateLimited: 0, overlaps: 0, succeeded: 1, perSecond: 0, perMinute: 0 }],
+      },
     });
     const viaHttp = await (await fetch(`${sb.url}/_sandbox/stats`)).json();
     expect(viaHttp).toEqual(stats);

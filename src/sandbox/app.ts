@@ -3,22 +3,20 @@
 // Latency is applied once, right before answering, so a request holding the per-user lock holds it for its
 // whole processing time, latency included — which is what makes overlap detection meaningful.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Platform } from '../revenuecat/fields.js';
+import { AdminRoutes } from './admin.js';
+import { UNKNOWN_KEY_LABEL, checkKey, keyLabel, knownKeys, keyScope, scopeNames, type KeyState } from './apiKeys.js';
+import { monotonicEpochMs } from './clock.js';
 import { CODES } from './codes.js';
+import { SUBSCRIBER_STORE, isPlatform } from './contract/platforms.js';
 import { FaultPlanner, type FaultKind } from './faults.js';
 import { header, readBody, writeResponse } from './http.js';
-import {
-  SandboxOptionsError,
-  parseSandboxOptions,
-  publicOptions,
-  type ResolvedSandboxOptions,
-  type SandboxOptions,
-} from './options.js';
-import { SlidingWindowRateLimiter } from './rateLimiter.js';
+import { SandboxOptionsError, parseSandboxOptions, publicOptions, type ResolvedSandboxOptions, type SandboxOptions } from './options.js';
+import { RateLimiter, type RateDecision, type RateRule } from './rateLimiter.js';
+import { limitsAt, nextStep, perMinuteEquivalent, type RateLimitState, type RateLimitStep, type V1Limits } from './rateSchedule.js';
 import { apiError, badRequest, codeOf, withHeaders, type ApiResponse } from './responses.js';
 import { Sleeper } from './sleeper.js';
 import { StatsRecorder, type ReceiptPostCount, type SandboxStats } from './stats.js';
-import { SubscriberStore, type PurchasePatch, type SandboxEnvironment } from './store.js';
+import { SubscriberStore, type PurchasePatch } from './store.js';
 import { FlakyTokens, outcomeFor, readDirective } from './tokens.js';
 import { UserLocks } from './userLocks.js';
 import { V2Routes, isV2Path } from './v2.js';
@@ -34,27 +32,25 @@ const DAY_MS = 86_400_000;
 const EXPIRED_PURCHASE_MS = Date.UTC(2023, 0, 1);
 const EXPIRED_EXPIRES_MS = Date.UTC(2023, 1, 1);
 
-const STORE_BY_PLATFORM: Record<Platform, string> = {
-  ios: 'app_store',
-  macos: 'mac_app_store',
-  uikitformac: 'mac_app_store',
-  android: 'play_store',
-  amazon: 'amazon',
-  stripe: 'stripe',
-  roku: 'roku',
-  paddle: 'paddle',
-};
+/** Who a request authenticated as, for the answer's bookkeeping. */
+interface Caller {
+  key: string;
+  label: string;
+}
 
 export class SandboxApp {
   private options: ResolvedSandboxOptions;
   private readonly stats = new StatsRecorder();
   private readonly store = new SubscriberStore();
-  private readonly limiter = new SlidingWindowRateLimiter();
+  private readonly limiter = new RateLimiter();
   private readonly locks = new UserLocks();
   private readonly flaky = new FlakyTokens();
   private readonly sleeper = new Sleeper();
+  private readonly clock = monotonicEpochMs;
+  private scheduleStartedAt = this.clock();
   private readonly faults: FaultPlanner;
   private readonly v2: V2Routes;
+  private readonly admin: AdminRoutes;
 
   constructor(options: ResolvedSandboxOptions) {
     this.options = options;
@@ -67,6 +63,7 @@ export class SandboxApp {
       sleeper: this.sleeper,
       delay: () => this.delay(),
     });
+    this.admin = new AdminRoutes(this);
   }
 
   currentOptions(): Omit<ResolvedSandboxOptions, 'now'> {
@@ -85,9 +82,11 @@ export class SandboxApp {
     }
     this.options = { ...this.options, ...parsed };
     if (parsed.seed !== undefined) this.faults.reseed(parsed.seed);
+    // A schedule is a script from "now": setting one (even the same) starts its clock again.
+    if (parsed.rateLimitSchedule !== undefined) this.scheduleStartedAt = this.clock();
   }
 
-  /** Back to a fresh start with the current knobs (the fault sequence restarts from the seed too). */
+  /** Back to a fresh start with the current knobs (the fault sequence and the schedule restart too). */
   reset(): void {
     this.store.clear();
     this.stats.reset();
@@ -95,6 +94,7 @@ export class SandboxApp {
     this.v2.clear();
     this.flaky.clear();
     this.faults.reseed(this.options.seed);
+    this.scheduleStartedAt = this.clock();
   }
 
   snapshot(): SandboxStats {
@@ -107,6 +107,61 @@ export class SandboxApp {
 
   receiptPostCounts(): ReceiptPostCount[] {
     return this.stats.receiptPostCounts();
+  }
+
+  /** The v1 limits in force now: the base knobs, then the schedule's steps; none in unlimited mode. */
+  currentLimits(): V1Limits {
+    if (this.options.unlimited) return { perSecond: 0, perMinute: 0 };
+    return limitsAt(this.baseLimits(), this.options.rateLimitSchedule, this.elapsedScheduleSeconds());
+  }
+
+  rateLimitState(): RateLimitState {
+    const elapsed = this.elapsedScheduleSeconds();
+    const next = nextStep(this.options.rateLimitSchedule, elapsed);
+    return {
+      current: this.currentLimits(),
+      base: this.baseLimits(),
+      window: this.options.rateLimitWindow,
+      unlimited: this.options.unlimited,
+      schedule: this.options.rateLimitSchedule.map((step) => ({ ...step })),
+      scheduleStartedAtMs: Math.round(this.scheduleStartedAt),
+      elapsedSeconds: Math.round(elapsed * 1000) / 1000,
+      next: next ? { ...next, inSeconds: Math.round((next.afterSeconds - elapsed) * 1000) / 1000 } : null,
+      usagePerMinute: this.limiter.usagePerMinute(),
+    };
+  }
+
+  /** Replaces the schedule (an empty one removes it) and starts its clock. Throws SandboxOptionsError. */
+  setRateLimitSchedule(schedule: RateLimitStep[] | string): void {
+    this.configure({ rateLimitSchedule: schedule });
+  }
+
+  keys(): KeyState[] {
+    return knownKeys(this.options).map((key) => ({
+      label: keyLabel(key),
+      platforms: scopeNames(keyScope(this.options, key)),
+      revoked: this.options.revokedApiKeys.includes(key),
+    }));
+  }
+
+  /**
+   * Revokes (or restores) one key, or every key bound to a platform. Returns the labels of the keys it applied
+   * to; none when the sandbox does not know the key or no key is bound to the platform.
+   */
+  setRevoked(target: { key: string } | { platform: string }, revoked: boolean): string[] {
+    const keys =
+      'key' in target
+        ? knownKeys(this.options).filter((k) => k === target.key)
+        : isPlatform(target.platform)
+          ? [...(this.options.platformApiKeys[target.platform] ?? [])]
+          : [];
+    const set = new Set(this.options.revokedApiKeys);
+    for (const key of keys) {
+      if (revoked) set.add(key);
+      else set.delete(key);
+    }
+    this.options = { ...this.options, revokedApiKeys: [...set] };
+    return keys.map(keyLabel);
   }
 
   /** The subscriber as a secret key would see it, without creating it. */
@@ -161,16 +216,18 @@ export class SandboxApp {
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     const method = req.method ?? 'GET';
     const path = url.pathname;
-    if (path === '/_sandbox' || path.startsWith('/_sandbox/')) return this.admin(req, res, method, url);
+    if (path === '/_sandbox' || path.startsWith('/_sandbox/')) return this.admin.handle(req, res, method, url);
     if (isV2Path(path)) return this.v2.handle(req, res, method, url);
 
     if (method === 'POST' && path === '/v1/receipts') {
       this.stats.request(ROUTE_RECEIPTS);
+      this.stats.tick('request', this.currentLimits());
       return this.postReceipt(req, res);
     }
     const subscriberPath = /^\/v1\/subscribers\/([^/]+)$/.exec(path);
     if (method === 'GET' && subscriberPath?.[1] !== undefined) {
       this.stats.request(ROUTE_SUBSCRIBER);
+      this.stats.tick('request', this.currentLimits());
       return this.getSubscriber(req, res, subscriberPath[1]);
     }
     this.stats.request(ROUTE_UNKNOWN);
@@ -189,25 +246,31 @@ export class SandboxApp {
       }
     }
 
-    const gate = await this.gate(req, res);
-    if (!gate) return;
+    const caller = await this.gate(req, res);
+    if (!caller) return;
 
     const validation = validateReceipt(header(req, 'x-platform'), parsed);
-    if (!validation.ok) return this.reply(res, validation.response);
+    if (!validation.ok) return this.reply(res, validation.response, caller);
     const receipt = validation.receipt;
 
     const ticket = this.locks.enter(receipt.appUserId);
     this.stats.userConcurrency(ticket.concurrent);
     try {
       if (!ticket.acquired) {
+        // Not the rate limit: counted apart (overlaps, never rateLimited) so a client can tell the two.
         this.stats.overlap();
-        await this.reply(res, withHeaders(apiError(429, CODES.requestInProgress, 'request already in progress'), { 'Retry-After': '1' }));
+        this.stats.tick('overlap', this.currentLimits());
+        const message = this.options.overlapStatus === 529 ? 'operation already in progress' : 'request already in progress';
+        await this.reply(res, withHeaders(apiError(this.options.overlapStatus, CODES.requestInProgress, message), { 'Retry-After': '1' }), caller);
         return;
       }
       await this.delay();
-      const response = this.processReceipt(receipt, gate.key);
-      this.send(res, response);
-      if (response.status >= 200 && response.status < 300) this.stats.receiptSuccess(receipt.appUserId, receipt.fetchToken);
+      const response = this.processReceipt(receipt, caller.key);
+      this.send(res, response, caller);
+      if (response.status >= 200 && response.status < 300) {
+        this.stats.receiptSuccess(receipt.appUserId, receipt.fetchToken);
+        this.stats.tick('succeeded', this.currentLimits());
+      }
     } finally {
       // After the answer is queued, in the same tick: a client retrying on receipt cannot beat the release.
       ticket.release();
@@ -227,7 +290,7 @@ export class SandboxApp {
     const purchase = {
       productId: receipt.productId ?? DEFAULT_PRODUCT_ID,
       fetchToken: receipt.fetchToken,
-      store: STORE_BY_PLATFORM[receipt.platform],
+      store: SUBSCRIBER_STORE[receipt.platform],
       purchaseDateMs: now - DAY_MS,
     };
     switch (outcome.grant) {
@@ -258,81 +321,102 @@ export class SandboxApp {
 
   private async getSubscriber(req: IncomingMessage, res: ServerResponse, rawId: string): Promise<void> {
     req.resume();
-    const gate = await this.gate(req, res);
-    if (!gate) return;
+    const caller = await this.gate(req, res);
+    if (!caller) return;
 
     // X-Platform is optional here; when present it must be valid, and it is what makes last_seen move.
     const platformHeader = header(req, 'x-platform');
     if (platformHeader !== undefined) {
       const check = checkPlatformHeader(platformHeader);
-      if (!check.ok) return this.reply(res, check.response);
+      if (!check.ok) return this.reply(res, check.response, caller);
     }
     let appUserId: string;
     try {
       appUserId = decodeURIComponent(rawId);
     } catch {
-      return this.reply(res, badRequest('app_user_id is not valid URL encoding.'));
+      return this.reply(res, badRequest('app_user_id is not valid URL encoding.'), caller);
     }
     const problem = checkAppUserId(appUserId);
-    if (problem) return this.reply(res, problem);
+    if (problem) return this.reply(res, problem, caller);
 
     await this.delay();
     const now = this.options.now();
     const { subscriber, created } = this.store.getOrCreate(appUserId, now);
     if (!created && platformHeader !== undefined) subscriber.lastSeenMs = now;
-    this.send(res, {
-      status: created ? 201 : 200,
-      body: envelope(now, renderSubscriber(subscriber, { nowMs: now, includeAttributes: isSecretKey(gate.key) })),
-    });
+    this.send(
+      res,
+      {
+        status: created ? 201 : 200,
+        body: envelope(now, renderSubscriber(subscriber, { nowMs: now, includeAttributes: isSecretKey(caller.key) })),
+      },
+      caller,
+    );
   }
 
-  /** Auth, injected faults, rate limit. Returns the API key, or undefined when the request was answered (or dropped). */
-  private async gate(req: IncomingMessage, res: ServerResponse): Promise<{ key: string } | undefined> {
+  /** Auth, injected faults, rate limit. Returns the caller, or undefined when the request was answered (or dropped). */
+  private async gate(req: IncomingMessage, res: ServerResponse): Promise<Caller | undefined> {
     const auth = this.authenticate(req);
     if ('response' in auth) {
-      await this.reply(res, auth.response);
+      await this.reply(res, auth.response, auth.label === undefined ? undefined : { label: auth.label });
       return undefined;
     }
+    const caller = auth;
     const fault = this.faults.decide(this.options);
     if (fault !== 'none') {
       this.stats.fault(fault);
-      await this.injectFault(fault, req, res);
+      await this.injectFault(fault, req, res, caller);
       return undefined;
     }
-    const perSecond = this.options.rateLimitPerSecond;
-    if (perSecond > 0) {
-      const decision = this.limiter.take(perSecond);
-      if (!decision.allowed) {
-        this.stats.rateLimit();
-        await this.reply(
-          res,
-          withHeaders(apiError(429, CODES.rateLimited, `Rate limit exceeded (${perSecond} requests per second). Retry after ${decision.retryAfterSeconds} s.`), {
-            'Retry-After': String(decision.retryAfterSeconds),
-          }),
-        );
-        return undefined;
-      }
+    const limits = this.currentLimits();
+    // Unlimited mode skips the limiter altogether (nothing recorded): the benchmark measures the client.
+    const decision: RateDecision = this.options.unlimited ? { allowed: true, retryAfterSeconds: 0, retryAfterMs: 0 } : this.limiter.take(this.rules(limits));
+    if (!decision.allowed) {
+      this.stats.rateLimit();
+      this.stats.tick('rateLimited', limits);
+      const perMinute = decision.refusedBy?.windowMs === 60_000;
+      const described = perMinute ? `${limits.perMinute} requests per minute` : `${limits.perSecond} requests per second`;
+      const extra = this.options.rateLimitBackoffMs ? { backoff_ms: decision.retryAfterMs } : undefined;
+      await this.reply(
+        res,
+        withHeaders(apiError(429, CODES.rateLimited, `Rate limit exceeded (${described}). Retry after ${decision.retryAfterSeconds} s.`, extra), {
+          'Retry-After': String(decision.retryAfterSeconds),
+        }),
+        caller,
+      );
+      return undefined;
     }
-    return { key: auth.key };
+    this.stats.tick('admitted', limits);
+    return caller;
   }
 
-  private authenticate(req: IncomingMessage): { key: string } | { response: ApiResponse } {
+  /** The limiter's rules for the limits in force; none (every request admitted) when there is no limit. */
+  private rules(limits: V1Limits): RateRule[] {
+    const kind = this.options.rateLimitWindow;
+    const rules: RateRule[] = [];
+    if (limits.perSecond > 0) rules.push({ limit: limits.perSecond, windowMs: 1_000, kind });
+    if (limits.perMinute > 0) rules.push({ limit: limits.perMinute, windowMs: 60_000, kind });
+    return rules;
+  }
+
+  private authenticate(req: IncomingMessage): Caller | { response: ApiResponse; label?: string } {
     const raw = header(req, 'authorization');
     if (raw === undefined || raw.trim() === '') {
       return { response: apiError(401, CODES.invalidAuthToken, 'Missing Authorization header: send "Authorization: Bearer <API key>".') };
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(raw);
     if (!match?.[1]) return { response: apiError(401, CODES.invalidAuthToken, 'Invalid authorization token: expected "Bearer <API key>".') };
-    if (!this.options.apiKeys.includes(match[1])) {
-      return { response: apiError(401, CODES.invalidApiKey, 'Invalid API key. Check the key in use is a current public SDK key (or secret key) of this project.') };
-    }
-    return { key: match[1] };
+    const key = match[1];
+    const check = checkKey(this.options, key, header(req, 'x-platform'));
+    const label = check.scope === undefined ? UNKNOWN_KEY_LABEL : keyLabel(key);
+    this.stats.keyRequest(label, scopeNames(check.scope));
+    if (!check.ok) return { label, response: apiError(401, CODES.invalidApiKey, check.message) };
+    return { key, label };
   }
 
-  private async injectFault(fault: Exclude<FaultKind, 'none'>, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async injectFault(fault: Exclude<FaultKind, 'none'>, req: IncomingMessage, res: ServerResponse, caller: Caller): Promise<void> {
     switch (fault) {
       case '5xx':
-        return this.reply(res, serverError(this.faults.pick5xx()));
+        return this.reply(res, serverError(this.faults.pick5xx()), caller);
       case 'reset':
         await this.delay();
         req.socket.destroy();
@@ -345,130 +429,41 @@ export class SandboxApp {
     }
   }
 
-  private async reply(res: ServerResponse, response: ApiResponse): Promise<void> {
+  private async reply(res: ServerResponse, response: ApiResponse, caller?: Pick<Caller, 'label'>): Promise<void> {
     await this.delay();
-    this.send(res, response);
+    this.send(res, response, caller);
   }
 
-  private send(res: ServerResponse, response: ApiResponse): void {
+  private send(res: ServerResponse, response: ApiResponse, caller?: Pick<Caller, 'label'>): void {
     writeResponse(res, response, this.rateHeaders());
-    this.stats.response(response.status, codeOf(response));
+    const code = codeOf(response);
+    this.stats.response(response.status, code);
+    if (caller) this.stats.keyAnswer(caller.label, response.status, response.status === 429 && code === CODES.rateLimited);
   }
 
+  /** v1 answers announce the limit only when asked to (`rateLimitHeaders: 'all'`): RevenueCat publishes no v1 limit. */
   private rateHeaders(): Record<string, string> {
-    const perSecond = this.options.rateLimitPerSecond;
-    if (perSecond <= 0 || !this.options.rateLimitHeaders) return {};
+    if (this.options.rateLimitHeaders !== 'all') return {};
+    const perMinute = perMinuteEquivalent(this.currentLimits());
+    if (perMinute <= 0) return {};
     return {
-      'RevenueCat-Rate-Limit-Current-Limit': String(perSecond * 60),
+      'RevenueCat-Rate-Limit-Current-Limit': String(perMinute),
       'RevenueCat-Rate-Limit-Current-Usage': String(this.limiter.usagePerMinute()),
     };
   }
 
   private delay(): Promise<void> {
+    if (this.options.unlimited) return Promise.resolve();
     const ms = this.options.latencyMs + this.faults.jitter(this.options.latencyJitterMs);
     return this.sleeper.sleep(ms);
   }
 
-  /**
-   * DELETE /_sandbox/subscribers/{id}; DELETE /_sandbox/subscribers/{id}/products/{product_id};
-   * PATCH /_sandbox/subscribers/{id}/products/{product_id} {expires_at_ms?, environment?};
-   * POST /_sandbox/subscribers/{id}/transfer {original_app_user_id}. Undefined when the path is none of these.
-   */
-  private adminMutation(method: string, path: string, parsed: Awaited<ReturnType<typeof readBody>>): { status: number; body: unknown } | undefined {
-    const m = /^\/_sandbox\/subscribers\/([^/]+)(?:\/(transfer|products\/([^/]+)))?$/.exec(path);
-    if (!m?.[1]) return undefined;
-    const bad = (message: string) => ({ status: 400, body: { code: CODES.badRequest, message } });
-    const missing = (what: string) => ({ status: 404, body: { code: CODES.notFound, message: what } });
-    const id = decodeSegment(m[1]);
-    const productId = m[3] === undefined ? undefined : decodeSegment(m[3]);
-    if (id === undefined || (m[3] !== undefined && productId === undefined)) return bad('path is not valid URL encoding.');
-    const body = parsed.ok && isPlainObject(parsed.value) ? parsed.value : {};
-    if (!parsed.ok && !parsed.empty) return bad(`Body is not valid JSON: ${parsed.reason}`);
-
-    if (m[2] === undefined && method === 'DELETE') {
-      return this.deleteSubscriber(id) ? { status: 200, body: { deleted: true, app_user_id: id } } : missing(`No subscriber ${JSON.stringify(id)} in the sandbox.`);
-    }
-    if (m[2] === 'transfer' && method === 'POST') {
-      const to = body.original_app_user_id;
-      if (typeof to !== 'string' || to.trim() === '') return bad('original_app_user_id (a non-empty string) is required.');
-      return this.transferSubscriber(id, to) ? { status: 200, body: { subscriber: this.peekSubscriber(id) } } : missing(`No subscriber ${JSON.stringify(id)} in the sandbox.`);
-    }
-    if (productId !== undefined && method === 'DELETE') {
-      return this.removePurchase(id, productId) ? { status: 200, body: { subscriber: this.peekSubscriber(id) } } : missing(`No purchase of ${JSON.stringify(productId)} for ${JSON.stringify(id)}.`);
-    }
-    if (productId !== undefined && method === 'PATCH') {
-      const patch: PurchasePatch = {};
-      if (body.expires_at_ms !== undefined) {
-        if (typeof body.expires_at_ms !== 'number' || !Number.isFinite(body.expires_at_ms)) return bad('expires_at_ms must be epoch milliseconds.');
-        patch.expiresDateMs = body.expires_at_ms;
-      }
-      if (body.environment !== undefined) {
-        if (typeof body.environment !== 'string' || !ENVIRONMENTS.has(body.environment)) return bad('environment must be "production" or "sandbox".');
-        patch.environment = body.environment as SandboxEnvironment;
-      }
-      if (Object.keys(patch).length === 0) return bad('send expires_at_ms and/or environment.');
-      const result = this.updatePurchase(id, productId, patch);
-      if (result === 'ok') return { status: 200, body: { subscriber: this.peekSubscriber(id) } };
-      if (result === 'not_a_subscription') return bad(`${JSON.stringify(productId)} is a one-time purchase: it has no expiry to move.`);
-      return missing(result === 'no_such_subscriber' ? `No subscriber ${JSON.stringify(id)} in the sandbox.` : `No purchase of ${JSON.stringify(productId)} for ${JSON.stringify(id)}.`);
-    }
-    return undefined;
+  private baseLimits(): V1Limits {
+    return { perSecond: this.options.rateLimitPerSecond, perMinute: this.options.rateLimitPerMinute };
   }
 
-  private async admin(req: IncomingMessage, res: ServerResponse, method: string, url: URL): Promise<void> {
-    const parsed = await readBody(req);
-    const path = url.pathname;
-    const send = (status: number, body: unknown): void => void writeResponse(res, { status, body }, {});
-
-    if (method === 'GET' && path === '/_sandbox/stats') return send(200, this.snapshot());
-    if (method === 'POST' && path === '/_sandbox/reset') {
-      this.reset();
-      return send(200, { ok: true });
-    }
-    if (path === '/_sandbox/config' && method === 'GET') return send(200, { options: this.currentOptions() });
-    if (path === '/_sandbox/config' && method === 'POST') {
-      if (!parsed.ok && !parsed.empty) return send(400, { code: CODES.badRequest, message: `Body is not valid JSON: ${parsed.reason}` });
-      try {
-        this.configure(parsed.ok ? parsed.value : {});
-      } catch (error) {
-        if (error instanceof SandboxOptionsError) return send(400, { code: CODES.badRequest, message: error.message, issues: error.issues });
-        throw error;
-      }
-      return send(200, { options: this.currentOptions() });
-    }
-    if (method === 'GET' && path === '/_sandbox/receipt-posts') {
-      const appUserId = url.searchParams.get('app_user_id');
-      const fetchToken = url.searchParams.get('fetch_token');
-      if (appUserId !== null && fetchToken !== null) {
-        return send(200, { app_user_id: appUserId, fetch_token: fetchToken, ...this.receiptPostCount(appUserId, fetchToken) });
-      }
-      return send(200, { receipts: this.receiptPostCounts() });
-    }
-    const mutation = this.adminMutation(method, path, parsed);
-    if (mutation) return send(mutation.status, mutation.body);
-    const peek = /^\/_sandbox\/subscribers\/([^/]+)$/.exec(path);
-    if (method === 'GET' && peek?.[1] !== undefined) {
-      let id: string;
-      try {
-        id = decodeURIComponent(peek[1]);
-      } catch {
-        return send(400, { code: CODES.badRequest, message: 'app_user_id is not valid URL encoding.' });
-      }
-      const subscriber = this.peekSubscriber(id);
-      if (!subscriber) return send(404, { code: CODES.notFound, message: `No subscriber ${JSON.stringify(id)} in the sandbox.` });
-      return send(200, { subscriber });
-    }
-    return send(404, { code: CODES.notFound, message: `Not found: ${method} ${path}.` });
-  }
-}
-
-const ENVIRONMENTS = new Set<string>(['production', 'sandbox']);
-
-function decodeSegment(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
+  private elapsedScheduleSeconds(): number {
+    return Math.max(0, (this.clock() - this.scheduleStartedAt) / 1000);
   }
 }
 

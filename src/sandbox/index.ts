@@ -6,10 +6,17 @@ export {
   parseSandboxOptions,
   resolveSandboxOptions,
   sandboxOptionsSchema,
+  type ParsedSandboxOptions,
+  type RateLimitHeaders,
   type ResolvedSandboxOptions,
   type SandboxOptions,
 } from './options.js';
-export type { ReceiptPostCount, ReceiptPostStats, SandboxStats, V2Stats } from './stats.js';
+export type { KeyStats, ReceiptPostCount, ReceiptPostStats, SandboxStats, V2Stats } from './stats.js';
+export type { TimelineBucket, TimelineStats } from './timeline.js';
+export { parseScheduleText, type RateLimitState, type RateLimitStep, type V1Limits } from './rateSchedule.js';
+export type { WindowKind } from './rateLimiter.js';
+export { keyLabel, type KeyState } from './apiKeys.js';
+export { PLATFORMS as SANDBOX_PLATFORMS, type Platform as SandboxPlatform } from './contract/platforms.js';
 export type { PurchasePatch, SandboxEnvironment } from './store.js';
 export {
   ROUTE_V2_ACTIVE_ENTITLEMENTS,

@@ -1,58 +1,88 @@
-// A sliding-window log: exact, and cheap at sandbox rates. It runs on a monotonic clock, not the `now`
-// option, because tests freeze `now` for dates and would otherwise freeze the window too.
-import { performance } from 'node:perf_hooks';
+// Request admission under one or more rules "at most `limit` requests per `windowMs`", each counted in a
+// sliding window (the last windowMs before now) or in fixed windows (consecutive windowMs-long periods from
+// the limiter's origin, whose count starts again at every boundary: a burst can spend a whole window's budget
+// at once, then everything waits for the next window). One log of admitted request times serves both kinds
+// and the per-minute usage: it keeps a minute of history, so no window may be longer than that.
+import { monotonicEpochMs, type Clock } from './clock.js';
+
+export type WindowKind = 'sliding' | 'fixed';
+export const WINDOW_KINDS = ['sliding', 'fixed'] as const satisfies readonly WindowKind[];
+
+export interface RateRule {
+  /** Requests admitted per window; 0 or less = the rule is off. */
+  limit: number;
+  /** 1..60000. */
+  windowMs: number;
+  kind: WindowKind;
+}
 
 export interface RateDecision {
   allowed: boolean;
-  /** Whole seconds until a slot frees, at least 1 (Retry-After). */
+  /** Whole seconds until a request can be admitted again, at least 1 (Retry-After); 0 when allowed. */
   retryAfterSeconds: number;
-  /** Milliseconds until a slot frees (a v2 body's backoff_ms); 0 when allowed. */
+  /** Milliseconds until a request can be admitted again (a body's backoff_ms); 0 when allowed. */
   retryAfterMs: number;
+  /** The rule that refused (the one with the longest wait), when refused. */
+  refusedBy?: RateRule;
 }
 
-const WINDOW_MS = 1_000;
+export const MAX_WINDOW_MS = 60_000;
 const USAGE_WINDOW_MS = 60_000;
+const ALLOWED: RateDecision = { allowed: true, retryAfterSeconds: 0, retryAfterMs: 0 };
 
-export class SlidingWindowRateLimiter {
-  // Admitted request times, ascending, kept for 60 s so usage can be reported per minute like RevenueCat's
-  // RevenueCat-Rate-Limit-Current-Usage header; `head` avoids shifting the array on every request.
+export class RateLimiter {
+  // Admitted request times, ascending; `head` skips the expired part without shifting the array each time.
   private hits: number[] = [];
   private head = 0;
+  private origin: number;
 
-  constructor(private readonly clock: () => number = () => performance.now()) {}
-
-  /**
-   * Admits the request (and records it) when fewer than `limit` were admitted in the last `windowMs`
-   * (default one second: v1's `rateLimitPerSecond`). `windowMs` may not exceed the minute of history kept.
-   */
-  take(limit: number, windowMs: number = WINDOW_MS): RateDecision {
-    const now = this.clock();
-    this.prune(now);
-    if (limit <= 0) {
-      this.hits.push(now);
-      return { allowed: true, retryAfterSeconds: 0, retryAfterMs: 0 };
-    }
-    const window = Math.min(windowMs, USAGE_WINDOW_MS);
-    const first = this.firstAfter(now - window);
-    const inWindow = this.hits.length - first;
-    if (inWindow >= limit) {
-      const oldestCounted = this.hits[this.hits.length - limit] ?? now;
-      const waitMs = Math.max(1, Math.ceil(oldestCounted + window - now));
-      return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)), retryAfterMs: waitMs };
-    }
-    this.hits.push(now);
-    return { allowed: true, retryAfterSeconds: 0, retryAfterMs: 0 };
+  constructor(private readonly clock: Clock = monotonicEpochMs) {
+    this.origin = clock();
   }
 
-  /** Requests admitted during the last minute. */
+  /** Admits (and records) the request when every rule has room, or says how long until all of them would. */
+  take(rules: readonly RateRule[]): RateDecision {
+    const now = this.clock();
+    this.prune(now);
+    let refused: { waitMs: number; rule: RateRule } | undefined;
+    for (const rule of rules) {
+      if (rule.limit <= 0) continue;
+      const waitMs = this.waitFor(rule, now);
+      if (waitMs > 0 && (!refused || waitMs > refused.waitMs)) refused = { waitMs, rule };
+    }
+    if (refused) {
+      return { allowed: false, retryAfterMs: refused.waitMs, retryAfterSeconds: Math.max(1, Math.ceil(refused.waitMs / 1000)), refusedBy: refused.rule };
+    }
+    this.hits.push(now);
+    return ALLOWED;
+  }
+
+  /** Requests admitted during the last minute (RevenueCat-Rate-Limit-Current-Usage). */
   usagePerMinute(): number {
     this.prune(this.clock());
     return this.hits.length - this.head;
   }
 
+  /** Forgets every admitted request; fixed windows start again from now. */
   clear(): void {
     this.hits = [];
     this.head = 0;
+    this.origin = this.clock();
+  }
+
+  /** 0 when the rule has room now, else the milliseconds until it will (at least 1). */
+  private waitFor(rule: RateRule, now: number): number {
+    const window = Math.min(Math.max(1, rule.windowMs), MAX_WINDOW_MS);
+    if (rule.kind === 'fixed') {
+      const start = this.origin + Math.floor((now - this.origin) / window) * window;
+      const inWindow = this.hits.length - this.firstAtOrAfter(start);
+      return inWindow >= rule.limit ? Math.max(1, Math.ceil(start + window - now)) : 0;
+    }
+    const inWindow = this.hits.length - this.firstAtOrAfter(now - window, true);
+    if (inWindow < rule.limit) return 0;
+    // The window has room again once the limit-th newest admitted request has left it.
+    const leaving = this.hits[this.hits.length - rule.limit] ?? now;
+    return Math.max(1, Math.ceil(leaving + window - now));
   }
 
   private prune(now: number): void {
@@ -64,13 +94,14 @@ export class SlidingWindowRateLimiter {
     }
   }
 
-  /** Index of the first hit strictly after `t` (binary search over the live part). */
-  private firstAfter(t: number): number {
+  /** Index of the first live hit at or after `t` (strictly after it when `strict`), by binary search. */
+  private firstAtOrAfter(t: number, strict = false): number {
     let lo = this.head;
     let hi = this.hits.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.hits[mid] ?? Infinity) <= t) lo = mid + 1;
+      const hit = this.hits[mid] ?? Infinity;
+      if (strict ? hit <= t : hit < t) lo = mid + 1;
       else hi = mid;
     }
     return lo;

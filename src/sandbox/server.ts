@@ -4,6 +4,8 @@ import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { SandboxApp } from './app.js';
 import { resolveSandboxOptions, type ResolvedSandboxOptions, type SandboxOptions } from './options.js';
+import type { KeyState } from './apiKeys.js';
+import type { RateLimitState, RateLimitStep } from './rateSchedule.js';
 import type { ReceiptPostCount, SandboxStats } from './stats.js';
 import type { PurchasePatch } from './store.js';
 import type { SubscriberJson } from './view.js';
@@ -14,7 +16,7 @@ export interface Sandbox {
   port: number;
   /** The same object GET /_sandbox/stats returns. */
   stats(): SandboxStats;
-  /** Change knobs live (e.g. replace apiKeys to simulate a revoked key, raise faults). Throws SandboxOptionsError. */
+  /** Change knobs live (limits, latency, faults, keys…). Throws SandboxOptionsError. */
   configure(patch: Partial<SandboxOptions>): void;
   /** Clear subscribers and counters; the knobs stay. */
   reset(): void;
@@ -27,6 +29,16 @@ export interface Sandbox {
   peekSubscriber(appUserId: string): SubscriberJson | undefined;
   /** Current knobs (the clock left out). */
   options(): Omit<ResolvedSandboxOptions, 'now'>;
+  /** The v1 limit in force, the schedule and where it stands (also GET /_sandbox/rate-limit). */
+  rateLimit(): RateLimitState;
+  /** Replaces the v1 limit schedule and starts its clock; `[]` removes it. Throws SandboxOptionsError. */
+  setRateLimitSchedule(schedule: RateLimitStep[] | string): void;
+  /** The configured keys by label, with their platforms and whether revoked (also GET /_sandbox/keys). */
+  keys(): KeyState[];
+  /** From now on the key answers 401 / 7225 (also POST /_sandbox/keys/revoke). False when the key is not configured. */
+  revokeKey(key: string): boolean;
+  /** Undoes revokeKey (also POST /_sandbox/keys/restore). False when the key is not configured. */
+  restoreKey(key: string): boolean;
   // State changes for reconciliation tests (also over HTTP: README.md, "Admin endpoints"). They do not move
   // last_seen and are not counted in stats.
   /** Deletes the subscriber and its aliases. False when there was none. */
@@ -70,6 +82,11 @@ export async function startSandbox(options?: SandboxOptions): Promise<Sandbox> {
     receiptPostCounts: () => app.receiptPostCounts(),
     peekSubscriber: (appUserId) => app.peekSubscriber(appUserId),
     options: () => app.currentOptions(),
+    rateLimit: () => app.rateLimitState(),
+    setRateLimitSchedule: (schedule) => app.setRateLimitSchedule(schedule),
+    keys: () => app.keys(),
+    revokeKey: (key) => app.setRevoked({ key }, true).length > 0,
+    restoreKey: (key) => app.setRevoked({ key }, false).length > 0,
     deleteSubscriber: (appUserId) => app.deleteSubscriber(appUserId),
     removePurchase: (appUserId, productId) => app.removePurchase(appUserId, productId),
     updatePurchase: (appUserId, productId, patch) => app.updatePurchase(appUserId, productId, patch),

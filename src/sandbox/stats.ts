@@ -1,6 +1,8 @@
 // Counters a test or a rehearsal report checks afterwards: "no overlapping requests for a user, no request
 // with the import flags left on, no row POSTed more often than expected". Plain JSON, so GET
 // /_sandbox/stats and sandbox.stats() return the same thing.
+import { Timeline, type TimelineEvent, type TimelineStats } from './timeline.js';
+import type { V1Limits } from './rateSchedule.js';
 
 export interface ReceiptPostStats {
   /** Distinct (app_user_id, fetch_token) pairs POSTed. */
@@ -42,6 +44,23 @@ export interface SandboxStats {
   subscribers: number;
   /** The v2 reads (GET /v2/projects/…), also counted in requests, byStatus and byPath. */
   v2: V2Stats;
+  /** Requests by the key they presented, named by keyLabel() (`appl_san…3f9a`); `unknown` for keys not configured. */
+  byKey: Record<string, KeyStats>;
+  /** v1 traffic second by second (admitted, 429s, overlaps, the limits in force). */
+  timeline: TimelineStats;
+}
+
+export interface KeyStats {
+  /** The X-Platform values the key is for: `['*']` for a catch-all key, `[]` for an unknown one. */
+  platforms: string[];
+  /** Requests presenting the key (v1 and v2). */
+  requests: number;
+  /** 2xx answers. */
+  accepted: number;
+  /** 401 / 403 answers (unknown, revoked, another platform's key; v2 with a public key). */
+  unauthorized: number;
+  /** 429s from a rate limit (v1 7429, v2 rate_limit_error); same-user overlaps are not counted here. */
+  rateLimited: number;
 }
 
 export interface V2Stats {
@@ -84,6 +103,29 @@ export class StatsRecorder {
   private maxPerReceipt = 0;
   private maxSuccessfulPerReceipt = 0;
   private v2: V2Stats = { requests: 0, rateLimited: 0, byType: {} };
+  private byKey: Record<string, KeyStats> = {};
+  private readonly timeline = new Timeline();
+
+  /** A request presented a key (label from keyLabel()). */
+  keyRequest(label: string, platforms: string[]): void {
+    const entry = (this.byKey[label] ??= { platforms, requests: 0, accepted: 0, unauthorized: 0, rateLimited: 0 });
+    entry.platforms = platforms;
+    entry.requests++;
+  }
+
+  /** The answer to a request that presented a key. */
+  keyAnswer(label: string, status: number, rateLimited: boolean): void {
+    const entry = this.byKey[label];
+    if (!entry) return;
+    if (status >= 200 && status < 300) entry.accepted++;
+    else if (status === 401 || status === 403) entry.unauthorized++;
+    else if (rateLimited) entry.rateLimited++;
+  }
+
+  /** One v1 event in the per-second timeline, with the limits in force. */
+  tick(event: TimelineEvent, limits: V1Limits): void {
+    this.timeline.note(event, limits);
+  }
 
   request(path: string): void {
     this.requests++;
@@ -177,6 +219,8 @@ export class StatsRecorder {
       successfulReceipts: this.successfulReceipts,
       subscribers: live.subscribers,
       v2: { requests: this.v2.requests, rateLimited: this.v2.rateLimited, byType: { ...this.v2.byType } },
+      byKey: Object.fromEntries(Object.entries(this.byKey).map(([label, entry]) => [label, { ...entry, platforms: [...entry.platforms] }])),
+      timeline: this.timeline.snapshot(),
     };
   }
 
@@ -197,6 +241,8 @@ export class StatsRecorder {
     this.maxPerReceipt = 0;
     this.maxSuccessfulPerReceipt = 0;
     this.v2 = { requests: 0, rateLimited: 0, byType: {} };
+    this.byKey = {};
+    this.timeline.reset();
   }
 
   private pair(appUserId: string, fetchToken: string): { posts: number; successes: number } {

@@ -1,7 +1,7 @@
 // In-memory subscribers. Purchases are keyed so that re-sending the same receipt changes nothing new,
 // like RevenueCat's own deduplication: a re-run or a crash-retry must be harmless against the sandbox too.
 import { createHash } from 'node:crypto';
-import type { SubscriberAttribute } from '../revenuecat/fields.js';
+import type { SubscriberAttribute } from './contract/subscriber.js';
 
 export type SandboxEnvironment = 'production' | 'sandbox';
 

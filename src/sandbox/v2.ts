@@ -4,10 +4,11 @@
 // never moves. Pipeline: auth (secret key) → project → injected fault → domain rate limit → parameters →
 // (latency) → answer. Errors use the v2 body {object:'error', type, message, retryable, doc_url, backoff_ms?}.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { UNKNOWN_KEY_LABEL, checkKey, keyLabel, scopeNames } from './apiKeys.js';
 import type { FaultPlanner } from './faults.js';
 import { header, writeResponse } from './http.js';
 import type { ResolvedSandboxOptions } from './options.js';
-import { SlidingWindowRateLimiter } from './rateLimiter.js';
+import { RateLimiter } from './rateLimiter.js';
 import type { ApiResponse } from './responses.js';
 import type { Sleeper } from './sleeper.js';
 import type { StatsRecorder } from './stats.js';
@@ -50,9 +51,9 @@ export function isV2Path(path: string): boolean {
 }
 
 export class V2Routes {
-  private readonly limiters: Record<Domain, SlidingWindowRateLimiter> = {
-    customer_information: new SlidingWindowRateLimiter(),
-    project_configuration: new SlidingWindowRateLimiter(),
+  private readonly limiters: Record<Domain, RateLimiter> = {
+    customer_information: new RateLimiter(),
+    project_configuration: new RateLimiter(),
   };
 
   constructor(private readonly ctx: V2Context) {}
@@ -73,33 +74,34 @@ export class V2Routes {
     const domain: Domain = route.kind === 'customer' ? 'customer_information' : 'project_configuration';
     const options = this.ctx.options();
 
-    const auth = authenticate(header(req, 'authorization'), options.apiKeys);
-    if (auth) return this.reply(res, domain, auth);
+    const auth = this.authenticate(header(req, 'authorization'));
+    const label = auth.label;
+    if (auth.response) return this.reply(res, domain, auth.response, label);
     if (route.projectId !== options.projectId) {
-      return this.reply(res, domain, error(404, 'resource_missing', `Project ${JSON.stringify(route.projectId)} not found (or not visible to this key).`, { param: 'project_id' }));
+      return this.reply(res, domain, error(404, 'resource_missing', `Project ${JSON.stringify(route.projectId)} not found (or not visible to this key).`, { param: 'project_id' }), label);
     }
 
     const fault = this.ctx.faults.decide(options);
     if (fault !== 'none') {
       this.ctx.stats.fault(fault);
-      return this.injectFault(fault, req, res, domain);
+      return this.injectFault(fault, req, res, domain, label);
     }
 
-    const limit = domain === 'customer_information' ? options.v2RateLimitPerMinute : options.v2ConfigRateLimitPerMinute;
+    const limit = this.limitOf(domain);
     if (limit > 0) {
       const perWindow = Math.max(1, Math.floor((limit * options.v2RateLimitWindowMs) / 60_000));
-      const decision = this.limiters[domain].take(perWindow, options.v2RateLimitWindowMs);
+      const decision = this.limiters[domain].take([{ limit: perWindow, windowMs: options.v2RateLimitWindowMs, kind: 'sliding' }]);
       if (!decision.allowed) {
         const response = error(429, 'rate_limit_error', `Rate limit of the ${domain.replace('_', ' ')} domain exceeded (${limit} requests per minute).`, {
           retryable: true,
           backoff_ms: decision.retryAfterMs,
         });
-        return this.reply(res, domain, { ...response, headers: { 'Retry-After': String(decision.retryAfterSeconds) } });
+        return this.reply(res, domain, { ...response, headers: { 'Retry-After': String(decision.retryAfterSeconds) } }, label);
       }
     }
 
     const query = listQuery(url, options.v2PageSize);
-    if ('response' in query) return this.reply(res, domain, query.response);
+    if ('response' in query) return this.reply(res, domain, query.response, label);
     const base = `/v2/projects/${encodeURIComponent(options.projectId)}`;
 
     if (route.kind === 'catalog') {
@@ -107,13 +109,39 @@ export class V2Routes {
         route.resource === 'entitlements'
           ? [entitlementObject(options.projectId)]
           : this.ctx.store.catalog().map(productObject).sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
-      return this.reply(res, domain, { status: 200, body: page<{ id: string }>(items, `${base}/${route.resource}`, query) });
+      return this.reply(res, domain, { status: 200, body: page<{ id: string }>(items, `${base}/${route.resource}`, query) }, label);
     }
 
     const problem = checkAppUserId(route.customerId);
-    if (problem) return this.reply(res, domain, error(400, 'parameter_error', `Invalid customer_id: ${messageOf(problem)}`, { param: 'customer_id' }));
+    if (problem) return this.reply(res, domain, error(400, 'parameter_error', `Invalid customer_id: ${messageOf(problem)}`, { param: 'customer_id' }), label);
     // Read at answer time (after the latency), like the v1 GET, so a test's admin change in between is seen.
-    return this.reply(res, domain, () => this.customerResource(route, base, query));
+    return this.reply(res, domain, () => this.customerResource(route, base, query), label);
+  }
+
+  /** The domain's per-minute limit in force; 0 = none (`unlimited` turns every limit off). */
+  private limitOf(domain: Domain): number {
+    const options = this.ctx.options();
+    if (options.unlimited) return 0;
+    return domain === 'customer_information' ? options.v2RateLimitPerMinute : options.v2ConfigRateLimitPerMinute;
+  }
+
+  /** A response when the request may not read, plus the key's stats label when it presented one. */
+  private authenticate(raw: string | undefined): { response?: ApiResponse; label?: string } {
+    if (raw === undefined || raw.trim() === '') {
+      return { response: error(401, 'authentication_error', 'Missing Authorization header: send "Authorization: Bearer <secret API key>".') };
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(raw);
+    if (!match?.[1]) return { response: error(401, 'authentication_error', 'Invalid Authorization header: v2 requires "Bearer <secret API key>".') };
+    const key = match[1];
+    // v2 has no X-Platform: a platform-bound key is refused below as a public key, not for its platform.
+    const check = checkKey(this.ctx.options(), key, undefined);
+    const label = check.scope === undefined ? UNKNOWN_KEY_LABEL : keyLabel(key);
+    this.ctx.stats.keyRequest(label, scopeNames(check.scope));
+    if (!check.ok) return { label, response: error(401, 'authentication_error', 'Invalid API key.') };
+    if (!key.startsWith('sk_')) {
+      return { label, response: error(403, 'authorization_error', 'This endpoint needs a secret API key (sk_…); public SDK keys cannot read customers.') };
+    }
+    return { label };
   }
 
   private customerResource(route: Extract<Route, { kind: 'customer' }>, base: string, query: ListQuery): ApiResponse {
@@ -135,13 +163,13 @@ export class V2Routes {
     }
   }
 
-  private async injectFault(fault: 'reset' | 'hang' | '5xx', req: IncomingMessage, res: ServerResponse, domain: Domain): Promise<void> {
+  private async injectFault(fault: 'reset' | 'hang' | '5xx', req: IncomingMessage, res: ServerResponse, domain: Domain, label: string | undefined): Promise<void> {
     switch (fault) {
       case '5xx': {
         const status = this.ctx.faults.pick5xx();
-        if (status === 500) return this.reply(res, domain, error(500, 'server_error', 'Internal server error.', { retryable: true }));
+        if (status === 500) return this.reply(res, domain, error(500, 'server_error', 'Internal server error.', { retryable: true }), label);
         const title = status === 502 ? '502 Bad Gateway' : '503 Service Temporarily Unavailable';
-        return this.reply(res, domain, { status, raw: { contentType: 'text/html', text: `<html><head><title>${title}</title></head><body><h1>${title}</h1></body></html>` } });
+        return this.reply(res, domain, { status, raw: { contentType: 'text/html', text: `<html><head><title>${title}</title></head><body><h1>${title}</h1></body></html>` } }, label);
       }
       case 'reset':
         await this.ctx.delay();
@@ -155,19 +183,19 @@ export class V2Routes {
   }
 
   /** Waits the latency, then answers (a function is evaluated after the wait). */
-  private async reply(res: ServerResponse, domain: Domain | undefined, response: ApiResponse | (() => ApiResponse)): Promise<void> {
+  private async reply(res: ServerResponse, domain: Domain | undefined, response: ApiResponse | (() => ApiResponse), label?: string): Promise<void> {
     await this.ctx.delay();
     const answer = typeof response === 'function' ? response() : response;
     writeResponse(res, answer, domain ? this.rateHeaders(domain) : {});
     this.ctx.stats.response(answer.status, undefined);
     const type = errorType(answer);
     if (type !== undefined) this.ctx.stats.v2Error(type);
+    if (label !== undefined) this.ctx.stats.keyAnswer(label, answer.status, type === 'rate_limit_error');
   }
 
   private rateHeaders(domain: Domain): Record<string, string> {
-    const options = this.ctx.options();
-    const limit = domain === 'customer_information' ? options.v2RateLimitPerMinute : options.v2ConfigRateLimitPerMinute;
-    if (limit <= 0 || !options.rateLimitHeaders) return {};
+    const limit = this.limitOf(domain);
+    if (limit <= 0 || this.ctx.options().rateLimitHeaders === 'none') return {};
     return {
       'RevenueCat-Rate-Limit-Current-Limit': String(limit),
       'RevenueCat-Rate-Limit-Current-Usage': String(this.limiters[domain].usagePerMinute()),
@@ -210,19 +238,6 @@ function parseRoute(path: string): Route | undefined {
   const customerId = decode(c[1]);
   if (!sub || customerId === undefined) return undefined;
   return { kind: 'customer', label: sub.label, projectId, customerId, resource: sub.resource };
-}
-
-function authenticate(raw: string | undefined, apiKeys: string[]): ApiResponse | undefined {
-  if (raw === undefined || raw.trim() === '') {
-    return error(401, 'authentication_error', 'Missing Authorization header: send "Authorization: Bearer <secret API key>".');
-  }
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(raw);
-  if (!match?.[1]) return error(401, 'authentication_error', 'Invalid Authorization header: v2 requires "Bearer <secret API key>".');
-  if (!apiKeys.includes(match[1])) return error(401, 'authentication_error', 'Invalid API key.');
-  if (!match[1].startsWith('sk_')) {
-    return error(403, 'authorization_error', 'This endpoint needs a secret API key (sk_…); public SDK keys cannot read customers.');
-  }
-  return undefined;
 }
 
 interface ListQuery {

@@ -1,18 +1,11 @@
-// POST /v1/receipts validation in RevenueCat's order and with its codes. The rules themselves come from the
-// shared field table (src/revenuecat/fields.ts), so the ingest validator and the sandbox cannot drift apart.
-import {
-  ISO_4217,
-  PLATFORMS,
-  RECEIPT_FIELD_NAMES,
-  appUserIdProblem,
-  fieldSupport,
-  isIsoDuration,
-  isReceiptField,
-  storeOf,
-  RECEIPT_FIELDS,
-  type Platform,
-  type SubscriberAttribute,
-} from '../revenuecat/fields.js';
+// POST /v1/receipts validation in RevenueCat's order and with its codes. The rules come from the sandbox's own
+// reading of the documents (./contract/), not from the pipeline's: a misreading on either side shows up as a
+// disagreement between them instead of being shared by construction.
+import { appUserIdProblem } from './contract/appUserId.js';
+import { ISO_4217_CODES } from './contract/currencies.js';
+import { PLATFORMS, isPlatform, storeColumn, type Platform } from './contract/platforms.js';
+import { RECEIPT_FIELD_NAMES, fieldType, isReceiptFieldName, requirement, type ReceiptFieldName } from './contract/receiptFields.js';
+import type { SubscriberAttribute } from './contract/subscriber.js';
 import { CODES } from './codes.js';
 import { apiError, badRequest, type ApiResponse, type AttributeError } from './responses.js';
 
@@ -31,8 +24,8 @@ export type Validation = { ok: true; receipt: ValidReceipt } | { ok: false; resp
 /** The request body after reading: parsed JSON, or why it could not be. */
 export type ParsedBody = { ok: true; value: unknown } | { ok: false; reason: string };
 
-const PLATFORM_SET = new Set<string>(PLATFORMS);
-const FLAG_FIELDS = ['create_events', 'should_update_last_seen_fields'] as const;
+/** ISO 8601 durations as seeds/003's examples use them (P1M, P1W, PT12H...). */
+const ISO_DURATION = /^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/;
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -47,13 +40,13 @@ export function checkPlatformHeader(header: string | undefined): { ok: true; pla
   if (header === undefined || header === '') {
     return { ok: false, response: apiError(400, CODES.invalidPlatform, 'Missing X-Platform header.') };
   }
-  if (!PLATFORM_SET.has(header)) {
+  if (!isPlatform(header)) {
     return { ok: false, response: apiError(400, CODES.invalidPlatform, `Invalid platform "${header}". Expected one of ${PLATFORMS.join(', ')}.`) };
   }
-  return { ok: true, platform: header as Platform };
+  return { ok: true, platform: header };
 }
 
-/** Empty → 7220, otherwise any appUserIdProblem → 7256. Shared with GET /v1/subscribers/{id}. */
+/** Empty (or blank) → 7220, otherwise any appUserIdProblem → 7256. Shared with GET /v1/subscribers/{id} and v2. */
 export function checkAppUserId(id: string): ApiResponse | undefined {
   if (id.trim() === '') return apiError(400, CODES.emptyAppUserId, 'app_user_id is empty.');
   const problem = appUserIdProblem(id);
@@ -66,7 +59,7 @@ export function validateReceipt(platformHeader: string | undefined, parsed: Pars
   const platformCheck = checkPlatformHeader(platformHeader);
   if (!platformCheck.ok) return fail(platformCheck.response);
   const platform = platformCheck.platform;
-  const store = storeOf(platform);
+  const column = storeColumn(platform);
 
   if (!parsed.ok) return fail(badRequest(`Request body is not valid JSON: ${parsed.reason}.`));
   const body = parsed.value;
@@ -81,14 +74,14 @@ export function validateReceipt(platformHeader: string | undefined, parsed: Pars
   const fetchToken = body.fetch_token;
   if (typeof fetchToken !== 'string' || fetchToken === '') return fail(badRequest('fetch_token is required and must be a non-empty string.'));
 
-  if (store === 'google' && (!present(body.product_id) || body.product_id === '')) {
+  if (column === 'google' && (!present(body.product_id) || body.product_id === '')) {
     return fail(apiError(400, CODES.googleProductIdMissing, 'product_id is required for Google Play receipts.'));
   }
 
   if (present(body.price) !== present(body.currency)) {
     return fail(badRequest(present(body.price) ? 'price requires currency.' : 'currency requires price.'));
   }
-  if (present(body.currency) && (typeof body.currency !== 'string' || !ISO_4217.has(body.currency))) {
+  if (present(body.currency) && (typeof body.currency !== 'string' || !ISO_4217_CODES.has(body.currency))) {
     return fail(badRequest(`currency ${JSON.stringify(body.currency)} is not an ISO 4217 code.`));
   }
   for (const field of ['price', 'introductory_price'] as const) {
@@ -103,15 +96,12 @@ export function validateReceipt(platformHeader: string | undefined, parsed: Pars
   }
 
   for (const [name, value] of Object.entries(body)) {
-    if (!isReceiptField(name) || !present(value)) continue;
-    if (fieldSupport(name, platform) === 'no') {
+    if (!isReceiptFieldName(name) || !present(value)) continue;
+    if (requirement(name, platform) === 'not_compatible') {
       return fail(badRequest(`${name} is not compatible with X-Platform ${platform}.`, { param: name }));
     }
     const typeProblem = checkFieldType(name, value);
     if (typeProblem) return fail(badRequest(typeProblem, { param: name }));
-  }
-  for (const flag of FLAG_FIELDS) {
-    if (present(body[flag]) && typeof body[flag] !== 'boolean') return fail(badRequest(`${flag} must be a boolean.`, { param: flag }));
   }
 
   const attributes = checkAttributes(body.attributes);
@@ -120,12 +110,12 @@ export function validateReceipt(platformHeader: string | undefined, parsed: Pars
   // product_id (Google), app_user_id and fetch_token were checked above with their own codes; what is left
   // is store_user_id for Amazon.
   for (const name of RECEIPT_FIELD_NAMES) {
-    if (fieldSupport(name, platform) === 'required' && (!present(body[name]) || body[name] === '')) {
+    if (requirement(name, platform) === 'required' && (!present(body[name]) || body[name] === '')) {
       return fail(badRequest(`${name} is required for X-Platform ${platform}.`, { param: name }));
     }
   }
 
-  if (store === 'stripe' && !(fetchToken.startsWith('sub_') || fetchToken.startsWith('cs_'))) {
+  if (column === 'stripe' && !(fetchToken.startsWith('sub_') || fetchToken.startsWith('cs_'))) {
     return fail(apiError(400, CODES.invalidReceipt, 'Stripe fetch_token must be a subscription id (sub_…) or a Checkout Session id (cs_…).'));
   }
 
@@ -142,17 +132,17 @@ export function validateReceipt(platformHeader: string | undefined, parsed: Pars
   };
 }
 
-function checkFieldType(name: keyof typeof RECEIPT_FIELDS, value: unknown): string | undefined {
-  switch (RECEIPT_FIELDS[name].type) {
+function checkFieldType(name: ReceiptFieldName, value: unknown): string | undefined {
+  switch (fieldType(name)) {
     case 'string':
       return typeof value === 'string' ? undefined : `${name} must be a string.`;
     case 'boolean':
       return typeof value === 'boolean' ? undefined : `${name} must be a boolean.`;
     case 'duration':
-      return typeof value === 'string' && isIsoDuration(value) ? undefined : `${name} must be an ISO 8601 duration such as P1M.`;
+      return typeof value === 'string' && ISO_DURATION.test(value) ? undefined : `${name} must be an ISO 8601 duration such as P1M.`;
     case 'country':
       return typeof value === 'string' && /^[A-Z]{2}$/.test(value) ? undefined : `${name} must be an ISO 3166-1 alpha-2 country code.`;
-    // number, currency and payment_mode were checked earlier with their own codes.
+    // float, currency and payment_mode were checked earlier with their own codes.
     default:
       return undefined;
   }

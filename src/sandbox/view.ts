@@ -1,60 +1,11 @@
 // The Subscriber object of seeds/004, rendered from the store. Every product grants the one sandbox
 // entitlement, `premium`, which keeps expectations in test data simple.
-import type { SubscriberAttribute } from '../revenuecat/fields.js';
+import type { EntitlementJson, NonSubscriptionJson, SubscriberEnvelope, SubscriberJson, SubscriptionJson } from './contract/subscriber.js';
 import type { StoredSubscriber } from './store.js';
 
+export type { EntitlementJson, NonSubscriptionJson, SubscriberEnvelope, SubscriberJson, SubscriptionJson } from './contract/subscriber.js';
+
 export const SANDBOX_ENTITLEMENT = 'premium';
-
-export interface EntitlementJson {
-  expires_date: string | null;
-  grace_period_expires_date: string | null;
-  purchase_date: string;
-  product_identifier: string;
-}
-
-export interface SubscriptionJson {
-  expires_date: string;
-  purchase_date: string;
-  original_purchase_date: string;
-  ownership_type: 'PURCHASED';
-  period_type: 'normal';
-  store: string;
-  is_sandbox: boolean;
-  unsubscribe_detected_at: null;
-  billing_issues_detected_at: null;
-  grace_period_expires_date: null;
-  refunded_at: null;
-  auto_resume_date: null;
-  store_transaction_id: string;
-}
-
-export interface NonSubscriptionJson {
-  id: string;
-  purchase_date: string;
-  store: string;
-  is_sandbox: boolean;
-  store_transaction_id: string;
-}
-
-export interface SubscriberJson {
-  original_app_user_id: string;
-  original_application_version: string | null;
-  original_purchase_date: string | null;
-  management_url: string | null;
-  first_seen: string;
-  last_seen: string;
-  entitlements: Record<string, EntitlementJson>;
-  subscriptions: Record<string, SubscriptionJson>;
-  non_subscriptions: Record<string, NonSubscriptionJson[]>;
-  other_purchases: Record<string, { purchase_date: string }>;
-  subscriber_attributes?: Record<string, SubscriberAttribute>;
-}
-
-export interface SubscriberEnvelope {
-  request_date: string;
-  request_date_ms: number;
-  subscriber: SubscriberJson;
-}
 
 /** RevenueCat writes dates without milliseconds: 2019-07-26T23:45:40Z. */
 export function isoDate(ms: number): string {
