@@ -1,4 +1,4 @@
-// Reads one user's current state for reconciliation (`verify`), as one normalized CustomerState whichever
+// Reads one user's current state for `verify`, as one normalized CustomerState (./customerState.ts) whichever
 // API answered. Facts: ../shared/REVENUECAT.md ("Reading subscriber state for reconciliation").
 //
 // v2 (the default) reads without side effects: GET /v2/projects/{project_id}/customers/{id} (404 = the user
