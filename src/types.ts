@@ -3,6 +3,7 @@ import type { Platform, ReceiptBody } from './revenuecat/fields.js';
 import type { Expectations } from './state/expectations.js';
 import type { MismatchDetail } from './state/mismatch.js';
 import type { SubscriberSummary } from './state/subscriberSummary.js';
+import type { TokenExpiry } from './ingest/tokenExpiry.js';
 
 /** What the ingester puts on the queue for one row. `input` keeps the original cells for failed.csv. */
 export interface ReceiptJobData {
@@ -15,6 +16,10 @@ export interface ReceiptJobData {
   input: Record<string, string>;
   /** what the row's expected_* columns say the user should have afterwards */
   expect?: Expectations;
+  /** a Google row's token expiry, from the export's expiry column; `past_cutoff` flags a token Google no longer validates */
+  token_expiry?: TokenExpiry;
+  /** BullMQ priority (1 = first); absent = none (see ingest/tokenExpiry.ts) */
+  priority?: number;
 }
 
 export type OutcomeStatus = 'succeeded' | 'failed';

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { planColumns, COLUMN_ALIASES, type ColumnOptions } from '../src/ingest/columns.js';
 import { EXPECTATION_COLUMNS, readExpectations } from '../src/ingest/expectations.js';
-import { readCsvStream, type CsvItem, type CsvRecord } from '../src/ingest/readCsv.js';
+import { readCsvStream, type CsvItem, type CsvRecord, type InputEncoding } from '../src/ingest/readCsv.js';
 import { MAX_ATTRIBUTE_VALUE_LENGTH, validateRow } from '../src/ingest/validateRow.js';
 import { APP_USER_ID_BLOCKLIST, ISO_4217, PLATFORMS, RECEIPT_FIELDS, RECEIPT_FIELD_NAMES, appUserIdProblem, fieldSupport, isIsoDuration, type Platform } from '../src/revenuecat/fields.js';
 
@@ -28,10 +28,14 @@ function chunked(bytes: Uint8Array, sizes: number[]): Buffer[] {
   return out;
 }
 
-async function read(bytes: Uint8Array, opts: { sizes?: number[]; gzip?: boolean; maxRecordBytes?: number } = {}): Promise<CsvItem[]> {
+async function read(bytes: Uint8Array, opts: { sizes?: number[]; gzip?: boolean; maxRecordBytes?: number; encoding?: InputEncoding } = {}): Promise<CsvItem[]> {
   const chunks = chunked(bytes, opts.sizes ?? [65_536]);
   const items: CsvItem[] = [];
-  const readOpts = { ...(opts.gzip === undefined ? {} : { gzip: opts.gzip }), ...(opts.maxRecordBytes === undefined ? {} : { maxRecordBytes: opts.maxRecordBytes }) };
+  const readOpts = {
+    ...(opts.gzip === undefined ? {} : { gzip: opts.gzip }),
+    ...(opts.maxRecordBytes === undefined ? {} : { maxRecordBytes: opts.maxRecordBytes }),
+    ...(opts.encoding === undefined ? {} : { encoding: opts.encoding }),
+  };
   for await (const item of readCsvStream(Readable.from(chunks), 'prop.csv', readOpts)) items.push(item);
   return items;
 }
@@ -126,6 +130,77 @@ describe('readCsvStream over any input', () => {
         expect(items).toEqual(await read(utf8(body)));
       }),
       { seed: SEED, numRuns: 150 },
+    );
+  });
+
+  it('reads UTF-16LE without a byte order mark, given --encoding utf16le, as the same text in UTF-8', async () => {
+    await fc.assert(
+      fc.asyncProperty(csvText, chunkSizes, async (text, sizes) => {
+        const body = text.replace(/^\uFEFF/, '');
+        const items = await read(Buffer.from(body, 'utf16le'), { sizes, encoding: 'utf16le' });
+        checkItems(items);
+        // A literal U+FFFD is reported as text not valid in the encoding read, which the reason names.
+        const asUtf8 = (i: CsvItem): CsvItem =>
+          i.kind === 'problem'
+            ? { ...i, reason: i.reason.replace('not valid UTF-16LE', 'not valid UTF-8').replace('check that the file is UTF-16LE, or pass the --encoding it was saved in', 'save the file as UTF-8') }
+            : i;
+        expect(items.map(asUtf8)).toEqual(await read(utf8(body)));
+      }),
+      { seed: SEED, numRuns: 150 },
+    );
+  });
+
+  it('reads windows-1252 (and latin1) bytes, given the encoding, as the same text in UTF-8', async () => {
+    // The characters windows-1252 has in 0x80-0x9F, and every Latin-1 one from 0xA0; anything else becomes "?".
+    const extra = '€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ';
+    const extraBytes = [0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8e, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9e, 0x9f];
+    const byteOf = (ch: string): number => {
+      const i = extra.indexOf(ch);
+      if (i !== -1) return extraBytes[i] as number;
+      const code = ch.codePointAt(0) ?? 0x3f;
+      return code < 0x80 || (code >= 0xa0 && code <= 0xff) ? code : 0x3f;
+    };
+    const cp1252Text = fc.tuple(csvText, fc.array(fc.constantFrom(...extra, 'é', 'ß', 'Ø', '¿', '\u00a0'), { maxLength: 6 })).map(([text, more]) => {
+      // Sprinkle the 0x80-0x9F characters into the CSV-ish text, then keep only what windows-1252 can hold.
+      const mixed = text.replace(/x/g, () => more.pop() ?? 'x');
+      return Array.from(mixed, (ch) => (byteOf(ch) === 0x3f && ch !== '?' ? '?' : ch)).join('');
+    });
+    await fc.assert(
+      fc.asyncProperty(cp1252Text, chunkSizes, fc.constantFrom<InputEncoding>('windows-1252', 'latin1'), async (text, sizes, encoding) => {
+        const bytes = Buffer.from(Array.from(text, byteOf));
+        const items = await read(bytes, { sizes, encoding });
+        checkItems(items);
+        expect(items).toEqual(await read(utf8(text)));
+      }),
+      { seed: SEED, numRuns: 150 },
+    );
+  });
+
+  it('a sep= hint before any text: the same items one line later, whatever the chunking; sep=; reads the table with , and ; swapped', async () => {
+    const swap = (t: string): string => t.replace(/[,;]/g, (c) => (c === ',' ? ';' : ','));
+    const shape = (items: CsvItem[]): unknown[] => items.map((i) => (i.kind === 'record' ? { line: i.line, columns: i.columns, values: i.values } : { line: i.line }));
+    await fc.assert(
+      fc.asyncProperty(csvText, chunkSizes, fc.constantFrom('\n', '\r\n', '\r'), async (text, sizes, eol) => {
+        const bom = text.startsWith('\uFEFF') ? '\uFEFF' : '';
+        const body = text.slice(bom.length);
+        // A CR ending the hint line and an LF starting the text would be one line break (CRLF), not two.
+        if (eol === '\r' && body.startsWith('\n')) eol = '\r\n';
+        const plain = await read(utf8(text));
+        const later = plain.map((i) => ({ ...i, line: i.line + 1 }));
+        const hinted = await read(utf8(`${bom}sep=,${eol}${body}`), { sizes });
+        checkItems(hinted);
+        expect(hinted).toEqual(later);
+        // The same table with ; between columns and , inside cells (and the other way round), read with sep=;.
+        const semicolons = await read(utf8(`${bom}sep=;${eol}${swap(body)}`), { sizes });
+        checkItems(semicolons);
+        const back = semicolons.map((i) =>
+          i.kind === 'record'
+            ? { line: i.line, columns: i.columns.map(swap), values: Object.fromEntries(Object.entries(i.values).map(([k, v]) => [swap(k), swap(v)])) }
+            : { line: i.line },
+        );
+        expect(back).toEqual(shape(later));
+      }),
+      { seed: SEED, numRuns: 200 },
     );
   });
 

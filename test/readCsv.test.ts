@@ -388,6 +388,158 @@ describe('readCsvStream and I/O errors', () => {
   });
 });
 
+describe('readCsv: Excel separator hint (sep=)', () => {
+  it('honours a sep=; first line: splits on semicolons (commas are text), drops the hint, keeps the real line numbers', async () => {
+    const csv = 'sep=;\r\napp_user_id;receipt;price\r\nu1;"a;b";9,99\r\n\r\nu2;t2;1,5\r\n';
+    const items = await readFile('sep.csv', csv);
+    expect(view(items)).toEqual([
+      [3, { app_user_id: 'u1', receipt: 'a;b', price: '9,99' }],
+      [5, { app_user_id: 'u2', receipt: 't2', price: '1,5' }],
+    ]);
+    expect(records(items)[0]?.columns).toEqual(['app_user_id', 'receipt', 'price']);
+  });
+
+  it('reads the hint quoted, padded to the table width, in any case, after a BOM, with tabs and pipes', async () => {
+    const cases: [string, string | Buffer][] = [
+      ['quoted.csv', '"sep=;";;\na;b;c\n1;2;3\n'],
+      ['upper.csv', 'SEP=;\na;b;c\n1;2;3\n'],
+      ['bom.csv', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('sep=;\na;b;c\n1;2;3\n')])],
+      ['tab.csv', 'sep=\t\na\tb\tc\n1\t2\t3\n'],
+      ['pipe.csv', 'sep=|\r\na|b|c\r\n1|2|3\r\n'],
+      ['comma.csv', 'sep=,\na,b,c\n1,2,3\n'],
+    ];
+    for (const [name, content] of cases) {
+      expect(view(await readFile(name, content)), name).toEqual([[3, { a: '1', b: '2', c: '3' }]]);
+    }
+  });
+
+  it('finds the hint when it arrives split over several chunks, and in a gzip', async () => {
+    const chunks = ['s', 'ep', '=', ';', '\r', '\na;b\r\n1;', '2\r\n'].map((c) => Buffer.from(c));
+    expect(view(await collect(readCsvStream(Readable.from(chunks), 'chunks', { gzip: false })))).toEqual([[3, { a: '1', b: '2' }]]);
+    expect(view(await readFile('sep.csv.gz', gzipSync('sep=;\na;b\n1;2\n')))).toEqual([[3, { a: '1', b: '2' }]]);
+  });
+
+  it('checks quoting and row width against the hinted separator', async () => {
+    const csv = 'sep=;\na;b\n"x"y;1\n1;2;3\n"ok;";"fine"\n';
+    expect(view(await readFile('sep-bad.csv', csv))).toEqual([
+      [3, 'problem', 'field 1 has text after its closing quote; quote the whole value and double any quote inside it ("")'],
+      [4, 'problem', 'has 3 fields, header has 2; check this row\'s quoting and ";" separators'],
+      [5, { a: 'ok;', b: 'fine' }],
+    ]);
+  });
+
+  it('keeps a record over the size limit to one problem with the hinted separator', async () => {
+    const items = await collect(readCsvStream(Readable.from([Buffer.from(`sep=;\na;b\n1;"${'x'.repeat(200)}"\n2;3\n`)]), 'big', { gzip: false, maxRecordBytes: 100 }));
+    expect(view(items)).toEqual([
+      [3, 'problem', expect.stringMatching(/^this row is longer than 100 bytes/)],
+      [4, { a: '2', b: '3' }],
+    ]);
+  });
+
+  it('refuses a hint it cannot honour at line 1, then accounts for every row with that reason', async () => {
+    const items = await readFile('sep-unusable.csv', 'sep=ab\na;b\n1;2\n\n3;4\n');
+    const reason =
+      'the first line "sep=ab" is a separator hint that cannot be used: write it as sep= followed by one character such as ; | or a tab (not a letter, digit, space or quote), or delete the line';
+    expect(view(items)).toEqual([
+      [1, 'problem', reason],
+      [2, 'problem', notRead(reason)],
+      [3, 'problem', notRead(reason)],
+      [5, 'problem', notRead(reason)],
+    ]);
+  });
+
+  it('only reads line 1 as a hint, and a semicolon file without one still gets its single-column header', async () => {
+    expect(view(await readFile('late-hint.csv', 'a,b\nsep=;,x\n'))).toEqual([[2, { a: 'sep=;', b: 'x' }]]);
+    const items = await readFile('semicolon.csv', 'app_user_id;receipt\nu1;t1\n');
+    expect(records(items)[0]?.columns).toEqual(['app_user_id;receipt']);
+    expect(planColumns(records(items)[0]?.columns ?? [], { platform: 'ios' })).toEqual({
+      error: 'the header is a single column "app_user_id;receipt": the file seems to use ";" between columns; save it as comma-separated CSV',
+    });
+  });
+
+  it('reads an empty file after the hint as nothing', async () => {
+    expect(await readFile('only-hint.csv', 'sep=;\n')).toEqual([]);
+    expect(await readFile('only-hint-nolf.csv', 'sep=;')).toEqual([]);
+  });
+});
+
+describe('readCsv: --encoding', () => {
+  const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
+  /** windows-1252 bytes of the characters it has beyond Latin-1, as Excel on Windows writes them. */
+  const CP1252: Record<string, number> = { '€': 0x80, '‚': 0x82, '„': 0x84, '…': 0x85, '‘': 0x91, '’': 0x92, '“': 0x93, '”': 0x94, '–': 0x96, '—': 0x97, 'œ': 0x9c, 'Ÿ': 0x9f };
+  const cp1252 = (text: string): Buffer => Buffer.from(Array.from(text, (ch) => CP1252[ch] ?? (ch.charCodeAt(0) <= 0xff ? ch.charCodeAt(0) : 0x3f)));
+
+  it('reads a Latin-1 file with accented names as the same text in UTF-8', async () => {
+    const bytes = latin1('app_user_id,$displayName,receipt\r\njosé,José Müller,t1\r\nfrançoise,Françoise Ørsted-Ñúñez,t2\r\n');
+    expect(bytes.includes(Buffer.from('é', 'utf8'))).toBe(false); // really one byte per character
+    const items = await collect(readCsvFile(await fixture('latin1.csv', bytes), { encoding: 'latin1' }));
+    expect(view(items)).toEqual([
+      [2, { app_user_id: 'josé', $displayName: 'José Müller', receipt: 't1' }],
+      [3, { app_user_id: 'françoise', $displayName: 'Françoise Ørsted-Ñúñez', receipt: 't2' }],
+    ]);
+  });
+
+  it('still refuses a Latin-1 file read as UTF-8 (the default), row by row', async () => {
+    const items = await readFile('latin1-as-utf8.csv', latin1('app_user_id,receipt\njosé,t1\nplain,t2\n'));
+    expect(view(items)).toEqual([
+      [2, 'problem', 'not valid UTF-8 (column "app_user_id"); save the file as UTF-8'],
+      [3, { app_user_id: 'plain', receipt: 't2' }],
+    ]);
+  });
+
+  it('reads a windows-1252 file with €, curly quotes and dashes (latin1 reads them the same way)', async () => {
+    const text = 'app_user_id,$note,receipt\n“quoted” user,Price: 9€ – ‘special’ — naïve… œuvre Ÿ,t1\n';
+    const bytes = cp1252(text);
+    expect(bytes.length).toBe(text.length); // one byte per character
+    const expected = [[2, { app_user_id: '“quoted” user', $note: 'Price: 9€ – ‘special’ — naïve… œuvre Ÿ', receipt: 't1' }]];
+    const path = await fixture('cp1252.csv', bytes);
+    expect(view(await collect(readCsvFile(path, { encoding: 'windows-1252' })))).toEqual(expected);
+    expect(view(await collect(readCsvFile(path, { encoding: 'latin1' })))).toEqual(expected);
+  });
+
+  it('reads UTF-16LE without a byte order mark when told, with CRLF and a quoted line break, in chunks of any size', async () => {
+    const bytes = Buffer.from('app_user_id,receipt\r\nü1,"x\r\ny"\r\n€2,t2\r\n', 'utf16le');
+    const expected = [
+      [2, { app_user_id: 'ü1', receipt: 'x\ny' }],
+      [4, { app_user_id: '€2', receipt: 't2' }],
+    ];
+    expect(view(await collect(readCsvFile(await fixture('utf16le-nobom.csv', bytes), { encoding: 'utf16le' })))).toEqual(expected);
+    // One byte at a time: every code unit is split between two chunks.
+    const oneByOne = Readable.from(Array.from(bytes, (b) => Buffer.from([b])));
+    expect(view(await collect(readCsvStream(oneByOne, 'bytes', { gzip: false, encoding: 'utf16le' })))).toEqual(expected);
+    // And gzipped.
+    expect(view(await collect(readCsvFile(await fixture('utf16le.csv.gz', gzipSync(bytes)), { encoding: 'utf16le' })))).toEqual(expected);
+  });
+
+  it('lets a byte order mark win over the option', async () => {
+    const utf8 = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('a,b\né,€\n')]);
+    expect(view(await collect(readCsvFile(await fixture('bom8.csv', utf8), { encoding: 'latin1' })))).toEqual([[2, { a: 'é', b: '€' }]]);
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('a,b\né,€\n', 'utf16le')]);
+    expect(view(await collect(readCsvFile(await fixture('bom16.csv', utf16), { encoding: 'windows-1252' })))).toEqual([[2, { a: 'é', b: '€' }]]);
+    expect(view(await collect(readCsvFile(await fixture('bom16b.csv', utf16), { encoding: 'utf16le' })))).toEqual([[2, { a: 'é', b: '€' }]]);
+  });
+
+  it('names the encoding given when the text is not valid in it', async () => {
+    const bytes = Buffer.concat([Buffer.from('a,b\n1,', 'utf16le'), Buffer.from([0x00, 0xd8]), Buffer.from('\n2,3\n', 'utf16le')]); // a lone surrogate
+    const items = await collect(readCsvFile(await fixture('bad16.csv', bytes), { encoding: 'utf16le' }));
+    expect(view(items)).toEqual([
+      [2, 'problem', 'not valid UTF-16LE (column "b"); check that the file is UTF-16LE, or pass the --encoding it was saved in'],
+      [3, { a: '2', b: '3' }],
+    ]);
+    const header = await collect(readCsvFile(await fixture('bad16h.csv', Buffer.concat([Buffer.from('a,', 'utf16le'), Buffer.from([0x00, 0xdc]), Buffer.from('\n1,2\n', 'utf16le')])), { encoding: 'utf16le' }));
+    const reason = 'the header row is not valid UTF-16LE (column 2); check that the file is UTF-16LE, or pass the --encoding it was saved in';
+    expect(view(header)).toEqual([
+      [1, 'problem', reason],
+      [2, 'problem', notRead(reason)],
+    ]);
+  });
+
+  it('honours a sep=; hint in a windows-1252 file', async () => {
+    const items = await collect(readCsvFile(await fixture('excel-fr.csv', cp1252('sep=;\r\napp_user_id;prix\r\nHélène;9,99 €\r\n')), { encoding: 'windows-1252' }));
+    expect(view(items)).toEqual([[3, { app_user_id: 'Hélène', prix: '9,99 €' }]]);
+  });
+});
+
 describe('planColumns', () => {
   const ok = (columns: string[], opts = {}): ColumnPlan => {
     const r = planColumns(columns, opts);

@@ -1,9 +1,11 @@
 // Header → body fields. Decides, once per file, what each column is used for.
 //
 // Rules, in order of precedence for one column:
-//   1. `map` (--map column=target): target is a body field name, `platform`, or an attribute name starting with `$`.
+//   1. `map` (--map column=target): target is a body field name, `platform`, `expires_at` (the token's expiry, used
+//      to order Google rows; never sent), or an attribute name starting with `$`.
 //   2. `attributes` (--attribute column): the column becomes a subscriber attribute named as the column.
-//   3. A canonical field name or an alias below (case-insensitive, trimmed).
+//   3. A canonical field name or an alias below (case-insensitive, trimmed); `expires_at` / `expiry_time_ms` are the
+//      expiry column.
 //   4. A name starting with `$` becomes the attribute of exactly that name ($email → $email).
 //   5. Anything else is ignored: kept in the input (and so in reports), never sent.
 // When a field is reached by an explicit --map, other columns reaching it only through rules 3 are ignored
@@ -28,6 +30,8 @@ export interface ColumnPlan {
   attributes: Record<string, string>;
   /** Columns not sent (kept for reports). */
   ignored: string[];
+  /** The column holding each row's token expiry (see tokenExpiry.ts): read, never sent. Absent when the file has none. */
+  expiry?: string;
 }
 
 /**
@@ -47,6 +51,10 @@ export const COLUMN_ALIASES: Readonly<Record<string, ReceiptField | 'platform'>>
   app_user_id: 'app_user_id',
 };
 
+/** The target of the expiry column, and the names that make a column it without --map (lower case). */
+export const EXPIRY_TARGET = 'expires_at';
+export const EXPIRY_COLUMN_NAMES: readonly string[] = ['expires_at', 'expiry_time_ms'];
+
 /** Lower-case column names read as the row's platform (for report writers that add a platform column). */
 export const PLATFORM_COLUMN_NAMES: readonly string[] = Object.keys(COLUMN_ALIASES).filter((name) => COLUMN_ALIASES[name] === 'platform');
 
@@ -54,7 +62,7 @@ export const PLATFORM_COLUMN_NAMES: readonly string[] = Object.keys(COLUMN_ALIAS
 export const MAX_ATTRIBUTES = 50;
 export const MAX_ATTRIBUTE_NAME_LENGTH = 40;
 
-type Target = ReceiptField | 'platform';
+type Target = ReceiptField | 'platform' | typeof EXPIRY_TARGET;
 
 export function planColumns(columns: string[], opts: ColumnOptions): { plan: ColumnPlan } | { error: string } {
   const names = columns.map((c) => c.trim());
@@ -74,16 +82,10 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
   for (const [key, rawTarget] of Object.entries(opts.map ?? {})) {
     const column = findColumn(names, key);
     if (column === undefined) return { error: `--map ${key}=${rawTarget}: the file has no column "${key}" (columns: ${names.join(', ')})` };
-    const target = rawTarget.trim();
-    if (target.startsWith('$')) {
-      attributes.set(column, target);
-    } else {
-      const lower = target.toLowerCase();
-      if (lower !== 'platform' && !isReceiptField(lower)) {
-        return { error: `--map ${key}=${rawTarget}: "${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, 'platform'].join(', ')}, or a $attribute name` };
-      }
-      explicitField.set(column, lower as Target);
-    }
+    const target = mapTarget(rawTarget);
+    if ('error' in target) return { error: `--map ${key}=${rawTarget}: ${target.error}` };
+    if ('attribute' in target) attributes.set(column, target.attribute);
+    else explicitField.set(column, target.field);
   }
   for (const name of opts.attributes ?? []) {
     const column = findColumn(names, name);
@@ -133,8 +135,16 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
   const used = new Set<string>([...Object.keys(fields), ...attributes.keys()]);
   for (const column of names) if (!used.has(column) && !ignored.includes(column)) ignored.push(column);
 
+  // The expiry column is read (to order and flag Google rows), not sent: it is kept apart from the body fields.
+  let expiry: string | undefined;
+  const bodyFields: Record<string, ReceiptField | 'platform'> = {};
+  for (const [column, target] of Object.entries(fields)) {
+    if (target === EXPIRY_TARGET) expiry = column;
+    else bodyFields[column] = target;
+  }
+
   // The whole file is refused when a row could never be valid.
-  const has = (target: Target): boolean => Object.values(fields).includes(target);
+  const has = (target: Target): boolean => (Object.values(bodyFields) as Target[]).includes(target);
   if (!has('app_user_id')) return { error: 'no column for app_user_id: name it app_user_id or user_id, or pass --map yourcolumn=app_user_id' };
   if (!has('fetch_token')) return { error: 'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token' };
   if (!has('platform')) {
@@ -147,12 +157,27 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
     }
   }
 
-  return { plan: { fields, attributes: Object.fromEntries(attributes), ignored } };
+  return { plan: { fields: bodyFields, attributes: Object.fromEntries(attributes), ignored, ...(expiry === undefined ? {} : { expiry }) } };
+}
+
+/**
+ * What a `--map column=target` target names: a body field (any case: Fetch_Token is fetch_token), the row's
+ * `platform`, or a subscriber attribute (`$email`). The one rule for --map, for the CLI and the library alike.
+ */
+export function mapTarget(rawTarget: string): { field: Target } | { attribute: string } | { error: string } {
+  const target = rawTarget.trim();
+  if (target.startsWith('$')) return { attribute: target };
+  const lower = target.toLowerCase();
+  if (lower === 'platform' || lower === EXPIRY_TARGET || isReceiptField(lower)) return { field: lower as Target };
+  return {
+    error: `"${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, 'platform', EXPIRY_TARGET].join(', ')}, or a $attribute name (anything else is not a POST /v1/receipts field)`,
+  };
 }
 
 function aliasOf(column: string): Target | undefined {
   const key = column.trim().toLowerCase();
   if (Object.hasOwn(COLUMN_ALIASES, key)) return COLUMN_ALIASES[key];
+  if (EXPIRY_COLUMN_NAMES.includes(key)) return EXPIRY_TARGET;
   return isReceiptField(key) ? key : undefined;
 }
 

@@ -10,7 +10,9 @@ import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn, readExpectations } from './expectations.js';
 import { fingerprint } from './fingerprint.js';
 import { unescapeFormulas } from '../reports/csvSafety.js';
-import { expandSource, isS3Url } from './sources.js';
+import { expandSource, isS3Url, type SourceDeps } from './sources.js';
+import type { InputEncoding } from './textEncoding.js';
+import { readTokenExpiry, rowPriority } from './tokenExpiry.js';
 import { validateRow } from './validateRow.js';
 
 export interface IngestOptions {
@@ -27,6 +29,10 @@ export interface IngestOptions {
   signal?: AbortSignal;
   /** Called after each chunk, for progress display. */
   onProgress?: (p: IngestProgress) => void;
+  /** Text encoding of sources without a byte order mark (config `inputEncoding`; default utf8). */
+  encoding?: InputEncoding;
+  /** The clock that decides whether a Google token is past its cut-off (tests). */
+  now?: () => number;
 }
 
 export interface IngestProgress {
@@ -49,6 +55,8 @@ export interface IngestResult {
   alreadyMigrated: number;
   /** rows skipped because an interrupted ingest of this run had already queued them */
   resumedRows: number;
+  /** rows queued for the first time whose Google token expired more than ~60 days ago (sent anyway; see tokenExpiry.ts) */
+  pastCutoff: number;
   aborted: boolean;
 }
 
@@ -57,11 +65,13 @@ export interface IngestDeps {
   ledger: RunLedger;
   logger: Logger;
   metrics?: PipelineMetrics;
+  /** how S3 sources are reached (the S3 client of the configuration) */
+  sources?: SourceDeps;
 }
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
   const { ledger, logger } = deps;
-  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, alreadyMigrated: 0, resumedRows: 0, aborted: false };
+  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, alreadyMigrated: 0, resumedRows: 0, pastCutoff: 0, aborted: false };
   // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
   // never a place: its objects are).
   await ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s)));
@@ -73,8 +83,8 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       metrics?.row('rejected');
     }
   };
+  // The line reached also feeds the metrics' rcm_ingest_line, through the session's `ingest` event.
   const progress = (source: string, line: number): void => {
-    metrics?.ingestLine.set({ source }, line);
     opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
   };
 
@@ -93,6 +103,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       switch (admission.kind) {
         case 'new':
           result.queued++;
+          if (row.token_expiry?.past_cutoff === true) result.pastCutoff++;
           toQueue.push(row);
           break;
         case 'requeue':
@@ -128,8 +139,12 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     inflight.catch(() => undefined); // surfaced by the next await
   };
 
+  // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
+  // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
+  let prioritize = false;
+  const now = opts.now ?? Date.now;
   for (const given of opts.sources) {
-    for await (const entry of expandSource(given)) {
+    for await (const entry of expandSource(given, deps.sources, opts.encoding === undefined ? {} : { encoding: opts.encoding })) {
       // One entry per input: a local file, or one object of an S3 prefix. Its name is the place of its rows.
       const source = entry.name;
       await ledger.sourceId(source);
@@ -162,6 +177,10 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
             plan = planned.plan;
             const ignored = plan.ignored.filter((c) => !isExpectationColumn(c));
             if (ignored.length > 0) logger.warn({ source, ignored }, 'columns kept in reports but not sent');
+            if (plan.expiry !== undefined && !prioritize) {
+              prioritize = true;
+              logger.info({ source, column: plan.expiry }, 'Google rows are sent in order of their token cut-off (expiry + 60 days)');
+            }
           }
         }
         if (!plan) {
@@ -179,6 +198,11 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           await reject(source, item.line, expected.reason, item.values);
           continue;
         }
+        const expiry = readTokenExpiry(item.values, plan, checked.platform, now());
+        if (!expiry.ok) {
+          await reject(source, item.line, expiry.reason, item.values);
+          continue;
+        }
         pending.push({
           run: opts.runId,
           fp: fingerprint(checked.platform, checked.body.app_user_id, checked.body.fetch_token),
@@ -188,6 +212,8 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           body: checked.body,
           input: item.values,
           ...(expected.expect ? { expect: expected.expect } : {}),
+          ...(expiry.expiry ? { token_expiry: expiry.expiry } : {}),
+          ...(prioritize ? { priority: rowPriority(expiry.expiry) } : {}),
         });
         if (pending.length >= opts.chunkSize) {
           await handOff(source, line);

@@ -23,6 +23,13 @@
 // - Invalid UTF-8: fields are decoded by csv-parse (invalid bytes become U+FFFD); a record with U+FFFD in any field
 //   is a problem. A literal U+FFFD in a file is almost always the trace of an earlier bad conversion, so it is
 //   reported the same way.
+// - Other encodings (`encoding`: latin1, windows-1252, utf16le; see textEncoding.ts) are transcoded to UTF-8 by the
+//   LineNormalizer with a streaming TextDecoder, so everything after it (and every line number) is the same as for a
+//   UTF-8 file. A byte order mark wins over the option. A character the decoder cannot read (UTF-16 only) becomes
+//   U+FFFD and is reported as "not valid <encoding>".
+// - Separator: a comma, unless line 1 is Excel's `sep=X` hint (SeparatorHint), which is then dropped and the records
+//   are counted from line 2; the RecordGuard, csv-parse and the quoting check all use that separator. csv-parse is
+//   created only once the hint is decided, which is why the first bytes are pulled before it exists.
 // - An unusable header (invalid UTF-8, an empty or duplicate name, over the size limit) is one problem at its line,
 //   and the file is still read to the end: every non-blank record after it becomes a problem at its own line that
 //   carries the header's reason, so no row goes without an outcome. A record that is itself oversized or opens a
@@ -34,6 +41,16 @@ import { Readable, pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { CsvError } from 'csv-parse';
+import { SeparatorHint } from './separatorHint.js';
+import { decoderFor, ENCODING_NAME, type InputEncoding } from './textEncoding.js';
+
+export type { InputEncoding } from './textEncoding.js';
+
+/** How a file's text is read (the same for local files and S3 objects). */
+export interface ReadCsvOptions {
+  /** Text encoding of files without a byte order mark (default utf8). */
+  encoding?: InputEncoding;
+}
 
 export interface CsvRecord {
   kind: 'record';
@@ -66,7 +83,6 @@ export const MAX_RECORD_CHARS = 4 * 1024 * 1024;
 const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
-const COMMA = 0x2c;
 const MAX_RAW_HEADER = 500;
 /** First cell of the record the RecordGuard puts in place of an oversized one (followed by `open` or `closed`). */
 const OVERSIZED = '\u0000rc-migrate:oversized-record:';
@@ -75,12 +91,12 @@ const OVERSIZED = '\u0000rc-migrate:oversized-record:';
  * Streams one CSV from a Readable (already opened); `source` is the name used in line references.
  * `gzip`: true gunzips, false reads as is, undefined (default) gunzips when the data starts with the gzip magic.
  */
-export function readCsvStream(input: NodeJS.ReadableStream, source: string, opts: { gzip?: boolean; maxRecordBytes?: number } = {}): AsyncIterable<CsvItem> {
-  return iterateCsv(input, source, opts.gzip, opts.maxRecordBytes ?? MAX_RECORD_CHARS);
+export function readCsvStream(input: NodeJS.ReadableStream, source: string, opts: ReadCsvOptions & { gzip?: boolean; maxRecordBytes?: number } = {}): AsyncIterable<CsvItem> {
+  return iterateCsv(input, source, opts.gzip, opts.maxRecordBytes ?? MAX_RECORD_CHARS, opts.encoding ?? 'utf8');
 }
 
 /** Opens a local file path (gunzips when the name ends in .gz, or when the first bytes are the gzip magic) and streams it. */
-export async function* readCsvFile(path: string): AsyncGenerator<CsvItem, void, undefined> {
+export async function* readCsvFile(path: string, opts: ReadCsvOptions = {}): AsyncGenerator<CsvItem, void, undefined> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -99,7 +115,7 @@ export async function* readCsvFile(path: string): AsyncGenerator<CsvItem, void, 
   const gzip = path.toLowerCase().endsWith('.gz') || isGzipMagic(head);
   // autoClose (default) closes the handle when the stream ends or is destroyed.
   const stream = handle.createReadStream({ start: 0 });
-  yield* iterateCsv(stream, path, gzip, MAX_RECORD_CHARS);
+  yield* iterateCsv(stream, path, gzip, MAX_RECORD_CHARS, opts.encoding ?? 'utf8');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -119,15 +135,39 @@ interface SkipMarker {
   skip: CsvError;
 }
 
-async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: boolean | undefined, maxRecordBytes: number): AsyncGenerator<CsvItem, void, undefined> {
+async function* iterateCsv(
+  input: NodeJS.ReadableStream,
+  source: string,
+  gzip: boolean | undefined,
+  maxRecordBytes: number,
+  encoding: InputEncoding,
+): AsyncGenerator<CsvItem, void, undefined> {
   const ctx: ReadContext = {};
-  const normalizer = new LineNormalizer();
-  const guard = new RecordGuard(maxRecordBytes);
-  const bytes = Readable.from(byteSource(input, gzip, normalizer, guard, ctx), { objectMode: false });
+  const normalizer = new LineNormalizer(encoding);
+  const hint = new SeparatorHint();
+  const chunks = byteSource(input, gzip, normalizer, hint, maxRecordBytes, ctx);
+  // The byte source hands out its first bytes (or ends) only once line 1 is known to be a separator hint or not.
+  let first: IteratorResult<Buffer, void>;
+  try {
+    first = await chunks.next();
+  } catch (err) {
+    await chunks.return();
+    if (ctx.ioError !== undefined) throw new Error(`error reading "${source}": ${messageOf(ctx.ioError)}`, { cause: ctx.ioError });
+    throw err;
+  }
+  const bytes = Readable.from(
+    (async function* () {
+      if (first.done !== true) yield first.value;
+      yield* chunks;
+    })(),
+    { objectMode: false },
+  );
+  const delimiter = hint.delimiter;
+  const textName = normalizer.textName;
 
   let parser: ReturnType<typeof parse> | undefined = undefined;
   parser = parse({
-    delimiter: ',',
+    delimiter,
     record_delimiter: '\n',
     bom: false, // the normaliser strips byte order marks
     relax_quotes: true,
@@ -146,7 +186,7 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
     // Errors surface through the async iteration below (or are I/O errors tracked in ctx).
   });
 
-  let nextLine = 1; // physical line on which the next raw text starts
+  let nextLine = 1 + hint.lines; // physical line on which the next raw text starts (after a separator hint)
   let columns: string[] | undefined;
   /** Set when the header row is unusable: every later row is then a problem carrying this reason. */
   let headerUnusable: string | undefined;
@@ -154,6 +194,11 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
     raw === undefined ? { kind: 'problem', source, line, reason } : { kind: 'problem', source, line, reason, raw };
 
   try {
+    if (hint.problem !== undefined) {
+      // A hint that cannot be honoured: the file's columns are unknown, so it is treated as an unusable header.
+      headerUnusable = hint.problem.reason;
+      yield problem(1, hint.problem.reason, clip(hint.problem.raw, MAX_RAW_HEADER));
+    }
     for await (const item of parser as AsyncIterable<ParsedRecord | SkipMarker>) {
       if ('skip' in item) {
         const err = item.skip;
@@ -200,7 +245,7 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
 
       if (columns === undefined) {
         const names = record.map((f) => f.trim());
-        const headerProblem = checkHeader(names);
+        const headerProblem = checkHeader(names, textName);
         if (headerProblem !== undefined) {
           headerUnusable = headerProblem;
           yield problem(line, headerProblem, clip(raw.replace(/^\n+|\n$/g, ''), MAX_RAW_HEADER));
@@ -210,18 +255,18 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
         continue;
       }
 
-      const quoting = quotingProblem(raw);
+      const quoting = quotingProblem(raw, delimiter);
       if (quoting !== undefined) {
         yield problem(line, quoting);
         continue;
       }
       if (record.length !== columns.length) {
-        yield problem(line, `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}; check this row's quoting and commas`);
+        yield problem(line, `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}; check this row's quoting and ${separatorWord(delimiter)}`);
         continue;
       }
       const badIndex = record.findIndex((f) => f.includes('\uFFFD'));
       if (badIndex !== -1) {
-        yield problem(line, `not valid UTF-8 (column "${columns[badIndex]}"); save the file as UTF-8`);
+        yield problem(line, `not valid ${textName} (column "${columns[badIndex]}"); ${encodingAdvice(textName)}`);
         continue;
       }
       const header = columns;
@@ -239,6 +284,8 @@ async function* iterateCsv(input: NodeJS.ReadableStream, source: string, gzip: b
   } finally {
     parser.destroy();
     bytes.destroy();
+    // Also when the reading stopped before the stream above pulled from the byte source: its input is closed.
+    chunks.return().catch(() => undefined);
   }
   if (ctx.endProblem !== undefined) yield problem(ctx.endProblem.line, ctx.endProblem.reason);
 }
@@ -248,11 +295,26 @@ async function* byteSource(
   input: NodeJS.ReadableStream,
   gzip: boolean | undefined,
   normalizer: LineNormalizer,
-  guard: RecordGuard,
+  hint: SeparatorHint,
+  maxRecordBytes: number,
   ctx: ReadContext,
 ): AsyncGenerator<Buffer, void, undefined> {
   const it = (input as AsyncIterable<string | Buffer>)[Symbol.asyncIterator]();
   let done = false;
+  // normaliser → separator hint → record guard; the guard is made once the hint has decided the separator.
+  let guard: RecordGuard | undefined;
+  const feed = (normalized: Buffer): Buffer => {
+    const passed = hint.push(normalized);
+    if (!hint.decided) return passed;
+    guard ??= new RecordGuard(maxRecordBytes, hint.delimiter);
+    return guard.push(passed);
+  };
+  const finish = (): Buffer => {
+    const last = feed(normalizer.finish());
+    const rest = hint.finish();
+    guard ??= new RecordGuard(maxRecordBytes, hint.delimiter);
+    return Buffer.concat([last, guard.push(rest), guard.finish()]);
+  };
   const next = async (): Promise<Buffer | undefined> => {
     let r: IteratorResult<string | Buffer>;
     try {
@@ -279,13 +341,13 @@ async function* byteSource(
     if (head.length === 0) return; // empty file: nothing at all
 
     if (!(gzip ?? isGzipMagic(head))) {
-      let out = guard.push(normalizer.push(head));
+      let out = feed(normalizer.push(head));
       if (out.length > 0) yield out;
       for (let chunk = await next(); chunk !== undefined; chunk = await next()) {
-        out = guard.push(normalizer.push(chunk));
+        out = feed(normalizer.push(chunk));
         if (out.length > 0) yield out;
       }
-      out = Buffer.concat([guard.push(normalizer.finish()), guard.finish()]);
+      out = finish();
       if (out.length > 0) yield out;
       return;
     }
@@ -301,24 +363,25 @@ async function* byteSource(
     pipeline(compressed, gunzip, () => undefined);
     try {
       for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-        const out = guard.push(normalizer.push(chunk));
+        const out = feed(normalizer.push(chunk));
         if (out.length > 0) yield out;
       }
     } catch (err) {
       if (ctx.ioError !== undefined) throw ctx.ioError;
       // The partial last record is dropped (it may hold half a token); say where reading stopped.
-      const line = guard.linesEmitted + 1;
+      const emittedLines = hint.lines + (guard?.linesEmitted ?? 0);
+      const line = emittedLines + 1;
       const code = (err as { code?: unknown }).code;
       if (code === 'Z_BUF_ERROR') {
         ctx.endProblem = { line, reason: `the gzip data is truncated: reading stopped at line ${line}, so that line and everything after it are missing; re-download or re-create the file` };
-      } else if (guard.bytesEmitted === 0 && guard.linesEmitted === 0) {
+      } else if ((guard?.bytesEmitted ?? 0) === 0 && emittedLines === 0) {
         ctx.endProblem = { line: 1, reason: `the file is not valid gzip data (${messageOf(err)}); nothing was read` };
       } else {
         ctx.endProblem = { line, reason: `the gzip data is corrupt (${messageOf(err)}): reading stopped at line ${line}; that line and everything after it were not read` };
       }
       return;
     }
-    const out = Buffer.concat([guard.push(normalizer.finish()), guard.finish()]);
+    const out = finish();
     if (out.length > 0) yield out;
   } finally {
     if (!done) await it.return?.();
@@ -327,14 +390,27 @@ async function* byteSource(
 
 /**
  * Turns a byte stream into UTF-8 with LF line endings. Strips a UTF-8 byte order mark; transcodes UTF-16 (with a byte
- * order mark) to UTF-8. Holds nothing back but a CR whose LF may follow (the RecordGuard keeps records whole).
+ * order mark), or the encoding given, to UTF-8. Holds nothing back but a CR whose LF may follow (the RecordGuard keeps
+ * records whole) and what the decoder holds of a character split across chunks.
  */
 class LineNormalizer {
   private started = false;
   /** The first bytes, held until there are enough to recognise a byte order mark (gunzip can hand out 1 byte). */
   private head: Buffer = Buffer.alloc(0);
   private pendingCR = false;
-  private utf16?: InstanceType<typeof TextDecoder>;
+  private decoder?: InstanceType<typeof TextDecoder>;
+  /** The encoding option decides how the text is read (no byte order mark overrode it). */
+  private byOption = false;
+
+  constructor(private readonly encoding: InputEncoding) {}
+
+  /**
+   * The encoding named in reasons: the one given, when the file was read in it; otherwise UTF-8 (also for a file
+   * read as UTF-16 because of its byte order mark, whose advice stays "save the file as UTF-8").
+   */
+  get textName(): string {
+    return this.byOption ? ENCODING_NAME[this.encoding] : ENCODING_NAME.utf8;
+  }
 
   push(chunk: Buffer): Buffer {
     let data = chunk;
@@ -346,26 +422,30 @@ class LineNormalizer {
       }
       data = this.start(data);
     }
-    if (this.utf16 !== undefined) data = Buffer.from(this.utf16.decode(data, { stream: true }), 'utf8');
+    if (this.decoder !== undefined) data = Buffer.from(this.decoder.decode(data, { stream: true }), 'utf8');
     return this.fixLineEndings(data);
   }
 
   finish(): Buffer {
     let out: Buffer = Buffer.alloc(0);
     if (!this.started && this.head.length > 0) out = this.push(this.start(this.head)); // a file of 1 or 2 bytes
-    if (this.utf16 !== undefined) out = Buffer.concat([out, this.fixLineEndings(Buffer.from(this.utf16.decode(), 'utf8'))]);
+    if (this.decoder !== undefined) out = Buffer.concat([out, this.fixLineEndings(Buffer.from(this.decoder.decode(), 'utf8'))]);
     if (this.pendingCR) out = Buffer.concat([out, Buffer.from([LF])]);
     this.pendingCR = false;
     return out;
   }
 
-  /** Recognises and strips a byte order mark at the start of the data. */
+  /** Recognises and strips a byte order mark at the start of the data; without one, the encoding given decides. */
   private start(data: Buffer): Buffer {
     this.started = true;
     this.head = Buffer.alloc(0);
     if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) return data.subarray(3);
-    if (data[0] === 0xff && data[1] === 0xfe) this.utf16 = new TextDecoder('utf-16le');
-    else if (data[0] === 0xfe && data[1] === 0xff) this.utf16 = new TextDecoder('utf-16be');
+    if (data[0] === 0xff && data[1] === 0xfe) this.decoder = new TextDecoder('utf-16le'); // the decoder drops the mark
+    else if (data[0] === 0xfe && data[1] === 0xff) this.decoder = new TextDecoder('utf-16be');
+    else {
+      this.decoder = decoderFor(this.encoding);
+      this.byOption = this.decoder !== undefined;
+    }
     return data;
   }
 
@@ -394,9 +474,9 @@ class LineNormalizer {
  * bytes by a marker record without ever holding it: `"<OVERSIZED>closed<LFs>"` with the dropped record's line breaks,
  * so csv-parse's line accounting is unchanged, or `…open…` when the file ended inside its quotes.
  *
- * Where a record ends follows csv-parse's rules for this reader's options (delimiter `,`, quote and escape `"`, record
- * delimiter LF, relax_quotes, no trimming): a quote opens a quoted field only as the field's first byte (otherwise it
- * is a literal); inside quotes `""` is a literal quote, and a quote followed by `,`, LF, NUL or the end closes the
+ * Where a record ends follows csv-parse's rules for this reader's options (delimiter `,` or the hinted one, quote and
+ * escape `"`, record delimiter LF, relax_quotes, no trimming): a quote opens a quoted field only as the field's first
+ * byte (otherwise it is a literal); inside quotes `""` is a literal quote, and a quote followed by `,`, LF, NUL or the end closes the
  * field, while one followed by anything else also ends the quoting (relaxed) and is kept as text; a LF outside quotes
  * ends the record. Only the size of records depends on this; if the two ever disagreed, csv-parse would still read
  * what it is given.
@@ -417,7 +497,15 @@ class RecordGuard {
   private dropping = false;
   private droppedLines = 0;
 
-  constructor(private readonly max: number) {}
+  /** The separator's byte (an ASCII character). */
+  private readonly delimiter: number;
+
+  constructor(
+    private readonly max: number,
+    delimiter: string,
+  ) {
+    this.delimiter = delimiter.charCodeAt(0);
+  }
 
   push(chunk: Buffer): Buffer {
     const out: Buffer[] = [];
@@ -451,14 +539,14 @@ class RecordGuard {
       const lf = nextLF;
       if (nextQuote !== -1 && (lf === -1 || nextQuote < lf)) {
         // Between i and the quote there is no LF, so the byte before it (if in this chunk) tells whether it starts a field.
-        const atFieldStart = nextQuote === i ? this.fieldStart : chunk[nextQuote - 1] === COMMA;
+        const atFieldStart = nextQuote === i ? this.fieldStart : chunk[nextQuote - 1] === this.delimiter;
         if (atFieldStart) this.quoting = true;
         else this.fieldStart = false;
         i = nextQuote + 1;
         continue;
       }
       if (lf === -1) {
-        this.fieldStart = chunk[n - 1] === COMMA;
+        this.fieldStart = chunk[n - 1] === this.delimiter;
         break;
       }
       // The record ends with this LF.
@@ -531,9 +619,9 @@ function countLF(parts: Buffer[]): number {
   return n;
 }
 
-function checkHeader(names: string[]): string | undefined {
+function checkHeader(names: string[], textName: string): string | undefined {
   const bad = names.findIndex((n) => n.includes('\uFFFD'));
-  if (bad !== -1) return `the header row is not valid UTF-8 (column ${bad + 1}); save the file as UTF-8`;
+  if (bad !== -1) return `the header row is not valid ${textName} (column ${bad + 1}); ${encodingAdvice(textName)}`;
   const empty = names.indexOf('');
   if (empty !== -1) return `column ${empty + 1} of the header has no name; name it or delete the column`;
   const seen = new Map<string, number>();
@@ -549,7 +637,7 @@ function checkHeader(names: string[]): string | undefined {
  * RFC 4180 check of one record's raw text, for what the relaxed parser lets through: text after the closing
  * quote of a quoted field. Returns a short description, or undefined when the quoting is sound.
  */
-function quotingProblem(raw: string): string | undefined {
+function quotingProblem(raw: string, delimiter: string): string | undefined {
   if (!raw.includes('"')) return undefined;
   const text = raw.replace(/^\n+/, '').replace(/\n$/, '');
   let field = 1;
@@ -569,14 +657,25 @@ function quotingProblem(raw: string): string | undefined {
         }
         i++;
       }
-      if (i < text.length && text[i] !== ',') return `field ${field} has text after its closing quote; quote the whole value and double any quote inside it ("")`;
+      if (i < text.length && text[i] !== delimiter) return `field ${field} has text after its closing quote; quote the whole value and double any quote inside it ("")`;
     } else {
-      while (i < text.length && text[i] !== ',') i++;
+      while (i < text.length && text[i] !== delimiter) i++;
     }
     i++; // past the comma (or past the end)
     field++;
   }
   return undefined;
+}
+
+/** What to do about text that is not valid in the encoding it was read in. */
+function encodingAdvice(textName: string): string {
+  return textName === ENCODING_NAME.utf8 ? 'save the file as UTF-8' : `check that the file is ${textName}, or pass the --encoding it was saved in`;
+}
+
+/** "commas", or the hinted separator, as a ragged row's advice names it. */
+function separatorWord(delimiter: string): string {
+  if (delimiter === ',') return 'commas';
+  return delimiter === '\t' ? 'tabs' : `"${delimiter}" separators`;
 }
 
 function leadingNewlines(raw: string): number {

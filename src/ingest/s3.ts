@@ -13,8 +13,8 @@
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import { ConfigError } from '../config.js';
-import { readCsvStream, type CsvItem } from './readCsv.js';
+import { loadConfig, type Config } from '../config.js';
+import { readCsvStream, type CsvItem, type ReadCsvOptions } from './readCsv.js';
 import { isCsvKey, s3ObjectName, type S3Location } from './s3Url.js';
 
 export { isCsvKey, isS3Url, parseS3Url, s3ObjectName, type S3Location } from './s3Url.js';
@@ -30,19 +30,21 @@ export interface S3ObjectRef {
 /** Region used when neither the environment nor the AWS config files name one. */
 export const DEFAULT_S3_REGION = 'us-east-1';
 
-/** Does this source name an S3 location (`s3://…`, scheme case-insensitive)? */
+/** The S3 settings of the validated configuration (config.ts: S3_ENDPOINT, S3_FORCE_PATH_STYLE, AWS_REGION). */
+export type S3Settings = Pick<Config, 's3Endpoint' | 's3ForcePathStyle' | 's3Region'>;
+
 /**
- * The S3 client configuration from the environment: the SDK's default credentials chain and region (AWS_REGION,
- * or AWS_DEFAULT_REGION, or the profile's region, else us-east-1), plus
- * - S3_ENDPOINT: endpoint of an S3-compatible store (checksums are then only computed/validated when required,
+ * The S3 client configuration: the SDK's default credentials chain and the region (`s3Region`: AWS_REGION, or
+ * AWS_DEFAULT_REGION; else the profile's region, else us-east-1), plus
+ * - `s3Endpoint`: endpoint of an S3-compatible store (checksums are then only computed/validated when required,
  *   which such stores need);
- * - S3_FORCE_PATH_STYLE=true|1: path-style addressing (http://host/bucket/key).
+ * - `s3ForcePathStyle`: path-style addressing (http://host/bucket/key).
  * Credentials in the given env (AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]) are used as they
  * are unless AWS_PROFILE is set (as the SDK's chain does); otherwise the SDK's chain finds them.
  */
-export function s3ClientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+export function s3ClientConfig(settings: S3Settings, env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
   const config: S3ClientConfig = {
-    region: nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION) ?? regionFromProfileOrDefault,
+    region: settings.s3Region ?? regionFromProfileOrDefault,
     // A stalled connection fails instead of hanging the ingest; a broken body stream is reopened (see readS3Csv).
     requestHandler: { connectionTimeout: 10_000, socketTimeout: 60_000 },
   };
@@ -52,33 +54,26 @@ export function s3ClientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3C
     const sessionToken = nonEmpty(env.AWS_SESSION_TOKEN);
     config.credentials = sessionToken === undefined ? { accessKeyId, secretAccessKey } : { accessKeyId, secretAccessKey, sessionToken };
   }
-
-  const endpoint = nonEmpty(env.S3_ENDPOINT);
-  if (endpoint !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      throw new ConfigError('S3_ENDPOINT is not an http(s) URL: set it to the endpoint of the S3-compatible store, e.g. http://127.0.0.1:9000, or unset it for AWS');
-    }
-    config.endpoint = endpoint;
+  if (settings.s3Endpoint !== undefined) {
+    config.endpoint = settings.s3Endpoint;
     config.requestChecksumCalculation = 'WHEN_REQUIRED';
     config.responseChecksumValidation = 'WHEN_REQUIRED';
   } else {
     // On AWS, a bucket in another region than the configured one is still reached (the SDK follows the redirect).
     config.followRegionRedirects = true;
   }
-
-  const pathStyle = nonEmpty(env.S3_FORCE_PATH_STYLE)?.toLowerCase();
-  if (pathStyle !== undefined) {
-    if (pathStyle === 'true' || pathStyle === '1') config.forcePathStyle = true;
-    else if (pathStyle === 'false' || pathStyle === '0') config.forcePathStyle = false;
-    else throw new ConfigError('S3_FORCE_PATH_STYLE must be true, 1, false or 0');
-  }
+  if (settings.s3ForcePathStyle !== undefined) config.forcePathStyle = settings.s3ForcePathStyle;
   return config;
+}
+
+/** The S3 client configuration from an environment, its S3 settings validated as the configuration's. */
+export function s3ClientConfigFromEnv(env: NodeJS.ProcessEnv = process.env): S3ClientConfig {
+  return s3ClientConfig(loadConfig({ env }), env);
+}
+
+/** A new S3 client with these settings (see s3ClientConfig). */
+export function s3Client(settings: S3Settings, env: NodeJS.ProcessEnv = process.env): S3Client {
+  return new S3Client(s3ClientConfig(settings, env));
 }
 
 /** A new S3 client configured from the environment (see s3ClientConfigFromEnv). */
@@ -143,14 +138,20 @@ export interface ReadS3Options {
  * sake: an object that cannot be read (missing, denied, a stream that keeps breaking) ends with a problem at the
  * line reached, so the caller goes on with the next object.
  */
-export async function* readS3Csv(client: S3Client, bucket: string, key: string, opts: ReadS3Options = {}): AsyncGenerator<CsvItem, void, undefined> {
+export async function* readS3Csv(
+  client: S3Client,
+  bucket: string,
+  key: string,
+  opts: ReadS3Options = {},
+  read: ReadCsvOptions = {},
+): AsyncGenerator<CsvItem, void, undefined> {
   const name = s3ObjectName(bucket, key);
   let lastLine = 0;
   const progress = { bytes: 0 };
   const body = Readable.from(objectBytes(client, bucket, key, opts, progress), { objectMode: false });
   try {
     // .gz is gunzipped; any other key is sniffed for the gzip magic, as local files are.
-    for await (const item of readCsvStream(body, name, key.toLowerCase().endsWith('.gz') ? { gzip: true } : {})) {
+    for await (const item of readCsvStream(body, name, { ...read, ...(key.toLowerCase().endsWith('.gz') ? { gzip: true } : {}) })) {
       lastLine = item.line;
       yield item;
     }

@@ -4,7 +4,7 @@
 import { access } from 'node:fs/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
-import { readCsvFile, type CsvItem } from './readCsv.js';
+import { readCsvFile, type CsvItem, type ReadCsvOptions } from './readCsv.js';
 import type { ReadS3Options, S3ObjectRef } from './s3.js';
 import { isS3Url, parseS3Url } from './s3Url.js';
 
@@ -33,11 +33,12 @@ export interface SourceDeps {
 /**
  * The inputs a source stands for, in order: a local path is one entry named by the path; an S3 URL is one entry per
  * CSV object under the prefix (keys ending in .csv or .csv.gz, any case), in key order, listed lazily page by page.
+ * `read` says how every entry's text is read (its encoding).
  * Throws a ConfigError for an S3 URL without a bucket, and an Error naming the URL when the listing fails.
  */
-export async function* expandSource(source: string, deps: SourceDeps = {}): AsyncGenerator<SourceEntry, void, undefined> {
+export async function* expandSource(source: string, deps: SourceDeps = {}, read: ReadCsvOptions = {}): AsyncGenerator<SourceEntry, void, undefined> {
   if (!isS3Url(source)) {
-    yield { name: source, open: () => readCsvFile(source) };
+    yield { name: source, open: () => readCsvFile(source, read) };
     return;
   }
   const location = parseS3Url(source);
@@ -53,13 +54,13 @@ export async function* expandSource(source: string, deps: SourceDeps = {}): Asyn
     }
     if (next.done === true) return;
     const { bucket, key, name } = next.value;
-    yield { name, open: () => readS3Csv(client, bucket, key, deps.s3Read) };
+    yield { name, open: () => readS3Csv(client, bucket, key, deps.s3Read, read) };
   }
 }
 
 /** Every item of a source, entry after entry (each item's `source` is its entry's name). */
-export async function* openSource(source: string, deps: SourceDeps = {}): AsyncGenerator<CsvItem, void, undefined> {
-  for await (const entry of expandSource(source, deps)) yield* entry.open();
+export async function* openSource(source: string, deps: SourceDeps = {}, read: ReadCsvOptions = {}): AsyncGenerator<CsvItem, void, undefined> {
+  for await (const entry of expandSource(source, deps, read)) yield* entry.open();
 }
 
 /** Checked before a run starts, so a typo stops the run with a message instead of a half-done ingest. */

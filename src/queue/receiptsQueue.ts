@@ -38,5 +38,7 @@ export async function enqueueRows(queue: ReceiptsQueue, rows: ReceiptJobData[], 
   const opts = receiptJobOptions(maxAttempts);
   // addBulk pipelines without MULTI: if it fails halfway, re-ingesting re-adds the rest and the job ids make
   // the rows that did get in no-ops.
-  await queue.addBulk(rows.map((data) => ({ name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp) } })));
+  await queue.addBulk(
+    rows.map((data) => ({ name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp), ...(data.priority ? { priority: data.priority } : {}) } })),
+  );
 }
