@@ -25,6 +25,7 @@ export function ingestOptionsFrom(config: Config, req: IngestRequest): IngestOpt
     chunkSize: config.ingestChunkSize,
     maxAttempts: config.maxAttempts,
     highWaterMark: config.highWaterMark,
+    encoding: config.inputEncoding,
     ...(req.signal ? { signal: req.signal } : {}),
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
   };
