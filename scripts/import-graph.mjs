@@ -49,7 +49,13 @@ function specifiers(path) {
     if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier && ts.isStringLiteral(node.moduleSpecifier)) {
       const clause = ts.isImportDeclaration(node) ? node.importClause : undefined;
       const typeOnly = ts.isImportDeclaration(node)
-        ? clause !== undefined && (clause.isTypeOnly || (!clause.name && clause.namedBindings !== undefined && ts.isNamedImports(clause.namedBindings) && clause.namedBindings.elements.length > 0 && clause.namedBindings.elements.every((e) => e.isTypeOnly)))
+        ? clause !== undefined &&
+          (clause.isTypeOnly ||
+            (!clause.name &&
+              clause.namedBindings !== undefined &&
+              ts.isNamedImports(clause.namedBindings) &&
+              clause.namedBindings.elements.length > 0 &&
+              clause.namedBindings.elements.every((e) => e.isTypeOnly)))
         : node.isTypeOnly;
       found.push({ spec: node.moduleSpecifier.text, kind: typeOnly ? 'type' : 'value' });
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0] && ts.isStringLiteral(node.arguments[0])) {
@@ -149,7 +155,10 @@ function loops(nodes, pairs, withPath = true) {
 
 /** Import cycles between files. */
 export function cycles(graph) {
-  return loops(graph.files, graph.edges.map((e) => [e.from, e.to]));
+  return loops(
+    graph.files,
+    graph.edges.map((e) => [e.from, e.to]),
+  );
 }
 
 /** Groups of folders that import each other round (no rule of issue 10; shown as notes). */

@@ -142,9 +142,7 @@ describe('every backend code in REVENUECAT.md', () => {
 
   it('the example message for 7225', () => {
     const c = classify(res(401, { code: 7225, message: 'Invalid API Key.' }));
-    expect(c.kind === 'fatal' && c.message).toMatch(
-      /^RevenueCat rejected the API key \(401, code 7225\): set REVENUECAT_API_KEY to the app's public SDK key/,
-    );
+    expect(c.kind === 'fatal' && c.message).toMatch(/^RevenueCat rejected the API key \(401, code 7225\): set REVENUECAT_API_KEY to the app's public SDK key/);
   });
 
   it('7638 is userBusy (and not rateLimited even on a 429); 7229 on a 429 is rateLimited', () => {
@@ -248,9 +246,7 @@ describe('messages never carry keys or tokens', () => {
   });
 
   it('keeps ordinary long product ids and bounds the length', () => {
-    expect(sanitizeMessage('product com.example.myapp.premium.monthly.subscription missing')).toBe(
-      'product com.example.myapp.premium.monthly.subscription missing',
-    );
+    expect(sanitizeMessage('product com.example.myapp.premium.monthly.subscription missing')).toBe('product com.example.myapp.premium.monthly.subscription missing');
     expect(sanitizeMessage('x '.repeat(1000)).length).toBeLessThanOrEqual(300);
   });
 });

@@ -202,8 +202,7 @@ describe('Retry-After, backoff_ms and rate-limit headers', () => {
   });
 
   it('reads the RevenueCat rate-limit headers', async () => {
-    handler = (_req, res) =>
-      json(res, 200, okSubscriber, { 'RevenueCat-Rate-Limit-Current-Limit': '480', 'RevenueCat-Rate-Limit-Current-Usage': '17' });
+    handler = (_req, res) => json(res, 200, okSubscriber, { 'RevenueCat-Rate-Limit-Current-Limit': '480', 'RevenueCat-Rate-Limit-Current-Usage': '17' });
     expect(response(await makeClient().postReceipt('ios', receipt)).headers).toEqual({ rateLimitPerMinute: 480, rateLimitUsage: 17 });
   });
 

@@ -32,10 +32,10 @@ describe('import-graph', () => {
   it('finds forbidden edges of every import form, sandbox escapes and file cycles', async () => {
     const root = join(dir, 'bad');
     await tree(root, {
-      'types.ts': "export type T = number;\n",
-      'reports/summary.ts': "export const s = 1;\n",
-      'reports/html.ts': "export const h = 1;\n",
-      'reports/data.ts': "export type D = string;\n",
+      'types.ts': 'export type T = number;\n',
+      'reports/summary.ts': 'export const s = 1;\n',
+      'reports/html.ts': 'export const h = 1;\n',
+      'reports/data.ts': 'export type D = string;\n',
       'workers/processor.ts': "import { s } from '../reports/summary.js';\nexport const p = s;\n",
       'workers/lazy.ts': "export const l = () => import('../reports/html.js');\n",
       'revenuecat/client.ts': "import type { D } from '../reports/data.js';\nexport type C = D;\n",
@@ -57,12 +57,12 @@ describe('import-graph', () => {
   it('passes a tree that keeps the rules (allowed edges, no loop)', async () => {
     const root = join(dir, 'good');
     await tree(root, {
-      'types.ts': "export type T = number;\n",
+      'types.ts': 'export type T = number;\n',
       'state/summary.ts': "import type { T } from '../types.js';\nexport const s = (t: T) => t;\n",
       'workers/processor.ts': "import { s } from '../state/summary.js';\nexport const p = s;\n",
       'reports/html.ts': "import { s } from '../state/summary.js';\nexport const h = s;\n",
       'sandbox/app.ts': "import { v } from './view.js';\nexport const a = v;\n",
-      'sandbox/view.ts': "export const v = 1;\n",
+      'sandbox/view.ts': 'export const v = 1;\n',
     });
     const { status, out } = check(root);
     expect(out).toMatch(/6 files, 4 imports: 0 forbidden, 0 cycles/);

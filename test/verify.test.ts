@@ -75,7 +75,11 @@ describe('compareState', () => {
 
   it('product_missing when the row product is gone (the entitlement held by another product is fine)', () => {
     const s = state({ products: [{ id: 'other', active: true, expires_at: iso(NOW + 30 * DAY) }] });
-    const found = compareState(row({ subscriber: { ...row().subscriber!, active_entitlements: [{ id: 'premium', expires_date: iso(NOW + 30 * DAY), product_identifier: 'other' }] } }), s, opts());
+    const found = compareState(
+      row({ subscriber: { ...row().subscriber!, active_entitlements: [{ id: 'premium', expires_date: iso(NOW + 30 * DAY), product_identifier: 'other' }] } }),
+      s,
+      opts(),
+    );
     expect(kinds(found)).toEqual(['product_missing']);
     expect(found[0]).toMatchObject({ expected: 'product pro.monthly', actual: "not among the customer's products (other)" });
   });
@@ -120,7 +124,7 @@ describe('compareState', () => {
     expect(compareState(row(), sandboxed, opts())).toEqual([]);
     const found = compareState(row(), sandboxed, opts({ environment: 'production' }));
     expect(found).toEqual([expect.objectContaining({ kind: 'environment_differs', expected: 'pro.monthly in production', actual: 'pro.monthly in sandbox' })]);
-    const withImportEnv = row({ subscriber: { ...row().subscriber!, product: { expires_date: iso(NOW + 30 * DAY), is_sandbox: false } } as ImportedRow['subscriber'] });
+    const withImportEnv = row({ subscriber: { ...row().subscriber!, product: { expires_date: iso(NOW + 30 * DAY), is_sandbox: false } } });
     expect(kinds(compareState(withImportEnv, sandboxed, opts()))).toEqual(['environment_differs']);
     // Unknown environment (a v1 answer without is_sandbox): nothing to compare.
     expect(compareState(row(), state({ products: [{ id: 'pro.monthly', active: true, expires_at: null }] }), opts({ environment: 'sandbox' }))).toEqual([]);
@@ -143,7 +147,7 @@ describe('compareState', () => {
   it('rowExpectations reads an outcome`s expect field defensively', () => {
     const base = { status: 'succeeded' } as Outcome;
     expect(rowExpectations(base)).toBeUndefined();
-    expect(rowExpectations({ ...base, expect: { entitlement: 'premium', expiresAt: 'not a date', environment: 'sandbox', active: false } } as Outcome)).toEqual({
+    expect(rowExpectations({ ...base, expect: { entitlement: 'premium', expiresAt: 'not a date', environment: 'sandbox', active: false } })).toEqual({
       entitlement: 'premium',
       environment: 'sandbox',
       active: false,
@@ -183,7 +187,16 @@ describe('verifyRun against the sandbox (real HTTP, real Redis, a ledger from th
   const readers: CustomerReader[] = [];
 
   const reader = (extra: Partial<CustomerReaderOptions> = {}): CustomerReader => {
-    const r = new CustomerReader({ baseUrl: fx.sandbox.url, secretKey: SECRET, projectId: 'proj_sandbox', api: 'v2', timeoutMs: 3000, ratePerMinute: 6000, backoffBaseMs: 20, ...extra });
+    const r = new CustomerReader({
+      baseUrl: fx.sandbox.url,
+      secretKey: SECRET,
+      projectId: 'proj_sandbox',
+      api: 'v2',
+      timeoutMs: 3000,
+      ratePerMinute: 6000,
+      backoffBaseMs: 20,
+      ...extra,
+    });
     readers.push(r);
     return r;
   };

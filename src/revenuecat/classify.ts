@@ -99,6 +99,11 @@ function bodyCode(body: unknown): number | undefined {
   return undefined;
 }
 
+/** A string or number as text; anything else (absent, an object) as `fallback`. */
+function scalarText(v: unknown, fallback: string): string {
+  return typeof v === 'string' || typeof v === 'number' ? String(v) : fallback;
+}
+
 function bodyMessage(body: unknown): string | undefined {
   if (!isRecord(body)) return undefined;
   const m = body.message;
@@ -106,7 +111,7 @@ function bodyMessage(body: unknown): string | undefined {
   const attributeErrors = Array.isArray(body.attribute_errors)
     ? body.attribute_errors
         .filter(isRecord)
-        .map((e) => `${String(e.key_name ?? '?')}: ${String(e.message ?? '')}`)
+        .map((e) => `${scalarText(e.key_name, '?')}: ${scalarText(e.message, '')}`)
         .join('; ')
     : '';
   return attributeErrors === '' ? m : `${m} (${attributeErrors})`;

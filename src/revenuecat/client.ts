@@ -136,9 +136,7 @@ export function openApiPool(baseUrl: string, opts: { connections: number; timeou
   return { pool, prefix: url.pathname.replace(/\/+$/, '') };
 }
 
-export type TimedResult =
-  | { ok: true; status: number; headers: RawHeaders; text: string }
-  | { ok: false; error: NetworkErrorKind; message: string };
+export type TimedResult = { ok: true; status: number; headers: RawHeaders; text: string } | { ok: false; error: NetworkErrorKind; message: string };
 
 /**
  * One HTTP request with one deadline for connecting, headers and body together. Never throws: network
@@ -161,7 +159,7 @@ export async function requestWithDeadline(
     // undici marks the connection idle on the next turn of the event loop; without this yield a caller that
     // sends its next request straight away finds it busy and the pool opens a second socket.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    return { ok: true, status: res.statusCode, headers: res.headers as RawHeaders, text };
+    return { ok: true, status: res.statusCode, headers: res.headers, text };
   } catch (err) {
     if (timedOut) return { ok: false, error: 'timeout', message: `request timed out after ${timeoutMs} ms` };
     return { ok: false, error: networkErrorKind(err), message: describeError(err) };
@@ -221,7 +219,9 @@ function errorCodes(err: unknown, depth = 0): string[] {
 function networkErrorKind(err: unknown): NetworkErrorKind {
   const codes = errorCodes(err);
   const has = (...names: string[]) => names.some((n) => codes.includes(n));
-  if (has('UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError')) {
+  if (
+    has('UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT', 'TimeoutError', 'HeadersTimeoutError', 'BodyTimeoutError', 'ConnectTimeoutError')
+  ) {
     return 'timeout';
   }
   if (has('ECONNREFUSED')) return 'refused';

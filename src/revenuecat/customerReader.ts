@@ -284,7 +284,7 @@ export class CustomerReader {
     const type = isRecord(reply.body) ? reply.body.type : undefined;
     // A v2 404 is resource_missing; anything else (an HTML page from a proxy, a route that does not exist)
     // must not pass for "the user is gone".
-    if (type !== undefined && type !== 'resource_missing') throw new ReadError(String(type), messageOf(reply.body, 'HTTP 404'), 404);
+    if (type !== undefined && type !== 'resource_missing') throw new ReadError(typeof type === 'string' ? type : 'http_404', messageOf(reply.body, 'HTTP 404'), 404);
     if (type === undefined) throw new ReadError('http_404', `HTTP 404 without a v2 error body (is the base URL RevenueCat's API?): ${messageOf(reply.body, 'no body')}`, 404);
     return { exists: false, active_entitlements: [], products: [] };
   }
@@ -378,7 +378,11 @@ export class CustomerReader {
         throw new ReadError('project_not_found', `project not found (or not visible to this key): check REVENUECAT_PROJECT_ID (${messageOf(reply.body, 'HTTP 404')})`, 404);
       }
       if (reply.status === 403) {
-        throw new ReadError('authorization_error', `reading the project's ${what} was refused: the v2 key needs project_configuration:${what}:read (${messageOf(reply.body, 'HTTP 403')})`, 403);
+        throw new ReadError(
+          'authorization_error',
+          `reading the project's ${what} was refused: the v2 key needs project_configuration:${what}:read (${messageOf(reply.body, 'HTTP 403')})`,
+          403,
+        );
       }
       const body = expectOk(reply);
       if (!isList(body)) throw new ReadError('invalid_response', `the ${what} answer is not a v2 list`, reply.status);
@@ -514,4 +518,3 @@ function environmentOf(v: unknown): { environment?: 'production' | 'sandbox' } {
 function describePath(path: string): string {
   return path.replace(/\/customers\/[^/]+/, '/customers/{id}');
 }
-

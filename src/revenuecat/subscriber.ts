@@ -4,14 +4,7 @@
 // row is ../state/subscriberSummary.ts.
 
 /** `store` values documented for subscriptions and non-subscriptions; kept open for stores added later. */
-export type SubscriberStore =
-  | 'app_store'
-  | 'mac_app_store'
-  | 'play_store'
-  | 'amazon'
-  | 'stripe'
-  | 'promotional'
-  | (string & {});
+export type SubscriberStore = 'app_store' | 'mac_app_store' | 'play_store' | 'amazon' | 'stripe' | 'promotional' | (string & {});
 
 export interface Entitlement {
   /** ISO 8601; may be in the past; null for a lifetime entitlement. */

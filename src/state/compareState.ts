@@ -93,14 +93,19 @@ export function compareState(row: ImportedRow, state: CustomerState, expectation
     }
   } else if (expectations.expiresAt !== undefined && expectations.entitlement === undefined && rowProducts.length > 0 && expectations.active !== false) {
     const latest = latestExpiry(rowProducts);
-    if (earlierBeyond(latest, expectations.expiresAt, tolerance)) add('expiry_differs', `${productId} expires ${expectations.expiresAt} (expected)`, `${productId} ${expiryText(latest)}`);
+    if (earlierBeyond(latest, expectations.expiresAt, tolerance))
+      add('expiry_differs', `${productId} expires ${expectations.expiresAt} (expected)`, `${productId} ${expiryText(latest)}`);
   }
 
   const expectedEnvironment = expectations.environment ?? importEnvironment(summary);
   if (expectedEnvironment !== undefined && rowProducts.length > 0) {
     const known = rowProducts.map((p) => p.environment).filter((e): e is Environment => e !== undefined);
     if (known.length > 0 && !known.includes(expectedEnvironment)) {
-      add('environment_differs', `${productId} in ${expectedEnvironment}${expectations.environment === undefined ? ' (import answer)' : ''}`, `${productId} in ${[...new Set(known)].join(', ')}`);
+      add(
+        'environment_differs',
+        `${productId} in ${expectedEnvironment}${expectations.environment === undefined ? ' (import answer)' : ''}`,
+        `${productId} in ${[...new Set(known)].join(', ')}`,
+      );
     }
   }
   return out;

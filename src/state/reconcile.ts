@@ -3,8 +3,7 @@
 import type { SubscriberSummary } from './subscriberSummary.js';
 
 export type ReconcileResult =
-  | { ok: true; check: 'product_confirmed' | 'product_not_checked' }
-  | { ok: false; reason: 'product_not_in_subscriber' | 'transferred'; message: string };
+  { ok: true; check: 'product_confirmed' | 'product_not_checked' } | { ok: false; reason: 'product_not_in_subscriber' | 'transferred'; message: string };
 
 export function reconcile(row: { app_user_id: string; product_id?: string }, summary: SubscriberSummary): ReconcileResult {
   if (summary.original_app_user_id !== row.app_user_id) {
