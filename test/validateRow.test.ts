@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { ColumnPlan } from '../src/ingest/columns.js';
+import { planColumns, type ColumnPlan } from '../src/ingest/columns.js';
 import { fingerprint, maskToken } from '../src/ingest/fingerprint.js';
+import { GOOGLE_CUTOFF_MS, LOWEST_PRIORITY, parseExpiry, readTokenExpiry, rowPriority, type TokenExpiry } from '../src/ingest/tokenExpiry.js';
 import { validateRow, type RowResult } from '../src/ingest/validateRow.js';
 import type { Platform, ReceiptField } from '../src/revenuecat/fields.js';
 
@@ -425,5 +426,97 @@ describe('fingerprint and maskToken', () => {
     expect(maskToken('sub_123')).toBe('****');
     expect(maskToken('')).toBe('****');
     expect(maskToken(TOKEN)).not.toContain(TOKEN.slice(4, -4));
+  });
+});
+
+describe('token expiry (Google tokens near the ~60-day cut-off)', () => {
+  const DAY = 86_400_000;
+  const NOW = Date.UTC(2026, 5, 1); // 2026-06-01T00:00:00Z
+  const plan = (columns: string[], opts = {}): ColumnPlan => {
+    const r = planColumns(columns, { platform: 'android', ...opts });
+    if ('error' in r) throw new Error(r.error);
+    return r.plan;
+  };
+
+  it('finds the expiry column by name (expires_at, expiry_time_ms, any case) or --map column=expires_at, and never sends it', () => {
+    expect(plan(['app_user_id', 'product_id', 'token', 'expires_at'])).toEqual({
+      fields: { app_user_id: 'app_user_id', product_id: 'product_id', token: 'fetch_token' },
+      attributes: {},
+      ignored: [],
+      expiry: 'expires_at',
+    });
+    expect(plan(['app_user_id', 'product_id', 'token', 'Expiry_Time_Ms']).expiry).toBe('Expiry_Time_Ms');
+    const mapped = plan(['app_user_id', 'product_id', 'token', 'valid_until'], { map: { valid_until: 'expires_at' } });
+    expect(mapped.expiry).toBe('valid_until');
+    expect(mapped.ignored).toEqual([]);
+    // A file without one has no expiry (and no key at all, so plans compare as before).
+    expect('expiry' in plan(['app_user_id', 'product_id', 'token'])).toBe(false);
+    // expected_expires_at is an expectation, not the token's expiry.
+    expect(plan(['app_user_id', 'product_id', 'token', 'expected_expires_at']).expiry).toBeUndefined();
+    // Two columns for it: choose with --map, as for any field.
+    expect(planColumns(['app_user_id', 'product_id', 'token', 'expires_at', 'expiry_time_ms'], { platform: 'android' })).toEqual({
+      error: 'columns "expires_at" and "expiry_time_ms" would all be expires_at; remove all but one, or choose with --map expires_at=expires_at',
+    });
+    const bad = planColumns(['app_user_id', 'product_id', 'token', 'x'], { platform: 'android', map: { x: 'expiry' } });
+    expect('error' in bad && bad.error).toMatch(/^--map x=expiry: "expiry" is not a field; use one of .*, platform, expires_at, or a \$attribute name/);
+  });
+
+  it('reads ISO 8601, epoch milliseconds and epoch seconds', () => {
+    const at = Date.UTC(2026, 2, 1, 12, 30, 0);
+    expect(parseExpiry('2026-03-01T12:30:00Z')).toBe(at);
+    expect(parseExpiry('2026-03-01T12:30:00.000Z')).toBe(at);
+    expect(parseExpiry('2026-03-01 12:30:00')).toBe(at); // no offset: UTC
+    expect(parseExpiry('2026-03-01T14:30:00+02:00')).toBe(at);
+    expect(parseExpiry('2026-03-01T07:00:00-0530')).toBe(at);
+    expect(parseExpiry('2026-03-01T12:30')).toBe(at);
+    expect(parseExpiry('2026-03-01T12:30:00.123456Z')).toBe(at + 123);
+    expect(parseExpiry('2026-03-01')).toBe(Date.UTC(2026, 2, 1));
+    expect(parseExpiry(String(at))).toBe(at); // 13 digits: milliseconds
+    expect(parseExpiry(String(at / 1000))).toBe(at); // 10 digits: seconds
+    expect(parseExpiry(' 1772368200 ')).toBe(at);
+    expect(parseExpiry('100000000000')).toBe(100_000_000_000); // 12 digits: milliseconds (1973)
+    expect(parseExpiry('99999999999')).toBe(99_999_999_999_000); // 11 digits: seconds (year 5138)
+    for (const bad of ['', 'soon', '2026-02-30', '2026-13-01', '2026-03-01T25:00:00Z', '1.5e12', '-1772368200', '2026/03/01', '0099-01-01', '12345678901234567']) {
+      expect(parseExpiry(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('flags Google rows that expired more than 60 days ago, leaves other stores and empty cells alone, refuses a malformed value', () => {
+    const p = plan(['app_user_id', 'product_id', 'token', 'platform', 'valid_until'], { map: { valid_until: 'expires_at' } });
+    const row = (expiry: string): Record<string, string> => ({ app_user_id: 'u', product_id: 'p', token: 't', platform: 'android', valid_until: expiry });
+    const iso = (ms: number): string => new Date(ms).toISOString();
+    expect(readTokenExpiry(row(iso(NOW - 59 * DAY)), p, 'android', NOW)).toEqual({ ok: true, expiry: { expires_at_ms: NOW - 59 * DAY, past_cutoff: false } });
+    expect(readTokenExpiry(row(iso(NOW - GOOGLE_CUTOFF_MS)), p, 'android', NOW)).toEqual({ ok: true, expiry: { expires_at_ms: NOW - 60 * DAY, past_cutoff: false } });
+    expect(readTokenExpiry(row(iso(NOW - 61 * DAY)), p, 'android', NOW)).toEqual({ ok: true, expiry: { expires_at_ms: NOW - 61 * DAY, past_cutoff: true } });
+    expect(readTokenExpiry(row(String(NOW + 30 * DAY)), p, 'android', NOW)).toEqual({ ok: true, expiry: { expires_at_ms: NOW + 30 * DAY, past_cutoff: false } });
+    expect(readTokenExpiry(row(''), p, 'android', NOW)).toEqual({ ok: true });
+    expect(readTokenExpiry(row('  '), p, 'android', NOW)).toEqual({ ok: true });
+    expect(readTokenExpiry(row('garbage'), p, 'ios', NOW)).toEqual({ ok: true }); // only Google rows use it
+    expect(readTokenExpiry(row('next tuesday'), p, 'android', NOW)).toEqual({
+      ok: false,
+      reason: 'expires_at "next tuesday" (column "valid_until") is not a time: give ISO 8601 (2025-03-01 or 2025-03-01T12:00:00Z), epoch milliseconds or epoch seconds, or leave it empty',
+    });
+    const named = plan(['app_user_id', 'product_id', 'token', 'expires_at']);
+    expect(readTokenExpiry({ app_user_id: 'u', product_id: 'p', token: 't', expires_at: 'x' }, named, 'android', NOW)).toMatchObject({ ok: false, reason: expect.stringMatching(/^expires_at "x" is not a time/) });
+    expect(readTokenExpiry({ app_user_id: 'u', product_id: 'p', token: 't' }, plan(['app_user_id', 'product_id', 'token']), 'android', NOW)).toEqual({ ok: true });
+  });
+
+  it('gives the soonest cut-off the highest BullMQ priority (lowest number), within 1…2,097,151; the rest the lowest', () => {
+    const exp = (daysFromNow: number, past_cutoff = false): TokenExpiry => ({ expires_at_ms: NOW + daysFromNow * DAY, past_cutoff });
+    const order = [-59, -58.5, -30, -1, 0, 10, 365].map((d) => rowPriority(exp(d)));
+    for (let i = 1; i < order.length; i++) expect(order[i], `${i}`).toBeGreaterThan(order[i - 1] as number);
+    for (const p of order) {
+      expect(Number.isInteger(p)).toBe(true);
+      expect(p).toBeGreaterThanOrEqual(1);
+      expect(p).toBeLessThan(LOWEST_PRIORITY);
+    }
+    // The scale is absolute (hours since 2020), not relative to now: rows of later chunks and runs compare correctly.
+    expect(rowPriority({ expires_at_ms: Date.UTC(2020, 0, 1) - GOOGLE_CUTOFF_MS, past_cutoff: false })).toBe(1);
+    expect(rowPriority({ expires_at_ms: Date.UTC(2020, 0, 1) - GOOGLE_CUTOFF_MS + 3_600_000, past_cutoff: false })).toBe(2);
+    expect(rowPriority({ expires_at_ms: Date.UTC(1990, 0, 1), past_cutoff: false })).toBe(1);
+    expect(rowPriority({ expires_at_ms: Date.UTC(2400, 0, 1), past_cutoff: false })).toBe(LOWEST_PRIORITY - 1);
+    expect(LOWEST_PRIORITY).toBe(2 ** 21 - 1); // BullMQ's maximum (PRIORITY_LIMIT; a larger one is refused when the job is added)
+    expect(rowPriority(undefined)).toBe(LOWEST_PRIORITY);
+    expect(rowPriority(exp(-61, true))).toBe(LOWEST_PRIORITY);
   });
 });

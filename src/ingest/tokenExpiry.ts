@@ -17,17 +17,18 @@
 //   expected_expires_at does: a column that does not say what it seems to is better fixed than guessed.
 // - Only Google rows (platform android) use it; other stores' rows ignore the column.
 //
-// Priorities (BullMQ: 1 is the highest, 2,097,152 the lowest; 0 means none, and a job without priority is taken
-// before every prioritized one):
+// Priorities (BullMQ: 1 is the highest, PRIORITY_LIMIT = 2^21 - 1 = 2,097,151 the lowest, checked when a job is
+// added; 0 means none, and a job without priority is taken before every prioritized one):
 // - A Google row with a known expiry still inside its window gets 1 + the hours from 2020-01-01 to its cut-off
 //   (expiry + 60 days): an absolute scale, so rows of different chunks, ingests and runs sharing the queue all
 //   compare correctly, and rows of the same hour keep file order (BullMQ orders equal priorities FIFO).
 // - Every other row of such a run (no expiry, not Google, or already past the cut-off) gets the lowest priority,
-//   2,097,152, so it keeps file order behind the rows racing their cut-off. It cannot stay at priority 0: those
+//   2,097,151, so it keeps file order behind the rows racing their cut-off. It cannot stay at priority 0: those
 //   jobs would be taken first.
 // - A run that never sees an expiry column gives no priority at all (today's order, and no sorted-set entry per
 //   waiting job: a prioritized job costs a ZADD, O(log n) in the waiting jobs, instead of an LPUSH).
 // The reordering works among the rows waiting in the queue at the same time: up to the ingest's high-water mark.
+import { PRIORITY_LIMIT } from 'bullmq';
 import type { Platform } from '../revenuecat/fields.js';
 import type { ColumnPlan } from './columns.js';
 
@@ -38,7 +39,7 @@ const HOUR_MS = 3_600_000;
 export const GOOGLE_CUTOFF_MS = GOOGLE_CUTOFF_DAYS * DAY_MS;
 
 /** BullMQ's lowest priority (the largest number it accepts). */
-export const LOWEST_PRIORITY = 2_097_152;
+export const LOWEST_PRIORITY: number = PRIORITY_LIMIT;
 /** The origin of the priority scale: cut-offs before it are long past. */
 const PRIORITY_EPOCH_MS = Date.UTC(2020, 0, 1);
 /** 12 digits or more: epoch milliseconds. */
