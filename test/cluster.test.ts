@@ -104,8 +104,9 @@ describe('Redis Cluster (3 masters, 3 replicas, on loopback)', () => {
     // the worker gets the same cluster connection; BullMQ duplicates it for its blocking commands
     const worker = new Worker<ReceiptJobData>(
       queue.name,
-      async (job) => {
+      (job) => {
         seen.set(job.id as string, (seen.get(job.id as string) ?? 0) + 1);
+        return Promise.resolve();
       },
       { connection: redis, prefix, concurrency: 20 },
     );

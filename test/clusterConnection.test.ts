@@ -20,7 +20,15 @@ describe('REDIS_CLUSTER_NODES', () => {
 
   it('takes URL nodes, whose credentials and scheme win over REDIS_URL', () => {
     const spec = parseClusterNodes('rediss://:n0de@a.example:7000,rediss://b.example:7001', 'redis://u:other@127.0.0.1:6379');
-    expect(spec).toEqual({ nodes: [{ host: 'a.example', port: 7000 }, { host: 'b.example', port: 7001 }], username: 'u', password: 'n0de', tls: true });
+    expect(spec).toEqual({
+      nodes: [
+        { host: 'a.example', port: 7000 },
+        { host: 'b.example', port: 7001 },
+      ],
+      username: 'u',
+      password: 'n0de',
+      tls: true,
+    });
     // plain redis:// node URLs keep TLS off even when REDIS_URL is rediss://
     expect(parseClusterNodes('redis://a.example:7000', 'rediss://127.0.0.1:6379').tls).toBe(false);
   });

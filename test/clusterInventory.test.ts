@@ -64,7 +64,7 @@ function outcome(fp: string, status: Outcome['status']): Outcome {
     queued_at: new Date().toISOString(),
     finished_at: new Date().toISOString(),
     ...(status === 'failed' ? { reason: 'rc_7103', message: 'invalid', code: 7103, http_status: 400 } : {}),
-  } as Outcome;
+  };
 }
 
 /** Runs every operation of the tool that touches Redis, with `prefix`, and says how each one went. */
@@ -166,7 +166,12 @@ describe('the tool’s Redis operations on a Redis Cluster', () => {
     // every Lua script of the project is exercised by some operation above
     for (const name of scriptFiles().keys()) expect([...results.keys()].some((op) => op.includes(`script ${name} `))).toBe(true);
     expect([...results].filter(([, r]) => r.startsWith('error'))).toEqual([]);
-    expect([...results].filter(([, r]) => r === 'CROSSSLOT').map(([op]) => op).sort()).toEqual(KNOWN_CROSSSLOT);
+    expect(
+      [...results]
+        .filter(([, r]) => r === 'CROSSSLOT')
+        .map(([op]) => op)
+        .sort(),
+    ).toEqual(KNOWN_CROSSSLOT);
   });
 
   it('with a prefix that is one hash tag: every operation works (one slot, so one master holds the run)', async () => {

@@ -103,8 +103,10 @@ export function parseClusterNodes(spec: string, redisUrl?: string): ClusterSpec 
       } catch {
         throw new ConfigError(`REDIS_CLUSTER_NODES: "${redactEntry(entry)}" is not a valid URL`);
       }
-      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new ConfigError(`REDIS_CLUSTER_NODES: "${redactEntry(entry)}" must be host:port or a redis:// / rediss:// URL`);
-      if (url.pathname !== '' && url.pathname !== '/' && url.pathname !== '/0') throw new ConfigError(`REDIS_CLUSTER_NODES: "${redactEntry(entry)}" names a database; a Redis Cluster has only database 0`);
+      if (url.protocol !== 'redis:' && url.protocol !== 'rediss:')
+        throw new ConfigError(`REDIS_CLUSTER_NODES: "${redactEntry(entry)}" must be host:port or a redis:// / rediss:// URL`);
+      if (url.pathname !== '' && url.pathname !== '/' && url.pathname !== '/0')
+        throw new ConfigError(`REDIS_CLUSTER_NODES: "${redactEntry(entry)}" names a database; a Redis Cluster has only database 0`);
       schemes.add(url.protocol);
       if (url.username !== '') users.add(decodeURIComponent(url.username));
       if (url.password !== '') passwords.add(decodeURIComponent(url.password));
@@ -175,19 +177,17 @@ export async function connectRedis(target: string | RedisTarget, timeoutMs = 300
   redis.on('error', () => {
     /* surfaced by connect() below */
   });
-  let clusterNode = false;
+  let clusterInfo: string;
   try {
     await redis.connect();
     await redis.ping();
-    // A cluster node answers PING like any Redis, then MOVED on most keys: say so now rather than mid-run.
-    clusterNode = /^cluster_enabled:1/m.test(await redis.info('cluster').catch(() => ''));
+    clusterInfo = await redis.info('cluster').catch(() => '');
   } catch (err) {
     redis.disconnect();
-    throw new ConfigError(
-      `cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}): start one (redis-server, or docker compose up -d redis) or set REDIS_URL`,
-    );
+    throw new ConfigError(`cannot reach Redis at ${redactUrl(url)} (${(err as Error).message}): start one (redis-server, or docker compose up -d redis) or set REDIS_URL`);
   }
-  if (clusterNode) {
+  // A cluster node answers PING like any Redis, then MOVED on most keys: say so now rather than mid-run.
+  if (/^cluster_enabled:1/m.test(clusterInfo)) {
     redis.disconnect();
     throw new ConfigError(
       `Redis at ${redactUrl(url)} is a Redis Cluster node: set REDIS_CLUSTER_NODES=host:port,host:port,… to the cluster's nodes (user, password and TLS are taken from REDIS_URL)`,

@@ -144,7 +144,16 @@ async function pickPort(taken: Set<number>): Promise<number> {
 
 /** One short-lived admin connection to one node (never a cluster client: we want that node's own view). */
 async function withNode<T>(port: number, fn: (r: Redis) => Promise<T>, timeoutMs = 5000): Promise<T> {
-  const r = new Redis({ host: HOST, port, lazyConnect: true, connectTimeout: timeoutMs, commandTimeout: timeoutMs, retryStrategy: () => null, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  const r = new Redis({
+    host: HOST,
+    port,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+  });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -233,9 +242,13 @@ class Node {
   async start(timeoutMs: number): Promise<boolean> {
     if (this.child) throw new Error(`node ${this.port} is already running`);
     await mkdir(this.dir, { recursive: true });
-    const proc = spawn('redis-server', ['--port', String(this.port), ...this.args, '--dir', this.dir, '--cluster-config-file', join(this.dir, 'nodes.conf'), '--pidfile', join(this.dir, 'redis.pid')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), ...this.args, '--dir', this.dir, '--cluster-config-file', join(this.dir, 'nodes.conf'), '--pidfile', join(this.dir, 'redis.pid')],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     this.child = proc;
     running.add(proc);
     const keep = (d: Buffer): void => {
@@ -295,15 +308,22 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
   await writeFile(join(dir, 'owner.pid'), String(process.pid));
 
   const args = [
-    '--bind', HOST,
-    '--cluster-enabled', 'yes',
-    '--cluster-node-timeout', String(nodeTimeoutMs),
+    '--bind',
+    HOST,
+    '--cluster-enabled',
+    'yes',
+    '--cluster-node-timeout',
+    String(nodeTimeoutMs),
     // A replica may always take over, however long it has been since it last heard from its master: on a
     // loaded machine the "data age" check would otherwise veto a failover the test is waiting for.
-    '--cluster-replica-validity-factor', '0',
-    '--save', '',
-    '--appendonly', 'yes',
-    '--maxmemory-policy', 'noeviction',
+    '--cluster-replica-validity-factor',
+    '0',
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--maxmemory-policy',
+    'noeviction',
     ...(opts.extraArgs ?? []),
   ];
 
@@ -330,8 +350,10 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     const describe = async (): Promise<string> => {
       const lines: string[] = [];
       for (const p of ports) {
-        const info = await tryNode(p, (r) => r.cluster('INFO') as Promise<string>);
-        lines.push(`  ${p}: ${info ? `state=${infoField(info, 'cluster_state')} known=${infoField(info, 'cluster_known_nodes')} slots=${infoField(info, 'cluster_slots_assigned')}` : 'no answer'}`);
+        const info = await tryNode(p, (r) => r.cluster('INFO'));
+        lines.push(
+          `  ${p}: ${info ? `state=${infoField(info, 'cluster_state')} known=${infoField(info, 'cluster_known_nodes')} slots=${infoField(info, 'cluster_slots_assigned')}` : 'no answer'}`,
+        );
       }
       return lines.join('\n');
     };
@@ -340,7 +362,10 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     // reset every node to an empty, unjoined state and try again.
     let lastOutput = '';
     for (let attempt = 1; ; attempt++) {
-      const { code, output } = await runRedisCli(['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', '1', '--cluster-yes'], Math.min(left(), 90_000));
+      const { code, output } = await runRedisCli(
+        ['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', '1', '--cluster-yes'],
+        Math.min(left(), 90_000),
+      );
       lastOutput = output;
       if (code === 0) {
         try {
@@ -372,7 +397,11 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       async masters() {
         for (const p of livePorts()) {
           const text = await tryNode(p, (r) => r.cluster('NODES') as Promise<string>);
-          if (text) return parseNodes(text).filter((n) => n.master && !n.failed && n.slots.length > 0).map((n) => n.port).sort((a, b) => a - b);
+          if (text)
+            return parseNodes(text)
+              .filter((n) => n.master && !n.failed && n.slots.length > 0)
+              .map((n) => n.port)
+              .sort((a, b) => a - b);
         }
         throw new Error('Redis Cluster: no live node answers');
       },
@@ -413,7 +442,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
             const survivors = livePorts();
             let newMaster: number | undefined;
             for (const p of survivors) {
-              const info = await tryNode(p, (r) => r.cluster('INFO') as Promise<string>);
+              const info = await tryNode(p, (r) => r.cluster('INFO'));
               if (!info || infoField(info, 'cluster_state') !== 'ok') return undefined;
               const ranges = await slotRanges(p);
               if (!ranges) return undefined;
@@ -460,7 +489,7 @@ async function waitHealthy(ports: number[], timeoutMs: number, replicasSynced: b
       let reference: string | undefined;
       for (const p of ports) {
         const ok = await tryNode(p, async (r) => {
-          const info = (await r.cluster('INFO')) as string;
+          const info = await r.cluster('INFO');
           if (infoField(info, 'cluster_state') !== 'ok' || infoField(info, 'cluster_slots_assigned') !== '16384') {
             last = `${p}: state=${infoField(info, 'cluster_state')} slots=${infoField(info, 'cluster_slots_assigned')} known=${infoField(info, 'cluster_known_nodes')}`;
             return false;
