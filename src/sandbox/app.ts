@@ -61,7 +61,7 @@ export class SandboxApp {
       stats: this.stats,
       faults: this.faults,
       sleeper: this.sleeper,
-      delay: () => this.delay(),
+      delay: () => this.delay() ?? Promise.resolve(),
     });
     this.admin = new AdminRoutes(this);
   }
@@ -264,7 +264,10 @@ export class SandboxApp {
         await this.reply(res, withHeaders(apiError(this.options.overlapStatus, CODES.requestInProgress, message), { 'Retry-After': '1' }), caller);
         return;
       }
-      await this.delay();
+      // No await at all without latency: with the lock taken and released in one go, no other request can
+      // interleave, which is what unlimited mode promises (and what makes it cheap).
+      const wait = this.delay();
+      if (wait) await wait;
       const response = this.processReceipt(receipt, caller.key);
       this.send(res, response, caller);
       if (response.status >= 200 && response.status < 300) {
@@ -339,7 +342,8 @@ export class SandboxApp {
     const problem = checkAppUserId(appUserId);
     if (problem) return this.reply(res, problem, caller);
 
-    await this.delay();
+    const wait = this.delay();
+    if (wait) await wait;
     const now = this.options.now();
     const { subscriber, created } = this.store.getOrCreate(appUserId, now);
     if (!created && platformHeader !== undefined) subscriber.lastSeenMs = now;
@@ -430,7 +434,8 @@ export class SandboxApp {
   }
 
   private async reply(res: ServerResponse, response: ApiResponse, caller?: Pick<Caller, 'label'>): Promise<void> {
-    await this.delay();
+    const wait = this.delay();
+    if (wait) await wait;
     this.send(res, response, caller);
   }
 
@@ -452,10 +457,11 @@ export class SandboxApp {
     };
   }
 
-  private delay(): Promise<void> {
-    if (this.options.unlimited) return Promise.resolve();
+  /** The latency wait, or undefined when there is none to wait (unlimited mode, or no latency drawn). */
+  private delay(): Promise<void> | undefined {
+    if (this.options.unlimited) return undefined;
     const ms = this.options.latencyMs + this.faults.jitter(this.options.latencyJitterMs);
-    return this.sleeper.sleep(ms);
+    return ms > 0 ? this.sleeper.sleep(ms) : undefined;
   }
 
   private baseLimits(): V1Limits {
