@@ -50,7 +50,9 @@ describe('run with an S3 fx.prefix as its source', () => {
     await put('receipts/2026-11-21/a.csv', `platform,app_user_id,fetch_token\nios,other-day,${token(9)}\n`);
     client.destroy();
 
-    const config = testConfig(fx.prefix, fx.sandbox.url);
+    // The S3 settings are configuration keys (S3_ENDPOINT, S3_FORCE_PATH_STYLE, AWS_REGION read by loadConfig);
+    // the test config does not read the environment, so it gets them as overrides. Credentials stay the SDK's.
+    const config = testConfig(fx.prefix, fx.sandbox.url, { s3Endpoint: `http://127.0.0.1:${s3.port}`, s3ForcePathStyle: true, s3Region: 'us-east-1' });
     const result = await runMigration({ config, logger: silentLogger(), sources: ['s3://exports/receipts/2026-11-20/'], runId: 's3', outDir: join(fx.dir, 'report') });
     expect(result.summary).toMatchObject({ rows_read: 5, rows_succeeded: 3, rows_failed: 1, rows_rejected: 1 });
     expect(result.summary.sources).toEqual(['s3://exports/receipts/2026-11-20/a.csv', 's3://exports/receipts/2026-11-20/b.csv.gz', 's3://exports/receipts/2026-11-20/c-empty.csv']);
