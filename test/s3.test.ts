@@ -167,6 +167,19 @@ describe('expandSource and reading objects', () => {
     await expect(checkSources([`s3://${BUCKET}/day1/a.csv`], { s3: client })).resolves.toBeUndefined();
   });
 
+  it('reads objects in the encoding given (a gzipped windows-1252 object with a sep=; hint), as local files', async () => {
+    const text = 'sep=;\r\napp_user_id;$note\r\nHélène;9,99 \u20ac\r\n';
+    const cp1252 = Buffer.from(Array.from(text, (ch) => (ch === '\u20ac' ? 0x80 : ch.charCodeAt(0))));
+    await put('encodings/fr.csv.gz', gzipSync(cp1252));
+    const items = await collect(openSource(`s3://${BUCKET}/encodings/`, { s3: client }, { encoding: 'windows-1252' }));
+    expect(items).toEqual([
+      { kind: 'record', source: `s3://${BUCKET}/encodings/fr.csv.gz`, line: 3, columns: ['app_user_id', '$note'], values: { app_user_id: 'Hélène', $note: '9,99 €' } },
+    ]);
+    // Read as UTF-8 (the default), the same object is refused row by row.
+    const asUtf8 = await collect(openSource(`s3://${BUCKET}/encodings/`, { s3: client }));
+    expect(asUtf8.map((i) => (i.kind === 'problem' ? [i.line, i.reason] : [i.line]))).toEqual([[3, 'not valid UTF-8 (column "app_user_id"); save the file as UTF-8']]);
+  });
+
   it('a local path is one entry named by its path', async () => {
     const entries = await collect(expandSource('examples/receipts.csv'));
     expect(entries.map((e) => e.name)).toEqual(['examples/receipts.csv']);
