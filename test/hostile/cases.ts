@@ -282,6 +282,32 @@ export const HOSTILE_CASES: HostileCase[] = [
     bad: each([2, 3, 4], /^the header is a single column "platform;app_user_id;fetch_token": the file seems to use ";" between columns; save it as comma-separated CSV$/),
   },
 
+  {
+    file: 'sep-hint.csv',
+    what: 'Excel\'s "sep=;" first line (CRLF): semicolons between columns, commas and semicolons inside quoted cells, the file\'s own line numbers',
+    good: 3,
+    goodLines: [3, 4, 8],
+    bad: [
+      { line: 5, reason: BLOCKLISTED('guest') },
+      { line: 6, reason: exactly('has 3 fields, header has 5; check this row\'s quoting and ";" separators') },
+    ],
+    sentAttributes: [
+      ['sh-u3', '$note', 'Smith, Jane'],
+      ['sh-u4', '$note', 'semi;colon'],
+      ['sh-u8', '$note', 'a "quoted" one'],
+    ],
+  },
+  {
+    file: 'sep-hint-unusable.csv',
+    what: 'a "sep=" first line naming no usable separator: refused at line 1, every row accounted for with that reason',
+    good: 0,
+    bad: badHeader(
+      1,
+      'the first line "sep=ab" is a separator hint that cannot be used: write it as sep= followed by one character such as ; | or a tab (not a letter, digit, space or quote), or delete the line',
+      [2, 3, 5],
+    ),
+  },
+
   // --- row rules ---------------------------------------------------------------------------------------------
   {
     file: 'platform-values.csv',
