@@ -8,9 +8,11 @@ import { ConfigError, runIdRule } from './config.js';
 import { mapTarget } from './ingest/columns.js';
 import { isS3Url } from './ingest/s3Url.js';
 import { PLATFORMS } from './revenuecat/fields.js';
-import { checkTimeZone } from './schedule/template.js';
 
 export { runIdRule };
+
+/** How a number the user gave reads in a message ("x" on the command line arrives as NaN). */
+const shown = (v: unknown): string => (typeof v === 'number' && Number.isNaN(v) ? 'not a number' : String(v));
 
 /** A rule: a schema whose custom messages are whole sentences (zod's own messages get the option's name). */
 const rule = <T>(check: (v: T) => boolean, message: (v: T) => string) => (schema: z.ZodType<T>) =>
@@ -22,7 +24,17 @@ export const scheduleIdRule = rule<string>(
   (v) => `schedule id "${v}" is not valid: use 1-40 letters, digits, "_", "." or "-"`,
 )(z.string());
 
-export const timeZoneRule = rule<string>(checkTimeZone, (v) => `--tz ${v} is not a time zone: use an IANA name such as Europe/Berlin or UTC`)(z.string());
+/** Whether Intl knows the zone (an IANA name such as Europe/Berlin, or UTC). */
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const timeZoneRule = rule<string>(isTimeZone, (v) => `--tz ${v} is not a time zone: use an IANA name such as Europe/Berlin or UTC`)(z.string());
 
 /** Why BullMQ's cron parser refuses a pattern, or undefined when it takes it (five fields, or six with seconds). */
 function cronProblem(pattern: string): string | undefined {
@@ -42,7 +54,7 @@ export const cronRule = z.string().superRefine((pattern, ctx) => {
 
 export const portRule = rule<number>(
   (v) => Number.isInteger(v) && v >= 0 && v <= 65535,
-  (v) => `port ${String(v)} is not a port number: give 0-65535 (0 picks a free one)`,
+  (v) => `port ${shown(v)} is not a port number: give 0-65535 (0 picks a free one)`,
 )(z.number());
 
 /** Sources as the user named them: local paths or s3:// URLs (whether they exist is checked by checkSources). */
@@ -72,7 +84,7 @@ export const columnsRule = z.object({
 
 export const daysAgoRule = rule<number>(
   (v) => Number.isInteger(v) && v >= 0,
-  (v) => `--days-ago ${String(v)}: give a whole number of days, 0 or more`,
+  (v) => `--days-ago ${shown(v)}: give a whole number of days, 0 or more`,
 )(z.number());
 
 const dirRule = z.string().refine((d) => d.trim() !== '', { error: 'the report directory (--out) is an empty string' });

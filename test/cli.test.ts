@@ -1,8 +1,14 @@
 // The CLI as a user runs it: a separate Node process, configuration from the environment, exit codes.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { main } from '../src/cli/main.js';
+import { buildProgram } from '../src/cli/program.js';
+import type { CliIo } from '../src/cli/io.js';
 import { ingestSources } from '../src/commands/ingest.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
@@ -94,6 +100,66 @@ describe('rc-migrate CLI', () => {
     expect(r.stderr).toMatch(message);
   });
 
+  it('accepts the --map forms the library accepts: a $attribute target and a field name in any case', async () => {
+    const source = await writeCsv(fx.dir, 'mapped.csv', ['user', 'Receipt', 'email'], [
+      ['map-alice', token(20), 'alice@example.com'],
+      ['map-bob', token(21), 'bob@example.com'],
+    ]);
+    const r = await cli(['run', source, '--platform', 'ios', '--run-id', 'cli-map', '--map', 'user=app_user_id', '--map', 'Receipt=Fetch_Token', '--map', 'email=$email'], env);
+    expect(r.stderr).not.toMatch(/rc-migrate: /);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/succeeded\s+2/);
+    // The attribute reached the API under the name --map gave it (a secret key sees a subscriber's attributes).
+    fx.sandbox.configure({ apiKeys: [SANDBOX_KEY, 'sk_cli_reader'] });
+    try {
+      const res = await fetch(`${fx.sandbox.url}/v1/subscribers/map-alice`, { headers: { authorization: 'Bearer sk_cli_reader' } });
+      const body = (await res.json()) as { subscriber: { subscriber_attributes?: Record<string, { value: string }> } };
+      expect(body.subscriber.subscriber_attributes?.$email?.value).toBe('alice@example.com');
+    } finally {
+      fx.sandbox.configure({ apiKeys: [SANDBOX_KEY] });
+    }
+  });
+
+  it('refuses a --map target with the library\'s message, and a pair that is not column=field', async () => {
+    const bad = await cli(['run', good, '--map', 'receipt=receipt_data'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--map receipt=receipt_data: "receipt_data" is not a field; use one of app_user_id, fetch_token/);
+    const malformed = await cli(['run', good, '--map', 'receipt'], env);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toMatch(/--map receipt: write it as column=field/);
+  });
+
+  it('--config FILE: a layer between the defaults and the environment; an unknown key names itself and the file', async () => {
+    const reportDir = join(fx.dir, 'from-config-file');
+    const file = join(fx.dir, 'rc-migrate.json');
+    await writeFile(file, JSON.stringify({ reportDir, ratePerSecond: '200/s', concurrency: 4 }));
+    const { RC_MIGRATE_REPORT_DIR: _fromEnv, ...envWithoutReportDir } = env;
+    const r = await cli(['run', good, '--platform', 'ios', '--run-id', 'cli-config-file', '--config', file], envWithoutReportDir);
+    expect(r.code).toBe(0);
+    expect(existsSync(join(reportDir, 'cli-config-file', 'summary.json'))).toBe(true);
+    // The environment wins over the file.
+    const viaEnv = await cli(['run', good, '--platform', 'ios', '--run-id', 'cli-config-env'], { ...env, RC_MIGRATE_CONFIG: file });
+    expect(viaEnv.code).toBe(0);
+    expect(viaEnv.stdout).toContain(join(fx.dir, 'reports', 'cli-config-env'));
+
+    const typo = join(fx.dir, 'typo.json');
+    await writeFile(typo, JSON.stringify({ ratePerSecnd: 20 }));
+    const refused = await cli(['status', '--run-id', 'cli-good', '--config', typo], env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`config file ${typo}: unknown key "ratePerSecnd"`);
+  });
+
+  it('builds its program without running it, and answers a bad option from the library with exit 2', async () => {
+    const names = buildProgram(captureIo().io).commands.map((c) => c.name());
+    expect(names).toEqual(['run', 'ingest', 'work', 'report', 'retry', 'verify', 'status', 'schedule', 'serve', 'sandbox']);
+    const { io, stderr } = captureIo();
+    expect(await main(['node', 'rc-migrate', 'status', '--run-id', 'a:b'], io)).toBe(2);
+    expect(stderr()).toMatch(/run id "a:b" is not valid/);
+    const schedule = captureIo();
+    expect(await main(['node', 'rc-migrate', 'schedule', '--cron', '0 3 * * *', '--tz', 'Mars/Olympus', 'x.csv'], schedule.io)).toBe(2);
+    expect(schedule.stderr()).toMatch(/Mars\/Olympus is not a time zone/);
+  });
+
   it('work: SIGTERM lets in-flight requests finish, records them, and leaves no job active', async () => {
     fx.sandbox.configure({ latencyMs: 400 });
     try {
@@ -131,3 +197,14 @@ describe('rc-migrate CLI', () => {
     }
   });
 });
+
+/** An in-process CLI's streams, captured. */
+function captureIo(): { io: CliIo; stdout(): string; stderr(): string } {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let stdout = '';
+  let stderr = '';
+  out.on('data', (d: Buffer) => (stdout += d.toString()));
+  err.on('data', (d: Buffer) => (stderr += d.toString()));
+  return { io: { stdout: out, stderr: err as unknown as NodeJS.WriteStream, exitCode: 0 }, stdout: () => stdout, stderr: () => stderr };
+}

@@ -1,11 +1,14 @@
 // `ingest`: only reads sources and queues rows, for setups where workers run elsewhere (`rc-migrate work`).
-import { checkRunId, type Config } from '../config.js';
-import { EXIT, type ExitCode } from '../exitCodes.js';
+import type { Config } from '../config.js';
+import { exitCodeFor, type ExitCode } from '../exitCodes.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import { ingest, type IngestProgress, type IngestResult } from '../ingest/ingester.js';
-import { checkSources } from '../ingest/sources.js';
 import type { Logger } from '../logger.js';
-import { openContext } from './context.js';
+import { checkOptions, ingestOptionsRule } from '../options.js';
+import { openContext } from '../session/context.js';
+import { ingestOptionsFrom, openSources } from '../session/ingestOptions.js';
+import { ingestProgressLog, PROGRESS_LOG_MS } from '../session/progressLog.js';
+import { withResources } from '../session/resources.js';
 
 export interface IngestCommandOptions {
   config: Config;
@@ -16,31 +19,30 @@ export interface IngestCommandOptions {
   /** send rows again even when an earlier run migrated them */
   force?: boolean;
   signal?: AbortSignal;
+  /** after each chunk (a progress line at a terminal) */
   onProgress?: (p: IngestProgress) => void;
+  /** how often to log a progress line (ms); 0 turns it off (a progress line at a terminal takes its place) */
+  progressEveryMs?: number;
 }
 
 export async function ingestSources(opts: IngestCommandOptions): Promise<{ result: IngestResult; exitCode: ExitCode }> {
-  const runId = checkRunId(opts.runId);
-  await checkSources(opts.sources);
-  const ctx = await openContext(opts.config);
-  try {
+  checkOptions(ingestOptionsRule, opts, 'ingestSources');
+  const { config, runId } = opts;
+  return withResources(async (resources) => {
+    const sources = await openSources(config, opts.sources, resources);
+    const ctx = await openContext(config, resources);
+    const log = opts.logger.child({ run: runId });
+    const logLine = ingestProgressLog(log, opts.progressEveryMs ?? PROGRESS_LOG_MS);
     const result = await ingest(
-      { queue: ctx.queue, ledger: ctx.ledger(runId), logger: opts.logger.child({ run: runId }) },
-      {
-        runId,
-        sources: opts.sources,
-        columns: opts.columns ?? {},
-          force: opts.force ?? false,
-        chunkSize: opts.config.ingestChunkSize,
-        maxAttempts: opts.config.maxAttempts,
-        highWaterMark: opts.config.highWaterMark,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      },
+      { queue: ctx.queue, ledger: ctx.ledger(runId), logger: log, sources },
+      ingestOptionsFrom(config, {
+        ...opts,
+        onProgress: (p) => {
+          opts.onProgress?.(p);
+          logLine(p);
+        },
+      }),
     );
-    const exitCode = result.aborted ? EXIT.INCOMPLETE : result.rejected > 0 ? EXIT.ROWS_FAILED : EXIT.OK;
-    return { result, exitCode };
-  } finally {
-    await ctx.close();
-  }
+    return { result, exitCode: exitCodeFor({ incomplete: result.aborted, problems: result.rejected }) };
+  });
 }

@@ -1,17 +1,15 @@
 // `retry`: sends a run's failed rows again, as a new attempt of the same run. By default only rows that failed
 // for reasons that may pass now (timeouts, 5xx, store outages) once their attempts ran out; the run's report
 // then shows each row's latest outcome, and history.csv the ones they replaced.
-import { checkRunId, type Config } from '../config.js';
-import type { Logger } from '../logger.js';
+import { checkOptions, retryOptionsRule } from '../options.js';
 import { enqueueRows } from '../queue/receiptsQueue.js';
 import { ERROR_CODES, TRANSIENT_STATUSES } from '../revenuecat/classify.js';
+import { withContext, type Context } from '../session/context.js';
+import { RunSession, type SessionResult } from '../session/runSession.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
-import { openContext } from './context.js';
-import { workAndReport, type SessionResult } from './session.js';
+import type { SessionCallerOptions } from './run.js';
 
-export interface RetryOptions {
-  config: Config;
-  logger: Logger;
+export interface RetryOptions extends SessionCallerOptions {
   runId: string;
   /** also rows that failed for good (invalid receipt, …): for after fixing data or project settings */
   includePermanent?: boolean;
@@ -19,8 +17,6 @@ export interface RetryOptions {
   codes?: string[];
   /** false: only re-queue, for workers running elsewhere */
   wait?: boolean;
-  outDir?: string;
-  signal?: AbortSignal;
 }
 
 export interface RetryResult extends Partial<SessionResult> {
@@ -44,7 +40,7 @@ function selected(o: Outcome, opts: RetryOptions): boolean {
 
 const CHUNK = 500;
 
-async function requeue(ctx: Awaited<ReturnType<typeof openContext>>, opts: RetryOptions): Promise<number> {
+async function requeue(ctx: Context, opts: RetryOptions): Promise<number> {
   const ledger = await ctx.existingLedger(opts.runId);
   let batch: { job: ReceiptJobData; fp: string; stored: string }[] = [];
   let requeued = 0;
@@ -64,17 +60,10 @@ async function requeue(ctx: Awaited<ReturnType<typeof openContext>>, opts: Retry
 }
 
 export async function retryRun(opts: RetryOptions): Promise<RetryResult> {
-  checkRunId(opts.runId);
-  if (opts.wait === false) {
-    const ctx = await openContext(opts.config);
-    try {
-      return { requeued: await requeue(ctx, opts) };
-    } finally {
-      await ctx.close();
-    }
-  }
+  checkOptions(retryOptionsRule, opts, 'retryRun');
+  if (opts.wait === false) return { requeued: await withContext(opts.config, (ctx) => requeue(ctx, opts)) };
   let requeued = 0;
-  const result = await workAndReport(opts, async (ctx, _ledger, _signal, log) => {
+  const result = await new RunSession(opts).run(async ({ ctx, log }) => {
     requeued = await requeue(ctx, opts);
     log.info({ requeued }, 'failed rows queued again');
   });

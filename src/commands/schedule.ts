@@ -1,28 +1,28 @@
 // `schedule`: nightly backfills. Adds, lists and removes BullMQ job schedulers whose firings `rc-migrate work`
 // turns into runs.
 import type { Config } from '../config.js';
-import { listSchedules, openRunsQueue, removeSchedule, upsertSchedule, type ScheduleInfo, type ScheduleSpec } from '../schedule/scheduler.js';
 import { connectRedis } from '../redis/connection.js';
+import { checkOptions, scheduleIdRule, scheduleSpecRule } from '../options.js';
+import { listSchedules, openRunsQueue, removeSchedule, upsertSchedule, type RunsQueue, type ScheduleInfo, type ScheduleSpec } from '../schedule/scheduler.js';
+import { withResources } from '../session/resources.js';
 
-async function withRunsQueue<T>(config: Config, fn: (queue: ReturnType<typeof openRunsQueue>) => Promise<T>): Promise<T> {
-  const redis = await connectRedis(config);
-  const queue = openRunsQueue(redis, config.prefix);
-  try {
-    return await fn(queue);
-  } finally {
-    await queue.close();
-    await redis.quit().catch(() => redis.disconnect());
-  }
+function withRunsQueue<T>(config: Config, fn: (queue: RunsQueue) => Promise<T>): Promise<T> {
+  return withResources(async (resources) => {
+    const redis = resources.add('Redis connection', await connectRedis(config), (r) => r.quit().catch(() => r.disconnect()));
+    return fn(resources.add('runs queue', openRunsQueue(redis, config.prefix), (q) => q.close()));
+  });
 }
 
-export function addSchedule(config: Config, spec: ScheduleSpec): Promise<ScheduleInfo> {
+export async function addSchedule(config: Config, spec: ScheduleSpec): Promise<ScheduleInfo> {
+  checkOptions(scheduleSpecRule, spec, 'addSchedule');
   return withRunsQueue(config, (q) => upsertSchedule(q, spec));
 }
 
-export function schedules(config: Config): Promise<ScheduleInfo[]> {
+export async function schedules(config: Config): Promise<ScheduleInfo[]> {
   return withRunsQueue(config, (q) => listSchedules(q));
 }
 
-export function deleteSchedule(config: Config, id: string): Promise<boolean> {
+export async function deleteSchedule(config: Config, id: string): Promise<boolean> {
+  checkOptions(scheduleIdRule, id, 'deleteSchedule');
   return withRunsQueue(config, (q) => removeSchedule(q, id));
 }

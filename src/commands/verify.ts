@@ -1,15 +1,15 @@
 // `verify`: a second pass after a run. Reads each migrated user's current state (API v2, without side effects;
 // v1 only when asked) and compares it with what the import answered and what the rows expected. The result
 // goes into the run's report: mismatches.csv, summary.json's `verify`, report.html.
-import { checkRunId, ConfigError, type Config } from '../config.js';
-import type { ExitCode } from '../exitCodes.js';
+import { ConfigError, type Config } from '../config.js';
+import { exitCodeFor } from '../exitCodes.js';
 import type { Logger } from '../logger.js';
-import type { Summary } from '../reports/summary.js';
-import { verifyRun, type VerifyResult } from '../verify/verifyRun.js';
-import type { ReportFiles } from '../reports/writeReport.js';
+import { checkOptions, runRefRule } from '../options.js';
 import { CustomerReader } from '../revenuecat/customerReader.js';
-import { openContext } from './context.js';
-import { writeRunReport } from './report.js';
+import { openContext } from '../session/context.js';
+import { withResources } from '../session/resources.js';
+import { writeRunReport, type RunReport } from '../session/runReport.js';
+import { verifyRun, type VerifyResult } from '../verify/verifyRun.js';
 
 export interface VerifyCommandOptions {
   config: Config;
@@ -21,10 +21,8 @@ export interface VerifyCommandOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export async function verifyMigration(opts: VerifyCommandOptions): Promise<{ result: VerifyResult; summary: Summary; files: ReportFiles; exitCode: ExitCode }> {
-  const { config } = opts;
-  const runId = checkRunId(opts.runId);
-  const api = opts.v1 ? 'v1' : 'v2';
+/** The key verify reads with, or a ConfigError that says which one to set. */
+function readKey(config: Config, api: 'v1' | 'v2'): string {
   const key = api === 'v2' ? config.secretKey : (config.secretKey ?? config.apiKey);
   if (!key) {
     throw new ConfigError(
@@ -35,20 +33,39 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<{ res
   }
   if (api === 'v2' && !key.startsWith('sk_')) throw new ConfigError('REVENUECAT_SECRET_KEY must be a secret key (sk_…): API v2 does not accept public SDK keys');
   if (api === 'v2' && !config.projectId) throw new ConfigError('verify reads through API v2: set REVENUECAT_PROJECT_ID (the project id in the RevenueCat dashboard, proj…)');
-  const ctx = await openContext(config);
-  const reader = new CustomerReader({
-    baseUrl: config.apiUrl,
-    secretKey: key,
-    ...(config.projectId ? { projectId: config.projectId } : {}),
-    api,
-    timeoutMs: config.requestTimeoutMs,
-    ratePerMinute: config.verifyRatePerMinute,
-  });
-  try {
+  return key;
+}
+
+/** The report's exit code, or 3 when the pass stopped early (a 401/403, an unknown project). */
+export async function verifyMigration(opts: VerifyCommandOptions): Promise<RunReport & { result: VerifyResult }> {
+  checkOptions(runRefRule, opts, 'verifyMigration');
+  const { config, runId } = opts;
+  const api = opts.v1 ? 'v1' : 'v2';
+  const key = readKey(config, api);
+  return withResources(async (resources) => {
+    const ctx = await openContext(config, resources);
+    const reader = resources.add(
+      'customer reader',
+      new CustomerReader({
+        baseUrl: config.apiUrl,
+        secretKey: key,
+        ...(config.projectId ? { projectId: config.projectId } : {}),
+        api,
+        timeoutMs: config.requestTimeoutMs,
+        ratePerMinute: config.verifyRatePerMinute,
+      }),
+      (r) => r.close(),
+    );
     const ledger = await ctx.existingLedger(runId);
     const log = opts.logger.child({ run: runId });
     log.info({ api }, 'verify started');
-    const result = await verifyRun({ ledger, reader, concurrency: config.verifyConcurrency, ...(opts.onProgress ? { onProgress: opts.onProgress } : {}) });
+    const result = await verifyRun({
+      ledger,
+      reader,
+      concurrency: config.verifyConcurrency,
+      toleranceMs: config.expiryToleranceMs,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    });
     await ledger.saveVerify(
       {
         at: new Date().toISOString(),
@@ -62,9 +79,7 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<{ res
       result.mismatches,
     );
     if (result.aborted) log.error({ reason: result.aborted.reason }, `verify stopped early: ${result.aborted.message}`);
-    return { result, ...(await writeRunReport(ctx, ledger, opts.outDir)) };
-  } finally {
-    await reader.close();
-    await ctx.close();
-  }
+    const report = await writeRunReport(ctx, ledger, opts.outDir ? { dir: opts.outDir } : {});
+    return { ...report, result, exitCode: result.aborted ? exitCodeFor({ stopped: true }) : report.exitCode };
+  });
 }

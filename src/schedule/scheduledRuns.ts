@@ -1,28 +1,19 @@
 // Turns each firing of a schedule into a run: expand the source templates for the firing day, ingest, wait
 // until every row has an outcome (the row workers of this and other processes send them), write the report.
 // The run id follows from the firing time, so a worker that takes over after a crash continues the same run.
-import { join } from 'node:path';
-import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { ConfigError, type Config } from '../config.js';
-import { ingest } from '../ingest/ingester.js';
-import { checkSources } from '../ingest/sources.js';
-import { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
-import type { FatalStop } from '../queue/fatalStop.js';
-import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
-import { writeReport } from '../reports/writeReport.js';
-import { waitForOutcomes, watchProgress } from '../commands/session.js';
-import type { RedisClient } from '../redis/connection.js';
 import { RUNS_QUEUE } from '../redis/keys.js';
+import type { Context } from '../session/context.js';
+import { RunSession } from '../session/runSession.js';
 import type { ScheduledRunData } from './scheduler.js';
 import { expandTemplate } from './template.js';
 
 export interface ScheduledRunsDeps {
   config: Config;
-  connection: ConnectionOptions;
-  redis: RedisClient;
-  receipts: ReceiptsQueue;
-  fatal: FatalStop;
+  /** the `work` process's connections: its own workers send the firing's rows */
+  context: Context;
   logger: Logger;
 }
 
@@ -45,43 +36,38 @@ export function startScheduledRuns(deps: ScheduledRunsDeps): ScheduledRunsWorker
     const at = Number(job.opts.prevMillis ?? job.timestamp);
     const runId = scheduledRunId(data, at);
     const sources = data.sources.map((t) => expandTemplate(t, { at, ...(data.tz ? { tz: data.tz } : {}), daysAgo: data.daysAgo }));
-    const log = deps.logger.child({ run: runId, schedule: data.schedule });
+    const log = deps.logger.child({ schedule: data.schedule });
+    // This process's workers (and those of every other `work` process) send the rows: the session only ingests,
+    // waits for the outcomes and writes the report, and leaves none when stopped first.
+    const session = new RunSession({
+      config,
+      logger: log,
+      runId,
+      sources,
+      send: false,
+      context: deps.context,
+      signal: stopping.signal,
+      pollMs: 500,
+      progressEveryMs: 30_000,
+    });
+    let result;
     try {
-      await checkSources(sources);
+      result = await session.runToCompletion(async (step) => {
+        step.log.info({ sources }, 'scheduled run started');
+        await step.ingest({ columns: data.columns, force: data.force });
+      });
     } catch (err) {
-      // Tomorrow's firing may find its export; this one cannot succeed by being tried again.
-      log.error({ sources }, `scheduled run cannot start: ${(err as Error).message}`);
-      throw err instanceof ConfigError ? new UnrecoverableError(err.message) : err;
+      if (!(err instanceof ConfigError)) throw err;
+      // A missing export: tomorrow's firing may find its own; this one cannot succeed by being tried again.
+      log.error({ run: runId, sources }, `scheduled run cannot start: ${err.message}`);
+      throw new UnrecoverableError(err.message);
     }
-    log.info({ sources }, 'scheduled run started');
-    const ledger = new RunLedger(deps.redis, config.prefix, runId);
-    await ingest(
-      { queue: deps.receipts, ledger, logger: log },
-      {
-        runId,
-        sources,
-        columns: data.columns,
-        force: data.force,
-        chunkSize: config.ingestChunkSize,
-        maxAttempts: config.maxAttempts,
-        highWaterMark: config.highWaterMark,
-        signal: stopping.signal,
-      },
-    );
-    const watcher = watchProgress(ledger, log, 30_000);
-    try {
-      await waitForOutcomes(ledger, stopping.signal, 500);
-    } finally {
-      clearInterval(watcher);
-    }
-    if (!(await ledger.state()).complete) throw new Error(`run ${runId} was interrupted; another worker continues it`);
-    await ledger.markFinished();
-    const fatal = await deps.fatal.reason();
-    const { summary, files } = await writeReport(ledger, { dir: join(config.reportDir, runId), ...(fatal ? { fatal } : {}) });
-    log.info({ status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, report: files.dir }, 'scheduled run finished');
+    if (!result) throw new Error(`run ${runId} was interrupted; another worker continues it`);
+    const { summary, files } = result;
+    log.info({ run: runId, status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, report: files.dir }, 'scheduled run finished');
   };
 
-  const worker = new Worker<ScheduledRunData, void, string>(RUNS_QUEUE, processor, { connection: deps.connection, prefix: config.prefix, concurrency: 1 });
+  const worker = new Worker<ScheduledRunData, void, string>(RUNS_QUEUE, processor, { connection: deps.context.redis, prefix: config.prefix, concurrency: 1 });
   worker.on('failed', (job, err) => deps.logger.warn({ schedule: job?.data.schedule, err: err.message }, 'scheduled run did not finish'));
   worker.on('error', (err) => deps.logger.error({ err }, 'scheduled-run worker error'));
   return {

@@ -17,8 +17,6 @@ function partsIn(at: number, tz: string): Record<'yyyy' | 'mm' | 'dd' | 'HH' | '
   return { yyyy: parts.year ?? '', mm: parts.month ?? '', dd: parts.day ?? '', HH: parts.hour ?? '', MM: parts.minute ?? '' };
 }
 
-export const TEMPLATE_FIELDS = ['{yyyy}', '{mm}', '{dd}', '{date}', '{HH}', '{MM}'] as const;
-
 export function expandTemplate(template: string, when: TemplateDate): string {
   const tz = when.tz ?? 'UTC';
   const day = partsIn(when.at, tz);
@@ -34,14 +32,4 @@ export function expandTemplate(template: string, when: TemplateDate): string {
     .replaceAll('{date}', `${yyyy}-${mm}-${dd}`)
     .replaceAll('{HH}', day.HH)
     .replaceAll('{MM}', day.MM);
-}
-
-/** Throws a readable error for a zone Intl does not know. */
-export function checkTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-GB', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,0 +1,56 @@
+// What the commands print on stdout: a run's summary, a status, one-line answers. Logs and progress go to stderr.
+import type { RunStatus } from '../commands/status.js';
+import type { IngestResult } from '../ingest/ingester.js';
+import type { Summary } from '../reports/summary.js';
+import type { ScheduleInfo } from '../schedule/scheduler.js';
+import type { VerifyResult } from '../verify/verifyRun.js';
+
+export function summaryText(summary: Summary, dir: string): string {
+  const rows: [string, string | number][] = [
+    ['rows read', summary.rows_read],
+    ['succeeded', summary.rows_succeeded],
+    ['failed', summary.rows_failed],
+    ['rejected', summary.rows_rejected],
+    ['duplicates', summary.rows_duplicate],
+    ['already migrated', summary.already_migrated],
+    ['not as expected', summary.rows_mismatched + (summary.verify?.mismatched ?? 0)],
+    ['still queued', summary.rows_pending],
+    ['requests sent', summary.requests_sent],
+    ['report', dir],
+  ];
+  const lines = [`run ${summary.run_id}: ${summary.status}`, ...rows.map(([k, v]) => `  ${k.padEnd(17)} ${v}`)];
+  if (summary.fatal) lines.push(`  STOPPED: ${summary.fatal.message}`, '  fix the cause and run the same command again: queued rows are kept');
+  return `${lines.join('\n')}\n`;
+}
+
+export function statusText(runId: string, st: RunStatus): string {
+  const s = st.state;
+  const eta = st.etaSeconds === null ? 'unknown' : `${Math.floor(st.etaSeconds / 60)}m${String(st.etaSeconds % 60).padStart(2, '0')}s`;
+  const lines = [
+    `run ${runId}: ${st.status}${st.fatal ? ` (${st.fatal})` : ''}`,
+    `  read ${s.rows_read} · queued ${s.rows_queued} · succeeded ${s.rows_succeeded} · failed ${s.rows_failed} · rejected ${s.rows_rejected} · duplicates ${s.rows_duplicate} · already migrated ${s.rows_already_migrated}`,
+    `  pace ${st.rowsPerSecond.toFixed(1)} rows/s${st.sharedRate ? ` (request rate ${st.sharedRate.rate.toFixed(1)}/s of ${st.sharedRate.ceiling}/s)` : ''} · waiting in queue ${st.queueWaiting} · ETA ${eta}`,
+  ];
+  if (st.recentErrors.length > 0) {
+    lines.push('  last errors:');
+    for (const e of st.recentErrors.slice(0, 5)) lines.push(`    ${e.at} ${e.src}:${e.line} ${e.reason}: ${e.message}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function ingestText(runId: string, r: IngestResult): string {
+  return `run ${runId}: queued ${r.queued}, rejected ${r.rejected}, duplicates ${r.duplicates}, already migrated ${r.alreadyMigrated}, already done ${r.alreadyDone}, resumed past ${r.resumedRows}${r.aborted ? ' (interrupted)' : ''}\n`;
+}
+
+export function verifyText(runId: string, r: VerifyResult): string {
+  return `verify ${runId}: ${r.checked} rows of ${r.users} users checked, ${r.matched} as expected, ${r.checked - r.matched} not (mismatches.csv)${r.aborted ? `; STOPPED: ${r.aborted.message}` : ''}\n`;
+}
+
+export function scheduleListText(all: ScheduleInfo[]): string {
+  if (all.length === 0) return 'no schedules\n';
+  return all.map((s) => `${s.id}\t${s.cron}${s.tz ? ` (${s.tz})` : ''}\tnext ${s.next ?? '-'}\t${s.sources.join(' ')}\n`).join('');
+}
+
+export function scheduleAddedText(info: ScheduleInfo): string {
+  return `schedule ${info.id}: ${info.cron}${info.tz ? ` (${info.tz})` : ''}, next run ${info.next ?? 'unknown'}; start \`rc-migrate work\` to carry it out\n`;
+}
