@@ -92,5 +92,7 @@ export interface RunState extends RunCounters {
   sources: string[];
   /** requests by HTTP status (or network error name) */
   by_http_status: Record<string, number>;
+  /** queued rows without an outcome yet (computed here only: RunLedger.state) */
+  rows_pending: number;
   complete: boolean;
 }

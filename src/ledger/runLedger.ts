@@ -288,6 +288,8 @@ export class RunLedger {
     }
     const sources = await this.sources();
     const ingest = (meta[META.ingest] ?? 'pending') as RunState['ingest'];
+    // The one definition of pending: queued rows without an outcome (summary, status and metrics read it here).
+    const pending = Math.max(0, counters.rows_queued - counters.rows_succeeded - counters.rows_failed);
     return {
       run_id: this.runId,
       started_at: meta[META.startedAt],
@@ -296,7 +298,8 @@ export class RunLedger {
       sources,
       by_http_status: byStatus,
       ...counters,
-      complete: ingest === INGEST_STATE.done && counters.rows_succeeded + counters.rows_failed >= counters.rows_queued,
+      rows_pending: pending,
+      complete: ingest === INGEST_STATE.done && pending === 0,
     };
   }
 

@@ -41,7 +41,7 @@ export function registerQueueMetrics(registry: Registry, deps: { redis: RedisCli
           rejected: s.rows_rejected,
           duplicate: s.rows_duplicate,
           already_migrated: s.rows_already_migrated,
-          pending: Math.max(0, s.rows_queued - s.rows_succeeded - s.rows_failed),
+          pending: s.rows_pending,
         };
         for (const [outcome, n] of Object.entries(values)) this.set({ run, outcome }, n);
       }

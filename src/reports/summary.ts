@@ -75,7 +75,7 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_succeeded: state.rows_succeeded,
     rows_failed: state.rows_failed,
     already_migrated: state.rows_already_migrated,
-    rows_pending: Math.max(0, state.rows_queued - state.rows_succeeded - state.rows_failed),
+    rows_pending: state.rows_pending,
     rows_mismatched: tally.mismatched,
     ...(verify ? { verify } : {}),
     requests_sent: state.requests_sent,

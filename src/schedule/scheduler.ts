@@ -4,7 +4,7 @@ import { Queue, type ConnectionOptions } from 'bullmq';
 import { ConfigError } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import { QUEUES } from '../redis/keys.js';
-import { checkTimeZone } from './template.js';
+import { checkOptions, scheduleSpecRule } from '../options.js';
 
 export const SCHEDULED_RUN_JOB = 'scheduled-run';
 
@@ -44,12 +44,9 @@ export function openRunsQueue(connection: ConnectionOptions, prefix: string): Ru
   return new Queue<ScheduledRunData, void, string>(QUEUES.runs, { connection, prefix });
 }
 
-const SCHEDULE_ID = /^[A-Za-z0-9_.-]{1,40}$/;
-
 export async function upsertSchedule(queue: RunsQueue, spec: ScheduleSpec): Promise<ScheduleInfo> {
-  if (!SCHEDULE_ID.test(spec.id)) throw new ConfigError(`schedule id "${spec.id}" is not valid: use 1-40 letters, digits, "_", "." or "-"`);
-  if (spec.tz && !checkTimeZone(spec.tz)) throw new ConfigError(`--tz ${spec.tz} is not a time zone: use an IANA name such as Europe/Berlin or UTC`);
-  if (spec.sources.length === 0) throw new ConfigError('a schedule needs at least one source (template)');
+  // The rules of options.ts: id, cron, time zone, sources, columns, days ago.
+  checkOptions(scheduleSpecRule, spec, 'upsertSchedule');
   const data: ScheduledRunData = {
     schedule: spec.id,
     sources: spec.sources,

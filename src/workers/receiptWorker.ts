@@ -37,14 +37,11 @@ export interface ReceiptWorker {
   close(deadlineMs?: number): Promise<{ forced: boolean }>;
 }
 
-/** How many times a row may be started (rate-limited or its user busy) before it fails for good. */
-const MAX_STARTS = 1000;
-
 export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
   const rate = new RateController(deps.redis, config.prefix, { configuredRate: config.ratePerSecond, logger });
   const initial = await rate.start();
-  const pacer = new Pacer(deps.redis, config.prefix, initial.rate * RATE_HEADROOM);
+  const pacer = new Pacer(deps.redis, config.prefix, initial.rate * RATE_HEADROOM, config.pacerMaxWaitMs);
   // Seconds per job, smoothed: with the rate it tells how many requests must be in flight.
   let jobSeconds: number | undefined;
   const ledgers = new Map<string, RunLedger>();
@@ -67,6 +64,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
     userBusyDelayMs: config.userBusyDelayMs,
     userLockWaitMs: config.userLockWaitMs,
+    expiryToleranceMs: config.expiryToleranceMs,
     pacer,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
@@ -88,7 +86,9 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     prefix: config.prefix,
     concurrency: config.concurrency,
     limiter: limiterFor(initial.rate),
-    maxStartedAttempts: MAX_STARTS,
+    // How many times a row may be started (rate-limited or its user busy) before it fails for good.
+    maxStartedAttempts: config.maxStarts,
+    maxStalledCount: config.maxStalledCount,
     // How soon the rows of a killed worker come back (config.ts): BullMQ's 30 s defaults unless configured.
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
