@@ -40,10 +40,15 @@ describe('Google tokens near the cut-off', () => {
     const now = Date.now();
     const google = await writeCsv(fx.dir, 'google.csv', HEADER, exportRows(now, 'q'));
     // A later file without an expiry column: its rows queue behind the prioritized ones, not ahead of them.
-    const later = await writeCsv(fx.dir, 'later.csv', ['platform', 'app_user_id', 'fetch_token'], [
-      ['ios', 'q-later-1', token(20)],
-      ['ios', 'q-later-2', token(21)],
-    ]);
+    const later = await writeCsv(
+      fx.dir,
+      'later.csv',
+      ['platform', 'app_user_id', 'fetch_token'],
+      [
+        ['ios', 'q-later-1', token(20)],
+        ['ios', 'q-later-2', token(21)],
+      ],
+    );
 
     const { result } = await ingestSources({ config, logger, sources: [google, later], runId: 'order', progressEveryMs: 0 });
     expect(result).toMatchObject({ rowsRead: 10, queued: 9, rejected: 1, pastCutoff: 1 });
@@ -77,9 +82,10 @@ describe('Google tokens near the cut-off', () => {
       await new Promise<void>((resolve, reject) => {
         worker = new Worker<ReceiptJobData, void, string>(
           RECEIPTS_QUEUE,
-          async (job) => {
+          (job) => {
             taken.push(where(job));
             if (taken.length === 9) resolve();
+            return Promise.resolve();
           },
           { connection: connection(), prefix, concurrency: 1 },
         );
@@ -95,10 +101,15 @@ describe('Google tokens near the cut-off', () => {
   it('gives no priority at all to a run without an expiry column', async () => {
     const prefix = fx.newPrefix('cutoff-plain');
     const config = testConfig(prefix, fx.sandbox.url);
-    const plain = await writeCsv(fx.dir, 'plain.csv', ['platform', 'app_user_id', 'product_id', 'token'], [
-      ['android', 'p-1', 'gold', token(30)],
-      ['android', 'p-2', 'gold', token(31)],
-    ]);
+    const plain = await writeCsv(
+      fx.dir,
+      'plain.csv',
+      ['platform', 'app_user_id', 'product_id', 'token'],
+      [
+        ['android', 'p-1', 'gold', token(30)],
+        ['android', 'p-2', 'gold', token(31)],
+      ],
+    );
     const { result } = await ingestSources({ config, logger, sources: [plain], runId: 'plain', progressEveryMs: 0 });
     expect(result).toMatchObject({ queued: 2, pastCutoff: 0 });
     const queue = new Queue<ReceiptJobData, void, string>(RECEIPTS_QUEUE, { connection: connection(), prefix });

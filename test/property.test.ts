@@ -9,7 +9,17 @@ import { planColumns, COLUMN_ALIASES, type ColumnOptions } from '../src/ingest/c
 import { EXPECTATION_COLUMNS, readExpectations } from '../src/ingest/expectations.js';
 import { readCsvStream, type CsvItem, type CsvRecord, type InputEncoding } from '../src/ingest/readCsv.js';
 import { MAX_ATTRIBUTE_VALUE_LENGTH, validateRow } from '../src/ingest/validateRow.js';
-import { APP_USER_ID_BLOCKLIST, ISO_4217, PLATFORMS, RECEIPT_FIELDS, RECEIPT_FIELD_NAMES, appUserIdProblem, fieldSupport, isIsoDuration, type Platform } from '../src/revenuecat/fields.js';
+import {
+  APP_USER_ID_BLOCKLIST,
+  ISO_4217,
+  PLATFORMS,
+  RECEIPT_FIELDS,
+  RECEIPT_FIELD_NAMES,
+  appUserIdProblem,
+  fieldSupport,
+  isIsoDuration,
+  type Platform,
+} from '../src/revenuecat/fields.js';
 
 const SEED = 20_260_517;
 
@@ -142,7 +152,12 @@ describe('readCsvStream over any input', () => {
         // A literal U+FFFD is reported as text not valid in the encoding read, which the reason names.
         const asUtf8 = (i: CsvItem): CsvItem =>
           i.kind === 'problem'
-            ? { ...i, reason: i.reason.replace('not valid UTF-16LE', 'not valid UTF-8').replace('check that the file is UTF-16LE, or pass the --encoding it was saved in', 'save the file as UTF-8') }
+            ? {
+                ...i,
+                reason: i.reason
+                  .replace('not valid UTF-16LE', 'not valid UTF-8')
+                  .replace('check that the file is UTF-16LE, or pass the --encoding it was saved in', 'save the file as UTF-8'),
+              }
             : i;
         expect(items.map(asUtf8)).toEqual(await read(utf8(body)));
       }),
@@ -153,7 +168,9 @@ describe('readCsvStream over any input', () => {
   it('reads windows-1252 (and latin1) bytes, given the encoding, as the same text in UTF-8', async () => {
     // The characters windows-1252 has in 0x80-0x9F, and every Latin-1 one from 0xA0; anything else becomes "?".
     const extra = '€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ';
-    const extraBytes = [0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8e, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9e, 0x9f];
+    const extraBytes = [
+      0x80, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8a, 0x8b, 0x8c, 0x8e, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9e, 0x9f,
+    ];
     const byteOf = (ch: string): number => {
       const i = extra.indexOf(ch);
       if (i !== -1) return extraBytes[i] as number;
@@ -262,16 +279,16 @@ describe('csv-stringify → readCsvStream round trip', () => {
     fc.array(fc.constantFrom('a', 'Z', '0', ',', '"', '\n', '\r\n', '\r', ' ', '\t', ';', '=', 'é', '🙂', '\u0000'), { maxLength: 10 }).map((a) => a.join('')),
   );
   const safe = (s: string): boolean => !s.includes('\uFFFD');
-  const headerName = fc
-    .string({ unit: 'grapheme', minLength: 1, maxLength: 10 })
-    .filter((s) => safe(s) && s.trim() === s && s !== '' && !s.includes('\r') && !s.includes('\n'));
+  const headerName = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 10 }).filter((s) => safe(s) && s.trim() === s && s !== '' && !s.includes('\r') && !s.includes('\n'));
   const table = fc
     .uniqueArray(headerName, { minLength: 1, maxLength: 6 })
-    .chain((header) => fc.record({ header: fc.constant(header), rows: fc.array(fc.array(cellText.filter(safe), { minLength: header.length, maxLength: header.length }), { maxLength: 8 }) }));
+    .chain((header) =>
+      fc.record({ header: fc.constant(header), rows: fc.array(fc.array(cellText.filter(safe), { minLength: header.length, maxLength: header.length }), { maxLength: 8 }) }),
+    );
 
   it('reads back every cell written (line breaks inside cells come back as LF; blank rows are skipped)', async () => {
     await fc.assert(
-      fc.asyncProperty(table, fc.boolean(), fc.constantFrom('unix', 'windows') as fc.Arbitrary<'unix' | 'windows'>, chunkSizes, async ({ header, rows }, quoted, eol, sizes) => {
+      fc.asyncProperty(table, fc.boolean(), fc.constantFrom<'unix' | 'windows'>('unix', 'windows'), chunkSizes, async ({ header, rows }, quoted, eol, sizes) => {
         // As the report writers do (default options: LF, and cells with CR or LF quoted); CRLF needs
         // quote_record_delimiter, or csv-stringify would leave a lone LF or CR in a cell unquoted.
         const text = stringify([header, ...rows], eol === 'unix' ? { quoted } : { quoted, record_delimiter: eol, quote_record_delimiter: true });
@@ -303,7 +320,11 @@ describe('validateRow over any record and any column plan', () => {
     ' Receipt ',
     'X-Platform',
   ];
-  const columnName = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...realNames) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) }, { weight: 1, arbitrary: fc.string({ maxLength: 6 }).map((s) => `$${s}`) });
+  const columnName = fc.oneof(
+    { weight: 4, arbitrary: fc.constantFrom(...realNames) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 6 }).map((s) => `$${s}`) },
+  );
   // Headers: mostly one user column, one token column and maybe a platform column among others (so that many
   // plans are usable), sometimes anything at all.
   const likelyHeader = fc
@@ -325,7 +346,28 @@ describe('validateRow over any record and any column plan', () => {
   const fieldValue = fc.oneof(
     { weight: 3, arbitrary: fc.constantFrom('ios', 'android', 'amazon', 'stripe', 'roku', 'Apple', ' play_store ', 'windows') },
     { weight: 3, arbitrary: fc.constantFrom('user-1', 'sub_abc', 'tok-123', 'pro.monthly', 'amzn1.account.X', '9.99', '0', '-1', '1e3', '9,99', 'USD', 'eur', 'dollars') },
-    { weight: 3, arbitrary: fc.constantFrom('true', 'FALSE', 'yes', 'maybe', '0', '1', '2', 'free_trial', 'pay-up-front', 'P1M', 'p1y2m', 'PT', 'US', 'usa', '203.0.113.7', '::1', '999.1.1.1') },
+    {
+      weight: 3,
+      arbitrary: fc.constantFrom(
+        'true',
+        'FALSE',
+        'yes',
+        'maybe',
+        '0',
+        '1',
+        '2',
+        'free_trial',
+        'pay-up-front',
+        'P1M',
+        'p1y2m',
+        'PT',
+        'US',
+        'usa',
+        '203.0.113.7',
+        '::1',
+        '999.1.1.1',
+      ),
+    },
     { weight: 2, arbitrary: fc.constantFrom(...APP_USER_ID_BLOCKLIST, ' guest ', '[object Object]', 'a/b', ' lead', 'trail ') },
     { weight: 2, arbitrary: fc.constantFrom('', ' ', '\t', '\n', '=HYPERLINK("x","y")', '+1', '@SUM(1)', '2026-12-31T00:00:00Z', 'soon', 'production', 'sandbox') },
     { weight: 3, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },

@@ -366,7 +366,7 @@ describe('readCsvStream and I/O errors', () => {
   it('streams: a consumer that stops early releases the input without reading it all', async () => {
     let produced = 0;
     let closed = false;
-    async function* big(): AsyncGenerator<Buffer> {
+    function* big(): Generator<Buffer> {
       try {
         yield Buffer.from('a,b\n');
         for (let i = 0; i < 1_000_000; i++) {
@@ -466,7 +466,7 @@ describe('readCsv: Excel separator hint (sep=)', () => {
 describe('readCsv: --encoding', () => {
   const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
   /** windows-1252 bytes of the characters it has beyond Latin-1, as Excel on Windows writes them. */
-  const CP1252: Record<string, number> = { '€': 0x80, '‚': 0x82, '„': 0x84, '…': 0x85, '‘': 0x91, '’': 0x92, '“': 0x93, '”': 0x94, '–': 0x96, '—': 0x97, 'œ': 0x9c, 'Ÿ': 0x9f };
+  const CP1252: Record<string, number> = { '€': 0x80, '‚': 0x82, '„': 0x84, '…': 0x85, '‘': 0x91, '’': 0x92, '“': 0x93, '”': 0x94, '–': 0x96, '—': 0x97, œ: 0x9c, Ÿ: 0x9f };
   const cp1252 = (text: string): Buffer => Buffer.from(Array.from(text, (ch) => CP1252[ch] ?? (ch.charCodeAt(0) <= 0xff ? ch.charCodeAt(0) : 0x3f)));
 
   it('reads a Latin-1 file with accented names as the same text in UTF-8', async () => {
@@ -526,7 +526,11 @@ describe('readCsv: --encoding', () => {
       [2, 'problem', 'not valid UTF-16LE (column "b"); check that the file is UTF-16LE, or pass the --encoding it was saved in'],
       [3, { a: '2', b: '3' }],
     ]);
-    const header = await collect(readCsvFile(await fixture('bad16h.csv', Buffer.concat([Buffer.from('a,', 'utf16le'), Buffer.from([0x00, 0xdc]), Buffer.from('\n1,2\n', 'utf16le')])), { encoding: 'utf16le' }));
+    const header = await collect(
+      readCsvFile(await fixture('bad16h.csv', Buffer.concat([Buffer.from('a,', 'utf16le'), Buffer.from([0x00, 0xdc]), Buffer.from('\n1,2\n', 'utf16le')])), {
+        encoding: 'utf16le',
+      }),
+    );
     const reason = 'the header row is not valid UTF-16LE (column 2); check that the file is UTF-16LE, or pass the --encoding it was saved in';
     expect(view(header)).toEqual([
       [1, 'problem', reason],
@@ -575,7 +579,12 @@ describe('planColumns', () => {
   });
 
   it('matches aliases and field names case-insensitively; platform aliases store and x-platform', () => {
-    expect(ok(['User_ID', 'Purchase_Token', 'X-Platform', 'PRICE']).fields).toEqual({ User_ID: 'app_user_id', Purchase_Token: 'fetch_token', 'X-Platform': 'platform', PRICE: 'price' });
+    expect(ok(['User_ID', 'Purchase_Token', 'X-Platform', 'PRICE']).fields).toEqual({
+      User_ID: 'app_user_id',
+      Purchase_Token: 'fetch_token',
+      'X-Platform': 'platform',
+      PRICE: 'price',
+    });
     expect(ok(['app_user_id', 'fetch_token', 'Store']).fields).toEqual({ app_user_id: 'app_user_id', fetch_token: 'fetch_token', Store: 'platform' });
     expect([...PLATFORM_COLUMN_NAMES].sort()).toEqual(['platform', 'store', 'x-platform']);
   });
@@ -611,7 +620,9 @@ describe('planColumns', () => {
   });
 
   it('validates --map and --attribute', () => {
-    expect(err(['app_user_id', 'x'], { platform: 'ios', map: { x: 'receipt_data' } })).toMatch(/^--map x=receipt_data: "receipt_data" is not a field; use one of app_user_id, fetch_token/);
+    expect(err(['app_user_id', 'x'], { platform: 'ios', map: { x: 'receipt_data' } })).toMatch(
+      /^--map x=receipt_data: "receipt_data" is not a field; use one of app_user_id, fetch_token/,
+    );
     expect(err(['app_user_id', 'receipt'], { platform: 'ios', map: { missing: 'fetch_token' } })).toMatch(/^--map missing=fetch_token: the file has no column "missing"/);
     expect(err(['a', 'b', 'receipt'], { platform: 'ios', map: { a: 'app_user_id', b: 'app_user_id' } })).toMatch(/--map sends columns "a" and "b" all to app_user_id/);
     expect(err(['app_user_id', 'receipt'], { platform: 'ios', attributes: ['tier'] })).toMatch(/^--attribute tier: the file has no column "tier"/);

@@ -244,7 +244,7 @@ describe('s3ClientFromEnv', () => {
     expect(await c.config.credentials()).toMatchObject({ accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' });
   });
 
-  it('without overrides: no endpoint, virtual-hosted style, region from AWS_DEFAULT_REGION, default checksums', async () => {
+  it('without overrides: no endpoint, virtual-hosted style, region from AWS_DEFAULT_REGION, default checksums', () => {
     const config = s3ClientConfigFromEnv({ AWS_DEFAULT_REGION: 'eu-west-1', S3_FORCE_PATH_STYLE: 'false' });
     expect(config.endpoint).toBeUndefined();
     expect(config.forcePathStyle).toBe(false);

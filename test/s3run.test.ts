@@ -27,7 +27,7 @@ describe('run with an S3 fx.prefix as its source', () => {
       S3_FORCE_PATH_STYLE: 'true',
     });
   });
-  afterAll(async () => {
+  afterAll(() => {
     closeDefaultS3Client();
     s3.child.stdin?.end();
   });

@@ -28,13 +28,22 @@ describe('spreadsheet exports', () => {
   const run = async (name: string, content: Buffer | string, config: Config, platform: 'ios' | 'android' = 'ios') => {
     const path = join(fx.dir, name);
     await writeFile(path, content);
-    const result = await runMigration({ config, logger, sources: [path], runId: name.replace(/\W/g, '-'), outDir: join(fx.dir, `out-${name}`), columns: { platform }, pollMs: 20, progressEveryMs: 0 });
+    const result = await runMigration({
+      config,
+      logger,
+      sources: [path],
+      runId: name.replace(/\W/g, '-'),
+      outDir: join(fx.dir, `out-${name}`),
+      columns: { platform },
+      pollMs: 20,
+      progressEveryMs: 0,
+    });
     const [succeeded, rejected] = await Promise.all([readCsvFile(result.files.succeeded), readCsvFile(result.files.rejected)]);
     return { summary: result.summary, succeeded, rejected };
   };
   const attribute = (user: string, name: string): string | undefined => fx.sandbox.peekSubscriber(user)?.subscriber_attributes?.[name]?.value;
 
-  it('a file with Excel\'s sep=; line migrates, with semicolons between columns, commas in cells and the file\'s own line numbers', async () => {
+  it("a file with Excel's sep=; line migrates, with semicolons between columns, commas in cells and the file's own line numbers", async () => {
     const csv = [
       'sep=;',
       'app_user_id;receipt;$displayName;price;currency',

@@ -45,8 +45,23 @@ const TOKEN = 'goog-TOKEN-abcdefghijklmnopqrstuvwxyz-0123456789';
 
 /** Every body field has a column named as the field; $email is an attribute; a platform column is present. */
 const ALL_FIELDS: ReceiptField[] = [
-  'app_user_id', 'fetch_token', 'product_id', 'price', 'currency', 'is_restore', 'payment_mode', 'subscription_group_id', 'store_user_id',
-  'presented_offering_identifier', 'observer_mode', 'introductory_price', 'normal_duration', 'intro_duration', 'trial_duration', 'store_country', 'ip_address',
+  'app_user_id',
+  'fetch_token',
+  'product_id',
+  'price',
+  'currency',
+  'is_restore',
+  'payment_mode',
+  'subscription_group_id',
+  'store_user_id',
+  'presented_offering_identifier',
+  'observer_mode',
+  'introductory_price',
+  'normal_duration',
+  'intro_duration',
+  'trial_duration',
+  'store_country',
+  'ip_address',
 ];
 const PLAN: ColumnPlan = {
   fields: { ...Object.fromEntries(ALL_FIELDS.map((f) => [f, f])), platform: 'platform' },
@@ -101,9 +116,7 @@ function refused(result: RowResult): string {
 }
 
 describe('seed 003 matrix: every field × every store', () => {
-  const cases = Object.entries(SEED_003).flatMap(([field, support]) =>
-    STORE_PLATFORMS.map(([store, platform]) => ({ field, platform, rule: support[store] as S })),
-  );
+  const cases = Object.entries(SEED_003).flatMap(([field, support]) => STORE_PLATFORMS.map(([store, platform]) => ({ field, platform, rule: support[store] as S })));
 
   it('covers every row of the seed for all five platforms', () => {
     expect(cases).toHaveLength(20 * 5);
@@ -159,7 +172,10 @@ describe('seed 003 matrix: every field × every store', () => {
   });
 
   it('accepts only the fields every store accepts for platforms outside the seed (roku, paddle)', () => {
-    expect(accepted(check({ ...baseRow('roku'), is_restore: 'yes', presented_offering_identifier: 'o' })).body).toMatchObject({ is_restore: true, presented_offering_identifier: 'o' });
+    expect(accepted(check({ ...baseRow('roku'), is_restore: 'yes', presented_offering_identifier: 'o' })).body).toMatchObject({
+      is_restore: true,
+      presented_offering_identifier: 'o',
+    });
     expect(refused(check({ ...baseRow('paddle'), product_id: 'p' }))).toMatch(/product_id is not accepted for paddle rows/);
   });
 
@@ -387,17 +403,44 @@ describe('fetch_token, attributes, other cells', () => {
 
   it('builds the complete body of a full iOS row', () => {
     const row = {
-      ...ios, product_id: 'p', price: '9.99', currency: 'usd', is_restore: 'no', payment_mode: 'free_trial', subscription_group_id: 'g',
-      presented_offering_identifier: 'o', observer_mode: '0', introductory_price: '0', normal_duration: 'P1Y', intro_duration: 'P1M',
-      trial_duration: 'P7D', store_country: 'fr', ip_address: '192.0.2.1', $email: 'x@y.z',
+      ...ios,
+      product_id: 'p',
+      price: '9.99',
+      currency: 'usd',
+      is_restore: 'no',
+      payment_mode: 'free_trial',
+      subscription_group_id: 'g',
+      presented_offering_identifier: 'o',
+      observer_mode: '0',
+      introductory_price: '0',
+      normal_duration: 'P1Y',
+      intro_duration: 'P1M',
+      trial_duration: 'P7D',
+      store_country: 'fr',
+      ip_address: '192.0.2.1',
+      $email: 'x@y.z',
     };
     expect(accepted(check(row))).toEqual({
       ok: true,
       platform: 'ios',
       body: {
-        app_user_id: 'user_1', fetch_token: TOKEN, product_id: 'p', price: 9.99, currency: 'USD', is_restore: false, payment_mode: 2, subscription_group_id: 'g',
-        presented_offering_identifier: 'o', observer_mode: false, introductory_price: 0, normal_duration: 'P1Y', intro_duration: 'P1M',
-        trial_duration: 'P7D', store_country: 'FR', ip_address: '192.0.2.1', attributes: { $email: { value: 'x@y.z', updated_at_ms: NOW } },
+        app_user_id: 'user_1',
+        fetch_token: TOKEN,
+        product_id: 'p',
+        price: 9.99,
+        currency: 'USD',
+        is_restore: false,
+        payment_mode: 2,
+        subscription_group_id: 'g',
+        presented_offering_identifier: 'o',
+        observer_mode: false,
+        introductory_price: 0,
+        normal_duration: 'P1Y',
+        intro_duration: 'P1M',
+        trial_duration: 'P7D',
+        store_country: 'FR',
+        ip_address: '192.0.2.1',
+        attributes: { $email: { value: 'x@y.z', updated_at_ms: NOW } },
       },
     });
   });
@@ -494,10 +537,14 @@ describe('token expiry (Google tokens near the ~60-day cut-off)', () => {
     expect(readTokenExpiry(row('garbage'), p, 'ios', NOW)).toEqual({ ok: true }); // only Google rows use it
     expect(readTokenExpiry(row('next tuesday'), p, 'android', NOW)).toEqual({
       ok: false,
-      reason: 'expires_at "next tuesday" (column "valid_until") is not a time: give ISO 8601 (2025-03-01 or 2025-03-01T12:00:00Z), epoch milliseconds or epoch seconds, or leave it empty',
+      reason:
+        'expires_at "next tuesday" (column "valid_until") is not a time: give ISO 8601 (2025-03-01 or 2025-03-01T12:00:00Z), epoch milliseconds or epoch seconds, or leave it empty',
     });
     const named = plan(['app_user_id', 'product_id', 'token', 'expires_at']);
-    expect(readTokenExpiry({ app_user_id: 'u', product_id: 'p', token: 't', expires_at: 'x' }, named, 'android', NOW)).toMatchObject({ ok: false, reason: expect.stringMatching(/^expires_at "x" is not a time/) });
+    expect(readTokenExpiry({ app_user_id: 'u', product_id: 'p', token: 't', expires_at: 'x' }, named, 'android', NOW)).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^expires_at "x" is not a time/),
+    });
     expect(readTokenExpiry({ app_user_id: 'u', product_id: 'p', token: 't' }, plan(['app_user_id', 'product_id', 'token']), 'android', NOW)).toEqual({ ok: true });
   });
 

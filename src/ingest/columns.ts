@@ -127,7 +127,8 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
     const other = attributeNames.get(name);
     if (other !== undefined) return { error: `columns "${other}" and "${column}" would both be the attribute ${name}; keep one` };
     attributeNames.set(name, column);
-    if (name.length > MAX_ATTRIBUTE_NAME_LENGTH) return { error: `attribute name "${name}" is longer than ${MAX_ATTRIBUTE_NAME_LENGTH} characters, which RevenueCat refuses; rename the column or use --map` };
+    if (name.length > MAX_ATTRIBUTE_NAME_LENGTH)
+      return { error: `attribute name "${name}" is longer than ${MAX_ATTRIBUTE_NAME_LENGTH} characters, which RevenueCat refuses; rename the column or use --map` };
     if (/\s/.test(name)) return { error: `attribute name "${name}" contains whitespace, which RevenueCat refuses; rename the column or use --map` };
   }
   if (attributes.size > MAX_ATTRIBUTES) return { error: `${attributes.size} columns would be attributes; RevenueCat accepts at most ${MAX_ATTRIBUTES}` };
@@ -146,7 +147,8 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
   // The whole file is refused when a row could never be valid.
   const has = (target: Target): boolean => (Object.values(bodyFields) as Target[]).includes(target);
   if (!has('app_user_id')) return { error: 'no column for app_user_id: name it app_user_id or user_id, or pass --map yourcolumn=app_user_id' };
-  if (!has('fetch_token')) return { error: 'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token' };
+  if (!has('fetch_token'))
+    return { error: 'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token' };
   if (!has('platform')) {
     if (opts.platform === undefined) return { error: `no platform: add a platform column (store or x-platform work too) or pass --platform (one of ${PLATFORMS.join(', ')})` };
     // Every row has this platform: a field it requires must have a column.
@@ -168,7 +170,7 @@ export function mapTarget(rawTarget: string): { field: Target } | { attribute: s
   const target = rawTarget.trim();
   if (target.startsWith('$')) return { attribute: target };
   const lower = target.toLowerCase();
-  if (lower === 'platform' || lower === EXPIRY_TARGET || isReceiptField(lower)) return { field: lower as Target };
+  if (lower === 'platform' || lower === EXPIRY_TARGET || isReceiptField(lower)) return { field: lower };
   return {
     error: `"${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, 'platform', EXPIRY_TARGET].join(', ')}, or a $attribute name (anything else is not a POST /v1/receipts field)`,
   };

@@ -71,7 +71,18 @@ export interface IngestDeps {
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
   const { ledger, logger } = deps;
-  const result: IngestResult = { rowsRead: 0, queued: 0, requeued: 0, rejected: 0, duplicates: 0, alreadyDone: 0, alreadyMigrated: 0, resumedRows: 0, pastCutoff: 0, aborted: false };
+  const result: IngestResult = {
+    rowsRead: 0,
+    queued: 0,
+    requeued: 0,
+    rejected: 0,
+    duplicates: 0,
+    alreadyDone: 0,
+    alreadyMigrated: 0,
+    resumedRows: 0,
+    pastCutoff: 0,
+    aborted: false,
+  };
   // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
   // never a place: its objects are).
   await ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s)));

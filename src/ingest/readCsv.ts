@@ -152,8 +152,7 @@ async function* iterateCsv(
     first = await chunks.next();
   } catch (err) {
     await chunks.return();
-    if (ctx.ioError !== undefined) throw new Error(`error reading "${source}": ${messageOf(ctx.ioError)}`, { cause: ctx.ioError });
-    throw err;
+    throw ctx.ioError !== undefined ? readFailure(source, ctx.ioError) : err;
   }
   const bytes = Readable.from(
     (async function* () {
@@ -273,9 +272,7 @@ async function* iterateCsv(
       yield { kind: 'record', source, line, columns: header, values: Object.fromEntries(header.map((c, i) => [c, record[i] ?? ''])) };
     }
   } catch (err) {
-    if (ctx.ioError !== undefined) {
-      throw new Error(`error reading "${source}": ${messageOf(ctx.ioError)}`, { cause: ctx.ioError });
-    }
+    if (ctx.ioError !== undefined) throw readFailure(source, ctx.ioError);
     if (isCsvError(err)) {
       yield problem(nextLine, `could not be parsed (${err.message}); the rest of the file was not read`);
     } else {
@@ -367,13 +364,16 @@ async function* byteSource(
         if (out.length > 0) yield out;
       }
     } catch (err) {
-      if (ctx.ioError !== undefined) throw ctx.ioError;
+      if (ctx.ioError !== undefined) throw ctx.ioError instanceof Error ? ctx.ioError : new Error(messageOf(ctx.ioError));
       // The partial last record is dropped (it may hold half a token); say where reading stopped.
       const emittedLines = hint.lines + (guard?.linesEmitted ?? 0);
       const line = emittedLines + 1;
       const code = (err as { code?: unknown }).code;
       if (code === 'Z_BUF_ERROR') {
-        ctx.endProblem = { line, reason: `the gzip data is truncated: reading stopped at line ${line}, so that line and everything after it are missing; re-download or re-create the file` };
+        ctx.endProblem = {
+          line,
+          reason: `the gzip data is truncated: reading stopped at line ${line}, so that line and everything after it are missing; re-download or re-create the file`,
+        };
       } else if ((guard?.bytesEmitted ?? 0) === 0 && emittedLines === 0) {
         ctx.endProblem = { line: 1, reason: `the file is not valid gzip data (${messageOf(err)}); nothing was read` };
       } else {
@@ -440,7 +440,8 @@ class LineNormalizer {
     this.started = true;
     this.head = Buffer.alloc(0);
     if (data[0] === 0xef && data[1] === 0xbb && data[2] === 0xbf) return data.subarray(3);
-    if (data[0] === 0xff && data[1] === 0xfe) this.decoder = new TextDecoder('utf-16le'); // the decoder drops the mark
+    if (data[0] === 0xff && data[1] === 0xfe)
+      this.decoder = new TextDecoder('utf-16le'); // the decoder drops the mark
     else if (data[0] === 0xfe && data[1] === 0xff) this.decoder = new TextDecoder('utf-16be');
     else {
       this.decoder = decoderFor(this.encoding);
@@ -701,6 +702,11 @@ function isCsvError(err: unknown): err is CsvError {
 
 function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max)}…`;
+}
+
+/** The input itself failed (an I/O error, never a problem of the file): an Error naming the source, caused by it. */
+function readFailure(source: string, ioError: unknown): Error {
+  return new Error(`error reading "${source}": ${messageOf(ioError)}`, { cause: ioError });
 }
 
 function messageOf(err: unknown): string {

@@ -138,13 +138,7 @@ export interface ReadS3Options {
  * sake: an object that cannot be read (missing, denied, a stream that keeps breaking) ends with a problem at the
  * line reached, so the caller goes on with the next object.
  */
-export async function* readS3Csv(
-  client: S3Client,
-  bucket: string,
-  key: string,
-  opts: ReadS3Options = {},
-  read: ReadCsvOptions = {},
-): AsyncGenerator<CsvItem, void, undefined> {
+export async function* readS3Csv(client: S3Client, bucket: string, key: string, opts: ReadS3Options = {}, read: ReadCsvOptions = {}): AsyncGenerator<CsvItem, void, undefined> {
   const name = s3ObjectName(bucket, key);
   let lastLine = 0;
   const progress = { bytes: 0 };
@@ -214,10 +208,11 @@ function resumable(err: unknown): boolean {
 /** `NoSuchKey: The specified key does not exist.`: the service's code and message, or the error's message. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) {
-    const code = (err as { Code?: unknown }).Code ?? err.name;
+    const serviceCode = (err as { Code?: unknown }).Code;
+    const code = typeof serviceCode === 'string' ? serviceCode : err.name;
     const message = err.message.trim();
-    if (typeof code === 'string' && code !== '' && code !== 'Error' && !message.startsWith(code)) return message === '' ? code : `${code}: ${message}`;
-    return message === '' ? String(code) : message;
+    if (code !== '' && code !== 'Error' && !message.startsWith(code)) return message === '' ? code : `${code}: ${message}`;
+    return message === '' ? code : message;
   }
   return String(err);
 }

@@ -125,7 +125,7 @@ export const HOSTILE_CASES: HostileCase[] = [
   },
   {
     file: 'header-invalid-utf8.csv',
-    what: 'invalid UTF-8 in the header: the header is refused at line 1 and its row at line 2 with the header\'s reason',
+    what: "invalid UTF-8 in the header: the header is refused at line 1 and its row at line 2 with the header's reason",
     generated: true,
     good: 0,
     bad: badHeader(1, 'the header row is not valid UTF-8 (column 2); save the file as UTF-8', [2]),
@@ -247,7 +247,7 @@ export const HOSTILE_CASES: HostileCase[] = [
   },
   {
     file: 'duplicate-header.csv',
-    what: 'duplicate header names: the header is refused at line 1, each row after it at its line with the header\'s reason',
+    what: "duplicate header names: the header is refused at line 1, each row after it at its line with the header's reason",
     good: 0,
     bad: badHeader(1, 'column "app_user_id" appears twice in the header (columns 2 and 4); rename or remove one', [2, 3]),
   },
@@ -259,7 +259,7 @@ export const HOSTILE_CASES: HostileCase[] = [
   },
   {
     file: 'header-empty-name.csv',
-    what: 'a header with an empty column name: the header is refused at line 1, each row after it at its line with the header\'s reason',
+    what: "a header with an empty column name: the header is refused at line 1, each row after it at its line with the header's reason",
     good: 0,
     bad: badHeader(1, 'column 3 of the header has no name; name it or delete the column', [2, 3]),
   },
