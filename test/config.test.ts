@@ -1,6 +1,10 @@
-// Configuration layers (defaults < environment < flags) and the messages of bad values.
-import { describe, expect, it } from 'vitest';
+// Configuration layers (defaults < config file < environment < flags) and the messages of bad values.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, checkRunId, loadConfig, newRunId, requireApiKey } from '../src/config.js';
+import { s3ClientConfig } from '../src/ingest/s3.js';
 import { retryDelay, TransientFailure } from '../src/workers/backoff.js';
 import { limiterFor } from '../src/workers/rateController.js';
 
@@ -42,6 +46,87 @@ describe('loadConfig', () => {
     expect(() => checkRunId('a:b')).toThrow(ConfigError);
     expect(() => checkRunId('')).toThrow(ConfigError);
     expect(newRunId(new Date('2026-11-21T05:49:12Z'))).toMatch(/^run-20261121-054912-[a-z0-9]{1,4}$/);
+  });
+});
+
+describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
+  let dir: string;
+  const file = async (name: string, content: unknown): Promise<string> => {
+    const path = join(dir, name);
+    await writeFile(path, typeof content === 'string' ? content : JSON.stringify(content));
+    return path;
+  };
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rcm-config-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('sits between the defaults and the environment, and flags win over all', async () => {
+    const path = await file('layers.json', { ratePerSecond: '1200/min', concurrency: 4, prefix: 'from-file', maxStarts: 50, s3ForcePathStyle: true });
+    const fromFile = loadConfig({ env: { RC_MIGRATE_CONFIG: path } });
+    expect(fromFile).toMatchObject({ ratePerSecond: 20, concurrency: 4, prefix: 'from-file', maxStarts: 50, s3ForcePathStyle: true });
+    expect(fromFile.apiUrl).toBe('https://api.revenuecat.com'); // not in the file: the default
+    const envWins = loadConfig({ env: { RC_MIGRATE_CONFIG: path, RC_MIGRATE_CONCURRENCY: '9' } });
+    expect(envWins).toMatchObject({ ratePerSecond: 20, concurrency: 9 });
+    const flagWins = loadConfig({ env: { RC_MIGRATE_CONFIG: path, RC_MIGRATE_CONCURRENCY: '9' }, overrides: { concurrency: '11' } });
+    expect(flagWins.concurrency).toBe(11);
+    // --config wins over RC_MIGRATE_CONFIG.
+    const other = await file('other.json', { concurrency: 2 });
+    expect(loadConfig({ env: { RC_MIGRATE_CONFIG: path }, configFile: other }).concurrency).toBe(2);
+    // No file named anywhere: defaults.
+    expect(loadConfig({ env: {} }).concurrency).toBe(16);
+  });
+
+  it('refuses an unknown key, naming the key and the file', async () => {
+    const path = await file('typo.json', { ratePerSecnd: 20, concurrency: 4 });
+    expect(() => loadConfig({ env: {}, configFile: path })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: {}, configFile: path })).toThrow(`config file ${path}: unknown key "ratePerSecnd"`);
+  });
+
+  it('names the file as where a bad value came from, and says what is wrong with the file itself', async () => {
+    const bad = await file('bad.json', { concurrency: -1, apiKey: 'appl_secret_value', redisUrl: 'localhost' });
+    let message = '';
+    try {
+      loadConfig({ env: {}, configFile: bad });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(new RegExp(`concurrency \\(from config file ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`));
+    expect(message).toMatch(/redisUrl \(from config file .*\): must be a redis:\/\//);
+    expect(message).not.toContain('localhost');
+    expect(() => loadConfig({ env: {}, configFile: join(dir, 'missing.json') })).toThrow(/--config .*missing\.json: cannot read the config file \(ENOENT\)/);
+    expect(() => loadConfig({ env: { RC_MIGRATE_CONFIG: join(dir, 'missing.json') } })).toThrow(/RC_MIGRATE_CONFIG .*missing\.json: cannot read/);
+    const broken = await file('broken.json', '{"concurrency": ');
+    expect(() => loadConfig({ env: {}, configFile: broken })).toThrow(/is not valid JSON/);
+    const array = await file('array.json', [1, 2]);
+    expect(() => loadConfig({ env: {}, configFile: array })).toThrow(/must hold a JSON object/);
+  });
+
+  it('holds the tunables that were constants: pacer wait, stall and start limits, expiry tolerance, rate factors', () => {
+    expect(loadConfig({ env: {} })).toMatchObject({
+      pacerMaxWaitMs: 5000,
+      maxStalledCount: 1,
+      maxStarts: 1000,
+      expiryToleranceMs: 86_400_000,
+      rateDecreaseFactor: 0.85,
+      rateJitterDecreaseFactor: 0.98,
+      rateDecreaseCooldownMs: 2000,
+      rateIncreaseEveryMs: 3000,
+      rateIncreaseStep: 0.05,
+      rateHeadroom: 0.98,
+    });
+    expect(() => loadConfig({ env: {}, overrides: { rateDecreaseFactor: 1.5 } })).toThrow(/rateDecreaseFactor \(from flag for rateDecreaseFactor\)/);
+  });
+
+  it('reads the S3 settings from the environment, validated, into the S3 client configuration', () => {
+    const config = loadConfig({ env: { S3_ENDPOINT: 'http://127.0.0.1:9000', S3_FORCE_PATH_STYLE: 'TRUE', AWS_DEFAULT_REGION: 'eu-west-1', AWS_REGION: 'eu-central-1' } });
+    expect(config).toMatchObject({ s3Endpoint: 'http://127.0.0.1:9000', s3ForcePathStyle: true, s3Region: 'eu-central-1' });
+    expect(s3ClientConfig(config, {})).toMatchObject({ endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, region: 'eu-central-1' });
+    expect(loadConfig({ env: { AWS_DEFAULT_REGION: 'eu-west-1', S3_FORCE_PATH_STYLE: '0' } })).toMatchObject({ s3Region: 'eu-west-1', s3ForcePathStyle: false });
+    expect(() => loadConfig({ env: { S3_FORCE_PATH_STYLE: 'yes please' } })).toThrow(/s3ForcePathStyle \(from environment variable S3_FORCE_PATH_STYLE\): must be true, 1, false or 0/);
+    expect(() => loadConfig({ env: { S3_ENDPOINT: 'ftp://host' } })).toThrow(/s3Endpoint \(from environment variable S3_ENDPOINT\)/);
   });
 });
 
