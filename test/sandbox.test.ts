@@ -1,14 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  DEFAULT_PRODUCT_ID,
-  SandboxOptionsError,
-  keyLabel,
-  parseSandboxOptions,
-  readDirective,
-  startSandbox,
-  type Sandbox,
-  type SandboxOptions,
-} from '../src/sandbox/index.js';
+import { DEFAULT_PRODUCT_ID, SandboxOptionsError, keyLabel, parseSandboxOptions, readDirective, startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 
 const KEY = 'appl_sandbox_key';
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0);
@@ -319,7 +310,7 @@ describe('fetch token directives', () => {
     for (const [platform, extra, store] of cases) {
       const reply = await post(sb, receipt({ app_user_id: `u_${platform}`, ...extra }), { platform });
       expect(reply.status).toBe(200);
-      const subs = Object.values(reply.body.subscriber.subscriptions) as { store: string }[];
+      const subs: { store: string }[] = Object.values(reply.body.subscriber.subscriptions);
       expect(subs.map((s) => s.store)).toEqual([store]);
     }
   });

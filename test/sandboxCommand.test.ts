@@ -64,6 +64,6 @@ describe('rc-migrate sandbox', () => {
   });
 
   it('refuses a bad flag before listening', async () => {
-    await expect(runSandbox(['--rate-schedule', 'soon'], async () => undefined)).rejects.toThrow(/rateLimitSchedule/);
+    await expect(runSandbox(['--rate-schedule', 'soon'], () => Promise.resolve())).rejects.toThrow(/rateLimitSchedule/);
   });
 });

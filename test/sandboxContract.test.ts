@@ -1,6 +1,6 @@
 // The sandbox answers from its own reading of the documents (src/sandbox/contract/), not from the pipeline's
-// field tables: the rows of seeds/003 the pipeline's tests do not reach, and the App User ID rules exactly as
-// REVENUECAT.md lists them, over real HTTP.
+// field tables: the rows of RevenueCat's per-store parameter reference the pipeline's tests do not reach, and
+// the App User ID rules exactly as documented, over real HTTP.
 import { afterEach, describe, expect, it } from 'vitest';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 
@@ -21,7 +21,7 @@ async function post(platform: string, body: Record<string, unknown>): Promise<{ 
   return { status: res.status, code: json.code, message: json.message };
 }
 
-describe('seeds/003 per store', () => {
+describe('the POST /receipts parameter reference, per store', () => {
   it.each([
     ['observer_mode on Stripe is optional', 'stripe', { fetch_token: 'sub_1', observer_mode: true }, 200],
     ['is_restore on Amazon is optional', 'amazon', { store_user_id: 's', is_restore: true }, 200],
@@ -40,7 +40,7 @@ describe('seeds/003 per store', () => {
   });
 });
 
-describe('App User IDs as REVENUECAT.md lists them', () => {
+describe('App User IDs as documented', () => {
   it.each([
     ['NULL', 400],
     ['[object Object]', 400],

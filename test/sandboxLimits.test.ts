@@ -41,6 +41,7 @@ async function burst(sb: Sandbox, n: number, tag = 'b'): Promise<Reply[]> {
   return replies;
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function admin(sb: Sandbox, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${sb.url}${path}`, { method, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: res.status, body: await res.json() };
@@ -90,7 +91,12 @@ describe('per-minute budgets over HTTP', () => {
 
 describe('limit schedule over HTTP', () => {
   it('changes the limit when a step is reached; set at start, read back from GET /_sandbox/rate-limit', async () => {
-    const sb = await start({ rateLimitSchedule: [{ afterSeconds: 0, perMinute: 3 }, { afterSeconds: 0.4, perMinute: 6 }] });
+    const sb = await start({
+      rateLimitSchedule: [
+        { afterSeconds: 0, perMinute: 3 },
+        { afterSeconds: 0.4, perMinute: 6 },
+      ],
+    });
     const before = await admin(sb, 'GET', '/_sandbox/rate-limit');
     expect(before.status).toBe(200);
     expect(before.body).toMatchObject({ current: { perSecond: 0, perMinute: 3 }, base: { perSecond: 0, perMinute: 0 }, next: { afterSeconds: 0.4, perMinute: 6 } });
@@ -121,7 +127,12 @@ describe('limit schedule over HTTP', () => {
     expect(set.body.next).toMatchObject({ afterSeconds: 3600, perSecond: 10 });
     expect(statuses(await burst(sb, 3))).toEqual([200, 200, 429]);
 
-    const bad = await admin(sb, 'POST', '/_sandbox/rate-limit/schedule', { schedule: [{ afterSeconds: 5, perSecond: 1 }, { afterSeconds: 1, perSecond: 2 }] });
+    const bad = await admin(sb, 'POST', '/_sandbox/rate-limit/schedule', {
+      schedule: [
+        { afterSeconds: 5, perSecond: 1 },
+        { afterSeconds: 1, perSecond: 2 },
+      ],
+    });
     expect(bad.status).toBe(400);
     expect(bad.body.message).toMatch(/ascending/);
     expect((await admin(sb, 'POST', '/_sandbox/rate-limit/schedule', { schedule: [{ afterSeconds: 1 }] })).status).toBe(400);
@@ -137,8 +148,7 @@ describe('limit schedule over HTTP', () => {
 });
 
 describe('rate-limit headers', () => {
-  const v2Get = async (sb: Sandbox) =>
-    fetch(`${sb.url}/v2/projects/proj_sandbox/customers/nobody`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  const v2Get = async (sb: Sandbox) => fetch(`${sb.url}/v2/projects/proj_sandbox/customers/nobody`, { headers: { Authorization: `Bearer ${SECRET}` } });
 
   it('v1 answers carry none by default (RevenueCat publishes no v1 limit); v2 answers do', async () => {
     const sb = await start({ rateLimitPerSecond: 50, rateLimitPerMinute: 1200 });

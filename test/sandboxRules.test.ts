@@ -1,5 +1,5 @@
 // The sandbox's rules as pure functions, no listener: the rate windows on an injected clock, the limit schedule,
-// the CLI flags → options mapping, and the contract tables written from the seeds (so a unit run catches a
+// the CLI flags → options mapping, and the contract tables written from RevenueCat's documents (so a unit run catches a
 // change that would make the sandbox disagree with the documents).
 import { describe, expect, it } from 'vitest';
 import { sandboxOptionsFromFlags } from '../src/sandbox/command.js';
@@ -90,9 +90,15 @@ describe('limit schedule (pure)', () => {
 
 describe('rc-migrate sandbox flags → options', () => {
   it('keeps the flags scripts already pass (bench, demo)', () => {
-    expect(
-      sandboxOptionsFromFlags({ port: '0', host: '127.0.0.1', rateLimit: '25', latency: '40', latencyJitter: '40', fault5xx: '0.05', seed: '7' }),
-    ).toEqual({ port: 0, host: '127.0.0.1', rateLimitPerSecond: 25, latencyMs: 40, latencyJitterMs: 40, fault5xxRate: 0.05, seed: 7 });
+    expect(sandboxOptionsFromFlags({ port: '0', host: '127.0.0.1', rateLimit: '25', latency: '40', latencyJitter: '40', fault5xx: '0.05', seed: '7' })).toEqual({
+      port: 0,
+      host: '127.0.0.1',
+      rateLimitPerSecond: 25,
+      latencyMs: 40,
+      latencyJitterMs: 40,
+      fault5xxRate: 0.05,
+      seed: 7,
+    });
     expect(sandboxOptionsFromFlags({ apiKey: ['appl_a', 'sk_b'] })).toMatchObject({ apiKeys: ['appl_a', 'sk_b'], platformApiKeys: {} });
     expect(sandboxOptionsFromFlags({ rateLimitHeaders: false })).toEqual({ rateLimitHeaders: 'none' });
     expect(sandboxOptionsFromFlags({})).toEqual({});
@@ -142,14 +148,14 @@ describe('rc-migrate sandbox flags → options', () => {
   });
 });
 
-describe('the contract, as the sandbox read it from the seeds', () => {
-  it('X-Platform values and the store columns of seeds/003', () => {
+describe('the contract, as the sandbox read it from the documents', () => {
+  it('X-Platform values and the store columns of the parameter reference', () => {
     expect([...PLATFORMS].sort()).toEqual(['amazon', 'android', 'ios', 'macos', 'paddle', 'roku', 'stripe', 'uikitformac']);
     expect(PLATFORMS.map(storeColumn)).toEqual(['apple', 'google', 'amazon', 'apple', 'apple', 'stripe', 'undocumented', 'undocumented']);
     expect(SUBSCRIBER_STORE).toMatchObject({ ios: 'app_store', macos: 'mac_app_store', android: 'play_store', amazon: 'amazon', stripe: 'stripe' });
   });
 
-  it('seeds/003 row by row: Required / Optional / Not compatible for iOS/macOS, Google, Amazon, Stripe', () => {
+  it('the parameter reference row by row: Required / Optional / Not compatible for iOS/macOS, Google, Amazon, Stripe', () => {
     const table = Object.fromEntries(RECEIPT_FIELD_NAMES.map((name) => [name, (['ios', 'android', 'amazon', 'stripe'] as const).map((p) => requirement(name, p)[0]).join('')]));
     // r = required, o = optional, n = not compatible
     expect(table).toEqual({

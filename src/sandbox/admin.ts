@@ -61,7 +61,10 @@ export class AdminRoutes {
     if (path === '/_sandbox/config' && method === 'GET') return ok({ options: this.app.currentOptions() });
     if (path === '/_sandbox/config' && method === 'POST') {
       if (malformed) return malformed;
-      return this.configuring(() => this.app.configure(body ?? {}), () => ok({ options: this.app.currentOptions() }));
+      return this.configuring(
+        () => this.app.configure(body ?? {}),
+        () => ok({ options: this.app.currentOptions() }),
+      );
     }
     if (method === 'GET' && path === '/_sandbox/rate-limit') return ok(this.app.rateLimitState());
     if (path === '/_sandbox/rate-limit/schedule' && (method === 'POST' || method === 'PUT')) {
@@ -69,7 +72,10 @@ export class AdminRoutes {
       if (malformed) return malformed;
       const schedule = isPlainObject(body) ? body.schedule : body;
       if (schedule === undefined) return bad('send {"schedule": [{"afterSeconds": 0, "perSecond": 100}, …]} or {"schedule": "0:100,40:50"}.');
-      return this.configuring(() => this.app.setRateLimitSchedule(schedule as RateLimitStep[] | string), () => ok(this.app.rateLimitState()));
+      return this.configuring(
+        () => this.app.setRateLimitSchedule(schedule as RateLimitStep[] | string),
+        () => ok(this.app.rateLimitState()),
+      );
     }
     if (path === '/_sandbox/rate-limit/schedule' && method === 'DELETE') {
       this.app.setRateLimitSchedule([]);

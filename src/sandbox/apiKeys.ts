@@ -1,8 +1,9 @@
 // Which Bearer keys the sandbox accepts, and for which rows. RevenueCat's public keys belong to one app and so
-// to one store (`appl_…` App Store, `goog_…` Play, …); a secret `sk_…` key is project-wide (REVENUECAT.md,
-// "Keys"). The knobs: `apiKeys` are accepted for every platform (a catch-all, as one key per project was),
+// to one store (`appl_…` App Store, `goog_…` Play, …); a secret `sk_…` key is project-wide (RevenueCat's
+// authentication docs). The knobs: `apiKeys` are accepted for every platform (a catch-all, as one key per project was),
 // `platformApiKeys` binds keys to X-Platform values, `revokedApiKeys` turns keys off without forgetting them.
-// Every refusal is 401 with code 7225 (invalid API key), which REVENUECAT.md lists as "stop the run".
+// Every refusal is 401 with code 7225 (invalid API key), which RevenueCat's SDKs treat as final for every
+// further request: a client must stop that key's work.
 import { createHash } from 'node:crypto';
 import { isPlatform, type Platform } from './contract/platforms.js';
 
@@ -23,16 +24,12 @@ export interface KeyState {
 /** `*` = every platform (a catch-all key). */
 export type KeyScope = '*' | Platform[];
 
-export type KeyCheck =
-  | { ok: true; key: string; scope: KeyScope }
-  | { ok: false; reason: 'unknown' | 'revoked' | 'other_platform'; message: string; scope?: KeyScope };
+export type KeyCheck = { ok: true; key: string; scope: KeyScope } | { ok: false; reason: 'unknown' | 'revoked' | 'other_platform'; message: string; scope?: KeyScope };
 
 /** The platforms a key may post for, or undefined when the sandbox does not know the key. */
 export function keyScope(knobs: KeyKnobs, key: string): KeyScope | undefined {
   if (knobs.apiKeys.includes(key)) return '*';
-  const platforms = (Object.entries(knobs.platformApiKeys) as [Platform, readonly string[]][])
-    .filter(([, keys]) => keys.includes(key))
-    .map(([platform]) => platform);
+  const platforms = (Object.entries(knobs.platformApiKeys) as [Platform, readonly string[]][]).filter(([, keys]) => keys.includes(key)).map(([platform]) => platform);
   return platforms.length > 0 ? platforms : undefined;
 }
 

@@ -10,7 +10,7 @@ import { CODES } from './codes.js';
 import { SUBSCRIBER_STORE, isPlatform } from './contract/platforms.js';
 import { FaultPlanner, type FaultKind } from './faults.js';
 import { header, readBody, writeResponse } from './http.js';
-import { SandboxOptionsError, parseSandboxOptions, publicOptions, type ResolvedSandboxOptions, type SandboxOptions } from './options.js';
+import { SandboxOptionsError, parseSandboxOptions, publicOptions, type ResolvedSandboxOptions } from './options.js';
 import { RateLimiter, type RateDecision, type RateRule } from './rateLimiter.js';
 import { limitsAt, nextStep, perMinuteEquivalent, type RateLimitState, type RateLimitStep, type V1Limits } from './rateSchedule.js';
 import { apiError, badRequest, codeOf, withHeaders, type ApiResponse } from './responses.js';
@@ -71,7 +71,7 @@ export class SandboxApp {
   }
 
   /** Live knob changes. Port and host belong to the listening socket and cannot change. */
-  configure(patch: Partial<SandboxOptions> | unknown): void {
+  configure(patch: unknown): void {
     const parsed = parseSandboxOptions(patch);
     const fixed = (['port', 'host'] as const).filter((k) => parsed[k] !== undefined);
     if (fixed.length > 0) {
@@ -150,11 +150,7 @@ export class SandboxApp {
    */
   setRevoked(target: { key: string } | { platform: string }, revoked: boolean): string[] {
     const keys =
-      'key' in target
-        ? knownKeys(this.options).filter((k) => k === target.key)
-        : isPlatform(target.platform)
-          ? [...(this.options.platformApiKeys[target.platform] ?? [])]
-          : [];
+      'key' in target ? knownKeys(this.options).filter((k) => k === target.key) : isPlatform(target.platform) ? [...(this.options.platformApiKeys[target.platform] ?? [])] : [];
     const set = new Set(this.options.revokedApiKeys);
     for (const key of keys) {
       if (revoked) set.add(key);

@@ -1,4 +1,4 @@
-// v1 error codes the sandbox answers with. Real ones come from RevenueCat's SDK sources (REVENUECAT.md);
+// v1 error codes the sandbox answers with. Real ones come from RevenueCat's SDK sources;
 // RevenueCat publishes no code for a rate-limited request or an unknown route, so the sandbox uses two of its
 // own, chosen outside the known range's meanings and easy to recognise (status-like). Clients must key on the
 // HTTP status for those two, as they would against the real API.

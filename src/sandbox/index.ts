@@ -18,14 +18,7 @@ export type { WindowKind } from './rateLimiter.js';
 export { keyLabel, type KeyState } from './apiKeys.js';
 export { PLATFORMS as SANDBOX_PLATFORMS, type Platform as SandboxPlatform } from './contract/platforms.js';
 export type { PurchasePatch, SandboxEnvironment } from './store.js';
-export {
-  ROUTE_V2_ACTIVE_ENTITLEMENTS,
-  ROUTE_V2_CUSTOMER,
-  ROUTE_V2_ENTITLEMENTS,
-  ROUTE_V2_PRODUCTS,
-  ROUTE_V2_PURCHASES,
-  ROUTE_V2_SUBSCRIPTIONS,
-} from './v2.js';
+export { ROUTE_V2_ACTIVE_ENTITLEMENTS, ROUTE_V2_CUSTOMER, ROUTE_V2_ENTITLEMENTS, ROUTE_V2_PRODUCTS, ROUTE_V2_PURCHASES, ROUTE_V2_SUBSCRIPTIONS } from './v2.js';
 export { v2Ids, type V2Customer, type V2Error, type V2List, type V2Product, type V2Purchase, type V2Subscription } from './viewV2.js';
 export { DIRECTIVES, DIRECTIVE_PATTERN, readDirective, outcomeFor, type Directive, type DirectiveName, type TokenOutcome } from './tokens.js';
 export { CODES as SANDBOX_CODES } from './codes.js';

@@ -94,15 +94,18 @@ const rate = z.coerce.number().min(0).max(1);
 const millis = z.coerce.number().int().min(0);
 
 const flag = z.preprocess((v) => (v === 'false' ? false : v === 'true' ? true : v), z.boolean());
-const commaList = (v: unknown): unknown => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter((s) => s !== '') : v);
+const commaList = (v: unknown): unknown =>
+  typeof v === 'string'
+    ? v
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '')
+    : v;
 const key = z.string().regex(/^\S+$/, 'a key is one word (no spaces)');
 
 // A CLI passes `--api-keys a,b`; programmatic callers pass an array. `ios=appl_x` belongs in platformApiKeys:
 // refused here rather than accepted as a catch-all key spelt with a platform in front.
-const apiKeys = z.preprocess(
-  commaList,
-  z.array(key.refine((k) => !isPlatform(k.slice(0, Math.max(0, k.indexOf('=')))), 'a <platform>=<key> pair goes in platformApiKeys')),
-);
+const apiKeys = z.preprocess(commaList, z.array(key.refine((k) => !isPlatform(k.slice(0, Math.max(0, k.indexOf('=')))), 'a <platform>=<key> pair goes in platformApiKeys')));
 
 const platformApiKeys = z
   .record(z.string(), z.preprocess(commaList, z.array(key).min(1)))
@@ -141,10 +144,7 @@ const rateLimitSchedule = z
     })),
   );
 
-const rateLimitHeaders = z.preprocess(
-  (v) => (v === true || v === 'true' ? 'all' : v === false || v === 'false' ? 'none' : v),
-  z.enum(['v2', 'all', 'none']),
-);
+const rateLimitHeaders = z.preprocess((v) => (v === true || v === 'true' ? 'all' : v === false || v === 'false' ? 'none' : v), z.enum(['v2', 'all', 'none']));
 
 /** Every knob optional, unknown keys refused (a typo in a flag should fail, not be ignored). */
 export const sandboxOptionsSchema = z.strictObject({
@@ -160,7 +160,10 @@ export const sandboxOptionsSchema = z.strictObject({
   rateLimitHeaders: rateLimitHeaders.optional(),
   rateLimitBackoffMs: flag.optional(),
   unlimited: flag.optional(),
-  overlapStatus: z.coerce.number().pipe(z.union([z.literal(429), z.literal(529)])).optional(),
+  overlapStatus: z.coerce
+    .number()
+    .pipe(z.union([z.literal(429), z.literal(529)]))
+    .optional(),
   latencyMs: millis.optional(),
   latencyJitterMs: millis.optional(),
   fault5xxRate: rate.optional(),
@@ -169,7 +172,10 @@ export const sandboxOptionsSchema = z.strictObject({
   hangMs: millis.optional(),
   seed: z.coerce.number().int().optional(),
   now: z.custom<() => number>((v) => typeof v === 'function', 'now must be a function returning epoch milliseconds').optional(),
-  projectId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only').optional(),
+  projectId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ and - only')
+    .optional(),
   v2RateLimitPerMinute: z.coerce.number().int().min(0).optional(),
   v2ConfigRateLimitPerMinute: z.coerce.number().int().min(0).optional(),
   // At most a minute: the limiter keeps one minute of history (for the usage header).

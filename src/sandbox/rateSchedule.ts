@@ -70,7 +70,10 @@ const STEP_TEXT = /^(\d+(?:\.\d+)?)s?[:=](\d+)(?:\/(s|m|sec|min|second|minute))?
  */
 export function parseScheduleText(text: string): RateLimitStep[] | string {
   const steps: RateLimitStep[] = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const m = STEP_TEXT.exec(part.replace(/\s+/g, ''));
     if (!m?.[1] || !m[2]) return `"${part}" is not <seconds>:<limit>[/s|/m] (e.g. 40:50 or 60:600/m)`;
     const perMinute = (m[3] ?? 's').toLowerCase().startsWith('m');

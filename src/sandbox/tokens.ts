@@ -47,9 +47,7 @@ export function readDirective(fetchToken: string): Directive {
 
 export type Grant = 'subscription' | 'expired' | 'lifetime' | 'nothing' | 'transfer';
 
-export type TokenOutcome =
-  | { kind: 'grant'; grant: Grant }
-  | { kind: 'error'; status: number; code: number; message: string };
+export type TokenOutcome = { kind: 'grant'; grant: Grant } | { kind: 'error'; status: number; code: number; message: string };
 
 /**
  * What the store "says" for a token. `priorAttempts` is how many times this exact token already reached

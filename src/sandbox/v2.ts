@@ -78,7 +78,12 @@ export class V2Routes {
     const label = auth.label;
     if (auth.response) return this.reply(res, domain, auth.response, label);
     if (route.projectId !== options.projectId) {
-      return this.reply(res, domain, error(404, 'resource_missing', `Project ${JSON.stringify(route.projectId)} not found (or not visible to this key).`, { param: 'project_id' }), label);
+      return this.reply(
+        res,
+        domain,
+        error(404, 'resource_missing', `Project ${JSON.stringify(route.projectId)} not found (or not visible to this key).`, { param: 'project_id' }),
+        label,
+      );
     }
 
     const fault = this.ctx.faults.decide(options);
@@ -108,7 +113,10 @@ export class V2Routes {
       const items =
         route.resource === 'entitlements'
           ? [entitlementObject(options.projectId)]
-          : this.ctx.store.catalog().map(productObject).sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
+          : this.ctx.store
+              .catalog()
+              .map(productObject)
+              .sort((a, b) => a.created_at - b.created_at || (a.id < b.id ? -1 : 1));
       return this.reply(res, domain, { status: 200, body: page<{ id: string }>(items, `${base}/${route.resource}`, query) }, label);
     }
 
@@ -169,7 +177,12 @@ export class V2Routes {
         const status = this.ctx.faults.pick5xx();
         if (status === 500) return this.reply(res, domain, error(500, 'server_error', 'Internal server error.', { retryable: true }), label);
         const title = status === 502 ? '502 Bad Gateway' : '503 Service Temporarily Unavailable';
-        return this.reply(res, domain, { status, raw: { contentType: 'text/html', text: `<html><head><title>${title}</title></head><body><h1>${title}</h1></body></html>` } }, label);
+        return this.reply(
+          res,
+          domain,
+          { status, raw: { contentType: 'text/html', text: `<html><head><title>${title}</title></head><body><h1>${title}</h1></body></html>` } },
+          label,
+        );
       }
       case 'reset':
         await this.ctx.delay();
@@ -231,7 +244,8 @@ function parseRoute(path: string): Route | undefined {
   const projectId = decode(m[1]);
   if (projectId === undefined) return undefined;
   const rest = m[2];
-  if (rest === 'entitlements' || rest === 'products') return { kind: 'catalog', label: rest === 'entitlements' ? ROUTE_V2_ENTITLEMENTS : ROUTE_V2_PRODUCTS, projectId, resource: rest };
+  if (rest === 'entitlements' || rest === 'products')
+    return { kind: 'catalog', label: rest === 'entitlements' ? ROUTE_V2_ENTITLEMENTS : ROUTE_V2_PRODUCTS, projectId, resource: rest };
   const c = /^customers\/([^/]+)(?:\/([a-z_]+))?$/.exec(rest);
   if (!c?.[1]) return undefined;
   const sub = CUSTOMER_ROUTES[c[2] ?? ''];

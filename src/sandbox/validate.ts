@@ -24,7 +24,7 @@ export type Validation = { ok: true; receipt: ValidReceipt } | { ok: false; resp
 /** The request body after reading: parsed JSON, or why it could not be. */
 export type ParsedBody = { ok: true; value: unknown } | { ok: false; reason: string };
 
-/** ISO 8601 durations as seeds/003's examples use them (P1M, P1W, PT12H...). */
+/** ISO 8601 durations as the parameter reference asks for them (P1M, P1W, PT12H...). */
 const ISO_DURATION = /^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+S)?)?$/;
 
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -148,9 +148,7 @@ function checkFieldType(name: ReceiptFieldName, value: unknown): string | undefi
   }
 }
 
-function checkAttributes(
-  value: unknown,
-): { ok: true; value: Record<string, SubscriberAttribute> } | { ok: false; response: ApiResponse } {
+function checkAttributes(value: unknown): { ok: true; value: Record<string, SubscriberAttribute> } | { ok: false; response: ApiResponse } {
   if (!present(value)) return { ok: true, value: {} };
   if (!isPlainObject(value)) return { ok: false, response: badRequest('attributes must be an object keyed by attribute name.') };
   const errors: AttributeError[] = [];

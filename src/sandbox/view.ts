@@ -1,4 +1,4 @@
-// The Subscriber object of seeds/004, rendered from the store. Every product grants the one sandbox
+// The Subscriber object of RevenueCat's reference (contract/subscriber.ts), rendered from the store. Every product grants the one sandbox
 // entitlement, `premium`, which keeps expectations in test data simple.
 import type { EntitlementJson, NonSubscriptionJson, SubscriberEnvelope, SubscriberJson, SubscriptionJson } from './contract/subscriber.js';
 import type { StoredSubscriber } from './store.js';

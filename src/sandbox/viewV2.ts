@@ -1,5 +1,5 @@
 // The v2 objects (customer, customer.active_entitlement, subscription, purchase, entitlement, product, list,
-// error), rendered from the same store the v1 POSTs fill. The seeds hold no v2 schema; the shapes follow
+// error), rendered from the same store the v1 POSTs fill. The v1 documents hold no v2 schema; the shapes follow
 // RevenueCat's public API v2 reference as far as the pipeline reads them (README.md, "v2 reads"). Dates are
 // epoch milliseconds, as v2 writes them.
 //
@@ -103,14 +103,7 @@ export interface V2Customer {
   attributes: V2List<{ object: 'customer.attribute'; name: string; value: string; updated_at: number }>;
 }
 
-export type V2ErrorType =
-  | 'parameter_error'
-  | 'resource_missing'
-  | 'authentication_error'
-  | 'authorization_error'
-  | 'rate_limit_error'
-  | 'server_error'
-  | 'invalid_request';
+export type V2ErrorType = 'parameter_error' | 'resource_missing' | 'authentication_error' | 'authorization_error' | 'rate_limit_error' | 'server_error' | 'invalid_request';
 
 export interface V2Error {
   object: 'error';

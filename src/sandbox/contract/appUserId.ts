@@ -1,4 +1,4 @@
-// App User ID rules, from REVENUECAT.md ("App User IDs"): case-sensitive, at most 100 characters, no `/`, and a
+// App User ID rules as RevenueCat documents them: case-sensitive, at most 100 characters, no `/`, and a
 // blocklist "such as null, none, nil, anonymous, guest, -1, 0, the empty string, [object Object]". The sandbox
 // refuses exactly the listed values (letter case aside: `NULL` is no more an id than `null`) and nothing the
 // documents do not name — no trimming, no whitespace rule.

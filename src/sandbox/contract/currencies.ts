@@ -1,4 +1,4 @@
-// ISO 4217 currency codes (seeds/003: "The currency must be in ISO 4217 format"). The active codes, the funds
+// ISO 4217 currency codes (the parameter reference: "The currency must be in ISO 4217 format"). The active codes, the funds
 // and precious-metal codes included, as a fixed list so validation is the same on every Node build (Intl's
 // list varies with the ICU data shipped).
 export const ISO_4217_CODES: ReadonlySet<string> = new Set(

@@ -1,7 +1,7 @@
-// The X-Platform header, written from the documents rather than shared with the pipeline: the values are the
-// list of seeds/002 ("One of: ios, android, amazon, macos, uikitformac, stripe, roku, paddle") and of
-// REVENUECAT.md; the store columns are those of seeds/003's parameter table; the `store` names a Subscriber
-// shows are seeds/004's.
+// The X-Platform header, written from RevenueCat's documents rather than shared with the pipeline: the values
+// are those of the v1 OpenAPI spec ("ios, android, amazon, macos, uikitformac, stripe, roku, paddle"); the store
+// columns are those of the POST /receipts parameter reference; the `store` names a Subscriber shows are those of
+// the Subscriber object reference.
 
 export const PLATFORMS = ['ios', 'android', 'amazon', 'macos', 'uikitformac', 'stripe', 'roku', 'paddle'] as const;
 export type Platform = (typeof PLATFORMS)[number];
@@ -13,7 +13,7 @@ export function isPlatform(value: string): value is Platform {
 }
 
 /**
- * seeds/003's four columns: "iOS/macOS", "Google", "Amazon", "Stripe". Roku and Paddle have no column (the
+ * The parameter reference's four columns: "iOS/macOS", "Google", "Amazon", "Stripe". Roku and Paddle have no column (the
  * documents say nothing of their fields): `undocumented`.
  */
 export type StoreColumn = 'apple' | 'google' | 'amazon' | 'stripe' | 'undocumented';
@@ -35,7 +35,7 @@ export function storeColumn(platform: Platform): StoreColumn {
 }
 
 /**
- * The Subscriber's `store` per platform. seeds/004 names app_store, mac_app_store, play_store, amazon, stripe
+ * The Subscriber's `store` per platform. The Subscriber reference names app_store, mac_app_store, play_store, amazon, stripe
  * (and promotional); Roku and Paddle are not in its list, so the sandbox uses their platform names.
  */
 export const SUBSCRIBER_STORE: Record<Platform, string> = {

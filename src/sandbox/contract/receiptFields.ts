@@ -1,9 +1,9 @@
-// POST /v1/receipts body fields per store, transcribed from seeds/003 ("Parameter Reference": data type and
+// POST /v1/receipts body fields per store, transcribed from RevenueCat's "Create a Purchase" parameter reference (data type and
 // Required ✅ / Optional 🆗 / Not compatible ❌ for iOS/macOS, Google, Amazon, Stripe). The sandbox's own
 // copy: the pipeline keeps another, and a misreading of the document shows up as a disagreement between them.
 import { storeColumn, type Platform, type StoreColumn } from './platforms.js';
 
-/** seeds/003's "Data Type" column, with the format its description adds. */
+/** The reference's "Data Type" column, with the format its description adds. */
 export type ReceiptFieldType =
   | 'string'
   /** "Float". */
