@@ -175,7 +175,7 @@ function printHowToGetRedis(url) {
   err('rc-migrate keeps its queue and run ledgers in Redis. Get one, then run `npm run demo` again:');
   err('  Debian/Ubuntu:  sudo apt-get install redis-server');
   err('  macOS:          brew install redis');
-  if (compose) err('  Docker:         docker compose up -d redis      (the repository\'s docker-compose.yml)');
+  if (compose) err("  Docker:         docker compose up -d redis      (the repository's docker-compose.yml)");
   else err('  Docker:         docker run -d --name rc-migrate-redis -p 6379:6379 redis:7-alpine');
   err('or point REDIS_URL at a Redis you already have, e.g. REDIS_URL=redis://host:6379 npm run demo');
 }
@@ -250,7 +250,7 @@ function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) 
   out('  - rejected at ingest, before any request (rejected.csv): a currency that is not ISO 4217, blocklisted or');
   out('    malformed App User IDs ("guest", "team/…"), fields the row\'s store does not accept (payment_mode on');
   out('    Android), a missing product_id or store_user_id;');
-  out('  - refused by the sandbox\'s stores (failed.csv): tokens marked sbx-invalid, sbx-inuse, …, and receipts');
+  out("  - refused by the sandbox's stores (failed.csv): tokens marked sbx-invalid, sbx-inuse, …, and receipts");
   out('    accepted but not found on the subscriber afterwards (sbx-noproduct, sbx-transfer);');
   out('  - a repeated row (duplicates.csv) is sent once; sbx-flaky2 tokens and the injected 5xx faults are retried.');
   if (code === EXIT.ROWS_FAILED) out('So exit code 1 ("some rows failed or were rejected") is the expected result of this demo.');
@@ -357,7 +357,9 @@ async function main() {
   if (probe === 'ok') {
     out(`using the Redis at ${redact(wanted)} (keys under the prefix "${PREFIX}:")`);
   } else if (probe !== 'down') {
-    throw new DemoError(`the Redis at ${redact(wanted)} answered with an error: ${probe.message}\nfix REDIS_URL (a password goes in it: redis://:password@host:6379) and try again`);
+    throw new DemoError(
+      `the Redis at ${redact(wanted)} answered with an error: ${probe.message}\nfix REDIS_URL (a password goes in it: redis://:password@host:6379) and try again`,
+    );
   } else {
     const redisServer = onPath('redis-server');
     if (!redisServer) {
@@ -379,7 +381,11 @@ async function main() {
   const args = [CLI, 'run', ...SOURCES, '--platform', 'android', '--rate', '20', '--run-id', runId];
   step(`Migration run ${runId}`);
   out(`run id: ${runId}`);
-  out(`$ ${Object.entries(env).map(([k, v]) => `${k}=${k === 'REDIS_URL' ? redact(v) : v}`).join(' ')} \\`);
+  out(
+    `$ ${Object.entries(env)
+      .map(([k, v]) => `${k}=${k === 'REDIS_URL' ? redact(v) : v}`)
+      .join(' ')} \\`,
+  );
   out(`    node ${args.join(' ')}`);
   runChild = spawnChild(process.execPath, args, { stdio: 'inherit', env: childEnv(env) });
   const { code, signal, error } = await runChild.exited;

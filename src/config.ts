@@ -9,9 +9,7 @@ const positiveInt = z.number().int().positive();
 const fraction = z.number().gt(0).lt(1);
 
 export const configSchema = z.object({
-  redisUrl: z
-    .string()
-    .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379'),
+  redisUrl: z.string().refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379'),
   /**
    * Seed nodes of a Redis Cluster ("host:port,host:port,…", or redis:// / rediss:// URLs): when set, every
    * connection is a cluster connection, and redisUrl only lends its user, password and TLS (src/redis/connection.ts).
@@ -28,7 +26,10 @@ export const configSchema = z.object({
   /** A v2 secret key (`sk_…`) for the verify pass's reads; optional. Never logged. */
   secretKey: z.string().optional(),
   /** The RevenueCat project id of the v2 reads (/v2/projects/{projectId}/…); optional. */
-  projectId: z.string().regex(/^[A-Za-z0-9_-]+$/, 'may hold letters, digits, _ and - only (the id in the dashboard URL, e.g. proj1ab2c3d4)').optional(),
+  projectId: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'may hold letters, digits, _ and - only (the id in the dashboard URL, e.g. proj1ab2c3d4)')
+    .optional(),
   /** The verify pass's reads per minute (v2 Customer Information domain: 480/min per project). */
   verifyRatePerMinute: z.number().positive(),
   /** Users the verify pass reads at once. */
@@ -79,7 +80,10 @@ export const configSchema = z.object({
   /** S3 sources: path-style addressing (http://host/bucket/key), which S3-compatible stores often need. */
   s3ForcePathStyle: z.boolean({ error: 'must be true, 1, false or 0' }).optional(),
   /** S3 sources: the region (absent = the AWS profile's region, else us-east-1). */
-  s3Region: z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as eu-west-1').optional(),
+  s3Region: z
+    .string()
+    .regex(/^[a-z0-9-]+$/, 'must be a region name such as eu-west-1')
+    .optional(),
   ingestChunkSize: positiveInt.max(10000),
   /** The ingester pauses while the queue holds more rows than this waiting to be sent (0 = never pauses). */
   highWaterMark: z.number().int().min(0),
@@ -265,7 +269,7 @@ export function requireApiKey(config: Config): string {
   const key = config.apiKey?.trim();
   if (!key) {
     throw new ConfigError(
-      'REVENUECAT_API_KEY is not set: export the app\'s public SDK key (appl_…, goog_…, amzn_…, strp_…) or a secret key (sk_…) as REVENUECAT_API_KEY, or put it in a file and set REVENUECAT_API_KEY_FILE to its path',
+      "REVENUECAT_API_KEY is not set: export the app's public SDK key (appl_…, goog_…, amzn_…, strp_…) or a secret key (sk_…) as REVENUECAT_API_KEY, or put it in a file and set REVENUECAT_API_KEY_FILE to its path",
     );
   }
   if (/\s/.test(key)) throw new ConfigError('REVENUECAT_API_KEY contains whitespace: copy the key again without spaces or newlines');

@@ -15,8 +15,10 @@ export { runIdRule };
 const shown = (v: unknown): string => (typeof v === 'number' && Number.isNaN(v) ? 'not a number' : String(v));
 
 /** A rule: a schema whose custom messages are whole sentences (zod's own messages get the option's name). */
-const rule = <T>(check: (v: T) => boolean, message: (v: T) => string) => (schema: z.ZodType<T>) =>
-  schema.refine(check, { error: (iss) => message(iss.input as T) });
+const rule =
+  <T>(check: (v: T) => boolean, message: (v: T) => string) =>
+  (schema: z.ZodType<T>) =>
+    schema.refine(check, { error: (iss) => message(iss.input as T) });
 
 const SCHEDULE_ID = /^[A-Za-z0-9_.-]{1,40}$/;
 export const scheduleIdRule = rule<string>(

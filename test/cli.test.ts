@@ -46,15 +46,25 @@ describe('rc-migrate CLI', () => {
   let env: Record<string, string>;
 
   beforeAll(async () => {
-    good = await writeCsv(fx.dir, 'good.csv', ['app_user_id', 'receipt'], [
-      ['alice', token(1)],
-      ['bob', token(2)],
-    ]);
-    mixed = await writeCsv(fx.dir, 'mixed.csv', ['app_user_id', 'receipt'], [
-      ['carol', token(3)],
-      ['null', token(4)],
-      ['dave', token(5, 'invalid')],
-    ]);
+    good = await writeCsv(
+      fx.dir,
+      'good.csv',
+      ['app_user_id', 'receipt'],
+      [
+        ['alice', token(1)],
+        ['bob', token(2)],
+      ],
+    );
+    mixed = await writeCsv(
+      fx.dir,
+      'mixed.csv',
+      ['app_user_id', 'receipt'],
+      [
+        ['carol', token(3)],
+        ['null', token(4)],
+        ['dave', token(5, 'invalid')],
+      ],
+    );
     env = {
       REDIS_URL: redisUrl(),
       RC_MIGRATE_PREFIX: fx.prefix,
@@ -95,16 +105,24 @@ describe('rc-migrate CLI', () => {
     ['bad run id', ['run', 'GOOD', '--run-id', 'a:b'], {}, /run id "a:b" is not valid/],
     ['report of an unknown run', ['report', '--run-id', 'no-such-run'], {}, /no run "no-such-run"/],
   ])('exits 2 with a message for a configuration error: %s', async (_name, args, extra, message) => {
-    const r = await cli(args.map((a) => (a === 'GOOD' ? good : a)), { ...env, ...extra });
+    const r = await cli(
+      args.map((a) => (a === 'GOOD' ? good : a)),
+      { ...env, ...extra },
+    );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
   });
 
   it('accepts the --map forms the library accepts: a $attribute target and a field name in any case', async () => {
-    const source = await writeCsv(fx.dir, 'mapped.csv', ['user', 'Receipt', 'email'], [
-      ['map-alice', token(20), 'alice@example.com'],
-      ['map-bob', token(21), 'bob@example.com'],
-    ]);
+    const source = await writeCsv(
+      fx.dir,
+      'mapped.csv',
+      ['user', 'Receipt', 'email'],
+      [
+        ['map-alice', token(20), 'alice@example.com'],
+        ['map-bob', token(21), 'bob@example.com'],
+      ],
+    );
     const r = await cli(['run', source, '--platform', 'ios', '--run-id', 'cli-map', '--map', 'user=app_user_id', '--map', 'Receipt=Fetch_Token', '--map', 'email=$email'], env);
     expect(r.stderr).not.toMatch(/rc-migrate: /);
     expect(r.code).toBe(0);
@@ -120,7 +138,7 @@ describe('rc-migrate CLI', () => {
     }
   });
 
-  it('refuses a --map target with the library\'s message, and a pair that is not column=field', async () => {
+  it("refuses a --map target with the library's message, and a pair that is not column=field", async () => {
     const bad = await cli(['run', good, '--map', 'receipt=receipt_data'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--map receipt=receipt_data: "receipt_data" is not a field; use one of app_user_id, fetch_token/);
@@ -199,7 +217,7 @@ describe('rc-migrate CLI', () => {
 });
 
 /** An in-process CLI's streams, captured. */
-function captureIo(): { io: CliIo; stdout(): string; stderr(): string } {
+function captureIo(): { io: CliIo; stdout: () => string; stderr: () => string } {
   const out = new PassThrough();
   const err = new PassThrough();
   let stdout = '';

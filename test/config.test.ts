@@ -125,7 +125,9 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
     expect(config).toMatchObject({ s3Endpoint: 'http://127.0.0.1:9000', s3ForcePathStyle: true, s3Region: 'eu-central-1' });
     expect(s3ClientConfig(config, {})).toMatchObject({ endpoint: 'http://127.0.0.1:9000', forcePathStyle: true, region: 'eu-central-1' });
     expect(loadConfig({ env: { AWS_DEFAULT_REGION: 'eu-west-1', S3_FORCE_PATH_STYLE: '0' } })).toMatchObject({ s3Region: 'eu-west-1', s3ForcePathStyle: false });
-    expect(() => loadConfig({ env: { S3_FORCE_PATH_STYLE: 'yes please' } })).toThrow(/s3ForcePathStyle \(from environment variable S3_FORCE_PATH_STYLE\): must be true, 1, false or 0/);
+    expect(() => loadConfig({ env: { S3_FORCE_PATH_STYLE: 'yes please' } })).toThrow(
+      /s3ForcePathStyle \(from environment variable S3_FORCE_PATH_STYLE\): must be true, 1, false or 0/,
+    );
     expect(() => loadConfig({ env: { S3_ENDPOINT: 'ftp://host' } })).toThrow(/s3Endpoint \(from environment variable S3_ENDPOINT\)/);
   });
 });

@@ -118,7 +118,7 @@ function cleanUpAfter(prefix: string | undefined, result: DemoResult): void {
 }
 
 describe('scripts/demo.mjs', () => {
-  it('runs the sample data against the sandbox and exits with the run\'s code 1', async () => {
+  it("runs the sample data against the sandbox and exits with the run's code 1", async () => {
     const prefix = uniquePrefix('demo');
     const result = await runDemo({ REDIS_URL: inject('redisUrl'), RC_MIGRATE_DEMO_PREFIX: prefix });
     cleanUpAfter(prefix, result);

@@ -27,7 +27,12 @@ describe('rc-migrate schedule', () => {
     // The export of the firing day (and the next, should the test straddle midnight UTC).
     for (const offset of [0, 1]) {
       const day = new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
-      await writeCsv(fx.dir, `export-${day}.csv`, ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: 12 }, (_, i) => ['ios', `s-${i}`, token(i)]));
+      await writeCsv(
+        fx.dir,
+        `export-${day}.csv`,
+        ['platform', 'app_user_id', 'fetch_token'],
+        Array.from({ length: 12 }, (_, i) => ['ios', `s-${i}`, token(i)]),
+      );
     }
     const info = await addSchedule(config, { id: 'nightly', cron: '*/2 * * * * *', sources: [join(fx.dir, 'export-{date}.csv')] });
     expect(info.next).toBeDefined();

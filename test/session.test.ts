@@ -85,9 +85,14 @@ describe('RunSession', () => {
     const prefix = fx.newPrefix('session-fatal');
     const config = testConfig(prefix, fx.sandbox.url, { apiKey: 'appl_wrong_key', ratePerSecond: 50, concurrency: 2 });
     const fatals: SessionEvents['fatal'][] = [];
-    const result = await new RunSession({ config, logger: silentLogger(), runId: 'fatal', sources: [source], outDir: join(fx.dir, 'fatal'), on: { fatal: (f) => fatals.push(f) } }).run(
-      (step) => step.ingest().then(() => undefined),
-    );
+    const result = await new RunSession({
+      config,
+      logger: silentLogger(),
+      runId: 'fatal',
+      sources: [source],
+      outDir: join(fx.dir, 'fatal'),
+      on: { fatal: (f) => fatals.push(f) },
+    }).run((step) => step.ingest().then(() => undefined));
     expect(fatals).toHaveLength(1);
     expect(fatals[0]?.status).toBe(401);
     expect(result.exitCode).toBe(3);

@@ -152,7 +152,13 @@ export function buildProgram(io: CliIo): Command {
         signal: stop.signal,
         on: display.on,
         ...optional('progressEveryMs', display.progressEveryMs),
-        ...optional('codes', flags.codes?.split(',').map((c) => c.trim()).filter((c) => c !== '')),
+        ...optional(
+          'codes',
+          flags.codes
+            ?.split(',')
+            .map((c) => c.trim())
+            .filter((c) => c !== ''),
+        ),
         ...optional('outDir', flags.out),
       });
       display.stop();

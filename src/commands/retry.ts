@@ -46,7 +46,11 @@ async function requeue(ctx: Context, opts: RetryOptions): Promise<number> {
   let requeued = 0;
   const flush = async (): Promise<void> => {
     // Jobs first, then re-open: a crash in between leaves rows whose new outcome simply replaces the old one.
-    await enqueueRows(ctx.queue, batch.map((b) => b.job), opts.config.maxAttempts);
+    await enqueueRows(
+      ctx.queue,
+      batch.map((b) => b.job),
+      opts.config.maxAttempts,
+    );
     requeued += await ledger.reopen(batch);
     batch = [];
   };

@@ -3,7 +3,7 @@
 // can pause and retry jobs, so exposing it is a deliberate choice.
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import express from 'express';
+import express, { type RequestHandler } from 'express';
 import type { Queue } from 'bullmq';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -44,7 +44,7 @@ export async function startMonitorServer(opts: MonitorServerOptions): Promise<Mo
     const adapter = new ExpressAdapter();
     adapter.setBasePath('/dashboard');
     createBullBoard({ queues: opts.dashboardQueues.map((q) => new BullMQAdapter(q)), serverAdapter: adapter });
-    app.use('/dashboard', adapter.getRouter());
+    app.use('/dashboard', adapter.getRouter() as RequestHandler);
   }
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(opts.port, opts.host ?? '127.0.0.1', (err?: Error) => (err ? reject(err) : resolve(s)));
@@ -67,6 +67,6 @@ export async function startMonitorServer(opts: MonitorServerOptions): Promise<Mo
  */
 export async function serveProcessMetrics(opts: { port: number; host?: string; metrics?: PipelineMetrics }): Promise<{ metrics: PipelineMetrics; server: MonitorServer }> {
   const metrics = opts.metrics ?? new PipelineMetrics({ defaultMetrics: true });
-  const server = await startMonitorServer({ port: opts.port, ...(opts.host ? { host: opts.host } : {}), registry: metrics.registry, health: async () => true });
+  const server = await startMonitorServer({ port: opts.port, ...(opts.host ? { host: opts.host } : {}), registry: metrics.registry, health: () => Promise.resolve(true) });
   return { metrics, server };
 }

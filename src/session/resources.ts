@@ -34,7 +34,7 @@ export class Resources {
    * failure is thrown afterwards.
    */
   async releaseTo(mark: Mark): Promise<void> {
-    let failure: unknown;
+    let failure: Error | undefined;
     while (this.held.length > mark) {
       const resource = this.held.pop() as Resource;
       try {

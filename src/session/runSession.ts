@@ -166,7 +166,10 @@ export class RunSession {
       if (state.complete) await ledger.markFinished();
       else if (!reportIncomplete) return undefined;
       const { summary, files, exitCode } = await writeRunReport(ctx, ledger, { dir: reportDir, fatal: fatal ?? null });
-      log.info({ status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, rejected: summary.rows_rejected, report: files.dir, exitCode }, 'run ended');
+      log.info(
+        { status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, rejected: summary.rows_rejected, report: files.dir, exitCode },
+        'run ended',
+      );
       const result: SessionResult = { runId, summary, files, exitCode, ...(fatal ? { fatal } : {}) };
       this.events.emit('finished', result);
       return result;

@@ -15,11 +15,7 @@ export interface Sending {
 }
 
 /** Starts sending; the client and the worker are released with `resources` (the worker first). */
-export async function startSending(
-  ctx: Context,
-  resources: Resources,
-  opts: { config: Config; apiKey: string; logger: Logger; metrics?: PipelineMetrics },
-): Promise<Sending> {
+export async function startSending(ctx: Context, resources: Resources, opts: { config: Config; apiKey: string; logger: Logger; metrics?: PipelineMetrics }): Promise<Sending> {
   const { config, logger } = opts;
   const previous = await ctx.fatal.clear();
   if (previous) logger.warn({ previous: previous.message }, 'the queue was stopped by a fatal API answer; resuming it');
