@@ -57,7 +57,7 @@ export const cronRule = z.string().superRefine((pattern, ctx) => {
 export const portRule = rule<number>(
   (v) => Number.isInteger(v) && v >= 0 && v <= 65535,
   (v) => `port ${shown(v)} is not a port number: give 0-65535 (0 picks a free one)`,
-)(z.number());
+)(z.custom<number>());
 
 /** Sources as the user named them: local paths or s3:// URLs (whether they exist is checked by checkSources). */
 export const sourcesRule = z
@@ -87,7 +87,7 @@ export const columnsRule = z.object({
 export const daysAgoRule = rule<number>(
   (v) => Number.isInteger(v) && v >= 0,
   (v) => `--days-ago ${shown(v)}: give a whole number of days, 0 or more`,
-)(z.number());
+)(z.custom<number>());
 
 const dirRule = z.string().refine((d) => d.trim() !== '', { error: 'the report directory (--out) is an empty string' });
 

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, checkRunId, loadConfig, newRunId, requireApiKey } from '../src/config.js';
 import { s3ClientConfig } from '../src/ingest/s3.js';
+import { checkOptions, ingestOptionsRule, runOptionsRule, scheduleSpecRule, serveOptionsRule } from '../src/options.js';
 import { retryDelay, TransientFailure } from '../src/workers/backoff.js';
 import { limiterFor } from '../src/workers/rateController.js';
 
@@ -129,6 +130,46 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
       /s3ForcePathStyle \(from environment variable S3_FORCE_PATH_STYLE\): must be true, 1, false or 0/,
     );
     expect(() => loadConfig({ env: { S3_ENDPOINT: 'ftp://host' } })).toThrow(/s3Endpoint \(from environment variable S3_ENDPOINT\)/);
+  });
+});
+
+describe('option rules of the library functions (src/options.ts)', () => {
+  const run = (opts: Record<string, unknown>): unknown => checkOptions(runOptionsRule, { sources: ['a.csv'], ...opts }, 'runMigration');
+
+  it('takes the --map targets ingest/columns.ts takes: a field in any case, platform, a $attribute', () => {
+    expect(() => run({ columns: { map: { email: '$email', receipt: 'Fetch_Token', store: 'PLATFORM' } } })).not.toThrow();
+    expect(() => run({ columns: { map: { receipt: 'receipt_data' } } })).toThrow(/--map receipt=receipt_data: "receipt_data" is not a field; use one of app_user_id/);
+    expect(() => run({ columns: { map: { receipt: 'receipt_data' } } })).toThrow(ConfigError);
+    expect(() => run({ columns: { platform: 'windows' } })).toThrow(/platform "windows" is not one of ios, android/);
+  });
+
+  it('checks run ids, sources and ports, and reports every problem at once', () => {
+    expect(() => run({ runId: 'nightly-2026.11.21_a', metricsPort: 0 })).not.toThrow();
+    let message = '';
+    try {
+      checkOptions(ingestOptionsRule, { sources: [], runId: 'a:b' }, 'ingestSources');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/no source given/);
+    expect(message).toMatch(/run id "a:b" is not valid/);
+    expect(() => run({ sources: ['s3:/bucket'] })).toThrow(/source s3:\/bucket is not a valid S3 URL/);
+    expect(() => checkOptions(serveOptionsRule, { port: 70000 }, 'serveMonitor')).toThrow(/port 70000 is not a port number/);
+    expect(() => checkOptions(serveOptionsRule, { port: Number('x') }, 'serveMonitor')).toThrow(/port not a number is not a port number/);
+    // A wrong type from a library caller names the function and the option.
+    expect(() => run({ force: 'yes' })).toThrow(/runMigration: force: /);
+  });
+
+  it('checks schedules: id, cron pattern (as BullMQ parses it), time zone, days ago, sources', () => {
+    const spec = { id: 'nightly', cron: '0 3 * * *', tz: 'Europe/Berlin', sources: ['s3://b/{date}/'], daysAgo: 1 };
+    expect(() => checkOptions(scheduleSpecRule, spec, 'addSchedule')).not.toThrow();
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, cron: '*/2 * * * * *' }, 'addSchedule')).not.toThrow();
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, cron: 'every night' }, 'addSchedule')).toThrow(/--cron "every night" was not accepted/);
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, cron: '61 * * * *' }, 'addSchedule')).toThrow(/was not accepted/);
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, tz: 'Mars/Olympus' }, 'addSchedule')).toThrow(/Mars\/Olympus is not a time zone/);
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, id: 'a b' }, 'addSchedule')).toThrow(/schedule id "a b" is not valid/);
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, daysAgo: -1 }, 'addSchedule')).toThrow(/--days-ago -1: give a whole number/);
+    expect(() => checkOptions(scheduleSpecRule, { ...spec, sources: [] }, 'addSchedule')).toThrow(/at least one source/);
   });
 });
 
