@@ -23,6 +23,22 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) });
   const print = (text: string): void => void io.stdout.write(text);
+  /** Runs `fn` until it ends or the first SIGINT/SIGTERM asks it to stop; the display is cleared afterwards. */
+  const stoppable = async <T>(display: { stop(): void }, fn: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const stop = stopOnSignals({ stream: io.stderr });
+    try {
+      return await fn(stop.signal);
+    } finally {
+      display.stop();
+      stop.dispose();
+    }
+  };
+  /** Serves until SIGINT/SIGTERM. */
+  const untilStopped = async (): Promise<void> => {
+    const stop = stopOnSignals({ stream: io.stderr });
+    await stop.stopped;
+    stop.dispose();
+  };
 
   withColumnFlags(
     withConfigFlags(
@@ -37,29 +53,24 @@ export function buildProgram(io: CliIo): Command {
   ).action(async (sources: string[], flags: Flags & ColumnFlags & { runId?: string; out?: string; metricsPort?: string }) => {
     const config = configFrom(flags);
     const display = runDisplay(io, config);
-    const stop = stopOnSignals({ stream: io.stderr });
-    try {
-      const { runMigration } = await import('../commands/run.js');
-      const result = await runMigration({
+    const { runMigration } = await import('../commands/run.js');
+    const result = await stoppable(display, (signal) =>
+      runMigration({
         config,
         logger: display.logger,
         sources,
         columns: columnsFrom(flags),
         force: flags.force === true,
-        signal: stop.signal,
+        signal,
         on: display.on,
         ...optional('progressEveryMs', display.progressEveryMs),
         ...optional('metricsPort', numberFrom(flags.metricsPort)),
         ...optional('runId', flags.runId),
         ...optional('outDir', flags.out),
-      });
-      display.stop();
-      print(summaryText(result.summary, result.files.dir));
-      io.exitCode = result.exitCode;
-    } finally {
-      display.stop();
-      stop.dispose();
-    }
+      }),
+    );
+    print(summaryText(result.summary, result.files.dir));
+    io.exitCode = result.exitCode;
   });
 
   withColumnFlags(
@@ -73,27 +84,22 @@ export function buildProgram(io: CliIo): Command {
   ).action(async (sources: string[], flags: Flags & ColumnFlags & { runId: string }) => {
     const config = configFrom(flags);
     const display = ingestDisplay(io, config);
-    const stop = stopOnSignals({ stream: io.stderr });
-    try {
-      const { ingestSources } = await import('../commands/ingest.js');
-      const { result, exitCode } = await ingestSources({
+    const { ingestSources } = await import('../commands/ingest.js');
+    const { result, exitCode } = await stoppable(display, (signal) =>
+      ingestSources({
         config,
         logger: display.logger,
         sources,
         runId: flags.runId,
         columns: columnsFrom(flags),
         force: flags.force === true,
-        signal: stop.signal,
+        signal,
         ...optional('onProgress', display.onProgress),
         ...optional('progressEveryMs', display.progressEveryMs),
-      });
-      display.stop();
-      print(ingestText(flags.runId, result));
-      io.exitCode = exitCode;
-    } finally {
-      display.stop();
-      stop.dispose();
-    }
+      }),
+    );
+    print(ingestText(flags.runId, result));
+    io.exitCode = exitCode;
   });
 
   withConfigFlags(
@@ -140,16 +146,15 @@ export function buildProgram(io: CliIo): Command {
   ).action(async (flags: Flags & { runId: string; includePermanent?: boolean; codes?: string; wait: boolean; out?: string }) => {
     const config = configFrom(flags);
     const display = runDisplay(io, config);
-    const stop = stopOnSignals({ stream: io.stderr });
-    try {
-      const { retryRun } = await import('../commands/retry.js');
-      const result = await retryRun({
+    const { retryRun } = await import('../commands/retry.js');
+    const result = await stoppable(display, (signal) =>
+      retryRun({
         config,
         logger: display.logger,
         runId: flags.runId,
         includePermanent: flags.includePermanent === true,
         wait: flags.wait,
-        signal: stop.signal,
+        signal,
         on: display.on,
         ...optional('progressEveryMs', display.progressEveryMs),
         ...optional(
@@ -160,15 +165,11 @@ export function buildProgram(io: CliIo): Command {
             .filter((c) => c !== ''),
         ),
         ...optional('outDir', flags.out),
-      });
-      display.stop();
-      print(`run ${flags.runId}: ${result.requeued} failed rows queued again\n`);
-      if (result.summary && result.files) print(summaryText(result.summary, result.files.dir));
-      io.exitCode = result.exitCode ?? io.exitCode;
-    } finally {
-      display.stop();
-      stop.dispose();
-    }
+      }),
+    );
+    print(`run ${flags.runId}: ${result.requeued} failed rows queued again\n`);
+    if (result.summary && result.files) print(summaryText(result.summary, result.files.dir));
+    io.exitCode = result.exitCode ?? io.exitCode;
   });
 
   withConfigFlags(
@@ -255,9 +256,7 @@ export function buildProgram(io: CliIo): Command {
     const { serveMonitor } = await import('../commands/serve.js');
     const server = await serveMonitor({ config, logger: createLogger(config.logLevel, io.stderr), port: Number(flags.port), host: flags.host });
     print(`metrics ${server.url}/metrics · health ${server.url}/healthz · dashboard ${server.url}/dashboard\n`);
-    const stop = stopOnSignals({ stream: io.stderr });
-    await stop.stopped;
-    stop.dispose();
+    await untilStopped();
     await server.close();
   });
 
@@ -292,9 +291,7 @@ export function buildProgram(io: CliIo): Command {
       });
       const sandbox = await startSandbox(options);
       print(`RevenueCat sandbox listening on ${sandbox.url} (stats: ${sandbox.url}/_sandbox/stats)\n`);
-      const stop = stopOnSignals({ stream: io.stderr });
-      await stop.stopped;
-      stop.dispose();
+      await untilStopped();
       await sandbox.close();
     });
 
