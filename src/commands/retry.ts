@@ -5,9 +5,8 @@ import { checkOptions, retryOptionsRule } from '../options.js';
 import { enqueueRows } from '../queue/receiptsQueue.js';
 import { ERROR_CODES, TRANSIENT_STATUSES } from '../revenuecat/classify.js';
 import { withContext, type Context } from '../session/context.js';
-import { RunSession, type SessionResult } from '../session/runSession.js';
+import { RunSession, type SessionCallerOptions, type SessionResult } from '../session/runSession.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
-import type { SessionCallerOptions } from './run.js';
 
 export interface RetryOptions extends SessionCallerOptions {
   runId: string;

@@ -4,12 +4,9 @@ import { newRunId } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import type { IngestResult } from '../ingest/ingester.js';
 import { checkOptions, runOptionsRule } from '../options.js';
-import { RunSession, type SessionOptions, type SessionResult } from '../session/runSession.js';
+import { RunSession, type SessionCallerOptions, type SessionResult } from '../session/runSession.js';
 
 export { exitCodeOf } from '../session/exitCode.js';
-
-/** What `run` and `retry` pass through to their session (config, logger, signal, metrics, subscribers, …). */
-export type SessionCallerOptions = Omit<SessionOptions, 'runId' | 'sources' | 'send' | 'context'>;
 
 export interface RunOptions extends SessionCallerOptions {
   sources: string[];

@@ -69,6 +69,9 @@ export interface SessionOptions {
   on?: SessionListeners;
 }
 
+/** What `run` and `retry` pass through to their session (config, logger, signal, metrics, subscribers, …). */
+export type SessionCallerOptions = Omit<SessionOptions, 'runId' | 'sources' | 'send' | 'context'>;
+
 export interface SessionResult {
   runId: string;
   summary: Summary;
