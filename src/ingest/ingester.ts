@@ -1,9 +1,12 @@
 // The ingester: reads every source, validates each row, and queues the good ones in chunks. Every row read
 // ends in the ledger as queued, rejected (with its line and reason) or a duplicate of an earlier line.
+// When Redis is at maxmemory every write waits until it is accepted (redis/memoryPressure.ts): reading pauses
+// with one warning, and goes on where it stopped once memory is freed.
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { RunLedger } from '../ledger/runLedger.js';
 import { waitBelowHighWater } from '../queue/highWater.js';
+import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
@@ -85,11 +88,20 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
   };
   // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
   // never a place: its objects are).
-  await ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s)));
+  // Every ledger and queue write below goes through `write`: at maxmemory it waits instead of failing the ingest.
+  // The reader and the chunk in flight share one MemoryPressure, so a full Redis warns once, not once per caller.
+  const memory = new MemoryPressure({
+    logger,
+    role: 'ingest',
+    advice: 'free memory, raise maxmemory, or lower --high-water-mark (rows queued but not yet sent take the most room)',
+    redis: () => deps.queue.getBackend().client,
+  });
+  const write = <T>(op: () => Promise<T>): Promise<T> => memory.retry(op, opts.signal ? { signal: opts.signal } : {});
+  await write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
   let pending: ReceiptJobData[] = [];
   const { metrics } = deps;
   const reject = async (source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> => {
-    if (await ledger.reject({ src: source, line, reason, ...(input ? { input } : {}) })) {
+    if (await write(() => ledger.reject({ src: source, line, reason, ...(input ? { input } : {}) }))) {
       result.rejected++;
       metrics?.row('rejected');
     }
@@ -107,7 +119,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       ...(opts.signal ? { signal: opts.signal } : {}),
       onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
     });
-    const admissions = await ledger.admit(rows, { force: opts.force ?? false });
+    const admissions = await write(() => ledger.admit(rows, { force: opts.force ?? false }));
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
       const row = rows[i] as ReceiptJobData;
@@ -129,15 +141,33 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           metrics?.row('already_migrated');
           break;
         case 'duplicate':
-          if (await ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp })) {
+          if (await write(() => ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp }))) {
             result.duplicates++;
             metrics?.row('duplicate');
           }
           break;
       }
     }
-    await enqueueRows(deps.queue, toQueue, opts.maxAttempts);
-    await ledger.setProgress(source, line);
+    await enqueueAtMaxmemory(toQueue);
+    await write(() => ledger.setProgress(source, line));
+  };
+  /**
+   * addBulk is a pipeline: at maxmemory some of its jobs may have got in before Redis refused the rest. Re-adding
+   * those is a no-op while they wait; but one may have been sent, recorded and removed meanwhile, and adding it
+   * again would send it twice. So a retry first asks the ledger again (admit is read-only for rows it has seen)
+   * and queues only the rows still without an outcome.
+   */
+  const enqueueAtMaxmemory = async (rows: ReceiptJobData[]): Promise<void> => {
+    let left = rows;
+    let refused = false;
+    await write(async () => {
+      if (refused) {
+        const again = await ledger.admit(left, { force: opts.force ?? false });
+        left = left.filter((_, i) => again[i]?.kind !== 'done');
+      }
+      refused = true;
+      await enqueueRows(deps.queue, left, opts.maxAttempts);
+    });
   };
   // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
   // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
@@ -158,13 +188,13 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     for await (const entry of expandSource(given, deps.sources, opts.encoding === undefined ? {} : { encoding: opts.encoding })) {
       // One entry per input: a local file, or one object of an S3 prefix. Its name is the place of its rows.
       const source = entry.name;
-      await ledger.sourceId(source);
+      await write(() => ledger.sourceId(source));
       let plan: ColumnPlan | undefined;
       let planError: string | undefined;
       let line = 0;
       // A restarted ingest (after a kill or Ctrl-C) skips what an earlier one already queued: the ledger
       // records the line up to which every row of this source is accounted for, after each chunk.
-      const resumeAfter = await ledger.progress(source);
+      const resumeAfter = await write(() => ledger.progress(source));
       if (resumeAfter > 0) logger.info({ source, line: resumeAfter }, 'resuming after the last line ingested');
       for await (const read of entry.open()) {
         // Reports write formula-like cells with a leading apostrophe; a report read back gets its values again.
@@ -242,6 +272,6 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       logger.info({ source, lines: line }, 'source read');
     }
   }
-  await ledger.endIngest();
+  await write(() => ledger.endIngest());
   return result;
 }
