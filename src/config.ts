@@ -23,6 +23,17 @@ export const configSchema = z.object({
   apiUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.revenuecat.com' }),
   /** Present only for commands that send; checked by `requireApiKey`. Never logged. */
   apiKey: z.string().optional(),
+  /** One key per platform's app (REVENUECAT_API_KEY_<PLATFORM>, PLATFORM_API_KEYS); `apiKey` serves the platforms without one. Never logged. */
+  apiKeyIos: z.string().optional(),
+  apiKeyAndroid: z.string().optional(),
+  apiKeyAmazon: z.string().optional(),
+  apiKeyStripe: z.string().optional(),
+  apiKeyMacos: z.string().optional(),
+  apiKeyUikitformac: z.string().optional(),
+  apiKeyRoku: z.string().optional(),
+  apiKeyPaddle: z.string().optional(),
+  /** Whether all keys of a run share one learned rate limit ('run') or each key has its own ('key'). */
+  rateLimitScope: z.enum(['run', 'key']),
   /** A v2 secret key (`sk_…`) for the verify pass's reads; optional. Never logged. */
   secretKey: z.string().optional(),
   /** The RevenueCat project id of the v2 reads (/v2/projects/{projectId}/…); optional. */
@@ -37,7 +48,8 @@ export const configSchema = z.object({
   requestTimeoutMs: positiveInt,
   connections: positiveInt,
   concurrency: positiveInt.max(1000),
-  ratePerSecond: z.number().positive(),
+  /** --rate: the ceiling on the request rate (and where it starts); absent = discover the API's limit (workers/rateController.ts). */
+  ratePerSecond: z.number().positive().optional(),
   maxAttempts: positiveInt.max(100),
   backoffBaseMs: positiveInt,
   backoffMaxMs: positiveInt,
@@ -95,8 +107,32 @@ export const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>;
 
+/**
+ * The API key of each platform's app: config key, and the environment variable REVENUECAT_API_KEY_<PLATFORM>
+ * (with a <NAME>_FILE variant). Platforms are X-Platform values (revenuecat/fields.ts; keyRing.ts checks the list).
+ */
+export const PLATFORM_API_KEYS = {
+  ios: 'apiKeyIos',
+  android: 'apiKeyAndroid',
+  amazon: 'apiKeyAmazon',
+  stripe: 'apiKeyStripe',
+  macos: 'apiKeyMacos',
+  uikitformac: 'apiKeyUikitformac',
+  roku: 'apiKeyRoku',
+  paddle: 'apiKeyPaddle',
+} as const satisfies Record<string, keyof Config>;
+
+/** The environment variable of a platform's key, e.g. REVENUECAT_API_KEY_ANDROID. */
+export function platformKeyVariable(platform: string): string {
+  return `REVENUECAT_API_KEY_${platform.toUpperCase()}`;
+}
+
+const PLATFORM_KEY_ENV = Object.fromEntries(Object.entries(PLATFORM_API_KEYS).map(([platform, key]) => [platformKeyVariable(platform), key])) as Record<string, keyof Config>;
+
 /** Environment variables and the config keys they set. Numbers are parsed before validation. */
 const ENV_KEYS: Record<string, keyof Config> = {
+  ...PLATFORM_KEY_ENV,
+  RC_MIGRATE_RATE_LIMIT_SCOPE: 'rateLimitScope',
   REDIS_URL: 'redisUrl',
   REDIS_CLUSTER_NODES: 'redisClusterNodes',
   RC_MIGRATE_PREFIX: 'prefix',
@@ -129,6 +165,7 @@ export const CONFIG_FILE_ENV = 'RC_MIGRATE_CONFIG';
 const SECRET_FILES: Record<string, keyof Config> = {
   REVENUECAT_API_KEY_FILE: 'apiKey',
   REVENUECAT_SECRET_KEY_FILE: 'secretKey',
+  ...Object.fromEntries(Object.entries(PLATFORM_KEY_ENV).map(([name, key]) => [`${name}_FILE`, key])),
 };
 
 export class ConfigError extends Error {

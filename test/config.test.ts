@@ -7,7 +7,7 @@ import { ConfigError, checkRunId, loadConfig, newRunId, requireApiKey } from '..
 import { s3ClientConfig } from '../src/ingest/s3.js';
 import { checkOptions, ingestOptionsRule, runOptionsRule, scheduleSpecRule, serveOptionsRule } from '../src/options.js';
 import { retryDelay, TransientFailure } from '../src/workers/backoff.js';
-import { limiterFor } from '../src/workers/rateController.js';
+import { limiterFor } from '../src/workers/rate/limiter.js';
 
 describe('loadConfig', () => {
   it('layers defaults, environment and flags in that order', () => {

@@ -11,7 +11,7 @@ import { RunLedger } from '../src/ledger/runLedger.js';
 import { queuedRows } from '../src/queue/highWater.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis/connection.js';
-import { rateKey } from '../src/workers/rateController.js';
+import { RedisKeys } from '../src/redis/keys.js';
 import { silentLogger } from '../src/logger.js';
 import type { Config } from '../src/config.js';
 import type { Outcome } from '../src/types.js';
@@ -91,7 +91,7 @@ describe('rate control', () => {
       const outcomes = await outcomesOf(config, 'pause');
       expect(outcomes.every((o) => o.attempts === 1)).toBe(true);
       // And the shared rate came down from 80.
-      expect(Number(await redis.hget(rateKey(p), 'rate'))).toBeLessThan(80);
+      expect(Number(await redis.hget(new RedisKeys(p).rate, 'rate'))).toBeLessThan(80);
     } finally {
       watching = false;
       await queue.close();
@@ -110,7 +110,7 @@ describe('rate control', () => {
     expect(result.summary.rows_succeeded).toBe(60);
     const redis = openRedis(redisUrl());
     try {
-      const shared = await redis.hgetall(rateKey(p));
+      const shared = await redis.hgetall(new RedisKeys(p).rate);
       expect(Number(shared.ceiling)).toBe(15);
       expect(Number(shared.rate)).toBeLessThanOrEqual(15);
     } finally {

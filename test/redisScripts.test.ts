@@ -5,14 +5,14 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { INGEST_STATE, META, RATE, RedisKeys, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
+import { INGEST_STATE, META, PACE, RATE, RedisKeys, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
 import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
 import { STATUS_CODES, STATUS_INDEX } from '../src/ledger/outcomeCodec.js';
 
 const SRC = join(import.meta.dirname, '..', 'src');
 
 /** What a script's `-- <Name>[.<key>]` annotation may refer to. */
-const NAMED: Record<string, unknown> = { META, STATUS_CODES, STATUS_INDEX, RATE, INGEST_STATE, TIMELINE };
+const NAMED: Record<string, unknown> = { META, STATUS_CODES, STATUS_INDEX, RATE, PACE, INGEST_STATE, TIMELINE };
 
 function resolve(ref: string): unknown {
   const [name, key] = ref.split('.') as [string, string | undefined];

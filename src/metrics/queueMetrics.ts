@@ -5,7 +5,7 @@ import type { Queue } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import { RedisKeys } from '../redis/keys.js';
 import { RunLedger } from '../ledger/runLedger.js';
-import { rateKey } from '../workers/rateController.js';
+import { readRateState } from '../workers/rate/sharedRate.js';
 
 const STATES = ['wait', 'active', 'delayed', 'prioritized', 'failed'] as const;
 /** Runs shown: the most recent ones (a long-lived Redis may hold hundreds). */
@@ -49,11 +49,11 @@ export function registerQueueMetrics(registry: Registry, deps: { redis: RedisCli
   });
   new Gauge({
     name: 'rcm_shared_request_rate_per_second',
-    help: 'The request rate all workers share (adapted to 429s and announced limits)',
+    help: 'The request rate all workers share: the limit learned from 429s and announced limits (requests/s)',
     registers,
     async collect() {
-      const rate = await deps.redis.hget(rateKey(deps.prefix), 'rate');
-      if (rate !== null) this.set(Number(rate));
+      const learned = await readRateState(deps.redis, new RedisKeys(deps.prefix));
+      if (learned) this.set(learned.rate);
     },
   });
 }

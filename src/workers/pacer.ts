@@ -1,25 +1,18 @@
 // Even spacing of requests across every process: each request takes the next free slot of a shared schedule
 // in Redis (one slot every 1/rate seconds, on Redis's own clock) and waits for it. BullMQ's limiter admits
-// jobs in windows, which an API counting over a sliding second can see as bursts; the slots cannot.
+// jobs in windows, which an API counting over a sliding second can see as bursts; the slots cannot. Within a
+// per-minute budget this is what spreads the minute's requests evenly instead of spending them in a burst.
+// Each slot taken is also logged (pace-1.lua), which is how the rate controller knows what the API admitted.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisClient } from '../redis/connection.js';
-
-// KEYS[1] next free slot (ms, Redis clock). ARGV: interval ms, max wait ms. Returns the wait before the slot, or
-// -1 when the schedule is booked further ahead than max wait (the caller goes back to the queue instead).
-const TAKE_SLOT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local nextSlot = tonumber(redis.call('GET', KEYS[1]) or '0')
-local slot = math.max(now, nextSlot)
-if slot - now > tonumber(ARGV[2]) then return -1 end
-redis.call('SET', KEYS[1], tostring(slot + tonumber(ARGV[1])), 'PX', 60000)
-return slot - now
-`;
-
-export const pacerKey = (prefix: string): string => `${prefix}:pace`;
+import { DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
+import { callScript } from '../redis/scripts.js';
+import { PACE_TTL_MS } from './rate/sharedRate.js';
 
 export class Pacer {
   private readonly key: string;
+  /** local time until which nothing may be sent: a 429 seen by this process while requests waited for slots */
+  private holdUntil = 0;
 
   constructor(
     private readonly redis: RedisClient,
@@ -27,15 +20,27 @@ export class Pacer {
     /** requests per second to space for; changed live when the shared rate changes */
     public rate: number,
     private readonly maxWaitMs = 5000,
+    scope: string = DEFAULT_RATE_SCOPE,
   ) {
-    this.key = pacerKey(prefix);
+    this.key = new RedisKeys(prefix).paceOf(scope);
+  }
+
+  /** A 429 asked every request to wait `ms`: requests already holding a slot inside that time take a new one. */
+  hold(ms: number): void {
+    this.holdUntil = Math.max(this.holdUntil, Date.now() + ms);
   }
 
   /** Waits for this request's slot; false when the schedule is full that far ahead. */
   async take(): Promise<boolean> {
-    const wait = Number(await this.redis.eval(TAKE_SLOT, 1, this.key, String(1000 / this.rate), String(this.maxWaitMs)));
-    if (wait < 0) return false;
-    if (wait > 0) await sleep(wait);
-    return true;
+    for (let attempt = 0; ; attempt++) {
+      const [wait] = await callScript<number[]>(this.redis, 'pace', [this.key], ['take', 1000 / this.rate, this.maxWaitMs, PACE_TTL_MS]);
+      const waitMs = Number(wait);
+      if (waitMs < 0) return false;
+      const slot = Date.now() + waitMs;
+      if (waitMs > 0) await sleep(waitMs);
+      // The hold is also in Redis (later slots start after it); this slot was taken before it was set.
+      if (slot < this.holdUntil && attempt === 0) continue;
+      return true;
+    }
   }
 }

@@ -1,207 +1,260 @@
-// One request rate for the whole queue, shared by every worker process through Redis, that adapts:
-// - a `RevenueCat-Rate-Limit-Current-Limit` header caps it (the API knows its limit better than we do);
-// - 429s lower it (multiplicative decrease, at most once per cooldown, whichever process saw them);
-// - quiet periods raise it again by a small step, up to the ceiling (additive increase).
-// Each process applies the shared rate to its own BullMQ limiter, which BullMQ enforces across processes.
-import type { RedisClient } from '../redis/connection.js';
+// One request rate per limit scope (default: the whole queue), learned from the API's answers and shared by
+// every worker process on every machine through Redis, with the time it was learned, so that restarted workers
+// start from it.
+//
+// Why this design. RevenueCat publishes no limit for POST /v1/receipts. A counting limit (N per window) gives
+// no warning before its 429 (latency does not rise), and every 429 costs its Retry-After (at least a second,
+// the whole queue paused). The options:
+// - AWS SDKs' adaptive retry: a token bucket whose rate drops to 0.7 x the measured rate on a throttle and
+//   climbs back on a cubic curve that flattens near the old maximum, then probes past it. Against a fixed quota
+//   that is a sawtooth with a throttle every few seconds: between 0.7 and 1.0 of the limit, about 0.85 on
+//   average, plus a paused second per cycle. It is made to back off from a moving capacity, not to hold a quota.
+// - TCP slow start + AIMD (what this tool had): the additive climb finds a raised limit slowly and the
+//   multiplicative cuts again average about 0.9 of the limit.
+// - BBR: measure the bottleneck rather than react to loss, hold at the measure, probe it now and then. That fits
+//   a counting limit, because a 429 is itself a measurement.
+// Chosen: slow start to find the order of magnitude, then BBR-style measure and hold (rate/discovery.ts):
+// - Start at 5/s (or at --rate, or at the rate learned before, trusted for 7 days) and multiply by 1.5 every
+//   second while nothing is refused and the pace, not the queue or the concurrency, is what limits sending.
+// - Measure at the 429: every slot the pacer hands out is logged in Redis by send time (pace-1.lua), so the
+//   controller counts what the API admitted in the second before the refused request; for a sliding window
+//   that count is the limit. With an exact wait (backoff_ms) the count starts where the server's window
+//   starts, exact for a fixed window too. When the count says nothing (a fixed window's count holds the
+//   previous window's tail; a rate barely over the limit), bisect between the last rate held clean and this
+//   one, or else cut by 2%, twice as much each time the 429s repeat.
+// - Hold there (the pacer sends 2% under it) and probe: +4% after 30 s, the gap doubling to 60 s while probes
+//   are refused (each refusal costs one 429 and its Retry-After, under 2% of the time at 60 s), the step
+//   doubling while they hold, so a raised limit is climbed to in seconds. After the limit fell, probe back to
+//   the level held before it every 15 s, for 10 minutes.
+// - A long Retry-After (2 s or more) means a per-minute budget: the budget is what was admitted in the minute
+//   before the 429, and the pacer spreads it evenly (rate = budget / 60). Probes then wait minutes.
+// - Server signals beat estimates: RevenueCat-Rate-Limit-Current-Limit sets the rate at once and caps it (less
+//   what -Current-Usage shows other clients use); backoff_ms / Retry-After set the pause and the window. --rate
+//   caps this process (a team keeping headroom for its live app).
+// - A 429 with code 7638 (a busy user) and a 529 are not the limit: the worker never reports them here.
 import type { Logger } from '../logger.js';
+import type { RedisClient } from '../redis/connection.js';
+import { DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
+import type { ApiResult } from '../revenuecat/client.js';
+import type { Classification } from '../revenuecat/classify.js';
+import {
+  capOf,
+  DEFAULT_DISCOVERY,
+  effectiveRate,
+  isExactWait,
+  onAnnounced,
+  onJoin,
+  onRateLimited,
+  onTick,
+  windowStart,
+  type Decision,
+  type DiscoveryParams,
+  type LocalLimits,
+  type RateState,
+} from './rate/discovery.js';
+import { SharedRate, viewOf, type RateView } from './rate/sharedRate.js';
 
 export interface RateControllerOptions {
-  /** the configured rate: the starting rate and the ceiling (requests per second) */
-  configuredRate: number;
-  /** never below this (requests per second) */
-  floorRate?: number;
-  decreaseFactor?: number;
-  /** minimum time between two decreases: one burst of 429s is one signal, not fifty */
-  decreaseCooldownMs?: number;
-  /** quiet time (no 429) before each increase */
-  increaseEveryMs?: number;
-  /** each increase, as a share of the ceiling */
-  increaseStep?: number;
+  /** --rate: the ceiling discovery never exceeds in this process, and the starting rate; absent = discover */
+  configuredRate?: number | undefined;
+  /** the limit scope (default: one limit for the whole queue) */
+  scope?: string;
+  /** the queue's pause for a 429 that names no wait */
+  defaultWaitMs?: number;
+  /** how often the shared state is re-read and the rules applied (ms) */
+  tickMs?: number;
+  params?: Partial<DiscoveryParams>;
   logger: Logger;
-  now?: () => number;
 }
 
-export interface RateState {
+/** The rate this process applies, and what it is derived from. */
+export interface AppliedRate {
+  /** requests per second this process paces for (the learned rate under its cap) */
   rate: number;
-  ceiling: number;
+  /** this process's cap (--rate or the announced limit), undefined when none */
+  ceiling: number | undefined;
+  /** the shared learned rate */
+  learned: RateView;
 }
 
-// KEYS[1] rate hash. ARGV: now, factor, cooldown, floor. Returns the new rate, or '' when in cooldown.
-const DECREASE = `
-local now = tonumber(ARGV[1])
-local last = tonumber(redis.call('HGET', KEYS[1], 'last_429') or '0')
-redis.call('HSET', KEYS[1], 'last_429', now)
-local lastDown = tonumber(redis.call('HGET', KEYS[1], 'last_decrease') or '0')
-if now - lastDown < tonumber(ARGV[3]) then return '' end
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate'))
-local nextRate = math.max(tonumber(ARGV[4]), rate * tonumber(ARGV[2]))
-redis.call('HSET', KEYS[1], 'rate', tostring(nextRate), 'last_decrease', now, 'last_change', now)
-return tostring(nextRate)
-`;
+/** A 429 of the limit, as the worker saw it. */
+export interface RateLimitSignal {
+  /** what the API asked to wait (backoff_ms, else Retry-After) */
+  retryAfterMs?: number | undefined;
+  /** how long the refused request took, to know when it was sent */
+  durationMs?: number | undefined;
+}
 
-// KEYS[1]. ARGV: now, quietMs, step. Raises the rate by one step when nothing was rate limited for quietMs
-// and nobody raised it during that time either. Returns the new rate or ''.
-const INCREASE = `
-local now = tonumber(ARGV[1])
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate'))
-local ceiling = tonumber(redis.call('HGET', KEYS[1], 'ceiling'))
-if rate >= ceiling then return '' end
-local last429 = tonumber(redis.call('HGET', KEYS[1], 'last_429') or '0')
-local lastChange = tonumber(redis.call('HGET', KEYS[1], 'last_change') or '0')
-local quiet = tonumber(ARGV[2])
-if now - last429 < quiet or now - lastChange < quiet then return '' end
-local nextRate = math.min(ceiling, rate + tonumber(ARGV[3]))
-redis.call('HSET', KEYS[1], 'rate', tostring(nextRate), 'last_change', now)
-return tostring(nextRate)
-`;
-
-// KEYS[1]. ARGV: now, ceiling. Sets the ceiling; the rate follows it down at once (never up: that is AIMD's job).
-const SET_CEILING = `
-local ceiling = tonumber(ARGV[2])
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[2])
-local nextRate = math.min(rate, ceiling)
-redis.call('HSET', KEYS[1], 'ceiling', ARGV[2], 'rate', tostring(nextRate))
-if nextRate ~= rate then redis.call('HSET', KEYS[1], 'last_change', ARGV[1]) end
-return tostring(nextRate)
-`;
-
-// KEYS[1]. ARGV: now, configured rate. A process joining sets the ceiling; the rate starts there unless the
-// API said 429 within the last minute (then the lowered rate stands, capped by the new ceiling).
-const START = `
-local now = tonumber(ARGV[1])
-local configured = tonumber(ARGV[2])
-local last429 = tonumber(redis.call('HGET', KEYS[1], 'last_429') or '0')
-local rate = tonumber(redis.call('HGET', KEYS[1], 'rate') or ARGV[2])
-if now - last429 > 60000 then rate = configured else rate = math.min(rate, configured) end
-redis.call('HSET', KEYS[1], 'ceiling', ARGV[2], 'rate', tostring(rate), 'last_change', now)
-return tostring(rate)
-`;
-
-export const rateKey = (prefix: string): string => `${prefix}:rate`;
-
-/** Decrease for a 429 that came while under the API's announced limit. */
-const JITTER_DECREASE = 0.98;
+const WRITE_ATTEMPTS = 4;
 
 export class RateController {
-  private readonly key: string;
-  private readonly opts: Required<Omit<RateControllerOptions, 'logger' | 'now'>>;
-  private readonly now: () => number;
-  private state: RateState;
-  private headerLimit: number | undefined;
-  private readonly listeners: ((s: RateState) => void)[] = [];
+  private readonly shared: SharedRate;
+  private readonly p: DiscoveryParams;
+  private readonly local: LocalLimits;
+  private readonly listeners: ((s: AppliedRate) => void)[] = [];
+  private applied: AppliedRate;
+  /** Redis clock minus local clock (ms), from the last round trip */
+  private offset = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<unknown> | undefined;
+  /** the announced limit last written by this process, to write only changes */
+  private announced = 0;
 
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient,
     prefix: string,
     private readonly options: RateControllerOptions,
   ) {
-    this.key = rateKey(prefix);
-    this.now = options.now ?? Date.now;
-    this.opts = {
-      configuredRate: options.configuredRate,
-      floorRate: options.floorRate ?? Math.min(1, options.configuredRate),
-      decreaseFactor: options.decreaseFactor ?? 0.85,
-      decreaseCooldownMs: options.decreaseCooldownMs ?? 2000,
-      increaseEveryMs: options.increaseEveryMs ?? 3000,
-      increaseStep: options.increaseStep ?? 0.05,
+    this.p = { ...DEFAULT_DISCOVERY, ...options.params };
+    this.shared = new SharedRate(redis, new RedisKeys(prefix), options.scope ?? DEFAULT_RATE_SCOPE);
+    this.local = { configured: options.configuredRate };
+    const rate = options.configuredRate ?? this.p.startRate;
+    this.applied = {
+      rate,
+      ceiling: options.configuredRate,
+      learned: { scope: this.shared.scope, rate, phase: options.configuredRate === undefined ? 'discovering' : 'holding', window: 'second' },
     };
-    this.state = { rate: options.configuredRate, ceiling: options.configuredRate };
   }
 
-  get current(): RateState {
-    return this.state;
+  get scope(): string {
+    return this.shared.scope;
   }
 
-  onChange(listener: (s: RateState) => void): void {
+  get current(): AppliedRate {
+    return this.applied;
+  }
+
+  onChange(listener: (s: AppliedRate) => void): void {
     this.listeners.push(listener);
   }
 
-  /** Joins the shared state: the configured rate becomes the ceiling and, if lower, the rate. */
-  async start(): Promise<RateState> {
-    await this.redis.eval(START, 1, this.key, String(this.now()), String(this.opts.configuredRate));
-    return this.refresh();
+  /** Joins the shared rate (a learned one stands; else --rate, else a safe start) and starts ticking. */
+  async start(): Promise<AppliedRate> {
+    await this.decide((state, now) => onJoin(state, now, this.local, this.p));
+    if (!this.timer) {
+      this.timer = setInterval(() => {
+        if (this.ticking) return;
+        this.ticking = this.refresh()
+          .catch((err: unknown) => this.options.logger.warn({ err }, 'could not refresh the shared rate'))
+          .finally(() => (this.ticking = undefined));
+      }, this.options.tickMs ?? 250);
+      this.timer.unref();
+    }
+    return this.applied;
   }
 
-  /** Reads the shared rate (another process may have changed it) and raises it after a quiet period. */
-  async refresh(): Promise<RateState> {
-    const raised = (await this.redis.eval(
-      INCREASE,
-      1,
-      this.key,
-      String(this.now()),
-      String(this.opts.increaseEveryMs),
-      String(this.state.ceiling * this.opts.increaseStep),
-    )) as string;
-    if (raised) this.options.logger.info({ rate: Number(raised), reason: 'no 429s lately' }, 'request rate raised');
-    const raw = await this.redis.hmget(this.key, 'rate', 'ceiling');
-    this.update({ rate: Number(raw[0] ?? this.state.rate), ceiling: Number(raw[1] ?? this.state.ceiling) });
-    return this.state;
+  /** Stops ticking (the shared state stays for the other processes and the next start). */
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.ticking;
   }
 
-  /**
-   * A 429 that was not about one busy user. Above the API's announced limit it means the rate is too high: cut
-   * it. At or below it, it is timing jitter at the edge of the API's window: step down only a little, since the
-   * queue already waits out the Retry-After.
-   */
-  async rateLimited(): Promise<void> {
-    const withinAnnounced = this.headerLimit !== undefined && this.state.rate <= this.headerLimit / 60;
-    const lowered = (await this.redis.eval(
-      DECREASE,
-      1,
-      this.key,
-      String(this.now()),
-      String(withinAnnounced ? JITTER_DECREASE : this.opts.decreaseFactor),
-      String(this.opts.decreaseCooldownMs),
-      String(this.opts.floorRate),
-    )) as string;
-    if (lowered) {
-      this.options.logger.warn({ rate: Number(lowered), reason: '429 from the API' }, 'request rate lowered');
-      this.update({ ...this.state, rate: Number(lowered) });
+  /** Reads the shared rate (another process may have changed it) and applies the rules: climb, confirm, probe. */
+  async refresh(): Promise<AppliedRate> {
+    const counts = await this.counts();
+    await this.decide((state, now) => (state ? onTick(state, now, { sent1: counts.sent1 }, this.local, this.p) : undefined));
+    return this.applied;
+  }
+
+  /** A 429 of the limit (not a busy user's, not a 529). */
+  async rateLimited(signal: RateLimitSignal = {}): Promise<void> {
+    const retryAfterMs = signal.retryAfterMs;
+    const sentAt = Date.now() - (signal.durationMs ?? 0) + this.offset;
+    const counts = await this.counts({
+      sentAt,
+      holdMs: retryAfterMs ?? this.options.defaultWaitMs ?? 0,
+      from1: windowStart(sentAt, retryAfterMs, 1000),
+      from60: windowStart(sentAt, retryAfterMs, 60_000),
+    });
+    const event = {
+      now: counts.now,
+      sentAt,
+      retryAfterMs,
+      admitted1: counts.admitted1,
+      admitted60: counts.admitted60,
+      exact: isExactWait(retryAfterMs),
+    };
+    await this.decide((state) => (state ? onRateLimited(state, event, this.local, this.p) : undefined));
+  }
+
+  /** The API said what its limit is (per minute) and, maybe, how much of it is used (by every client). */
+  async limitAnnounced(perMinute: number, usage?: number): Promise<void> {
+    if (!(perMinute > 0)) return;
+    if (usage !== undefined && usage >= 0) {
+      // Our own requests over the same minute, to tell other clients' usage apart (capOf).
+      const counts = await this.counts();
+      this.local.usage = { perMinute, usage, oursLastMinute: counts.sent60 };
+    }
+    if (perMinute === this.announced) return;
+    this.announced = perMinute;
+    await this.decide((state, now) => (state ? onAnnounced(state, now, perMinute, this.p) : undefined));
+  }
+
+  /** Wires the worker's view of every answer: announced limits, and 429s of the limit (never 7638, never 529). */
+  async observe(result: ApiResult, verdict: Classification): Promise<void> {
+    if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) {
+      await this.limitAnnounced(result.headers.rateLimitPerMinute, result.headers.rateLimitUsage);
+    }
+    if (verdict.kind === 'transient' && verdict.rateLimited) {
+      await this.rateLimited({ retryAfterMs: verdict.retryAfterMs, durationMs: result.durationMs });
     }
   }
 
-  /** The API said what its limit is (per minute): never go above it, nor above the configured rate. */
-  async limitAnnounced(perMinute: number): Promise<void> {
-    if (!(perMinute > 0) || perMinute === this.headerLimit) return;
-    this.headerLimit = perMinute;
-    const ceiling = Math.min(this.opts.configuredRate, perMinute / 60);
-    if (ceiling === this.state.ceiling) return;
-    const rate = Number(await this.redis.eval(SET_CEILING, 1, this.key, String(this.now()), String(ceiling)));
-    this.options.logger.info({ ceiling, rate, announcedPerMinute: perMinute }, 'request rate capped by the API\'s announced limit');
-    this.update({ rate, ceiling });
+  private async counts(refused?: Parameters<SharedRate['counts']>[0]): Promise<Awaited<ReturnType<SharedRate['counts']>>> {
+    const before = Date.now();
+    const counts = await this.shared.counts(refused);
+    this.offset = counts.now - (before + Date.now()) / 2;
+    return counts;
   }
 
-  private update(next: RateState): void {
-    const changed = next.rate !== this.state.rate || next.ceiling !== this.state.ceiling;
-    this.state = next;
+  /** Read, decide, write unless someone wrote meanwhile (then again); then apply what is stored. */
+  private async decide(rule: (state: RateState | undefined, now: number) => Decision | undefined): Promise<void> {
+    for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
+      const stored = await this.shared.read();
+      const now = Date.now() + this.offset;
+      const decision = rule(stored?.state, now);
+      if (!decision) {
+        if (stored) this.apply(stored.state, now);
+        return;
+      }
+      if (await this.shared.write(decision.next, stored?.version ?? '')) {
+        if (decision.reason) this.log(stored?.state, decision);
+        this.apply(decision.next, now);
+        return;
+      }
+    }
+    // Others kept writing: their decisions stand; this one is dropped (the next tick or 429 decides again).
+    const stored = await this.shared.read();
+    if (stored) this.apply(stored.state, Date.now() + this.offset);
+  }
+
+  private apply(state: RateState, now: number): void {
+    const cap = capOf(state, this.local, now, this.p);
+    const next: AppliedRate = {
+      rate: effectiveRate(state, this.local, now, this.p),
+      ceiling: Number.isFinite(cap) ? cap : undefined,
+      learned: viewOf(this.shared.scope, state),
+    };
+    const changed = next.rate !== this.applied.rate || next.ceiling !== this.applied.ceiling;
+    this.applied = next;
     if (changed) for (const l of this.listeners) l(next);
   }
-}
 
-/** Share of the rate the pacer spaces requests for: requests leave a few ms after their slot, and against an API
- *  that counts over a sliding second that jitter alone would sometimes make 101 out of 100. */
-export const RATE_HEADROOM = 0.98;
-/** Narrowest limiter window: below this BullMQ's own round trips would blur the spacing. */
-const MIN_WINDOW_MS = 20;
-
-/**
- * BullMQ's limiter allows `max` jobs per `duration` window. Short windows spread the requests evenly over each
- * second instead of sending a second's worth at once. The window is rounded up, never down, so the effective
- * rate stays under the rate; `max` grows until that rounding costs under 1% (100/s: 5 per 51 ms). It is the
- * queue-wide cap; the pacer (pacer.ts), slightly slower (RATE_HEADROOM), sets the actual even spacing, so the
- * limiter's windows (which drift later by each fetch's delay) never decide the pace.
- */
-export function limiterFor(ratePerSecond: number): { max: number; duration: number } {
-  const target = ratePerSecond;
-  for (let max = 1; ; max++) {
-    const duration = Math.ceil((max * 1000) / target);
-    if (duration >= MIN_WINDOW_MS && (max * 1000) / duration >= target * 0.99) return { max, duration };
-    if (max >= 1000) return { max, duration };
+  private log(before: RateState | undefined, d: Decision): void {
+    const from = before?.rate;
+    const to = d.next.rate;
+    const fields = {
+      scope: this.shared.scope,
+      rate: round(to),
+      ...(from !== undefined ? { from: round(from) } : {}),
+      reason: d.reason,
+      window: d.next.window === 60 ? 'minute' : 'second',
+    };
+    if (from !== undefined && to < from) this.options.logger.warn(fields, 'request rate lowered');
+    else if (from !== undefined && to > from) this.options.logger.info(fields, 'request rate raised');
+    else this.options.logger.debug(fields, 'request rate kept');
   }
 }
 
-/** In-flight requests needed so that latency does not cap the rate: rate × latency, with headroom. */
-export function concurrencyFor(ratePerSecond: number, latencyMs: number, ceiling: number): number {
-  return Math.max(1, Math.min(ceiling, Math.ceil(ratePerSecond * (latencyMs / 1000) * 1.5) + 1));
-}
+const round = (x: number): number => Math.round(x * 100) / 100;

@@ -1,0 +1,111 @@
+-- The pacer's schedule and request log, one hash per rate scope (workers/pacer.ts, workers/rate/sharedRate.ts).
+-- Every request takes the next free slot: one every <interval> ms on Redis's own clock, never before a hold
+-- (the Retry-After of a 429). Every slot taken is counted in two rings of buckets (10 ms and 1 s) by the time it
+-- is sent, and every 429 by the time its request was sent, so that the rate controller can count what the API
+-- admitted in the second, or the minute, before any refused request: that count is the limit it learns.
+-- A bucket is one field "<bucket number>,<sent>,<refused>"; a field holding an older bucket number is stale.
+--
+-- KEYS: the pace hash.
+-- ARGV[1] = 'take': ARGV interval ms (may be fractional), max wait ms, ttl ms.
+--   Returns {wait ms, or -1 when the schedule is booked further ahead than max wait; now}.
+-- ARGV[1] = 'observe': ARGV sent at (ms, 0 = none), refused (1/0), hold ms, count from (ms), count from for a
+--   minute (ms), ttl ms. Records a 429 (and its hold) when refused, then counts.
+--   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
+--   longer known; admitted from <from minute> to <sent at>, -1}.
+local NEXT = 'next' -- PACE.next
+local HOLD = 'hold' -- PACE.hold
+local FINE = 'f' -- PACE.fine
+local COARSE = 'c' -- PACE.coarse
+local FINE_MS = 10 -- PACE.fineMs
+local FINE_SLOTS = 2000 -- PACE.fineSlots
+local FINE_HISTORY = 1000 -- PACE.fineHistory
+local COARSE_MS = 1000 -- PACE.coarseMs
+local COARSE_SLOTS = 100 -- PACE.coarseSlots
+local COARSE_HISTORY = 80 -- PACE.coarseHistory
+
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+-- A key left by an older version of the tool held the next slot as a plain string.
+local first = redis.pcall('HGET', key, NEXT)
+if type(first) == 'table' and first.err then redis.call('DEL', key) end
+
+local function parse(raw, bucket)
+  if not raw then return 0, 0 end
+  local b, s, l = string.match(raw, '^(%-?%d+),(%d+),(%d+)$')
+  if tonumber(b) ~= bucket then return 0, 0 end
+  return tonumber(s), tonumber(l)
+end
+
+-- Adds one sent (column 1) or refused (column 2) request to the bucket holding ms.
+local function bump(prefix, size, slots, ms, column)
+  local bucket = math.floor(ms / size)
+  local field = prefix .. (bucket % slots)
+  local s, l = parse(redis.call('HGET', key, field), bucket)
+  if column == 1 then s = s + 1 else l = l + 1 end
+  redis.call('HSET', key, field, string.format('%d,%d,%d', bucket, s, l))
+end
+
+-- Sent and admitted (sent - refused) over the buckets holding [from, to]; nil when the ring no longer has
+-- them. A ring holds `history` buckets before now; the rest is for slots booked ahead (up to the max wait).
+local function sum(prefix, size, slots, history, from, to)
+  local lo = math.floor(from / size)
+  local hi = math.floor(to / size)
+  if hi - lo >= slots or math.floor(now / size) - lo >= history then return nil, nil end
+  local fields = {}
+  for b = lo, hi do fields[#fields + 1] = prefix .. (b % slots) end
+  local raw = redis.call('HMGET', key, unpack(fields))
+  local sent, admitted = 0, 0
+  for i = 1, #fields do
+    local s, l = parse(raw[i], lo + i - 1)
+    sent = sent + s
+    admitted = admitted + s - l
+  end
+  return sent, admitted
+end
+
+local function touch(ttl)
+  redis.call('PEXPIRE', key, ttl)
+end
+
+if ARGV[1] == 'take' then
+  local nextSlot = tonumber(redis.call('HGET', key, NEXT) or '0')
+  local hold = tonumber(redis.call('HGET', key, HOLD) or '0')
+  local slot = math.max(now, nextSlot, hold)
+  if slot - now > tonumber(ARGV[3]) then return {-1, now} end
+  redis.call('HSET', key, NEXT, tostring(slot + tonumber(ARGV[2])))
+  bump(FINE, FINE_MS, FINE_SLOTS, slot, 1)
+  bump(COARSE, COARSE_MS, COARSE_SLOTS, slot, 1)
+  touch(tonumber(ARGV[4]))
+  return {math.ceil(slot - now), now}
+end
+
+if ARGV[1] == 'observe' then
+  local at = tonumber(ARGV[2])
+  if ARGV[3] == '1' and at > 0 then
+    bump(FINE, FINE_MS, FINE_SLOTS, at, 2)
+    bump(COARSE, COARSE_MS, COARSE_SLOTS, at, 2)
+    local holdMs = tonumber(ARGV[4])
+    if holdMs > 0 then
+      local hold = math.max(tonumber(redis.call('HGET', key, HOLD) or '0'), now + holdMs)
+      local nextSlot = math.max(tonumber(redis.call('HGET', key, NEXT) or '0'), hold)
+      redis.call('HSET', key, HOLD, tostring(hold), NEXT, tostring(nextSlot))
+    end
+    touch(tonumber(ARGV[7]))
+  end
+  local sent1 = sum(FINE, FINE_MS, FINE_SLOTS, FINE_HISTORY, now - 999, now) or 0
+  local sent60 = sum(COARSE, COARSE_MS, COARSE_SLOTS, COARSE_HISTORY, now - 59999, now) or 0
+  local admitted1, admitted60 = -1, -1
+  if at > 0 then
+    local from = tonumber(ARGV[5])
+    local _, a1 = sum(FINE, FINE_MS, FINE_SLOTS, FINE_HISTORY, from, at)
+    if a1 == nil then _, a1 = sum(COARSE, COARSE_MS, COARSE_SLOTS, COARSE_HISTORY, from, at) end
+    local _, a60 = sum(COARSE, COARSE_MS, COARSE_SLOTS, COARSE_HISTORY, tonumber(ARGV[6]), at)
+    admitted1 = a1 or -1
+    admitted60 = a60 or -1
+  end
+  return {now, sent1, sent60, admitted1, admitted60}
+end
+
+return redis.error_reply('pace: unknown operation ' .. tostring(ARGV[1]))

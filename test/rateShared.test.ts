@@ -1,0 +1,174 @@
+// The learned rate as every worker process shares it through Redis (src/workers/rate/sharedRate.ts,
+// src/workers/rateController.ts, src/workers/pacer.ts, src/redis/scripts/pace-1.lua and rateUpdate-1.lua):
+// one state per scope, learned by one process and used by the others and by a restarted one; the pacer's log
+// that measures the limit at a 429; answers that are not the limit (7638, 529) leave the rate alone.
+import { afterAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RedisKeys } from '../src/redis/keys.js';
+import { silentLogger } from '../src/logger.js';
+import { classify } from '../src/revenuecat/classify.js';
+import type { ApiResult } from '../src/revenuecat/client.js';
+import { Pacer } from '../src/workers/pacer.js';
+import { RateController } from '../src/workers/rateController.js';
+import { readRateState, SharedRate } from '../src/workers/rate/sharedRate.js';
+import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+
+const prefixes: string[] = [];
+const connections: Redis[] = [];
+function prefix(name: string): string {
+  const p = uniquePrefix(name);
+  prefixes.push(p);
+  return p;
+}
+function connect(): Redis {
+  const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+  connections.push(redis);
+  return redis;
+}
+afterAll(async () => {
+  for (const r of connections) r.disconnect();
+  for (const p of prefixes) await dropPrefix(p);
+});
+
+function response(status: number, body: unknown, headers: ApiResult extends infer R ? (R extends { kind: 'response'; headers: infer H } ? H : never) : never = {}): ApiResult {
+  return { kind: 'response', status, body, headers, durationMs: 3 };
+}
+
+/** Takes `n` slots of the pacer at a rate so high that they all fall within a few milliseconds. */
+async function send(pacer: Pacer, n: number): Promise<void> {
+  const rate = pacer.rate;
+  pacer.rate = 100_000;
+  for (let i = 0; i < n; i++) expect(await pacer.take()).toBe(true);
+  pacer.rate = rate;
+}
+
+describe('the shared rate', () => {
+  it('is learned by one process at a 429, from what the pacer logged, and used by the others and by a restarted one', async () => {
+    const p = prefix('share');
+    const logger = silentLogger();
+    const a = new RateController(connect(), p, { configuredRate: 100, logger, tickMs: 60_000 });
+    const b = new RateController(connect(), p, { logger, tickMs: 60_000 });
+    try {
+      expect((await a.start()).rate).toBe(100);
+      // B has no --rate: it joins the rate A started, instead of discovering its own.
+      expect((await b.start()).rate).toBe(100);
+
+      // 40 requests went out in the last second, then one was refused: the API admitted 40 - 1 = 39 a second.
+      await send(new Pacer(connect(), p, 98), 40);
+      await a.rateLimited({ retryAfterMs: 1000, durationMs: 0 });
+      expect(a.current.rate).toBe(39);
+      expect(a.current.learned).toMatchObject({ rate: 39, phase: 'holding', window: 'second' });
+
+      await b.refresh();
+      expect(b.current.rate).toBe(39);
+
+      const view = await readRateState(connect(), new RedisKeys(p));
+      expect(view).toMatchObject({ scope: 'all', rate: 39, phase: 'holding', window: 'second' });
+      expect(Date.parse(view?.learnedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
+      expect(Date.parse(view?.lastRateLimitedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
+
+      // A restarted worker (no --rate) starts from the learned rate, not from 5/s.
+      const restarted = new RateController(connect(), p, { logger, tickMs: 60_000 });
+      expect((await restarted.start()).rate).toBe(39);
+      await restarted.stop();
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it('counts in the pacer log what was sent and what was refused, and holds the schedule for a Retry-After', async () => {
+    const p = prefix('log');
+    const redis = connect();
+    const shared = new SharedRate(redis, new RedisKeys(p));
+    await send(new Pacer(redis, p, 50), 25);
+    const before = await shared.counts();
+    expect(before.sent1).toBe(25);
+    expect(before.sent60).toBe(25);
+    const refused = await shared.counts({ sentAt: before.now, holdMs: 3000, from1: before.now - 1000, from60: before.now - 60_000 });
+    expect(refused.admitted1).toBe(24);
+    expect(refused.admitted60).toBe(24);
+    // The next slot is after the hold.
+    const hold = Number(await redis.hget(new RedisKeys(p).pace, 'hold'));
+    expect(hold).toBeGreaterThanOrEqual(before.now + 3000);
+    expect(Number(await redis.hget(new RedisKeys(p).pace, 'next'))).toBeGreaterThanOrEqual(hold);
+  });
+
+  it('leaves the rate alone for a busy user (429 / 7638), a 529 and a 503, and lowers it for a 429 of the limit', async () => {
+    const p = prefix('notlimit');
+    const rate = new RateController(connect(), p, { configuredRate: 50, logger: silentLogger(), tickMs: 60_000 });
+    try {
+      await rate.start();
+      const busy = response(429, { code: 7638, message: 'request already in progress' }, { retryAfterMs: 1000 });
+      const overloaded = response(529, { code: 7638, message: 'request already in progress' }, { retryAfterMs: 1000 });
+      const unavailable = response(503, { message: 'try later' }, { retryAfterMs: 1000 });
+      for (const answer of [busy, overloaded, unavailable]) {
+        const verdict = classify(answer);
+        expect(verdict.kind === 'transient' && verdict.rateLimited).toBe(false);
+        await rate.observe(answer, verdict);
+      }
+      const untouched = await readRateState(connect(), new RedisKeys(p));
+      expect(untouched?.rate).toBe(50);
+      expect(untouched?.lastRateLimitedAt).toBeUndefined();
+
+      const limited = response(429, { code: 7429, message: 'Rate limit exceeded' }, { retryAfterMs: 1000 });
+      await rate.observe(limited, classify(limited));
+      const lowered = await readRateState(connect(), new RedisKeys(p));
+      expect(lowered?.rate).toBeLessThan(50);
+      expect(lowered?.lastRateLimitedAt).toBeDefined();
+    } finally {
+      await rate.stop();
+    }
+  });
+
+  it('takes an announced limit at once, as the cap: RevenueCat-Rate-Limit-Current-Limit is per minute', async () => {
+    const p = prefix('announced');
+    const rate = new RateController(connect(), p, { configuredRate: 100, logger: silentLogger(), tickMs: 60_000 });
+    try {
+      await rate.start();
+      const ok = response(200, { subscriber: {} }, { rateLimitPerMinute: 1800, rateLimitUsage: 12 });
+      await rate.observe(ok, classify(ok));
+      expect(rate.current.rate).toBe(30);
+      expect(rate.current.ceiling).toBe(30);
+      expect(await readRateState(connect(), new RedisKeys(p))).toMatchObject({ rate: 30, announcedPerMinute: 1800 });
+    } finally {
+      await rate.stop();
+    }
+  });
+
+  it('never applies a decision made on a state someone else changed meanwhile', async () => {
+    const p = prefix('cas');
+    const shared = new SharedRate(connect(), new RedisKeys(p));
+    const rate = new RateController(connect(), p, { configuredRate: 20, logger: silentLogger(), tickMs: 60_000 });
+    await rate.start();
+    await rate.stop();
+    const read = await shared.read();
+    expect(read).toBeDefined();
+    const { state, version } = read!;
+    expect(await shared.write({ ...state, rate: 10 }, version)).toBe(true);
+    // A second write based on the same (now stale) read is refused, so two processes' decisions never mix.
+    expect(await shared.write({ ...state, rate: 15 }, version)).toBe(false);
+    expect((await shared.read())?.state.rate).toBe(10);
+  });
+
+  it('keeps one learned rate per scope: another scope (one API key, later) learns its own', async () => {
+    const p = prefix('scope');
+    const logger = silentLogger();
+    const all = new RateController(connect(), p, { configuredRate: 40, logger, tickMs: 60_000 });
+    const ios = new RateController(connect(), p, { configuredRate: 40, scope: 'ios', logger, tickMs: 60_000 });
+    try {
+      await all.start();
+      await ios.start();
+      await send(new Pacer(connect(), p, 39, 5000, 'ios'), 20);
+      await ios.rateLimited({ retryAfterMs: 1000, durationMs: 0 });
+      const keys = new RedisKeys(p);
+      expect((await readRateState(connect(), keys, 'ios'))?.rate).toBe(19);
+      expect((await readRateState(connect(), keys))?.rate).toBe(40);
+      expect(keys.rateOf('ios')).toBe(`${p}:rate:ios`);
+      expect(() => keys.rateOf('appl_secret key')).toThrow(/rate scope/);
+    } finally {
+      await all.stop();
+      await ios.stop();
+    }
+  });
+});
