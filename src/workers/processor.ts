@@ -10,6 +10,7 @@ import type { ApiResult, RevenueCatClient } from '../revenuecat/client.js';
 import { judgeImportAnswer } from '../state/importAnswer.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
+import type { MemoryPressure } from '../redis/memoryPressure.js';
 import { TransientFailure } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import type { Pacer } from './pacer.js';
@@ -34,6 +35,11 @@ export interface ProcessorDeps {
   expiryToleranceMs?: number;
   /** sees every answer before it is acted on: the rate controller learns limits and 429s from it */
   observe?: (result: ApiResult, verdict: Classification) => Promise<void>;
+  /**
+   * Redis at maxmemory: the row's writes wait here until Redis accepts them (redis/memoryPressure.ts). A job must
+   * not fail for it: BullMQ can still fail and remove a job at maxmemory, and its answer would be lost with it.
+   */
+  memory?: MemoryPressure;
   random?: () => number;
 }
 
@@ -45,10 +51,12 @@ function statusLabel(result: ApiResult): string {
 
 export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
   const random = deps.random ?? Math.random;
+  const write = <T>(op: () => Promise<T>): Promise<T> => (deps.memory ? deps.memory.retry(op) : op());
 
   /** Back to the delayed set without spending an attempt: the row did nothing wrong. */
   const later = async (job: Job<ReceiptJobData, void, string>, token: string | undefined, ms: number): Promise<never> => {
-    await job.moveToDelayed(Date.now() + ms + Math.round(random() * ms), token);
+    const until = Date.now() + ms + Math.round(random() * ms);
+    await write(() => job.moveToDelayed(until, token));
     throw new DelayedError();
   };
 
@@ -56,14 +64,15 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     const data = job.data;
     const ledger = deps.ledgerFor(data.run);
     const record = async (outcome: Outcome): Promise<void> => {
-      if (await ledger.recordOutcome(outcome)) deps.metrics?.row(outcome.status);
+      if (await write(() => ledger.recordOutcome(outcome))) deps.metrics?.row(outcome.status);
     };
-    const lock = await deps.userLock.acquire(data.body.app_user_id, deps.userLockWaitMs ?? 0);
+    const lock = await write(() => deps.userLock.acquire(data.body.app_user_id, deps.userLockWaitMs ?? 0));
     if (!lock) return later(job, token, deps.userBusyDelayMs);
 
     let result: ApiResult;
     try {
-      if (deps.pacer && !(await deps.pacer.take())) {
+      const pacer = deps.pacer;
+      if (pacer && !(await write(() => pacer.take()))) {
         await deps.userLock.release(data.body.app_user_id, lock);
         return later(job, token, deps.userBusyDelayMs);
       }
@@ -72,13 +81,16 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       await deps.userLock.release(data.body.app_user_id, lock);
     }
     const verdict = classify(result);
-    await ledger.countRequest({
-      status: statusLabel(result),
-      durationMs: result.durationMs,
-      rateLimited: verdict.kind === 'transient' && verdict.rateLimited,
-    });
+    await write(() =>
+      ledger.countRequest({
+        status: statusLabel(result),
+        durationMs: result.durationMs,
+        rateLimited: verdict.kind === 'transient' && verdict.rateLimited,
+      }),
+    );
     deps.metrics?.request(result, verdict);
-    await deps.observe?.(result, verdict);
+    const observe = deps.observe;
+    if (observe) await write(() => observe(result, verdict));
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });
 
@@ -106,22 +118,24 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
         return;
       case 'fatal':
         log.error({ status: verdict.status, code: verdict.code }, verdict.message);
-        await deps.fatal.trip({
-          message: verdict.message,
-          status: verdict.status,
-          ...(verdict.code !== undefined ? { code: verdict.code } : {}),
-          run: data.run,
-          at: new Date().toISOString(),
-        });
+        await write(() =>
+          deps.fatal.trip({
+            message: verdict.message,
+            status: verdict.status,
+            ...(verdict.code !== undefined ? { code: verdict.code } : {}),
+            run: data.run,
+            at: new Date().toISOString(),
+          }),
+        );
         // The row is not at fault: back to waiting with its attempts untouched, sent again once resumed.
-        await job.moveToWait(token);
+        await write(() => job.moveToWait(token));
         throw new WaitingError();
       case 'transient': {
         if (verdict.rateLimited) {
           // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts.
           const wait = verdict.retryAfterMs ?? deps.rateLimitDefaultWaitMs;
           log.warn({ waitMs: wait }, 'rate limited: pausing the queue');
-          await deps.queue.rateLimit(wait);
+          await write(() => deps.queue.rateLimit(wait));
           throw new RateLimitError();
         }
         if (verdict.userBusy) return later(job, token, Math.max(verdict.retryAfterMs ?? 0, deps.userBusyDelayMs));
