@@ -5,6 +5,7 @@ import type { RedisClient } from '../redis/connection.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { RECEIPTS_QUEUE } from '../redis/keys.js';
+import { MemoryPressure } from '../redis/memoryPressure.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import { BACKOFF_TYPE, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -44,6 +45,13 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   const pacer = new Pacer(deps.redis, config.prefix, initial.rate * RATE_HEADROOM, config.pacerMaxWaitMs);
   // Seconds per job, smoothed: with the rate it tells how many requests must be in flight.
   let jobSeconds: number | undefined;
+  // Redis at maxmemory: rows wait in the worker with their answers until Redis accepts writes; one warning.
+  const memory = new MemoryPressure({
+    logger,
+    role: 'workers',
+    advice: "free memory or raise maxmemory; each row's answer is kept here and written once Redis accepts writes",
+    redis: () => deps.redis,
+  });
   const ledgers = new Map<string, RunLedger>();
   const ledgerFor = (runId: string): RunLedger => {
     let ledger = ledgers.get(runId);
@@ -66,6 +74,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     userLockWaitMs: config.userLockWaitMs,
     expiryToleranceMs: config.expiryToleranceMs,
     pacer,
+    memory,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
       if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) await rate.limitAnnounced(result.headers.rateLimitPerMinute);
@@ -105,19 +114,21 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     if (!final) return;
     const data = job.data;
     // Only if the processor wrote nothing: this catches bugs, exhausted starts and rows stalled too often.
-    void ledgerFor(data.run)
-      .recordOutcome(
-        outcomeOf(job, {
-          status: 'failed',
-          reason: err.name === 'UnrecoverableError' ? 'too_many_starts' : 'job_failed',
-          message: err.message,
-          attempts: job.attemptsMade,
-        }),
-        { onlyIfAbsent: true },
-      )
+    const outcome = outcomeOf(job, {
+      status: 'failed',
+      reason: err.name === 'UnrecoverableError' ? 'too_many_starts' : 'job_failed',
+      message: err.message,
+      attempts: job.attemptsMade,
+    });
+    // BullMQ still fails and removes jobs at maxmemory: this record then waits until Redis accepts it.
+    void memory
+      .retry(() => ledgerFor(data.run).recordOutcome(outcome, { onlyIfAbsent: true }))
       .catch((e: unknown) => logger.error({ err: e, run: data.run, line: data.line }, 'could not record a failed job'));
   });
-  worker.on('error', (err) => logger.error({ err }, 'worker error'));
+  // BullMQ's own writes meet maxmemory too and it retries them itself: they count towards the one warning.
+  worker.on('error', (err) => {
+    if (!memory.noteError(err)) logger.error({ err }, 'worker error');
+  });
 
   // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
   deps.metrics?.rate.set(initial.rate);
