@@ -15,7 +15,8 @@ import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
-import { concurrencyFor, limiterFor, RATE_HEADROOM, RateController } from './rateController.js';
+import { RateController } from './rateController.js';
+import { concurrencyFor, limiterFor } from './rate/limiter.js';
 import { Pacer } from './pacer.js';
 import { performance } from 'node:perf_hooks';
 import type { PipelineMetrics } from '../metrics/metrics.js';
@@ -40,9 +41,15 @@ export interface ReceiptWorker {
 
 export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
-  const rate = new RateController(deps.redis, config.prefix, { configuredRate: config.ratePerSecond, logger });
+  // No --rate: the limit is discovered (rateController.ts); with one, it is the start and the ceiling.
+  const rate = new RateController(deps.redis, config.prefix, {
+    configuredRate: config.ratePerSecond,
+    defaultWaitMs: config.rateLimitDefaultWaitMs,
+    params: { headroom: config.rateHeadroom },
+    logger,
+  });
   const initial = await rate.start();
-  const pacer = new Pacer(deps.redis, config.prefix, initial.rate * RATE_HEADROOM, config.pacerMaxWaitMs);
+  const pacer = new Pacer(deps.redis, config.prefix, initial.rate * config.rateHeadroom, config.pacerMaxWaitMs);
   // Seconds per job, smoothed: with the rate it tells how many requests must be in flight.
   let jobSeconds: number | undefined;
   // Redis at maxmemory: rows wait in the worker with their answers until Redis accepts writes; one warning.
@@ -77,8 +84,9 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     memory,
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
-      if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) await rate.limitAnnounced(result.headers.rateLimitPerMinute);
-      if (verdict.kind === 'transient' && verdict.rateLimited) await rate.rateLimited();
+      // Requests of this process already waiting for a slot inside the pause take a new one after it.
+      if (verdict.kind === 'transient' && verdict.rateLimited) pacer.hold(verdict.retryAfterMs ?? config.rateLimitDefaultWaitMs);
+      await rate.observe(result, verdict);
     },
   });
   const timed: typeof processor = async (job, token) => {
@@ -134,7 +142,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   deps.metrics?.rate.set(initial.rate);
   rate.onChange((s) => {
     worker.opts.limiter = limiterFor(s.rate);
-    pacer.rate = s.rate * RATE_HEADROOM;
+    pacer.rate = s.rate * config.rateHeadroom;
     deps.metrics?.rate.set(s.rate);
   });
   const resize = (): void => {
@@ -148,18 +156,15 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       logger.warn({ concurrency: config.concurrency, needed: Math.ceil(rate.current.rate * jobSeconds) }, 'latency caps the rate: raise --concurrency');
     }
   };
-  const ticker = setInterval(() => {
-    rate
-      .refresh()
-      .then(resize)
-      .catch((err: unknown) => logger.warn({ err }, 'could not refresh the shared rate'));
-  }, 1000);
+  // The controller re-reads the shared rate on its own ticks; concurrency follows once a second.
+  const ticker = setInterval(resize, 1000);
 
   return {
     worker,
     rate,
     async close(deadlineMs = config.shutdownTimeoutMs) {
       clearInterval(ticker);
+      await rate.stop();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);
