@@ -73,16 +73,17 @@ export const configSchema = z.object({
   maxStarts: positiveInt,
   /** Longest a request waits in the worker for its slot of the pacer's schedule before going back to the queue. */
   pacerMaxWaitMs: positiveInt,
-  /** Adaptive rate (workers/rateController.ts): a 429 above the announced limit multiplies the rate by this. */
-  rateDecreaseFactor: fraction,
-  /** A 429 at or under the API's announced limit (timing jitter at the window's edge) multiplies it by this. */
-  rateJitterDecreaseFactor: fraction,
-  /** Minimum time between two decreases: one burst of 429s is one signal. */
-  rateDecreaseCooldownMs: positiveInt,
-  /** Quiet time without a 429 before each increase. */
-  rateIncreaseEveryMs: positiveInt,
-  /** Each increase, as a share of the ceiling. */
-  rateIncreaseStep: fraction,
+  /** Rate discovery (workers/rate/discovery.ts): the first rate when nothing is known and no --rate is given. */
+  rateStartPerSecond: z.number().positive(),
+  /** The rate is never lowered below this (requests per second). */
+  rateFloorPerSecond: z.number().positive(),
+  /** Slow start: the rate is multiplied by this after each `rateGrowthStepMs` without a 429. */
+  rateGrowth: z.number().gt(1),
+  rateGrowthStepMs: positiveInt,
+  /** A lone 429 at a rate that was fine multiplies the rate by this (jitter at the window's edge). */
+  rateNudge: fraction,
+  /** Largest cut for 429s that measure nothing (a share of the rate). */
+  rateMaxCut: fraction,
   /** Share of the rate the pacer spaces requests for, so that a few ms of jitter never exceed the limit. */
   rateHeadroom: z.number().gt(0).max(1),
   /** How much earlier than expected an expiry may be before it is a mismatch (expected_expires_at, verify). */

@@ -111,14 +111,15 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
       maxStalledCount: 1,
       maxStarts: 1000,
       expiryToleranceMs: 86_400_000,
-      rateDecreaseFactor: 0.85,
-      rateJitterDecreaseFactor: 0.98,
-      rateDecreaseCooldownMs: 2000,
-      rateIncreaseEveryMs: 3000,
-      rateIncreaseStep: 0.05,
+      rateStartPerSecond: 5,
+      rateFloorPerSecond: 0.2,
+      rateGrowth: 1.5,
+      rateGrowthStepMs: 1000,
+      rateNudge: 0.98,
+      rateMaxCut: 0.3,
       rateHeadroom: 0.98,
     });
-    expect(() => loadConfig({ env: {}, overrides: { rateDecreaseFactor: 1.5 } })).toThrow(/rateDecreaseFactor \(from flag for rateDecreaseFactor\)/);
+    expect(() => loadConfig({ env: {}, overrides: { rateNudge: 1.5 } })).toThrow(/rateNudge \(from flag for rateNudge\)/);
   });
 
   it('reads the S3 settings from the environment, validated, into the S3 client configuration', () => {

@@ -45,7 +45,15 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   const rate = new RateController(deps.redis, config.prefix, {
     configuredRate: config.ratePerSecond,
     defaultWaitMs: config.rateLimitDefaultWaitMs,
-    params: { headroom: config.rateHeadroom },
+    params: {
+      headroom: config.rateHeadroom,
+      startRate: config.rateStartPerSecond,
+      floorRate: config.rateFloorPerSecond,
+      growth: config.rateGrowth,
+      stepMs: config.rateGrowthStepMs,
+      nudge: config.rateNudge,
+      maxCut: config.rateMaxCut,
+    },
     logger,
   });
   const initial = await rate.start();
