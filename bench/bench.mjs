@@ -3,9 +3,14 @@
 //
 //   rate        2 workers at --rate 100 against a sandbox limited to 100/s with 50 ms latency: utilisation, 429s
 //   ingest      1,000,000-row CSV: rc-migrate ingest vs raw BullMQ addBulk; the high-water mark holding
-//   overhead    one worker, no limit, no latency: receipts/s vs a BullMQ worker with an empty processor
+//   overhead    one worker, unlimited sandbox, realistic payloads: receipts/s vs a BullMQ worker with an empty
+//               processor, and Redis round trips per row of each
 //   ledger      Redis bytes per finished row (on the overhead run) and what the queue leaves behind
 //   sequential  one request at a time with a 1 s sleep, RevenueCat's sample-script way, projected to 20,000 rows
+//   e2e         1,000,000 realistic rows: ingest + 2 workers + report against an unlimited sandbox; rows/s, peak
+//               RSS per process, Redis peak and after per row, report time, projection to 10 M and 50 M rows
+//   discovery   no --rate: limits of 10, 50, 200/s (one-second windows), 1,200/min (minute windows) and one that
+//               halves and comes back; seconds to 90% of the limit, steady-state use, 429s, time vs ideal
 //
 // It prints figures and a table (scenario, figure, goal, met?) and writes bench/results/latest.json plus a
 // timestamped copy. It asserts nothing about time: the exit code is 0 unless a scenario could not run.
@@ -19,11 +24,14 @@ import { join } from 'node:path';
 import { commandLog, startSandboxChild, stopAllChildren } from './lib/children.mjs';
 import { loadDist } from './lib/pipeline.mjs';
 import { deletePrefix, openRedis, scanKeys } from './lib/redis.mjs';
-import { CLI, ROOT, USAGE, UsageError, duration, log, mib, num, parseArgs, round, useDist } from './lib/util.mjs';
+import { CLI, ROOT, USAGE, UsageError, duration, log, mib, num, parseArgs, round, size, useDist } from './lib/util.mjs';
 import { ingestScenario } from './scenarios/ingest.mjs';
 import { overheadScenario } from './scenarios/overhead.mjs';
 import { RATE_SANDBOX_FLAGS, rateScenario } from './scenarios/rate.mjs';
 import { sequentialScenario } from './scenarios/sequential.mjs';
+import { INGESTER_RSS_GOAL, PROJECT_RATES, e2eScenario } from './scenarios/e2e.mjs';
+import { GOAL_RATIO } from './scenarios/overhead.mjs';
+import { discoveryScenario } from './scenarios/discovery.mjs';
 
 let opts;
 try {
@@ -168,6 +176,8 @@ async function main() {
   }
   if (want.has('ingest')) await run('ingest', () => ingestScenario(ctx));
   if (want.has('overhead')) await run('overhead', () => overheadScenario(ctx));
+  if (want.has('e2e')) await run('e2e', () => e2eScenario(ctx));
+  if (want.has('discovery')) await run('discovery', () => discoveryScenario(ctx));
 
   results.finished_at = new Date().toISOString();
   results.machine.loadavgAtEnd = loadavg().map((l) => round(l, 2));
@@ -225,24 +235,70 @@ function table(results) {
     }
     if (i.c?.skipped) add('ingest', '(c) high-water mark', i.c.skipped);
     else if (i.c) {
-      add('ingest', `(c) rows waiting after ${i.c.runMs / 1000} s, --high-water-mark ${num(i.c.highWaterMark)}`, `${num(i.c.queued)} (ledger admitted ${num(i.c.ledgerQueued)})`, `≈ ${num(i.c.highWaterMark)}`, i.c.queued <= i.c.highWaterMark + 1000 && i.c.queued >= i.c.highWaterMark * 0.8);
+      add(
+        'ingest',
+        `(c) rows waiting after ${i.c.runMs / 1000} s, --high-water-mark ${num(i.c.highWaterMark)}`,
+        `${num(i.c.queued)} (ledger admitted ${num(i.c.ledgerQueued)})`,
+        `≈ ${num(i.c.highWaterMark)}`,
+        i.c.queued <= i.c.highWaterMark + 1000 && i.c.queued >= i.c.highWaterMark * 0.8,
+      );
       add('ingest', '(c) Redis used_memory at that point (over baseline)', `${mib(i.c.redisUsedMemory)} (+${mib(i.c.redisOverBaseline)})`);
-      add('ingest', '(c) SIGINT → exit', `code ${i.c.sigint.exit.code ?? i.c.sigint.exit.signal} after ${i.c.sigint.exitMs} ms`, 'prompt, code 4', i.c.sigint.exit.code === 4 && i.c.sigint.exitMs < 5000);
+      add(
+        'ingest',
+        '(c) SIGINT → exit',
+        `code ${i.c.sigint.exit.code ?? i.c.sigint.exit.signal} after ${i.c.sigint.exitMs} ms`,
+        'prompt, code 4',
+        i.c.sigint.exit.code === 4 && i.c.sigint.exitMs < 5000,
+      );
     }
   }
   if (s.overhead) {
     const o = s.overhead;
-    if (o.ours) add('overhead', `rc-migrate work, ${num(o.rows)} rows, concurrency 64`, `${num(o.ours.perSecond)} receipts/s (CPU ${o.ours.workerCpuMsPerRow} ms/row)`);
-    if (o.empty) add('overhead', 'BullMQ empty processor, same jobs', `${num(o.empty.perSecond)} jobs/s (CPU ${o.empty.cpuMsPerJob} ms/job)`);
-    if (o.ratio !== undefined) add('overhead', 'ratio ours / empty', String(o.ratio), 'none set');
+    const rt = (r) =>
+      r?.client?.roundTripsPerRow === undefined
+        ? ''
+        : `; Redis ${r.client.roundTripsPerRow} round trips, ${r.client.commandsPerRow} commands/row (server ${r.server?.commandsPerRow})`;
+    if (o.payloads)
+      add(
+        'overhead',
+        'payloads (lib/payloads.mjs)',
+        `mean row ${num(o.payloads.meanRowBytes)} B; ${Object.entries(o.payloads.byPlatform)
+          .map(([p, v]) => `${p} ${pct(v.rows / o.payloads.rows, 0)} (${num(v.meanTokenBytes)} B token)`)
+          .join(', ')}; ${pct(o.payloads.refusedShare, 1)} refused`,
+      );
+    if (o.ours)
+      add('overhead', `rc-migrate work, ${num(o.rows)} rows, concurrency 64`, `${num(o.ours.perSecond)} receipts/s (CPU ${o.ours.workerCpuMsPerRow} ms/row${rt(o.ours.redis)})`);
+    if (o.empty) add('overhead', 'BullMQ empty processor, same jobs', `${num(o.empty.perSecond)} jobs/s (CPU ${o.empty.cpuMsPerJob} ms/job${rt(o.empty.redis)})`);
+    if (o.ratio !== undefined) add('overhead', 'ratio ours / empty', String(o.ratio), `≥ ${GOAL_RATIO}`, o.ratio >= GOAL_RATIO);
+    const scripts = o.ours?.redis?.client?.scriptsPerRow;
+    if (scripts)
+      add(
+        'overhead',
+        'scripts per row (rc-migrate work)',
+        Object.entries(scripts)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || 'none',
+      );
     if (o.ledger) {
       const l = o.ledger;
-      const parts = Object.keys(l.byKey).map((k) => k.split(':').pop()).join('+');
-      add('ledger', `Redis bytes per finished row (${parts})`, `${l.bytesPerRow} B (${mib(l.ledgerBytes)} for ${num(l.finishedRows)} rows)`);
-      const jobHashes = Object.keys(l.queueLeftover.byKey).filter((k) => /^receipts:bench-/.test(k)).length;
-      const migrated = l.otherKeys.byKey.migrated;
-      if (migrated !== undefined) add('ledger', "+ cross-run 'migrated' set (prefix:migrated)", `${round(migrated / l.finishedRows, 1)} B/row → ${round(l.bytesPerRow + migrated / l.finishedRows, 1)} B/row in all`);
-      add('ledger', "queue's leftover keys", `${l.queueLeftover.keys} keys, ${num(l.queueLeftover.bytes)} B (events stream ${l.queueLeftover.eventsStreamLength} entries)`, 'no job left', jobHashes === 0);
+      const parts = Object.entries(l.byShape)
+        .map(([k, v]) => `${k} ${v.perRow}`)
+        .join(', ');
+      add(
+        'ledger',
+        `Redis bytes per finished row (${num(l.finishedRows)} rows, ${num(l.failedRows)} failed)`,
+        `${l.bytesPerRow} B (${mib(l.ledgerBytes)})`,
+        '≤ 150 B',
+        l.bytesPerRow <= 150,
+      );
+      add('ledger', 'by key shape, B/row', parts);
+      add(
+        'ledger',
+        "queue's leftover keys",
+        `${l.queueLeftover.keys} keys, ${num(l.queueLeftover.bytes)} B (events stream ${l.queueLeftover.eventsStreamLength} entries)`,
+        'no job left',
+        l.queueLeftover.jobHashesLeft === 0,
+      );
     }
   }
   if (s.sequential) {
@@ -250,10 +306,121 @@ function table(results) {
     add('sequential', `${q.rows} rows, 1 at a time + 1 s sleep`, `${duration(q.totalMs)} (${q.perRowMs} ms/row)`);
     add('sequential', 'projected to 20,000 rows', duration(q.projected20kMs));
     if (q.pipeline20kMs !== undefined) {
-      add('sequential', `rc-migrate (scenario 1) for 20,000 rows${q.pipelineRows !== 20_000 ? ` (scaled from ${num(q.pipelineRows)})` : ''}`, duration(q.pipeline20kMs), `×${q.speedup} faster`);
+      add(
+        'sequential',
+        `rc-migrate (scenario 1) for 20,000 rows${q.pipelineRows !== 20_000 ? ` (scaled from ${num(q.pipelineRows)})` : ''}`,
+        duration(q.pipeline20kMs),
+        `×${q.speedup} faster`,
+      );
     }
   }
+  if (s.e2e) {
+    const e = s.e2e;
+    const r = e.redis;
+    add(
+      'e2e',
+      `payloads: ${num(e.rows)} rows, ${mib(e.payloads.bytes)} CSV`,
+      `mean row ${num(e.payloads.meanRowBytes)} B; ${pct(e.payloads.refusedShare, 1)} refused by the store`,
+    );
+    add(
+      'e2e',
+      `rows/s, ingest + ${e.workers} workers (spawn → ledger complete)`,
+      `${num(e.rowsPerSecond)} rows/s (${duration(e.wallMs)}; first→last outcome ${num(e.rowsPerSecondFirstToLastOutcome)}/s)`,
+    );
+    add('e2e', 'outcomes', `${num(e.ledger.succeeded)} succeeded, ${num(e.ledger.failed)} failed, ${num(e.ledger.rejected)} rejected`);
+    add(
+      'e2e',
+      `ingester peak RSS (VmHWM), --high-water-mark ${num(e.highWaterMark)}`,
+      mib(e.ingest.vmHwm),
+      '≤ 150 MB',
+      e.ingest.vmHwm !== undefined ? e.ingest.vmHwm <= INGESTER_RSS_GOAL : undefined,
+    );
+    e.workerProcesses.forEach((w, i) => add('e2e', `worker ${i + 1} peak RSS (VmHWM)`, `${mib(w.vmHwm)} (CPU ${round(w.cpuSeconds, 1)} s)`));
+    add('e2e', `report: time, peak RSS (exit ${e.report.exit.code}: some rows failed, as planned)`, `${duration(e.report.ms)}, ${mib(e.report.vmHwm)}`);
+    add('e2e', 'sandbox peak RSS (keeps every token it saw)', mib(e.sandboxProcess.vmHwm));
+    add('e2e', `Redis peak over baseline (used_memory every ${r.samplingMs} ms)`, mib(r.peakOverBaseline));
+    add(
+      'e2e',
+      'bound: hwm × mean CSV row + ledger',
+      `${mib(r.bound.withRowBytes)} → peak/bound ${r.bound.peakOverBoundRowBytes}`,
+      'peak ≤ bound',
+      r.bound.peakOverBoundRowBytes <= 1,
+    );
+    if (r.bound.withJobBytes !== undefined)
+      add(
+        'e2e',
+        `bound with the job's own size (${num(r.meanJobBytes)} B = ${r.jobBytesOverRowBytes} × row)`,
+        `${mib(r.bound.withJobBytes)} → peak/bound ${r.bound.peakOverBoundJobBytes}`,
+      );
+    add('e2e', 'Redis after, per finished row: MEMORY USAGE of the run’s keys', `${r.ledgerPerFinishedRow} B (${mib(r.ledgerBytes)})`, '≤ 150 B', r.ledgerPerFinishedRow <= 150);
+    add('e2e', 'Redis after, per finished row: used_memory after − before', `${r.usedMemoryPerFinishedRow} B`);
+    add(
+      'e2e',
+      'by key shape, B/row',
+      Object.entries(r.ledgerByShape)
+        .map(([k, v]) => `${k} ${v.perRow}`)
+        .join(', '),
+    );
+    const c = e.roundTrips?.client;
+    if (c?.roundTripsPerRow !== undefined)
+      add('e2e', 'workers: Redis round trips / commands per row', `${c.roundTripsPerRow} / ${c.commandsPerRow} (server commandstats ${e.roundTrips.server.commandsPerRow})`);
+  }
+  if (s.discovery) discoveryRows(s.discovery, add);
   return rows;
+}
+
+/** The discovery scenario's figures, one group of rows per limit. */
+function discoveryRows(d, add) {
+  for (const [name, c] of Object.entries(d.cases)) {
+    const label = `discovery ${name}`;
+    add(label, `${c.label}: ${num(c.rows)} rows, no --rate`, `learned ${c.learned ? `${round(c.learned.rate, 1)}/s per ${c.learned.window}` : 'nothing'}`);
+    add(
+      label,
+      'seconds until 90% of the limit',
+      c.secondsTo90 === undefined ? 'never' : `${c.secondsTo90} s`,
+      `≤ ${c.settleGoalS} s`,
+      c.secondsTo90 !== undefined && c.secondsTo90 <= c.settleGoalS,
+    );
+    add(label, `steady-state use (from ${c.steadyFromS} s)`, String(c.steadyUse), '≥ 0.95', c.steadyUse >= 0.95);
+    add(label, '429 share of POSTs', `${pct(c.share429)} (${c.rateLimited}/${c.posts})`, '≤ 1%', c.share429 <= 0.01);
+    add(label, 'total time (workers start → run complete)', `${c.totalS} s`, `ideal ${c.idealS} s (×${c.timeVsIdeal})`);
+    if (c.followDownS !== undefined || c.use?.halved !== undefined) {
+      add(
+        label,
+        'halved limit followed (learned rate paced ≤ new limit)',
+        c.followDownS === undefined ? 'never' : `${c.followDownS} s`,
+        '≤ 10 s',
+        c.followDownS !== undefined && c.followDownS <= 10,
+      );
+      add(label, 'restored limit: 90% again after', c.backUpS === undefined ? 'never' : `${c.backUpS} s`);
+      add(label, 'use before / halved / after', `${c.use.before} / ${c.use.halved} / ${c.use.after}`);
+    }
+  }
+}
+
+function projectionLines(e) {
+  const head = ['rows', 'Redis after', 'Redis peak', ...PROJECT_RATES.map((r) => `at ${num(r)}/s`), `at this run's ${num(e.rowsPerSecond)}/s`, 'report'];
+  const body = e.projection.map((p) => [
+    num(p.rows),
+    size(p.redisAfterBytes),
+    size(p.redisPeakBytes),
+    ...PROJECT_RATES.map((r) => duration(p.timeMsAt[r])),
+    duration(p.timeMsAtThisRunsPace),
+    duration(p.reportMs),
+  ]);
+  const width = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) =>
+    cells
+      .map((c, i) => c.padEnd(width[i]))
+      .join('  ')
+      .trimEnd();
+  return [
+    '',
+    `e2e projection (from ${num(e.rows)} rows: ${e.redis.ledgerPerFinishedRow} B/row after the run; peak = that + high-water mark ${num(e.highWaterMark)} × ${num(e.redis.meanJobBytes)} B per queued job; report time linear):`,
+    line(head),
+    width.map((w) => '-'.repeat(w)).join('  '),
+    ...body.map(line),
+  ];
 }
 
 function printReport(results) {
@@ -261,18 +428,27 @@ function printReport(results) {
   const head = { scenario: 'scenario', figure: 'figure', value: 'value', goal: 'goal', met: 'met?' };
   const cols = Object.keys(head);
   const width = Object.fromEntries(cols.map((c) => [c, Math.max(head[c].length, ...rows.map((r) => String(r[c]).length))]));
-  const line = (r) => cols.map((c) => String(r[c]).padEnd(width[c])).join('  ').trimEnd();
+  const line = (r) =>
+    cols
+      .map((c) => String(r[c]).padEnd(width[c]))
+      .join('  ')
+      .trimEnd();
   const out = [];
-  out.push('', `rc-migrate benchmark — ${results.started_at} — ${results.machine.cpus} CPUs, node ${results.machine.node}, redis ${results.machine.redis}, commit ${results.git.commit}${results.git.modified.length ? ` + ${results.git.modified.length} modified files` : ''}`);
+  out.push(
+    '',
+    `rc-migrate benchmark — ${results.started_at} — ${results.machine.cpus} CPUs, node ${results.machine.node}, redis ${results.machine.redis}, commit ${results.git.commit}${results.git.modified.length ? ` + ${results.git.modified.length} modified files` : ''}`,
+  );
   out.push(`command: ${results.command}${results.via_npm ? '   (via npm run bench)' : ''}${results.scale !== 1 ? `   [sizes × ${results.scale}]` : ''}`, '');
   out.push(line(head), cols.map((c) => '-'.repeat(width[c])).join('  '));
   for (const r of rows) out.push(line(r));
+  if (results.scenarios.e2e?.projection) out.push(...projectionLines(results.scenarios.e2e));
+  out.push('', `load average (1 min) at start ${results.machine.loadavgAtStart[0]}, at end ${results.machine.loadavgAtEnd[0]}`);
   out.push('', 'child processes started:');
   for (const c of results.commands) out.push(`  ${c}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
-let code = 1;
+let code;
 try {
   code = await main();
 } catch (err) {

@@ -59,7 +59,15 @@ try {
     for (let w = 0; w < WORKERS; w++) {
       const child = spawnNode(join(ROOT, 'bench', 'experiments', 'limiter-worker.mjs'), [], {
         name: `limiter worker ${w}`,
-        env: { BENCH_REDIS_URL: redisUrl, BENCH_PREFIX: prefix, BENCH_API_URL: sandbox.url, BENCH_CONCURRENCY: String(CONCURRENCY), BENCH_MAX: String(v.max), BENCH_DURATION: String(v.duration), BENCH_OUT: join(tmp, `lim-${n}-${w}.json`) },
+        env: {
+          BENCH_REDIS_URL: redisUrl,
+          BENCH_PREFIX: prefix,
+          BENCH_API_URL: sandbox.url,
+          BENCH_CONCURRENCY: String(CONCURRENCY),
+          BENCH_MAX: String(v.max),
+          BENCH_DURATION: String(v.duration),
+          BENCH_OUT: join(tmp, `lim-${n}-${w}.json`),
+        },
       });
       children.push(child);
     }

@@ -135,6 +135,25 @@ export function waitForStdout(child, re, timeoutMs = 20_000) {
 /** Starts `rc-migrate sandbox --port 0 …` and returns its URL and helpers for its admin endpoints. */
 export async function startSandboxChild(flags) {
   const child = spawnCli(['sandbox', '--port', '0', ...flags], { env: { LOG_LEVEL: 'warn' } });
+  return sandboxHandle(child);
+}
+
+/**
+ * Starts the sandbox through its library API in a child process (lib/sandbox-child.mjs), with any knobs
+ * (`{unlimited: true}`, …), whatever flags this build's CLI has. `heapMb` raises the child's V8 heap limit: the
+ * sandbox keeps every (user, token) pair it saw, which for a million rows with App Store receipts is gigabytes.
+ */
+export async function startSandboxLibrary(options, { heapMb } = {}) {
+  const child = spawnNode(join(ROOT, 'bench', 'lib', 'sandbox-child.mjs'), [], {
+    name: 'sandbox',
+    env: { BENCH_SANDBOX_OPTIONS: JSON.stringify(options) },
+    nodeArgs: heapMb ? [`--max-old-space-size=${heapMb}`] : [],
+    show: `node bench/lib/sandbox-child.mjs   (startSandbox(${JSON.stringify(options)}) from dist/sandbox/index.js)`,
+  });
+  return sandboxHandle(child);
+}
+
+async function sandboxHandle(child) {
   const m = await waitForStdout(child, /listening on (http:\/\/\S+)/);
   const url = m[1];
   return {

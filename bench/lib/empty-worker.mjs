@@ -3,6 +3,9 @@
 // BENCH_EXPECT jobs and then prints one JSON line: { count, firstMs, lastMs, readyMs } (epoch ms of the first and
 // last completion and of the worker being ready).
 //
+// Loaded with lib/redis-probe.mjs (--import), it marks the probe itself at the first completion and at the last
+// (markedJobs: the jobs in between), the same stretch the benchmark marks in `rc-migrate work`.
+//
 // env: BENCH_REDIS_URL, BENCH_PREFIX, BENCH_CONCURRENCY, BENCH_RATE, BENCH_EXPECT, BENCH_TIMEOUT_MS.
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'bullmq';
@@ -30,9 +33,13 @@ const worker = new Worker(RECEIPTS_QUEUE, async () => undefined, {
 });
 worker.on('completed', () => {
   const now = Date.now();
+  if (firstMs === undefined) process.emit('SIGUSR2'); // probe snapshot 1 (no-op without the probe)
   firstMs ??= now;
   lastMs = now;
-  if (++count >= expect) finish('done');
+  if (++count >= expect) {
+    process.emit('SIGUSR2'); // probe snapshot 2
+    finish('done');
+  }
 });
 worker.on('error', (err) => process.stderr.write(`worker error: ${err.message}\n`));
 await worker.waitUntilReady();
@@ -42,5 +49,5 @@ const how = await finished;
 clearTimeout(timer);
 await worker.close();
 await connection.quit();
-process.stdout.write(`${JSON.stringify({ count, firstMs, lastMs, readyMs, how })}\n`);
+process.stdout.write(`${JSON.stringify({ count, firstMs, lastMs, readyMs, how, markedJobs: count - 1 })}\n`);
 process.exit(how === 'done' ? 0 : 1);

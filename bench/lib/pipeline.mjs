@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { alive, spawnCli } from './children.mjs';
+import { REDIS_PROBE_URL } from './roundtrips.mjs';
 import { DIST, ROOT, SANDBOX_KEY, log, percentile, secs, sleep } from './util.mjs';
 
 export const PROBE_URL = pathToFileURL(join(ROOT, 'bench', 'lib', 'latency-probe.mjs')).href;
@@ -12,7 +13,7 @@ export const PROBE_URL = pathToFileURL(join(ROOT, 'bench', 'lib', 'latency-probe
 export async function loadDist() {
   const index = await import(pathToFileURL(join(DIST, 'index.js')).href);
   const keys = await import(pathToFileURL(join(DIST, 'redis', 'keys.js')).href);
-  return { ...index, runKeys: (prefix, runId) => new keys.RedisKeys(prefix).run(runId), RECEIPTS_QUEUE: keys.RECEIPTS_QUEUE };
+  return { ...index, runKeys: (prefix, runId) => new keys.RedisKeys(prefix).run(runId), RECEIPTS_QUEUE: keys.RECEIPTS_QUEUE, RUNS_QUEUE: keys.RUNS_QUEUE };
 }
 
 /** Queues a CSV into `prefix` with the library's ingestSources (high-water mark off). */
@@ -24,8 +25,14 @@ export async function ingestWithLibrary(ctx, prefix, runId, file) {
   return { result, ms: performance.now() - started };
 }
 
-/** Starts `rc-migrate work` with the environment the brief names; `probeOut` loads the latency probe. */
-export function startWork(ctx, { prefix, apiUrl, args, probeOut }) {
+/**
+ * Starts `rc-migrate work` with the environment the brief names; `probeOut` loads the latency probe,
+ * `redisProbeOut` the Redis command counter (lib/redis-probe.mjs).
+ */
+export function startWork(ctx, { prefix, apiUrl, args, probeOut, redisProbeOut }) {
+  const nodeArgs = [];
+  if (probeOut) nodeArgs.push('--import', PROBE_URL);
+  if (redisProbeOut) nodeArgs.push('--import', REDIS_PROBE_URL);
   return spawnCli(['work', ...args], {
     env: {
       REDIS_URL: ctx.redisUrl,
@@ -34,8 +41,9 @@ export function startWork(ctx, { prefix, apiUrl, args, probeOut }) {
       REVENUECAT_API_KEY: SANDBOX_KEY,
       LOG_LEVEL: 'warn',
       ...(probeOut ? { BENCH_PROBE_OUT: probeOut } : {}),
+      ...(redisProbeOut ? { BENCH_REDIS_PROBE_OUT: redisProbeOut } : {}),
     },
-    nodeArgs: probeOut ? ['--import', PROBE_URL] : [],
+    nodeArgs,
   });
 }
 
@@ -88,18 +96,22 @@ export async function readOutcomes(redis, ledger) {
   }
   finishes.sort((a, b) => a - b);
   if (finishes.some((t) => Number.isNaN(t))) throw new Error('an outcome has no readable finished_at');
+  // The stored record size, where the ledger keeps outcomes in one hash (its layout may differ: then unknown).
   let recordBytes = 0;
   let records = 0;
-  let cursor = '0';
-  do {
-    const [next, entries] = await redis.hscan(ledger.keys.outcomes, cursor, 'COUNT', 2000);
-    cursor = next;
-    for (let i = 1; i < entries.length; i += 2) {
-      recordBytes += Buffer.byteLength(entries[i]);
-      records++;
-    }
-  } while (cursor !== '0');
-  return { count, finishes, byStatus, byReason, maxAttempts, avgRecordBytes: records ? recordBytes / records : 0 };
+  const outcomesKey = ledger.keys?.outcomes;
+  if (typeof outcomesKey === 'string' && (await redis.type(outcomesKey)) === 'hash') {
+    let cursor = '0';
+    do {
+      const [next, entries] = await redis.hscan(outcomesKey, cursor, 'COUNT', 2000);
+      cursor = next;
+      for (let i = 1; i < entries.length; i += 2) {
+        recordBytes += Buffer.byteLength(entries[i]);
+        records++;
+      }
+    } while (cursor !== '0');
+  }
+  return { count, finishes, byStatus, byReason, maxAttempts, avgRecordBytes: records ? recordBytes / records : undefined };
 }
 
 /** Rate over the span from the first to the last event: (n - 1) intervals over (last - first). */

@@ -57,23 +57,41 @@ export async function settleLazyFree(redis, timeoutMs = 30_000) {
   }
 }
 
-/** Polls INFO memory every `intervalMs` (on its own connection) until stopped: baseline, peak and last. */
-export async function watchRedisMemory(url, intervalMs = 100) {
+/**
+ * Polls INFO memory every `intervalMs` (on its own connection) until stopped: baseline, peak (and when), last,
+ * and a series of one sample per `seriesEveryMs` (epoch ms, bytes) for the results file.
+ */
+export async function watchRedisMemory(url, intervalMs = 100, { seriesEveryMs = 1000 } = {}) {
   const redis = await openRedis(url);
   await settleLazyFree(redis);
   const baseline = await usedMemory(redis);
+  const startedAt = Date.now();
   let peak = baseline;
+  let peakAt = startedAt;
   let last = baseline;
+  let samples = 0;
+  let lastSeries = 0;
+  const series = [];
   let busy = false;
+  const record = (m) => {
+    samples++;
+    last = m;
+    const now = Date.now();
+    if (m > peak) {
+      peak = m;
+      peakAt = now;
+    }
+    if (now - lastSeries >= seriesEveryMs) {
+      lastSeries = now;
+      series.push([now, m]);
+    }
+  };
   const timer = setInterval(() => {
     if (busy) return;
     busy = true;
     usedMemory(redis)
       .then((m) => {
-        if (m !== undefined) {
-          last = m;
-          if (m > peak) peak = m;
-        }
+        if (m !== undefined) record(m);
       })
       .catch(() => undefined)
       .finally(() => {
@@ -82,15 +100,13 @@ export async function watchRedisMemory(url, intervalMs = 100) {
   }, intervalMs);
   return {
     current: () => last,
+    peak: () => peak,
     async stop() {
       clearInterval(timer);
       const m = await usedMemory(redis).catch(() => undefined);
-      if (m !== undefined) {
-        last = m;
-        if (m > peak) peak = m;
-      }
+      if (m !== undefined) record(m);
       redis.disconnect();
-      return { baseline, peak, last, peakOverBaseline: peak - baseline };
+      return { baseline, peak, peakAt, last, peakOverBaseline: peak - baseline, samples, intervalMs, series };
     },
   };
 }
@@ -107,4 +123,63 @@ export async function redisCpuSeconds(redis) {
   const info = await redis.info('cpu');
   const get = (k) => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
   return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+/**
+ * MEMORY USAGE of every key under `prefix:` (pipelined, SAMPLES 0), grouped by the key's shape: the run id
+ * becomes <run>, and name segments made of digits/hex or a hash tag become *, so a ledger spread over many
+ * bucket keys shows as one line. Whatever layout the ledger uses, this sees it.
+ */
+export async function prefixMemory(redis, prefix, { runId } = {}) {
+  checkPrefix(prefix);
+  const keys = await scanKeys(redis, `${prefix}:*`, 2000);
+  const groups = {};
+  let total = 0;
+  const BATCH = 500;
+  for (let i = 0; i < keys.length; i += BATCH) {
+    const batch = keys.slice(i, i + BATCH);
+    const pipe = redis.pipeline();
+    for (const key of batch) pipe.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
+    const replies = await pipe.exec();
+    batch.forEach((key, j) => {
+      const bytes = Number(replies[j][1] ?? 0);
+      total += bytes;
+      const shape = keyShape(key.slice(prefix.length + 1), runId);
+      const g = (groups[shape] ??= { keys: 0, bytes: 0 });
+      g.keys++;
+      g.bytes += bytes;
+    });
+  }
+  const entries = Object.entries(groups).sort((a, b) => b[1].bytes - a[1].bytes);
+  const shown = Object.fromEntries(entries.slice(0, 40));
+  if (entries.length > 40) {
+    shown['(other shapes)'] = entries.slice(40).reduce((acc, [, g]) => ({ keys: acc.keys + g.keys, bytes: acc.bytes + g.bytes }), { keys: 0, bytes: 0 });
+  }
+  return { keys: keys.length, bytes: total, groups: shown };
+}
+
+function keyShape(rest, runId) {
+  let s = rest;
+  if (runId) s = s.split(runId).join('<run>');
+  return s
+    .split(':')
+    .map((seg) => {
+      if (/^\{.*\}$/.test(seg)) return '{*}';
+      if (/^[0-9a-f]{1,40}$/i.test(seg) && /\d/.test(seg)) return '*';
+      return /^[A-Za-z0-9_-]{16,}$/.test(seg) ? '*' : seg;
+    })
+    .join(':');
+}
+
+/**
+ * MEMORY USAGE of up to `n` jobs waiting in a BullMQ queue (`<prefix>:<queue>:wait`, the newest end): what one
+ * queued row costs in Redis, job hash and all.
+ */
+export async function sampleJobBytes(redis, prefix, queue, n = 50) {
+  const ids = await redis.lrange(`${prefix}:${queue}:wait`, 0, n - 1);
+  if (ids.length === 0) return [];
+  const pipe = redis.pipeline();
+  for (const id of ids) pipe.call('MEMORY', 'USAGE', `${prefix}:${queue}:${id}`, 'SAMPLES', '0');
+  const replies = await pipe.exec();
+  return replies.map(([, v]) => Number(v ?? 0)).filter((v) => v > 0);
 }

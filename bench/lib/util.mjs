@@ -27,17 +27,22 @@ export function log(message) {
   process.stderr.write(`[bench ${s}s] ${message}\n`);
 }
 
-export const SCENARIOS = ['rate', 'ingest', 'overhead', 'ledger', 'sequential'];
+export const SCENARIOS = ['rate', 'ingest', 'overhead', 'ledger', 'sequential', 'e2e', 'discovery'];
 
-export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--redis URL]
+export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--e2e-rows N] [--e2e-high-water-mark N] [--discovery-window fixed|sliding] [--redis URL]
 
-  --quick             every size divided by 10 (same as --scale 0.1)
+  --quick             every size divided by 10 (same as --scale 0.1); e2e runs 50,000 rows instead of 1,000,000
   --scale F           multiply every row count by F (0 < F <= 1)
   --only LIST         run only these scenarios (comma-separated); ledger needs overhead, so it runs it too
   --rate-order ORDER  how the rate scenario's rows of one user are placed in the CSV: spread (default: a user's
                       rows are N/4 lines apart) or grouped (a user's 4 rows are adjacent, as in an export sorted
                       by user: shows the per-user lock churn)
   --worker-rate R     the rate scenario's \`work --rate\` (default 100, the sandbox's limit; e.g. 98 to try headroom)
+  --e2e-rows N        rows of the e2e run (default 1,000,000; 50,000 with --quick)
+  --e2e-high-water-mark N
+                      the e2e ingester's --high-water-mark (default 50,000 at a million rows, scaled with the rows)
+  --discovery-window KIND
+                      how the discovery scenario's one-second limits count: fixed (default) or sliding windows
   --redis URL         Redis to use (default REDIS_URL or redis://127.0.0.1:6379); only keys under bench-* are written`;
 
 export class UsageError extends Error {}
@@ -63,7 +68,10 @@ export function parseArgs(argv) {
         break;
       }
       case '--only': {
-        const list = value().split(',').map((s) => s.trim()).filter(Boolean);
+        const list = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const bad = list.filter((s) => !SCENARIOS.includes(s));
         if (bad.length > 0 || list.length === 0) throw new UsageError(`--only: unknown scenario ${bad.join(', ') || '(none)'}; choose from ${SCENARIOS.join(', ')}`);
         opts.only = list;
@@ -79,6 +87,19 @@ export function parseArgs(argv) {
         const r = Number(value());
         if (!(r > 0)) throw new UsageError('--worker-rate must be a positive number');
         opts.workerRate = r;
+        break;
+      }
+      case '--e2e-rows':
+      case '--e2e-high-water-mark': {
+        const n = Number(value());
+        if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`${flag} must be a positive whole number`);
+        opts[flag === '--e2e-rows' ? 'e2eRows' : 'e2eHighWaterMark'] = n;
+        break;
+      }
+      case '--discovery-window': {
+        const v = value();
+        if (v !== 'fixed' && v !== 'sliding') throw new UsageError('--discovery-window is fixed or sliding');
+        opts.discoveryWindow = v;
         break;
       }
       case '--redis':
@@ -111,6 +132,12 @@ export function mib(bytes) {
   return bytes === undefined || bytes === null ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
+/** Bytes as MiB, or GiB from 1 GiB up. */
+export function size(bytes) {
+  if (bytes === undefined || bytes === null) return 'n/a';
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(2)} GiB` : mib(bytes);
+}
+
 export function num(n, digits = 0) {
   if (n === undefined || n === null || Number.isNaN(n)) return 'n/a';
   return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
@@ -125,7 +152,8 @@ export function duration(ms) {
   const s = ms / 1000;
   if (s < 120) return `${s.toFixed(1)} s`;
   if (s < 7200) return `${(s / 60).toFixed(1)} min`;
-  return `${(s / 3600).toFixed(2)} h`;
+  if (s < 172_800) return `${(s / 3600).toFixed(2)} h`;
+  return `${(s / 86_400).toFixed(1)} days`;
 }
 
 /** Waits until `check()` returns a truthy value, polling; throws after `timeoutMs`. */

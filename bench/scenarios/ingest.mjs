@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { alive, spawnCli, spawnNode, stopChild, watchProcess } from '../lib/children.mjs';
 import { writeReceiptsCsv } from '../lib/csv.mjs';
-import { deletePrefix, settleLazyFree, usedMemory, watchRedisMemory } from '../lib/redis.mjs';
+import { deletePrefix, usedMemory, watchRedisMemory } from '../lib/redis.mjs';
 import { CLI, ROOT, log, round, scaled, sleep } from '../lib/util.mjs';
 
 const HWM_RUN_MS = 15_000;
@@ -24,7 +24,12 @@ async function exitOf(child, timeoutMs) {
 
 async function queueCounts(redis, prefix) {
   const base = `${prefix}:receipts`;
-  const [wait, prioritized, delayed, active] = await Promise.all([redis.llen(`${base}:wait`), redis.zcard(`${base}:prioritized`), redis.zcard(`${base}:delayed`), redis.llen(`${base}:active`)]);
+  const [wait, prioritized, delayed, active] = await Promise.all([
+    redis.llen(`${base}:wait`),
+    redis.zcard(`${base}:prioritized`),
+    redis.zcard(`${base}:delayed`),
+    redis.llen(`${base}:active`),
+  ]);
   return { wait, prioritized, delayed, active };
 }
 
@@ -158,7 +163,9 @@ export async function ingestScenario(ctx) {
         afterExit: after,
         keysDeleted: deleted,
       };
-      log(`ingest (c): ${result.c.queued} rows waiting after ${HWM_RUN_MS / 1000} s (ledger: ${state.rows_queued} admitted), Redis +${(result.c.redisOverBaseline / 2 ** 20).toFixed(1)} MiB; SIGINT → exit ${exit.code ?? exit.signal} in ${result.c.sigint.exitMs} ms`);
+      log(
+        `ingest (c): ${result.c.queued} rows waiting after ${HWM_RUN_MS / 1000} s (ledger: ${state.rows_queued} admitted), Redis +${(result.c.redisOverBaseline / 2 ** 20).toFixed(1)} MiB; SIGINT → exit ${exit.code ?? exit.signal} in ${result.c.sigint.exitMs} ms`,
+      );
     } else {
       result.c = { skipped: 'this build of rc-migrate has no --high-water-mark flag' };
     }

@@ -36,7 +36,10 @@ export async function rateScenario(ctx, sandbox) {
   // (250 ms) plus jitter (up to 250 ms): sampling its size shows the per-user lock churn.
   const delayedSamples = [];
   const sampler = setInterval(() => {
-    ctx.redis.zcard(`${prefix}:receipts:delayed`).then((n) => delayedSamples.push(n), () => undefined);
+    ctx.redis.zcard(`${prefix}:receipts:delayed`).then(
+      (n) => delayedSamples.push(n),
+      () => undefined,
+    );
   }, 250);
   let state;
   try {
@@ -89,7 +92,14 @@ export async function rateScenario(ctx, sandbox) {
     rateLimited: stats.rateLimited,
     rateLimitedShare: posts ? stats.rateLimited / posts : undefined,
     overlaps: stats.overlaps,
-    ledger: { succeeded: state.rows_succeeded, failed: state.rows_failed, requestsSent: state.requests_sent, byHttpStatus: state.by_http_status, byReason: outcomes.byReason, maxAttempts: outcomes.maxAttempts },
+    ledger: {
+      succeeded: state.rows_succeeded,
+      failed: state.rows_failed,
+      requestsSent: state.requests_sent,
+      byHttpStatus: state.by_http_status,
+      byReason: outcomes.byReason,
+      maxAttempts: outcomes.maxAttempts,
+    },
     perSecondSucceeded: perSecond(outcomes.finishes),
     requests,
     delayedSet: {
