@@ -33,7 +33,8 @@ export interface Outcome {
   platform: Platform;
   app_user_id: string;
   product_id?: string;
-  token: string; // masked
+  /** masked; kept for failed rows only (the ledger's compact record of a success leaves it out) */
+  token?: string;
   http_status?: number;
   /** RevenueCat error code when the answer carried one */
   code?: number;
@@ -41,8 +42,8 @@ export interface Outcome {
   reason?: string;
   message?: string;
   attempts: number;
-  /** when the row was queued */
-  queued_at: string;
+  /** when the row was queued; kept for failed rows only */
+  queued_at?: string;
   finished_at: string;
   subscriber?: SubscriberSummary;
   /** the input cells, kept for failed rows only so failed.csv can be fed back to `run` */
@@ -79,6 +80,12 @@ export interface RunCounters {
   rows_failed: number;
   /** rows skipped because an earlier run migrated them */
   rows_already_migrated: number;
+  /** rows queued because their payload changed since an earlier run migrated their token (counted in rows_queued too) */
+  rows_updated: number;
+  /** rows whose token another user has, in this run or an earlier one (held or sent) */
+  rows_conflict: number;
+  /** conflicting rows held back, not sent: an outcome class of their own, like duplicates */
+  rows_held: number;
   requests_sent: number;
   /** how many times `retry` re-opened failed rows */
   retries: number;

@@ -204,7 +204,8 @@ interface Tally {
 async function tally(w: World, runId: string): Promise<Tally> {
   const ledger = w.ledger(runId);
   const state = await ledger.state();
-  const seen = await w.conn.hkeys(ledger.keys.seen);
+  const seen: string[] = [];
+  for await (const row of ledger.rows()) seen.push(row.fp);
   const status = new Map<string, string>();
   for await (const o of ledger.outcomes()) status.set(o.fp, o.status);
   let succeeded = 0;
@@ -246,8 +247,8 @@ async function activeFingerprints(w: World, runId: string): Promise<string[]> {
 /** Seconds until every one of these rows has an outcome. */
 async function secondsUntilOutcomes(w: World, runId: string, fps: string[], since: number, ms: number): Promise<number> {
   if (fps.length === 0) return 0;
-  const key = w.ledger(runId).keys.outcomes;
-  await until(async () => (await w.conn.hmget(key, ...fps)).every((v) => v !== null), ms, `outcomes of the ${fps.length} rows active at a kill`, 100);
+  const ledger = w.ledger(runId);
+  await until(async () => (await ledger.finished(fps)).every(Boolean), ms, `outcomes of the ${fps.length} rows active at a kill`, 100);
   return (Date.now() - since) / 1000;
 }
 

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { connectRedis, type RedisClient } from '../src/redis/connection.js';
 import { scriptFiles } from '../src/redis/scripts.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
+import { recordKey } from '../src/ledger/rowIdentity.js';
 import { UserLock } from '../src/workers/userLock.js';
 import { Pacer } from '../src/workers/pacer.js';
 import { RateController } from '../src/workers/rateController.js';
@@ -81,14 +82,14 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     }
   };
   const ledger = new RunLedger(redis, prefix, 'inv');
-  const fpOk = 'A'.repeat(22);
-  const fpFail = 'B'.repeat(22);
+  const fpOk = recordKey('android', 'token-ok');
+  const fpFail = recordKey('android', 'token-fail');
   await attempt('ledger.beginIngest: MULTI meta + runs index', () => ledger.beginIngest([]));
   await attempt('ledger.sourceId: script sourceId (sources, meta)', () => ledger.sourceId('a.csv'));
   await attempt('ledger.admit: script admit (seen, outcomes, meta, skipped, migrated)', () =>
     ledger.admit([
-      { fp: fpOk, src: 'a.csv', line: 2 },
-      { fp: fpFail, src: 'a.csv', line: 3 },
+      { src: 'a.csv', line: 2, platform: 'android', body: { app_user_id: 'u1', fetch_token: 'token-ok' } },
+      { src: 'a.csv', line: 3, platform: 'android', body: { app_user_id: 'u1', fetch_token: 'token-fail' } },
     ]),
   );
   await attempt('ledger.reject: script recordOnce (rejected, meta)', () => ledger.reject({ src: 'a.csv', line: 4, reason: 'bad' }));

@@ -1,18 +1,33 @@
 // The Redis layer's contract, checked without a Redis: every script is a file named for its command and
 // key count, the field names the scripts write are the ones src/redis/keys.ts gives the TypeScript side, no
-// Lua is left in a .ts file, and the key layout is the one existing deployments already have in Redis.
+// Lua is left in a .ts file, and the key layout is the documented one (src/redis/keys.ts).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { INGEST_STATE, META, PACE, RATE, RedisKeys, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
+import { INGEST_STATE, META, PACE, RATE, RedisKeys, SHARD_TAGS, TABLE, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
 import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
-import { STATUS_CODES, STATUS_INDEX } from '../src/ledger/outcomeCodec.js';
+import { STATUS_CODES } from '../src/ledger/outcomeCodec.js';
+import { INDEX_HASHES_BYTES, LISTPACK_VALUE_MAX, RECORD } from '../src/ledger/rowRecord.js';
+import { SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES } from '../src/ledger/rowIdentity.js';
 
 const SRC = join(import.meta.dirname, '..', 'src');
 
 /** What a script's `-- <Name>[.<key>]` annotation may refer to. */
-const NAMED: Record<string, unknown> = { META, STATUS_CODES, STATUS_INDEX, RATE, PACE, INGEST_STATE, TIMELINE };
+const NAMED: Record<string, unknown> = {
+  META,
+  STATUS_CODES,
+  RATE,
+  PACE,
+  INGEST_STATE,
+  TIMELINE,
+  TABLE,
+  RECORD,
+  LISTPACK_VALUE_MAX,
+  INDEX_HASHES_BYTES,
+  SHORT_HASH_BYTES,
+  TOKEN_FINGERPRINT_BYTES,
+};
 
 function resolve(ref: string): unknown {
   const [name, key] = ref.split('.') as [string, string | undefined];
@@ -34,7 +49,7 @@ describe('Redis scripts', () => {
   it('finds every script file, named <name>-<numberOfKeys>.lua', () => {
     const files = readdirSync(join(SRC, 'redis', 'scripts')).filter((f) => f.endsWith('.lua'));
     expect(scripts.map((s) => s.file).sort()).toEqual(files.sort());
-    for (const name of ['admit', 'recordOnce', 'recordOutcome', 'reopenFailed', 'sourceId', 'releaseUserLock']) {
+    for (const name of ['admit', 'recordOnce', 'recordAnswer', 'reopenFailed', 'sourceId', 'releaseUserLock']) {
       expect(scriptFiles().has(name), name).toBe(true);
     }
   });
@@ -86,25 +101,36 @@ describe('Redis scripts', () => {
 });
 
 describe('Redis keys', () => {
-  it('keeps the key layout existing deployments have in Redis', () => {
+  it("keeps the key layout: a run's own keys under its hash tag, its rows and the index under the shard tags", () => {
     const keys = new RedisKeys('rcm');
     expect(keys.run('R1')).toEqual({
-      meta: 'rcm:run:R1:meta',
-      seen: 'rcm:run:R1:seen',
-      outcomes: 'rcm:run:R1:out',
-      rejected: 'rcm:run:R1:rej',
-      duplicates: 'rcm:run:R1:dup',
-      sources: 'rcm:run:R1:src',
-      skipped: 'rcm:run:R1:skip',
-      history: 'rcm:run:R1:hist',
-      errors: 'rcm:run:R1:err',
-      timeline: 'rcm:run:R1:tl',
-      latency: 'rcm:run:R1:lat',
-      verifyMismatches: 'rcm:run:R1:vmm',
+      meta: 'rcm:run:{R1}:meta',
+      sources: 'rcm:run:{R1}:src',
+      dict: 'rcm:run:{R1}:dict',
+      verifyMismatches: 'rcm:run:{R1}:vmm',
     });
-    expect([keys.runs, keys.migrated, keys.fatal, keys.userLock('h'), keys.rate, keys.pace]).toEqual([
+    const tag = SHARD_TAGS[3] as string;
+    expect(keys.runShard('R1', 3)).toEqual({
+      counters: `rcm:{${tag}}:run:R1:c`,
+      buckets: `rcm:{${tag}}:run:R1:b:`,
+      wide: `rcm:{${tag}}:run:R1:w`,
+      failed: `rcm:{${tag}}:run:R1:f`,
+      rejected: `rcm:{${tag}}:run:R1:rej`,
+      duplicates: `rcm:{${tag}}:run:R1:dup`,
+      conflicts: `rcm:{${tag}}:run:R1:conf`,
+      history: `rcm:{${tag}}:run:R1:hist`,
+      errors: `rcm:{${tag}}:run:R1:err`,
+      timeline: `rcm:{${tag}}:run:R1:tl`,
+      latency: `rcm:{${tag}}:run:R1:lat`,
+    });
+    expect(keys.index(3)).toEqual({ state: `rcm:{${tag}}:ix:state`, buckets: `rcm:{${tag}}:ix:b:` });
+    // A prefix that is one hash tag (as BullMQ needs on a cluster) is the same name to the ledger, whose keys
+    // carry tags of their own: its braces would otherwise put every key in one slot.
+    expect(new RedisKeys('{rcm}').run('R1')).toEqual(keys.run('R1'));
+    expect(new RedisKeys('{rcm}').runShard('R1', 3)).toEqual(keys.runShard('R1', 3));
+    expect([keys.runs, keys.runNumbers, keys.fatal, keys.userLock('h'), keys.rate, keys.pace]).toEqual([
       'rcm:runs',
-      'rcm:migrated',
+      'rcm:runno',
       'rcm:fatal',
       'rcm:lock:user:h',
       'rcm:rate',

@@ -1,4 +1,5 @@
-// Stable identity of one receipt submission, and a printable form of a token that does not reveal it.
+// Stable identity of one receipt submission, and a printable form of a token that does not reveal it. (What the
+// ledger keys rows by, the token fingerprint and the payload hash, is ../ledger/rowIdentity.ts.)
 
 import { createHash } from 'node:crypto';
 import type { Platform } from '../revenuecat/fields.js';

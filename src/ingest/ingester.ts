@@ -11,7 +11,7 @@ import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn, readExpectations } from './expectations.js';
-import { fingerprint } from './fingerprint.js';
+import { recordKey } from '../ledger/rowIdentity.js';
 import { unescapeFormulas } from '../reports/csvSafety.js';
 import { expandSource, isS3Url, type SourceDeps } from './sources.js';
 import type { InputEncoding } from './textEncoding.js';
@@ -28,6 +28,8 @@ export interface IngestOptions {
   highWaterMark: number;
   /** send rows again even when an earlier run migrated them */
   force?: boolean;
+  /** a row whose token another user has (in this run or an earlier one): held back (default) or sent anyway */
+  onConflict?: 'hold' | 'send';
   /** Stops reading between chunks when set (SIGINT): what was read is queued, the rest is read next time. */
   signal?: AbortSignal;
   /** Called after each chunk, for progress display. */
@@ -56,6 +58,12 @@ export interface IngestResult {
   alreadyDone: number;
   /** rows skipped because an earlier run migrated them */
   alreadyMigrated: number;
+  /** rows queued because their payload changed since an earlier run migrated them (counted in `queued` too) */
+  updated: number;
+  /** rows whose token another user has, in this run or an earlier one */
+  conflicts: number;
+  /** conflicting rows held back (not sent) */
+  held: number;
   /** rows skipped because an interrupted ingest of this run had already queued them */
   resumedRows: number;
   /** rows queued for the first time whose Google token expired more than ~60 days ago (sent anyway; see tokenExpiry.ts) */
@@ -82,6 +90,9 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     duplicates: 0,
     alreadyDone: 0,
     alreadyMigrated: 0,
+    updated: 0,
+    conflicts: 0,
+    held: 0,
     resumedRows: 0,
     pastCutoff: 0,
     aborted: false,
@@ -119,19 +130,33 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       ...(opts.signal ? { signal: opts.signal } : {}),
       onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
     });
-    const admissions = await write(() => ledger.admit(rows, { force: opts.force ?? false }));
+    const admitOptions = { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) };
+    const admissions = await write(() => ledger.admit(rows, admitOptions));
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
       const row = rows[i] as ReceiptJobData;
       switch (admission.kind) {
         case 'new':
+        case 'updated':
           result.queued++;
+          if (admission.kind === 'updated') result.updated++;
           if (row.token_expiry?.past_cutoff === true) result.pastCutoff++;
-          toQueue.push(row);
+          // the ledger's key of the row is its job id
+          toQueue.push({ ...row, fp: admission.fp });
           break;
         case 'requeue':
           result.requeued++;
-          toQueue.push(row);
+          toQueue.push({ ...row, fp: admission.fp });
+          break;
+        case 'conflict':
+          result.conflicts++;
+          if (admission.held) {
+            result.held++;
+            metrics?.row('held');
+          } else {
+            result.queued++;
+            toQueue.push({ ...row, fp: admission.fp });
+          }
           break;
         case 'done':
           result.alreadyDone++;
@@ -162,7 +187,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     let refused = false;
     await write(async () => {
       if (refused) {
-        const again = await ledger.admit(left, { force: opts.force ?? false });
+        const again = await ledger.admit(left, { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) });
         left = left.filter((_, i) => again[i]?.kind !== 'done');
       }
       refused = true;
@@ -246,7 +271,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
         }
         pending.push({
           run: opts.runId,
-          fp: fingerprint(checked.platform, checked.body.app_user_id, checked.body.fetch_token),
+          fp: recordKey(checked.platform, checked.body.fetch_token),
           src: source,
           line: item.line,
           platform: checked.platform,

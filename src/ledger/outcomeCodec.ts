@@ -1,14 +1,13 @@
-// How an outcome is stored: a positional JSON array instead of an object, with the source as an index, times
-// as epoch milliseconds, and values that repeat the row left out. The ledger keeps one entry per row for the
-// whole run, so every byte here is multiplied by millions. The Outcome type is what everything else sees.
+// An outcome as JSON: a positional array instead of an object, with the source as an index, times as epoch
+// milliseconds, and values that repeat the row left out. The ledger keeps a failed row's outcome in this form
+// (deflated: ledger/rowRecord.ts packFailure); a succeeded row has a much smaller binary record of its own
+// (rowRecord.ts encodeSuccess). The Outcome type is what everything else sees.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { Expectations } from '../state/expectations.js';
 import type { MismatchDetail } from '../state/mismatch.js';
 import type { SubscriberSummary } from '../state/subscriberSummary.js';
 import type { Outcome } from '../types.js';
 
-/** Index of the status in the stored array; the ledger's Lua reads it to keep the counters right. */
-export const STATUS_INDEX = 1; // Lua arrays are 1-based: this is element [0] in JavaScript
 export const STATUS_CODES = { succeeded: 's', failed: 'f' } as const;
 
 const FOUND = { subscription: 's', non_subscription: 'n', absent: 'a', not_checked: 'x' } as const;
@@ -44,10 +43,10 @@ export function encodeOutcome(o: Outcome, sourceIndex: number): string {
     o.platform,
     o.app_user_id,
     o.product_id ?? 0,
-    o.token,
+    o.token ?? 0,
     o.http_status ?? 0,
     o.attempts,
-    Date.parse(o.queued_at),
+    o.queued_at !== undefined ? Date.parse(o.queued_at) : 0,
     Date.parse(o.finished_at),
     o.code ?? 0,
     o.reason ?? 0,
@@ -83,10 +82,10 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
     platform: a[3] as Platform,
     app_user_id: appUserId,
     ...(productId !== undefined ? { product_id: productId } : {}),
-    token: a[6] as string,
+    ...(at(6) !== undefined ? { token: a[6] as string } : {}),
     ...(at(7) !== undefined ? { http_status: a[7] as number } : {}),
     attempts: a[8] as number,
-    queued_at: new Date(a[9] as number).toISOString(),
+    ...(at(9) !== undefined ? { queued_at: new Date(a[9] as number).toISOString() } : {}),
     finished_at: new Date(a[10] as number).toISOString(),
     ...(at(11) !== undefined ? { code: a[11] as number } : {}),
     ...(at(12) !== undefined ? { reason: a[12] as string } : {}),

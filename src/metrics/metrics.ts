@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { ApiResult } from '../revenuecat/client.js';
 import type { Classification } from '../revenuecat/classify.js';
 
-export type RowOutcomeLabel = 'succeeded' | 'failed' | 'rejected' | 'duplicate' | 'already_migrated';
+export type RowOutcomeLabel = 'succeeded' | 'failed' | 'rejected' | 'duplicate' | 'already_migrated' | 'held';
 
 export class PipelineMetrics {
   readonly registry: Registry;

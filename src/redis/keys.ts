@@ -1,6 +1,7 @@
 // Every Redis key and hash-field name of the tool, in one place (as bullmq's QueueKeys): whoever changes the
-// layout, e.g. to give keys Redis Cluster hash tags, changes it here. Every key starts with the configured
-// prefix, so tests and several deployments can share one Redis without seeing each other. BullMQ's own keys
+// layout changes it here. Every key starts with the configured prefix (the ledger's with the prefix without
+// hash-tag braces: see RedisKeys), so tests and several deployments can share one Redis without seeing each
+// other. BullMQ's own keys
 // stay BullMQ's: only the queue names and the prefix come from here.
 //
 // Lua scripts (src/redis/scripts/*.lua) get their keys through KEYS, built here; the hash-field names they
@@ -18,54 +19,136 @@ export const QUEUES = {
 export const RECEIPTS_QUEUE = QUEUES.receipts;
 export const RUNS_QUEUE = QUEUES.runs;
 
-/** The keys of one run's ledger. */
+/**
+ * Hash tags of the ledger's shards. A run's rows, and the cross-run index, are spread over SHARDS hash tags by
+ * the first byte of each row's token fingerprint, so that a Redis Cluster's masters share a large run; every
+ * script touches the keys of one shard only (one slot). Each tag is picked so that shard n hashes into slots
+ * [n × 1024, (n + 1) × 1024): a cluster whose masters split the 16,384 slots evenly, as `redis-cli --cluster
+ * create` does, gets an even share of shards.
+ */
+export const SHARDS = 16;
+const SLOTS = 16384;
+
+/** CRC16/XMODEM, the hash Redis Cluster maps keys to slots with. */
+function crc16(text: string): number {
+  let crc = 0;
+  for (const byte of Buffer.from(text, 'utf8')) {
+    crc ^= byte << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc;
+}
+
+/** The Redis Cluster slot of a key (its hash tag's, when it has one). */
+export function keySlot(key: string): number {
+  const open = key.indexOf('{');
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) return crc16(key.slice(open + 1, close)) % SLOTS;
+  }
+  return crc16(key) % SLOTS;
+}
+
+export const SHARD_TAGS: readonly string[] = Array.from({ length: SHARDS }, (_, n) => {
+  const width = SLOTS / SHARDS;
+  for (let k = 0; ; k++) {
+    const tag = `${n}.${k}`;
+    if (Math.floor(crc16(tag) / width) === n) return tag;
+  }
+});
+
+/** A run's own keys (one hash tag per run): what is not per row. */
 export interface RunKeys {
-  /** hash: counters and timestamps of the run (fields: META) */
+  /** hash: timestamps, ingest state and progress of the run (fields: META); its counters live in the shards */
   meta: string;
-  /** hash: fingerprint → place of the first row that had it (dedupe within the run) */
-  seen: string;
-  /** hash: fingerprint → outcome (ledger/outcomeCodec.ts) */
-  outcomes: string;
-  /** hash: location → rejection JSON */
-  rejected: string;
-  /** hash: location → duplicate JSON */
-  duplicates: string;
-  /** hash: source name → its number, which outcomes and `seen` store instead of the name */
+  /** hash: source name → its number, which records store instead of the name */
   sources: string;
-  /** hash: fingerprint → place of a row skipped because an earlier run migrated it */
-  skipped: string;
-  /** list: "<fp> <stored outcome>" of outcomes replaced by a retry, oldest first */
+  /** hash: repeated string (product and entitlement ids) → its number in this run's records */
+  dict: string;
+  /** list: mismatches found by the last `verify` pass (JSON) */
+  verifyMismatches: string;
+}
+
+/** One shard of a run's ledger: the rows whose token fingerprint falls in it, and their counters. */
+export interface RunShardKeys {
+  /** hash: counters of this shard's rows and requests (fields: META), summed over the shards on read; plus the growth state of the row table (TABLE) */
+  counters: string;
+  /** prefix of the row table's buckets, `<buckets><i>`: hash record key → row record (ledger/rowRecord.ts), a listpack each */
+  buckets: string;
+  /** hash: record key → row record, for the few records too long for a bucket */
+  wide: string;
+  /** hash: record key → failed outcome (ledger/outcomeCodec.ts, deflated), what failed.csv and retry need */
+  failed: string;
+  /** hash: location → rejection JSON (rejections go to shard line mod SHARDS) */
+  rejected: string;
+  /** hash: location → duplicate JSON (shard line mod SHARDS) */
+  duplicates: string;
+  /** hash: place of a row → its conflict (ledger/rowRecord.ts) */
+  conflicts: string;
+  /** list: history entries (ledger/rowRecord.ts) of outcomes replaced by a later one (a retry), oldest first */
   history: string;
-  /** list: the 20 most recent failures (JSON), newest first */
+  /** list: the 20 most recent failures of this shard (JSON), newest first */
   errors: string;
   /** hash: timelineField(bucket, kind) → count in that bucket */
   timeline: string;
   /** hash: latency bucket index → requests */
   latency: string;
-  /** list: mismatches found by the last `verify` pass (JSON) */
-  verifyMismatches: string;
 }
 
-/** Key names under one prefix. Cheap to build: construct one wherever a prefix is at hand. */
+/** One shard of the cross-run index: token fingerprint → who migrated it, with which payload, in which run. */
+export interface IndexShardKeys {
+  /** hash: growth state of the index table (TABLE) */
+  state: string;
+  /** prefix of the index table's buckets, `<buckets><i>` */
+  buckets: string;
+}
+
+/**
+ * Key names under one prefix. Cheap to build: construct one wherever a prefix is at hand.
+ *
+ * The ledger's keys start with the prefix without braces (`rcm` for `rcm` and `{rcm}` alike), followed by a
+ * hash tag of their own: `rcm:run:{<run>}:…` for a run's own keys, `rcm:{<shard tag>}:run:<run>:…` and
+ * `rcm:{<shard tag>}:ix:…` for its rows and the cross-run index. A prefix that is one hash tag (what BullMQ
+ * needs on a cluster) would otherwise put every key in one slot.
+ */
 export class RedisKeys {
-  constructor(readonly prefix: string) {}
+  /** the prefix without hash-tag braces, which the ledger's keys start with */
+  readonly base: string;
+
+  constructor(readonly prefix: string) {
+    this.base = prefix.replace(/[{}]/g, '');
+  }
 
   run(runId: string): RunKeys {
-    const base = `${this.prefix}:run:${runId}`;
+    const home = `${this.base}:run:{${runId}}`;
     return {
-      meta: `${base}:meta`,
-      seen: `${base}:seen`,
-      outcomes: `${base}:out`,
+      meta: `${home}:meta`,
+      sources: `${home}:src`,
+      dict: `${home}:dict`,
+      verifyMismatches: `${home}:vmm`,
+    };
+  }
+
+  runShard(runId: string, shard: number): RunShardKeys {
+    const base = `${this.base}:{${SHARD_TAGS[shard] as string}}:run:${runId}`;
+    return {
+      counters: `${base}:c`,
+      buckets: `${base}:b:`,
+      wide: `${base}:w`,
+      failed: `${base}:f`,
       rejected: `${base}:rej`,
       duplicates: `${base}:dup`,
-      sources: `${base}:src`,
-      skipped: `${base}:skip`,
+      conflicts: `${base}:conf`,
       history: `${base}:hist`,
       errors: `${base}:err`,
       timeline: `${base}:tl`,
       latency: `${base}:lat`,
-      verifyMismatches: `${base}:vmm`,
     };
+  }
+
+  index(shard: number): IndexShardKeys {
+    const base = `${this.base}:{${SHARD_TAGS[shard] as string}}:ix`;
+    return { state: `${base}:state`, buckets: `${base}:b:` };
   }
 
   /** sorted set: run ids by start time */
@@ -73,9 +156,9 @@ export class RedisKeys {
     return `${this.prefix}:runs`;
   }
 
-  /** set: fingerprints that succeeded in any run, so nightly backfills skip what is already migrated */
-  get migrated(): string {
-    return `${this.prefix}:migrated`;
+  /** hash: run id → its number (and `#<number>` → run id), which the cross-run index stores instead of the id */
+  get runNumbers(): string {
+    return `${this.prefix}:runno`;
   }
 
   /** string: why the queue was paused by a fatal API answer (JSON), absent when nothing is wrong */
@@ -83,19 +166,44 @@ export class RedisKeys {
     return `${this.prefix}:fatal`;
   }
 
+  /** hash: `<platform>:<key fingerprint>` → why that key stopped that platform's rows (JSON, queue/keyStops.ts) */
+  get keyStops(): string {
+    return `${this.prefix}:fatal:keys`;
+  }
+
+  /** set: `<platform>:<row fingerprint>` of a run's rows parked while their key is stopped (queue/keyStops.ts) */
+  parked(runId: string): string {
+    return `${this.prefix}:parked:${runId}`;
+  }
+
+  /** set: `<platform>:<run id>` of every run with parked rows of that platform */
+  get parkedRuns(): string {
+    return `${this.prefix}:parked`;
+  }
+
   /** string: which worker holds the in-flight request of one app_user_id (hashed: ids are personal data) */
   userLock(userHash: string): string {
     return `${this.prefix}:lock:user:${userHash}`;
   }
 
-  /** hash: the request rate shared by every worker process (fields: RATE) */
+  /** hash: the request rate shared by every worker process, for the default scope (fields: RATE) */
   get rate(): string {
     return `${this.prefix}:rate`;
   }
 
-  /** string: the pacer's next free slot (ms, Redis clock) */
+  /** hash: the pacer's schedule and request log, for the default scope (fields: PACE) */
   get pace(): string {
     return `${this.prefix}:pace`;
+  }
+
+  /** The learned rate of one limit scope (workers/rate/sharedRate.ts): the default scope keeps the keys above. */
+  rateOf(scope: string): string {
+    return scope === DEFAULT_RATE_SCOPE ? this.rate : `${this.prefix}:rate:${checkRateScope(scope)}`;
+  }
+
+  /** The pacer of one limit scope. */
+  paceOf(scope: string): string {
+    return scope === DEFAULT_RATE_SCOPE ? this.pace : `${this.prefix}:pace:${checkRateScope(scope)}`;
   }
 }
 
@@ -105,7 +213,7 @@ export const INGEST_STATE = { running: 'running', done: 'done' } as const;
 const STATUS_FIELD = 'status:';
 const PROGRESS_FIELD = 'progress:';
 
-/** Fields of a run's `meta` hash. */
+/** Fields of a run's `meta` hash and of its shards' `counters` (the row and request counters, summed on read). */
 export const META = {
   runId: 'run_id',
   startedAt: 'started_at',
@@ -119,6 +227,12 @@ export const META = {
   rowsSucceeded: 'rows_succeeded',
   rowsFailed: 'rows_failed',
   rowsAlreadyMigrated: 'rows_already_migrated',
+  /** rows queued because their payload changed since an earlier run migrated their token (a subset of rows_queued) */
+  rowsUpdated: 'rows_updated',
+  /** rows whose token another user already has, in this run or an earlier one (held or sent, see rows_held) */
+  rowsConflict: 'rows_conflict',
+  /** conflicting rows held back, not sent (their own outcome class, like a duplicate) */
+  rowsHeld: 'rows_held',
   requestsSent: 'requests_sent',
   /** retry passes that re-opened at least one row */
   retries: 'retries',
@@ -133,6 +247,17 @@ export const META = {
   status: (status: string): string => `${STATUS_FIELD}${status}`,
   /** the status of a `status:<x>` field, undefined for any other field */
   statusOf: (field: string): string | undefined => (field.startsWith(STATUS_FIELD) ? field.slice(STATUS_FIELD.length) : undefined),
+} as const;
+
+/**
+ * Fields of a table's growth state (a shard's `counters` for a run's rows, `state` for the index): the table is
+ * a linear hash (src/redis/scripts/includes/table.lua), `level` and `split` say how many buckets it has.
+ */
+export const TABLE = {
+  level: 'lh:level',
+  split: 'lh:split',
+  /** records in the table */
+  records: 'lh:n',
 } as const;
 
 /** What a timeline field counts. `succeeded`/`failed` equal the outcome status codes (ledger/outcomeCodec.ts). */
@@ -155,13 +280,58 @@ export function latencyField(bucketIndex: number): string {
   return String(bucketIndex);
 }
 
-/** Fields of the shared rate hash (RedisKeys.rate). */
+/** The limit scope of a run whose keys all share one limit (the default); another scope names a limit of its own. */
+export const DEFAULT_RATE_SCOPE = 'all';
+
+/** A scope goes into key names: a short plain name (a platform, a key's hash), never a secret. */
+export function checkRateScope(scope: string): string {
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(scope)) throw new Error(`rate scope "${scope}": use 1-64 letters, digits, _ . or -`);
+  return scope;
+}
+
+/** Fields of the shared rate hash (RedisKeys.rateOf): workers/rate/discovery.ts's RateState. */
 export const RATE = {
   rate: 'rate',
-  ceiling: 'ceiling',
-  last429: 'last_429',
+  phase: 'phase',
+  window: 'window',
+  lo: 'lo',
+  probeFrom: 'probe_from',
+  probeAt: 'probe_at',
+  nextProbe: 'next_probe',
+  gap: 'gap',
+  step: 'step',
+  cut: 'cut',
+  measuredLast: 'measured_last',
+  spill: 'spill',
+  wmax: 'wmax',
+  wmaxUntil: 'wmax_until',
   lastDecrease: 'last_decrease',
+  last429: 'last_429',
+  resumeAt: 'resume_at',
   lastChange: 'last_change',
+  learnedAt: 'learned_at',
+  announced: 'announced',
+  announcedAt: 'announced_at',
+  ceiling: 'ceiling',
+  configured: 'configured',
+  /** bumped by every write (rateUpdate-1.lua): a write based on an older read is refused */
+  version: 'version',
+} as const;
+
+/** Fields of the pacer hash (RedisKeys.paceOf) and the shape of its request log (pace-1.lua). */
+export const PACE = {
+  next: 'next',
+  hold: 'hold',
+  /** prefixes of the two rings' fields: f<slot>, c<slot> */
+  fine: 'f',
+  coarse: 'c',
+  fineMs: 10,
+  fineSlots: 2000,
+  /** buckets of the past a ring answers for (the rest hold slots booked ahead, up to the pacer's max wait) */
+  fineHistory: 1000,
+  coarseMs: 1000,
+  coarseSlots: 100,
+  coarseHistory: 80,
 } as const;
 
 /** A row's place in its input, as rejection and duplicate records are keyed: source name and 1-based line. */

@@ -246,7 +246,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
         reason,
         count: rows.length,
         ...(meaning ? { meaning } : {}),
-        examples: rows.slice(0, EXAMPLES).map((o) => ({ src: o.src, line: o.line, app_user_id: o.app_user_id, token: o.token, message: o.message ?? '' })),
+        examples: rows.slice(0, EXAMPLES).map((o) => ({ src: o.src, line: o.line, app_user_id: o.app_user_id, token: o.token ?? '', message: o.message ?? '' })),
       };
     }),
     topRejections: groupBy(rejected, (r) => r.reason).map(([reason, rows]) => ({

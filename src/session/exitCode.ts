@@ -6,6 +6,7 @@ export function exitCodeOf(summary: Summary): ExitCode {
   return exitCodeFor({
     stopped: summary.status === 'stopped',
     incomplete: summary.status !== 'complete',
-    problems: summary.rows_failed + summary.rows_rejected + summary.rows_mismatched + (summary.verify?.mismatched ?? 0),
+    // held conflicts too: a row someone must look at before it is sent
+    problems: summary.rows_failed + summary.rows_rejected + summary.rows_held + summary.rows_mismatched + (summary.verify?.mismatched ?? 0),
   });
 }

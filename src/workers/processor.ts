@@ -2,7 +2,7 @@
 // write the row's outcome or hand the job back to BullMQ to be tried again later.
 import { DelayedError, RateLimitError, WaitingError, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
-import type { RunLedger } from '../ledger/runLedger.js';
+import type { RequestSample, RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { classify, type Classification } from '../revenuecat/classify.js';
@@ -63,8 +63,11 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
   return async function processReceipt(job, token) {
     const data = job.data;
     const ledger = deps.ledgerFor(data.run);
+    // The request that brought the answer: a final answer's record counts it in the same call.
+    let request: RequestSample | undefined;
+    const sent = { platform: data.platform, body: data.body };
     const record = async (outcome: Outcome): Promise<void> => {
-      if (await write(() => ledger.recordOutcome(outcome))) deps.metrics?.row(outcome.status);
+      if (await write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) }))) deps.metrics?.row(outcome.status);
     };
     const lock = await write(() => deps.userLock.acquire(data.body.app_user_id, deps.userLockWaitMs ?? 0));
     if (!lock) return later(job, token, deps.userBusyDelayMs);
@@ -81,13 +84,14 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       await deps.userLock.release(data.body.app_user_id, lock);
     }
     const verdict = classify(result);
-    await write(() =>
-      ledger.countRequest({
-        status: statusLabel(result),
-        durationMs: result.durationMs,
-        rateLimited: verdict.kind === 'transient' && verdict.rateLimited,
-      }),
-    );
+    request = { status: statusLabel(result), durationMs: result.durationMs, rateLimited: verdict.kind === 'transient' && verdict.rateLimited };
+    // An answer that will be tried again (or waits for the queue) has no record: its request is counted on its own.
+    const final =
+      verdict.kind === 'success' || verdict.kind === 'permanent' || (verdict.kind === 'transient' && !verdict.rateLimited && !verdict.userBusy && job.attemptsMade + 1 >= deps.maxAttempts);
+    if (!final) {
+      const counted = { ...request, fp: data.fp };
+      await write(() => ledger.countRequest(counted));
+    }
     deps.metrics?.request(result, verdict);
     const observe = deps.observe;
     if (observe) await write(() => observe(result, verdict));

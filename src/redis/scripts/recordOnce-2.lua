@@ -1,6 +1,7 @@
 -- Records a rejected or duplicate row, counting it only the first time its place is seen
 -- (ledger/runLedger.ts reject, duplicate).
--- KEYS: records hash (rejected or duplicates), meta. ARGV: location, json, counter field (META).
+-- KEYS: records hash (rejected or duplicates), the counters hash of the same shard. ARGV: location, json,
+-- counter field (META).
 -- Returns 1 when the row was new, 0 when it was already recorded.
 local ROWS_READ = 'rows_read' -- META.rowsRead
 

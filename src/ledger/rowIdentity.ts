@@ -1,0 +1,69 @@
+// What identifies a row in the ledger. The ledger keys every row by its fetch token (platform + token): that
+// is what RevenueCat keys a purchase by, so it is what a conflict (one token, two users) and "already migrated"
+// are about. Next to it, two short hashes, the user's and the payload's (everything that would be sent), tell a
+// duplicate, a conflict, an unchanged row and a changed one apart. Fixed-width binary, because the ledger keeps
+// one of each per row. The ingester computes them to admit a row, the ledger again for the cross-run index when
+// the row succeeds: the same functions, here.
+//
+// Widths and their collision risk at 50 million rows (n²/2^(bits+1) for the key, 2^-bits per comparison for
+// the hashes, which are only compared for rows whose token was seen before):
+// - token fingerprint, 12 bytes (96 bits): 2.5e15 / 2^97 ≈ 1.6e-14 that any two of 50 M tokens share a key;
+// - user hash and payload hash, 6 bytes (48 bits) each: a different user (or a changed payload) taken for the
+//   same one with probability 2^-48 ≈ 3.6e-15 per comparison, ≈ 1.8e-7 if all 50 M rows were compared.
+import { createHash } from 'node:crypto';
+import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
+
+/** Bytes of a token fingerprint (the ledger's key of a row). */
+export const TOKEN_FINGERPRINT_BYTES = 12;
+/** Bytes of a user hash and of a payload hash. */
+export const SHORT_HASH_BYTES = 6;
+
+function lengthPrefixed(parts: readonly string[]): ReturnType<typeof createHash> {
+  const hash = createHash('sha256');
+  for (const part of parts) {
+    hash.update(`${Buffer.byteLength(part, 'utf8')}:`);
+    hash.update(part, 'utf8');
+  }
+  return hash;
+}
+
+/** The ledger's key of a token: sha256 of platform and token (length-prefixed), first 12 bytes. */
+export function tokenFingerprint(platform: Platform, fetchToken: string): Buffer {
+  return lengthPrefixed(['token', platform, fetchToken]).digest().subarray(0, TOKEN_FINGERPRINT_BYTES);
+}
+
+/** A row's key as text (job ids, reports): base64url of its token fingerprint (16 characters). */
+export function recordKey(platform: Platform, fetchToken: string): string {
+  return tokenFingerprint(platform, fetchToken).toString('base64url');
+}
+
+/** 6 bytes that tell two App User IDs apart (hashed: ids are personal data, and 100 characters long). */
+export function userHash(appUserId: string): Buffer {
+  return lengthPrefixed(['user', appUserId]).digest().subarray(0, SHORT_HASH_BYTES);
+}
+
+/**
+ * The one definition of "the same payload", used at ingest (is this row already migrated, or changed?) and at
+ * success (what the cross-run index remembers): platform, user, token and every field that would be sent,
+ * attributes included, but not an attribute's `updated_at_ms`, which is the time the row was read.
+ */
+export function payloadHash(platform: Platform, body: ReceiptBody): Buffer {
+  return createHash('sha256').update(canonicalPayload(platform, body)).digest().subarray(0, SHORT_HASH_BYTES);
+}
+
+/** Platform and body as JSON with sorted keys and without the attributes' timestamps. */
+export function canonicalPayload(platform: Platform, body: ReceiptBody): string {
+  const fields: Record<string, unknown> = { platform };
+  for (const [k, v] of Object.entries(body)) {
+    if (v === undefined) continue;
+    if (k === 'attributes') {
+      // fromEntries defines properties, so an attribute named __proto__ stays an attribute
+      fields[k] = sorted(Object.fromEntries(Object.entries(v as NonNullable<ReceiptBody['attributes']>).map(([name, a]) => [name, a.value])));
+    } else fields[k] = v;
+  }
+  return JSON.stringify(sorted(fields));
+}
+
+function sorted<T>(o: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}

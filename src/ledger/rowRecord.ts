@@ -1,0 +1,467 @@
+// The binary forms of what the ledger keeps per row. A run has millions of rows and every byte here is paid
+// once per row, so a row is a fixed-width key (its token fingerprint, ingest/fingerprint.ts) and a record of a
+// few dozen bytes, small enough for Redis to keep buckets of them as listpacks (≤ 64 bytes a value):
+//
+//   record   = kind (1 byte) · varint source number · varint line · user
+//   user     = varint (byte length × 8 + form) · bytes   — form: UTF-8 text, or a decimal number, a UUID, hex,
+//              or `$RCAnonymousID:` + hex packed into bytes (the usual shapes of App User IDs)
+//   succeeded adds: varint flags · varint attempts · varint ms since the run began · product (dictionary code) ·
+//              the import answer's reconciliation (product found, its expiry and environment, the active
+//              entitlements as dictionary codes with their expiries) · expected_* columns · import mismatches
+//
+// What a succeeded row does not keep: its masked token and the time it was queued (succeeded.csv leaves those
+// columns empty). A failed row keeps everything failed.csv and `retry` need, in a hash of its own (packFailure):
+// failures are few, and their input is what makes failed.csv valid input again. Lua reads the record head only
+// (kind, place, user: src/redis/scripts/includes/record.lua), and the record key's first byte picks the shard.
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
+import type { SubscriberSummary } from '../state/subscriberSummary.js';
+import type { Expectations } from '../state/expectations.js';
+import type { MismatchDetail } from '../state/mismatch.js';
+import type { Outcome } from '../types.js';
+import { SHARDS } from '../redis/keys.js';
+import { TOKEN_FINGERPRINT_BYTES } from './rowIdentity.js';
+import { ByteReader, ByteWriter } from './bytes.js';
+import { decodeOutcome, encodeOutcome } from './outcomeCodec.js';
+
+/** First byte of a record. */
+export const RECORD = {
+  /** admitted and queued, no final answer yet */
+  queued: 'q',
+  /** skipped: an earlier run migrated the same token for the same user with the same payload */
+  skipped: 'm',
+  /** held: another user has this token (conflicts hash says who) */
+  held: 'h',
+  succeeded: 's',
+  /** failed: the outcome itself is in the shard's `failed` hash */
+  failed: 'f',
+} as const;
+export type RecordKind = (typeof RECORD)[keyof typeof RECORD];
+
+/** Longest value Redis keeps in a listpack hash by default (hash-max-listpack-value); longer records go to `wide`. */
+export const LISTPACK_VALUE_MAX = 64;
+
+// ---------------------------------------------------------------------------------------------------------
+// Keys
+
+/** The key's shard: its first byte (sha256 output, so uniform) modulo SHARDS. */
+export function shardOfKey(key: Buffer): number {
+  return (key[0] as number) % SHARDS;
+}
+
+/** A record key (token fingerprint, plus a variant byte for a second user's row of the same token) as text. */
+export function keyText(key: Buffer): string {
+  return key.toString('base64url');
+}
+
+export function keyBytes(text: string): Buffer {
+  const key = Buffer.from(text, 'base64url');
+  if (key.length !== TOKEN_FINGERPRINT_BYTES && key.length !== TOKEN_FINGERPRINT_BYTES + 1) throw new Error(`not a record key: ${text}`);
+  return key;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Users
+
+const USER_FORM = { text: 0, decimal: 1, uuid: 2, UUID: 3, hex: 4, anonymous: 5 } as const;
+const ANONYMOUS = '$RCAnonymousID:';
+const UUID_LOWER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const UUID_UPPER = /^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/;
+const HEX_LOWER = /^(?:[0-9a-f]{2})+$/;
+const DECIMAL = /^(?:0|[1-9][0-9]{0,15})$/;
+
+function userForm(id: string): [number, Buffer] {
+  if (DECIMAL.test(id) && Number.isSafeInteger(Number(id))) return [USER_FORM.decimal, new ByteWriter().varint(Number(id)).toBuffer()];
+  if (UUID_LOWER.test(id)) return [USER_FORM.uuid, Buffer.from(id.replace(/-/g, ''), 'hex')];
+  if (UUID_UPPER.test(id)) return [USER_FORM.UUID, Buffer.from(id.replace(/-/g, ''), 'hex')];
+  if (HEX_LOWER.test(id)) return [USER_FORM.hex, Buffer.from(id, 'hex')];
+  if (id.startsWith(ANONYMOUS) && HEX_LOWER.test(id.slice(ANONYMOUS.length))) return [USER_FORM.anonymous, Buffer.from(id.slice(ANONYMOUS.length), 'hex')];
+  return [USER_FORM.text, Buffer.from(id, 'utf8')];
+}
+
+/** An App User ID in its packed form. Equal ids give equal bytes, so Lua compares users byte for byte. */
+export function encodeUser(id: string): Buffer {
+  const [form, bytes] = userForm(id);
+  return new ByteWriter()
+    .varint(bytes.length * 8 + form)
+    .bytes(bytes)
+    .toBuffer();
+}
+
+function readUser(r: ByteReader): string {
+  const header = r.varint();
+  const bytes = r.bytes(Math.floor(header / 8));
+  switch (header % 8) {
+    case USER_FORM.decimal:
+      return String(new ByteReader(bytes).varint());
+    case USER_FORM.uuid:
+    case USER_FORM.UUID: {
+      const hex = bytes.toString('hex');
+      const uuid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+      return header % 8 === USER_FORM.UUID ? uuid.toUpperCase() : uuid;
+    }
+    case USER_FORM.hex:
+      return bytes.toString('hex');
+    case USER_FORM.anonymous:
+      return ANONYMOUS + bytes.toString('hex');
+    default:
+      return bytes.toString('utf8');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Record heads (every kind)
+
+/** Source number and line, as records and conflicts store a place. */
+export function encodePlace(sourceNumber: number, line: number): Buffer {
+  return new ByteWriter().varint(sourceNumber).varint(line).toBuffer();
+}
+
+/** A record of a row without a final answer (or failed, whose outcome is elsewhere): kind, place, user. */
+export function headRecord(kind: RecordKind, place: Buffer, user: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(kind, 'latin1'), place, user]);
+}
+
+export interface RecordHead {
+  kind: RecordKind;
+  sourceNumber: number;
+  line: number;
+  appUserId: string;
+}
+
+function readHead(r: ByteReader): RecordHead {
+  const kind = String.fromCharCode(r.byte()) as RecordKind;
+  const sourceNumber = r.varint();
+  const line = r.varint();
+  return { kind, sourceNumber, line, appUserId: readUser(r) };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Times
+
+/** Epoch (seconds) the stored times count from: keeps their varints short. */
+const EPOCH_S = 1_700_000_000;
+const TIME = { null: 0, sameAsProduct: 1, text: 2, first: 3 } as const;
+const TIME_FORM = { seconds: 0, secondsMs: 1, ms: 2 } as const;
+
+/** An ISO time as the API gave it, packed so that it comes back as the very same string. */
+function writeTime(w: ByteWriter, value: string | null | undefined, product?: string | null): void {
+  if (value === null || value === undefined) {
+    w.varint(TIME.null);
+    return;
+  }
+  if (product !== undefined && value === product) {
+    w.varint(TIME.sameAsProduct);
+    return;
+  }
+  const ms = Date.parse(value);
+  if (!Number.isNaN(ms)) {
+    const iso = new Date(ms).toISOString();
+    const zigzag = (n: number): number => (n < 0 ? -2 * n - 1 : 2 * n);
+    let packed: number | undefined;
+    if (ms % 1000 === 0 && iso.replace('.000Z', 'Z') === value) packed = zigzag(ms / 1000 - EPOCH_S) * 3 + TIME_FORM.seconds;
+    else if (ms % 1000 === 0 && iso === value) packed = zigzag(ms / 1000 - EPOCH_S) * 3 + TIME_FORM.secondsMs;
+    else if (iso === value) packed = zigzag(ms - EPOCH_S * 1000) * 3 + TIME_FORM.ms;
+    if (packed !== undefined && Number.isSafeInteger(packed + TIME.first)) {
+      w.varint(packed + TIME.first);
+      return;
+    }
+  }
+  w.varint(TIME.text).string(value);
+}
+
+function readTime(r: ByteReader, product?: string | null): string | null {
+  const v = r.varint();
+  if (v === TIME.null) return null;
+  if (v === TIME.sameAsProduct) return product ?? null;
+  if (v === TIME.text) return r.string();
+  const packed = v - TIME.first;
+  const form = packed % 3;
+  const z = Math.floor(packed / 3);
+  const n = z % 2 === 1 ? -(z + 1) / 2 : z / 2;
+  if (form === TIME_FORM.ms) return new Date(n + EPOCH_S * 1000).toISOString();
+  const iso = new Date((n + EPOCH_S) * 1000).toISOString();
+  return form === TIME_FORM.seconds ? iso.replace('.000Z', 'Z') : iso;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Succeeded rows
+
+const FOUND = ['subscription', 'non_subscription', 'absent', 'not_checked'] as const;
+const ENVIRONMENTS = [undefined, 'production', 'sandbox'] as const;
+
+const F = {
+  platform: 1, // bits 0-2
+  found: 8, // bits 3-4
+  sandbox: 32, // bits 5-6: 0 unknown, 1 production, 2 sandbox
+  product: 128, // the subscriber shows the row's product (expiry follows)
+  originalDiffers: 256,
+  http201: 512,
+  httpOther: 1024,
+  expect: 2048,
+  mismatches: 4096,
+  productId: 8192,
+  noHttp: 16384,
+  noSubscriber: 32768,
+} as const;
+
+/** What encoding a success needs besides the outcome: the source's number, the run's start and the dictionary. */
+export interface RecordContext {
+  sourceNumber: number;
+  /** epoch ms the record's finish time counts from (the run's start) */
+  base: number;
+  /** dictionary code of a repeated string (product and entitlement ids) */
+  code: (text: string) => number;
+}
+
+/** Every dictionary string a success record of this outcome will need (to have their codes ready). */
+export function dictionaryStrings(o: Outcome): string[] {
+  const out = new Set<string>();
+  if (o.product_id !== undefined) out.add(o.product_id);
+  for (const e of o.subscriber?.active_entitlements ?? []) {
+    out.add(e.id);
+    if (e.product_identifier !== o.product_id) out.add(e.product_identifier);
+  }
+  if (o.expect?.entitlement !== undefined) out.add(o.expect.entitlement);
+  return [...out];
+}
+
+/** The record of a succeeded row (see the top of this file for what it keeps). */
+export function encodeSuccess(o: Outcome, ctx: RecordContext): Buffer {
+  const sub = o.subscriber;
+  const platform = PLATFORMS.indexOf(o.platform);
+  if (platform < 0) throw new Error(`unknown platform ${o.platform}`);
+  let flags = platform * F.platform;
+  if (sub) {
+    flags += FOUND.indexOf(sub.product_found) * F.found;
+    if (sub.product) {
+      flags += F.product + (sub.product.is_sandbox === undefined ? 0 : sub.product.is_sandbox ? 2 : 1) * F.sandbox;
+    }
+    if (sub.original_app_user_id !== o.app_user_id) flags += F.originalDiffers;
+  } else flags += F.noSubscriber;
+  if (o.http_status === undefined) flags += F.noHttp;
+  else if (o.http_status === 201) flags += F.http201;
+  else if (o.http_status !== 200) flags += F.httpOther;
+  if (o.expect) flags += F.expect;
+  if (o.mismatches && o.mismatches.length > 0) flags += F.mismatches;
+  if (o.product_id !== undefined) flags += F.productId;
+
+  const w = new ByteWriter().byte(RECORD.succeeded.charCodeAt(0)).varint(ctx.sourceNumber).varint(o.line).bytes(encodeUser(o.app_user_id));
+  w.varint(flags).varint(o.attempts).signed(Date.parse(o.finished_at) - ctx.base);
+  if (flags & F.httpOther) w.varint(o.http_status as number);
+  if (o.product_id !== undefined) w.varint(ctx.code(o.product_id));
+  if (sub) {
+    const productExpiry = sub.product?.expires_date;
+    if (sub.product) writeTime(w, productExpiry);
+    w.varint(sub.active_entitlements.length);
+    for (const e of sub.active_entitlements) {
+      w.varint(ctx.code(e.id));
+      writeTime(w, e.expires_date, sub.product ? productExpiry : undefined);
+      w.varint(e.product_identifier === o.product_id ? 0 : ctx.code(e.product_identifier) + 1);
+    }
+    if (flags & F.originalDiffers) w.string(sub.original_app_user_id);
+  }
+  if (o.expect) {
+    const e = o.expect;
+    const eflags =
+      (e.entitlement !== undefined ? 1 : 0) +
+      (e.expiresAt !== undefined ? 2 : 0) +
+      (e.active !== undefined ? 4 : 0) +
+      (e.active === true ? 8 : 0) +
+      (e.environment === 'production' ? 16 : e.environment === 'sandbox' ? 32 : 0);
+    w.varint(eflags);
+    if (e.entitlement !== undefined) w.varint(ctx.code(e.entitlement));
+    if (e.expiresAt !== undefined) writeTime(w, e.expiresAt);
+  }
+  if (flags & F.mismatches) w.string(JSON.stringify(o.mismatches));
+  return w.toBuffer();
+}
+
+/** What decoding needs: source names, the run's start and the dictionary. */
+export interface DecodeContext {
+  sources: readonly string[];
+  base: number;
+  name: (code: number) => string;
+}
+
+function sourceName(sources: readonly string[], n: number): string {
+  return sources[n] ?? `source #${n}`;
+}
+
+/** The head of any record (the kind, place and user of its row). */
+export function decodeHead(rec: Buffer): RecordHead {
+  return readHead(new ByteReader(rec));
+}
+
+/** A succeeded row's outcome from its record. */
+export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Outcome {
+  const r = new ByteReader(rec);
+  const head = readHead(r);
+  if (head.kind !== RECORD.succeeded) throw new Error(`not a succeeded record: ${head.kind}`);
+  const flags = r.varint();
+  const attempts = r.varint();
+  const finished = r.signed() + ctx.base;
+  const http = flags & F.noHttp ? undefined : flags & F.httpOther ? r.varint() : flags & F.http201 ? 201 : 200;
+  const productId = flags & F.productId ? ctx.name(r.varint()) : undefined;
+  let subscriber: SubscriberSummary | undefined;
+  if (!(flags & F.noSubscriber)) {
+    const env = Math.floor(flags / F.sandbox) % 4;
+    let product: SubscriberSummary['product'];
+    if (flags & F.product) {
+      product = { expires_date: readTime(r) };
+      if (env !== 0) product.is_sandbox = env === 2;
+    }
+    const entitlements: SubscriberSummary['active_entitlements'] = [];
+    for (let n = r.varint(); n > 0; n--) {
+      const id = ctx.name(r.varint());
+      const expires = readTime(r, product ? product.expires_date : undefined);
+      const ref = r.varint();
+      entitlements.push({ id, expires_date: expires, product_identifier: ref === 0 ? (productId ?? '') : ctx.name(ref - 1) });
+    }
+    const original = flags & F.originalDiffers ? r.string() : head.appUserId;
+    subscriber = {
+      original_app_user_id: original,
+      active_entitlements: entitlements,
+      product_found: FOUND[Math.floor(flags / F.found) % 4] as SubscriberSummary['product_found'],
+      ...(product ? { product } : {}),
+    };
+  }
+  let expect: Expectations | undefined;
+  if (flags & F.expect) {
+    const e = r.varint();
+    expect = {};
+    if (e & 1) expect.entitlement = ctx.name(r.varint());
+    if (e & 2) expect.expiresAt = readTime(r) ?? undefined;
+    if (e & 4) expect.active = (e & 8) !== 0;
+    const environment = ENVIRONMENTS[Math.floor(e / 16) % 4];
+    if (environment) expect.environment = environment;
+  }
+  const mismatches = flags & F.mismatches ? (JSON.parse(r.string()) as MismatchDetail[]) : undefined;
+  return {
+    status: 'succeeded',
+    src: sourceName(ctx.sources, head.sourceNumber),
+    line: head.line,
+    fp: keyText(key),
+    platform: PLATFORMS[flags % 8] as Platform,
+    app_user_id: head.appUserId,
+    ...(productId !== undefined ? { product_id: productId } : {}),
+    ...(http !== undefined ? { http_status: http } : {}),
+    attempts,
+    finished_at: new Date(finished).toISOString(),
+    ...(subscriber ? { subscriber } : {}),
+    ...(expect ? { expect } : {}),
+    ...(mismatches ? { mismatches } : {}),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Failed rows
+
+const FAILURE_FORMAT = 1;
+
+/**
+ * A failed row's outcome, whole (input cells, body, reason), as the shard's `failed` hash keeps it: the JSON
+ * form (outcomeCodec.ts), deflated. The token is usually both an input cell and the body's fetch_token: the
+ * body's copy is left out and taken from the cell again (a receipt is kilobytes).
+ */
+export function packFailure(o: Outcome, sourceNumber: number): Buffer {
+  let tokenColumn = 0;
+  let stored = o;
+  const token = o.body?.fetch_token;
+  if (o.body && token !== undefined && o.input) {
+    const columns = Object.keys(o.input);
+    const i = columns.findIndex((c) => o.input?.[c] === token);
+    if (i >= 0) {
+      tokenColumn = i + 1;
+      stored = { ...o, body: { ...o.body, fetch_token: '' } };
+    }
+  }
+  const json = deflateRawSync(Buffer.from(encodeOutcome(stored, sourceNumber), 'utf8'));
+  return Buffer.concat([new ByteWriter().byte(FAILURE_FORMAT).varint(tokenColumn).toBuffer(), json]);
+}
+
+export function unpackFailure(key: Buffer, blob: Buffer, sources: readonly string[]): Outcome {
+  const r = new ByteReader(blob);
+  const format = r.byte();
+  if (format !== FAILURE_FORMAT) throw new Error(`unknown failure record format ${format}`);
+  const tokenColumn = r.varint();
+  const o = decodeOutcome(keyText(key), inflateRawSync(r.rest()).toString('utf8'), sources);
+  if (tokenColumn > 0 && o.body && o.input) {
+    const column = Object.keys(o.input)[tokenColumn - 1];
+    o.body = { ...o.body, fetch_token: column === undefined ? '' : (o.input[column] ?? '') };
+  }
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// History (outcomes a later one replaced) — written by the scripts, read here
+
+/** A history entry: the replaced record's kind ('s' record or 'f' failure), the key, then the record or failure. */
+export function decodeHistoryEntry(entry: Buffer, ctx: DecodeContext): Outcome {
+  const r = new ByteReader(entry);
+  const kind = String.fromCharCode(r.byte());
+  const key = r.bytes(r.varint());
+  const payload = r.rest();
+  return kind === RECORD.failed ? unpackFailure(key, payload, ctx.sources) : decodeSuccess(key, payload, ctx);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The cross-run index
+
+/** Bytes of the hashes at the start of an index value (user, then payload). */
+export const INDEX_HASHES_BYTES = 12;
+
+/** An index value: user hash, payload hash, the migrating run's number and (when not 0) its record's variant. */
+export function indexValue(userHash: Buffer, payloadHash: Buffer, runNumber: number, variant: number): Buffer {
+  const w = new ByteWriter().bytes(userHash).bytes(payloadHash).varint(runNumber * 2 + (variant > 0 ? 1 : 0));
+  if (variant > 0) w.byte(variant);
+  return w.toBuffer();
+}
+
+export interface IndexEntry {
+  userHash: Buffer;
+  payloadHash: Buffer;
+  runNumber: number;
+  variant: number;
+}
+
+export function decodeIndexValue(value: Buffer): IndexEntry {
+  const r = new ByteReader(value);
+  const userHash = r.bytes(6);
+  const payloadHash = r.bytes(6);
+  const run = r.varint();
+  return { userHash, payloadHash, runNumber: Math.floor(run / 2), variant: run % 2 === 1 ? r.byte() : 0 };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Conflicts — written by admit-*.lua, read here
+
+/** One conflict as admit recorded it, before names are looked up. */
+export interface StoredConflict {
+  held: boolean;
+  /** this row's record key */
+  key: Buffer;
+  appUserId: string;
+  /** the other side: a row of this run, or the index entry of an earlier run's */
+  other: { scope: 'run'; sourceNumber: number; line: number; appUserId: string } | { scope: 'earlier'; entry: IndexEntry };
+}
+
+export function decodeConflict(value: Buffer): StoredConflict {
+  const r = new ByteReader(value);
+  const held = String.fromCharCode(r.byte()) === 'h';
+  const scope = String.fromCharCode(r.byte());
+  const key = r.bytes(r.varint());
+  const appUserId = readUser(r);
+  if (scope === 'r') {
+    const sourceNumber = r.varint();
+    const line = r.varint();
+    return { held, key, appUserId, other: { scope: 'run', sourceNumber, line, appUserId: readUser(r) } };
+  }
+  return { held, key, appUserId, other: { scope: 'earlier', entry: decodeIndexValue(r.rest()) } };
+}
+
+/** The place a conflict is keyed by (encodePlace), back to numbers. */
+export function decodePlace(place: Buffer): { sourceNumber: number; line: number } {
+  const r = new ByteReader(place);
+  return { sourceNumber: r.varint(), line: r.varint() };
+}

@@ -1,0 +1,245 @@
+// The run ledger's data model against a real Redis: rows keyed by token, conflicts in a run and across runs,
+// changed and unchanged rows, the final answer and its request in one call, and buckets that stay listpacks.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
+import { keySlot, RedisKeys, SHARDS } from '../src/redis/keys.js';
+import type { Outcome } from '../src/types.js';
+import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+
+let redis: Redis;
+const prefixes: string[] = [];
+function newPrefix(name: string): string {
+  const p = uniquePrefix(name);
+  prefixes.push(p);
+  return p;
+}
+
+beforeAll(() => {
+  redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+});
+afterAll(async () => {
+  for (const p of prefixes) await dropPrefix(p);
+  redis.disconnect();
+});
+
+function row(line: number, user: string, token: string, extra: Partial<AdmitRow['body']> = {}): AdmitRow {
+  return { src: 'a.csv', line, platform: 'ios', body: { app_user_id: user, fetch_token: token, ...extra } };
+}
+
+function succeeded(r: AdmitRow, fp: string, over: Partial<Outcome> = {}): Outcome {
+  return {
+    status: 'succeeded',
+    src: r.src,
+    line: r.line,
+    fp,
+    platform: r.platform,
+    app_user_id: r.body.app_user_id,
+    product_id: 'pro.monthly',
+    http_status: 200,
+    attempts: 1,
+    finished_at: new Date().toISOString(),
+    subscriber: {
+      original_app_user_id: r.body.app_user_id,
+      product_found: 'subscription',
+      active_entitlements: [{ id: 'pro', expires_date: '2031-01-01T00:00:00Z', product_identifier: 'pro.monthly' }],
+      product: { expires_date: '2031-01-01T00:00:00Z', is_sandbox: false },
+    },
+    ...over,
+  };
+}
+
+function failed(r: AdmitRow, fp: string): Outcome {
+  return {
+    status: 'failed',
+    src: r.src,
+    line: r.line,
+    fp,
+    platform: r.platform,
+    app_user_id: r.body.app_user_id,
+    token: '****',
+    http_status: 400,
+    code: 7103,
+    reason: 'rc_7103',
+    message: 'invalid receipt',
+    attempts: 1,
+    queued_at: new Date().toISOString(),
+    finished_at: new Date().toISOString(),
+    input: { app_user_id: r.body.app_user_id, receipt: r.body.fetch_token, note: 'kept' },
+    body: r.body,
+  };
+}
+
+/** Admits rows and answers every queued one (success unless `fail` says otherwise), as ingest and workers would. */
+async function migrate(ledger: RunLedger, rows: AdmitRow[], opts: { fail?: (r: AdmitRow) => boolean; force?: boolean; onConflict?: 'hold' | 'send' } = {}) {
+  await ledger.beginIngest(['a.csv']);
+  const admissions = await ledger.admit(rows, opts);
+  for (const [i, a] of admissions.entries()) {
+    const r = rows[i] as AdmitRow;
+    const fp = 'fp' in a ? a.fp : undefined;
+    if (fp === undefined) continue;
+    const outcome = opts.fail?.(r) ? failed(r, fp) : succeeded(r, fp);
+    await ledger.recordAnswer(outcome, { sent: { platform: r.platform, body: r.body }, request: { status: opts.fail?.(r) ? '400' : '200', durationMs: 12, rateLimited: false } });
+  }
+  await ledger.endIngest();
+  return admissions;
+}
+
+describe('run ledger', () => {
+  it('keeps a success compactly and a failure whole, counts the request with the answer, and reads both back', async () => {
+    const ledger = new RunLedger(redis, newPrefix('ledger-basic'), 'R');
+    const ok = row(2, 'user-1', 'tok-1');
+    const bad = row(3, 'user-2', 'tok-2');
+    const admissions = await migrate(ledger, [ok, bad], { fail: (r) => r === bad });
+    expect(admissions.map((a) => a.kind)).toEqual(['new', 'new']);
+    const state = await ledger.state();
+    expect(state).toMatchObject({ rows_read: 2, rows_queued: 2, rows_succeeded: 1, rows_failed: 1, requests_sent: 2, rows_pending: 0, complete: true });
+    expect(state.by_http_status).toEqual({ '200': 1, '400': 1 });
+
+    const outcomes = new Map<string, Outcome>();
+    for await (const o of ledger.outcomes()) outcomes.set(o.app_user_id, o);
+    const fpOk = admissions[0]?.kind === 'new' ? admissions[0].fp : '';
+    // a success: everything but the masked token and the queue time, which its record does not keep
+    const { token: _t, queued_at: _q, ...kept } = succeeded(ok, fpOk);
+    expect(outcomes.get('user-1')).toEqual({ ...kept, finished_at: outcomes.get('user-1')?.finished_at });
+    // a failure: whole, input and body included (failed.csv and retry)
+    expect(outcomes.get('user-2')).toMatchObject({ status: 'failed', reason: 'rc_7103', input: { receipt: 'tok-2', note: 'kept' }, body: { fetch_token: 'tok-2' } });
+    expect(await ledger.outcome(fpOk)).toMatchObject({ status: 'succeeded', app_user_id: 'user-1', line: 2 });
+    expect((await ledger.timeline()).reduce((n, p) => n + p.requests, 0)).toBe(2);
+    expect((await ledger.latencyBuckets()).reduce((a, b) => a + b, 0)).toBe(2);
+    expect((await ledger.recentErrors()).map((e) => e.reason)).toEqual(['rc_7103']);
+  });
+
+  it('re-opens failures for a retry and keeps what they replaced as history', async () => {
+    const ledger = new RunLedger(redis, newPrefix('ledger-retry'), 'R');
+    const bad = row(2, 'user-1', 'tok-1');
+    await migrate(ledger, [bad], { fail: () => true });
+    const records = [];
+    for await (const r of ledger.failedRecords()) records.push({ fp: r.outcome.fp, stored: r.stored });
+    expect(records).toHaveLength(1);
+    expect(await ledger.reopen(records)).toBe(1);
+    expect(await ledger.reopen(records)).toBe(0); // already re-opened: the stored form no longer matches
+    expect(await ledger.state()).toMatchObject({ rows_failed: 0, rows_pending: 1, retries: 1 });
+    // the retry succeeds
+    await ledger.recordAnswer(succeeded(bad, records[0]!.fp), { sent: { platform: bad.platform, body: bad.body } });
+    expect(await ledger.state()).toMatchObject({ rows_failed: 0, rows_succeeded: 1, rows_pending: 0 });
+    const history = [];
+    for await (const h of ledger.history()) history.push(h);
+    expect(history.map((h) => [h.status, h.reason])).toEqual([['failed', 'rc_7103']]);
+  });
+
+  it('within a run: same token and user is a duplicate; same token, another user is a conflict, held or sent', async () => {
+    const ledger = new RunLedger(redis, newPrefix('ledger-conflict'), 'R');
+    await ledger.beginIngest(['a.csv']);
+    const rows = [row(2, 'alice', 'shared'), row(3, 'alice', 'shared'), row(4, 'bob', 'shared'), row(5, 'carol', 'other')];
+    const first = await ledger.admit(rows);
+    expect(first.map((a) => a.kind)).toEqual(['new', 'duplicate', 'conflict', 'new']);
+    expect(first[1]).toEqual({ kind: 'duplicate', first: 'a.csv#2' });
+    expect(first[2]).toEqual({ kind: 'conflict', held: true });
+    // admitted again (a resumed ingest): nothing changes, nothing is counted twice
+    const again = await ledger.admit(rows);
+    expect(again.map((a) => a.kind)).toEqual(['requeue', 'duplicate', 'done', 'requeue']);
+    // with onConflict 'send', a third user's row is queued under a key of its own
+    const sent = await ledger.admit([row(6, 'dave', 'shared')], { onConflict: 'send' });
+    expect(sent[0]).toMatchObject({ kind: 'conflict', held: false });
+    const fps = new Set([first[0], sent[0]].map((a) => (a && 'fp' in a ? a.fp : '')));
+    expect(fps.size).toBe(2);
+    await ledger.endIngest();
+    expect(await ledger.state()).toMatchObject({ rows_read: 4, rows_queued: 3, rows_conflict: 2, rows_held: 1 });
+
+    const conflicts = [];
+    for await (const c of ledger.conflicts()) conflicts.push(c);
+    conflicts.sort((a, b) => a.line - b.line);
+    expect(conflicts).toEqual([
+      { src: 'a.csv', line: 4, app_user_id: 'bob', fp: expect.any(String), held: true, other: { run_id: 'R', src: 'a.csv', line: 2, app_user_id: 'alice' } },
+      { src: 'a.csv', line: 6, app_user_id: 'dave', fp: expect.any(String), held: false, other: { run_id: 'R', src: 'a.csv', line: 2, app_user_id: 'alice' } },
+    ]);
+    const rowsByStatus: Record<string, number> = {};
+    for await (const r of ledger.rows()) rowsByStatus[r.status] = (rowsByStatus[r.status] ?? 0) + 1;
+    expect(rowsByStatus).toEqual({ queued: 3, held: 1 });
+  });
+
+  it('across runs: unchanged rows are already migrated, changed ones are sent as updated, another user is a conflict', async () => {
+    const prefix = newPrefix('ledger-runs');
+    const night1 = new RunLedger(redis, prefix, 'night-1');
+    await migrate(night1, [row(2, 'alice', 'tok-a', { product_id: 'p' }), row(3, 'bob', 'tok-b'), row(4, 'erin', 'tok-e'), row(5, 'carol', 'tok-c')], {
+      fail: (r) => r.body.app_user_id === 'erin',
+    });
+
+    const night2 = new RunLedger(redis, prefix, 'night-2');
+    const rows2 = [
+      row(2, 'carol', 'tok-c'), // unchanged
+      row(3, 'bob', 'tok-b', { attributes: { $email: { value: 'bob@example.com', updated_at_ms: 1 } } }), // changed: an attribute
+      row(4, 'mallory', 'tok-a', { product_id: 'p' }), // tok-a was migrated for alice
+      row(5, 'erin', 'tok-e'), // failed last night: not migrated, sent again
+    ];
+    const admissions = await migrate(night2, rows2);
+    expect(admissions.map((a) => a.kind)).toEqual(['migrated', 'updated', 'conflict', 'new']);
+    expect(await night2.state()).toMatchObject({ rows_read: 4, rows_already_migrated: 1, rows_updated: 1, rows_queued: 2, rows_conflict: 1, rows_held: 1, rows_succeeded: 2, complete: true });
+    const skipped = [];
+    for await (const m of night2.alreadyMigrated()) skipped.push(m.line);
+    expect(skipped).toEqual([2]);
+    const conflicts = [];
+    for await (const c of night2.conflicts()) conflicts.push(c);
+    expect(conflicts).toEqual([
+      { src: 'a.csv', line: 4, app_user_id: 'mallory', fp: expect.any(String), held: true, other: { run_id: 'night-1', src: 'a.csv', line: 2, app_user_id: 'alice' } },
+    ]);
+
+    // An attribute's timestamp is not part of the payload: the same value read again is unchanged.
+    const night3 = new RunLedger(redis, prefix, 'night-3');
+    const bobAgain = row(3, 'bob', 'tok-b', { attributes: { $email: { value: 'bob@example.com', updated_at_ms: 999 } } });
+    expect((await migrate(night3, [bobAgain])).map((a) => a.kind)).toEqual(['migrated']);
+    // --force sends an unchanged row again (and a conflict is still a conflict)
+    const night4 = new RunLedger(redis, prefix, 'night-4');
+    expect((await migrate(night4, [bobAgain, row(4, 'mallory', 'tok-a', { product_id: 'p' })], { force: true })).map((a) => a.kind)).toEqual(['new', 'conflict']);
+    // In one run, a token's second user conflicts with its first row there, even when that row was skipped.
+    const night5 = new RunLedger(redis, prefix, 'night-5');
+    const both = await migrate(night5, [row(7, 'alice', 'tok-a', { product_id: 'p' }), row(8, 'mallory', 'tok-a', { product_id: 'p' })]);
+    expect(both.map((a) => a.kind)).toEqual(['migrated', 'conflict']);
+    const inRun = [];
+    for await (const c of night5.conflicts()) inRun.push(c.other);
+    expect(inRun).toEqual([{ run_id: 'night-5', src: 'a.csv', line: 7, app_user_id: 'alice' }]);
+  });
+
+  it('keeps every bucket a listpack under the default limits as a run grows, and spreads a run over every shard', async () => {
+    const prefix = newPrefix('ledger-grow');
+    const ledger = new RunLedger(redis, prefix, 'big');
+    await ledger.beginIngest(['a.csv']);
+    const n = 12_000;
+    for (let start = 0; start < n; start += 1000) {
+      const rows = Array.from({ length: 1000 }, (_, i) => row(start + i + 2, `${4_000_000 + start + i}`, `token-${start + i}`));
+      const admissions = await ledger.admit(rows);
+      await Promise.all(admissions.map((a, i) => ledger.recordAnswer(succeeded(rows[i] as AdmitRow, 'fp' in a ? a.fp : ''), { sent: { platform: 'ios', body: (rows[i] as AdmitRow).body } })));
+    }
+    await ledger.endIngest();
+    expect(await ledger.state()).toMatchObject({ rows_read: n, rows_succeeded: n, complete: true });
+
+    const names = new RedisKeys(prefix);
+    const slots = new Set<number>();
+    let buckets = 0;
+    for (let s = 0; s < SHARDS; s++) {
+      for (const table of [names.runShard('big', s).buckets, names.index(s).buckets]) {
+        const keys: string[] = [];
+        let cursor = '0';
+        do {
+          const [next, found] = await redis.scan(cursor, 'MATCH', `${table}*`, 'COUNT', 1000);
+          cursor = next;
+          keys.push(...found);
+        } while (cursor !== '0');
+        expect(keys.length).toBeGreaterThan(1); // the table grew past its first bucket
+        for (const key of keys) {
+          slots.add(keySlot(key));
+          buckets++;
+          // 128 is Redis's default hash-max-listpack-entries (redis.conf); this server may allow more
+          expect(await redis.hlen(key)).toBeLessThanOrEqual(128);
+          expect(await redis.object('ENCODING', key)).toBe('listpack');
+        }
+      }
+    }
+    expect(buckets).toBeGreaterThanOrEqual((2 * n) / 128);
+    expect(slots.size).toBe(SHARDS);
+    const outcomes = new Set<string>();
+    for await (const o of ledger.outcomes()) outcomes.add(o.fp);
+    expect(outcomes.size).toBe(n);
+  });
+});
