@@ -1,5 +1,6 @@
 // Rate control against a fx.sandbox that enforces a limit: queue-wide pauses on 429, the announced limit,
-// two worker processes sharing one rate, the per-user lock across processes, and the ingest high-water mark.
+// two worker processes sharing one rate, the per-user lock across processes, and the ingest high-water mark;
+// and discovery: no --rate, a limit the pipeline is not told, found and shared by every process.
 import { describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import { queuedRows } from '../src/queue/highWater.js';
 import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis/connection.js';
 import { RedisKeys } from '../src/redis/keys.js';
+import { RateController } from '../src/workers/rateController.js';
+import { readRateState } from '../src/workers/rate/sharedRate.js';
 import { silentLogger } from '../src/logger.js';
 import type { Config } from '../src/config.js';
 import type { Outcome } from '../src/types.js';
@@ -147,6 +150,97 @@ describe('rate control', () => {
     expect(ra.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(10);
     expect(rb.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(10);
     expect(elapsed).toBeGreaterThan(7);
+  });
+
+  it('finds a limit it is not told (no --rate, no headers): the learned rate ends within [0.8, 1.0] of it, with few 429s', async () => {
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 40, rateLimitHeaders: false, latencyMs: 20, latencyJitterMs: 0 });
+    const p = fx.newPrefix('discover');
+    // No ratePerSecond: the default is to discover.
+    const config = testConfig(p, fx.sandbox.url, { ratePerSecond: undefined, concurrency: 16 });
+    expect(config.ratePerSecond).toBeUndefined();
+    const rows = Array.from({ length: 700 }, (_, i) => ['ios', `d-${i}`, token(i)]);
+    const source = await writeCsv(fx.dir, 'discover.csv', HEADER, rows);
+    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'discover', outDir: join(fx.dir, 'discover') });
+    expect(result.summary.rows_succeeded).toBe(700);
+    const redis = openRedis(redisUrl());
+    try {
+      const learned = await readRateState(redis, new RedisKeys(p));
+      expect(learned).toBeDefined();
+      expect(learned!.rate).toBeGreaterThanOrEqual(40 * 0.8);
+      // What the workers send (2% under the learned rate) stays within the limit.
+      expect(learned!.rate * config.rateHeadroom).toBeLessThanOrEqual(40);
+      expect(learned!.phase).toBe('holding');
+      expect(learned!.window).toBe('second');
+      expect(Date.parse(learned!.learnedAt ?? '')).toBeGreaterThan(Date.now() - 120_000);
+    } finally {
+      redis.disconnect();
+    }
+    const stats = fx.sandbox.stats();
+    expect(stats.rateLimited).toBeGreaterThan(0);
+    expect(stats.rateLimited / (stats.byPath['POST /v1/receipts'] ?? 1)).toBeLessThan(0.02);
+    // Once found, the limit was used: some second after the first 429 admitted at least 80% of it.
+    const buckets = stats.timeline.buckets;
+    const first429 = buckets.find((b) => b.rateLimited > 0)?.second ?? Infinity;
+    expect(Math.max(...buckets.filter((b) => b.second > first429).map((b) => b.succeeded))).toBeGreaterThanOrEqual(32);
+  });
+
+  it('caps discovery at --rate: never above it even when the API allows more, and learns nothing it was not told', async () => {
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 100, rateLimitHeaders: false, latencyMs: 10, latencyJitterMs: 0 });
+    const p = fx.newPrefix('ceiling');
+    const config = testConfig(p, fx.sandbox.url, { ratePerSecond: 25, concurrency: 16 });
+    const rows = Array.from({ length: 250 }, (_, i) => ['ios', `c-${i}`, token(i)]);
+    const source = await writeCsv(fx.dir, 'ceiling.csv', HEADER, rows);
+    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'ceiling', outDir: join(fx.dir, 'ceiling') });
+    expect(result.summary.rows_succeeded).toBe(250);
+    const stats = fx.sandbox.stats();
+    expect(stats.rateLimited).toBe(0);
+    expect(Math.max(...stats.timeline.buckets.map((b) => b.admitted))).toBeLessThanOrEqual(26);
+    const redis = openRedis(redisUrl());
+    try {
+      expect(await readRateState(redis, new RedisKeys(p))).toMatchObject({ rate: 25, phase: 'holding' });
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('two worker processes without --rate learn one rate together, and a restarted worker starts from it', async () => {
+    fx.sandbox.reset();
+    fx.sandbox.configure({ rateLimitPerSecond: 30, rateLimitHeaders: false, latencyMs: 20, latencyJitterMs: 0 });
+    const p = fx.newPrefix('learn2');
+    const config = testConfig(p, fx.sandbox.url, { ratePerSecond: undefined });
+    const rows = Array.from({ length: 600 }, (_, i) => ['android', `l-${i}`, token(i), 'gold']);
+    const source = await writeCsv(fx.dir, 'learn2.csv', [...HEADER, 'product_id'], rows);
+    await ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'learn2' });
+
+    const env = { REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: p, REVENUECAT_API_URL: fx.sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, LOG_LEVEL: 'debug' };
+    const a = workProcess(env, ['--concurrency', '8']);
+    const b = workProcess(env, ['--concurrency', '8']);
+    try {
+      await waitComplete(config, 'learn2', 90_000);
+    } finally {
+      a.child.kill('SIGTERM');
+      b.child.kill('SIGTERM');
+    }
+    const [ra, rb] = await Promise.all([a.done, b.done]);
+    expect(fx.sandbox.stats().successfulReceipts).toBe(600);
+    expect(ra.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(50);
+    expect(rb.stderr.match(/row succeeded/g)?.length ?? 0).toBeGreaterThan(50);
+    const stats = fx.sandbox.stats();
+    expect(stats.rateLimited / (stats.byPath['POST /v1/receipts'] ?? 1)).toBeLessThan(0.03);
+    const redis = openRedis(redisUrl());
+    try {
+      const learned = await readRateState(redis, new RedisKeys(p));
+      expect(learned!.rate).toBeGreaterThanOrEqual(30 * 0.8);
+      expect(learned!.rate * config.rateHeadroom).toBeLessThanOrEqual(30);
+      // A worker started later (no --rate) begins at the learned rate, not at the safe 5/s of a first start.
+      const restarted = new RateController(redis, p, { logger: silentLogger(), tickMs: 60_000 });
+      expect((await restarted.start()).rate).toBe(learned!.rate);
+      await restarted.stop();
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('never has two requests in flight for one user, across two processes, with many rows per user', async () => {
