@@ -352,6 +352,13 @@ function table(results) {
         `bound with the job's own size (${num(r.meanJobBytes)} B = ${r.jobBytesOverRowBytes} × row)`,
         `${mib(r.bound.withJobBytes)} → peak/bound ${r.bound.peakOverBoundJobBytes}`,
       );
+    if (r.bound.withJobBytesAndSlack !== undefined)
+      add(
+        'e2e',
+        `… plus one ingest chunk and the jobs in flight (${num(r.bound.slackJobs)} jobs)`,
+        `${mib(r.bound.withJobBytesAndSlack)} → peak/bound ${r.bound.peakOverBoundWithSlack}`,
+      );
+    add('e2e', 'most rows waiting in the queue (sampled each second)', num(r.maxWaitingSampled), `≈ ${num(e.highWaterMark)}`);
     add('e2e', 'Redis after, per finished row: MEMORY USAGE of the run’s keys', `${r.ledgerPerFinishedRow} B (${mib(r.ledgerBytes)})`, '≤ 150 B', r.ledgerPerFinishedRow <= 150);
     add('e2e', 'Redis after, per finished row: used_memory after − before', `${r.usedMemoryPerFinishedRow} B`);
     add(
