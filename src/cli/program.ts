@@ -6,6 +6,7 @@
 import { Command } from 'commander';
 import { ConfigError } from '../config.js';
 import { createLogger } from '../logger.js';
+import { sandboxCommand } from '../sandbox/command.js';
 import { stopOnSignals } from '../session/signals.js';
 import { ingestDisplay, runDisplay } from './display.js';
 import type { CliIo } from './io.js';
@@ -13,7 +14,6 @@ import { columnsFrom, configFrom, numberFrom, withColumnFlags, withConfigFlags, 
 import { ingestText, scheduleAddedText, scheduleListText, statusText, summaryText, verifyText } from './print.js';
 
 type Flags = Record<string, unknown>;
-const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
 
 export function buildProgram(io: CliIo): Command {
@@ -260,40 +260,7 @@ export function buildProgram(io: CliIo): Command {
     await server.close();
   });
 
-  program
-    .command('sandbox')
-    .description('start the RevenueCat API sandbox (for rehearsals and tests)')
-    .option('--port <port>', 'port (0 = any free one)', '4010')
-    .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--api-key <key>', 'accepted API key (repeatable; default appl_sandbox_key)', collect)
-    .option('--rate-limit <perSecond>', 'requests per second before 429 (0 = none)')
-    .option('--no-rate-limit-headers', 'do not announce the limit in RevenueCat-Rate-Limit-* headers')
-    .option('--latency <ms>', 'added latency per request')
-    .option('--latency-jitter <ms>', 'random extra latency up to this')
-    .option('--fault-5xx <rate>', 'share of requests answered with a 5xx (0..1)')
-    .option('--reset-rate <rate>', 'share of connections reset (0..1)')
-    .option('--hang-rate <rate>', 'share of requests never answered (0..1)')
-    .option('--seed <n>', 'seed of the fault generator')
-    .action(async (flags: Record<string, string | string[] | boolean | undefined>) => {
-      const { startSandbox, parseSandboxOptions } = await import('../sandbox/index.js');
-      const options = parseSandboxOptions({
-        port: flags.port,
-        host: flags.host,
-        apiKeys: flags.apiKey,
-        rateLimitPerSecond: flags.rateLimit,
-        rateLimitHeaders: flags.rateLimitHeaders,
-        latencyMs: flags.latency,
-        latencyJitterMs: flags.latencyJitter,
-        fault5xxRate: flags.fault5xx,
-        resetRate: flags.resetRate,
-        hangRate: flags.hangRate,
-        seed: flags.seed,
-      });
-      const sandbox = await startSandbox(options);
-      print(`RevenueCat sandbox listening on ${sandbox.url} (stats: ${sandbox.url}/_sandbox/stats)\n`);
-      await untilStopped();
-      await sandbox.close();
-    });
+  program.addCommand(sandboxCommand({ out: print, untilStopped: async () => untilStopped() }));
 
   return program;
 }
