@@ -88,7 +88,7 @@ export class MemoryPressure {
     this.now = opts.now ?? Date.now;
   }
 
-  /** True while writes are being refused (since the last refusal, no write of ours succeeded). */
+  /** True while writes are being refused (since the last refusal, no refused write of ours went through). */
   get full(): boolean {
     return this.inEpisode;
   }
@@ -101,20 +101,26 @@ export class MemoryPressure {
   /**
    * Runs `op` until Redis accepts it: a refusal at maxmemory waits (100 ms, doubling up to 2 s, with jitter) and
    * tries again; any other error is thrown as it is. `op` must be safe to repeat after a refusal (see the top of
-   * this file). With a signal, an abort during a wait throws the refusal, naming it.
+   * this file). With a signal, an abort during a wait throws the refusal, naming it. `onRefused` runs after each
+   * refusal, before the wait (its errors are ignored): what must not lapse meanwhile is kept alive there.
    */
-  async retry<T>(op: () => Promise<T>, opts: { signal?: AbortSignal } = {}): Promise<T> {
+  async retry<T>(op: () => Promise<T>, opts: { signal?: AbortSignal; onRefused?: () => Promise<unknown> } = {}): Promise<T> {
     let delay = this.opts.minDelayMs ?? 100;
     const maxDelay = this.opts.maxDelayMs ?? 2000;
+    let wasRefused = false;
     for (;;) {
       try {
         const value = await op();
-        this.accepted();
+        // Only a write that was refused and is now accepted shows that Redis has room again: some writes
+        // (deletions, pipelines that report errors per command) go through a full Redis or never throw.
+        if (wasRefused) this.accepted();
         return value;
       } catch (err) {
         if (!isOutOfMemory(err)) throw err;
+        wasRefused = true;
         this.refused();
         if (opts.signal?.aborted) throw stoppedWhileFull(this.opts.role);
+        await opts.onRefused?.().catch(() => undefined);
         await sleep(delay * (0.75 + Math.random() * 0.5), undefined, opts.signal ? { signal: opts.signal } : {}).catch(() => undefined);
         if (opts.signal?.aborted) throw stoppedWhileFull(this.opts.role);
         delay = Math.min(maxDelay, delay * 2);

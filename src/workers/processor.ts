@@ -40,6 +40,8 @@ export interface ProcessorDeps {
    * not fail for it: BullMQ can still fail and remove a job at maxmemory, and its answer would be lost with it.
    */
   memory?: MemoryPressure;
+  /** keeps the job's lock alive while its writes wait at maxmemory (queue/jobLock.ts), since BullMQ cannot */
+  holdLock?: (job: Job<ReceiptJobData, void, string>, token: string | undefined) => Promise<void>;
   random?: () => number;
 }
 
@@ -51,17 +53,22 @@ function statusLabel(result: ApiResult): string {
 
 export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
   const random = deps.random ?? Math.random;
-  const write = <T>(op: () => Promise<T>): Promise<T> => (deps.memory ? deps.memory.retry(op) : op());
+  /** The writes of a job in hand: at maxmemory they wait, and the job keeps its lock meanwhile. */
+  const writeFor =
+    (job: Job<ReceiptJobData, void, string>, token: string | undefined) =>
+    <T>(op: () => Promise<T>): Promise<T> =>
+      deps.memory ? deps.memory.retry(op, { onRefused: async () => deps.holdLock?.(job, token) }) : op();
 
   /** Back to the delayed set without spending an attempt: the row did nothing wrong. */
   const later = async (job: Job<ReceiptJobData, void, string>, token: string | undefined, ms: number): Promise<never> => {
     const until = Date.now() + ms + Math.round(random() * ms);
-    await write(() => job.moveToDelayed(until, token));
+    await writeFor(job, token)(() => job.moveToDelayed(until, token));
     throw new DelayedError();
   };
 
   return async function processReceipt(job, token) {
     const data = job.data;
+    const write = writeFor(job, token);
     const ledger = deps.ledgerFor(data.run);
     // The request that brought the answer: a final answer's record counts it in the same call.
     let request: RequestSample | undefined;

@@ -8,6 +8,7 @@ import { RECEIPTS_QUEUE } from '../redis/keys.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
+import { holdJobLock } from '../queue/jobLock.js';
 import { BACKOFF_TYPE, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { RevenueCatClient } from '../revenuecat/client.js';
 import type { ReceiptJobData } from '../types.js';
@@ -66,6 +67,8 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     role: 'workers',
     advice: "free memory or raise maxmemory; each row's answer is kept here and written once Redis accepts writes",
     redis: () => deps.redis,
+    // tried again often enough that a held job's lock (kept with holdLock below) never lapses between tries
+    maxDelayMs: Math.min(2000, Math.floor(config.lockDurationMs / 3)),
   });
   const ledgers = new Map<string, RunLedger>();
   const ledgerFor = (runId: string): RunLedger => {
@@ -90,6 +93,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     expiryToleranceMs: config.expiryToleranceMs,
     pacer,
     memory,
+    holdLock: (job, token) => holdJobLock(deps.redis, deps.queue, job.id, token, config.lockDurationMs),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
       // Requests of this process already waiting for a slot inside the pause take a new one after it.

@@ -70,9 +70,17 @@ function dataRoot(): string {
   return process.env.PRIVATE_REDIS_TMPDIR ?? (existsSync('/dev/shm') ? '/dev/shm' : tmpdir());
 }
 
-export async function startPrivateRedis(opts: { dir?: string } = {}): Promise<PrivateRedis> {
+export interface PrivateRedisOptions {
+  dir?: string;
+  /** a fixed port (a test's own range), instead of any free one */
+  port?: number;
+  /** more redis-server arguments; they come last, so they override the defaults (e.g. --appendonly no) */
+  args?: string[];
+}
+
+export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const dir = opts.dir ?? (await mkdtemp(join(dataRoot(), 'rcm-redis-')));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   let child: ChildProcess | undefined;
   let log = '';
 
@@ -80,7 +88,23 @@ export async function startPrivateRedis(opts: { dir?: string } = {}): Promise<Pr
     if (child) throw new Error('private Redis is already running');
     const proc = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--maxmemory-policy', 'noeviction'],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        dir,
+        '--maxmemory-policy',
+        'noeviction',
+        ...(opts.args ?? []),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     child = proc;
