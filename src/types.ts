@@ -54,6 +54,8 @@ export interface Outcome {
   expect?: Expectations;
   /** where the returned subscriber differs from what the row expected */
   mismatches?: MismatchDetail[];
+  /** a Google row whose token expired more than ~60 days before it was read (token_expiry.past_cutoff): counted as rows_past_google_cutoff */
+  past_google_cutoff?: boolean;
 }
 
 export interface Rejection {

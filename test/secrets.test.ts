@@ -9,6 +9,7 @@ import { Redis } from 'ioredis';
 import { redisUrl } from './support/redis.js';
 import { token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { keyLabel as sandboxKeyLabel } from '../src/sandbox/index.js';
 
 const KEY = 'appl_S3CRETk3y7f9c2aZZ';
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
@@ -80,5 +81,56 @@ describe('secrets', () => {
     const dump = await dumpPrefix(fx.prefix);
     expect(dump).toContain('sec-bad');
     expect(dump).not.toContain(KEY);
+  });
+});
+
+describe('secrets: a key per platform', () => {
+  const IOS_KEY = 'appl_P1atf0rmIosK3y9q';
+  const ANDROID_KEY = 'goog_P1atf0rmAndr0idK3y7w';
+  // The Play key is revoked: its stop is logged, reported and kept in Redis, naming the key by its first characters only.
+  const fx = pipelineFixture('secrets-keys', { apiKeys: [], platformApiKeys: { ios: [IOS_KEY], android: [ANDROID_KEY] }, revokedApiKeys: [ANDROID_KEY] });
+
+  it('reads platform keys from the environment and from files, and leaves them out of every artefact, a stopped key included', async () => {
+    const keyFile = join(fx.dir, 'android.key');
+    await writeFile(keyFile, `${ANDROID_KEY}\n`);
+    const source = await writeCsv(
+      fx.dir,
+      'p.csv',
+      ['platform', 'app_user_id', 'fetch_token', 'product_id'],
+      [
+        ['ios', 'key-ios', token(11), ''],
+        ['android', 'key-android', token(12), 'gold'],
+      ],
+    );
+    const out = join(fx.dir, 'report');
+    const ran = await new Promise<{ code: number | null; text: string }>((resolve) => {
+      const env = {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL: redisUrl(),
+        RC_MIGRATE_PREFIX: fx.prefix,
+        REVENUECAT_API_URL: fx.sandbox.url,
+        REVENUECAT_API_KEY_IOS: IOS_KEY,
+        REVENUECAT_API_KEY_ANDROID_FILE: keyFile,
+        LOG_LEVEL: 'trace',
+      };
+      const child = spawn(process.execPath, [CLI, 'run', source, '--run-id', 'keys', '--out', out], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let text = '';
+      child.stdout.on('data', (d: Buffer) => (text += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (text += d.toString()));
+      child.on('close', (code) => resolve({ code, text }));
+    });
+    // The App Store row went through with its own key; the Play rows stopped on theirs (exit 3), named by prefix.
+    expect(ran.code).toBe(3);
+    expect(ran.text).toMatch(/succeeded\s+1/);
+    expect(ran.text).toContain('REVENUECAT_API_KEY_ANDROID');
+    expect(ran.text).toContain('goog_P1…');
+    expect(fx.sandbox.stats().byKey).toMatchObject({ [sandboxKeyLabel(IOS_KEY)]: { accepted: 1 }, [sandboxKeyLabel(ANDROID_KEY)]: { accepted: 0 } });
+    for (const key of [IOS_KEY, ANDROID_KEY]) {
+      expect(ran.text).not.toContain(key);
+      for (const file of await readdir(out)) expect(await readFile(join(out, file), 'utf8'), file).not.toContain(key);
+      expect(await dumpPrefix(fx.prefix)).not.toContain(key);
+    }
+    // The stop itself is in Redis, under the key's fingerprint.
+    expect(await dumpPrefix(fx.prefix)).toContain('goog_P1…');
   });
 });

@@ -35,7 +35,7 @@ export async function runStatus(opts: { config: Config; runId: string; sampleMs?
     const state = await ledger.state();
     const finished = (s: RunState): number => s.rows_succeeded + s.rows_failed;
     const rowsPerSecond = before.complete || sampleMs <= 0 ? 0 : ((finished(state) - finished(before)) * 1000) / sampleMs;
-    const fatal = await ctx.fatal.reason();
+    const fatal = await ctx.fatal.haltedBy(opts.runId, state.rows_pending);
     const shared = await ctx.redis.hmget(new RedisKeys(opts.config.prefix).rate, RATE.rate, RATE.ceiling);
     return {
       state,

@@ -1,10 +1,11 @@
 // `work`: long-running workers that send whatever any run has queued, on as many machines as you like, and
 // carry out scheduled runs.
-import { requireApiKey, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { exitCodeFor, type ExitCode } from '../exitCodes.js';
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import { checkOptions, workOptionsRule } from '../options.js';
+import { keyRingOf } from '../revenuecat/keyRing.js';
 import { startScheduledRuns } from '../schedule/scheduledRuns.js';
 import { openContext } from '../session/context.js';
 import { watchFatal } from '../session/fatalWatch.js';
@@ -31,7 +32,7 @@ export interface Workers {
 export async function startWorkers(opts: WorkOptions): Promise<Workers> {
   checkOptions(workOptionsRule, opts, 'startWorkers');
   const { config, logger } = opts;
-  const apiKey = requireApiKey(config);
+  const keys = keyRingOf(config);
   const resources = new Resources();
   try {
     const ctx = await openContext(config, resources);
@@ -45,7 +46,7 @@ export async function startWorkers(opts: WorkOptions): Promise<Workers> {
       metrics = served.metrics;
       metricsUrl = served.server.url;
     }
-    const sending = await startSending(ctx, resources, { config, apiKey, logger, ...(metrics ? { metrics } : {}) });
+    const sending = await startSending(ctx, resources, { config, keys, logger, ...(metrics ? { metrics } : {}) });
     // Scheduled runs (rc-migrate schedule) are started by whichever worker process picks up their firing.
     const scheduled = startScheduledRuns({ config, context: ctx, logger });
     resources.add('scheduled-run worker', scheduled, (s) => s.close());

@@ -17,6 +17,7 @@ import { expandSource, isS3Url, type SourceDeps } from './sources.js';
 import type { InputEncoding } from './textEncoding.js';
 import { readTokenExpiry, rowPriority } from './tokenExpiry.js';
 import { validateRow } from './validateRow.js';
+import type { KeyPlan } from '../revenuecat/keyRing.js';
 
 export interface IngestOptions {
   runId: string;
@@ -36,6 +37,8 @@ export interface IngestOptions {
   onProgress?: (p: IngestProgress) => void;
   /** Text encoding of sources without a byte order mark (config `inputEncoding`; default utf8). */
   encoding?: InputEncoding;
+  /** The platforms the run has an API key for: rows of others are rejected, naming the variable (absent: no check). */
+  keys?: KeyPlan;
   /** The clock that decides whether a Google token is past its cut-off (tests). */
   now?: () => number;
 }
@@ -254,7 +257,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           await reject(source, item.line, planError ?? 'unusable header', item.values);
           continue;
         }
-        const checked = validateRow(item.values, plan, { platform: opts.columns.platform });
+        const checked = validateRow(item.values, plan, { platform: opts.columns.platform, ...(opts.keys ? { keys: opts.keys } : {}) });
         if (!checked.ok) {
           await reject(source, item.line, checked.reason, item.values);
           continue;

@@ -14,6 +14,7 @@
 import { isIP } from 'node:net';
 import { ISO_4217, PLATFORMS, RECEIPT_FIELDS, RECEIPT_FIELD_NAMES, appUserIdProblem, fieldSupport, isIsoDuration, parsePlatform } from '../revenuecat/fields.js';
 import type { FieldType, Platform, ReceiptBody, ReceiptField, Store, SubscriberAttribute } from '../revenuecat/fields.js';
+import type { KeyPlan } from '../revenuecat/keyRing.js';
 import type { ColumnPlan } from './columns.js';
 
 export type RowResult = { ok: true; platform: Platform; body: ReceiptBody } | { ok: false; reason: string };
@@ -28,7 +29,11 @@ const DECIMAL = /^(?:\d+(?:\.\d*)?|\.\d+)$/;
 
 type Value = string | number | boolean;
 
-export function validateRow(values: Record<string, string>, plan: ColumnPlan, opts: { platform?: Platform; now?: () => number }): RowResult {
+/**
+ * `keys`: the platforms the run has an API key for; a row of another platform is rejected with a reason that names
+ * the variable to set (checked last, so a row rejected for it is otherwise ready to send).
+ */
+export function validateRow(values: Record<string, string>, plan: ColumnPlan, opts: { platform?: Platform; now?: () => number; keys?: KeyPlan }): RowResult {
   const columnOf = new Map<ReceiptField | 'platform', string>();
   for (const [column, target] of Object.entries(plan.fields)) columnOf.set(target, column);
   const cell = (column: string | undefined): string => (column === undefined ? '' : (values[column] ?? ''));
@@ -93,6 +98,8 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
     attributes ??= {};
     Object.defineProperty(attributes, name, { value: { value, updated_at_ms: now }, enumerable: true, writable: true, configurable: true });
   }
+
+  if (opts.keys && !opts.keys.has(platform)) return fail(opts.keys.missing(platform));
 
   const receipt = body as unknown as ReceiptBody;
   if (attributes !== undefined) receipt.attributes = attributes;

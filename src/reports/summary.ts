@@ -1,5 +1,5 @@
 // summary.json: the run's counters from the ledger plus breakdowns computed from the outcomes themselves.
-import type { FatalReason } from '../queue/fatalStop.js';
+import type { FatalReason, StoppedKey } from '../queue/fatalStop.js';
 import type { VerifySummary } from '../ledger/runLedger.js';
 import type { Outcome, RunCounters, RunState } from '../types.js';
 
@@ -29,6 +29,8 @@ export interface Summary extends SummaryCounters {
   rows_pending: number;
   /** succeeded rows whose subscriber differs from their expected_* columns (see mismatches.csv) */
   rows_mismatched: number;
+  /** finished rows whose Google token had expired more than ~60 days before it was read (failed ones as google_token_expired) */
+  rows_past_google_cutoff: number;
   /** the last `verify` pass, when one was run */
   verify?: VerifySummary;
   /** every request sent, by HTTP status or network error (timeout, reset, refused) */
@@ -36,16 +38,19 @@ export interface Summary extends SummaryCounters {
   /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
   by_error_code: Record<string, number>;
   reconciliation: Reconciliation;
-  fatal?: { message: string; status: number; code?: number; at: string };
+  /** `keys`: the keys stopped (by platform, variable and first characters) when the stop was per key */
+  fatal?: { message: string; status: number; code?: number; at: string; keys?: StoppedKey[] };
 }
 
 /** Accumulates the breakdowns that need every outcome, in one pass. */
 export class OutcomeTally {
   readonly byErrorCode: Record<string, number> = {};
   mismatched = 0;
+  pastGoogleCutoff = 0;
   readonly reconciliation: Reconciliation = { product_confirmed: 0, product_not_checked: 0, product_not_in_subscriber: 0, transferred: 0 };
 
   add(o: Outcome): void {
+    if (o.past_google_cutoff === true) this.pastGoogleCutoff++;
     if (o.status === 'failed') {
       const key = o.reason ?? 'unknown';
       this.byErrorCode[key] = (this.byErrorCode[key] ?? 0) + 1;
@@ -80,12 +85,13 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_held: state.rows_held,
     rows_pending: state.rows_pending,
     rows_mismatched: tally.mismatched,
+    rows_past_google_cutoff: tally.pastGoogleCutoff,
     ...(verify ? { verify } : {}),
     requests_sent: state.requests_sent,
     retries: state.retries,
     by_http_status: state.by_http_status,
     by_error_code: tally.byErrorCode,
     reconciliation: tally.reconciliation,
-    ...(stopped && fatal ? { fatal: { message: fatal.message, status: fatal.status, ...(fatal.code !== undefined ? { code: fatal.code } : {}), at: fatal.at } } : {}),
+    ...(stopped && fatal ? { fatal: { message: fatal.message, status: fatal.status, ...(fatal.code !== undefined ? { code: fatal.code } : {}), at: fatal.at, ...(fatal.keys ? { keys: fatal.keys } : {}) } } : {}),
   };
 }

@@ -12,7 +12,26 @@ export type Classification =
   | { kind: 'success'; status: number; subscriber: Subscriber }
   | { kind: 'transient'; status?: number; code?: number; reason: string; message: string; retryAfterMs?: number; rateLimited: boolean; userBusy: boolean }
   | { kind: 'permanent'; status: number; code?: number; reason: string; message: string }
-  | { kind: 'fatal'; status: number; code?: number; reason: string; message: string };
+  | { kind: 'fatal'; status: number; code?: number; reason: string; message: string; cause: FatalCause };
+
+/**
+ * What a fatal answer is about, which decides what it stops (workers/processor.ts) and what may lift the stop:
+ * - `key`: the key itself is refused (401, 7224, 7225): every row sent with that key stops, until another key is given;
+ * - `access`: the key is known but may not do this (403): every row of the key stops; fixable in the dashboard;
+ * - `store_credentials`: the app's store credentials are wrong (7104 App Store, 7107 Play): the rows of that
+ *   platform stop; fixable in the dashboard, with the same key.
+ */
+export type FatalCause = 'key' | 'access' | 'store_credentials';
+
+/** How a fatal message names the key it is about (keyRing.ts): never the key itself. */
+export interface KeyDescription {
+  /** the environment variable to fix, e.g. REVENUECAT_API_KEY_ANDROID */
+  variable: string;
+  /** the key's first characters, e.g. `goog_ab…` */
+  label: string;
+  /** whose rows: `android`, `ios/macos`, `all` (every row this process sends with the key) */
+  rows: string;
+}
 
 export interface ErrorCodeInfo {
   meaning: string;
@@ -55,15 +74,24 @@ const FATAL_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 
 const CODE_USER_BUSY = 7638;
 
-/** What to fix for each fatal condition (the run pauses and prints this). */
+/**
+ * What to fix for each fatal condition (the run pauses and prints this). `{for}` names the key's rows when known
+ * (` for android rows (goog_ab…, REVENUECAT_API_KEY_ANDROID)`), `{var}` the variable to set.
+ */
 const FATAL_ADVICE: Record<number, string> = {
-  7104: 'RevenueCat rejected the App Store shared secret ({ctx}): set a valid App-Specific Shared Secret / In-App Purchase key for the app in the RevenueCat dashboard',
-  7107: 'RevenueCat rejected the Play Store credentials ({ctx}): upload valid Google Play service-account credentials for the app in the RevenueCat dashboard',
-  7224: "RevenueCat rejected the auth token ({ctx}): set REVENUECAT_API_KEY to the app's public SDK key",
-  7225: "RevenueCat rejected the API key ({ctx}): set REVENUECAT_API_KEY to the app's public SDK key",
-  401: "RevenueCat rejected the API key ({ctx}): set REVENUECAT_API_KEY to the app's public SDK key",
-  403: 'RevenueCat refused access ({ctx}): check that REVENUECAT_API_KEY belongs to this project and app and is allowed to post receipts',
+  7104: 'RevenueCat rejected the App Store shared secret{for} ({ctx}): set a valid App-Specific Shared Secret / In-App Purchase key for the app in the RevenueCat dashboard',
+  7107: 'RevenueCat rejected the Play Store credentials{for} ({ctx}): upload valid Google Play service-account credentials for the app in the RevenueCat dashboard',
+  7224: "RevenueCat rejected the auth token{for} ({ctx}): set {var} to the app's public SDK key",
+  7225: "RevenueCat rejected the API key{for} ({ctx}): set {var} to the app's public SDK key",
+  401: "RevenueCat rejected the API key{for} ({ctx}): set {var} to the app's public SDK key",
+  403: 'RevenueCat refused access{for} ({ctx}): check that {var} belongs to this project and app and is allowed to post receipts',
 };
+
+function fatalCause(status: number, code: number | undefined): FatalCause {
+  if (code === 7104 || code === 7107) return 'store_credentials';
+  if (code === 7224 || code === 7225 || status === 401) return 'key';
+  return 'access';
+}
 
 const MESSAGE_LIMIT = 300;
 
@@ -130,7 +158,8 @@ const NETWORK_DESCRIPTIONS = {
   other: 'network error',
 } as const;
 
-export function classify(result: ApiResult): Classification {
+/** `key`: which key sent the request, named in a fatal answer's message (default: REVENUECAT_API_KEY, unnamed). */
+export function classify(result: ApiResult, key?: KeyDescription): Classification {
   if (result.kind === 'network') {
     const message = sanitizeMessage(result.message) || NETWORK_DESCRIPTIONS[result.error];
     return { kind: 'transient', reason: result.error, message, rateLimited: false, userBusy: false };
@@ -161,7 +190,11 @@ export function classify(result: ApiResult): Classification {
     const ctx = code === undefined ? `${status}` : `${status}, code ${code}`;
     const advice = (code !== undefined ? FATAL_ADVICE[code] : undefined) ?? FATAL_ADVICE[status] ?? FATAL_ADVICE[401]!;
     const said = rcMessage === undefined ? '' : `. RevenueCat said: ${message}`;
-    return { kind: 'fatal', status, ...codeField, reason, message: advice.replace('{ctx}', ctx) + said };
+    const named = advice
+      .replace('{ctx}', ctx)
+      .replace('{for}', key ? ` for ${key.rows} rows (${key.label}, ${key.variable})` : '')
+      .replace('{var}', key?.variable ?? 'REVENUECAT_API_KEY');
+    return { kind: 'fatal', status, ...codeField, reason, message: named + said, cause: fatalCause(status, code) };
   }
 
   if (retry === 'transient') {

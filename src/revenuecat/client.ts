@@ -2,18 +2,22 @@
 // GET /v1/subscribers/{app_user_id}. Facts: ../shared/REVENUECAT.md.
 //
 // Contract: the request methods never throw for HTTP or network problems; every outcome is an ApiResult
-// that `classify()` (./classify.ts) turns into success / transient / permanent / fatal. The API key is kept
-// in a private field and scrubbed from every message and body this module returns.
+// that `classify()` (./classify.ts) turns into success / transient / permanent / fatal. The API keys (one, or one
+// per platform from a KeyRing) are kept in private fields and scrubbed from every message and body this module
+// returns.
 
 import { Pool } from 'undici';
-import type { Platform, ReceiptBody } from './fields.js';
+import { PLATFORMS, type Platform, type ReceiptBody } from './fields.js';
+import { DEFAULT_KEY_VARIABLE, KeyRing } from './keyRing.js';
 import { bodyBackoffMs, parseRetryAfter } from './retryAfter.js';
 
 export interface RevenueCatClientOptions {
   /** e.g. `https://api.revenuecat.com`; may end in '/' and may carry a path prefix (`http://proxy/rc/`). */
   baseUrl: string;
-  /** The app's public SDK key (`appl_`, `goog_`…) or a secret key (`sk_`). Never logged, never returned. */
-  apiKey: string;
+  /** The app's public SDK key (`appl_`, `goog_`…) or a secret key (`sk_`), for every platform. Never logged, never returned. */
+  apiKey?: string;
+  /** Instead of `apiKey`: each platform's key (keyRing.ts); a request for a platform without one throws. */
+  keys?: KeyRing;
   /** Deadline for one whole request (connect, headers and body); a hung request ends as a 'timeout' result. */
   timeoutMs: number;
   /** Keep-alive connections kept to the API origin (default 10). */
@@ -46,19 +50,28 @@ const REDACTED = '[redacted]';
 export class RevenueCatClient {
   readonly #pool: Pool;
   readonly #prefix: string;
-  readonly #apiKey: string;
+  readonly #keys: KeyRing;
+  /** the key of requests without a platform (GET /v1/subscribers): REVENUECAT_API_KEY when given, else the first key */
+  readonly #anyKey: string;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
   #closing: Promise<void> | undefined;
 
   constructor(opts: RevenueCatClientOptions) {
-    if (typeof opts.apiKey !== 'string' || opts.apiKey.trim() === '') throw new Error('RevenueCat API key is empty');
-    // A key with control characters would break (or inject) headers; say so without echoing it.
-    if (/[\0-\x1f\x7f\s]/.test(opts.apiKey)) throw new Error('RevenueCat API key contains whitespace or control characters');
+    const keys = opts.keys ?? singleKey(opts.apiKey);
+    const secrets = PLATFORMS.map((p) => keys.secretFor(p)).filter((k): k is string => k !== undefined);
+    if (secrets.length === 0) throw new Error('RevenueCat API key is empty');
+    for (const secret of secrets) {
+      if (secret.trim() === '') throw new Error('RevenueCat API key is empty');
+      // A key with control characters would break (or inject) headers; say so without echoing it.
+      if (/[\0-\x1f\x7f\s]/.test(secret)) throw new Error('RevenueCat API key contains whitespace or control characters');
+    }
     if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) throw new Error(`timeoutMs must be a positive number (got ${String(opts.timeoutMs)})`);
     const connections = opts.connections ?? DEFAULT_CONNECTIONS;
     if (!Number.isInteger(connections) || connections < 1) throw new Error(`connections must be a positive integer (got ${String(connections)})`);
-    this.#apiKey = opts.apiKey;
+    this.#keys = keys;
+    const fallback = keys.keys().find((k) => k.variable === DEFAULT_KEY_VARIABLE)?.platforms[0];
+    this.#anyKey = keys.secretFor(fallback ?? (keys.platforms()[0] as Platform)) as string;
 
     const { pool, prefix } = openApiPool(opts.baseUrl, { connections, timeoutMs: opts.timeoutMs }, (t) => this.#redact(t));
     this.#pool = pool;
@@ -91,10 +104,13 @@ export class RevenueCatClient {
   }
 
   async #send(method: 'GET' | 'POST', path: string, platform: Platform | undefined, body: string | undefined): Promise<ApiResult> {
+    const apiKey = platform === undefined ? this.#anyKey : this.#keys.secretFor(platform);
+    // The processor checks the ring before sending: a row without a key never gets here.
+    if (apiKey === undefined) throw new Error(`no API key for ${platform ?? 'this request'}`);
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     const headers: Record<string, string> = {
-      authorization: `Bearer ${this.#apiKey}`,
+      authorization: `Bearer ${apiKey}`,
       accept: 'application/json',
       'user-agent': this.#userAgent,
     };
@@ -108,8 +124,14 @@ export class RevenueCatClient {
   }
 
   #redact(text: string): string {
-    return text.split(this.#apiKey).join(REDACTED);
+    return this.#keys.redact(text, REDACTED);
   }
+}
+
+/** One key for every platform (the `apiKey` option); its checks are the constructor's. */
+function singleKey(apiKey: string | undefined): KeyRing {
+  if (typeof apiKey !== 'string' || apiKey === '') throw new Error('RevenueCat API key is empty');
+  return new KeyRing(Object.fromEntries(PLATFORMS.map((p) => [p, { key: apiKey, variable: DEFAULT_KEY_VARIABLE }])));
 }
 
 /**

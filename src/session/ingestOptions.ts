@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import type { IngestOptions, IngestProgress } from '../ingest/ingester.js';
 import { checkSources, isS3Url, type SourceDeps } from '../ingest/sources.js';
+import { keyPlanOf } from '../revenuecat/keyRing.js';
 import type { Resources } from './resources.js';
 
 /** What the caller decides about one ingest; the rest comes from the configuration. */
@@ -17,7 +18,11 @@ export interface IngestRequest {
 }
 
 export function ingestOptionsFrom(config: Config, req: IngestRequest): IngestOptions {
+  // Rows of a platform without a key are rejected when this process knows the keys (`run`, or an `ingest` given
+  // them); an `ingest` without any key leaves that to the workers (no_api_key).
+  const keys = keyPlanOf(config);
   return {
+    ...(keys ? { keys } : {}),
     runId: req.runId,
     sources: req.sources,
     columns: req.columns ?? {},

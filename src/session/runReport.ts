@@ -22,7 +22,7 @@ export interface RunReport {
 
 /** `fatal`: the reason the caller already knows (null: none); read from Redis when not given. */
 export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null } = {}): Promise<RunReport> {
-  const fatal = opts.fatal === undefined ? await ctx.fatal.reason() : (opts.fatal ?? undefined);
+  const fatal = opts.fatal === undefined ? await ctx.fatal.haltedBy(ledger.runId, (await ledger.state()).rows_pending) : (opts.fatal ?? undefined);
   const { summary, files } = await writeReport(ledger, { dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId), ...(fatal ? { fatal } : {}) });
   return { summary, files, exitCode: exitCodeOf(summary) };
 }

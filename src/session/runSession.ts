@@ -5,7 +5,7 @@
 // It tells subscribers what happens through typed events (started, ingest, progress, fatal, metrics, finished)
 // and releases what it opened through one list, in reverse order, however it ends.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { requireApiKey, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import { ingest, type IngestProgress, type IngestResult } from '../ingest/ingester.js';
@@ -13,7 +13,8 @@ import type { SourceDeps } from '../ingest/sources.js';
 import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
-import type { FatalReason } from '../queue/fatalStop.js';
+import type { FatalReason, FatalStop } from '../queue/fatalStop.js';
+import { keyRingOf } from '../revenuecat/keyRing.js';
 import type { Summary } from '../reports/summary.js';
 import type { ReportFiles } from '../reports/writeReport.js';
 import type { RunState } from '../types.js';
@@ -124,7 +125,7 @@ export class RunSession {
     const resources = new Resources();
     try {
       // Start: everything that can be wrong with the command is found before anything is sent.
-      const apiKey = this.opts.send === false ? undefined : requireApiKey(config);
+      const keys = this.opts.send === false ? undefined : keyRingOf(config);
       const sources: SourceDeps = this.opts.sources ? await openSources(config, this.opts.sources, resources) : {};
       const ctx = this.opts.context ?? (await openContext(config, resources));
       const metrics = await this.serveMetrics(resources);
@@ -140,7 +141,7 @@ export class RunSession {
       // Everything from here to the report is released before the report is written.
       const running = resources.mark();
       // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
-      if (apiKey !== undefined) await startSending(ctx, resources, { config, apiKey, logger: this.opts.logger, ...(metrics ? { metrics } : {}) });
+      if (keys !== undefined) await startSending(ctx, resources, { config, keys, logger: this.opts.logger, ...(metrics ? { metrics } : {}) });
       let fatal: FatalReason | undefined;
       watchFatal(ctx.fatal, resources, (reason) => {
         fatal = reason;
@@ -160,12 +161,12 @@ export class RunSession {
             ingestOptionsFrom(config, { runId, sources: this.opts.sources ?? [], ...req, signal: stop.signal, onProgress: (p) => this.events.emit('ingest', p) }),
           ),
       });
-      await waitForOutcomes(ledger, stop.signal, this.opts.pollMs ?? 200);
+      await waitForOutcomes(ledger, ctx.fatal, stop.signal, this.opts.pollMs ?? 200);
       // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
       await resources.releaseTo(running);
 
-      fatal ??= await ctx.fatal.reason();
       const state = await ledger.state();
+      fatal ??= await ctx.fatal.haltedBy(runId, state.rows_pending);
       if (state.complete) await ledger.markFinished();
       else if (!reportIncomplete) return undefined;
       const { summary, files, exitCode } = await writeRunReport(ctx, ledger, { dir: reportDir, fatal: fatal ?? null });
@@ -221,10 +222,15 @@ export class RunSession {
   }
 }
 
-/** Polls the run's counters until every queued row has an outcome, or until stopped. */
-async function waitForOutcomes(ledger: RunLedger, signal: AbortSignal, pollMs: number): Promise<void> {
+/**
+ * Polls the run's counters until every queued row has an outcome or is parked behind a stopped key (the rows of
+ * the other keys went on; queue/keyStops.ts), or until stopped.
+ */
+async function waitForOutcomes(ledger: RunLedger, fatal: FatalStop, signal: AbortSignal, pollMs: number): Promise<void> {
   while (!signal.aborted) {
-    if ((await ledger.state()).complete) return;
+    const state = await ledger.state();
+    if (state.complete) return;
+    if (state.ingest === 'done' && (await fatal.keys.parkedCount(ledger.runId)) >= state.rows_pending) return;
     await sleep(pollMs, undefined, { signal }).catch(() => undefined);
   }
 }

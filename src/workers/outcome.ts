@@ -3,7 +3,7 @@ import type { Job } from 'bullmq';
 import { maskToken } from '../ingest/fingerprint.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
 
-type Details = Omit<Outcome, 'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input' | 'body' | 'expect'>;
+type Details = Omit<Outcome, 'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input' | 'body' | 'expect' | 'past_google_cutoff'>;
 
 export function outcomeOf(job: Job<ReceiptJobData, void, string>, details: Details): Outcome {
   const data = job.data;
@@ -18,6 +18,7 @@ export function outcomeOf(job: Job<ReceiptJobData, void, string>, details: Detai
     queued_at: new Date(job.timestamp).toISOString(),
     finished_at: new Date().toISOString(),
     ...(data.expect ? { expect: data.expect } : {}),
+    ...(data.token_expiry?.past_cutoff === true ? { past_google_cutoff: true } : {}),
     ...details,
     // Failed rows keep their input (failed.csv can be fed back to `run`) and body (`retry`); successes need not.
     ...(details.status === 'failed' ? { input: data.input, body: data.body } : {}),

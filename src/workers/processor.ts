@@ -1,23 +1,29 @@
-// What a worker does with one row: take the user's lock, POST the receipt, classify the answer, and either
-// write the row's outcome or hand the job back to BullMQ to be tried again later.
-import { DelayedError, RateLimitError, WaitingError, type Job } from 'bullmq';
+// What a worker does with one row: take the user's lock, POST the receipt with the key of the row's platform,
+// classify the answer, and either write the row's outcome or hand the job back to BullMQ to be tried again later
+// (or park it while its key is stopped: queue/keyStops.ts).
+import { DelayedError, RateLimitError, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
 import type { RequestSample, RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
+import type { KeyStop } from '../queue/keyStops.js';
 import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { classify, type Classification } from '../revenuecat/classify.js';
 import type { ApiResult, RevenueCatClient } from '../revenuecat/client.js';
+import { missingKeyReason, rowsOf, type KeyInfo, type KeyRing } from '../revenuecat/keyRing.js';
 import { judgeImportAnswer } from '../state/importAnswer.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { MemoryPressure } from '../redis/memoryPressure.js';
 import { TransientFailure } from './backoff.js';
+import { googleTokenExpired } from './googleCutoff.js';
 import { outcomeOf } from './outcome.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 
 export interface ProcessorDeps {
   client: Pick<RevenueCatClient, 'postReceipt'>;
+  /** which key the client sends each platform's rows with (by name and fingerprint: the ring never lends the keys here) */
+  keys: KeyRing;
   queue: ReceiptsQueue;
   fatal: FatalStop;
   userLock: UserLock;
@@ -31,10 +37,15 @@ export interface ProcessorDeps {
   metrics?: PipelineMetrics;
   /** spaces the requests of every process evenly (see pacer.ts) */
   pacer?: Pacer;
+  /**
+   * With one limit per key (rateLimitScope 'key', rateScope.ts): the pacer of the key's scope; wins over `pacer`.
+   * Undefined for a key: `pacer`.
+   */
+  pacerFor?: (key: KeyInfo) => Pacer | undefined;
   /** how much earlier than expected_expires_at an expiry may be */
   expiryToleranceMs?: number;
-  /** sees every answer before it is acted on: the rate controller learns limits and 429s from it */
-  observe?: (result: ApiResult, verdict: Classification) => Promise<void>;
+  /** sees every answer before it is acted on: the rate controller learns limits and 429s from it (`key`: the key that sent it) */
+  observe?: (result: ApiResult, verdict: Classification, key: KeyInfo) => Promise<void>;
   /**
    * Redis at maxmemory: the row's writes wait here until Redis accepts them (redis/memoryPressure.ts). A job must
    * not fail for it: BullMQ can still fail and remove a job at maxmemory, and its answer would be lost with it.
@@ -43,6 +54,8 @@ export interface ProcessorDeps {
   /** keeps the job's lock alive while its writes wait at maxmemory (queue/jobLock.ts), since BullMQ cannot */
   holdLock?: (job: Job<ReceiptJobData, void, string>, token: string | undefined) => Promise<void>;
   random?: () => number;
+  /** the clock that says how long ago a Google token expired (tests) */
+  now?: () => number;
 }
 
 export type ReceiptProcessor = (job: Job<ReceiptJobData, void, string>, token?: string) => Promise<void>;
@@ -53,6 +66,8 @@ function statusLabel(result: ApiResult): string {
 
 export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
   const random = deps.random ?? Math.random;
+  const now = deps.now ?? Date.now;
+  const stops = deps.fatal.keys;
   /** The writes of a job in hand: at maxmemory they wait, and the job keeps its lock meanwhile. */
   const writeFor =
     (job: Job<ReceiptJobData, void, string>, token: string | undefined) =>
@@ -66,22 +81,40 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     throw new DelayedError();
   };
 
+  /** Parked until its key is fixed (queue/keyStops.ts), attempts untouched. */
+  const park = async (job: Job<ReceiptJobData, void, string>, token: string | undefined): Promise<never> => {
+    await writeFor(job, token)(() => stops.park(job, token));
+    throw new DelayedError();
+  };
+
   return async function processReceipt(job, token) {
     const data = job.data;
     const write = writeFor(job, token);
     const ledger = deps.ledgerFor(data.run);
     // The request that brought the answer: a final answer's record counts it in the same call.
-    let request: RequestSample | undefined;
+    // (assigned once the answer is in; `record` may run before that, for a row without a key)
+    let request: RequestSample | undefined = undefined;
     const sent = { platform: data.platform, body: data.body };
     const record = async (outcome: Outcome): Promise<void> => {
       if (await write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) }))) deps.metrics?.row(outcome.status);
+      await write(() => stops.settled(data));
     };
+    // The row's key: none means this process cannot send it at all (ingest checks this when it knows the keys).
+    const key = deps.keys.forPlatform(data.platform);
+    if (!key) {
+      const reason = missingKeyReason(data.platform);
+      await record(outcomeOf(job, { status: 'failed', reason: 'no_api_key', message: reason, attempts: job.attemptsMade }));
+      deps.logger.warn({ run: data.run, src: data.src, line: data.line }, reason);
+      return;
+    }
+    // A key RevenueCat refused sends nothing more: the row waits, attempts untouched, until the key is fixed.
+    if (stops.isStopped(data.platform, key.fingerprint)) return park(job, token);
     const lock = await write(() => deps.userLock.acquire(data.body.app_user_id, deps.userLockWaitMs ?? 0));
     if (!lock) return later(job, token, deps.userBusyDelayMs);
 
     let result: ApiResult;
     try {
-      const pacer = deps.pacer;
+      const pacer = deps.pacerFor?.(key) ?? deps.pacer;
       if (pacer && !(await write(() => pacer.take()))) {
         await deps.userLock.release(data.body.app_user_id, lock);
         return later(job, token, deps.userBusyDelayMs);
@@ -90,18 +123,22 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     } finally {
       await deps.userLock.release(data.body.app_user_id, lock);
     }
-    const verdict = classify(result);
+    let verdict = classify(result, { variable: key.variable, label: key.label, rows: rowsOf(key.platforms) });
+    // Store credentials are the app's, not the key's: only this platform's rows are concerned.
+    if (verdict.kind === 'fatal' && verdict.cause === 'store_credentials') verdict = classify(result, { variable: key.variable, label: key.label, rows: data.platform });
     request = { status: statusLabel(result), durationMs: result.durationMs, rateLimited: verdict.kind === 'transient' && verdict.rateLimited };
     // An answer that will be tried again (or waits for the queue) has no record: its request is counted on its own.
     const final =
-      verdict.kind === 'success' || verdict.kind === 'permanent' || (verdict.kind === 'transient' && !verdict.rateLimited && !verdict.userBusy && job.attemptsMade + 1 >= deps.maxAttempts);
+      verdict.kind === 'success' ||
+      verdict.kind === 'permanent' ||
+      (verdict.kind === 'transient' && !verdict.rateLimited && !verdict.userBusy && job.attemptsMade + 1 >= deps.maxAttempts);
     if (!final) {
       const counted = { ...request, fp: data.fp };
       await write(() => ledger.countRequest(counted));
     }
     deps.metrics?.request(result, verdict);
     const observe = deps.observe;
-    if (observe) await write(() => observe(result, verdict));
+    if (observe) await write(() => observe(result, verdict, key));
     const attempt = job.attemptsMade + 1;
     const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });
 
@@ -123,24 +160,34 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
         else log.debug({ status: verdict.status, product: summary.product_found }, 'row succeeded');
         return;
       }
-      case 'permanent':
-        await record(failed(verdict, verdict.message));
-        log.info({ status: verdict.status, code: verdict.code, reason: verdict.reason }, 'row failed permanently');
+      case 'permanent': {
+        // A Google token past its cut-off gets a reason that says why no retry will help.
+        const expired = googleTokenExpired(data, verdict, now());
+        await record(expired ? failed({ ...verdict, reason: expired.reason }, expired.message) : failed(verdict, verdict.message));
+        log.info({ status: verdict.status, code: verdict.code, reason: expired?.reason ?? verdict.reason }, 'row failed permanently');
         return;
-      case 'fatal':
-        log.error({ status: verdict.status, code: verdict.code }, verdict.message);
-        await write(() =>
-          deps.fatal.trip({
-            message: verdict.message,
-            status: verdict.status,
-            ...(verdict.code !== undefined ? { code: verdict.code } : {}),
-            run: data.run,
-            at: new Date().toISOString(),
-          }),
-        );
-        // The row is not at fault: back to waiting with its attempts untouched, sent again once resumed.
-        await write(() => job.moveToWait(token));
-        throw new WaitingError();
+      }
+      case 'fatal': {
+        // A refused key stops every row it sends; refused store credentials only this platform's rows.
+        const platforms = verdict.cause === 'store_credentials' ? [data.platform] : key.platforms;
+        const at = new Date().toISOString();
+        const stopped: KeyStop[] = platforms.map((platform) => ({
+          platform,
+          fingerprint: key.fingerprint,
+          key: key.label,
+          variable: key.variable,
+          cause: verdict.cause,
+          message: verdict.message,
+          status: verdict.status,
+          ...(verdict.code !== undefined ? { code: verdict.code } : {}),
+          run: data.run,
+          at,
+        }));
+        log.error({ status: verdict.status, code: verdict.code, key: key.label, platforms }, verdict.message);
+        await write(() => deps.fatal.stopKey(stopped, deps.keys));
+        // The row is not at fault: parked with its attempts untouched, sent again once its key is fixed.
+        return park(job, token);
+      }
       case 'transient': {
         if (verdict.rateLimited) {
           // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts.

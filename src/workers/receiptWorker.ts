@@ -11,6 +11,7 @@ import type { FatalStop } from '../queue/fatalStop.js';
 import { holdJobLock } from '../queue/jobLock.js';
 import { BACKOFF_TYPE, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { RevenueCatClient } from '../revenuecat/client.js';
+import type { KeyRing } from '../revenuecat/keyRing.js';
 import type { ReceiptJobData } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
@@ -29,6 +30,8 @@ export interface ReceiptWorkerDeps {
   queue: ReceiptsQueue;
   fatal: FatalStop;
   client: Pick<RevenueCatClient, 'postReceipt'>;
+  /** which platform's rows the client sends with which key (the keys stay in the client) */
+  keys: KeyRing;
   logger: Logger;
   metrics?: PipelineMetrics;
 }
@@ -79,8 +82,12 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     }
     return ledger;
   };
+  // Stops of one key (queue/keyStops.ts) made by any process apply here within FOLLOW_MS.
+  await deps.fatal.keys.refresh();
+  const unfollow = deps.fatal.keys.follow(deps.keys, (err) => logger.warn({ err }, 'could not read the stopped keys'));
   const processor = createProcessor({
     client: deps.client,
+    keys: deps.keys,
     queue: deps.queue,
     fatal: deps.fatal,
     userLock: new UserLock(deps.redis, config.prefix, config.userLockMs),
@@ -177,6 +184,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     async close(deadlineMs = config.shutdownTimeoutMs) {
       clearInterval(ticker);
       await rate.stop();
+      await unfollow();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);

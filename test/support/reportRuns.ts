@@ -25,6 +25,7 @@ export function emptySummary(over: Partial<Summary> = {}): Summary {
     rows_failed: 0,
     rows_pending: 0,
     rows_mismatched: 0,
+    rows_past_google_cutoff: 0,
     already_migrated: 0,
     rows_updated: 0,
     rows_conflict: 0,
