@@ -159,6 +159,17 @@ describe('run ledger', () => {
     expect(rowsByStatus).toEqual({ queued: 3, held: 1 });
   });
 
+  it('tells users apart in every packed form (UUIDs, anonymous ids, numbers, text) inside the scripts', async () => {
+    const ledger = new RunLedger(redis, newPrefix('ledger-users'), 'R');
+    await ledger.beginIngest(['a.csv']);
+    const users = ['5f0c1b2a-3d4e-4f50-8a6b-7c8d9e0f1a2b', '5F0C1B2A-3D4E-4F50-8A6B-7C8D9E0F1A2B', '$RCAnonymousID:0123456789abcdef0123456789abcdef', '$RCAnonymousID:0123', '0123abcd', '4711', 'Ünïcödé'];
+    // each user twice with its own token (the second a duplicate), then everyone on one shared token
+    const rows = users.flatMap((u, i) => [row(10 * i + 2, u, `own-${i}`), row(10 * i + 3, u, `own-${i}`)]);
+    rows.push(...users.map((u, i) => row(100 + i, u, 'shared')));
+    const kinds = (await ledger.admit(rows)).map((a) => a.kind);
+    expect(kinds).toEqual([...users.flatMap(() => ['new', 'duplicate']), 'new', ...users.slice(1).map(() => 'conflict')]);
+  });
+
   it('across runs: unchanged rows are already migrated, changed ones are sent as updated, another user is a conflict', async () => {
     const prefix = newPrefix('ledger-runs');
     const night1 = new RunLedger(redis, prefix, 'night-1');

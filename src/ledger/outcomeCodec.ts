@@ -56,6 +56,7 @@ export function encodeOutcome(o: Outcome, sourceIndex: number): string {
     o.body ?? 0,
     o.expect ?? 0,
     o.mismatches && o.mismatches.length > 0 ? o.mismatches : 0,
+    o.past_google_cutoff === true ? 1 : 0,
   ];
   while (stored.length > 0 && stored[stored.length - 1] === 0) stored.pop();
   return JSON.stringify(stored);
@@ -95,5 +96,6 @@ export function decodeOutcome(fp: string, raw: string, sources: readonly string[
     ...(body ? { body } : {}),
     ...(expect ? { expect } : {}),
     ...(mismatches ? { mismatches } : {}),
+    ...(a[19] === 1 ? { past_google_cutoff: true } : {}),
   };
 }

@@ -7,14 +7,15 @@
 //
 // Widths and their collision risk at 50 million rows (n²/2^(bits+1) for the key, 2^-bits per comparison for
 // the hashes, which are only compared for rows whose token was seen before):
-// - token fingerprint, 12 bytes (96 bits): 2.5e15 / 2^97 ≈ 1.6e-14 that any two of 50 M tokens share a key;
+// - token fingerprint, 10 bytes (80 bits): (5e7)² / 2^81 ≈ 1.0e-9 that any two of 50 M tokens share a key (a run's
+//   rows, or the cross-run index after 50 M migrated tokens); such a pair would look like one token seen twice;
 // - user hash and payload hash, 6 bytes (48 bits) each: a different user (or a changed payload) taken for the
 //   same one with probability 2^-48 ≈ 3.6e-15 per comparison, ≈ 1.8e-7 if all 50 M rows were compared.
 import { createHash } from 'node:crypto';
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 
 /** Bytes of a token fingerprint (the ledger's key of a row). */
-export const TOKEN_FINGERPRINT_BYTES = 12;
+export const TOKEN_FINGERPRINT_BYTES = 10;
 /** Bytes of a user hash and of a payload hash. */
 export const SHORT_HASH_BYTES = 6;
 
@@ -27,12 +28,12 @@ function lengthPrefixed(parts: readonly string[]): ReturnType<typeof createHash>
   return hash;
 }
 
-/** The ledger's key of a token: sha256 of platform and token (length-prefixed), first 12 bytes. */
+/** The ledger's key of a token: sha256 of platform and token (length-prefixed), first 10 bytes. */
 export function tokenFingerprint(platform: Platform, fetchToken: string): Buffer {
   return lengthPrefixed(['token', platform, fetchToken]).digest().subarray(0, TOKEN_FINGERPRINT_BYTES);
 }
 
-/** A row's key as text (job ids, reports): base64url of its token fingerprint (16 characters). */
+/** A row's key as text (job ids, reports): base64url of its token fingerprint (14 characters). */
 export function recordKey(platform: Platform, fetchToken: string): string {
   return tokenFingerprint(platform, fetchToken).toString('base64url');
 }

@@ -3,8 +3,9 @@
 // few dozen bytes, small enough for Redis to keep buckets of them as listpacks (≤ 64 bytes a value):
 //
 //   record   = kind (1 byte) · varint source number · varint line · user
-//   user     = varint (byte length × 8 + form) · bytes   — form: UTF-8 text, or a decimal number, a UUID, hex,
-//              or `$RCAnonymousID:` + hex packed into bytes (the usual shapes of App User IDs)
+//   user     = varint header · bytes   — the form: UTF-8 text, or a decimal number, a UUID, hex, or
+//              `$RCAnonymousID:` + hex packed into bytes (the usual shapes of App User IDs); the header is the
+//              form, plus the byte length × 8 where it varies (encodeUser)
 //   succeeded adds: varint flags · varint attempts · varint ms since the run began · product (dictionary code) ·
 //              the import answer's reconciliation (product found, its expiry and environment, the active
 //              entitlements as dictionary codes with their expiries) · expected_* columns · import mismatches
@@ -63,7 +64,7 @@ export function keyBytes(text: string): Buffer {
 // ---------------------------------------------------------------------------------------------------------
 // Users
 
-const USER_FORM = { text: 0, decimal: 1, uuid: 2, UUID: 3, hex: 4, anonymous: 5 } as const;
+const USER_FORM = { text: 0, decimal: 1, uuid: 2, UUID: 3, hex: 4, anonymous: 5, anonymous16: 6 } as const;
 const ANONYMOUS = '$RCAnonymousID:';
 const UUID_LOWER = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const UUID_UPPER = /^[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}$/;
@@ -75,22 +76,31 @@ function userForm(id: string): [number, Buffer] {
   if (UUID_LOWER.test(id)) return [USER_FORM.uuid, Buffer.from(id.replace(/-/g, ''), 'hex')];
   if (UUID_UPPER.test(id)) return [USER_FORM.UUID, Buffer.from(id.replace(/-/g, ''), 'hex')];
   if (HEX_LOWER.test(id)) return [USER_FORM.hex, Buffer.from(id, 'hex')];
-  if (id.startsWith(ANONYMOUS) && HEX_LOWER.test(id.slice(ANONYMOUS.length))) return [USER_FORM.anonymous, Buffer.from(id.slice(ANONYMOUS.length), 'hex')];
+  if (id.startsWith(ANONYMOUS) && HEX_LOWER.test(id.slice(ANONYMOUS.length))) {
+    const bytes = Buffer.from(id.slice(ANONYMOUS.length), 'hex');
+    return [bytes.length === 16 ? USER_FORM.anonymous16 : USER_FORM.anonymous, bytes];
+  }
   return [USER_FORM.text, Buffer.from(id, 'utf8')];
 }
 
-/** An App User ID in its packed form. Equal ids give equal bytes, so Lua compares users byte for byte. */
+/** Forms whose byte length is always 16, so the header holds the form alone (one byte). */
+const SIXTEEN = new Set<number>([USER_FORM.uuid, USER_FORM.UUID, USER_FORM.anonymous16]);
+
+/**
+ * An App User ID in its packed form: a varint header (the form; and, for forms of varying length, the byte
+ * length × 8 + form), then the bytes. Equal ids give equal bytes, so Lua compares users byte for byte.
+ */
 export function encodeUser(id: string): Buffer {
   const [form, bytes] = userForm(id);
   return new ByteWriter()
-    .varint(bytes.length * 8 + form)
+    .varint(SIXTEEN.has(form) ? form : bytes.length * 8 + form)
     .bytes(bytes)
     .toBuffer();
 }
 
 function readUser(r: ByteReader): string {
   const header = r.varint();
-  const bytes = r.bytes(Math.floor(header / 8));
+  const bytes = r.bytes(SIXTEEN.has(header % 8) ? 16 : Math.floor(header / 8));
   switch (header % 8) {
     case USER_FORM.decimal:
       return String(new ByteReader(bytes).varint());
@@ -103,6 +113,7 @@ function readUser(r: ByteReader): string {
     case USER_FORM.hex:
       return bytes.toString('hex');
     case USER_FORM.anonymous:
+    case USER_FORM.anonymous16:
       return ANONYMOUS + bytes.toString('hex');
     default:
       return bytes.toString('utf8');
@@ -139,13 +150,17 @@ function readHead(r: ByteReader): RecordHead {
 // ---------------------------------------------------------------------------------------------------------
 // Times
 
-/** Epoch (seconds) the stored times count from: keeps their varints short. */
-const EPOCH_S = 1_700_000_000;
 const TIME = { null: 0, sameAsProduct: 1, text: 2, first: 3 } as const;
 const TIME_FORM = { seconds: 0, secondsMs: 1, ms: 2 } as const;
+const zigzag = (n: number): number => (n < 0 ? -2 * n - 1 : 2 * n);
+const unzigzag = (z: number): number => (z % 2 === 1 ? -(z + 1) / 2 : z / 2);
 
-/** An ISO time as the API gave it, packed so that it comes back as the very same string. */
-function writeTime(w: ByteWriter, value: string | null | undefined, product?: string | null): void {
+/**
+ * An ISO time as the API gave it, packed so that it comes back as the very same string: seconds (or ms) from
+ * `ref` (epoch seconds: the row's finish, so that an expiry a month later takes 4 bytes), and which of the ISO
+ * forms it had; anything else as text.
+ */
+function writeTime(w: ByteWriter, value: string | null | undefined, ref: number, product?: string | null): void {
   if (value === null || value === undefined) {
     w.varint(TIME.null);
     return;
@@ -157,11 +172,10 @@ function writeTime(w: ByteWriter, value: string | null | undefined, product?: st
   const ms = Date.parse(value);
   if (!Number.isNaN(ms)) {
     const iso = new Date(ms).toISOString();
-    const zigzag = (n: number): number => (n < 0 ? -2 * n - 1 : 2 * n);
     let packed: number | undefined;
-    if (ms % 1000 === 0 && iso.replace('.000Z', 'Z') === value) packed = zigzag(ms / 1000 - EPOCH_S) * 3 + TIME_FORM.seconds;
-    else if (ms % 1000 === 0 && iso === value) packed = zigzag(ms / 1000 - EPOCH_S) * 3 + TIME_FORM.secondsMs;
-    else if (iso === value) packed = zigzag(ms - EPOCH_S * 1000) * 3 + TIME_FORM.ms;
+    if (ms % 1000 === 0 && iso.replace('.000Z', 'Z') === value) packed = zigzag(ms / 1000 - ref) * 3 + TIME_FORM.seconds;
+    else if (ms % 1000 === 0 && iso === value) packed = zigzag(ms / 1000 - ref) * 3 + TIME_FORM.secondsMs;
+    else if (iso === value) packed = zigzag(ms - ref * 1000) * 3 + TIME_FORM.ms;
     if (packed !== undefined && Number.isSafeInteger(packed + TIME.first)) {
       w.varint(packed + TIME.first);
       return;
@@ -170,17 +184,16 @@ function writeTime(w: ByteWriter, value: string | null | undefined, product?: st
   w.varint(TIME.text).string(value);
 }
 
-function readTime(r: ByteReader, product?: string | null): string | null {
+function readTime(r: ByteReader, ref: number, product?: string | null): string | null {
   const v = r.varint();
   if (v === TIME.null) return null;
   if (v === TIME.sameAsProduct) return product ?? null;
   if (v === TIME.text) return r.string();
   const packed = v - TIME.first;
   const form = packed % 3;
-  const z = Math.floor(packed / 3);
-  const n = z % 2 === 1 ? -(z + 1) / 2 : z / 2;
-  if (form === TIME_FORM.ms) return new Date(n + EPOCH_S * 1000).toISOString();
-  const iso = new Date((n + EPOCH_S) * 1000).toISOString();
+  const n = unzigzag(Math.floor(packed / 3));
+  if (form === TIME_FORM.ms) return new Date(n + ref * 1000).toISOString();
+  const iso = new Date((n + ref) * 1000).toISOString();
   return form === TIME_FORM.seconds ? iso.replace('.000Z', 'Z') : iso;
 }
 
@@ -190,20 +203,26 @@ function readTime(r: ByteReader, product?: string | null): string | null {
 const FOUND = ['subscription', 'non_subscription', 'absent', 'not_checked'] as const;
 const ENVIRONMENTS = [undefined, 'production', 'sandbox'] as const;
 
+// The flags varint: what almost every row has in the low 14 bits (two bytes), the rare cases above.
 const F = {
-  platform: 1, // bits 0-2
-  found: 8, // bits 3-4
+  platform: 1, // bits 0-2: PLATFORMS index
+  found: 8, // bits 3-4: FOUND index
   sandbox: 32, // bits 5-6: 0 unknown, 1 production, 2 sandbox
-  product: 128, // the subscriber shows the row's product (expiry follows)
-  originalDiffers: 256,
-  http201: 512,
-  httpOther: 1024,
-  expect: 2048,
-  mismatches: 4096,
-  productId: 8192,
-  noHttp: 16384,
-  noSubscriber: 32768,
+  product: 128, // the subscriber shows the row's product (its expiry follows)
+  productId: 256,
+  // the usual answer: exactly one active entitlement, granted by the row's product and expiring with it (only its id follows)
+  oneEntitlement: 512,
+  attempts: 1024, // bits 10-12: attempts 1-7; 0 = more (a varint follows)
+  http201: 8192,
+  originalDiffers: 16384,
+  httpOther: 32768,
+  noHttp: 65536,
+  noSubscriber: 131072,
+  expect: 262144,
+  mismatches: 524288,
+  pastGoogleCutoff: 1048576,
 } as const;
+const has = (flags: number, bit: number): boolean => Math.floor(flags / bit) % 2 === 1;
 
 /** What encoding a success needs besides the outcome: the source's number, the run's start and the dictionary. */
 export interface RecordContext {
@@ -231,35 +250,43 @@ export function encodeSuccess(o: Outcome, ctx: RecordContext): Buffer {
   const sub = o.subscriber;
   const platform = PLATFORMS.indexOf(o.platform);
   if (platform < 0) throw new Error(`unknown platform ${o.platform}`);
-  let flags = platform * F.platform;
+  const finished = Date.parse(o.finished_at);
+  const ref = Math.floor(finished / 1000);
+  const only = sub?.active_entitlements.length === 1 ? sub.active_entitlements[0] : undefined;
+  const oneEntitlement = only !== undefined && sub?.product !== undefined && only.product_identifier === o.product_id && only.expires_date === sub.product.expires_date;
+  let flags = platform * F.platform + (o.attempts >= 1 && o.attempts <= 7 ? o.attempts : 0) * F.attempts;
   if (sub) {
     flags += FOUND.indexOf(sub.product_found) * F.found;
-    if (sub.product) {
-      flags += F.product + (sub.product.is_sandbox === undefined ? 0 : sub.product.is_sandbox ? 2 : 1) * F.sandbox;
-    }
+    if (sub.product) flags += F.product + (sub.product.is_sandbox === undefined ? 0 : sub.product.is_sandbox ? 2 : 1) * F.sandbox;
+    if (oneEntitlement) flags += F.oneEntitlement;
     if (sub.original_app_user_id !== o.app_user_id) flags += F.originalDiffers;
   } else flags += F.noSubscriber;
   if (o.http_status === undefined) flags += F.noHttp;
   else if (o.http_status === 201) flags += F.http201;
   else if (o.http_status !== 200) flags += F.httpOther;
+  if (o.product_id !== undefined) flags += F.productId;
   if (o.expect) flags += F.expect;
   if (o.mismatches && o.mismatches.length > 0) flags += F.mismatches;
-  if (o.product_id !== undefined) flags += F.productId;
+  if (o.past_google_cutoff === true) flags += F.pastGoogleCutoff;
 
   const w = new ByteWriter().byte(RECORD.succeeded.charCodeAt(0)).varint(ctx.sourceNumber).varint(o.line).bytes(encodeUser(o.app_user_id));
-  w.varint(flags).varint(o.attempts).signed(Date.parse(o.finished_at) - ctx.base);
-  if (flags & F.httpOther) w.varint(o.http_status as number);
+  w.varint(flags).signed(finished - ctx.base);
+  if (!(o.attempts >= 1 && o.attempts <= 7)) w.varint(o.attempts);
+  if (has(flags, F.httpOther)) w.varint(o.http_status as number);
   if (o.product_id !== undefined) w.varint(ctx.code(o.product_id));
   if (sub) {
     const productExpiry = sub.product?.expires_date;
-    if (sub.product) writeTime(w, productExpiry);
-    w.varint(sub.active_entitlements.length);
-    for (const e of sub.active_entitlements) {
-      w.varint(ctx.code(e.id));
-      writeTime(w, e.expires_date, sub.product ? productExpiry : undefined);
-      w.varint(e.product_identifier === o.product_id ? 0 : ctx.code(e.product_identifier) + 1);
+    if (sub.product) writeTime(w, productExpiry, ref);
+    if (oneEntitlement) w.varint(ctx.code(only.id));
+    else {
+      w.varint(sub.active_entitlements.length);
+      for (const e of sub.active_entitlements) {
+        w.varint(ctx.code(e.id));
+        writeTime(w, e.expires_date, ref, sub.product ? productExpiry : undefined);
+        w.varint(e.product_identifier === o.product_id ? 0 : ctx.code(e.product_identifier) + 1);
+      }
     }
-    if (flags & F.originalDiffers) w.string(sub.original_app_user_id);
+    if (has(flags, F.originalDiffers)) w.string(sub.original_app_user_id);
   }
   if (o.expect) {
     const e = o.expect;
@@ -271,9 +298,9 @@ export function encodeSuccess(o: Outcome, ctx: RecordContext): Buffer {
       (e.environment === 'production' ? 16 : e.environment === 'sandbox' ? 32 : 0);
     w.varint(eflags);
     if (e.entitlement !== undefined) w.varint(ctx.code(e.entitlement));
-    if (e.expiresAt !== undefined) writeTime(w, e.expiresAt);
+    if (e.expiresAt !== undefined) writeTime(w, e.expiresAt, ref);
   }
-  if (flags & F.mismatches) w.string(JSON.stringify(o.mismatches));
+  if (has(flags, F.mismatches)) w.string(JSON.stringify(o.mismatches));
   return w.toBuffer();
 }
 
@@ -299,26 +326,32 @@ export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Out
   const head = readHead(r);
   if (head.kind !== RECORD.succeeded) throw new Error(`not a succeeded record: ${head.kind}`);
   const flags = r.varint();
-  const attempts = r.varint();
   const finished = r.signed() + ctx.base;
-  const http = flags & F.noHttp ? undefined : flags & F.httpOther ? r.varint() : flags & F.http201 ? 201 : 200;
-  const productId = flags & F.productId ? ctx.name(r.varint()) : undefined;
+  const ref = Math.floor(finished / 1000);
+  const packedAttempts = Math.floor(flags / F.attempts) % 8;
+  const attempts = packedAttempts === 0 ? r.varint() : packedAttempts;
+  const http = has(flags, F.noHttp) ? undefined : has(flags, F.httpOther) ? r.varint() : has(flags, F.http201) ? 201 : 200;
+  const productId = has(flags, F.productId) ? ctx.name(r.varint()) : undefined;
   let subscriber: SubscriberSummary | undefined;
-  if (!(flags & F.noSubscriber)) {
+  if (!has(flags, F.noSubscriber)) {
     const env = Math.floor(flags / F.sandbox) % 4;
     let product: SubscriberSummary['product'];
-    if (flags & F.product) {
-      product = { expires_date: readTime(r) };
+    if (has(flags, F.product)) {
+      product = { expires_date: readTime(r, ref) };
       if (env !== 0) product.is_sandbox = env === 2;
     }
     const entitlements: SubscriberSummary['active_entitlements'] = [];
-    for (let n = r.varint(); n > 0; n--) {
-      const id = ctx.name(r.varint());
-      const expires = readTime(r, product ? product.expires_date : undefined);
-      const ref = r.varint();
-      entitlements.push({ id, expires_date: expires, product_identifier: ref === 0 ? (productId ?? '') : ctx.name(ref - 1) });
+    if (has(flags, F.oneEntitlement)) {
+      entitlements.push({ id: ctx.name(r.varint()), expires_date: product?.expires_date ?? null, product_identifier: productId ?? '' });
+    } else {
+      for (let n = r.varint(); n > 0; n--) {
+        const id = ctx.name(r.varint());
+        const expires = readTime(r, ref, product ? product.expires_date : undefined);
+        const productRef = r.varint();
+        entitlements.push({ id, expires_date: expires, product_identifier: productRef === 0 ? (productId ?? '') : ctx.name(productRef - 1) });
+      }
     }
-    const original = flags & F.originalDiffers ? r.string() : head.appUserId;
+    const original = has(flags, F.originalDiffers) ? r.string() : head.appUserId;
     subscriber = {
       original_app_user_id: original,
       active_entitlements: entitlements,
@@ -327,16 +360,16 @@ export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Out
     };
   }
   let expect: Expectations | undefined;
-  if (flags & F.expect) {
+  if (has(flags, F.expect)) {
     const e = r.varint();
     expect = {};
     if (e & 1) expect.entitlement = ctx.name(r.varint());
-    if (e & 2) expect.expiresAt = readTime(r) ?? undefined;
+    if (e & 2) expect.expiresAt = readTime(r, ref) ?? undefined;
     if (e & 4) expect.active = (e & 8) !== 0;
     const environment = ENVIRONMENTS[Math.floor(e / 16) % 4];
     if (environment) expect.environment = environment;
   }
-  const mismatches = flags & F.mismatches ? (JSON.parse(r.string()) as MismatchDetail[]) : undefined;
+  const mismatches = has(flags, F.mismatches) ? (JSON.parse(r.string()) as MismatchDetail[]) : undefined;
   return {
     status: 'succeeded',
     src: sourceName(ctx.sources, head.sourceNumber),
@@ -351,6 +384,7 @@ export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Out
     ...(subscriber ? { subscriber } : {}),
     ...(expect ? { expect } : {}),
     ...(mismatches ? { mismatches } : {}),
+    ...(has(flags, F.pastGoogleCutoff) ? { past_google_cutoff: true } : {}),
   };
 }
 
@@ -358,26 +392,56 @@ export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Out
 // Failed rows
 
 const FAILURE_FORMAT = 1;
+const TOKEN_FORM = { inJson: 0, base64: 1, text: 2 } as const;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * What a failed outcome's JSON usually holds besides its values, for deflate to refer to (a preset dictionary:
+ * each outcome is compressed on its own, and its few hundred bytes of names would otherwise cost as much as
+ * they weigh). Changing it changes FAILURE_FORMAT.
+ */
+const FAILURE_DICTIONARY = Buffer.from(
+  [
+    'rc_7101 rc_7102 rc_7103 rc_7104 rc_7105 rc_7106 rc_7107 rc_7108 rc_7110 rc_7229 rc_7231 rc_7629 rc_7638 rc_7712 rc_7852 http_500 http_502 http_503 http_504 timeout reset refused',
+    'The receipt is not valid. gave up after attempts: ',
+    '"ios","android","amazon","macos","uikitformac","stripe","roku","paddle"',
+    '{"app_user_id":"","fetch_token":"","product_id":"","price":,"currency":"USD","EUR","store_user_id":"","presented_offering_identifier":"","is_restore":false,"payment_mode":',
+    '"attributes":{"$email":{"value":"","updated_at_ms":17},"$displayName":{"value":"',
+    '["f",0,,"ios",0,"',
+  ].join(' '),
+  'utf8',
+);
 
 /**
  * A failed row's outcome, whole (input cells, body, reason), as the shard's `failed` hash keeps it: the JSON
- * form (outcomeCodec.ts), deflated. The token is usually both an input cell and the body's fetch_token: the
- * body's copy is left out and taken from the cell again (a receipt is kilobytes).
+ * form (outcomeCodec.ts) deflated with a preset dictionary. The token, kilobytes for an App Store receipt, is
+ * both an input cell and the body's fetch_token: it is kept once, after the JSON, as bytes when it is base64.
  */
 export function packFailure(o: Outcome, sourceNumber: number): Buffer {
   let tokenColumn = 0;
   let stored = o;
-  const token = o.body?.fetch_token;
-  if (o.body && token !== undefined && o.input) {
+  let token = Buffer.alloc(0);
+  let tokenForm: number = TOKEN_FORM.inJson;
+  const fetchToken = o.body?.fetch_token;
+  if (o.body && fetchToken !== undefined && fetchToken !== '' && o.input) {
     const columns = Object.keys(o.input);
-    const i = columns.findIndex((c) => o.input?.[c] === token);
+    const i = columns.findIndex((c) => o.input?.[c] === fetchToken);
     if (i >= 0) {
       tokenColumn = i + 1;
-      stored = { ...o, body: { ...o.body, fetch_token: '' } };
+      stored = { ...o, input: { ...o.input, [columns[i] as string]: '' }, body: { ...o.body, fetch_token: '' } };
+      const bytes = BASE64.test(fetchToken) ? Buffer.from(fetchToken, 'base64') : undefined;
+      if (bytes && bytes.toString('base64') === fetchToken) {
+        token = bytes;
+        tokenForm = TOKEN_FORM.base64;
+      } else {
+        token = Buffer.from(fetchToken, 'utf8');
+        tokenForm = TOKEN_FORM.text;
+      }
     }
   }
-  const json = deflateRawSync(Buffer.from(encodeOutcome(stored, sourceNumber), 'utf8'));
-  return Buffer.concat([new ByteWriter().byte(FAILURE_FORMAT).varint(tokenColumn).toBuffer(), json]);
+  const json = Buffer.from(encodeOutcome(stored, sourceNumber), 'utf8');
+  const head = new ByteWriter().byte(FAILURE_FORMAT).varint(tokenColumn).varint(tokenForm).varint(json.length).toBuffer();
+  return Buffer.concat([head, deflateRawSync(Buffer.concat([json, token]), { dictionary: FAILURE_DICTIONARY })]);
 }
 
 export function unpackFailure(key: Buffer, blob: Buffer, sources: readonly string[]): Outcome {
@@ -385,10 +449,16 @@ export function unpackFailure(key: Buffer, blob: Buffer, sources: readonly strin
   const format = r.byte();
   if (format !== FAILURE_FORMAT) throw new Error(`unknown failure record format ${format}`);
   const tokenColumn = r.varint();
-  const o = decodeOutcome(keyText(key), inflateRawSync(r.rest()).toString('utf8'), sources);
+  const tokenForm = r.varint();
+  const jsonLength = r.varint();
+  const all = inflateRawSync(r.rest(), { dictionary: FAILURE_DICTIONARY });
+  const o = decodeOutcome(keyText(key), all.subarray(0, jsonLength).toString('utf8'), sources);
   if (tokenColumn > 0 && o.body && o.input) {
+    const bytes = all.subarray(jsonLength);
+    const token = tokenForm === TOKEN_FORM.base64 ? bytes.toString('base64') : bytes.toString('utf8');
     const column = Object.keys(o.input)[tokenColumn - 1];
-    o.body = { ...o.body, fetch_token: column === undefined ? '' : (o.input[column] ?? '') };
+    if (column !== undefined) o.input = { ...o.input, [column]: token };
+    o.body = { ...o.body, fetch_token: token };
   }
   return o;
 }

@@ -26,7 +26,7 @@ import {
   type RunShardKeys,
 } from '../redis/keys.js';
 import { callScript, callScriptBuffer, loadScripts } from '../redis/scripts.js';
-import { payloadHash, SHORT_HASH_BYTES, tokenFingerprint, userHash } from './rowIdentity.js';
+import { payloadHash, SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES, tokenFingerprint, userHash } from './rowIdentity.js';
 import {
   decodeConflict,
   decodeHead,
@@ -438,7 +438,7 @@ export class RunLedger {
       await this.ensureCodes(dictionaryStrings(outcome));
       record = encodeSuccess(outcome, { sourceNumber, base: await this.start(), code: this.code });
       const payload = opts.sent ? payloadHash(opts.sent.platform, opts.sent.body) : ZERO_PAYLOAD;
-      index = indexValue(userHash(outcome.app_user_id), payload, await this.runNumber(), key.length > 12 ? (key[12] as number) : 0);
+      index = indexValue(userHash(outcome.app_user_id), payload, await this.runNumber(), key.length > TOKEN_FINGERPRINT_BYTES ? (key[TOKEN_FINGERPRINT_BYTES] as number) : 0);
     } else {
       record = headRecord(RECORD.failed, encodePlace(sourceNumber, outcome.line), user);
       failure = packFailure(outcome, sourceNumber);
@@ -618,7 +618,7 @@ export class RunLedger {
           if (!runIds.has(runNumber)) runIds.set(runNumber, await this.redis.hget(this.names.runNumbers, `n:${runNumber}`));
           const runId = runIds.get(runNumber);
           if (runId) {
-            conflict.other = { run_id: runId, ...(await earlierRow(this.redis, this.prefix, runId, Buffer.concat([c.key.subarray(0, 12), variant > 0 ? Buffer.from([variant]) : Buffer.alloc(0)]))) };
+            conflict.other = { run_id: runId, ...(await earlierRow(this.redis, this.prefix, runId, Buffer.concat([c.key.subarray(0, TOKEN_FINGERPRINT_BYTES), variant > 0 ? Buffer.from([variant]) : Buffer.alloc(0)]))) };
           }
         }
         yield conflict;

@@ -16,7 +16,7 @@ local ROWS_FAILED = 'rows_failed' -- META.rowsFailed
 local REQUESTS_SENT = 'requests_sent' -- META.requestsSent
 local SUCCEEDED = 's' -- RECORD.succeeded
 local FAILED = 'f' -- RECORD.failed
-local TOKEN_KEY = 12 -- TOKEN_FINGERPRINT_BYTES
+local TOKEN_KEY = 10 -- TOKEN_FINGERPRINT_BYTES
 local RECENT_ERRORS = 20
 
 --- @include "table"

@@ -1,6 +1,9 @@
 -- A row record's head (ledger/rowRecord.ts): kind (1 byte), varint source number, varint line, then the user
--- (varint byte length × 8 + form, then the bytes). The scripts compare places and users byte for byte: both are
--- canonical encodings, so equal bytes mean the same place, the same App User ID.
+-- (a varint header, then the bytes: 16 of them for the UUID and anonymous-id forms, else header / 8). The scripts compare places
+-- and users byte for byte: both are canonical encodings, so equal bytes mean the same place, the same user.
+local USER_FORM_UUID = 2 -- a UUID, lowercase (USER_FORM.uuid)
+local USER_FORM_UUID_UPPER = 3 -- a UUID, uppercase (USER_FORM.UUID)
+local USER_FORM_ANONYMOUS16 = 6 -- $RCAnonymousID: and 32 hex digits (USER_FORM.anonymous16)
 
 -- The varint at `pos` and the position after it.
 local function rec_varint(s, pos)
@@ -19,5 +22,8 @@ local function rec_head(rec)
   local _, p = rec_varint(rec, 2)
   _, p = rec_varint(rec, p)
   local header, q = rec_varint(rec, p)
-  return string.sub(rec, 1, 1), string.sub(rec, 2, p - 1), string.sub(rec, p, q + math.floor(header / 8) - 1)
+  local form = header % 8
+  local length = math.floor(header / 8)
+  if form == USER_FORM_UUID or form == USER_FORM_UUID_UPPER or form == USER_FORM_ANONYMOUS16 then length = 16 end
+  return string.sub(rec, 1, 1), string.sub(rec, 2, p - 1), string.sub(rec, p, q + length - 1)
 end

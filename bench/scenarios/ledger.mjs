@@ -1,0 +1,317 @@
+// Scenario ledger: Redis bytes per finished row of the run ledger and the cross-run index, on realistic payloads.
+//
+// 200,000 rows (--ledger-rows N; --quick / --scale divide it) from lib/payloads.mjs (App Store receipts of 2–8 KB,
+// Play tokens of ~150 characters, Stripe ids; UUID and $RCAnonymousID users; $email/$displayName attributes; 3% of
+// rows refused by the store, 5% lapsed) go through the ledger as the pipeline puts them there: RunLedger.admit in
+// chunks of 1,000 (the ingester's), then one RunLedger.recordAnswer per row with the outcome a worker builds from
+// the import answer (a success's subscriber summary; a failure's input cells and body) and its request. No queue
+// and no HTTP: what is measured is the ledger alone, so the figure is exact and the run takes a minute, not an
+// hour. (Scenario e2e measures the same after a real run through BullMQ and the sandbox.)
+//
+// It runs on a redis-server of its own, started with the listpack limits of redis.conf (hash-max-listpack-entries
+// 128, hash-max-listpack-value 64: the ledger must not rely on more), and prints MEMORY USAGE (SAMPLES 0) summed
+// by key family, per finished row; per succeeded and per failed row; the buckets' encodings; and the time
+// `reportRun` takes to write the report from the ledger. A second run over the same rows (a nightly backfill that
+// finds everything migrated) shows what a skipped row costs.
+//
+//   node bench/scenarios/ledger.mjs [--rows N] [--dist DIR]     (standalone; DIR defaults to dist/)
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { payloadRows, PAYLOAD_HEADER } from '../lib/payloads.mjs';
+import { DIST, ROOT, log, round, scaled } from '../lib/util.mjs';
+
+export const LEDGER_ROWS = 200_000;
+const CHUNK = 1000;
+const CONCURRENCY = 64;
+const SOURCE = 'exports/receipts-2026-11-20.csv';
+const COLUMNS = PAYLOAD_HEADER.split(',');
+
+const REFUSED = {
+  invalid: { code: 7103, message: 'The receipt is not valid.' },
+  inuse: { code: 7102, message: 'The receipt is already in use by another subscriber.' },
+  otheruser: { code: 7852, message: 'The purchase belongs to another user.' },
+  missingproduct: { code: 7712, message: 'The product is missing in the Apple receipt.' },
+};
+
+async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A throw-away redis-server with redis.conf's listpack limits, no persistence. */
+async function privateRedis() {
+  const dir = await mkdtemp(join(tmpdir(), 'rcm-ledger-bench-'));
+  const port = await freePort();
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--hash-max-listpack-entries', '128', '--hash-max-listpack-value', '64'],
+    { stdio: 'ignore' },
+  );
+  const url = `redis://127.0.0.1:${port}`;
+  const redis = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: (n) => (n > 50 ? null : 100) });
+  await redis.ping();
+  return {
+    url,
+    redis,
+    async stop() {
+      redis.disconnect();
+      child.kill('SIGKILL');
+      await once(child, 'exit').catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A row of the generator as the ingester makes it: platform, body (what is sent) and the input cells. */
+function rowOf(generated, line, now) {
+  const cells = Object.fromEntries(COLUMNS.map((c, i) => [c, generated.cells[i]]));
+  const body = { app_user_id: cells.app_user_id, fetch_token: cells.fetch_token };
+  if (cells.product_id) body.product_id = cells.product_id;
+  if (cells.price) {
+    body.price = Number(cells.price);
+    body.currency = cells.currency;
+  }
+  const attributes = {};
+  if (cells.$email) attributes.$email = { value: cells.$email, updated_at_ms: now };
+  if (cells.$displayName) attributes.$displayName = { value: cells.$displayName, updated_at_ms: now };
+  if (Object.keys(attributes).length > 0) body.attributes = attributes;
+  return { src: SOURCE, line, platform: generated.platform, body, input: cells, directive: generated.directive };
+}
+
+/** The outcome a worker writes for the row, from the answer the sandbox would give. */
+function outcomeOf(row, fp, queuedAt, finishedAt) {
+  const base = { src: row.src, line: row.line, fp, platform: row.platform, app_user_id: row.body.app_user_id, attempts: 1, finished_at: new Date(finishedAt).toISOString() };
+  if (row.body.product_id) base.product_id = row.body.product_id;
+  const refused = REFUSED[row.directive];
+  if (refused) {
+    return {
+      ...base,
+      status: 'failed',
+      token: `${row.body.fetch_token.slice(0, 4)}…${row.body.fetch_token.slice(-4)}`,
+      queued_at: new Date(queuedAt).toISOString(),
+      http_status: 400,
+      code: refused.code,
+      reason: `rc_${refused.code}`,
+      message: refused.message,
+      input: row.input,
+      body: row.body,
+    };
+  }
+  // The import answer's subscriber: one entitlement from the row's product (a lapsed one shows none); Stripe rows
+  // name no product, so only the user is checked.
+  const expires = new Date(Math.floor(finishedAt / 1000) * 1000 + (row.directive === 'expired' ? -40 : 30) * 86_400_000).toISOString().replace('.000Z', 'Z');
+  const product = row.body.product_id;
+  const active = row.directive === 'expired' ? [] : [{ id: 'premium', expires_date: expires, product_identifier: product ?? 'prod_Stripe01' }];
+  return {
+    ...base,
+    status: 'succeeded',
+    http_status: 200,
+    subscriber: {
+      original_app_user_id: row.body.app_user_id,
+      active_entitlements: active,
+      product_found: product ? 'subscription' : 'not_checked',
+      ...(product ? { product: { expires_date: expires, is_sandbox: false } } : {}),
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `n` at once. */
+async function pool(items, n, fn) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
+}
+
+/** Admits and answers every row of `rows` generated rows into run `runId`; returns the ledger's state. */
+async function migrate(lib, redis, prefix, runId, rows, seed) {
+  const ledger = new lib.RunLedger(redis, prefix, runId);
+  await ledger.beginIngest([SOURCE]);
+  const gen = payloadRows(rows, { tag: 'ledger', rowsPerUser: 2, seed });
+  const kinds = {};
+  for (let start = 0; start < rows; start += CHUNK) {
+    const now = Date.now();
+    const chunk = [];
+    for (let i = start; i < Math.min(rows, start + CHUNK); i++) chunk.push(rowOf(gen.next(i), i + 2, now));
+    const admissions = await ledger.admit(chunk);
+    const answers = [];
+    admissions.forEach((a, i) => {
+      kinds[a.kind] = (kinds[a.kind] ?? 0) + 1;
+      if (a.fp !== undefined) answers.push([chunk[i], a.fp]);
+    });
+    await pool(answers, CONCURRENCY, async ([row, fp]) => {
+      const outcome = outcomeOf(row, fp, now, Date.now());
+      const status = outcome.status === 'failed' ? '400' : '200';
+      await ledger.recordAnswer(outcome, { sent: { platform: row.platform, body: row.body }, request: { status, durationMs: 40 + (row.line % 200), rateLimited: false } });
+    });
+    if (start > 0 && start % 50_000 === 0) log(`ledger: ${runId}: ${start} rows`);
+  }
+  await ledger.endIngest();
+  return { ledger, kinds, state: await ledger.state() };
+}
+
+/** What a key holds, from its name under the prefix. */
+function familyOf(rest) {
+  if (/^run:\{[^}]*\}:/.test(rest)) return `run: ${rest.slice(rest.indexOf('}:') + 2)} (the run's own keys)`;
+  const m = /^\{[^}]*\}:(run:[^:]+|ix):(.*)$/.exec(rest);
+  if (!m) return rest;
+  const what = m[2].startsWith('b:') ? 'buckets' : m[2];
+  if (m[1] === 'ix') return `index: ${what}`;
+  return `rows: ${what}`;
+}
+
+const FAMILY_NOTE = {
+  'rows: buckets': 'one record per row (succeeded: compact; others: kind, place, user)',
+  'rows: f': 'failed rows: whole outcome, deflated (failed.csv, retry)',
+  'rows: w': 'records too long for a bucket',
+  'rows: c': 'counters per shard',
+  'index: buckets': 'token → user hash, payload hash, run',
+};
+
+/** MEMORY USAGE of every key under the prefix, by family (and by run for the rows' keys). */
+async function memoryByFamily(redis, prefix, runs) {
+  const families = {};
+  let cursor = '0';
+  const encodings = {};
+  let maxEntries = 0;
+  let buckets = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 2000);
+    cursor = next;
+    if (keys.length === 0) continue;
+    const pipe = redis.pipeline();
+    for (const key of keys) pipe.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
+    const sizes = await pipe.exec();
+    const info = redis.pipeline();
+    const bucketKeys = keys.filter((k) => /:b:\d+$/.test(k));
+    for (const key of bucketKeys) info.object('ENCODING', key).hlen(key);
+    const infos = bucketKeys.length > 0 ? await info.exec() : [];
+    bucketKeys.forEach((key, i) => {
+      const enc = infos[2 * i][1];
+      encodings[enc] = (encodings[enc] ?? 0) + 1;
+      maxEntries = Math.max(maxEntries, infos[2 * i + 1][1]);
+      buckets++;
+    });
+    keys.forEach((key, i) => {
+      const rest = key.slice(prefix.length + 1);
+      const run = runs.find((r) => rest.includes(`:run:${r}:`) || rest.includes(`run:{${r}}`));
+      const family = `${familyOf(rest)}${run && !rest.startsWith('run:{') ? ` [${run}]` : ''}`;
+      const f = (families[family] ??= { keys: 0, bytes: 0 });
+      f.keys++;
+      f.bytes += Number(sizes[i][1] ?? 0);
+    });
+  } while (cursor !== '0');
+  return { families, encodings, maxEntries, buckets };
+}
+
+export async function ledgerScenario(ctx) {
+  const rows = ctx.ledgerRows ?? scaled(LEDGER_ROWS, ctx.scale ?? 1, 1000);
+  const server = await privateRedis();
+  const prefix = 'bench-ledger';
+  const { lib } = ctx;
+  try {
+    log(`ledger: ${rows} rows through RunLedger.admit + recordAnswer on a private redis-server (listpack limits 128 / 64)`);
+    const memory0 = Number(/^used_memory:(\d+)/m.exec(await server.redis.info('memory'))?.[1]);
+    const started = performance.now();
+    const first = await migrate(lib, server.redis, prefix, 'night-1', rows, 1);
+    const migrateMs = performance.now() - started;
+    const s = first.state;
+    const finished = s.rows_succeeded + s.rows_failed;
+    const after1 = await memoryByFamily(server.redis, prefix, ['night-1']);
+    const memory1 = Number(/^used_memory:(\d+)/m.exec(await server.redis.info('memory'))?.[1]);
+
+    // Time to write the report from the ledger (the whole of it: CSVs, summary, report.html).
+    const outDir = await mkdtemp(join(tmpdir(), 'rcm-ledger-report-'));
+    const config = lib.loadConfig({ env: {}, overrides: { redisUrl: server.url, prefix, logLevel: 'warn' } });
+    const reportStarted = performance.now();
+    const report = await lib.reportRun({ config, runId: 'night-1', outDir });
+    const reportMs = performance.now() - reportStarted;
+    await rm(outDir, { recursive: true, force: true });
+
+    // The next night: the same rows again, all already migrated (the failed ones are sent again and fail again).
+    const second = await migrate(lib, server.redis, prefix, 'night-2', rows, 1);
+    const after2 = await memoryByFamily(server.redis, prefix, ['night-1', 'night-2']);
+
+    const sum = (fams, pred) => Object.entries(fams).reduce((n, [name, f]) => n + (pred(name) ? f.bytes : 0), 0);
+    const run1 = (name) => name.endsWith('[night-1]') || name.startsWith('run: ');
+    const ledgerBytes = sum(after1.families, () => true);
+    const indexBytes = sum(after1.families, (n) => n.startsWith('index:'));
+    const runBytes = sum(after1.families, run1);
+    const failedBytes = sum(after1.families, (n) => n.startsWith('rows: f '));
+    const bucketBytes = sum(after1.families, (n) => n.startsWith('rows: buckets'));
+    const perRow = (b, n = finished) => round(b / n, 1);
+    const skippedBytes = sum(after2.families, (n) => n.endsWith('[night-2]')) - sum(after2.families, (n) => n.startsWith('rows: f [night-2]'));
+    const result = {
+      rows,
+      measuredOn: 'private redis-server, hash-max-listpack-entries 128, hash-max-listpack-value 64',
+      admissions: first.kinds,
+      succeeded: s.rows_succeeded,
+      failed: s.rows_failed,
+      migrateSeconds: round(migrateMs / 1000, 1),
+      usedMemoryDelta: memory1 - memory0,
+      ledgerBytes,
+      bytesPerFinishedRow: perRow(ledgerBytes),
+      runLedgerPerRow: perRow(runBytes),
+      indexPerRow: perRow(indexBytes),
+      perSucceededRow: perRow(bucketBytes * (s.rows_succeeded / finished) + indexBytes, s.rows_succeeded),
+      perFailedRow: perRow(failedBytes + bucketBytes * (s.rows_failed / finished), s.rows_failed),
+      buckets: { count: after1.buckets, encodings: after1.encodings, maxEntries: after1.maxEntries },
+      byFamily: Object.fromEntries(
+        Object.entries(after1.families)
+          .sort((a, b) => b[1].bytes - a[1].bytes)
+          .map(([name, f]) => [name, { keys: f.keys, bytes: f.bytes, perRow: perRow(f.bytes), ...(FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] ? { what: FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] } : {}) }]),
+      ),
+      reportSeconds: round(reportMs / 1000, 2),
+      reportExitCode: report.exitCode,
+      secondRun: { admissions: second.kinds, bytesPerRow: perRow(skippedBytes, rows), note: 'a backfill finding every row migrated: skipped rows (and the failed ones, sent again), without their failed outcomes' },
+    };
+    log(`ledger: ${result.bytesPerFinishedRow} B per finished row (run ${result.runLedgerPerRow} + index ${result.indexPerRow}); succeeded ${result.perSucceededRow} B, failed ${result.perFailedRow} B`);
+    return result;
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Prints the result as a table on stdout. */
+export function printLedger(r) {
+  const out = [];
+  out.push(`ledger: ${r.rows} rows (${r.succeeded} succeeded, ${r.failed} failed), ${r.measuredOn}`);
+  out.push(`  admitted: ${JSON.stringify(r.admissions)} in ${r.migrateSeconds} s`);
+  out.push(`  Redis after the run: ${r.ledgerBytes} B = ${r.bytesPerFinishedRow} B per finished row (goal ≤ 150): run ledger ${r.runLedgerPerRow} + cross-run index ${r.indexPerRow}`);
+  out.push(`  per succeeded row ${r.perSucceededRow} B, per failed row ${r.perFailedRow} B (its receipt, deflated, for failed.csv and retry)`);
+  out.push(`  buckets: ${r.buckets.count}, encodings ${JSON.stringify(r.buckets.encodings)}, fullest ${r.buckets.maxEntries} entries`);
+  out.push(`  report written from the ledger in ${r.reportSeconds} s`);
+  out.push(`  next night, same rows: ${JSON.stringify(r.secondRun.admissions)}, ${r.secondRun.bytesPerRow} B per row`);
+  out.push('  by key family (MEMORY USAGE, SAMPLES 0):');
+  const width = Math.max(...Object.keys(r.byFamily).map((k) => k.length));
+  for (const [name, f] of Object.entries(r.byFamily)) {
+    out.push(`    ${name.padEnd(width)}  ${String(f.keys).padStart(6)} keys ${String(f.bytes).padStart(11)} B ${String(f.perRow).padStart(7)} B/row${f.what ? `  ${f.what}` : ''}`);
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const args = process.argv.slice(2);
+  const flag = (name) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const dist = flag('--dist') ?? DIST;
+  const lib = await import(pathToFileURL(join(dist, 'index.js')).href);
+  const result = await ledgerScenario({ lib, ledgerRows: Number(flag('--rows') ?? LEDGER_ROWS), root: ROOT });
+  printLedger(result);
+  if (args.includes('--json')) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
