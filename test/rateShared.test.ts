@@ -94,6 +94,24 @@ describe('the shared rate', () => {
     expect(Number(await redis.hget(new RedisKeys(p).pace, 'next'))).toBeGreaterThanOrEqual(hold);
   });
 
+  it('sends a request that was waiting for its slot when a 429 asked to wait after the pause, and logs it once', async () => {
+    const p = prefix('hold');
+    const redis = connect();
+    const shared = new SharedRate(redis, new RedisKeys(p));
+    const pacer = new Pacer(redis, p, 5); // one slot every 200 ms
+    expect(await pacer.take()).toBe(true);
+    // The second request's slot is ~200 ms away; while it waits, a 429 holds the schedule for 600 ms.
+    const waiting = pacer.take();
+    const { now } = await shared.counts();
+    await shared.counts({ sentAt: now, holdMs: 600, from1: now - 1000, from60: now - 60_000 });
+    expect(await waiting).toBe(true);
+    const after = await shared.counts();
+    // It left after the hold, not at its old slot inside it...
+    expect(after.now).toBeGreaterThanOrEqual(now + 600);
+    // ...and the log holds the two requests sent (the slot it gave back is not counted).
+    expect(after.sent60).toBe(2);
+  });
+
   it('leaves the rate alone for a busy user (429 / 7638), a 529 and a 503, and lowers it for a 429 of the limit', async () => {
     const p = prefix('notlimit');
     const rate = new RateController(connect(), p, { configuredRate: 50, logger: silentLogger(), tickMs: 60_000 });

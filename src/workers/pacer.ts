@@ -9,11 +9,11 @@ import { DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
 import { callScript } from '../redis/scripts.js';
 import { PACE_TTL_MS } from './rate/sharedRate.js';
 
+/** A request that waited this long for its slot checks, before leaving, that no 429 asked everyone to wait. */
+const RECHECK_AFTER_MS = 5;
+
 export class Pacer {
   private readonly key: string;
-  /** local time until which nothing may be sent: a 429 seen by this process while requests waited for slots */
-  private holdUntil = 0;
-
   constructor(
     private readonly redis: RedisClient,
     prefix: string,
@@ -25,22 +25,21 @@ export class Pacer {
     this.key = new RedisKeys(prefix).paceOf(scope);
   }
 
-  /** A 429 asked every request to wait `ms`: requests already holding a slot inside that time take a new one. */
-  hold(ms: number): void {
-    this.holdUntil = Math.max(this.holdUntil, Date.now() + ms);
-  }
-
-  /** Waits for this request's slot; false when the schedule is full that far ahead. */
+  /**
+   * Waits for this request's slot; false when the schedule is full that far ahead. A 429 that came while it
+   * waited (seen by any process: its hold is in Redis) sends it back for a slot after the pause, instead of
+   * into a window the API has just said is full; on a per-minute budget that is the difference between one
+   * refused request and every request already waiting for its slot.
+   */
   async take(): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
-      const [wait] = await callScript<number[]>(this.redis, 'pace', [this.key], ['take', 1000 / this.rate, this.maxWaitMs, PACE_TTL_MS]);
+      const [wait, , slot] = await callScript<[number, number, string]>(this.redis, 'pace', [this.key], ['take', 1000 / this.rate, this.maxWaitMs, PACE_TTL_MS]);
       const waitMs = Number(wait);
       if (waitMs < 0) return false;
-      const slot = Date.now() + waitMs;
       if (waitMs > 0) await sleep(waitMs);
-      // The hold is also in Redis (later slots start after it); this slot was taken before it was set.
-      if (slot < this.holdUntil && attempt === 0) continue;
-      return true;
+      if (waitMs < RECHECK_AFTER_MS || attempt > 0) return true;
+      const [go] = await callScript<number[]>(this.redis, 'pace', [this.key], ['confirm', slot]);
+      if (Number(go) === 1) return true;
     }
   }
 }

@@ -103,8 +103,8 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     holdLock: (job, token) => holdJobLock(deps.redis, deps.queue, job.id, token, config.lockDurationMs),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
-      // Requests of this process already waiting for a slot inside the pause take a new one after it.
-      if (verdict.kind === 'transient' && verdict.rateLimited) pacer.hold(verdict.retryAfterMs ?? config.rateLimitDefaultWaitMs);
+      // A 429 of the limit also holds the pacer's schedule for its wait (pace-1.lua), which requests already
+      // waiting for a slot see before they leave (pacer.ts).
       await rate.observe(result, verdict);
     },
   });

@@ -22,6 +22,8 @@ export interface SimLimit {
   kind: 'sliding' | 'fixed';
   /** Retry-After precision: whole seconds (at least 1, as RevenueCat's header) or exact milliseconds (backoff_ms) */
   retryAfter?: 'seconds' | 'ms';
+  /** where fixed windows start (ms): the API's windows need not line up with the client's start */
+  originMs?: number;
 }
 
 export interface SimOptions {
@@ -32,6 +34,8 @@ export interface SimOptions {
   latencyMs?: number;
   /** ± uniform jitter on each request's latency */
   jitterMs?: number;
+  /** each request leaves up to this long after its slot (a busy event loop, a busy machine) */
+  sendJitterMs?: number;
   tickMs?: number;
   params?: DiscoveryParams;
   /** a state to join (as a restarted worker) */
@@ -118,7 +122,8 @@ export function simulate(opts: SimOptions): SimResult {
       inWindow = countIn(admitted, arrival - windowMs, arrival);
       freeAt = inWindow >= limit ? (admitted[admitted.length - limit] ?? arrival) + windowMs : arrival;
     } else {
-      const start = Math.floor(arrival / windowMs) * windowMs;
+      const origin = opts.server.originMs ?? 0;
+      const start = origin + Math.floor((arrival - origin) / windowMs) * windowMs;
       inWindow = countIn(admitted, start - 1e-9, arrival);
       freeAt = start + windowMs;
     }
@@ -168,15 +173,18 @@ export function simulate(opts: SimOptions): SimResult {
       apply(onTick(state, t, { sent1: countIn(sends, t - 1000, t) }, local, p), t);
       continue;
     }
-    // A send at its slot.
-    sends.push(t);
+    // A send at its slot (leaving a little after it when the machine is busy).
     nextSlot = t + 1000 / pace;
+    const sent = t + (opts.sendJitterMs ? rnd() * opts.sendJitterMs : 0);
+    let j = sends.length;
+    while (j > 0 && (sends[j - 1] as number) > sent) j--;
+    sends.splice(j, 0, sent);
     const lat = latency + (jitter > 0 ? (rnd() * 2 - 1) * jitter : 0);
-    const verdict = serve(t + lat / 2);
-    const at = t + lat;
+    const verdict = serve(sent + lat / 2);
+    const at = sent + lat;
     let i = answers.length;
     while (i > 0 && (answers[i - 1] as { at: number }).at > at) i--;
-    answers.splice(i, 0, { at, sentAt: t, ok: verdict.ok, retryAfterMs: verdict.retryAfterMs });
+    answers.splice(i, 0, { at, sentAt: sent, ok: verdict.ok, retryAfterMs: verdict.retryAfterMs });
   }
   const seconds = Math.ceil(opts.durationMs / 1000);
   for (let s = 0; s < seconds; s++) okPerSecond[s] ??= 0;

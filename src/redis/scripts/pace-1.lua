@@ -7,7 +7,10 @@
 --
 -- KEYS: the pace hash.
 -- ARGV[1] = 'take': ARGV interval ms (may be fractional), max wait ms, ttl ms.
---   Returns {wait ms, or -1 when the schedule is booked further ahead than max wait; now}.
+--   Returns {wait ms, or -1 when the schedule is booked further ahead than max wait; now; the slot (ms, a string)}.
+-- ARGV[1] = 'confirm': ARGV the slot taken (ms). Returns {1, now} when the request may go at it; {0, now} when a
+--   hold (a 429's wait) began after it was taken, and takes the slot out of the log.
+
 -- ARGV[1] = 'observe': ARGV sent at (ms, 0 = none), refused (1/0), hold ms, count from (ms), count from for a
 --   minute (ms), ttl ms. Records a 429 (and its hold) when refused, then counts.
 --   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
@@ -38,12 +41,12 @@ local function parse(raw, bucket)
   return tonumber(s), tonumber(l)
 end
 
--- Adds one sent (column 1) or refused (column 2) request to the bucket holding ms.
+-- Adds one sent (column 1) or refused (column 2) request to the bucket holding ms; column -1 takes a sent one out.
 local function bump(prefix, size, slots, ms, column)
   local bucket = math.floor(ms / size)
   local field = prefix .. (bucket % slots)
   local s, l = parse(redis.call('HGET', key, field), bucket)
-  if column == 1 then s = s + 1 else l = l + 1 end
+  if column == 1 then s = s + 1 elseif column == -1 then s = math.max(0, s - 1) else l = l + 1 end
   redis.call('HSET', key, field, string.format('%d,%d,%d', bucket, s, l))
 end
 
@@ -78,7 +81,16 @@ if ARGV[1] == 'take' then
   bump(FINE, FINE_MS, FINE_SLOTS, slot, 1)
   bump(COARSE, COARSE_MS, COARSE_SLOTS, slot, 1)
   touch(tonumber(ARGV[4]))
-  return {math.ceil(slot - now), now}
+  return {math.ceil(slot - now), now, tostring(slot)}
+end
+
+if ARGV[1] == 'confirm' then
+  local slot = tonumber(ARGV[2])
+  if tonumber(redis.call('HGET', key, HOLD) or '0') <= slot then return {1, now} end
+  -- A hold began after this slot was taken: the request will not go; take it out of the log.
+  bump(FINE, FINE_MS, FINE_SLOTS, slot, -1)
+  bump(COARSE, COARSE_MS, COARSE_SLOTS, slot, -1)
+  return {0, now}
 end
 
 if ARGV[1] == 'observe' then

@@ -77,8 +77,12 @@ export interface DiscoveryParams {
   repeatMs: number;
   /** a Retry-After (or backoff_ms) this long comes from a long window: a per-minute budget */
   longRetryAfterMs: number;
-  /** how long a rate must be held without a 429 to count as clean, per window */
+  /** how long a probe must hold without a 429, per window; longer when the probe adds little (see probeHeld) */
   confirmMs: Record<WindowSeconds, number>;
+  /** a probe holds only once it sent this many requests more than the rate it started from would have */
+  confirmExtra: number;
+  /** how long a rate must be held without a 429 to count as clean (the floor of later bisections), per window */
+  cleanMs: Record<WindowSeconds, number>;
   probeStep: number;
   maxProbeStep: number;
   /** probe gaps per window: after a doubt, after a 429 that measured the limit, and the longest */
@@ -110,11 +114,13 @@ export const DEFAULT_DISCOVERY: Readonly<DiscoveryParams> = Object.freeze({
   repeatMs: 3000,
   longRetryAfterMs: 2000,
   confirmMs: { 1: 2000, 60: 65_000 },
+  confirmExtra: 3,
+  cleanMs: { 1: 5000, 60: 65_000 },
   probeStep: 0.04,
   maxProbeStep: 0.64,
   gapMin: { 1: 5000, 60: 120_000 },
   gapMeasured: { 1: 30_000, 60: 300_000 },
-  gapMax: { 1: 60_000, 60: 600_000 },
+  gapMax: { 1: 120_000, 60: 600_000 },
   gapRemembering: 15_000,
   rememberMs: 10 * 60_000,
   trustMs: 7 * 24 * 3600_000,
@@ -281,9 +287,11 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
     return changed(up >= cap ? 'climbed to the cap' : 'no 429 yet: climbing');
   }
 
-  const confirm = p.confirmMs[state.window];
   if (state.probeFrom > 0) {
-    if (now - state.probeAt < confirm) return undefined;
+    // A probe a little above the limit overflows a window only now and then (at +2% of 10/s, once every 5 s):
+    // it holds once it has sent a few requests more than its start would have, and for the window's length.
+    const extraMs = (p.confirmExtra * 1000) / Math.max(rate - state.probeFrom, 0.01);
+    if (now - state.probeAt < Math.max(p.confirmMs[state.window], Math.min(extraMs, 30_000))) return undefined;
     if (!busy) {
       // The queue (or the concurrency) set the pace during the probe: it proved nothing. Back to where it was.
       setRate(state.probeFrom);
@@ -303,7 +311,7 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
   }
 
   // A rate held without a 429 for a whole window is a known-good rate: the floor of later bisections.
-  if (busy && rate > state.lo && now - Math.max(state.lastChange, state.last429, state.resumeAt) >= confirm) {
+  if (busy && rate > state.lo && now - Math.max(state.lastChange, state.last429, state.resumeAt) >= p.cleanMs[state.window]) {
     next.lo = rate;
     next.cut = 1 - p.nudge;
     return changed(undefined);
@@ -311,7 +319,8 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
 
   if (now >= state.nextProbe && busy && rate < cap * 0.995) {
     const remembering = state.wmax > rate * 1.05 && now < state.wmaxUntil;
-    const target = Math.min(cap, rate * (1 + state.step));
+    // Toward a remembered level, no further than it: it is where the limit most likely came back to.
+    const target = Math.min(cap, rate * (1 + state.step), remembering ? state.wmax : Infinity);
     if (target <= rate * 1.005) return undefined;
     Object.assign(next, { probeFrom: rate, probeAt: now });
     setRate(target);
@@ -321,8 +330,8 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
 }
 
 /**
- * A 429 of the global limit (never a busy user's 7638, never a 529). Requests sent before the last decision
- * belong to the episode already acted on. Otherwise: measure, else bisect, else cut.
+ * A 429 of the global limit (never a busy user's 7638, never a 529). Requests sent before the last decision, or
+ * during the wait it asked for, belong to the episode already acted on. Otherwise: measure, else bisect, else cut.
  * - A long wait asked (≥ 2 s) means a long window: the budget is what was admitted over the last minute.
  * - In a one-second window, what was admitted in the second before the refused request is the limit when it is
  *   clearly under what the pacer sent (a sliding window filled by requests we counted): take it as the rate.
@@ -332,7 +341,9 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
  */
 export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: LocalLimits, p: DiscoveryParams = DEFAULT_DISCOVERY): Decision | undefined {
   const { now } = ev;
-  if (ev.sentAt < state.lastDecrease) {
+  // Sent before the last decision, or during the wait it asked for (a request that had its slot already):
+  // the same episode.
+  if (ev.sentAt < Math.max(state.lastDecrease, state.resumeAt)) {
     return state.last429 >= now ? undefined : { next: { ...state, last429: now, resumeAt: Math.max(state.resumeAt, now + (ev.retryAfterMs ?? 0)) } };
   }
   const cap = capOf(state, local, now, p);
@@ -357,10 +368,12 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
     gap = probing ? Math.min(p.gapMax[60], Math.max(p.gapMin[60], state.gap * 2)) : p.gapMeasured[60];
   } else {
     const pace = x * p.headroom;
-    // The count of the second before is the limit (a sliding window) when clearly under what the pacer sent.
+    // The count of the second before is the limit (a sliding window) when clearly under what the pacer sent;
+    // once holding, by a request more (a request leaving a few ms late moves one across the second's edge).
     // With an exact wait it is the limit whatever the window.
     const a1 = ev.admitted1;
-    const measured = a1 !== undefined && a1 > 0 && (ev.exact === true || a1 < p.informativeShare * pace) ? a1 : undefined;
+    const margin = state.phase === 'start' ? 0 : 1;
+    const measured = a1 !== undefined && a1 > 0 && (ev.exact === true || a1 + margin < p.informativeShare * pace) ? a1 : undefined;
     // Within `repeatMs` of sending again after the last episode's wait: the last decision was not enough.
     const repeat = state.lastDecrease > 0 && now - Math.max(state.lastDecrease, state.resumeAt) <= p.repeatMs;
     // Refused again right after trusting a count: the count was too high, as a fixed window's is.
@@ -385,18 +398,20 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
       step = Math.min(p.maxProbeStep, (measured / rate - 1) / (bound ? 2 : 1));
       reason = 'probe refused above a higher limit';
       gap = p.gapMin[1];
+      next.cut = 1 - p.nudge;
     } else if (probing) {
       // Refused with a measure well below the start: the limit fell meanwhile (a remembered higher level is
       // probed for as boldly later, below). Near the start, or without a measure: the limit is just above the
       // start, which was clean (a count one request short is within a few ms of jitter); probe by less.
-      rate = measured !== undefined && measured < state.probeFrom * 0.95 ? measured : state.probeFrom;
+      rate = measured !== undefined && measured + 1 < state.probeFrom * 0.95 ? measured : state.probeFrom;
+      next.cut = 1 - p.nudge;
       step = measured !== undefined ? p.probeStep : Math.max(p.probeStep, state.step / 2);
       reason = measured !== undefined ? 'probe refused: limit measured' : 'probe refused';
       gap = Math.max(measured !== undefined ? p.gapMeasured[1] : p.gapMin[1], state.gap * 2);
     } else {
-      // This episode's cut when nothing better is known: 2% for a lone 429, twice the last for a repeat.
+      // This episode's cut when nothing better is known: 2% for a lone 429, three times the last for a repeat.
       const cut = repeat ? state.cut : 1 - p.nudge;
-      next.cut = Math.min(p.maxCut, cut * 2);
+      next.cut = Math.min(p.maxCut, cut * 3);
       if (measured !== undefined) {
         // In a fixed window the count also holds the previous window's tail, so a measure is only an upper bound:
         // a repeat says it was too high, and the cut bounds how long a chain of such episodes lasts.

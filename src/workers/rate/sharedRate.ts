@@ -101,8 +101,10 @@ export class SharedRate {
 /** The learned rate as status, the progress line, metrics and reports show it. */
 export interface RateView {
   scope: string;
-  /** the learned limit (requests/s); workers send at RATE_HEADROOM × it (capped by their --rate) */
+  /** the learned limit (requests/s); workers send at the headroom share of it (capped by their --rate) */
   rate: number;
+  /** a probe in progress: the higher rate being tried for a few seconds (requests/s) */
+  probing?: number;
   /** discovering: still climbing from a safe start; holding: at the learned rate, probing now and then */
   phase: 'discovering' | 'holding';
   /** the limit's window as learned: per second, or a per-minute budget */
@@ -123,7 +125,8 @@ export function viewOf(scope: string, s: RateState): RateView {
   const last429 = iso(s.last429);
   return {
     scope,
-    rate: s.rate,
+    rate: s.probeFrom > 0 ? s.probeFrom : s.rate,
+    ...(s.probeFrom > 0 ? { probing: s.rate } : {}),
     phase: s.phase === 'start' ? 'discovering' : 'holding',
     window: s.window === 60 ? 'minute' : 'second',
     ...(s.ceiling > 0 ? { ceiling: s.ceiling } : {}),
