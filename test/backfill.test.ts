@@ -81,6 +81,74 @@ describe('nightly backfills and retries', () => {
     expect(none.requeued).toBe(0);
   });
 
+  it('holds a token another user has, in the run and across runs, names both sides in conflicts.csv, and exits 1', async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const first = await writeCsv(fx.dir, 'shared.csv', HEADER, [
+      ['ios', 'alice', token(400)],
+      ['ios', 'bob', token(400)], // alice's receipt under another user: held
+      ['ios', 'carol', token(401)],
+      ['ios', 'alice', token(400)], // a duplicate of line 2, not a conflict
+    ]);
+    const sentBefore = fx.sandbox.stats().receiptPosts.total;
+    const one = await runMigration({ config, logger, sources: [first], runId: 'shared-1', outDir: join(fx.dir, 's1') });
+    expect(one.exitCode).toBe(1);
+    expect(one.summary).toMatchObject({ rows_read: 4, rows_queued: 2, rows_succeeded: 2, rows_duplicate: 1, rows_conflict: 1, rows_held: 1, rows_pending: 0, status: 'complete' });
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(2);
+    expect(await readCsvFile(one.files.conflicts)).toEqual([
+      { source: first, line: '3', app_user_id: 'bob', fingerprint: expect.any(String), action: 'held', other_run: 'shared-1', other_source: first, other_line: '2', other_app_user_id: 'alice' },
+    ]);
+    // every row read ends in exactly one class
+    const s = one.summary;
+    expect(s.rows_rejected + s.rows_duplicate + s.already_migrated + s.rows_held + s.rows_queued).toBe(s.rows_read);
+
+    // The next night, carol's receipt comes under mallory: migrated for carol by shared-1, so held.
+    const second = await writeCsv(fx.dir, 'shared-2.csv', HEADER, [
+      ['ios', 'mallory', token(401)],
+      ['ios', 'dave', token(402)],
+    ]);
+    const two = await runMigration({ config, logger, sources: [second], runId: 'shared-2', outDir: join(fx.dir, 's2') });
+    expect(two.exitCode).toBe(1);
+    expect(two.summary).toMatchObject({ rows_read: 2, rows_queued: 1, rows_succeeded: 1, rows_held: 1 });
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(3);
+    expect(await readCsvFile(two.files.conflicts)).toEqual([
+      { source: second, line: '2', app_user_id: 'mallory', fingerprint: expect.any(String), action: 'held', other_run: 'shared-1', other_source: first, other_line: '4', other_app_user_id: 'carol' },
+    ]);
+  });
+
+  it("sends a changed row again as updated and skips an unchanged one (RevenueCat's sample pair: attributes added)", async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const plain = Array.from({ length: 5 }, (_, i) => ['ios', `sample-${i}`, token(500 + i)]);
+    const day1 = await writeCsv(fx.dir, 'sample.csv', HEADER, plain);
+    const day2 = await writeCsv(
+      fx.dir,
+      'sample-attributes.csv',
+      [...HEADER, '$email', '$idfa', 'favorite_color'],
+      plain.map((r, i) => [...r, `sample-${i}@example.com`, `00000000-0000-0000-0000-00000000000${i}`, i % 2 ? 'blue' : 'green']),
+    );
+    const sentBefore = fx.sandbox.stats().receiptPosts.total;
+    const first = await runMigration({ config, logger, sources: [day1], runId: 'sample-1', outDir: join(fx.dir, 'p1') });
+    expect(first.summary).toMatchObject({ rows_succeeded: 5, rows_updated: 0 });
+
+    const columns = { attributes: ['favorite_color'] };
+    const second = await runMigration({ config, logger, sources: [day2], runId: 'sample-2', outDir: join(fx.dir, 'p2'), columns });
+    expect(second.exitCode).toBe(0);
+    expect(second.summary).toMatchObject({ rows_read: 5, already_migrated: 0, rows_updated: 5, rows_queued: 5, rows_succeeded: 5 });
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(10);
+
+    // The same file again: nothing changed since, so nothing is sent; one row edited: only it goes.
+    const third = await runMigration({ config, logger, sources: [day2], runId: 'sample-3', outDir: join(fx.dir, 'p3'), columns });
+    expect(third.summary).toMatchObject({ rows_read: 5, already_migrated: 5, rows_updated: 0, rows_queued: 0 });
+    const edited = await writeCsv(
+      fx.dir,
+      'sample-edited.csv',
+      [...HEADER, '$email', '$idfa', 'favorite_color'],
+      plain.map((r, i) => [...r, `sample-${i}@example.com`, `00000000-0000-0000-0000-00000000000${i}`, i === 3 ? 'red' : i % 2 ? 'blue' : 'green']),
+    );
+    const fourth = await runMigration({ config, logger, sources: [edited], runId: 'sample-4', outDir: join(fx.dir, 'p4'), columns });
+    expect(fourth.summary).toMatchObject({ rows_read: 5, already_migrated: 4, rows_updated: 1, rows_succeeded: 1 });
+    expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(11);
+  });
+
   it('tells transient reasons from permanent ones', () => {
     expect(isTransientFailure({ reason: 'rc_7101', code: 7101, http_status: 500 })).toBe(true);
     expect(isTransientFailure({ reason: 'rc_7229', code: 7229, http_status: 500 })).toBe(true);

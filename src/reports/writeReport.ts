@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
-import type { RunLedger } from '../ledger/runLedger.js';
+import type { Conflict, RunLedger } from '../ledger/runLedger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
 import type { Duplicate, Outcome, Rejection } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
@@ -24,24 +24,28 @@ export interface ReportFiles {
   rejected: string;
   duplicates: string;
   alreadyMigrated: string;
+  conflicts: string;
   history: string;
   mismatches: string;
   html: string;
 }
 
+/**
+ * The ledger keeps a succeeded row in a few dozen bytes (ledger/rowRecord.ts): not its masked token nor when it
+ * was queued. `fingerprint` (its token's, as in already_migrated.csv and conflicts.csv) and source and line find it.
+ */
 const SUCCEEDED_COLUMNS = [
   'source',
   'line',
   'platform',
   'app_user_id',
   'product_id',
-  'token',
+  'fingerprint',
   'http_status',
   'attempts',
   'original_app_user_id',
   'product_found',
   'active_entitlements',
-  'queued_at',
   'finished_at',
 ] as const;
 
@@ -50,6 +54,8 @@ const FAILED_COLUMNS = ['error_source', 'error_line', 'error_reason', 'error_cod
 const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const;
 const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
 const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
+/** Rows whose token another user has: the row, what was done with it, and the other user's row (this run's or an earlier run's). */
+const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id'] as const;
 /** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
 /** Rows whose state differs from what was expected: at import (expected_* columns) or by a later `verify`. */
 const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
@@ -111,6 +117,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     rejected: join(opts.dir, 'rejected.csv'),
     duplicates: join(opts.dir, 'duplicates.csv'),
     alreadyMigrated: join(opts.dir, 'already_migrated.csv'),
+    conflicts: join(opts.dir, 'conflicts.csv'),
     history: join(opts.dir, 'history.csv'),
     mismatches: join(opts.dir, 'mismatches.csv'),
     html: join(opts.dir, 'report.html'),
@@ -143,13 +150,12 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
         platform: o.platform,
         app_user_id: o.app_user_id,
         product_id: o.product_id,
-        token: o.token,
+        fingerprint: o.fp,
         http_status: o.http_status,
         attempts: o.attempts,
         original_app_user_id: sub?.original_app_user_id,
         product_found: sub?.product_found,
         active_entitlements: sub?.active_entitlements.map((e) => `${e.id}@${e.expires_date ?? 'never'}`).join(';'),
-        queued_at: o.queued_at,
         finished_at: o.finished_at,
       };
     }
@@ -197,6 +203,25 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   for await (const m of ledger.alreadyMigrated()) migrated.push(m);
   migrated.sort(byPlace);
   await writeCsv(files.alreadyMigrated, ALREADY_MIGRATED_COLUMNS, migrated.map((m) => ({ source: m.src, line: m.line, fingerprint: m.fp })));
+
+  const conflicts: Conflict[] = [];
+  for await (const c of ledger.conflicts()) conflicts.push(c);
+  conflicts.sort(byPlace);
+  await writeCsv(
+    files.conflicts,
+    CONFLICT_COLUMNS,
+    dedupeByPlace(conflicts).map((c) => ({
+      source: c.src,
+      line: c.line,
+      app_user_id: c.app_user_id,
+      fingerprint: c.fp,
+      action: c.held ? 'held' : 'sent',
+      other_run: c.other.run_id,
+      other_source: c.other.src,
+      other_line: c.other.line,
+      other_app_user_id: c.other.app_user_id,
+    })),
+  );
 
   async function* history(): AsyncIterable<Cells> {
     for await (const o of ledger.history()) {
