@@ -5,7 +5,8 @@
 //   ingest      1,000,000-row CSV: rc-migrate ingest vs raw BullMQ addBulk; the high-water mark holding
 //   overhead    one worker, unlimited sandbox, realistic payloads: receipts/s vs a BullMQ worker with an empty
 //               processor, and Redis round trips per row of each
-//   ledger      Redis bytes per finished row (on the overhead run) and what the queue leaves behind
+//   ledger      Redis bytes per finished row (on the overhead run) and what the queue leaves behind; and on
+//               200,000 rows of realistic payloads through the ledger alone (scenarios/ledger.mjs), by key family
 //   sequential  one request at a time with a 1 s sleep, RevenueCat's sample-script way, projected to 20,000 rows
 //   e2e         1,000,000 realistic rows: ingest + 2 workers + report against an unlimited sandbox; rows/s, peak
 //               RSS per process, Redis peak and after per row, report time, projection to 10 M and 50 M rows
@@ -27,6 +28,7 @@ import { deletePrefix, openRedis, scanKeys } from './lib/redis.mjs';
 import { CLI, ROOT, USAGE, UsageError, duration, log, mib, num, parseArgs, round, size, useDist } from './lib/util.mjs';
 import { ingestScenario } from './scenarios/ingest.mjs';
 import { overheadScenario } from './scenarios/overhead.mjs';
+import { ledgerScenario } from './scenarios/ledger.mjs';
 import { RATE_SANDBOX_FLAGS, rateScenario } from './scenarios/rate.mjs';
 import { sequentialScenario } from './scenarios/sequential.mjs';
 import { INGESTER_RSS_GOAL, PROJECT_RATES, e2eScenario } from './scenarios/e2e.mjs';
@@ -176,6 +178,7 @@ async function main() {
   }
   if (want.has('ingest')) await run('ingest', () => ingestScenario(ctx));
   if (want.has('overhead')) await run('overhead', () => overheadScenario(ctx));
+  if (want.has('ledger')) await run('ledger', () => ledgerScenario(ctx));
   if (want.has('e2e')) await run('e2e', () => e2eScenario(ctx));
   if (want.has('discovery')) await run('discovery', () => discoveryScenario(ctx));
 
@@ -300,6 +303,14 @@ function table(results) {
         l.queueLeftover.jobHashesLeft === 0,
       );
     }
+  }
+  if (s.ledger) {
+    const l = s.ledger;
+    add('ledger', `payloads: ${num(l.rows)} rows through RunLedger (${num(l.failed)} failed), Redis bytes per finished row`, `${l.bytesPerFinishedRow} B (run ${l.runLedgerPerRow} + index ${l.indexPerRow})`, '≤ 150 B', l.bytesPerFinishedRow <= 150);
+    add('ledger', 'per succeeded row / per failed row', `${l.perSucceededRow} B / ${num(l.perFailedRow)} B`);
+    add('ledger', 'buckets (listpack limits 128 / 64)', `${num(l.buckets.count)}: ${JSON.stringify(l.buckets.encodings)}, fullest ${l.buckets.maxEntries}`, 'all listpack', Object.keys(l.buckets.encodings).every((e) => e === 'listpack'));
+    add('ledger', 'script calls per finished row', Object.entries(l.callsPerRow ?? {}).map(([k, v]) => `${k} ${v}`).join(', '));
+    add('ledger', 'report from the ledger', `${l.reportSeconds} s`);
   }
   if (s.sequential) {
     const q = s.sequential;

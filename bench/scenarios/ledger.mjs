@@ -136,6 +136,23 @@ async function pool(items, n, fn) {
   );
 }
 
+/** Counts the commands a connection sends, by name (a script by its name: ioredis sends EVALSHA with its SHA). */
+function countCommands(redis) {
+  const counts = {};
+  const send = redis.sendCommand.bind(redis);
+  const bySha = new Map(Object.entries(redis.scriptsSet ?? {}).map(([name, s]) => [s.sha, name]));
+  redis.sendCommand = (command, stream) => {
+    let name = command.name;
+    if (name === 'evalsha' || name === 'eval') {
+      if (bySha.size === 0) for (const [n, sc] of Object.entries(redis.scriptsSet ?? {})) bySha.set(sc.sha, n);
+      name = `${name} ${bySha.get(String(command.args[0])) ?? '?'}`;
+    }
+    counts[name] = (counts[name] ?? 0) + 1;
+    return send(command, stream);
+  };
+  return counts;
+}
+
 /** Admits and answers every row of `rows` generated rows into run `runId`; returns the ledger's state. */
 async function migrate(lib, redis, prefix, runId, rows, seed) {
   const ledger = new lib.RunLedger(redis, prefix, runId);
@@ -226,7 +243,10 @@ export async function ledgerScenario(ctx) {
     log(`ledger: ${rows} rows through RunLedger.admit + recordAnswer on a private redis-server (listpack limits 128 / 64)`);
     const memory0 = Number(/^used_memory:(\d+)/m.exec(await server.redis.info('memory'))?.[1]);
     const started = performance.now();
-    const first = await migrate(lib, server.redis, prefix, 'night-1', rows, 1);
+    const counting = server.redis.duplicate();
+    const calls = countCommands(counting);
+    const first = await migrate(lib, counting, prefix, 'night-1', rows, 1);
+    counting.disconnect();
     const migrateMs = performance.now() - started;
     const s = first.state;
     const finished = s.rows_succeeded + s.rows_failed;
@@ -274,6 +294,7 @@ export async function ledgerScenario(ctx) {
           .sort((a, b) => b[1].bytes - a[1].bytes)
           .map(([name, f]) => [name, { keys: f.keys, bytes: f.bytes, perRow: perRow(f.bytes), ...(FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] ? { what: FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] } : {}) }]),
       ),
+      callsPerRow: Object.fromEntries(Object.entries(calls).map(([name, n]) => [name, round(n / finished, 3)])),
       reportSeconds: round(reportMs / 1000, 2),
       reportExitCode: report.exitCode,
       secondRun: { admissions: second.kinds, bytesPerRow: perRow(skippedBytes, rows), note: 'a backfill finding every row migrated: skipped rows (and the failed ones, sent again), without their failed outcomes' },
@@ -293,6 +314,7 @@ export function printLedger(r) {
   out.push(`  Redis after the run: ${r.ledgerBytes} B = ${r.bytesPerFinishedRow} B per finished row (goal ≤ 150): run ledger ${r.runLedgerPerRow} + cross-run index ${r.indexPerRow}`);
   out.push(`  per succeeded row ${r.perSucceededRow} B, per failed row ${r.perFailedRow} B (its receipt, deflated, for failed.csv and retry)`);
   out.push(`  buckets: ${r.buckets.count}, encodings ${JSON.stringify(r.buckets.encodings)}, fullest ${r.buckets.maxEntries} entries`);
+  out.push(`  commands per finished row (ingest's admit and the workers' answers): ${Object.entries(r.callsPerRow).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   out.push(`  report written from the ledger in ${r.reportSeconds} s`);
   out.push(`  next night, same rows: ${JSON.stringify(r.secondRun.admissions)}, ${r.secondRun.bytesPerRow} B per row`);
   out.push('  by key family (MEMORY USAGE, SAMPLES 0):');

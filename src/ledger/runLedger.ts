@@ -177,10 +177,12 @@ export class RunLedger {
   readonly keys: RunKeys;
   private readonly names: RedisKeys;
   private readonly shards: RunShardKeys[];
-  private readonly sourceIds = new Map<string, number>();
+  // Looked up once per process (concurrent first uses share one lookup; a failed one is tried again next time).
+  private readonly sourceIds = new Map<string, Promise<number>>();
   private readonly codes = new Map<string, number>();
-  private startMs?: number;
-  private number?: number;
+  private readonly pendingCodes = new Map<string, Promise<void>>();
+  private startMs?: Promise<number>;
+  private number?: Promise<number>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -214,8 +216,9 @@ export class RunLedger {
   async sourceId(source: string): Promise<number> {
     let id = this.sourceIds.get(source);
     if (id === undefined) {
-      id = await callScript<number>(this.redis, 'sourceId', [this.keys.sources, this.keys.meta], [source]);
+      id = callScript<number>(this.redis, 'sourceId', [this.keys.sources, this.keys.meta], [source]);
       this.sourceIds.set(source, id);
+      id.catch(() => this.sourceIds.delete(source));
     }
     return id;
   }
@@ -230,25 +233,37 @@ export class RunLedger {
 
   /** This run's number in the cross-run index (cached: it never changes). */
   async runNumber(): Promise<number> {
-    this.number ??= await callScript<number>(this.redis, 'runNumber', [this.names.runNumbers], [this.runId]);
+    if (!this.number) {
+      this.number = callScript<number>(this.redis, 'runNumber', [this.names.runNumbers], [this.runId]);
+      this.number.catch(() => (this.number = undefined));
+    }
     return this.number;
   }
 
   /** When the run began (epoch ms): records count their times from it (cached). */
   private async start(): Promise<number> {
-    if (this.startMs === undefined) {
-      await this.redis.hsetnx(this.keys.meta, META.startedAt, new Date().toISOString());
-      this.startMs = Date.parse((await this.redis.hget(this.keys.meta, META.startedAt)) as string);
+    if (!this.startMs) {
+      this.startMs = (async () => {
+        await this.redis.hsetnx(this.keys.meta, META.startedAt, new Date().toISOString());
+        return Date.parse((await this.redis.hget(this.keys.meta, META.startedAt)) as string);
+      })();
+      this.startMs.catch(() => (this.startMs = undefined));
     }
     return this.startMs;
   }
 
   /** Dictionary codes of these strings (cached; the first use of a string costs one round trip). */
   private async ensureCodes(strings: string[]): Promise<void> {
-    const missing = strings.filter((s) => !this.codes.has(s));
-    if (missing.length === 0) return;
-    const codes = await callScript<number[]>(this.redis, 'dictCode', [this.keys.dict], missing);
-    missing.forEach((s, i) => this.codes.set(s, codes[i] as number));
+    const missing = strings.filter((s) => !this.codes.has(s) && !this.pendingCodes.has(s));
+    if (missing.length > 0) {
+      const lookup = callScript<number[]>(this.redis, 'dictCode', [this.keys.dict], missing).then((codes) => missing.forEach((s, i) => this.codes.set(s, codes[i] as number)));
+      for (const s of missing) this.pendingCodes.set(s, lookup);
+      lookup.then(
+        () => missing.forEach((s) => this.pendingCodes.delete(s)),
+        () => missing.forEach((s) => this.pendingCodes.delete(s)),
+      );
+    }
+    await Promise.all(strings.map((s) => this.pendingCodes.get(s)));
   }
 
   private code = (text: string): number => {
