@@ -16,9 +16,19 @@ describe('nightly backfills and retries', () => {
 
   it('a second run over the same data sends nothing, counting the rows as already migrated; --force sends again', async () => {
     const config = testConfig(fx.prefix, fx.sandbox.url);
-    const day1 = await writeCsv(fx.dir, 'day1.csv', HEADER, Array.from({ length: 50 }, (_, i) => ['ios', `n-${i}`, token(i)]));
+    const day1 = await writeCsv(
+      fx.dir,
+      'day1.csv',
+      HEADER,
+      Array.from({ length: 50 }, (_, i) => ['ios', `n-${i}`, token(i)]),
+    );
     // The next night's export repeats yesterday's rows and adds ten new ones.
-    const day2 = await writeCsv(fx.dir, 'day2.csv', HEADER, Array.from({ length: 60 }, (_, i) => ['ios', `n-${i}`, token(i)]));
+    const day2 = await writeCsv(
+      fx.dir,
+      'day2.csv',
+      HEADER,
+      Array.from({ length: 60 }, (_, i) => ['ios', `n-${i}`, token(i)]),
+    );
 
     const first = await runMigration({ config, logger, sources: [day1], runId: 'night-1', outDir: join(fx.dir, 'n1') });
     expect(first.summary.rows_succeeded).toBe(50);
@@ -95,7 +105,17 @@ describe('nightly backfills and retries', () => {
     expect(one.summary).toMatchObject({ rows_read: 4, rows_queued: 2, rows_succeeded: 2, rows_duplicate: 1, rows_conflict: 1, rows_held: 1, rows_pending: 0, status: 'complete' });
     expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(2);
     expect(await readCsvFile(one.files.conflicts)).toEqual([
-      expect.objectContaining({ source: first, line: '3', app_user_id: 'bob', fingerprint: expect.any(String), action: 'held', other_run: 'shared-1', other_source: first, other_line: '2', other_app_user_id: 'alice' }),
+      expect.objectContaining({
+        source: first,
+        line: '3',
+        app_user_id: 'bob',
+        fingerprint: expect.any(String),
+        action: 'held',
+        other_run: 'shared-1',
+        other_source: first,
+        other_line: '2',
+        other_app_user_id: 'alice',
+      }),
     ]);
     // every row read ends in exactly one class
     const s = one.summary;
@@ -111,7 +131,17 @@ describe('nightly backfills and retries', () => {
     expect(two.summary).toMatchObject({ rows_read: 2, rows_queued: 1, rows_succeeded: 1, rows_held: 1 });
     expect(fx.sandbox.stats().receiptPosts.total - sentBefore).toBe(3);
     expect(await readCsvFile(two.files.conflicts)).toEqual([
-      expect.objectContaining({ source: second, line: '2', app_user_id: 'mallory', fingerprint: expect.any(String), action: 'held', other_run: 'shared-1', other_source: first, other_line: '4', other_app_user_id: 'carol' }),
+      expect.objectContaining({
+        source: second,
+        line: '2',
+        app_user_id: 'mallory',
+        fingerprint: expect.any(String),
+        action: 'held',
+        other_run: 'shared-1',
+        other_source: first,
+        other_line: '4',
+        other_app_user_id: 'carol',
+      }),
     ]);
   });
 

@@ -162,7 +162,15 @@ describe('run ledger', () => {
   it('tells users apart in every packed form (UUIDs, anonymous ids, numbers, text) inside the scripts', async () => {
     const ledger = new RunLedger(redis, newPrefix('ledger-users'), 'R');
     await ledger.beginIngest(['a.csv']);
-    const users = ['5f0c1b2a-3d4e-4f50-8a6b-7c8d9e0f1a2b', '5F0C1B2A-3D4E-4F50-8A6B-7C8D9E0F1A2B', '$RCAnonymousID:0123456789abcdef0123456789abcdef', '$RCAnonymousID:0123', '0123abcd', '4711', 'Ünïcödé'];
+    const users = [
+      '5f0c1b2a-3d4e-4f50-8a6b-7c8d9e0f1a2b',
+      '5F0C1B2A-3D4E-4F50-8A6B-7C8D9E0F1A2B',
+      '$RCAnonymousID:0123456789abcdef0123456789abcdef',
+      '$RCAnonymousID:0123',
+      '0123abcd',
+      '4711',
+      'Ünïcödé',
+    ];
     // each user twice with its own token (the second a duplicate), then everyone on one shared token
     const rows = users.flatMap((u, i) => [row(10 * i + 2, u, `own-${i}`), row(10 * i + 3, u, `own-${i}`)]);
     rows.push(...users.map((u, i) => row(100 + i, u, 'shared')));
@@ -186,7 +194,16 @@ describe('run ledger', () => {
     ];
     const admissions = await migrate(night2, rows2);
     expect(admissions.map((a) => a.kind)).toEqual(['migrated', 'updated', 'conflict', 'new']);
-    expect(await night2.state()).toMatchObject({ rows_read: 4, rows_already_migrated: 1, rows_updated: 1, rows_queued: 2, rows_conflict: 1, rows_held: 1, rows_succeeded: 2, complete: true });
+    expect(await night2.state()).toMatchObject({
+      rows_read: 4,
+      rows_already_migrated: 1,
+      rows_updated: 1,
+      rows_queued: 2,
+      rows_conflict: 1,
+      rows_held: 1,
+      rows_succeeded: 2,
+      complete: true,
+    });
     const skipped = [];
     for await (const m of night2.alreadyMigrated()) skipped.push(m.line);
     expect(skipped).toEqual([2]);
@@ -220,7 +237,9 @@ describe('run ledger', () => {
     for (let start = 0; start < n; start += 1000) {
       const rows = Array.from({ length: 1000 }, (_, i) => row(start + i + 2, `${4_000_000 + start + i}`, `token-${start + i}`));
       const admissions = await ledger.admit(rows);
-      await Promise.all(admissions.map((a, i) => ledger.recordAnswer(succeeded(rows[i] as AdmitRow, 'fp' in a ? a.fp : ''), { sent: { platform: 'ios', body: (rows[i] as AdmitRow).body } })));
+      await Promise.all(
+        admissions.map((a, i) => ledger.recordAnswer(succeeded(rows[i] as AdmitRow, 'fp' in a ? a.fp : ''), { sent: { platform: 'ios', body: (rows[i] as AdmitRow).body } })),
+      );
     }
     await ledger.endIngest();
     expect(await ledger.state()).toMatchObject({ rows_read: n, rows_succeeded: n, complete: true });

@@ -66,15 +66,52 @@ describe('row records', () => {
   });
 
   it.each([
-    ['no product (Stripe): only the user is checked', { ...success, product_id: undefined, subscriber: { ...success.subscriber!, product_found: 'not_checked', product: undefined, active_entitlements: [{ id: 'premium', expires_date: '2026-12-21T09:12:23Z', product_identifier: 'prod_X' }] } }],
-    ['several entitlements, a lifetime one, other products', { ...success, subscriber: { ...success.subscriber!, active_entitlements: [{ id: 'premium', expires_date: '2026-12-21T09:12:23.000Z', product_identifier: 'pro.monthly' }, { id: 'lifetime', expires_date: null, product_identifier: 'com.example.lifetime' }] } }],
+    [
+      'no product (Stripe): only the user is checked',
+      {
+        ...success,
+        product_id: undefined,
+        subscriber: {
+          ...success.subscriber!,
+          product_found: 'not_checked',
+          product: undefined,
+          active_entitlements: [{ id: 'premium', expires_date: '2026-12-21T09:12:23Z', product_identifier: 'prod_X' }],
+        },
+      },
+    ],
+    [
+      'several entitlements, a lifetime one, other products',
+      {
+        ...success,
+        subscriber: {
+          ...success.subscriber!,
+          active_entitlements: [
+            { id: 'premium', expires_date: '2026-12-21T09:12:23.000Z', product_identifier: 'pro.monthly' },
+            { id: 'lifetime', expires_date: null, product_identifier: 'com.example.lifetime' },
+          ],
+        },
+      },
+    ],
     ['a lapsed purchase: no entitlement', { ...success, subscriber: { ...success.subscriber!, active_entitlements: [], product: { expires_date: '2025-01-01T00:00:00.123Z' } } }],
-    ['a one-time purchase in the sandbox environment', { ...success, subscriber: { ...success.subscriber!, product_found: 'non_subscription', product: { expires_date: null, is_sandbox: true }, active_entitlements: [] } }],
+    [
+      'a one-time purchase in the sandbox environment',
+      { ...success, subscriber: { ...success.subscriber!, product_found: 'non_subscription', product: { expires_date: null, is_sandbox: true }, active_entitlements: [] } },
+    ],
     ['an expiry in a form that is kept as text', { ...success, subscriber: { ...success.subscriber!, product: { expires_date: '2026-12-21T09:12:23+00:00' } } }],
-    ['201, nine attempts, an alias as original user', { ...success, http_status: 201, attempts: 9, subscriber: { ...success.subscriber!, original_app_user_id: '$RCAnonymousID:0123456789abcdef0123456789abcdef' } }],
+    [
+      '201, nine attempts, an alias as original user',
+      { ...success, http_status: 201, attempts: 9, subscriber: { ...success.subscriber!, original_app_user_id: '$RCAnonymousID:0123456789abcdef0123456789abcdef' } },
+    ],
     ['another status, no subscriber', { ...success, http_status: 299, subscriber: undefined }],
     ['no HTTP status', { ...success, http_status: undefined }],
-    ['expectations and import mismatches', { ...success, expect: { entitlement: 'gold', expiresAt: '2026-12-21T00:00:00.000Z', active: false, environment: 'sandbox' }, mismatches: [{ kind: 'expiry_differs', expected: 'x', actual: 'y' }] }],
+    [
+      'expectations and import mismatches',
+      {
+        ...success,
+        expect: { entitlement: 'gold', expiresAt: '2026-12-21T00:00:00.000Z', active: false, environment: 'sandbox' },
+        mismatches: [{ kind: 'expiry_differs', expected: 'x', actual: 'y' }],
+      },
+    ],
     ['a Google token past its cut-off', { ...success, platform: 'android', past_google_cutoff: true }],
     ['a finish before the run began (clock skew)', { ...success, finished_at: '2026-11-21T05:59:59.001Z' }],
   ] as [string, Outcome][])('round-trips %s', (_name, outcome) => {
@@ -130,7 +167,13 @@ describe('row records', () => {
     const receipt = randomBytes(3750).toString('base64'); // 5,000 characters
     const withReceipt: Outcome = {
       ...failed,
-      input: { app_user_id: 'u', receipt, note: 'kept', __proto__: 'a column named so' } as Record<string, string>,
+      // an own property named __proto__ (fromEntries defines it), as a CSV header could have
+      input: Object.fromEntries([
+        ['app_user_id', 'u'],
+        ['receipt', receipt],
+        ['note', 'kept'],
+        ['__proto__', 'a column named so'],
+      ]),
       body: { app_user_id: 'u', fetch_token: receipt, attributes: { $email: { value: 'u@example.com', updated_at_ms: 1 } } },
     };
     const blob = packFailure(withReceipt, 1);
@@ -158,7 +201,12 @@ describe('row records', () => {
     const inRun = Buffer.concat([Buffer.from('hr'), Buffer.from([own.length]), own, encodeUser('bob'), encodePlace(0, 2), encodeUser('alice')]);
     expect(decodeConflict(inRun)).toEqual({ held: true, key: own, appUserId: 'bob', other: { scope: 'run', sourceNumber: 0, line: 2, appUserId: 'alice' } });
     const earlier = Buffer.concat([Buffer.from('sx'), Buffer.from([KEY.length]), KEY, encodeUser('bob'), indexValue(u, p, 4, 0)]);
-    expect(decodeConflict(earlier)).toEqual({ held: false, key: KEY, appUserId: 'bob', other: { scope: 'earlier', entry: { userHash: u, payloadHash: p, runNumber: 4, variant: 0 } } });
+    expect(decodeConflict(earlier)).toEqual({
+      held: false,
+      key: KEY,
+      appUserId: 'bob',
+      other: { scope: 'earlier', entry: { userHash: u, payloadHash: p, runNumber: 4, variant: 0 } },
+    });
   });
 });
 
@@ -187,9 +235,7 @@ describe('row identity', () => {
 
 describe('key layout on a cluster', () => {
   it('computes slots as Redis does (values from CLUSTER KEYSLOT of redis-server 7.0)', () => {
-    expect(
-      ['somekey', 'foo{hash_tag}', 'rcm:{0.200}:run:R1:b:17', 'rcm:run:{R1}:meta', '{}x', 'a{}b{c}'].map(keySlot),
-    ).toEqual([11058, 2515, 505, 3759, 10595, 7353]);
+    expect(['somekey', 'foo{hash_tag}', 'rcm:{0.200}:run:R1:b:17', 'rcm:run:{R1}:meta', '{}x', 'a{}b{c}'].map(keySlot)).toEqual([11058, 2515, 505, 3759, 10595, 7353]);
   });
 
   it('puts shard n in slots [n × 1024, (n + 1) × 1024), so three masters get 5 or 6 shards each', () => {
@@ -213,7 +259,20 @@ describe('key layout on a cluster', () => {
         const shard = keys.runShard('R1', s);
         const index = keys.index(s);
         // every key a script of this shard touches shares one slot
-        const touched = [shard.counters, `${shard.buckets}0`, `${shard.buckets}4711`, shard.wide, shard.failed, shard.conflicts, shard.history, shard.errors, shard.timeline, shard.latency, index.state, `${index.buckets}9`];
+        const touched = [
+          shard.counters,
+          `${shard.buckets}0`,
+          `${shard.buckets}4711`,
+          shard.wide,
+          shard.failed,
+          shard.conflicts,
+          shard.history,
+          shard.errors,
+          shard.timeline,
+          shard.latency,
+          index.state,
+          `${index.buckets}9`,
+        ];
         expect(new Set(touched.map(keySlot)).size).toBe(1);
         slots.add(keySlot(shard.counters));
       }

@@ -292,14 +292,23 @@ export async function ledgerScenario(ctx) {
       byFamily: Object.fromEntries(
         Object.entries(after1.families)
           .sort((a, b) => b[1].bytes - a[1].bytes)
-          .map(([name, f]) => [name, { keys: f.keys, bytes: f.bytes, perRow: perRow(f.bytes), ...(FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] ? { what: FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] } : {}) }]),
+          .map(([name, f]) => [
+            name,
+            { keys: f.keys, bytes: f.bytes, perRow: perRow(f.bytes), ...(FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] ? { what: FAMILY_NOTE[name.replace(/ \[.*\]$/, '')] } : {}) },
+          ]),
       ),
       callsPerRow: Object.fromEntries(Object.entries(calls).map(([name, n]) => [name, round(n / finished, 3)])),
       reportSeconds: round(reportMs / 1000, 2),
       reportExitCode: report.exitCode,
-      secondRun: { admissions: second.kinds, bytesPerRow: perRow(skippedBytes, rows), note: 'a backfill finding every row migrated: skipped rows (and the failed ones, sent again), without their failed outcomes' },
+      secondRun: {
+        admissions: second.kinds,
+        bytesPerRow: perRow(skippedBytes, rows),
+        note: 'a backfill finding every row migrated: skipped rows (and the failed ones, sent again), without their failed outcomes',
+      },
     };
-    log(`ledger: ${result.bytesPerFinishedRow} B per finished row (run ${result.runLedgerPerRow} + index ${result.indexPerRow}); succeeded ${result.perSucceededRow} B, failed ${result.perFailedRow} B`);
+    log(
+      `ledger: ${result.bytesPerFinishedRow} B per finished row (run ${result.runLedgerPerRow} + index ${result.indexPerRow}); succeeded ${result.perSucceededRow} B, failed ${result.perFailedRow} B`,
+    );
     return result;
   } finally {
     await server.stop();
@@ -311,10 +320,16 @@ export function printLedger(r) {
   const out = [];
   out.push(`ledger: ${r.rows} rows (${r.succeeded} succeeded, ${r.failed} failed), ${r.measuredOn}`);
   out.push(`  admitted: ${JSON.stringify(r.admissions)} in ${r.migrateSeconds} s`);
-  out.push(`  Redis after the run: ${r.ledgerBytes} B = ${r.bytesPerFinishedRow} B per finished row (goal ≤ 150): run ledger ${r.runLedgerPerRow} + cross-run index ${r.indexPerRow}`);
+  out.push(
+    `  Redis after the run: ${r.ledgerBytes} B = ${r.bytesPerFinishedRow} B per finished row (goal ≤ 150): run ledger ${r.runLedgerPerRow} + cross-run index ${r.indexPerRow}`,
+  );
   out.push(`  per succeeded row ${r.perSucceededRow} B, per failed row ${r.perFailedRow} B (its receipt, deflated, for failed.csv and retry)`);
   out.push(`  buckets: ${r.buckets.count}, encodings ${JSON.stringify(r.buckets.encodings)}, fullest ${r.buckets.maxEntries} entries`);
-  out.push(`  commands per finished row (ingest's admit and the workers' answers): ${Object.entries(r.callsPerRow).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  out.push(
+    `  commands per finished row (ingest's admit and the workers' answers): ${Object.entries(r.callsPerRow)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
+  );
   out.push(`  report written from the ledger in ${r.reportSeconds} s`);
   out.push(`  next night, same rows: ${JSON.stringify(r.secondRun.admissions)}, ${r.secondRun.bytesPerRow} B per row`);
   out.push('  by key family (MEMORY USAGE, SAMPLES 0):');

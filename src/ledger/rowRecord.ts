@@ -483,7 +483,10 @@ export const INDEX_HASHES_BYTES = 12;
 
 /** An index value: user hash, payload hash, the migrating run's number and (when not 0) its record's variant. */
 export function indexValue(userHash: Buffer, payloadHash: Buffer, runNumber: number, variant: number): Buffer {
-  const w = new ByteWriter().bytes(userHash).bytes(payloadHash).varint(runNumber * 2 + (variant > 0 ? 1 : 0));
+  const w = new ByteWriter()
+    .bytes(userHash)
+    .bytes(payloadHash)
+    .varint(runNumber * 2 + (variant > 0 ? 1 : 0));
   if (variant > 0) w.byte(variant);
   return w.toBuffer();
 }

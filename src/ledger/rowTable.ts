@@ -49,7 +49,7 @@ export async function* tableRecords(redis: RedisClient, table: TableKeys): Async
         }
       }
       if (wide.length > 0 && table.wide !== undefined) {
-        const values = (await redis.hmgetBuffer(table.wide, ...wide)) as (Buffer | null)[];
+        const values = await redis.hmgetBuffer(table.wide, ...wide);
         for (const [i, value] of values.entries()) if (value) yield [wide[i] as Buffer, value];
       }
     }
@@ -62,7 +62,7 @@ export async function* tableRecords(redis: RedisClient, table: TableKeys): Async
 export async function* hashEntries(redis: RedisClient, key: string): AsyncIterable<[Buffer, Buffer]> {
   let cursor = '0';
   do {
-    const [next, entries] = (await redis.hscanBuffer(key, cursor, 'COUNT', 1000)) as [Buffer, Buffer[]];
+    const [next, entries] = await redis.hscanBuffer(key, cursor, 'COUNT', 1000);
     cursor = next.toString();
     for (let i = 1; i < entries.length; i += 2) yield [entries[i - 1] as Buffer, entries[i] as Buffer];
   } while (cursor !== '0');

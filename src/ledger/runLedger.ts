@@ -12,19 +12,7 @@ import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
 import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
-import {
-  INGEST_STATE,
-  latencyField,
-  locationOf,
-  META,
-  parseTimelineField,
-  RedisKeys,
-  SHARDS,
-  TIMELINE,
-  timelineField,
-  type RunKeys,
-  type RunShardKeys,
-} from '../redis/keys.js';
+import { INGEST_STATE, latencyField, locationOf, META, parseTimelineField, RedisKeys, SHARDS, TIMELINE, timelineField, type RunKeys, type RunShardKeys } from '../redis/keys.js';
 import { callScript, callScriptBuffer, loadScripts } from '../redis/scripts.js';
 import { payloadHash, SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES, tokenFingerprint, userHash } from './rowIdentity.js';
 import {
@@ -263,7 +251,7 @@ export class RunLedger {
         () => missing.forEach((s) => this.pendingCodes.delete(s)),
       );
     }
-    await Promise.all(strings.map((s) => this.pendingCodes.get(s)));
+    await Promise.all(strings.map((s) => this.pendingCodes.get(s) ?? Promise.resolve()));
   }
 
   private code = (text: string): number => {
@@ -321,7 +309,13 @@ export class RunLedger {
         byShard.set(s, batch);
       }
       batch.rows.push(i);
-      batch.args.push(key, encodePlace(await this.sourceId(row.src), row.line), encodeUser(row.body.app_user_id), userHash(row.body.app_user_id), payloadHash(row.platform, row.body));
+      batch.args.push(
+        key,
+        encodePlace(await this.sourceId(row.src), row.line),
+        encodeUser(row.body.app_user_id),
+        userHash(row.body.app_user_id),
+        payloadHash(row.platform, row.body),
+      );
     }
     const admissions: Admission[] = new Array<Admission>(rows.length);
     let sources: string[] | undefined;
@@ -577,7 +571,13 @@ export class RunLedger {
     const sources = await this.sources();
     for await (const [key, rec] of this.records()) {
       const head = decodeHead(rec);
-      yield { fp: keyText(key), status: ROW_STATUS[head.kind] ?? 'queued', src: sources[head.sourceNumber] ?? `source #${head.sourceNumber}`, line: head.line, app_user_id: head.appUserId };
+      yield {
+        fp: keyText(key),
+        status: ROW_STATUS[head.kind] ?? 'queued',
+        src: sources[head.sourceNumber] ?? `source #${head.sourceNumber}`,
+        line: head.line,
+        app_user_id: head.appUserId,
+      };
     }
   }
 
@@ -633,7 +633,15 @@ export class RunLedger {
           if (!runIds.has(runNumber)) runIds.set(runNumber, await this.redis.hget(this.names.runNumbers, `n:${runNumber}`));
           const runId = runIds.get(runNumber);
           if (runId) {
-            conflict.other = { run_id: runId, ...(await earlierRow(this.redis, this.prefix, runId, Buffer.concat([c.key.subarray(0, TOKEN_FINGERPRINT_BYTES), variant > 0 ? Buffer.from([variant]) : Buffer.alloc(0)]))) };
+            conflict.other = {
+              run_id: runId,
+              ...(await earlierRow(
+                this.redis,
+                this.prefix,
+                runId,
+                Buffer.concat([c.key.subarray(0, TOKEN_FINGERPRINT_BYTES), variant > 0 ? Buffer.from([variant]) : Buffer.alloc(0)]),
+              )),
+            };
           }
         }
         yield conflict;
