@@ -173,6 +173,10 @@ describe('rate control', () => {
       expect(learned!.phase).toBe('holding');
       expect(learned!.window).toBe('second');
       expect(Date.parse(learned!.learnedAt ?? '')).toBeGreaterThan(Date.now() - 120_000);
+      // The run's timeline holds the rate over time (report.html draws it against the 429s), up to about the limit.
+      const rates = (await new RunLedger(redis, p, 'discover').timeline()).map((pt) => pt.rate).filter((r): r is number => r !== undefined);
+      expect(rates.length).toBeGreaterThanOrEqual(2);
+      expect(Math.max(...rates)).toBeGreaterThanOrEqual(40 * 0.8);
     } finally {
       redis.disconnect();
     }

@@ -148,6 +148,17 @@ describe('the rules themselves', () => {
     expect(again?.next.rate).toBe(60);
   });
 
+  it('a probe the client could not keep up with proves nothing: the rate goes back to where it was', () => {
+    const probing = { ...held(100), rate: 120, probeFrom: 100, probeAt: now - 3000, nextProbe: now - 3000 };
+    // The pacer asked for 117.6/s for 3 s; only ~98/s went out (the CPU was short), and nothing was refused.
+    const starved = onTick(probing, now, { sent1: 98, sinceProbe: 294 }, { configured: undefined });
+    expect(starved?.next.rate).toBe(100);
+    expect(starved?.reason).toMatch(/inconclusive/);
+    const kept = onTick(probing, now, { sent1: 117, sinceProbe: 350 }, { configured: undefined });
+    expect(kept?.next.rate).toBe(120);
+    expect(kept?.next.lo).toBe(120);
+  });
+
   it('a long Retry-After switches to a per-minute budget: what was admitted in the minute, spread over it', () => {
     const state = { ...onJoin(undefined, now, { configured: undefined }).next, rate: 300 };
     const d = onRateLimited(state, { now, sentAt: now - 50, retryAfterMs: 41_000, admitted1: 290, admitted60: 1200 }, { configured: undefined });

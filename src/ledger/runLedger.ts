@@ -402,6 +402,15 @@ export class RunLedger {
     await p.exec();
   }
 
+  /**
+   * The request rate the workers pace this run's requests at (workers/rateController.ts), for the report's rate
+   * over time against its 429s: one value per timeline bucket, the last written (in the first shard only).
+   */
+  async recordRate(ratePerSecond: number, at = Date.now()): Promise<void> {
+    const key = (this.shards[0] as RunShardKeys).timeline;
+    await this.redis.hset(key, timelineField(timelineBucket(at), TIMELINE.rate), String(Math.round(ratePerSecond * 100) / 100));
+  }
+
   /** The run's timeline, in buckets of TIMELINE_BUCKET_SECONDS, oldest first (summed over the shards). */
   async timeline(): Promise<TimelinePoint[]> {
     const all = await Promise.all(this.shards.map((k) => this.redis.hgetall(k.timeline)));
@@ -415,6 +424,7 @@ export class RunLedger {
         else if (kind === TIMELINE.rateLimited) point.rateLimited += n;
         else if (kind === TIMELINE.succeeded) point.succeeded += n;
         else if (kind === TIMELINE.failed) point.failed += n;
+        else if (kind === TIMELINE.rate) point.rate = Math.max(point.rate ?? 0, n);
         points.set(point.t, point);
       }
     }

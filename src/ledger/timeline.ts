@@ -12,6 +12,8 @@ export interface TimelinePoint {
   /** rows that got a final outcome in this bucket */
   succeeded: number;
   failed: number;
+  /** the request rate the workers paced at during the bucket (requests/s; the learned or configured rate), when recorded */
+  rate?: number;
 }
 
 export const TIMELINE_BUCKET_SECONDS = 10;

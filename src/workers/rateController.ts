@@ -99,6 +99,8 @@ export class RateController {
   private ticking: Promise<unknown> | undefined;
   /** the announced limit last written by this process, to write only changes */
   private announced = 0;
+  /** the shared state as this process last read or wrote it */
+  private seen: RateState | undefined;
 
   constructor(
     redis: RedisClient,
@@ -152,8 +154,11 @@ export class RateController {
 
   /** Reads the shared rate (another process may have changed it) and applies the rules: climb, confirm, probe. */
   async refresh(): Promise<AppliedRate> {
-    const counts = await this.counts();
-    await this.decide((state, now) => (state ? onTick(state, now, { sent1: counts.sent1 }, this.local, this.p) : undefined));
+    // During a probe, also what it sent since it began (from the state this process last saw).
+    const probe = this.seen && this.seen.probeFrom > 0 ? this.seen.probeAt : undefined;
+    const counts = await this.counts(probe === undefined ? undefined : { since: probe });
+    const sinceProbe = probe === undefined ? undefined : counts.admitted1;
+    await this.decide((state, now) => (state ? onTick(state, now, { sent1: counts.sent1, ...(state.probeAt === probe ? { sinceProbe } : {}) }, this.local, this.p) : undefined));
     return this.applied;
   }
 
@@ -201,9 +206,9 @@ export class RateController {
     }
   }
 
-  private async counts(refused?: Parameters<SharedRate['counts']>[0]): Promise<Awaited<ReturnType<SharedRate['counts']>>> {
+  private async counts(around?: Parameters<SharedRate['counts']>[0]): Promise<Awaited<ReturnType<SharedRate['counts']>>> {
     const before = Date.now();
-    const counts = await this.shared.counts(refused);
+    const counts = await this.shared.counts(around);
     this.offset = counts.now - (before + Date.now()) / 2;
     return counts;
   }
@@ -230,6 +235,7 @@ export class RateController {
   }
 
   private apply(state: RateState, now: number): void {
+    this.seen = state;
     const cap = capOf(state, this.local, now, this.p);
     const next: AppliedRate = {
       rate: effectiveRate(state, this.local, now, this.p),

@@ -74,7 +74,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     maxDelayMs: Math.min(2000, Math.floor(config.lockDurationMs / 3)),
   });
   const ledgers = new Map<string, RunLedger>();
+  // When this process last sent a row of each run: the runs whose timeline gets the rate (report.html).
+  const lastSent = new Map<string, number>();
   const ledgerFor = (runId: string): RunLedger => {
+    lastSent.set(runId, Date.now());
     let ledger = ledgers.get(runId);
     if (!ledger) {
       ledger = new RunLedger(deps.redis, config.prefix, runId);
@@ -175,8 +178,21 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       logger.warn({ concurrency: config.concurrency, needed: Math.ceil(rate.current.rate * jobSeconds) }, 'latency caps the rate: raise --concurrency');
     }
   };
-  // The controller re-reads the shared rate on its own ticks; concurrency follows once a second.
-  const ticker = setInterval(resize, 1000);
+  // The rate over time, in the timeline of each run this process is sending, for the report's rate against its 429s.
+  const recordRate = (): void => {
+    for (const [runId, at] of lastSent) {
+      const ledger = ledgers.get(runId);
+      if (!ledger || Date.now() - at > 2000) continue;
+      ledger
+        .recordRate(rate.current.rate)
+        .catch((err: unknown) => logger.debug({ err }, 'could not record the rate in the timeline'));
+    }
+  };
+  // The controller re-reads the shared rate on its own ticks; concurrency and the timeline follow once a second.
+  const ticker = setInterval(() => {
+    resize();
+    recordRate();
+  }, 1000);
 
   return {
     worker,

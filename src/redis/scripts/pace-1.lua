@@ -11,8 +11,8 @@
 -- ARGV[1] = 'confirm': ARGV the slot taken (ms). Returns {1, now} when the request may go at it; {0, now} when a
 --   hold (a 429's wait) began after it was taken, and takes the slot out of the log.
 
--- ARGV[1] = 'observe': ARGV sent at (ms, 0 = none), refused (1/0), hold ms, count from (ms), count from for a
---   minute (ms), ttl ms. Records a 429 (and its hold) when refused, then counts.
+-- ARGV[1] = 'observe': ARGV sent at (ms, 'now', or 0 = none), refused (1/0), hold ms, count from (ms), count from
+--   for a minute (ms), ttl ms. Records a 429 (and its hold) when refused, then counts.
 --   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
 --   longer known; admitted from <from minute> to <sent at>, -1}.
 local NEXT = 'next' -- PACE.next
@@ -94,7 +94,7 @@ if ARGV[1] == 'confirm' then
 end
 
 if ARGV[1] == 'observe' then
-  local at = tonumber(ARGV[2])
+  local at = ARGV[2] == 'now' and now or tonumber(ARGV[2])
   if ARGV[3] == '1' and at > 0 then
     bump(FINE, FINE_MS, FINE_SLOTS, at, 2)
     bump(COARSE, COARSE_MS, COARSE_SLOTS, at, 2)

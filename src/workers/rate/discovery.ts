@@ -140,6 +140,8 @@ export interface LocalLimits {
 export interface Counts {
   /** requests sent in the last second, up to now */
   sent1: number;
+  /** requests sent (and not refused) since the probe in progress began, when one is */
+  sinceProbe?: number | undefined;
 }
 
 export interface RateLimitedEvent {
@@ -292,7 +294,10 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
     // it holds once it has sent a few requests more than its start would have, and for the window's length.
     const extraMs = (p.confirmExtra * 1000) / Math.max(rate - state.probeFrom, 0.01);
     if (now - state.probeAt < Math.max(p.confirmMs[state.window], Math.min(extraMs, 30_000))) return undefined;
-    if (!busy) {
+    // The probe must have sent more than its start would have: a client that cannot keep up with its own pace (the
+    // queue runs dry, the concurrency or the CPU is short) proves nothing about the limit by not being refused.
+    const needed = ((now - state.probeAt) / 1000) * p.headroom * (state.probeFrom + (rate - state.probeFrom) / 2);
+    if (!busy || (counts.sinceProbe !== undefined && counts.sinceProbe < needed)) {
       // The queue (or the concurrency) set the pace during the probe: it proved nothing. Back to where it was.
       setRate(state.probeFrom);
       Object.assign(next, { probeFrom: 0, nextProbe: now + state.gap });
@@ -427,6 +432,12 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
         reason = repeat ? 'still refused: cutting' : 'a 429 at a rate that was fine';
         gap = repeat ? p.gapMin[1] : p.gapMeasured[1];
       }
+    }
+    if (!probing && state.phase === 'hold' && rate < x * 0.8 && now - state.lastChange >= p.cleanMs[1]) {
+      // A fall this deep from a rate held for a while is the limit falling (a lone 429 of jitter may have cleared
+      // `lo` just before): remember where it was.
+      next.wmax = Math.max(x, remembered() ? next.wmax : 0);
+      next.wmaxUntil = now + p.rememberMs;
     }
     next.measuredLast = measured !== undefined && rate === measured ? 1 : 0;
     if (remembered() && next.wmax > rate * 1.05) {

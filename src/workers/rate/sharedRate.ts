@@ -53,6 +53,11 @@ export interface RefusedRequest {
   from60: number;
 }
 
+/** Only a count: what was admitted since a moment, up to now (returned as admitted1). */
+export interface CountSince {
+  since: number;
+}
+
 /** One scope's shared state: read, write if unchanged, and the pacer's counts. */
 export class SharedRate {
   readonly rateKey: string;
@@ -77,18 +82,23 @@ export class SharedRate {
     return written > 0;
   }
 
-  /** Counts of the last second and minute, and, for a refused request, records it and counts before it. */
-  async counts(refused?: RefusedRequest): Promise<PaceCounts> {
+  /**
+   * Counts of the last second and minute; for a refused request, records it (and its hold) and counts what was
+   * admitted before it; with `since`, counts what was admitted from then to now.
+   */
+  async counts(around?: RefusedRequest | CountSince): Promise<PaceCounts> {
+    const refused = around && 'sentAt' in around ? around : undefined;
+    const since = around && 'since' in around ? around.since : undefined;
     const r = await callScript<number[]>(
       this.redis,
       'pace',
       [this.paceKey],
       [
         'observe',
-        refused ? Math.round(refused.sentAt) : 0,
+        refused ? Math.round(refused.sentAt) : since !== undefined ? 'now' : 0,
         refused ? 1 : 0,
         refused ? Math.round(refused.holdMs) : 0,
-        refused ? Math.round(refused.from1) : 0,
+        refused ? Math.round(refused.from1) : since !== undefined ? Math.round(since) : 0,
         refused ? Math.round(refused.from60) : 0,
         PACE_TTL_MS,
       ],
