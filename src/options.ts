@@ -91,6 +91,17 @@ export const daysAgoRule = rule<number>(
 
 const dirRule = z.string().refine((d) => d.trim() !== '', { error: 'the report directory (--out) is an empty string' });
 
+/** --on-conflict: what to do with a row whose fetch token another app_user_id already has. */
+export const onConflictRule = z.enum(['hold', 'send'], {
+  error: (iss) => `--on-conflict ${String(iss.input)}: give hold (the default: list the row in conflicts.csv, do not send it) or send`,
+});
+
+/** --limit N: a canary of N rows. */
+export const limitRule = rule<number>(
+  (v) => Number.isInteger(v) && v >= 1,
+  (v) => `--limit ${shown(v)}: give the number of rows the canary sends, a whole number of 1 or more`,
+)(z.custom<number>());
+
 // Options of the public functions. Objects (config, logger, signal, metrics, listeners) pass through untouched.
 
 export const runOptionsRule = z.looseObject({
@@ -99,6 +110,8 @@ export const runOptionsRule = z.looseObject({
   outDir: dirRule.optional(),
   columns: columnsRule.optional(),
   force: z.boolean().optional(),
+  onConflict: onConflictRule.optional(),
+  limit: limitRule.optional(),
   metricsPort: portRule.optional(),
 });
 
@@ -107,6 +120,15 @@ export const ingestOptionsRule = z.looseObject({
   runId: runIdRule,
   columns: columnsRule.optional(),
   force: z.boolean().optional(),
+  onConflict: onConflictRule.optional(),
+});
+
+export const planOptionsRule = z.looseObject({
+  sources: sourcesRule,
+  outDir: dirRule.optional(),
+  columns: columnsRule.optional(),
+  force: z.boolean().optional(),
+  onConflict: onConflictRule.optional(),
 });
 
 export const runRefRule = z.looseObject({ runId: runIdRule, outDir: dirRule.optional() });

@@ -3,16 +3,22 @@
 import cliProgress from 'cli-progress';
 import type { RunState } from './types.js';
 
+/** What the bar shows: the run's counters (a RunState, or a Summary at the end). */
+export type ProgressCounts = Pick<RunState, 'rows_read' | 'rows_queued' | 'requests_sent' | 'rows_succeeded' | 'rows_failed' | 'rows_rejected' | 'rows_held'>;
+
 export interface ProgressDisplay {
-  onState(state: RunState): void;
+  onState(state: ProgressCounts): void;
+  /** Writes a line above the bar (the bar is redrawn below it); before the bar starts, straight to the stream. */
+  log(text: string): void;
   stop(): void;
 }
 
 export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
-  const bar = new cliProgress.SingleBar(
+  // A MultiBar of one bar: it can print log lines above the bar, which a SingleBar cannot.
+  const bars = new cliProgress.MultiBar(
     {
       stream,
-      format: '{bar} {percentage}% | read {read} · sent {requests} · ok {succeeded} · failed {failed} · rejected {rejected} | {rate} rows/s | ETA {eta_formatted}',
+      format: '{bar} {percentage}% | read {read} · sent {requests} · ok {succeeded} · failed {failed} · rejected {rejected}{held} | {rate} rows/s | ETA {eta_formatted}',
       barsize: 24,
       hideCursor: true,
       etaBuffer: 30,
@@ -20,7 +26,7 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
     },
     cliProgress.Presets.shades_classic,
   );
-  let started = false;
+  let bar: cliProgress.SingleBar | undefined;
   let last: { at: number; finished: number } | undefined;
   let rate = 0;
   return {
@@ -29,18 +35,33 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
       const now = Date.now();
       if (last && now > last.at) rate = rate * 0.7 + (((finished - last.finished) * 1000) / (now - last.at)) * 0.3;
       last = { at: now, finished };
-      const payload = { read: s.rows_read, requests: s.requests_sent, succeeded: s.rows_succeeded, failed: s.rows_failed, rejected: s.rows_rejected, rate: rate.toFixed(1) };
-      if (!started) {
-        bar.start(Math.max(1, s.rows_queued), finished, payload);
-        started = true;
-      } else {
+      const payload = {
+        read: s.rows_read,
+        requests: s.requests_sent,
+        succeeded: s.rows_succeeded,
+        failed: s.rows_failed,
+        rejected: s.rows_rejected,
+        // held conflicts: rows that are not sent until someone looks at them
+        held: s.rows_held > 0 ? ` · held ${s.rows_held}` : '',
+        rate: rate.toFixed(1),
+      };
+      if (!bar) bar = bars.create(Math.max(1, s.rows_queued), finished, payload);
+      else {
         bar.setTotal(Math.max(1, s.rows_queued));
         bar.update(finished, payload);
       }
     },
+    log(text) {
+      const line = text.endsWith('\n') ? text : `${text}\n`;
+      if (bar) bars.log(line);
+      else stream.write(line);
+    },
     stop() {
-      if (started) bar.stop();
-      started = false;
+      if (!bar) return;
+      // The MultiBar writes its log buffer only when it redraws: draw once more so no line is lost.
+      bars.update();
+      bars.stop();
+      bar = undefined;
     },
   };
 }

@@ -1,10 +1,15 @@
-// How a command shows its progress: at a terminal a progress bar (the session's periodic progress log lines
-// are then off), elsewhere (CI, a container) nothing but the JSON log lines. The logger is made here too, so a
-// terminal mode can route per-row lines elsewhere without touching the commands.
+// How a command shows its progress. Away from a terminal (CI, a container, a pipe): nothing but the JSON log
+// lines on stderr, a progress line every few seconds among them. At a terminal: a progress bar, and the screen
+// stays readable: every log line goes to a log file in the run's report directory (JSON lines, `run.log`), and
+// only warnings and errors that are not about one row show, made human-readable (pino-pretty), above the bar.
+// Per-row lines (a row that failed, was retried, did not reconcile) are counted and left to the log file and
+// the report, whose CSVs list every row anyway. The logger is made here, so the commands never know.
+import { join } from 'node:path';
+import pinoPretty from 'pino-pretty';
 import type { Config } from '../config.js';
 import type { IngestProgress } from '../ingest/ingester.js';
-import { createLogger, type Logger } from '../logger.js';
-import { ingestProgressLine, runProgressBar } from '../progress.js';
+import { createLogger, createTeeLogger, fileDestination, type Logger } from '../logger.js';
+import { ingestProgressLine, runProgressBar, type ProgressDisplay } from '../progress.js';
 import type { SessionListeners } from '../session/runSession.js';
 import type { CliIo } from './io.js';
 
@@ -13,15 +18,64 @@ export interface RunDisplay {
   /** the session's progress log interval: 0 when a bar shows progress, else the library's default */
   progressEveryMs?: number;
   on: SessionListeners;
+  /** stops the bar (the log lines it holds are written first); the log file is written synchronously, so it is complete */
   stop(): void;
+  /** what to say once the summary is printed: where the log file is (empty away from a terminal) */
+  closing(): string;
 }
 
-export function runDisplay(io: CliIo, config: Config): RunDisplay {
-  const logger = createLogger(config.logLevel, io.stderr);
+/** `logDir`: where a terminal's log file goes (the run's report directory); without it, logs stay on stderr. */
+export function runDisplay(io: CliIo, config: Config, opts: { logDir?: string } = {}): RunDisplay {
   const metrics = ({ url }: { url: string }): void => void io.stderr.write(`metrics at ${url}/metrics\n`);
-  if (!io.stderr.isTTY) return { logger, on: { metrics }, stop: () => undefined };
+  if (!io.stderr.isTTY || opts.logDir === undefined) {
+    return { logger: createLogger(config.logLevel, io.stderr), on: { metrics }, stop: () => undefined, closing: () => '' };
+  }
+  const path = join(opts.logDir, 'run.log');
+  const file = fileDestination(path);
   const bar = runProgressBar(io.stderr);
-  return { logger, progressEveryMs: 0, on: { metrics, progress: (s) => bar.onState(s), finished: () => bar.stop() }, stop: () => bar.stop() };
+  const screen = new ScreenLog(bar);
+  const logger = createTeeLogger(config.logLevel, file, screen);
+  return {
+    logger,
+    progressEveryMs: 0,
+    on: {
+      metrics,
+      progress: (s) => bar.onState(s),
+      // the bar's last word is the report's counts, not the last second's
+      finished: ({ summary }) => {
+        bar.onState(summary);
+        bar.stop();
+      },
+    },
+    stop: () => bar.stop(),
+    closing: () => `log: ${path}${screen.rowLines > 0 ? ` (${screen.rowLines} warnings about single rows are there, and their rows in the report)` : ''}\n`,
+  };
+}
+
+/**
+ * The screen's share of the log: JSON lines at warn and above (pino's multistream sends nothing else), shown
+ * pretty above the bar, except a row's own lines below error (they name a `src` and a `line`).
+ */
+class ScreenLog {
+  rowLines = 0;
+  private readonly pretty = pinoPretty.prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,app', singleLine: true });
+
+  constructor(private readonly bar: ProgressDisplay) {}
+
+  write(line: string): void {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      this.bar.log(line.trimEnd());
+      return;
+    }
+    if (typeof record.line === 'number' && 'src' in record && Number(record.level) < 50) {
+      this.rowLines++;
+      return;
+    }
+    this.bar.log(this.pretty(record).trimEnd());
+  }
 }
 
 export interface IngestDisplay {

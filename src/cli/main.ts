@@ -11,7 +11,7 @@ const isUsageError = (err: unknown): err is Error => err instanceof ConfigError 
 
 export async function main(argv: string[], io: CliIo = processIo()): Promise<ExitCode> {
   try {
-    await buildProgram(io).parseAsync(argv);
+    await buildProgram(io, argv).parseAsync(argv);
     return io.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -4,12 +4,13 @@
 import { Option, type Command } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
+import { INPUT_ENCODINGS } from '../ingest/textEncoding.js';
 import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Flags that override one configuration key each (README: Configuration). */
-const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string }[] = [
+const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string; choices?: readonly string[] }[] = [
   { flags: '--redis <url>', key: 'redisUrl', help: 'Redis URL (env REDIS_URL)' },
   { flags: '--prefix <prefix>', key: 'prefix', help: 'Redis key prefix (env RC_MIGRATE_PREFIX)' },
   { flags: '--api-url <url>', key: 'apiUrl', help: 'RevenueCat API base URL (env REVENUECAT_API_URL)' },
@@ -19,6 +20,12 @@ const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string }[
   { flags: '--timeout <ms>', key: 'requestTimeoutMs', help: 'request timeout in ms (env RC_MIGRATE_TIMEOUT_MS)' },
   { flags: '--log-level <level>', key: 'logLevel', help: 'fatal|error|warn|info|debug|trace|silent (env LOG_LEVEL)' },
   { flags: '--high-water-mark <rows>', key: 'highWaterMark', help: 'ingest pauses while more rows than this wait in the queue; 0 = never (env RC_MIGRATE_HIGH_WATER_MARK)' },
+  {
+    flags: '--encoding <encoding>',
+    key: 'inputEncoding',
+    help: 'text encoding of input files without a byte order mark (env RC_MIGRATE_ENCODING)',
+    choices: INPUT_ENCODINGS,
+  },
 ];
 const CONFIG_FILE_FLAG = { flags: '--config <file>', help: 'JSON file of configuration keys, between the defaults and the environment (env RC_MIGRATE_CONFIG)' };
 
@@ -27,7 +34,7 @@ const attribute = (flags: string): string => new Option(flags).attributeName();
 /** Every command that talks to Redis or the API takes these. */
 export function withConfigFlags(cmd: Command): Command {
   cmd.option(CONFIG_FILE_FLAG.flags, CONFIG_FILE_FLAG.help);
-  for (const f of CONFIG_FLAGS) cmd.option(f.flags, f.help);
+  for (const f of CONFIG_FLAGS) cmd.addOption(f.choices ? new Option(f.flags, f.help).choices([...f.choices]) : new Option(f.flags, f.help));
   return cmd;
 }
 
@@ -52,6 +59,19 @@ export interface ColumnFlags {
   map?: string[];
   attribute?: string[];
   force?: boolean;
+}
+
+/** `run`, `ingest` and `plan`: what to do with a row whose token another user has. */
+export function withConflictFlag(cmd: Command): Command {
+  return cmd.addOption(
+    new Option('--on-conflict <action>', 'a row whose fetch token another app_user_id has: hold it (listed in conflicts.csv, not sent) or send it anyway')
+      .choices(['hold', 'send'])
+      .default('hold'),
+  );
+}
+
+export interface ConflictFlag {
+  onConflict?: 'hold' | 'send';
 }
 
 /** `--map column=field` pairs become the library's map; which fields are allowed is the library's rule. */

@@ -1,11 +1,13 @@
 // What the commands print on stdout: a run's summary, a status, one-line answers. Logs and progress go to stderr.
+import type { PlanFiles, Plan } from '../commands/plan.js';
 import type { RunStatus } from '../commands/status.js';
 import type { IngestResult } from '../ingest/ingester.js';
 import type { Summary } from '../reports/summary.js';
 import type { ScheduleInfo } from '../schedule/scheduler.js';
 import type { VerifyResult } from '../verify/verifyRun.js';
 
-export function summaryText(summary: Summary, dir: string): string {
+/** `next`: after a canary, the command that sends the rest (cli/nextCommand.ts). */
+export function summaryText(summary: Summary, dir: string, next?: string): string {
   const rows: [string, string | number][] = [
     ['rows read', summary.rows_read],
     ['succeeded', summary.rows_succeeded],
@@ -13,13 +15,40 @@ export function summaryText(summary: Summary, dir: string): string {
     ['rejected', summary.rows_rejected],
     ['duplicates', summary.rows_duplicate],
     ['already migrated', summary.already_migrated],
+    ...(summary.rows_updated > 0 ? ([['updated', `${summary.rows_updated} (changed since migrated: sent again)`]] as [string, string][]) : []),
+    ...(summary.rows_conflict > 0 ? ([['conflicts', `${summary.rows_conflict}, ${summary.rows_held} held (conflicts.csv)`]] as [string, string][]) : []),
     ['not as expected', summary.rows_mismatched + (summary.verify?.mismatched ?? 0)],
     ['still queued', summary.rows_pending],
     ['requests sent', summary.requests_sent],
     ['report', dir],
   ];
-  const lines = [`run ${summary.run_id}: ${summary.status}`, ...rows.map(([k, v]) => `  ${k.padEnd(17)} ${v}`)];
+  const status = summary.canary && summary.status === 'partial' ? `partial: a canary of ${summary.canary.sent} rows (--limit ${summary.canary.limit})` : summary.status;
+  const lines = [`run ${summary.run_id}: ${status}`, ...rows.map(([k, v]) => `  ${k.padEnd(17)} ${v}`)];
   if (summary.fatal) lines.push(`  STOPPED: ${summary.fatal.message}`, '  fix the cause and run the same command again: queued rows are kept');
+  if (summary.status === 'partial' && next) {
+    lines.push('', 'Check these rows in RevenueCat (and the report), then send the rest, nothing twice, with:', `  ${next}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function planText(plan: Plan, files: PlanFiles): string {
+  const perPlatform = Object.entries(plan.rows_per_platform)
+    .map(([platform, n]) => `${platform} ${n} (${plan.to_send_per_platform[platform as keyof typeof plan.to_send_per_platform] ?? 0} to send)`)
+    .join(' · ');
+  const rows: [string, string | number][] = [
+    ['rows read', plan.rows_read],
+    ['to send', plan.rows_to_send],
+    ['per platform', perPlatform || '-'],
+    ['rejected', plan.rows_rejected],
+    ['duplicates', plan.rows_duplicate],
+    ['conflicts', `${plan.conflicts}${plan.conflicts > 0 ? `, ${plan.conflicts_held} would be held (conflicts.csv)` : ''}`],
+    ['already migrated', plan.already_migrated],
+    ['updated', `${plan.updated}${plan.updated > 0 ? ' (changed since migrated: would be sent again)' : ''}`],
+    ['past Google cut-off', plan.past_google_cutoff],
+    ['ETA', plan.eta.text],
+    ['plan', files.dir],
+  ];
+  const lines = [`plan: nothing was sent${plan.interrupted ? ' (interrupted: the counts cover the rows read so far)' : ''}`, ...rows.map(([k, v]) => `  ${k.padEnd(20)} ${v}`)];
   return `${lines.join('\n')}\n`;
 }
 

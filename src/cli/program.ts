@@ -4,19 +4,22 @@
 // Each command loads its own modules when it runs: an `ingest` process then carries neither the HTTP client,
 // the report renderer, the sandbox nor the dashboard, and stays small on a 50-million-row file.
 import { Command } from 'commander';
-import { ConfigError } from '../config.js';
+import { join } from 'node:path';
+import { ConfigError, newRunId } from '../config.js';
 import { createLogger } from '../logger.js';
 import { sandboxCommand } from '../sandbox/command.js';
 import { stopOnSignals } from '../session/signals.js';
 import { ingestDisplay, runDisplay } from './display.js';
 import type { CliIo } from './io.js';
-import { columnsFrom, configFrom, numberFrom, withColumnFlags, withConfigFlags, type ColumnFlags } from './options.js';
-import { ingestText, scheduleAddedText, scheduleListText, statusText, summaryText, verifyText } from './print.js';
+import { continueCommand } from './nextCommand.js';
+import { columnsFrom, configFrom, numberFrom, withColumnFlags, withConfigFlags, withConflictFlag, type ColumnFlags, type ConflictFlag } from './options.js';
+import { ingestText, planText, scheduleAddedText, scheduleListText, statusText, summaryText, verifyText } from './print.js';
 
 type Flags = Record<string, unknown>;
 const optional = <K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } => (value === undefined ? {} : ({ [key]: value } as { [P in K]: V }));
 
-export function buildProgram(io: CliIo): Command {
+/** `argv`: the command line being run (node, script, args…), which a canary's "how to continue" repeats. */
+export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   const program = new Command('rc-migrate')
     .description('Bulk receipt migration for RevenueCat: CSV → BullMQ → POST /v1/receipts → reports')
     .version('0.1.0')
@@ -40,48 +43,58 @@ export function buildProgram(io: CliIo): Command {
     stop.dispose();
   };
 
-  withColumnFlags(
-    withConfigFlags(
-      program
-        .command('run')
-        .description('ingest, send and report in one process; waits until every row has an outcome')
-        .argument('<source...>', 'CSV files (.csv or .csv.gz) or s3://bucket/prefix URLs')
-        .option('--run-id <id>', 'run id; give an existing one to continue it (default: a new id)')
-        .option('--out <dir>', 'report directory (default reports/<run-id>)')
-        .option('--metrics-port <port>', "serve this process's metrics at /metrics on this port"),
+  withConflictFlag(
+    withColumnFlags(
+      withConfigFlags(
+        program
+          .command('run')
+          .description('ingest, send and report in one process; waits until every row has an outcome')
+          .argument('<source...>', 'CSV files (.csv or .csv.gz) or s3://bucket/prefix URLs')
+          .option('--run-id <id>', 'run id; give an existing one to continue it (default: a new id)')
+          .option('--out <dir>', 'report directory (default reports/<run-id>)')
+          .option('--limit <rows>', 'a canary: send this many rows (spread over the platforms), stop, and say how to send the rest')
+          .option('--metrics-port <port>', "serve this process's metrics at /metrics on this port"),
+      ),
     ),
-  ).action(async (sources: string[], flags: Flags & ColumnFlags & { runId?: string; out?: string; metricsPort?: string }) => {
+  ).action(async (sources: string[], flags: Flags & ColumnFlags & ConflictFlag & { runId?: string; out?: string; limit?: string; metricsPort?: string }) => {
     const config = configFrom(flags);
-    const display = runDisplay(io, config);
+    // The run id is known before the run starts, so that a terminal's log file can live in its report directory.
+    const runId = flags.runId ?? newRunId();
+    const display = runDisplay(io, config, { logDir: flags.out ?? join(config.reportDir, runId) });
     const { runMigration } = await import('../commands/run.js');
     const result = await stoppable(display, (signal) =>
       runMigration({
         config,
         logger: display.logger,
         sources,
+        runId,
         columns: columnsFrom(flags),
         force: flags.force === true,
         signal,
         on: display.on,
+        ...optional('onConflict', flags.onConflict),
+        ...optional('limit', numberFrom(flags.limit)),
         ...optional('progressEveryMs', display.progressEveryMs),
         ...optional('metricsPort', numberFrom(flags.metricsPort)),
-        ...optional('runId', flags.runId),
         ...optional('outDir', flags.out),
       }),
     );
-    print(summaryText(result.summary, result.files.dir));
+    print(summaryText(result.summary, result.files.dir, continueCommand(argv.slice(2), result.runId)));
+    io.stderr.write(display.closing());
     io.exitCode = result.exitCode;
   });
 
-  withColumnFlags(
-    withConfigFlags(
-      program
-        .command('ingest')
-        .description('read sources and queue their rows for `rc-migrate work`')
-        .argument('<source...>', 'CSV files (.csv or .csv.gz) or s3://bucket/prefix URLs')
-        .requiredOption('--run-id <id>', 'run to add the rows to'),
+  withConflictFlag(
+    withColumnFlags(
+      withConfigFlags(
+        program
+          .command('ingest')
+          .description('read sources and queue their rows for `rc-migrate work`')
+          .argument('<source...>', 'CSV files (.csv or .csv.gz) or s3://bucket/prefix URLs')
+          .requiredOption('--run-id <id>', 'run to add the rows to'),
+      ),
     ),
-  ).action(async (sources: string[], flags: Flags & ColumnFlags & { runId: string }) => {
+  ).action(async (sources: string[], flags: Flags & ColumnFlags & ConflictFlag & { runId: string }) => {
     const config = configFrom(flags);
     const display = ingestDisplay(io, config);
     const { ingestSources } = await import('../commands/ingest.js');
@@ -94,11 +107,43 @@ export function buildProgram(io: CliIo): Command {
         columns: columnsFrom(flags),
         force: flags.force === true,
         signal,
+        ...optional('onConflict', flags.onConflict),
         ...optional('onProgress', display.onProgress),
         ...optional('progressEveryMs', display.progressEveryMs),
       }),
     );
     print(ingestText(flags.runId, result));
+    io.exitCode = exitCode;
+  });
+
+  withConflictFlag(
+    withColumnFlags(
+      withConfigFlags(
+        program
+          .command('plan')
+          .description('read and validate the sources and send nothing: rows per platform, rejects, duplicates, conflicts, already migrated, ETA')
+          .argument('<source...>', 'CSV files (.csv or .csv.gz) or s3://bucket/prefix URLs')
+          .option('--out <dir>', 'where plan.json, rejected.csv and conflicts.csv go (default reports/<plan id>)'),
+      ),
+    ),
+  ).action(async (sources: string[], flags: Flags & ColumnFlags & ConflictFlag & { out?: string }) => {
+    const config = configFrom(flags);
+    const display = ingestDisplay(io, config);
+    const { planMigration } = await import('../commands/plan.js');
+    const { plan, files, exitCode } = await stoppable(display, (signal) =>
+      planMigration({
+        config,
+        logger: display.logger,
+        sources,
+        columns: columnsFrom(flags),
+        force: flags.force === true,
+        signal,
+        ...optional('onConflict', flags.onConflict),
+        ...optional('onProgress', display.onProgress),
+        ...optional('outDir', flags.out),
+      }),
+    );
+    print(planText(plan, files));
     io.exitCode = exitCode;
   });
 
@@ -145,7 +190,7 @@ export function buildProgram(io: CliIo): Command {
       .option('--out <dir>', 'report directory (default reports/<run-id>)'),
   ).action(async (flags: Flags & { runId: string; includePermanent?: boolean; codes?: string; wait: boolean; out?: string }) => {
     const config = configFrom(flags);
-    const display = runDisplay(io, config);
+    const display = runDisplay(io, config, { logDir: flags.out ?? join(config.reportDir, flags.runId) });
     const { retryRun } = await import('../commands/retry.js');
     const result = await stoppable(display, (signal) =>
       retryRun({
@@ -169,6 +214,7 @@ export function buildProgram(io: CliIo): Command {
     );
     print(`run ${flags.runId}: ${result.requeued} failed rows queued again\n`);
     if (result.summary && result.files) print(summaryText(result.summary, result.files.dir));
+    io.stderr.write(display.closing());
     io.exitCode = result.exitCode ?? io.exitCode;
   });
 

@@ -15,6 +15,13 @@ export interface RunOptions extends SessionCallerOptions {
   columns?: ColumnOptions;
   /** send rows again even when an earlier run migrated them */
   force?: boolean;
+  /** a row whose token another user has (in this run or an earlier one): held back (default) or sent anyway */
+  onConflict?: 'hold' | 'send';
+  /**
+   * A canary: send this many rows (spread over the platforms), then stop and report (status `partial`); the same
+   * call without `limit` and with the same run id sends the rest (session/canary.ts).
+   */
+  limit?: number;
 }
 
 export interface RunResult extends SessionResult {
@@ -27,7 +34,12 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
   let ingested: IngestResult | undefined;
   const result = await new RunSession({ ...opts, runId, sources: opts.sources }).run(async (step) => {
     step.log.info({ sources: opts.sources }, 'run started');
-    ingested = await step.ingest({ ...(opts.columns ? { columns: opts.columns } : {}), force: opts.force ?? false });
+    ingested = await step.ingest({
+      ...(opts.columns ? { columns: opts.columns } : {}),
+      force: opts.force ?? false,
+      ...(opts.onConflict ? { onConflict: opts.onConflict } : {}),
+      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+    });
   });
   return { ...result, ...(ingested ? { ingest: ingested } : {}) };
 }

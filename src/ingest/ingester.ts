@@ -4,7 +4,7 @@
 // with one warning, and goes on where it stopped once memory is freed.
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
-import type { RunLedger } from '../ledger/runLedger.js';
+import type { Admission, RunLedger } from '../ledger/runLedger.js';
 import { waitBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -41,6 +41,25 @@ export interface IngestOptions {
   keys?: KeyPlan;
   /** The clock that decides whether a Google token is past its cut-off (tests). */
   now?: () => number;
+  /** Which valid rows to admit now (a canary takes a few; a plan counts them); absent: every row. */
+  select?: RowSelector;
+  /** false: admit (and count) rows without queueing them, and without waiting for the queue (a plan); default true */
+  enqueue?: boolean;
+}
+
+/**
+ * What a selector answers for a valid row read: `take` admits it; `leave` leaves it for a later ingest of the run
+ * (the source's progress mark stays before it, so the next ingest reads it again); `wait` admits the rows taken so
+ * far first, then offers the row again (a selector counting what was queued must see the admissions); `next-source`
+ * leaves it and the rest of its source; `stop` leaves it and ends the ingest.
+ */
+export type RowChoice = 'take' | 'leave' | 'wait' | 'next-source' | 'stop';
+
+/** Decides which rows an ingest admits now (session/canary.ts: a canary; commands/plan.ts: a plan's counts). */
+export interface RowSelector {
+  offer(row: ReceiptJobData): RowChoice;
+  /** the admissions of the rows taken, once a chunk is admitted (before any of them is queued) */
+  admitted?(rows: readonly ReceiptJobData[], admissions: readonly Admission[]): void;
 }
 
 export interface IngestProgress {
@@ -72,6 +91,8 @@ export interface IngestResult {
   /** rows queued for the first time whose Google token expired more than ~60 days ago (sent anyway; see tokenExpiry.ts) */
   pastCutoff: number;
   aborted: boolean;
+  /** the selector left rows for a later ingest (a canary): the ingest of the run is not done */
+  partial: boolean;
 }
 
 export interface IngestDeps {
@@ -99,7 +120,10 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     resumedRows: 0,
     pastCutoff: 0,
     aborted: false,
+    partial: false,
   };
+  const enqueue = opts.enqueue ?? true;
+  const select = opts.select;
   // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
   // never a place: its objects are).
   // Every ledger and queue write below goes through `write`: at maxmemory it waits instead of failing the ingest.
@@ -128,13 +152,16 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
   /** Admits and queues one chunk, then records that its source is done up to `line`. */
   const flush = async (rows: ReceiptJobData[], source: string, line: number): Promise<void> => {
     // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
-    await waitBelowHighWater(deps.queue, {
-      highWaterMark: opts.highWaterMark,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
-    });
+    if (enqueue) {
+      await waitBelowHighWater(deps.queue, {
+        highWaterMark: opts.highWaterMark,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
+      });
+    }
     const admitOptions = { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) };
     const admissions = await write(() => ledger.admit(rows, admitOptions));
+    select?.admitted?.(rows, admissions);
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
       const row = rows[i] as ReceiptJobData;
@@ -176,7 +203,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           break;
       }
     }
-    await enqueueAtMaxmemory(toQueue);
+    if (enqueue) await enqueueAtMaxmemory(toQueue);
     await write(() => ledger.setProgress(source, line));
   };
   /**
@@ -200,11 +227,13 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
   // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
   // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
   let inflight: Promise<void> = Promise.resolve();
+  // The first line of the current source a selector left for later: its progress mark stays before it.
+  let firstLeft: number | undefined;
   const handOff = async (source: string, line: number): Promise<void> => {
     await inflight;
     const rows = pending;
     pending = [];
-    inflight = flush(rows, source, line);
+    inflight = flush(rows, source, firstLeft === undefined ? line : Math.min(line, firstLeft - 1));
     inflight.catch(() => undefined); // surfaced by the next await
   };
 
@@ -224,7 +253,9 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       // records the line up to which every row of this source is accounted for, after each chunk.
       const resumeAfter = await write(() => ledger.progress(source));
       if (resumeAfter > 0) logger.info({ source, line: resumeAfter }, 'resuming after the last line ingested');
-      for await (const read of entry.open()) {
+      firstLeft = undefined;
+      let stop = false;
+      rows: for await (const read of entry.open()) {
         // Reports write formula-like cells with a leading apostrophe; a report read back gets its values again.
         const item = read.kind === 'record' ? { ...read, values: unescapeFormulas(read.values) } : read;
         line = item.line;
@@ -272,7 +303,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           await reject(source, item.line, expiry.reason, item.values);
           continue;
         }
-        pending.push({
+        const row: ReceiptJobData = {
           run: opts.runId,
           fp: recordKey(checked.platform, checked.body.fetch_token),
           src: source,
@@ -283,7 +314,21 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           ...(expected.expect ? { expect: expected.expect } : {}),
           ...(expiry.expiry ? { token_expiry: expiry.expiry } : {}),
           ...(prioritize ? { priority: rowPriority(expiry.expiry) } : {}),
-        });
+        };
+        let choice = select ? select.offer(row) : 'take';
+        while (choice === 'wait') {
+          await handOff(source, item.line - 1);
+          await inflight;
+          choice = select ? select.offer(row) : 'take';
+        }
+        if (choice !== 'take') {
+          firstLeft ??= item.line;
+          result.partial = true;
+          if (choice === 'leave') continue;
+          stop = choice === 'stop';
+          break rows;
+        }
+        pending.push(row);
         if (pending.length >= opts.chunkSize) {
           await handOff(source, line);
           progress(source, line);
@@ -297,9 +342,12 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       await handOff(source, Math.max(line, resumeAfter));
       await inflight;
       progress(source, line);
-      logger.info({ source, lines: line }, 'source read');
+      if (firstLeft === undefined) logger.info({ source, lines: line }, 'source read');
+      else logger.info({ source, line: firstLeft }, 'source read in part: the rows from this line on are left for the next ingest');
+      if (stop) return result;
     }
   }
-  await write(() => ledger.endIngest());
+  // An ingest that left rows for later is not the run's whole ingest: the run stays open for the next one.
+  if (!result.partial) await write(() => ledger.endIngest());
   return result;
 }

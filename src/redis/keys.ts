@@ -67,6 +67,8 @@ export interface RunKeys {
   dict: string;
   /** list: mismatches found by the last `verify` pass (JSON) */
   verifyMismatches: string;
+  /** hash: location of a conflicting row → its token, masked, for conflicts.csv (session/conflictTokens.ts) */
+  conflictTokens: string;
 }
 
 /** One shard of a run's ledger: the rows whose token fingerprint falls in it, and their counters. */
@@ -126,6 +128,7 @@ export class RedisKeys {
       sources: `${home}:src`,
       dict: `${home}:dict`,
       verifyMismatches: `${home}:vmm`,
+      conflictTokens: `${home}:ctok`,
     };
   }
 
@@ -154,6 +157,11 @@ export class RedisKeys {
   /** sorted set: run ids by start time */
   get runs(): string {
     return `${this.prefix}:runs`;
+  }
+
+  /** sorted set: the ledgers of plans in progress by start time (commands/plan.ts), so a killed plan's are swept */
+  get plans(): string {
+    return `${this.prefix}:plans`;
   }
 
   /** hash: run id → its number (and `#<number>` → run id), which the cross-run index stores instead of the id */
@@ -241,6 +249,8 @@ export const META = {
   lastOutcomeAt: 'last_outcome_at',
   /** the last `verify` pass's summary (JSON) */
   verify: 'verify',
+  /** a canary's limit and rows sent (JSON, session/canary.ts), until an ingest of the run reads every source */
+  canary: 'canary',
   /** the line up to which the source with this number is ingested */
   progress: (sourceId: number): string => `${PROGRESS_FIELD}${sourceId}`,
   /** requests answered with this HTTP status (or network error name) */
@@ -261,7 +271,8 @@ export const TABLE = {
 } as const;
 
 /** What a timeline field counts. `succeeded`/`failed` equal the outcome status codes (ledger/outcomeCodec.ts). */
-export const TIMELINE = { requests: 'r', rateLimited: 'l', succeeded: 's', failed: 'f' } as const;
+/** `rate` is not a count: the request rate the workers paced at in the bucket (RunLedger.recordRate), the last one written. */
+export const TIMELINE = { requests: 'r', rateLimited: 'l', succeeded: 's', failed: 'f', rate: 'q' } as const;
 export type TimelineKind = (typeof TIMELINE)[keyof typeof TIMELINE];
 
 /** Field of a run's `timeline` hash: one count per bucket start (epoch seconds) and kind. */

@@ -233,6 +233,7 @@ const COLORS = {
   duplicates: '#78909c',
   already: '#1565c0',
   pending: '#b0bec5',
+  held: '#6a1b9a',
   requests: '#1565c0',
   rateLimited: '#d81b60',
 } as const;
@@ -250,7 +251,7 @@ function statusColor(status: string): string {
 // Sections
 
 function statusBadge(s: Summary): string {
-  const label = s.status === 'complete' ? 'complete' : s.status === 'stopped' ? 'stopped' : 'in progress';
+  const label = s.status === 'complete' ? 'complete' : s.status === 'stopped' ? 'stopped' : s.status === 'partial' ? 'canary' : 'in progress';
   return `<span id="run-status" class="badge badge-${esc(s.status)}">${label}</span>`;
 }
 
@@ -271,7 +272,12 @@ function renderHeader(data: ReportData): string {
   const fatal = s.fatal
     ? `<div class="fatal" id="fatal" role="alert"><strong>Stopped by a fatal answer</strong> (HTTP ${esc(s.fatal.status)}${s.fatal.code !== undefined ? `, code ${esc(s.fatal.code)}` : ''}, ${fmtTime(s.fatal.at)}): ${esc(safeMessage(s.fatal.message))}<br>Unsent rows stay queued; fix the cause and run the same command again.</div>`
     : '';
-  const partial = s.status === 'complete' ? '' : `<p class="partial">Partial report: ${fmtInt(s.rows_pending)} queued rows have no outcome yet.</p>`;
+  const partial =
+    s.status === 'complete'
+      ? ''
+      : s.status === 'partial' && s.canary
+        ? `<p class="partial" id="canary">Canary: ${fmtInt(s.canary.sent)} rows sent (limit ${fmtInt(s.canary.limit)}); the rest of the sources is left for the next run, which is the same command without --limit.</p>`
+        : `<p class="partial">Partial report: ${fmtInt(s.rows_pending)} queued rows have no outcome yet.</p>`;
   return `<header>
 <h1>Receipt migration <code id="run-id">${esc(s.run_id)}</code> ${statusBadge(s)}</h1>
 ${fatal}${partial}
@@ -302,7 +308,7 @@ ${card('failed', 'Failed', s.rows_failed, ofRead(s.rows_failed), s.rows_failed >
 ${card('rejected', 'Rejected', s.rows_rejected, s.rows_rejected > 0 ? 'invalid at ingest' : '', s.rows_rejected > 0 ? 'warn' : '')}
 ${card('duplicates', 'Duplicates', s.rows_duplicate, s.rows_duplicate > 0 ? 'covered by their first row' : '')}
 ${card('already-migrated', 'Already migrated', s.already_migrated, s.already_migrated > 0 ? 'by an earlier run' : '')}
-${card('pending', 'Pending', s.rows_pending, s.rows_pending > 0 ? 'no outcome yet' : '', s.rows_pending > 0 ? 'warn' : '')}
+${s.rows_held > 0 ? card('held', 'Held conflicts', s.rows_held, 'token of another user: see conflicts.csv', 'warn') + '\n' : ''}${card('pending', 'Pending', s.rows_pending, s.rows_pending > 0 ? 'no outcome yet' : '', s.rows_pending > 0 ? 'warn' : '')}
 ${card('requests-sent', 'Requests sent', s.requests_sent, rateLimited > 0 ? `${fmtInt(rateLimited)} answered 429` : '')}
 ${card('retries', 'Retries', s.retries, s.retries > 0 ? 'retry rounds of failed rows' : '')}
 ${card('mismatched', 'Not as expected', s.rows_mismatched + (s.verify?.mismatched ?? 0), s.verify ? `verify: ${fmtInt(s.verify.matched)} of ${fmtInt(s.verify.checked)} rows still match` : 'see mismatches.csv', s.rows_mismatched + (s.verify?.mismatched ?? 0) > 0 ? 'warn' : '')}
@@ -322,6 +328,8 @@ function renderOutcomeChart(s: Summary): string {
     { label: 'duplicates', value: s.rows_duplicate, color: COLORS.duplicates },
     { label: 'already migrated', value: s.already_migrated, color: COLORS.already },
   ];
+  // Held rows (a token another user has) only show when there are some.
+  if (s.rows_held > 0) bars.push({ label: 'held (conflict)', value: s.rows_held, color: COLORS.held });
   // Pending only exists in a partial report; a complete run would just show an empty row.
   if (s.rows_pending > 0) bars.push({ label: 'pending', value: s.rows_pending, color: COLORS.pending });
   for (const b of bars) b.note = fmtPct(b.value, s.rows_read);
@@ -605,7 +613,7 @@ h1{font-size:22px;margin:0 0 12px;display:flex;align-items:center;gap:10px;flex-
 h1 code{font-size:20px;background:#e4e7eb;padding:1px 8px;border-radius:4px;word-break:break-all}
 h2{font-size:15px;margin:0 0 10px}
 .badge{font-size:12px;font-weight:600;text-transform:uppercase;letter-spacing:.04em;padding:3px 10px;border-radius:999px;color:#fff}
-.badge-complete{background:#2e7d32}.badge-in_progress{background:#1565c0}.badge-stopped{background:#c62828}
+.badge-complete{background:#2e7d32}.badge-in_progress{background:#1565c0}.badge-stopped{background:#c62828}.badge-partial{background:#6a1b9a}
 .fatal{background:#fdecea;border:1px solid #f5c2c0;color:#8a1c1c;padding:10px 14px;border-radius:6px;margin:0 0 12px}
 .partial{color:#1565c0;margin:0 0 12px}
 .meta{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:8px 24px;margin:0 0 18px}

@@ -3,7 +3,14 @@ import type { FatalReason, StoppedKey } from '../queue/fatalStop.js';
 import type { VerifySummary } from '../ledger/runLedger.js';
 import type { Outcome, RunCounters, RunState } from '../types.js';
 
-export type RunStatus = 'complete' | 'in_progress' | 'stopped';
+/** partial: a canary (`run --limit`) whose rows all have an outcome; the rest of its sources is left for the next run */
+export type RunStatus = 'complete' | 'in_progress' | 'stopped' | 'partial';
+
+/** A canary's limit and the rows it queued to be sent (session/canary.ts). */
+export interface CanarySummary {
+  limit: number;
+  sent: number;
+}
 
 export interface Reconciliation {
   /** the subscriber shows the row's product */
@@ -38,6 +45,8 @@ export interface Summary extends SummaryCounters {
   /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
   by_error_code: Record<string, number>;
   reconciliation: Reconciliation;
+  /** the run so far is a canary (`run --limit`): the rest of its sources is left for the next run */
+  canary?: CanarySummary;
   /** `keys`: the keys stopped (by platform, variable and first characters) when the stop was per key */
   fatal?: { message: string; status: number; code?: number; at: string; keys?: StoppedKey[] };
 }
@@ -63,10 +72,11 @@ export class OutcomeTally {
   }
 }
 
-export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalReason | undefined, verify?: VerifySummary): Summary {
+export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalReason | undefined, verify?: VerifySummary, canary?: CanarySummary): Summary {
   // The pause is queue-wide: whichever run tripped it, every unfinished run is stopped until it is cleared.
   const stopped = fatal !== undefined && !state.complete;
-  const status: RunStatus = state.complete ? 'complete' : stopped ? 'stopped' : 'in_progress';
+  const partial = canary !== undefined && !state.complete && state.rows_pending === 0;
+  const status: RunStatus = state.complete ? 'complete' : stopped ? 'stopped' : partial ? 'partial' : 'in_progress';
   return {
     run_id: state.run_id,
     status,
@@ -87,6 +97,7 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_mismatched: tally.mismatched,
     rows_past_google_cutoff: tally.pastGoogleCutoff,
     ...(verify ? { verify } : {}),
+    ...(canary && !state.complete ? { canary } : {}),
     requests_sent: state.requests_sent,
     retries: state.retries,
     by_http_status: state.by_http_status,

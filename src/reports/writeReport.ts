@@ -10,11 +10,12 @@ import type { Conflict, RunLedger } from '../ledger/runLedger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
 import type { Duplicate, Outcome, Rejection } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
-import { buildSummary, OutcomeTally, type Summary } from './summary.js';
+import { buildSummary, OutcomeTally, type CanarySummary, type Summary } from './summary.js';
 import { renderReportHtml } from './html.js';
 import { escapeFormula } from './csvSafety.js';
 import { percentileOf, type ReportData } from './reportData.js';
 import { describeCode } from '../revenuecat/classify.js';
+import { locationOf } from '../redis/keys.js';
 
 export interface ReportFiles {
   dir: string;
@@ -55,7 +56,7 @@ const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const
 const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
 const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
 /** Rows whose token another user has: the row, what was done with it, and the other user's row (this run's or an earlier run's). */
-const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id'] as const;
+const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'token', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id'] as const;
 /** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
 /** Rows whose state differs from what was expected: at import (expected_* columns) or by a later `verify`. */
 const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
@@ -104,6 +105,52 @@ function inputCells(input: Record<string, string> | undefined, columns: string[]
 export interface WriteReportOptions {
   dir: string;
   fatal?: FatalReason;
+  /** the run so far is a canary (its status is then `partial` once its rows have their outcome) */
+  canary?: CanarySummary;
+  /** masked tokens of the conflicting rows by location (`source#line`), for conflicts.csv */
+  conflictTokens?: ReadonlyMap<string, string>;
+}
+
+/** rejected.csv: every rejected row, its input cells first (so the file can be fixed and fed back), by place. */
+export async function writeRejectedCsv(ledger: RunLedger, path: string): Promise<Rejection[]> {
+  const rejected: Rejection[] = [];
+  for await (const r of ledger.rejections()) rejected.push(r);
+  rejected.sort(byPlace);
+  const rejectedCols = inputColumns(rejected, false);
+  await writeCsv(
+    path,
+    [...rejectedCols, ...REJECTED_COLUMNS],
+    dedupeByPlace(rejected).map((r) => ({ ...inputCells(r.input, rejectedCols), error_source: r.src, error_line: r.line, error_reason: r.reason })),
+  );
+  return rejected;
+}
+
+/**
+ * conflicts.csv: every row whose token another user has, held or sent, with the other user's row, by place.
+ * `tokens`: masked tokens by location; `ownRun: false` leaves other_run empty for the other rows of this ledger
+ * (a plan's, whose id means nothing to the reader).
+ */
+export async function writeConflictsCsv(ledger: RunLedger, path: string, opts: { tokens?: ReadonlyMap<string, string>; ownRun?: boolean } = {}): Promise<number> {
+  const tokens = opts.tokens ?? new Map<string, string>();
+  const conflicts: Conflict[] = [];
+  for await (const c of ledger.conflicts()) conflicts.push(c);
+  conflicts.sort(byPlace);
+  return writeCsv(
+    path,
+    CONFLICT_COLUMNS,
+    dedupeByPlace(conflicts).map((c) => ({
+      source: c.src,
+      line: c.line,
+      app_user_id: c.app_user_id,
+      token: tokens.get(locationOf(c.src, c.line)),
+      fingerprint: c.fp,
+      action: c.held ? 'held' : 'sent',
+      other_run: opts.ownRun === false && c.other.run_id === ledger.runId ? undefined : c.other.run_id,
+      other_source: c.other.src,
+      other_line: c.other.line,
+      other_app_user_id: c.other.app_user_id,
+    })),
+  );
 }
 
 /** Reads everything the ledger holds for the run and writes the report; returns the summary. */
@@ -180,15 +227,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     })),
   );
 
-  const rejected: Rejection[] = [];
-  for await (const r of ledger.rejections()) rejected.push(r);
-  rejected.sort(byPlace);
-  const rejectedCols = inputColumns(rejected, false);
-  await writeCsv(
-    files.rejected,
-    [...rejectedCols, ...REJECTED_COLUMNS],
-    dedupeByPlace(rejected).map((r) => ({ ...inputCells(r.input, rejectedCols), error_source: r.src, error_line: r.line, error_reason: r.reason })),
-  );
+  const rejected = await writeRejectedCsv(ledger, files.rejected);
 
   const duplicates: Duplicate[] = [];
   for await (const d of ledger.duplicates()) duplicates.push(d);
@@ -204,24 +243,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   migrated.sort(byPlace);
   await writeCsv(files.alreadyMigrated, ALREADY_MIGRATED_COLUMNS, migrated.map((m) => ({ source: m.src, line: m.line, fingerprint: m.fp })));
 
-  const conflicts: Conflict[] = [];
-  for await (const c of ledger.conflicts()) conflicts.push(c);
-  conflicts.sort(byPlace);
-  await writeCsv(
-    files.conflicts,
-    CONFLICT_COLUMNS,
-    dedupeByPlace(conflicts).map((c) => ({
-      source: c.src,
-      line: c.line,
-      app_user_id: c.app_user_id,
-      fingerprint: c.fp,
-      action: c.held ? 'held' : 'sent',
-      other_run: c.other.run_id,
-      other_source: c.other.src,
-      other_line: c.other.line,
-      other_app_user_id: c.other.app_user_id,
-    })),
-  );
+  await writeConflictsCsv(ledger, files.conflicts, opts.conflictTokens ? { tokens: opts.conflictTokens } : {});
 
   async function* history(): AsyncIterable<Cells> {
     for await (const o of ledger.history()) {
@@ -251,7 +273,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   });
   await writeCsv(files.mismatches, MISMATCH_COLUMNS, mismatched);
 
-  const summary = buildSummary(state, tally, opts.fatal, await ledger.verifySummary());
+  const summary = buildSummary(state, tally, opts.fatal, await ledger.verifySummary(), opts.canary);
   await writeFile(files.summary, `${JSON.stringify({ ...summary, files }, null, 2)}\n`);
   const buckets = await ledger.latencyBuckets();
   const data: ReportData = {

@@ -13,6 +13,8 @@ export interface IngestRequest {
   columns?: ColumnOptions;
   /** send rows again even when an earlier run migrated them */
   force?: boolean;
+  /** a row whose token another user has (in this run or an earlier one): held back (default) or sent anyway */
+  onConflict?: 'hold' | 'send';
   signal?: AbortSignal;
   onProgress?: (p: IngestProgress) => void;
 }
@@ -27,6 +29,7 @@ export function ingestOptionsFrom(config: Config, req: IngestRequest): IngestOpt
     sources: req.sources,
     columns: req.columns ?? {},
     force: req.force ?? false,
+    ...(req.onConflict ? { onConflict: req.onConflict } : {}),
     chunkSize: config.ingestChunkSize,
     maxAttempts: config.maxAttempts,
     highWaterMark: config.highWaterMark,

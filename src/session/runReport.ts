@@ -7,6 +7,8 @@ import type { RunLedger } from '../ledger/runLedger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
 import type { Summary } from '../reports/summary.js';
 import { writeReport, type ReportFiles } from '../reports/writeReport.js';
+import { readCanary } from './canary.js';
+import { conflictTokens } from './conflictTokens.js';
 import type { Context } from './context.js';
 import { exitCodeOf } from './exitCode.js';
 
@@ -23,6 +25,12 @@ export interface RunReport {
 /** `fatal`: the reason the caller already knows (null: none); read from Redis when not given. */
 export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null } = {}): Promise<RunReport> {
   const fatal = opts.fatal === undefined ? await ctx.fatal.haltedBy(ledger.runId, (await ledger.state()).rows_pending) : (opts.fatal ?? undefined);
-  const { summary, files } = await writeReport(ledger, { dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId), ...(fatal ? { fatal } : {}) });
+  const canary = await readCanary(ctx.redis, ledger);
+  const { summary, files } = await writeReport(ledger, {
+    dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId),
+    conflictTokens: await conflictTokens(ctx.redis, ledger),
+    ...(fatal ? { fatal } : {}),
+    ...(canary ? { canary } : {}),
+  });
   return { summary, files, exitCode: exitCodeOf(summary) };
 }

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
 import type { ColumnOptions } from '../ingest/columns.js';
-import { ingest, type IngestProgress, type IngestResult } from '../ingest/ingester.js';
+import { ingest, type IngestProgress, type IngestResult, type RowSelector } from '../ingest/ingester.js';
 import type { SourceDeps } from '../ingest/sources.js';
 import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
@@ -19,6 +19,8 @@ import type { Summary } from '../reports/summary.js';
 import type { ReportFiles } from '../reports/writeReport.js';
 import type { RunState } from '../types.js';
 import { openContext, type Context } from './context.js';
+import { readCanary, runCanary, saveCanary, surveyRows } from './canary.js';
+import { ConflictTokens } from './conflictTokens.js';
 import { TypedEvents, type Listener, type Listeners } from './events.js';
 import { watchFatal } from './fatalWatch.js';
 import { ingestOptionsFrom, openSources } from './ingestOptions.js';
@@ -88,8 +90,22 @@ export interface SessionStep {
   /** aborted on a fatal answer or the caller's stop */
   signal: AbortSignal;
   log: Logger;
-  /** Ingests the session's sources into the run, with the options the configuration gives. */
-  ingest(req?: { columns?: ColumnOptions; force?: boolean }): Promise<IngestResult>;
+  /**
+   * Ingests the session's sources into the run, with the options the configuration gives. With `limit`, a canary
+   * (session/canary.ts): that many rows are queued, spread over the platforms, and the rest is left for the next
+   * ingest of the run (`partial` in the result); the session then ends once those rows have their outcome.
+   */
+  ingest(req?: IngestStepRequest): Promise<IngestResult>;
+}
+
+export interface IngestStepRequest {
+  columns?: ColumnOptions;
+  /** send rows again even when an earlier run migrated them */
+  force?: boolean;
+  /** a row whose token another user has: held back (default) or sent anyway */
+  onConflict?: 'hold' | 'send';
+  /** a canary: queue this many rows to be sent, then stop reading */
+  limit?: number;
 }
 
 export type SessionWork = (step: SessionStep) => Promise<void>;
@@ -150,18 +166,50 @@ export class RunSession {
       });
       this.watchProgress(ledger, resources, log);
 
-      await work({
-        ctx,
-        ledger,
-        signal: stop.signal,
-        log,
-        ingest: (req = {}) =>
-          ingest(
-            { queue: ctx.queue, ledger, logger: log, sources, ...(metrics ? { metrics } : {}) },
-            ingestOptionsFrom(config, { runId, sources: this.opts.sources ?? [], ...req, signal: stop.signal, onProgress: (p) => this.events.emit('ingest', p) }),
-          ),
-      });
-      await waitForOutcomes(ledger, ctx.fatal, stop.signal, this.opts.pollMs ?? 200);
+      // Set while the run's last ingest left rows for a later one (a canary, this session's or an earlier one's, which
+      // a retry may follow): the session then ends once the rows queued have their outcome.
+      let leftForLater = (await readCanary(ctx.redis, ledger)) !== undefined;
+      const ingestStep = async (req: IngestStepRequest = {}): Promise<IngestResult> => {
+        const { limit, ...request } = req;
+        const options = ingestOptionsFrom(config, { runId, sources: this.opts.sources ?? [], ...request, signal: stop.signal, onProgress: (p) => this.events.emit('ingest', p) });
+        const deps = { queue: ctx.queue, ledger, logger: log, sources, ...(metrics ? { metrics } : {}) };
+        const once = async (select?: RowSelector): Promise<IngestResult> => {
+          const tokens = new ConflictTokens(ctx.redis, ledger, select);
+          const result = await ingest(deps, { ...options, select: tokens });
+          await tokens.flush();
+          return result;
+        };
+        if (limit === undefined) {
+          const result = await once();
+          if (!result.aborted) {
+            leftForLater = false;
+            await saveCanary(ctx.redis, ledger, undefined);
+          }
+          return result;
+        }
+        const canary = await runCanary(ledger, {
+          limit,
+          sources: options.sources,
+          deps: sources,
+          columns: options.columns,
+          rows: surveyRows(limit),
+          ...(options.encoding ? { encoding: options.encoding } : {}),
+          ...(options.keys ? { keys: options.keys } : {}),
+          ingest: once,
+        });
+        if (!canary.ingest.aborted) {
+          leftForLater = canary.ingest.partial;
+          await saveCanary(ctx.redis, ledger, leftForLater ? { limit, sent: canary.sent } : undefined);
+          log.info(
+            { limit, sent: canary.sent, partial: leftForLater },
+            leftForLater ? 'canary queued: the rest of the sources is left for the next run' : 'canary: the sources held no more rows',
+          );
+        }
+        return canary.ingest;
+      };
+
+      await work({ ctx, ledger, signal: stop.signal, log, ingest: ingestStep });
+      await waitForOutcomes(ledger, ctx.fatal, stop.signal, this.opts.pollMs ?? 200, () => leftForLater);
       // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
       await resources.releaseTo(running);
 
@@ -226,11 +274,13 @@ export class RunSession {
  * Polls the run's counters until every queued row has an outcome or is parked behind a stopped key (the rows of
  * the other keys went on; queue/keyStops.ts), or until stopped.
  */
-async function waitForOutcomes(ledger: RunLedger, fatal: FatalStop, signal: AbortSignal, pollMs: number): Promise<void> {
+async function waitForOutcomes(ledger: RunLedger, fatal: FatalStop, signal: AbortSignal, pollMs: number, leftForLater: () => boolean): Promise<void> {
   while (!signal.aborted) {
     const state = await ledger.state();
     if (state.complete) return;
-    if (state.ingest === 'done' && (await fatal.keys.parkedCount(ledger.runId)) >= state.rows_pending) return;
+    // A canary's ingest is over though the run's is not: its rows are what the session waits for.
+    const ingestOver = state.ingest === 'done' || leftForLater();
+    if (ingestOver && (await fatal.keys.parkedCount(ledger.runId)) >= state.rows_pending) return;
     await sleep(pollMs, undefined, { signal }).catch(() => undefined);
   }
 }
