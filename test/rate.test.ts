@@ -14,7 +14,8 @@ import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis/connection.js';
 import { RedisKeys } from '../src/redis/keys.js';
 import { RateController } from '../src/workers/rateController.js';
-import { readRateState } from '../src/workers/rate/sharedRate.js';
+import { describeRate, readRateState } from '../src/workers/rate/sharedRate.js';
+import { runStatus } from '../src/commands/status.js';
 import { silentLogger } from '../src/logger.js';
 import type { Config } from '../src/config.js';
 import type { Outcome } from '../src/types.js';
@@ -177,6 +178,10 @@ describe('rate control', () => {
       const rates = (await new RunLedger(redis, p, 'discover').timeline()).map((pt) => pt.rate).filter((r): r is number => r !== undefined);
       expect(rates.length).toBeGreaterThanOrEqual(2);
       expect(Math.max(...rates)).toBeGreaterThanOrEqual(40 * 0.8);
+      // `status` shows it, from any machine.
+      const status = await runStatus({ config, runId: 'discover', sampleMs: 0 });
+      expect(status.sharedRate?.rate).toBe(learned!.rate);
+      expect(describeRate(status.sharedRate!)).toMatch(/^request rate \d+\.\d\/s \(learned \d+ s ago\)$/);
     } finally {
       redis.disconnect();
     }

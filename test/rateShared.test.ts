@@ -10,7 +10,7 @@ import { classify } from '../src/revenuecat/classify.js';
 import type { ApiResult } from '../src/revenuecat/client.js';
 import { Pacer } from '../src/workers/pacer.js';
 import { RateController } from '../src/workers/rateController.js';
-import { readRateState, SharedRate } from '../src/workers/rate/sharedRate.js';
+import { describeRate, readRateState, SharedRate } from '../src/workers/rate/sharedRate.js';
 import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
 
 const prefixes: string[] = [];
@@ -152,6 +152,18 @@ describe('the shared rate', () => {
     } finally {
       await rate.stop();
     }
+  });
+
+  it('describes the learned rate for people', () => {
+    const at = Date.parse('2026-11-30T10:00:00Z');
+    expect(describeRate({ scope: 'all', rate: 7.5, phase: 'discovering', window: 'second' }, at)).toBe('request rate 7.50/s (discovering the limit)');
+    expect(describeRate({ scope: 'all', rate: 97.25, phase: 'holding', window: 'second', learnedAt: '2026-11-30T09:58:00Z', ceiling: 100 }, at)).toBe(
+      'request rate 97.3/s (learned 2 min ago, cap 100.0/s)',
+    );
+    expect(describeRate({ scope: 'all', rate: 20, phase: 'holding', window: 'minute', learnedAt: '2026-11-30T09:59:30Z', probing: 20.8 }, at)).toBe(
+      'request rate 20.0/s (learned 30 s ago, a budget of 1200/min, probing 20.8/s)',
+    );
+    expect(describeRate({ scope: 'all', rate: 50, phase: 'holding', window: 'second', ceiling: 50 }, at)).toBe('request rate 50.0/s (as configured, cap 50.0/s)');
   });
 
   it('never applies a decision made on a state someone else changed meanwhile', async () => {

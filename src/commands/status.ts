@@ -6,17 +6,18 @@ import { exitCodeFor, type ExitCode } from '../exitCodes.js';
 import type { RecentError } from '../ledger/runLedger.js';
 import { checkOptions, runRefRule } from '../options.js';
 import { queuedRows } from '../queue/highWater.js';
-import { RATE, RedisKeys } from '../redis/keys.js';
+import { RedisKeys } from '../redis/keys.js';
 import { withContext } from '../session/context.js';
 import type { RunState } from '../types.js';
+import { readRateState, type RateView } from '../workers/rate/sharedRate.js';
 
 export interface RunStatus {
   state: RunState;
   status: 'complete' | 'in_progress' | 'stopped';
   /** rows finished per second over the sampling window */
   rowsPerSecond: number;
-  /** the queue's shared request rate (requests per second) and its ceiling, when workers have set one */
-  sharedRate?: { rate: number; ceiling: number };
+  /** the request rate every worker shares (the learned limit, requests/s) and how it was learned, when workers have set one */
+  sharedRate?: RateView;
   /** rows of every run waiting in the queue */
   queueWaiting: number;
   /** seconds until every queued row of this run has an outcome, at the measured pace; null when unknown */
@@ -36,12 +37,12 @@ export async function runStatus(opts: { config: Config; runId: string; sampleMs?
     const finished = (s: RunState): number => s.rows_succeeded + s.rows_failed;
     const rowsPerSecond = before.complete || sampleMs <= 0 ? 0 : ((finished(state) - finished(before)) * 1000) / sampleMs;
     const fatal = await ctx.fatal.haltedBy(opts.runId, state.rows_pending);
-    const shared = await ctx.redis.hmget(new RedisKeys(opts.config.prefix).rate, RATE.rate, RATE.ceiling);
+    const shared = await readRateState(ctx.redis, new RedisKeys(opts.config.prefix));
     return {
       state,
       status: state.complete ? 'complete' : fatal ? 'stopped' : 'in_progress',
       rowsPerSecond,
-      ...(shared[0] ? { sharedRate: { rate: Number(shared[0]), ceiling: Number(shared[1]) } } : {}),
+      ...(shared ? { sharedRate: shared } : {}),
       queueWaiting: await queuedRows(ctx.queue),
       etaSeconds: state.complete ? 0 : rowsPerSecond > 0 ? Math.ceil(state.rows_pending / rowsPerSecond) : null,
       recentErrors: await ledger.recentErrors(),

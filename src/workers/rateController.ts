@@ -19,19 +19,24 @@
 // - Measure at the 429: every slot the pacer hands out is logged in Redis by send time (pace-1.lua), so the
 //   controller counts what the API admitted in the second before the refused request; for a sliding window
 //   that count is the limit. With an exact wait (backoff_ms) the count starts where the server's window
-//   starts, exact for a fixed window too. When the count says nothing (a fixed window's count holds the
+//   starts, exact for a fixed window too. When the count says nothing (a fixed window's count also holds the
 //   previous window's tail; a rate barely over the limit), bisect between the last rate held clean and this
-//   one, or else cut by 2%, twice as much each time the 429s repeat.
-// - Hold there (the pacer sends 2% under it) and probe: +4% after 30 s, the gap doubling to 60 s while probes
-//   are refused (each refusal costs one 429 and its Retry-After, under 2% of the time at 60 s), the step
-//   doubling while they hold, so a raised limit is climbed to in seconds. After the limit fell, probe back to
-//   the level held before it every 15 s, for 10 minutes.
+//   one, or else cut: 2% for a lone 429 (jitter at the window's edge), then 6, 18 and 30% while they repeat.
+// - Hold there (the pacer sends 2% under it) and probe: +4% after 30 s, the gap doubling to 2 minutes while
+//   probes are refused (each refusal costs one 429 and its Retry-After: under 1% of the time at 2 minutes),
+//   the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once it has
+//   run 2 s and sent a few requests more than its start would have (a probe just over the limit overflows a
+//   window only now and then). After the limit fell, probe back toward the level held before, every 15 s for
+//   10 minutes.
 // - A long Retry-After (2 s or more) means a per-minute budget: the budget is what was admitted in the minute
 //   before the 429, and the pacer spreads it evenly (rate = budget / 60). Probes then wait minutes.
 // - Server signals beat estimates: RevenueCat-Rate-Limit-Current-Limit sets the rate at once and caps it (less
-//   what -Current-Usage shows other clients use); backoff_ms / Retry-After set the pause and the window. --rate
-//   caps this process (a team keeping headroom for its live app).
+//   what -Current-Usage shows other clients use); backoff_ms / Retry-After set the pause and the window; a
+//   429's wait holds the pacer's schedule for every process. --rate caps this process (a team keeping
+//   headroom for its live app), and with --rate equal to the limit nothing changes from before: start there,
+//   pace 2% under it.
 // - A 429 with code 7638 (a busy user) and a 529 are not the limit: the worker never reports them here.
+// Measured on the simulated API (test/rateDiscovery.test.ts) and against the sandbox (bench/scenarios/discovery.mjs).
 import type { Logger } from '../logger.js';
 import type { RedisClient } from '../redis/connection.js';
 import { DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';

@@ -146,6 +146,25 @@ export function viewOf(scope: string, s: RateState): RateView {
   };
 }
 
+/** The rate for people (status, the progress line): "request rate 97.3/s (learned 2 min ago, cap 100/s)". */
+export function describeRate(v: RateView, now = Date.now()): string {
+  const perSecond = (x: number): string => `${x >= 10 ? x.toFixed(1) : x.toFixed(2)}/s`;
+  if (v.phase === 'discovering') return `request rate ${perSecond(v.rate)} (discovering the limit)`;
+  const parts: string[] = [v.learnedAt ? `learned ${ago(now - Date.parse(v.learnedAt))} ago` : 'as configured'];
+  if (v.window === 'minute') parts.push(`a budget of ${Math.round(v.rate * 60)}/min`);
+  if (v.probing !== undefined) parts.push(`probing ${perSecond(v.probing)}`);
+  if (v.ceiling !== undefined) parts.push(`cap ${perSecond(v.ceiling)}`);
+  return `request rate ${perSecond(v.rate)} (${parts.join(', ')})`;
+}
+
+function ago(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 90) return `${s} s`;
+  if (s < 90 * 60) return `${Math.round(s / 60)} min`;
+  if (s < 36 * 3600) return `${Math.round(s / 3600)} h`;
+  return `${Math.round(s / 86400)} d`;
+}
+
 /** The learned rate of a scope, or undefined when no worker has set one. Read-only. */
 export async function readRateState(redis: RedisClient, keys: RedisKeys, scope: string = DEFAULT_RATE_SCOPE): Promise<RateView | undefined> {
   const stored = decodeRate(await redis.hgetall(keys.rateOf(scope)));
