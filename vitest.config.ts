@@ -14,6 +14,7 @@ const UNIT_TESTS = [
   'test/keyFile.test.ts',
   'test/outcomeCodec.test.ts',
   'test/property.test.ts',
+  'test/rateDiscovery.test.ts',
   'test/readCsv.test.ts',
   'test/reportHtmlRender.test.ts',
   'test/rowRecord.test.ts',
