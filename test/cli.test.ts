@@ -104,6 +104,14 @@ describe('rc-migrate CLI', () => {
     ['bad --map', ['run', 'GOOD', '--map', 'receipt=receipt_data'], {}, /not a POST \/v1\/receipts field/],
     ['bad run id', ['run', 'GOOD', '--run-id', 'a:b'], {}, /run id "a:b" is not valid/],
     ['report of an unknown run', ['report', '--run-id', 'no-such-run'], {}, /no run "no-such-run"/],
+    [
+      'unknown --encoding',
+      ['run', 'GOOD', '--encoding', 'ebcdic'],
+      {},
+      /--encoding <encoding>' argument 'ebcdic' is invalid. Allowed choices are utf8, latin1, windows-1252, utf16le/,
+    ],
+    ['--limit that is not a count', ['run', 'GOOD', '--limit', '0'], {}, /--limit 0: give the number of rows the canary sends/],
+    ['unknown --on-conflict', ['run', 'GOOD', '--on-conflict', 'transfer'], {}, /argument 'transfer' is invalid. Allowed choices are hold, send/],
   ])('exits 2 with a message for a configuration error: %s', async (_name, args, extra, message) => {
     const r = await cli(
       args.map((a) => (a === 'GOOD' ? good : a)),
@@ -111,6 +119,21 @@ describe('rc-migrate CLI', () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
+  });
+
+  it('--encoding latin1 reads a file saved as Latin-1 (the flag sets inputEncoding)', async () => {
+    const source = join(fx.dir, 'latin1.csv');
+    await writeFile(source, Buffer.from(`app_user_id,receipt,$displayName\nenc-zoe,${token(30)},Zo\u00eb\n`, 'latin1'));
+    const r = await cli(['run', source, '--platform', 'ios', '--run-id', 'cli-latin1', '--encoding', 'latin1'], env);
+    expect(r.code, r.stderr).toBe(0);
+    fx.sandbox.configure({ apiKeys: [SANDBOX_KEY, 'sk_cli_reader'] });
+    try {
+      const res = await fetch(`${fx.sandbox.url}/v1/subscribers/enc-zoe`, { headers: { authorization: 'Bearer sk_cli_reader' } });
+      const body = (await res.json()) as { subscriber: { subscriber_attributes?: Record<string, { value: string }> } };
+      expect(body.subscriber.subscriber_attributes?.$displayName?.value).toBe('Zo\u00eb');
+    } finally {
+      fx.sandbox.configure({ apiKeys: [SANDBOX_KEY] });
+    }
   });
 
   it('accepts the --map forms the library accepts: a $attribute target and a field name in any case', async () => {
@@ -169,7 +192,7 @@ describe('rc-migrate CLI', () => {
 
   it('builds its program without running it, and answers a bad option from the library with exit 2', async () => {
     const names = buildProgram(captureIo().io).commands.map((c) => c.name());
-    expect(names).toEqual(['run', 'ingest', 'work', 'report', 'retry', 'verify', 'status', 'schedule', 'serve', 'sandbox']);
+    expect(names).toEqual(['run', 'ingest', 'plan', 'work', 'report', 'retry', 'verify', 'status', 'schedule', 'serve', 'sandbox']);
     const { io, stderr } = captureIo();
     expect(await main(['node', 'rc-migrate', 'status', '--run-id', 'a:b'], io)).toBe(2);
     expect(stderr()).toMatch(/run id "a:b" is not valid/);
