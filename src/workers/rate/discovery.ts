@@ -34,6 +34,8 @@ export interface RateState {
   /** 1 once a count taken as the limit proved too high: the windows are fixed ones, whose one-second counts
    *  hold the previous window's tail; counts are then only upper bounds */
   spill: number;
+  /** the rate the current chain of repeated 429 episodes began at (0 = none): where the limit was before it fell */
+  chainFrom: number;
   /** the rate held before the limit last fell: probed back toward until `wmaxUntil` (0 = none) */
   wmax: number;
   wmaxUntil: number;
@@ -212,6 +214,7 @@ function fresh(now: number, configured: number | undefined, p: DiscoveryParams):
     cut: 1 - p.nudge,
     measuredLast: 0,
     spill: 0,
+    chainFrom: 0,
     wmax: 0,
     wmaxUntil: 0,
     lastDecrease: 0,
@@ -433,10 +436,11 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
         gap = repeat ? p.gapMin[1] : p.gapMeasured[1];
       }
     }
-    if (!probing && state.phase === 'hold' && rate < x * 0.8 && now - state.lastChange >= p.cleanMs[1]) {
-      // A fall this deep from a rate held for a while is the limit falling (a lone 429 of jitter may have cleared
-      // `lo` just before): remember where it was.
-      next.wmax = Math.max(x, remembered() ? next.wmax : 0);
+    // A chain of episodes that ends far below where it began is the limit falling: remember where it was (the
+    // probe's start when it began with a refused probe), to probe back to it.
+    next.chainFrom = repeat ? state.chainFrom : state.phase === 'hold' ? (probing ? state.probeFrom : x) : 0;
+    if (next.chainFrom > 0 && rate < next.chainFrom * 0.8) {
+      next.wmax = Math.max(next.chainFrom, remembered() ? next.wmax : 0);
       next.wmaxUntil = now + p.rememberMs;
     }
     next.measuredLast = measured !== undefined && rate === measured ? 1 : 0;
