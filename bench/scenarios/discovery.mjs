@@ -9,7 +9,7 @@
 // 250 ms and kept in the results (the rate over time).
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { stopChild, startSandboxChild } from '../lib/children.mjs';
+import { startSandboxLibrary, stopChild } from '../lib/children.mjs';
 import { writeReceiptsCsv } from '../lib/csv.mjs';
 import { ingestWithLibrary, logSummary, startWork, waitForRun } from '../lib/pipeline.mjs';
 import { DIST, log, round } from '../lib/util.mjs';
@@ -26,7 +26,7 @@ function cases(quick, window) {
   const s = (limit, seconds) => ({
     name: `s${limit}`,
     label: `${limit}/s, ${window} 1-s windows`,
-    flags: ['--rate-limit', String(limit), '--rate-window', window],
+    knobs: { rateLimitPerSecond: limit, rateLimitWindow: window },
     limit: constant(limit),
     rows: limit * seconds,
     windowS: 5,
@@ -43,7 +43,7 @@ function cases(quick, window) {
     {
       name: 'm1200',
       label: '1,200/min, fixed minute windows',
-      flags: ['--rate-limit-per-minute', '1200', '--rate-window', 'fixed'],
+      knobs: { rateLimitPerMinute: 1200, rateLimitWindow: 'fixed' },
       limit: constant(20),
       rows: quick ? 2000 : 3000,
       windowS: 60,
@@ -52,7 +52,14 @@ function cases(quick, window) {
     {
       name: 'halve',
       label: `100/s, 50/s from ${halveAt} s, 100/s from ${backAt} s, ${window} 1-s windows`,
-      flags: ['--rate-limit', '100', '--rate-window', window, '--rate-schedule', `${halveAt}:50,${backAt}:100`],
+      knobs: {
+        rateLimitPerSecond: 100,
+        rateLimitWindow: window,
+        rateLimitSchedule: [
+          { afterSeconds: halveAt, perSecond: 50 },
+          { afterSeconds: backAt, perSecond: 100 },
+        ],
+      },
       limit: halved,
       rows: 100 * halveAt + 50 * (backAt - halveAt) + 100 * (endAt - backAt),
       windowS: 5,
@@ -77,7 +84,8 @@ export async function discoveryScenario(ctx) {
 }
 
 async function runCase(ctx, c, { readRateState, RedisKeys }) {
-  const sandbox = await startSandboxChild([...c.flags, '--latency', String(LATENCY_MS), '--no-rate-limit-headers']);
+  // Started through the library (every knob, whatever flags this build's CLI has); no rate-limit headers.
+  const sandbox = await startSandboxLibrary({ ...c.knobs, latencyMs: LATENCY_MS, rateLimitHeaders: 'none' });
   const prefix = ctx.newPrefix(`disc-${c.name}`);
   const runId = `bench-discovery-${c.name}`;
   const file = join(ctx.tmp, `discovery-${c.name}.csv`);
