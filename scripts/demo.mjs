@@ -6,9 +6,11 @@
 //   1. Redis: REDIS_URL (default redis://127.0.0.1:6379). When nothing answers there and `redis-server` is on
 //      PATH, a private, throw-away redis-server is started on a free port for the demo and stopped at the end.
 //   2. Sandbox: `node dist/cli.js sandbox --port 0 …` with rate limiting, latency and 5% injected 5xx faults.
-//   3. Run: `node dist/cli.js run examples/*.csv …` under the key prefix rcm-demo, so a real migration's keys
+//   3. Plan: `node dist/cli.js plan examples/*.csv …` reads and checks everything and sends nothing.
+//   4. Run: `node dist/cli.js run examples/*.csv …` under the key prefix rcm-demo, so a real migration's keys
 //      in the same Redis are never touched.
-//   4. What the report means, the sandbox's stats, and the run's own exit code (1 is the expected one).
+//   5. What the report means (a token shared by two users is held, not sent), the sandbox's stats, and the run's
+//      own exit code (1 is the expected one).
 //
 // Environment: REDIS_URL; RC_MIGRATE_DEMO_PREFIX (key prefix, default rcm-demo; tests use their own). Every
 // other RC_MIGRATE_* / REVENUECAT_* / LOG_LEVEL variable of your shell is left out of the demo's commands, so
@@ -245,14 +247,17 @@ function printRows(title, rows, describe, max = 6) {
 function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) {
   const rel = `reports/${runId}/`;
   step('What just happened');
-  out(`Report: ${rel}  (summary.json, succeeded.csv, failed.csv, rejected.csv, duplicates.csv)`);
+  out(`Report: ${rel}  (summary.json, succeeded.csv, failed.csv, rejected.csv, duplicates.csv, conflicts.csv, report.html)`);
   out('The sample data is made to show every outcome, so not every row can succeed:');
   out('  - rejected at ingest, before any request (rejected.csv): a currency that is not ISO 4217, blocklisted or');
   out('    malformed App User IDs ("guest", "team/…"), fields the row\'s store does not accept (payment_mode on');
   out('    Android), a missing product_id or store_user_id;');
   out("  - refused by the sandbox's stores (failed.csv): tokens marked sbx-invalid, sbx-inuse, …, and receipts");
   out('    accepted but not found on the subscriber afterwards (sbx-noproduct, sbx-transfer);');
-  out('  - a repeated row (duplicates.csv) is sent once; sbx-flaky2 tokens and the injected 5xx faults are retried.');
+  out('  - a repeated row (duplicates.csv) is sent once; sbx-flaky2 tokens and the injected 5xx faults are retried;');
+  out("  - a receipt that is also another user's (conflicts.csv: user-0025 holds user-0002's token, a shared device");
+  out('    or a bad join in an export) is held, not sent: RevenueCat would move the purchase to the later user. Check');
+  out('    it, fix the export, or send such rows anyway with --on-conflict send.');
   if (code === EXIT.ROWS_FAILED) out('So exit code 1 ("some rows failed or were rejected") is the expected result of this demo.');
   else if (code === EXIT.OK) out('Exit code 0: every row succeeded, which the sample data is not supposed to allow. Was examples/ changed?');
   else out(`Exit code ${code} is NOT what this demo expects (1): see the messages above.`);
@@ -260,6 +265,11 @@ function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) 
   out();
   printRows('failed.csv', readCsv(join(reportDir, 'failed.csv')), (r) => `${r.error_reason}: ${r.error_message}`);
   printRows('rejected.csv', readCsv(join(reportDir, 'rejected.csv')), (r) => r.error_reason);
+  printRows(
+    'conflicts.csv',
+    readCsv(join(reportDir, 'conflicts.csv'))?.map((r) => ({ ...r, error_source: r.source, error_line: r.line })),
+    (r) => `${r.action}: token ${r.token} is ${r.other_app_user_id}'s (line ${r.other_line})`,
+  );
 
   out();
   if (stats) {
@@ -378,14 +388,26 @@ async function main() {
 
   const runId = `demo-${timestamp()}`;
   const env = { REDIS_URL: redisUrl, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, RC_MIGRATE_PREFIX: PREFIX, LOG_LEVEL: 'warn' };
+  const shownEnv = (vars) =>
+    Object.entries(vars)
+      .map(([k, v]) => `${k}=${k === 'REDIS_URL' ? redact(v) : v}`)
+      .join(' ');
+
+  // The plan needs no API key: it reads, checks and counts, and sends nothing.
+  const planEnv = Object.fromEntries(Object.entries(env).filter(([k]) => k !== 'REVENUECAT_API_KEY'));
+  const planArgs = [CLI, 'plan', ...SOURCES, '--platform', 'android', '--rate', '20', '--out', `reports/${runId}/plan`];
+  step('Plan: what the run will do, before anything is sent');
+  out(`$ ${shownEnv(planEnv)} \\`);
+  out(`    node ${planArgs.join(' ')}`);
+  const planChild = spawnChild(process.execPath, planArgs, { stdio: 'inherit', env: childEnv(planEnv) });
+  const planned = await planChild.exited;
+  if (planned.error) throw new DemoError(`could not start the plan: ${planned.error.message}`, EXIT.INTERNAL);
+  out(`(exit code ${planned.code}: 1 says some rows are rejected or share a token; see reports/${runId}/plan/)`);
+
   const args = [CLI, 'run', ...SOURCES, '--platform', 'android', '--rate', '20', '--run-id', runId];
   step(`Migration run ${runId}`);
   out(`run id: ${runId}`);
-  out(
-    `$ ${Object.entries(env)
-      .map(([k, v]) => `${k}=${k === 'REDIS_URL' ? redact(v) : v}`)
-      .join(' ')} \\`,
-  );
+  out(`$ ${shownEnv(env)} \\`);
   out(`    node ${args.join(' ')}`);
   runChild = spawnChild(process.execPath, args, { stdio: 'inherit', env: childEnv(env) });
   const { code, signal, error } = await runChild.exited;

@@ -65,6 +65,8 @@ interface Summary {
   rows_failed: number;
   rows_rejected: number;
   rows_duplicate: number;
+  rows_conflict: number;
+  rows_held: number;
   rows_pending: number;
 }
 
@@ -82,12 +84,15 @@ function readSummary(runId: string): Summary {
 
 function expectSampleOutcome(summary: Summary): void {
   expect(summary.status).toBe('complete');
-  expect(summary.rows_read).toBe(28);
+  expect(summary.rows_read).toBe(29);
   expect(summary.rows_succeeded).toBeGreaterThan(0);
   expect(summary.rows_rejected).toBe(8);
   expect(summary.rows_duplicate).toBe(1);
+  // user-0025 holds user-0002's receipt: a conflict, held
+  expect(summary.rows_conflict).toBe(1);
+  expect(summary.rows_held).toBe(1);
   expect(summary.rows_pending).toBe(0);
-  expect(summary.rows_succeeded + summary.rows_failed + summary.rows_rejected + summary.rows_duplicate).toBe(28);
+  expect(summary.rows_succeeded + summary.rows_failed + summary.rows_rejected + summary.rows_duplicate + summary.rows_held).toBe(29);
 }
 
 function portOf(url: string): number {
@@ -130,6 +135,11 @@ describe('scripts/demo.mjs', () => {
     expect(result.stdout).toMatch(/exit code 1 \("some rows failed or were rejected"\) is the expected result/);
     expect(result.stdout).toMatch(/failed\.csv: \d+ rows?/);
     expect(result.stdout).toMatch(/rejected\.csv: 8 rows/);
+    expect(result.stdout).toMatch(/conflicts\.csv: 1 row\n\s+receipts\.csv:26\s+user-0025\s+held: token MIIT…\S+ is user-0002's \(line 3\)/);
+    // The plan came first, sent nothing, and said the same.
+    expect(result.stdout).toContain('node dist/cli.js plan examples/receipts.csv examples/google-play-export.csv --platform android');
+    expect(result.stdout).toMatch(/plan: nothing was sent\n\s+rows read\s+29\n\s+to send\s+19\b/);
+    expect(result.stdout).toMatch(/conflicts\s+1, 1 would be held/);
     expect(result.stdout).toMatch(/overlaps\s+0\b/);
     expect(result.stdout).toMatch(/flagsNotFalse\s+0\b/);
 
