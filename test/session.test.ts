@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { reportRun } from '../src/commands/report.js';
+import { retryRun } from '../src/commands/retry.js';
 import { silentLogger } from '../src/logger.js';
 import { Resources } from '../src/session/resources.js';
 import { RunSession, type SessionEvents } from '../src/session/runSession.js';
@@ -98,6 +100,40 @@ describe('RunSession', () => {
     expect(result.exitCode).toBe(3);
     expect(result.fatal?.status).toBe(401);
     expect(result.summary.status).toBe('stopped');
+  });
+
+  it("a canary's session ends when its rows are done; `report` and a `retry` of it stay partial until the run is continued", async () => {
+    const rows = Array.from({ length: 20 }, (_, i) => ['ios', `k-${i}`, token(300 + i, i === 1 ? 'invalid' : '')]);
+    const source = await writeCsv(fx.dir, 'canary.csv', ['platform', 'app_user_id', 'fetch_token'], rows);
+    const config = testConfig(fx.newPrefix('session-canary'), fx.sandbox.url);
+    const finished: SessionEvents['finished'][] = [];
+    const canary = await new RunSession({
+      config,
+      logger: silentLogger(),
+      runId: 'canary',
+      sources: [source],
+      outDir: join(fx.dir, 'canary'),
+      on: { finished: (r) => finished.push(r) },
+    }).run(async (step) => {
+      const ingested = await step.ingest({ limit: 5 });
+      expect(ingested).toMatchObject({ partial: true, queued: 5 });
+    });
+    expect(finished).toHaveLength(1);
+    expect(canary.summary).toMatchObject({ status: 'partial', canary: { limit: 5, sent: 5 }, rows_succeeded: 4, rows_failed: 1, rows_pending: 0 });
+    expect(canary.exitCode).toBe(1); // one of its rows failed
+
+    const reported = await reportRun({ config, runId: 'canary', outDir: join(fx.dir, 'canary-report') });
+    expect(reported.summary).toMatchObject({ status: 'partial', canary: { limit: 5, sent: 5 } });
+    // A retry of the canary's failed row ends once that row is done, though the run's ingest is not.
+    const retried = await retryRun({ config, logger: silentLogger(), runId: 'canary', includePermanent: true, outDir: join(fx.dir, 'canary-retry') });
+    expect(retried.requeued).toBe(1);
+    expect(retried.summary).toMatchObject({ status: 'partial', rows_failed: 1, rows_pending: 0 });
+
+    const rest = await new RunSession({ config, logger: silentLogger(), runId: 'canary', sources: [source], outDir: join(fx.dir, 'canary-rest') }).run(async (step) => {
+      await step.ingest();
+    });
+    expect(rest.summary).toMatchObject({ status: 'complete', rows_read: 20, rows_succeeded: 19, rows_failed: 1 });
+    expect(rest.summary.canary).toBeUndefined();
   });
 
   it('runToCompletion leaves no report when stopped before every row has an outcome', async () => {
