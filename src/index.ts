@@ -5,6 +5,7 @@ export { EXIT, exitCodeFor, type ExitCode, type Verdict } from './exitCodes.js';
 export { createLogger, silentLogger, type Logger } from './logger.js';
 export { runMigration, exitCodeOf, type RunOptions, type RunResult } from './commands/run.js';
 export { ingestSources, type IngestCommandOptions } from './commands/ingest.js';
+export { planMigration, type Plan, type PlanOptions, type PlanResult } from './commands/plan.js';
 export { startWorkers, workExitCode, type WorkOptions, type Workers } from './commands/work.js';
 export { reportRun } from './commands/report.js';
 export { retryRun, isTransientFailure, type RetryOptions, type RetryResult } from './commands/retry.js';
@@ -13,7 +14,7 @@ export { verifyMigration, type VerifyCommandOptions } from './commands/verify.js
 export { serveMonitor } from './commands/serve.js';
 export { PipelineMetrics } from './metrics/metrics.js';
 export { addSchedule, schedules, deleteSchedule } from './commands/schedule.js';
-export { RunSession, type SessionEvents, type SessionListeners, type SessionOptions, type SessionResult, type SessionStep } from './session/runSession.js';
+export { RunSession, type IngestStepRequest, type SessionEvents, type SessionListeners, type SessionOptions, type SessionResult, type SessionStep } from './session/runSession.js';
 export { stopOnSignals, type ProcessStop } from './session/signals.js';
 export { expandTemplate } from './schedule/template.js';
 export { startSandbox, type Sandbox, type SandboxOptions } from './sandbox/index.js';
