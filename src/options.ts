@@ -125,6 +125,7 @@ export const ingestOptionsRule = z.looseObject({
 
 export const planOptionsRule = z.looseObject({
   sources: sourcesRule,
+  planId: runIdRule.optional(),
   outDir: dirRule.optional(),
   columns: columnsRule.optional(),
   force: z.boolean().optional(),

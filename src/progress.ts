@@ -66,22 +66,34 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
   };
 }
 
-/** For `ingest`: rows read so far and where, with the pace (the total of a stream is not known ahead). */
-export function ingestProgressLine(stream: NodeJS.WriteStream = process.stderr): { onProgress(p: { source: string; line: number; rowsRead: number }): void; stop(): void } {
-  const bar = new cliProgress.SingleBar({ stream, format: 'read {value} rows | {source}:{line} | {rate} rows/s', hideCursor: true, fps: 4 });
+export interface IngestProgressLine {
+  onProgress(p: { source: string; line: number; rowsRead: number }): void;
+  /** Writes a line above the progress line; before it starts, straight to the stream. */
+  log(text: string): void;
+  stop(): void;
+}
+
+/** For `ingest` and `plan`: rows read so far and where, with the pace (the total of a stream is not known ahead). */
+export function ingestProgressLine(stream: NodeJS.WriteStream = process.stderr): IngestProgressLine {
+  const bars = new cliProgress.MultiBar({ stream, format: 'read {value} rows | {source}:{line} | {rate} rows/s', hideCursor: true, fps: 4 });
   const started = Date.now();
-  let running = false;
+  let bar: cliProgress.SingleBar | undefined;
   return {
     onProgress(p) {
       const rate = ((p.rowsRead * 1000) / Math.max(1, Date.now() - started)).toFixed(0);
-      if (!running) {
-        bar.start(0, p.rowsRead, { source: p.source, line: p.line, rate });
-        running = true;
-      } else bar.update(p.rowsRead, { source: p.source, line: p.line, rate });
+      if (!bar) bar = bars.create(0, p.rowsRead, { source: p.source, line: p.line, rate });
+      else bar.update(p.rowsRead, { source: p.source, line: p.line, rate });
+    },
+    log(text) {
+      const line = text.endsWith('\n') ? text : `${text}\n`;
+      if (bar) bars.log(line);
+      else stream.write(line);
     },
     stop() {
-      if (running) bar.stop();
-      running = false;
+      if (!bar) return;
+      bars.update();
+      bars.stop();
+      bar = undefined;
     },
   };
 }

@@ -1,7 +1,8 @@
 // How a command shows its progress. Away from a terminal (CI, a container, a pipe): nothing but the JSON log
 // lines on stderr, a progress line every few seconds among them. At a terminal: a progress bar, and the screen
-// stays readable: every log line goes to a log file in the run's report directory (JSON lines, `run.log`), and
-// only warnings and errors that are not about one row show, made human-readable (pino-pretty), above the bar.
+// stays readable: every log line goes to a log file in the run's report directory (JSON lines, `run.log`; a
+// plan's in its directory), and only warnings and errors that are not about one row show, made human-readable
+// (pino-pretty), above the bar.
 // Per-row lines (a row that failed, was retried, did not reconcile) are counted and left to the log file and
 // the report, whose CSVs list every row anyway. The logger is made here, so the commands never know.
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import pinoPretty from 'pino-pretty';
 import type { Config } from '../config.js';
 import type { IngestProgress } from '../ingest/ingester.js';
 import { createLogger, createTeeLogger, fileDestination, type Logger } from '../logger.js';
-import { ingestProgressLine, runProgressBar, type ProgressDisplay } from '../progress.js';
+import { ingestProgressLine, runProgressBar } from '../progress.js';
 import type { SessionListeners } from '../session/runSession.js';
 import type { CliIo } from './io.js';
 
@@ -30,11 +31,8 @@ export function runDisplay(io: CliIo, config: Config, opts: { logDir?: string } 
   if (!io.stderr.isTTY || opts.logDir === undefined) {
     return { logger: createLogger(config.logLevel, io.stderr), on: { metrics }, stop: () => undefined, closing: () => '' };
   }
-  const path = join(opts.logDir, 'run.log');
-  const file = fileDestination(path);
   const bar = runProgressBar(io.stderr);
-  const screen = new ScreenLog(bar);
-  const logger = createTeeLogger(config.logLevel, file, screen);
+  const { logger, screen, path } = terminalLogger(config, join(opts.logDir, 'run.log'), bar);
   return {
     logger,
     progressEveryMs: 0,
@@ -48,8 +46,18 @@ export function runDisplay(io: CliIo, config: Config, opts: { logDir?: string } 
       },
     },
     stop: () => bar.stop(),
-    closing: () => `log: ${path}${screen.rowLines > 0 ? ` (${screen.rowLines} warnings about single rows are there, and their rows in the report)` : ''}\n`,
+    closing: () => closingLine(path, screen),
   };
+}
+
+/** At a terminal: every line to the log file at `path`, the screen's share through `screen.log`. */
+function terminalLogger(config: Config, path: string, above: { log(text: string): void }): { logger: Logger; screen: ScreenLog; path: string } {
+  const screen = new ScreenLog(above);
+  return { logger: createTeeLogger(config.logLevel, fileDestination(path), screen), screen, path };
+}
+
+function closingLine(path: string, screen: ScreenLog): string {
+  return `log: ${path}${screen.rowLines > 0 ? ` (${screen.rowLines} warnings about single rows are there, and their rows in the report)` : ''}\n`;
 }
 
 /**
@@ -60,7 +68,7 @@ class ScreenLog {
   rowLines = 0;
   private readonly pretty = pinoPretty.prettyFactory({ colorize: true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname,app', singleLine: true });
 
-  constructor(private readonly bar: ProgressDisplay) {}
+  constructor(private readonly bar: { log(text: string): void }) {}
 
   write(line: string): void {
     let record: Record<string, unknown>;
@@ -83,11 +91,17 @@ export interface IngestDisplay {
   progressEveryMs?: number;
   onProgress?: (p: IngestProgress) => void;
   stop(): void;
+  /** what to say at the end: where the log file is (empty without one) */
+  closing(): string;
 }
 
-export function ingestDisplay(io: CliIo, config: Config): IngestDisplay {
-  const logger = createLogger(config.logLevel, io.stderr);
-  if (!io.stderr.isTTY) return { logger, stop: () => undefined };
+/** `logFile`: at a terminal, where the log goes (a plan's directory); without it, logs stay on stderr. */
+export function ingestDisplay(io: CliIo, config: Config, opts: { logFile?: string } = {}): IngestDisplay {
+  if (!io.stderr.isTTY) return { logger: createLogger(config.logLevel, io.stderr), stop: () => undefined, closing: () => '' };
   const line = ingestProgressLine(io.stderr);
-  return { logger, progressEveryMs: 0, onProgress: (p) => line.onProgress(p), stop: () => line.stop() };
+  if (opts.logFile === undefined) {
+    return { logger: createLogger(config.logLevel, io.stderr), progressEveryMs: 0, onProgress: (p) => line.onProgress(p), stop: () => line.stop(), closing: () => '' };
+  }
+  const { logger, screen, path } = terminalLogger(config, opts.logFile, line);
+  return { logger, progressEveryMs: 0, onProgress: (p) => line.onProgress(p), stop: () => line.stop(), closing: () => closingLine(path, screen) };
 }

@@ -128,22 +128,27 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
     ),
   ).action(async (sources: string[], flags: Flags & ColumnFlags & ConflictFlag & { out?: string }) => {
     const config = configFrom(flags);
-    const display = ingestDisplay(io, config);
-    const { planMigration } = await import('../commands/plan.js');
+    const { planMigration, newPlanId } = await import('../commands/plan.js');
+    // The plan's directory is known before it starts, so that a terminal's log file can live in it.
+    const planId = newPlanId();
+    const outDir = flags.out ?? join(config.reportDir, planId);
+    const display = ingestDisplay(io, config, { logFile: join(outDir, 'plan.log') });
     const { plan, files, exitCode } = await stoppable(display, (signal) =>
       planMigration({
         config,
         logger: display.logger,
         sources,
+        planId,
+        outDir,
         columns: columnsFrom(flags),
         force: flags.force === true,
         signal,
         ...optional('onConflict', flags.onConflict),
         ...optional('onProgress', display.onProgress),
-        ...optional('outDir', flags.out),
       }),
     );
     print(planText(plan, files));
+    io.stderr.write(display.closing());
     io.exitCode = exitCode;
   });
 

@@ -20,6 +20,8 @@ import { ConflictTokens, conflictTokens } from '../session/conflictTokens.js';
 import { openContext } from '../session/context.js';
 import { ingestOptionsFrom, openSources } from '../session/ingestOptions.js';
 import { newPlanId, PlanLedger, sweepStalePlans } from '../session/planLedger.js';
+
+export { newPlanId };
 import { withResources } from '../session/resources.js';
 import type { ReceiptJobData } from '../types.js';
 import { readRateState } from '../workers/rate/sharedRate.js';
@@ -29,6 +31,8 @@ export interface PlanOptions {
   config: Config;
   logger: Logger;
   sources: string[];
+  /** the plan's id (its ledger's keys in Redis, its default directory); default a new one (newPlanId) */
+  planId?: string;
   /** where plan.json, rejected.csv and conflicts.csv go; default <reportDir>/<plan id> */
   outDir?: string;
   columns?: ColumnOptions;
@@ -111,7 +115,7 @@ export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
     const sources = await openSources(config, opts.sources, resources);
     const ctx = await openContext(config, resources);
     await sweepStalePlans(ctx.redis, config.prefix);
-    const planId = newPlanId();
+    const planId = opts.planId ?? newPlanId();
     const log = opts.logger.child({ plan: planId });
     const ledger = new PlanLedger(ctx.redis, config.prefix, planId);
     // Released before the connection it needs (resources are released in reverse order), however the plan ends.
