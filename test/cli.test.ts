@@ -136,6 +136,19 @@ describe('rc-migrate CLI', () => {
     }
   });
 
+  it('plan: no API key needed, nothing sent, exit 1 when rows are rejected and 0 when none are', async () => {
+    const { REVENUECAT_API_KEY: _key, ...keyless } = env;
+    const requests = fx.sandbox.stats().requests;
+    const bad = await cli(['plan', mixed, '--platform', 'ios', '--out', join(fx.dir, 'plan-mixed')], keyless);
+    expect(bad.code, bad.stderr).toBe(1);
+    expect(bad.stdout).toMatch(/^plan: nothing was sent$/m);
+    expect(bad.stdout).toMatch(/rejected\s+1/);
+    expect(existsSync(join(fx.dir, 'plan-mixed', 'plan.json'))).toBe(true);
+    const ok = await cli(['plan', good, '--platform', 'ios', '--out', join(fx.dir, 'plan-good'), '--encoding', 'utf8'], keyless);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(fx.sandbox.stats().requests).toBe(requests);
+  });
+
   it('accepts the --map forms the library accepts: a $attribute target and a field name in any case', async () => {
     const source = await writeCsv(
       fx.dir,
