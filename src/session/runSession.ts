@@ -7,8 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
-import type { ColumnOptions } from '../ingest/columns.js';
-import { ingest, type IngestProgress, type IngestResult, type RowSelector } from '../ingest/ingester.js';
+import type { IngestProgress, IngestResult } from '../ingest/ingester.js';
 import type { SourceDeps } from '../ingest/sources.js';
 import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
@@ -19,11 +18,10 @@ import type { Summary } from '../reports/summary.js';
 import type { ReportFiles } from '../reports/writeReport.js';
 import type { RunState } from '../types.js';
 import { openContext, type Context } from './context.js';
-import { readCanary, runCanary, saveCanary, surveyRows } from './canary.js';
-import { ConflictTokens } from './conflictTokens.js';
 import { TypedEvents, type Listener, type Listeners } from './events.js';
 import { watchFatal } from './fatalWatch.js';
-import { ingestOptionsFrom, openSources } from './ingestOptions.js';
+import { openSources } from './ingestOptions.js';
+import { IngestStep, type IngestStepRequest } from './ingestStep.js';
 import { PROGRESS_LOG_MS, runProgressLog } from './progressLog.js';
 import { Resources } from './resources.js';
 import { reportDirOf, writeRunReport } from './runReport.js';
@@ -98,15 +96,7 @@ export interface SessionStep {
   ingest(req?: IngestStepRequest): Promise<IngestResult>;
 }
 
-export interface IngestStepRequest {
-  columns?: ColumnOptions;
-  /** send rows again even when an earlier run migrated them */
-  force?: boolean;
-  /** a row whose token another user has: held back (default) or sent anyway */
-  onConflict?: 'hold' | 'send';
-  /** a canary: queue this many rows to be sent, then stop reading */
-  limit?: number;
-}
+export type { IngestStepRequest };
 
 export type SessionWork = (step: SessionStep) => Promise<void>;
 
@@ -166,50 +156,19 @@ export class RunSession {
       });
       this.watchProgress(ledger, resources, log);
 
-      // Set while the run's last ingest left rows for a later one (a canary, this session's or an earlier one's, which
-      // a retry may follow): the session then ends once the rows queued have their outcome.
-      let leftForLater = (await readCanary(ctx.redis, ledger)) !== undefined;
-      const ingestStep = async (req: IngestStepRequest = {}): Promise<IngestResult> => {
-        const { limit, ...request } = req;
-        const options = ingestOptionsFrom(config, { runId, sources: this.opts.sources ?? [], ...request, signal: stop.signal, onProgress: (p) => this.events.emit('ingest', p) });
-        const deps = { queue: ctx.queue, ledger, logger: log, sources, ...(metrics ? { metrics } : {}) };
-        const once = async (select?: RowSelector): Promise<IngestResult> => {
-          const tokens = new ConflictTokens(ctx.redis, ledger, select);
-          const result = await ingest(deps, { ...options, select: tokens });
-          await tokens.flush();
-          return result;
-        };
-        if (limit === undefined) {
-          const result = await once();
-          if (!result.aborted) {
-            leftForLater = false;
-            await saveCanary(ctx.redis, ledger, undefined);
-          }
-          return result;
-        }
-        const canary = await runCanary(ledger, {
-          limit,
-          sources: options.sources,
-          deps: sources,
-          columns: options.columns,
-          rows: surveyRows(limit),
-          ...(options.encoding ? { encoding: options.encoding } : {}),
-          ...(options.keys ? { keys: options.keys } : {}),
-          ingest: once,
-        });
-        if (!canary.ingest.aborted) {
-          leftForLater = canary.ingest.partial;
-          await saveCanary(ctx.redis, ledger, leftForLater ? { limit, sent: canary.sent } : undefined);
-          log.info(
-            { limit, sent: canary.sent, partial: leftForLater },
-            leftForLater ? 'canary queued: the rest of the sources is left for the next run' : 'canary: the sources held no more rows',
-          );
-        }
-        return canary.ingest;
-      };
+      const ingestStep = await IngestStep.open(ctx, ledger, {
+        config,
+        runId,
+        sources: this.opts.sources ?? [],
+        deps: { queue: ctx.queue, ledger, logger: log, sources, ...(metrics ? { metrics } : {}) },
+        log,
+        signal: stop.signal,
+        onProgress: (p) => this.events.emit('ingest', p),
+      });
 
-      await work({ ctx, ledger, signal: stop.signal, log, ingest: ingestStep });
-      await waitForOutcomes(ledger, ctx.fatal, stop.signal, this.opts.pollMs ?? 200, () => leftForLater);
+      await work({ ctx, ledger, signal: stop.signal, log, ingest: (req) => ingestStep.run(req) });
+      // A canary's ingest is over though the run's is not: its rows are what the session waits for.
+      await waitForOutcomes(ledger, ctx.fatal, stop.signal, this.opts.pollMs ?? 200, () => ingestStep.leftForLater);
       // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
       await resources.releaseTo(running);
 
