@@ -68,7 +68,9 @@ export function statusText(runId: string, st: RunStatus): string {
 }
 
 export function ingestText(runId: string, r: IngestResult): string {
-  return `run ${runId}: queued ${r.queued}, rejected ${r.rejected}, duplicates ${r.duplicates}, already migrated ${r.alreadyMigrated}, already done ${r.alreadyDone}, resumed past ${r.resumedRows}${r.aborted ? ' (interrupted)' : ''}\n`;
+  const conflicts = r.conflicts > 0 ? `, conflicts ${r.conflicts} (${r.held} held: conflicts.csv)` : '';
+  const updated = r.updated > 0 ? `, updated ${r.updated} (changed since migrated)` : '';
+  return `run ${runId}: queued ${r.queued}, rejected ${r.rejected}, duplicates ${r.duplicates}, already migrated ${r.alreadyMigrated}${updated}${conflicts}, already done ${r.alreadyDone}, resumed past ${r.resumedRows}${r.aborted ? ' (interrupted)' : ''}\n`;
 }
 
 export function verifyText(runId: string, r: VerifyResult): string {
