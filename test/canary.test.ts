@@ -1,6 +1,7 @@
 // `run --limit N`: a canary of N rows spread over the platforms, then the same run without the limit sends the
 // rest, and the sandbox sees every receipt once. Only rows actually queued count towards N.
 import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runMigration } from '../src/commands/run.js';
 import { silentLogger } from '../src/logger.js';
@@ -55,6 +56,9 @@ describe('run --limit: a canary, then the rest', () => {
     expect(canary.summary.canary).toEqual({ limit: 50, sent: 50 });
     expect(canary.summary).toMatchObject({ rows_succeeded: 50, rows_failed: 0, rows_pending: 0, already_migrated: 3, rows_duplicate: 1, rows_held: 1, rows_rejected: 1 });
     expect(fx.sandbox.stats().receiptPosts.total - postsBefore).toBe(50);
+    const html = await readFile(canary.files.html, 'utf8');
+    expect(html).toContain('class="badge badge-partial">canary</span>');
+    expect(html).toContain('Canary: 50 rows sent (limit 50)');
     const sent = await readCsvFile(canary.files.succeeded);
     const byPlatform = (platform: string): number => sent.filter((r) => r.platform === platform).length;
     // Round-robin over the platforms in the order they first appear: 17, 17, 16.
