@@ -7,6 +7,7 @@ import { Cluster, Redis } from 'ioredis';
 import { ConfigError } from '../src/config.js';
 import { connectRedis, isCluster, type RedisClient } from '../src/redis/connection.js';
 import { enqueueRows, openReceiptsQueue } from '../src/queue/receiptsQueue.js';
+import { listSchedules, openRunsQueue, upsertSchedule } from '../src/schedule/scheduler.js';
 import type { ReceiptJobData } from '../src/types.js';
 import { redisUrl } from './support/redis.js';
 import { startRedisCluster, type RedisClusterHandle } from './support/redisCluster.js';
@@ -34,7 +35,16 @@ async function connectCluster(): Promise<Cluster> {
 const taggedPrefix = (name: string): string => `{t-${name}-${randomBytes(3).toString('hex')}}`;
 
 function row(i: number): ReceiptJobData {
-  return { run: 'cl', fp: `fp${String(i).padStart(6, '0')}`, src: 'a.csv', line: i + 2 } as unknown as ReceiptJobData;
+  const token = `token-${i}`;
+  return {
+    run: 'cl',
+    fp: `fp${String(i).padStart(6, '0')}`,
+    src: 'a.csv',
+    line: i + 2,
+    platform: 'android',
+    body: { app_user_id: `user-${i}`, fetch_token: token, product_id: 'gold' },
+    input: { app_user_id: `user-${i}`, token, product_id: 'gold' },
+  };
 }
 
 async function waitFor(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
@@ -147,6 +157,47 @@ describe('Redis Cluster (3 masters, 3 replicas, on loopback)', () => {
       await expect(queue.add('receipt', { n: 1 })).rejects.toThrow(/CROSSSLOT/);
     } finally {
       await queue.close();
+    }
+  });
+
+  it('the tool’s queues with a plain prefix: BullMQ gets it as one hash tag, so nothing fails with CROSSSLOT', async () => {
+    const redis = await connectCluster();
+    const plain = `t-plain-${randomBytes(3).toString('hex')}`;
+    const queue = openReceiptsQueue(redis, plain);
+    const runs = openRunsQueue(redis, plain);
+    runs.on('error', () => undefined);
+    try {
+      expect(queue.toKey('meta')).toBe(`{${plain}}:receipts:meta`);
+      await enqueueRows(queue, [row(1), row(2)], 3);
+      expect(await queue.getJobCounts('wait')).toEqual({ wait: 2 });
+      await upsertSchedule(runs, { id: 'nightly', cron: '0 3 * * *', sources: ['s3://b/{date}/'] });
+      expect((await listSchedules(runs)).map((s) => s.id)).toEqual(['nightly']);
+      expect(runs.toKey('meta')).toBe(`{${plain}}:runs:meta`);
+      // every key of both queues in the one slot of the tag, on one master
+      const master = await cluster.masterOf(`{${plain}}`);
+      const node = new Redis({ host: '127.0.0.1', port: master, lazyConnect: true });
+      try {
+        await node.connect();
+        const keys = await node.keys(`{${plain}}:*`);
+        expect(keys.length).toBeGreaterThan(2);
+        expect(new Set(await Promise.all(keys.map((k) => node.cluster('KEYSLOT', k)))).size).toBe(1);
+      } finally {
+        node.disconnect();
+      }
+    } finally {
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await runs.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      await runs.close();
+    }
+    // one node: the prefix stays as given
+    const single = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+    const there = openReceiptsQueue(single, plain);
+    try {
+      expect(there.toKey('meta')).toBe(`${plain}:receipts:meta`);
+    } finally {
+      await there.close();
+      single.disconnect();
     }
   });
 

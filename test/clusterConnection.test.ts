@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { clusterOptions, describeTarget, parseClusterNodes } from '../src/redis/connection.js';
+import { bullmqPrefix, hasHashTag, keySlot } from '../src/redis/keys.js';
 
 describe('REDIS_CLUSTER_NODES', () => {
   it('takes host:port seed nodes (IPv6 in brackets), and user, password and TLS from REDIS_URL', () => {
@@ -70,5 +71,21 @@ describe('REDIS_CLUSTER_NODES', () => {
     expect(opts.redisOptions).toMatchObject({ username: 'u', password: 'pw', tls: {} });
     expect((opts.retryDelayOnFailover ?? 0) * (opts.maxRedirections ?? 0)).toBeGreaterThanOrEqual(20_000);
     expect(typeof opts.dnsLookup).toBe('function');
+  });
+});
+
+describe('the BullMQ prefix on a Redis Cluster', () => {
+  it('is the prefix as one hash tag, unless it holds one already; one node keeps it as it is', () => {
+    expect(bullmqPrefix('rcm', true)).toBe('{rcm}');
+    expect(bullmqPrefix('rcm', false)).toBe('rcm');
+    expect(bullmqPrefix('{rcm}', true)).toBe('{rcm}');
+    expect(bullmqPrefix('team-a{rcm}', true)).toBe('team-a{rcm}');
+    expect(bullmqPrefix('{rcm}', false)).toBe('{rcm}');
+    // empty braces are no hash tag to Redis: the whole prefix is wrapped, and its queue's keys share a slot
+    expect(hasHashTag('rcm{}')).toBe(false);
+    const wrapped = bullmqPrefix('rcm{}', true);
+    expect(hasHashTag(wrapped)).toBe(true);
+    expect(keySlot(`${wrapped}:receipts:wait`)).toBe(keySlot(`${wrapped}:receipts:meta`));
+    expect(keySlot(`${bullmqPrefix('rcm', true)}:receipts:1`)).toBe(keySlot(`${bullmqPrefix('rcm', true)}:receipts:wait`));
   });
 });

@@ -7,13 +7,16 @@
 // keeps as listpacks (src/redis/scripts/includes/table.lua), one compact record per row (ledger/rowRecord.ts),
 // with no key per row. Every multi-key update is a Lua script on the keys of one shard (one slot on a Redis
 // Cluster), so counters never drift from the records they count, even when a worker is killed between two
-// writes or a row is answered twice; readers sum the shards.
+// writes or a row is answered twice; readers sum the shards. On a cluster, writes that a write on another master
+// will depend on (an admission before its job, an answer before its job completes, a number that records refer
+// to) return only once a replica has them (redis/replication.ts), so that a failover cannot lose one and keep the other.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { Duplicate, Outcome, Rejection, RunCounters, RunState } from '../types.js';
 import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
 import { INGEST_STATE, latencyField, locationOf, META, parseTimelineField, RedisKeys, SHARDS, TIMELINE, timelineField, type RunKeys, type RunShardKeys } from '../redis/keys.js';
 import { callScript, callScriptBuffer, loadScripts } from '../redis/scripts.js';
+import { durable } from '../redis/replication.js';
 import { payloadHash, SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES, tokenFingerprint, userHash } from './rowIdentity.js';
 import {
   decodeConflict,
@@ -190,12 +193,14 @@ export class RunLedger {
   /** Creates the run if new (keeps the first start time) and marks an ingest as running. */
   async beginIngest(sources: string[], now = new Date()): Promise<void> {
     const iso = now.toISOString();
-    const tx = this.redis.multi();
-    tx.hsetnx(this.keys.meta, META.startedAt, iso);
-    tx.hset(this.keys.meta, META.runId, this.runId, META.ingest, INGEST_STATE.running);
-    tx.hdel(this.keys.meta, META.finishedAt);
-    await tx.exec();
-    await this.redis.zadd(this.names.runs, 'NX', now.getTime(), this.runId);
+    await durable(this.redis, this.keys.meta, async () => {
+      const tx = this.redis.multi();
+      tx.hsetnx(this.keys.meta, META.startedAt, iso);
+      tx.hset(this.keys.meta, META.runId, this.runId, META.ingest, INGEST_STATE.running);
+      tx.hdel(this.keys.meta, META.finishedAt);
+      await tx.exec();
+    });
+    await durable(this.redis, this.names.runs, () => this.redis.zadd(this.names.runs, 'NX', now.getTime(), this.runId));
     await this.runNumber();
     for (const source of sources) await this.sourceId(source);
   }
@@ -204,7 +209,7 @@ export class RunLedger {
   async sourceId(source: string): Promise<number> {
     let id = this.sourceIds.get(source);
     if (id === undefined) {
-      id = callScript<number>(this.redis, 'sourceId', [this.keys.sources, this.keys.meta], [source]);
+      id = durable(this.redis, this.keys.sources, () => callScript<number>(this.redis, 'sourceId', [this.keys.sources, this.keys.meta], [source]));
       this.sourceIds.set(source, id);
       id.catch(() => this.sourceIds.delete(source));
     }
@@ -222,7 +227,7 @@ export class RunLedger {
   /** This run's number in the cross-run index (cached: it never changes). */
   async runNumber(): Promise<number> {
     if (!this.number) {
-      this.number = callScript<number>(this.redis, 'runNumber', [this.names.runNumbers], [this.runId]);
+      this.number = durable(this.redis, this.names.runNumbers, () => callScript<number>(this.redis, 'runNumber', [this.names.runNumbers], [this.runId]));
       this.number.catch(() => (this.number = undefined));
     }
     return this.number;
@@ -232,7 +237,7 @@ export class RunLedger {
   private async start(): Promise<number> {
     if (!this.startMs) {
       this.startMs = (async () => {
-        await this.redis.hsetnx(this.keys.meta, META.startedAt, new Date().toISOString());
+        await durable(this.redis, this.keys.meta, () => this.redis.hsetnx(this.keys.meta, META.startedAt, new Date().toISOString()));
         return Date.parse((await this.redis.hget(this.keys.meta, META.startedAt)) as string);
       })();
       this.startMs.catch(() => (this.startMs = undefined));
@@ -244,7 +249,9 @@ export class RunLedger {
   private async ensureCodes(strings: string[]): Promise<void> {
     const missing = strings.filter((s) => !this.codes.has(s) && !this.pendingCodes.has(s));
     if (missing.length > 0) {
-      const lookup = callScript<number[]>(this.redis, 'dictCode', [this.keys.dict], missing).then((codes) => missing.forEach((s, i) => this.codes.set(s, codes[i] as number)));
+      const lookup = durable(this.redis, this.keys.dict, () => callScript<number[]>(this.redis, 'dictCode', [this.keys.dict], missing)).then((codes) =>
+        missing.forEach((s, i) => this.codes.set(s, codes[i] as number)),
+      );
       for (const s of missing) this.pendingCodes.set(s, lookup);
       lookup.then(
         () => missing.forEach((s) => this.pendingCodes.delete(s)),
@@ -285,7 +292,7 @@ export class RunLedger {
   }
 
   async endIngest(): Promise<void> {
-    await this.redis.hset(this.keys.meta, META.ingest, INGEST_STATE.done);
+    await durable(this.redis, this.keys.meta, () => this.redis.hset(this.keys.meta, META.ingest, INGEST_STATE.done));
   }
 
   async exists(): Promise<boolean> {
@@ -323,11 +330,14 @@ export class RunLedger {
       [...byShard].map(async ([s, batch]) => {
         const k = this.shard(s);
         const ix = this.names.index(s);
-        const answers = await callScriptBuffer<Buffer[]>(
-          this.redis,
-          'admit',
-          [k.counters, k.wide, k.conflicts, ix.state],
-          [k.buckets, ix.buckets, opts.force ? '1' : '0', opts.onConflict ?? 'hold', ...batch.args],
+        // Done again after a failover, it answers 'q'/'d'/'D' for the rows it admitted and counts nothing twice.
+        const answers = await durable(this.redis, k.counters, () =>
+          callScriptBuffer<Buffer[]>(
+            this.redis,
+            'admit',
+            [k.counters, k.wide, k.conflicts, ix.state],
+            [k.buckets, ix.buckets, opts.force ? '1' : '0', opts.onConflict ?? 'hold', ...batch.args],
+          ),
         );
         for (const [j, answer] of answers.entries()) {
           const rest = answer.subarray(1);
@@ -371,13 +381,15 @@ export class RunLedger {
   async reject(rejection: Rejection): Promise<boolean> {
     const k = this.shard(rejection.line % SHARDS);
     const loc = locationOf(rejection.src, rejection.line);
-    return (await callScript<number>(this.redis, 'recordOnce', [k.rejected, k.counters], [loc, JSON.stringify(rejection), META.rowsRejected])) === 1;
+    const once = (): Promise<number> => callScript<number>(this.redis, 'recordOnce', [k.rejected, k.counters], [loc, JSON.stringify(rejection), META.rowsRejected]);
+    return (await durable(this.redis, k.counters, once)) === 1;
   }
 
   async duplicate(dup: Duplicate): Promise<boolean> {
     const k = this.shard(dup.line % SHARDS);
     const loc = locationOf(dup.src, dup.line);
-    return (await callScript<number>(this.redis, 'recordOnce', [k.duplicates, k.counters], [loc, JSON.stringify(dup), META.rowsDuplicate])) === 1;
+    const once = (): Promise<number> => callScript<number>(this.redis, 'recordOnce', [k.duplicates, k.counters], [loc, JSON.stringify(dup), META.rowsDuplicate]);
+    return (await durable(this.redis, k.counters, once)) === 1;
   }
 
   /** The shard of a row by its record key (fp), or shard 0 for a request without a row. */
@@ -473,24 +485,33 @@ export class RunLedger {
       requestArgs[2] = latencyField(latencyBucket(request.durationMs));
       requestArgs[3] = request.rateLimited ? timelineField(bucket, TIMELINE.rateLimited) : '';
     }
-    const written = await callScriptBuffer<number>(
+    const answer = (onlyIfAbsent: boolean, request: string[]): Promise<number> =>
+      callScriptBuffer<number>(
+        this.redis,
+        'recordAnswer',
+        [k.counters, k.wide, k.failed, k.history, k.errors, k.timeline, k.latency, ix.state],
+        [
+          k.buckets,
+          ix.buckets,
+          key,
+          outcome.status === 'succeeded' ? RECORD.succeeded : RECORD.failed,
+          record,
+          failure,
+          onlyIfAbsent ? '1' : '0',
+          error,
+          // the record kinds double as the timeline's succeeded/failed kinds (redis/keys.ts TIMELINE)
+          timelineField(timelineBucket(Date.parse(outcome.finished_at)), outcome.status === 'succeeded' ? TIMELINE.succeeded : TIMELINE.failed),
+          index,
+          ...request,
+        ],
+      );
+    // The row's job completes once this returns. After a failover the answer is written again only if the new
+    // master lost it (and its request is not counted twice).
+    const written = await durable(
       this.redis,
-      'recordAnswer',
-      [k.counters, k.wide, k.failed, k.history, k.errors, k.timeline, k.latency, ix.state],
-      [
-        k.buckets,
-        ix.buckets,
-        key,
-        outcome.status === 'succeeded' ? RECORD.succeeded : RECORD.failed,
-        record,
-        failure,
-        opts.onlyIfAbsent ? '1' : '0',
-        error,
-        // the record kinds double as the timeline's succeeded/failed kinds (redis/keys.ts TIMELINE)
-        timelineField(timelineBucket(Date.parse(outcome.finished_at)), outcome.status === 'succeeded' ? TIMELINE.succeeded : TIMELINE.failed),
-        index,
-        ...requestArgs,
-      ],
+      k.counters,
+      () => answer(opts.onlyIfAbsent ?? false, requestArgs),
+      () => answer(true, ['', '', '', '']),
     );
     return written === 1;
   }
@@ -522,7 +543,8 @@ export class RunLedger {
     const counts = await Promise.all(
       [...byShard].map(([s, args]) => {
         const k = this.shard(s);
-        return callScriptBuffer<number>(this.redis, 'reopenFailed', [k.counters, k.wide, k.failed, k.history], [k.buckets, ...args]);
+        // Done again after a failover, it finds the rows it re-opened pending and re-opens none twice.
+        return durable(this.redis, k.counters, () => callScriptBuffer<number>(this.redis, 'reopenFailed', [k.counters, k.wide, k.failed, k.history], [k.buckets, ...args]));
       }),
     );
     const n = counts.reduce((a, b) => a + b, 0);
@@ -672,7 +694,7 @@ export class RunLedger {
   }
 
   async markFinished(now = new Date()): Promise<void> {
-    await this.redis.hsetnx(this.keys.meta, META.finishedAt, now.toISOString());
+    await durable(this.redis, this.keys.meta, () => this.redis.hsetnx(this.keys.meta, META.finishedAt, now.toISOString()));
   }
 
   /** The run's counters (summed over its shards) and state. */

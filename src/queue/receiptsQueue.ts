@@ -1,7 +1,9 @@
 // The BullMQ queue that carries rows from the ingester to the workers, and the options every row job gets.
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { ReceiptJobData } from '../types.js';
-import { QUEUES, jobIdOf } from '../redis/keys.js';
+import { QUEUES, bullmqPrefix, jobIdOf } from '../redis/keys.js';
+import { isCluster } from '../redis/connection.js';
+import { durable } from '../redis/replication.js';
 
 export const RECEIPT_JOB = 'receipt';
 /** Name of the custom backoff strategy the workers register (see workers/backoff.ts). */
@@ -12,7 +14,7 @@ export type ReceiptsQueue = Queue<ReceiptJobData, void, string>;
 export function openReceiptsQueue(connection: ConnectionOptions, prefix: string): ReceiptsQueue {
   const queue = new Queue<ReceiptJobData, void, string>(QUEUES.receipts, {
     connection,
-    prefix,
+    prefix: bullmqPrefix(prefix, isCluster(connection)),
     // The events stream is only for dashboards: cap it so a 50-million-row run does not grow it without bound.
     streams: { events: { maxLen: 10_000 } },
   });
@@ -38,7 +40,10 @@ export async function enqueueRows(queue: ReceiptsQueue, rows: ReceiptJobData[], 
   const opts = receiptJobOptions(maxAttempts);
   // addBulk pipelines without MULTI: if it fails halfway, re-ingesting re-adds the rest and the job ids make
   // the rows that did get in no-ops.
-  await queue.addBulk(
-    rows.map((data) => ({ name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp), ...(data.priority ? { priority: data.priority } : {}) } })),
-  );
+  const jobs = rows.map((data) => ({ name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp), ...(data.priority ? { priority: data.priority } : {}) } }));
+  // On a Redis Cluster, the ingest's progress (another master) passes these rows once this returns: the jobs
+  // must survive a failover of the queue's master by then (redis/replication.ts; added again, they are no-ops).
+  const connection = queue.opts.connection;
+  const add = (): Promise<unknown> => queue.addBulk(jobs);
+  await (isCluster(connection) ? durable(connection, queue.toKey('meta'), add) : add());
 }

@@ -24,8 +24,9 @@ export interface ClusterSpec {
   tls: boolean;
 }
 
-export function isCluster(redis: RedisClient): redis is Cluster {
-  return (redis as Cluster).isCluster === true;
+/** Whether a connection (or BullMQ connection option) is a Redis Cluster connection. */
+export function isCluster(redis: unknown): redis is Cluster {
+  return typeof redis === 'object' && redis !== null && (redis as Partial<Cluster>).isCluster === true;
 }
 
 /** Options BullMQ requires on connections used by Workers (blocking commands must never give up). */
@@ -58,6 +59,10 @@ export function clusterOptions(spec: ClusterSpec, extra: RedisOptions = {}): Clu
     maxRedirections: 64,
     // Refreshing the slot map on a busy machine can take longer than ioredis's 1 s default.
     slotsRefreshTimeout: 3000,
+    // Re-read the slot map every 5 s (ioredis otherwise only does on a redirection or a broken connection): it
+    // says which masters have a replica to wait for (redis/replication.ts) and shows a failover even when no
+    // command of ours was refused meanwhile.
+    slotsRefreshInterval: 5000,
     // With TLS, connect to the names the nodes were given by, so the certificate is checked against them
     // (managed clusters such as ElastiCache put the name, not the address, in their certificates).
     ...(spec.tls ? { dnsLookup: (address: string, callback: (err: null, address: string) => void) => callback(null, address) } : {}),

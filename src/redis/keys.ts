@@ -19,6 +19,25 @@ export const QUEUES = {
 export const RECEIPTS_QUEUE = QUEUES.receipts;
 export const RUNS_QUEUE = QUEUES.runs;
 
+/** Whether a key (or prefix) holds a hash tag: a `{…}` with something between the braces, as Redis reads it. */
+export function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  if (open === -1) return false;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
+/**
+ * The prefix BullMQ's queues get. BullMQ's scripts touch several keys of a queue at once, which a Redis Cluster
+ * only allows within one slot: there the user's prefix becomes one hash tag (`rcm` → `{rcm}`), so that each
+ * queue lives on one master; a prefix that already holds a tag is kept as it is, and one node needs none.
+ * The tool's own keys spread over the cluster whatever the prefix (see RedisKeys).
+ */
+export function bullmqPrefix(prefix: string, onCluster: boolean): string {
+  return onCluster && !hasHashTag(prefix) ? `{${prefix}}` : prefix;
+}
+
+
 /**
  * Hash tags of the ledger's shards. A run's rows, and the cross-run index, are spread over SHARDS hash tags by
  * the first byte of each row's token fingerprint, so that a Redis Cluster's masters share a large run; every

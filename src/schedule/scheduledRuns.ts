@@ -4,7 +4,8 @@
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { ConfigError, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { RUNS_QUEUE } from '../redis/keys.js';
+import { RUNS_QUEUE, bullmqPrefix } from '../redis/keys.js';
+import { isCluster } from '../redis/connection.js';
 import type { Context } from '../session/context.js';
 import { RunSession } from '../session/runSession.js';
 import type { ScheduledRunData } from './scheduler.js';
@@ -67,7 +68,11 @@ export function startScheduledRuns(deps: ScheduledRunsDeps): ScheduledRunsWorker
     log.info({ run: runId, status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, report: files.dir }, 'scheduled run finished');
   };
 
-  const worker = new Worker<ScheduledRunData, void, string>(RUNS_QUEUE, processor, { connection: deps.context.redis, prefix: config.prefix, concurrency: 1 });
+  const worker = new Worker<ScheduledRunData, void, string>(RUNS_QUEUE, processor, {
+    connection: deps.context.redis,
+    prefix: bullmqPrefix(config.prefix, isCluster(deps.context.redis)),
+    concurrency: 1,
+  });
   worker.on('failed', (job, err) => deps.logger.warn({ schedule: job?.data.schedule, err: err.message }, 'scheduled run did not finish'));
   worker.on('error', (err) => deps.logger.error({ err }, 'scheduled-run worker error'));
   return {

@@ -3,7 +3,8 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import { ConfigError } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
-import { QUEUES } from '../redis/keys.js';
+import { QUEUES, bullmqPrefix } from '../redis/keys.js';
+import { isCluster } from '../redis/connection.js';
 import { checkOptions, scheduleSpecRule } from '../options.js';
 
 export const SCHEDULED_RUN_JOB = 'scheduled-run';
@@ -41,7 +42,7 @@ export interface ScheduleInfo {
 export type RunsQueue = Queue<ScheduledRunData, void, string>;
 
 export function openRunsQueue(connection: ConnectionOptions, prefix: string): RunsQueue {
-  return new Queue<ScheduledRunData, void, string>(QUEUES.runs, { connection, prefix });
+  return new Queue<ScheduledRunData, void, string>(QUEUES.runs, { connection, prefix: bullmqPrefix(prefix, isCluster(connection)) });
 }
 
 export async function upsertSchedule(queue: RunsQueue, spec: ScheduleSpec): Promise<ScheduleInfo> {

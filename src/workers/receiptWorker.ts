@@ -1,11 +1,12 @@
 // Starts the BullMQ worker that sends rows, with the queue-wide rate limit, retry strategy and a safety net
 // that gives every row an outcome even when its job fails for a reason the processor did not foresee.
-import { Worker, type ConnectionOptions, type Job } from 'bullmq';
-import type { RedisClient } from '../redis/connection.js';
+import { ErrorCode, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { isCluster, type RedisClient } from '../redis/connection.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { RECEIPTS_QUEUE } from '../redis/keys.js';
+import { RECEIPTS_QUEUE, bullmqPrefix } from '../redis/keys.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
+import { replication } from '../redis/replication.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import { holdJobLock } from '../queue/jobLock.js';
@@ -88,6 +89,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   // Stops of one key (queue/keyStops.ts) made by any process apply here within FOLLOW_MS.
   await deps.fatal.keys.refresh();
   const unfollow = deps.fatal.keys.follow(deps.keys, (err) => logger.warn({ err }, 'could not read the stopped keys'));
+  const unwatch = watchReplication(deps.redis, logger);
   const processor = createProcessor({
     client: deps.client,
     keys: deps.keys,
@@ -122,7 +124,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   };
   const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, timed, {
     connection: deps.connection,
-    prefix: config.prefix,
+    prefix: bullmqPrefix(config.prefix, isCluster(deps.connection)),
     concurrency: config.concurrency,
     limiter: limiterFor(initial.rate),
     // How many times a row may be started (rate-limited or its user busy) before it fails for good.
@@ -157,7 +159,12 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   });
   // BullMQ's own writes meet maxmemory too and it retries them itself: they count towards the one warning.
   worker.on('error', (err) => {
-    if (!memory.noteError(err)) logger.error({ err }, 'worker error');
+    if (memory.noteError(err)) return;
+    // A job whose lock this worker lost (it expired during a Redis failover or a long pause, and the stalled
+    // check may hand the job to another worker): expected, one line each. The row's answer is in the ledger
+    // already, or will be, and the ledger counts it once whoever answers.
+    if (isLostJobLock(err)) logger.warn({ reason: err.message }, 'job lock lost (e.g. in a Redis failover): the row is counted once whichever worker answers');
+    else logger.error({ err }, 'worker error');
   });
 
   // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
@@ -201,6 +208,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       clearInterval(ticker);
       await rate.stop();
       await unfollow();
+      unwatch();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);
@@ -214,5 +222,28 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       }
       return { forced: false };
     },
+  };
+}
+
+/** BullMQ's answers to finishing a job whose lock or state is no longer this worker's (bullmq's finishedErrors). */
+const LOST_JOB_CODES: ReadonlySet<number> = new Set([ErrorCode.JobNotExist, ErrorCode.JobLockNotExist, ErrorCode.JobNotInState, ErrorCode.JobLockMismatch]);
+
+/** A lost lock, as BullMQ reports it: on finishing the job (a code), or on renewing its lock (a message only). */
+function isLostJobLock(err: Error): boolean {
+  return LOST_JOB_CODES.has((err as Error & { code?: unknown }).code as number) || /^could not renew lock for job /.test(err.message);
+}
+
+/** On a Redis Cluster: one line when a master's replica stops acknowledging (or again), and on each failover seen. */
+function watchReplication(redis: RedisClient, logger: Logger): () => void {
+  const barrier = replication(redis);
+  if (!barrier) return () => undefined;
+  const lagging = (master: string): void =>
+    logger.warn({ master }, `Redis Cluster: no replica of ${master} acknowledged within a second; answers written there are not yet safe from a failover`);
+  const recovered = (master: string): void => logger.info({ master }, `Redis Cluster: a replica of ${master} acknowledges again`);
+  const failover = (master: string): void =>
+    logger.warn({ master }, `Redis Cluster: the master of a write changed before a replica confirmed it (was ${master}); the write was made again`);
+  barrier.on('lagging', lagging).on('recovered', recovered).on('failover', failover);
+  return () => {
+    barrier.off('lagging', lagging).off('recovered', recovered).off('failover', failover);
   };
 }

@@ -51,6 +51,8 @@ export interface RedisClusterHandle {
   masters(): Promise<number[]>;
   /** The port of the master that serves a key's slot now. */
   masterOf(key: string): Promise<number>;
+  /** The ports of the live replicas of the master on `port`. */
+  replicasOf(port: number): Promise<number[]>;
   /**
    * SIGKILLs the master on `port` (default: the master of slot 0) and waits until its replica has been
    * promoted: every live node says cluster_state:ok and maps the killed master's slots to the new master.
@@ -324,6 +326,13 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
     'yes',
     '--maxmemory-policy',
     'noeviction',
+    // Masters ping their replicas every second (10 s by default): the replication offset moves past 0 at once,
+    // so CLUSTER SLOTS lists the replicas of a fresh, empty cluster as it does those of one in use.
+    '--repl-ping-replica-period',
+    '1',
+    // Tests may make a node unresponsive for a moment (DEBUG SLEEP) from loopback.
+    '--enable-debug-command',
+    'local',
     ...(opts.extraArgs ?? []),
   ];
 
@@ -416,6 +425,17 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
         }
         throw new Error('Redis Cluster: no live node answers');
       },
+      async replicasOf(port) {
+        for (const p of livePorts()) {
+          const text = await tryNode(p, (r) => r.cluster('NODES') as Promise<string>);
+          if (!text) continue;
+          const view = parseNodes(text);
+          const master = view.find((n) => n.port === port);
+          if (!master) throw new Error(`Redis Cluster: ${port} is not a node of this cluster`);
+          return view.filter((n) => n.masterId === master.id && !n.failed).map((n) => n.port);
+        }
+        throw new Error('Redis Cluster: no live node answers');
+      },
       async killMaster(port, timeoutMs = 60_000) {
         const live = livePorts();
         const view = await until('a node that lists the cluster', 10_000, async () => {
@@ -505,6 +525,13 @@ async function waitHealthy(ports: number[], timeoutMs: number, replicasSynced: b
             const repl = await r.info('replication');
             if (infoField(repl, 'role') === 'slave' && infoField(repl, 'master_link_status') !== 'up') {
               last = `${p}: replica link ${infoField(repl, 'master_link_status')}`;
+              return false;
+            }
+            // Clients learn replicas from CLUSTER SLOTS, which lists a replica once its replication offset is
+            // known to be past 0 (the tool waits for replicas it knows of: src/redis/replication.ts).
+            const slots = (await r.cluster('SLOTS')) as unknown[][];
+            if (slots.some((range) => range.length < 4)) {
+              last = `${p}: CLUSTER SLOTS lists no replica yet for some slots`;
               return false;
             }
           }
