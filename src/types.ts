@@ -13,7 +13,10 @@ export interface ReceiptJobData {
   line: number;
   platform: Platform;
   body: ReceiptBody;
+  /** the row's cells as read; on the queue the receipt's cell is left empty (see token_column) */
   input: Record<string, string>;
+  /** the input column whose cell is body.fetch_token, left empty so a job holds its receipt once (queue/jobData.ts: jobInput) */
+  token_column?: string;
   /** what the row's expected_* columns say the user should have afterwards */
   expect?: Expectations;
   /** a Google row's token expiry, from the export's expiry column; `past_cutoff` flags a token Google no longer validates */

@@ -97,6 +97,8 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
   ).action(async (sources: string[], flags: Flags & ColumnFlags & ConflictFlag & { runId: string }) => {
     const config = configFrom(flags);
     const display = ingestDisplay(io, config);
+    // This process only ingests: keep its heap near what it holds live (ingest/heapGrowth.ts).
+    (await import('../ingest/heapGrowth.js')).limitHeapGrowthForIngest();
     const { ingestSources } = await import('../commands/ingest.js');
     const { result, exitCode } = await stoppable(display, (signal) =>
       ingestSources({

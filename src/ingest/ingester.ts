@@ -5,7 +5,7 @@
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Admission, RunLedger } from '../ledger/runLedger.js';
-import { waitBelowHighWater } from '../queue/highWater.js';
+import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
@@ -17,6 +17,7 @@ import { expandSource, isS3Url, type SourceDeps } from './sources.js';
 import type { InputEncoding } from './textEncoding.js';
 import { readTokenExpiry, rowPriority } from './tokenExpiry.js';
 import { validateRow } from './validateRow.js';
+import { waitForRedisRoom } from './redisRoom.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
 export interface IngestOptions {
@@ -24,6 +25,8 @@ export interface IngestOptions {
   sources: string[];
   columns: ColumnOptions;
   chunkSize: number;
+  /** a chunk also ends once its rows hold about this many bytes of receipts (default CHUNK_BYTES) */
+  chunkBytes?: number;
   maxAttempts: number;
   /** pause reading while more rows than this wait in the queue (0 = never) */
   highWaterMark: number;
@@ -61,6 +64,21 @@ export interface RowSelector {
   /** the admissions of the rows taken, once a chunk is admitted (before any of them is queued) */
   admitted?(rows: readonly ReceiptJobData[], admissions: readonly Admission[]): void;
 }
+
+/**
+ * A chunk is in hand several times at once: its rows, the ledger's call, BullMQ's jobs and their JSON, ioredis's
+ * command buffers and the pipeline they are joined into. A thousand rows of 5 KB App Store receipts are 5 MB per
+ * copy; chunks of 256 KB took the ingester's peak from 258 to 185 MB on real payloads, at the same rows/s (the
+ * round trips per chunk overlap the reading of the next one). Smaller chunks gained nothing more; what is left is
+ * V8's heap growth (heapGrowth.ts). Rows of short tokens still go a full chunkSize at a time.
+ */
+export const CHUNK_BYTES = 256 * 1024;
+/** What a row costs a chunk besides its fetch_token: the other cells and the objects around them (a rough figure). */
+const ROW_BYTES = 256;
+/** What a queued job costs Redis besides its fetch_token (measured: 1.2 KB for a job with a 28-byte Stripe id). */
+const JOB_BYTES = 1536;
+/** The room a full Redis must have again before a refused ledger write is tried again (redisRoom.ts). */
+const WRITE_BYTES = 64 * 1024;
 
 export interface IngestProgress {
   source: string;
@@ -128,15 +146,27 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
   // never a place: its objects are).
   // Every ledger and queue write below goes through `write`: at maxmemory it waits instead of failing the ingest.
   // The reader and the chunk in flight share one MemoryPressure, so a full Redis warns once, not once per caller.
+  const info = () => deps.queue.getBackend().client;
   const memory = new MemoryPressure({
     logger,
     role: 'ingest',
     advice: 'free memory, raise maxmemory, or lower --high-water-mark (rows queued but not yet sent take the most room)',
-    redis: () => deps.queue.getBackend().client,
+    redis: info,
   });
-  const write = <T>(op: () => Promise<T>): Promise<T> => memory.retry(op, opts.signal ? { signal: opts.signal } : {});
+  const signal = opts.signal ? { signal: opts.signal } : {};
+  /** Once refused, a write is tried again only when Redis has room for its `bytes` (redisRoom.ts): no trickle. */
+  const write = <T>(op: () => Promise<T>, bytes = WRITE_BYTES): Promise<T> => {
+    let tried = false;
+    return memory.retry(async () => {
+      if (tried) await waitForRedisRoom(info, bytes, signal);
+      tried = true;
+      return op();
+    }, signal);
+  };
   await write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
   let pending: ReceiptJobData[] = [];
+  let pendingBytes = 0;
+  const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
   const { metrics } = deps;
   const reject = async (source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> => {
     if (await write(() => ledger.reject({ src: source, line, reason, ...(input ? { input } : {}) }))) {
@@ -149,16 +179,25 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
   };
 
-  /** Admits and queues one chunk, then records that its source is done up to `line`. */
+  const highWater = {
+    highWaterMark: opts.highWaterMark,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    onPause: (waiting: number) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
+  };
+  /** Admits and queues one chunk, in parts that fit under the high-water mark, then records that its source is done up to `line`. */
   const flush = async (rows: ReceiptJobData[], source: string, line: number): Promise<void> => {
-    // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
-    if (enqueue) {
-      await waitBelowHighWater(deps.queue, {
-        highWaterMark: opts.highWaterMark,
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        onPause: (waiting) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
-      });
+    let at = 0;
+    while (at < rows.length) {
+      // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
+      const room = enqueue ? await roomBelowHighWater(deps.queue, rows.length - at, highWater) : rows.length - at;
+      const part = at === 0 && room >= rows.length ? rows : rows.slice(at, at + room);
+      at += part.length;
+      await admitAndQueue(part);
     }
+    await write(() => ledger.setProgress(source, line));
+  };
+  /** Admits rows (in file order) and queues those that are to be sent. */
+  const admitAndQueue = async (rows: ReceiptJobData[]): Promise<void> => {
     const admitOptions = { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) };
     const admissions = await write(() => ledger.admit(rows, admitOptions));
     select?.admitted?.(rows, admissions);
@@ -204,7 +243,6 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       }
     }
     if (enqueue) await enqueueAtMaxmemory(toQueue);
-    await write(() => ledger.setProgress(source, line));
   };
   /**
    * addBulk is a pipeline: at maxmemory some of its jobs may have got in before Redis refused the rest. Re-adding
@@ -215,6 +253,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
   const enqueueAtMaxmemory = async (rows: ReceiptJobData[]): Promise<void> => {
     let left = rows;
     let refused = false;
+    const bytes = rows.reduce((n, row) => n + row.body.fetch_token.length + JOB_BYTES, 0);
     await write(async () => {
       if (refused) {
         const again = await ledger.admit(left, { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) });
@@ -222,7 +261,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
       }
       refused = true;
       await enqueueRows(deps.queue, left, opts.maxAttempts);
-    });
+    }, bytes);
   };
   // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
   // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
@@ -233,6 +272,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     await inflight;
     const rows = pending;
     pending = [];
+    pendingBytes = 0;
     inflight = flush(rows, source, firstLeft === undefined ? line : Math.min(line, firstLeft - 1));
     inflight.catch(() => undefined); // surfaced by the next await
   };
@@ -329,7 +369,8 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           break rows;
         }
         pending.push(row);
-        if (pending.length >= opts.chunkSize) {
+        pendingBytes += row.body.fetch_token.length + ROW_BYTES;
+        if (pending.length >= opts.chunkSize || pendingBytes >= chunkBytes) {
           await handOff(source, line);
           progress(source, line);
           if (opts.signal?.aborted) {

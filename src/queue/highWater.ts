@@ -1,4 +1,4 @@
-// Backpressure from the queue to the ingester: Redis holds at most about `highWaterMark` waiting rows, so a
+// Backpressure from the queue to the ingester: Redis holds at most `highWaterMark` waiting rows, so a
 // 50-million-row file costs no more Redis memory than a 100-row one. Reading resumes below the mark.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Queue } from 'bullmq';
@@ -10,22 +10,33 @@ export async function queuedRows(queue: Queue): Promise<number> {
 
 export interface HighWaterOptions {
   highWaterMark: number;
-  /** resume once the queue is back under this share of the mark, so the ingester does not flap */
+  /** once full, resume when the queue is back under this share of the mark, so the ingester does not flap */
   resumeAt?: number;
   pollMs?: number;
   signal?: AbortSignal;
   onPause?: (waiting: number) => void;
 }
 
-/** Resolves at once below the mark; otherwise waits until the queue drains (or the signal aborts). */
-export async function waitBelowHighWater(queue: Queue, opts: HighWaterOptions): Promise<void> {
-  if (opts.highWaterMark <= 0) return;
+/**
+ * How many of `wanted` rows may be queued now without the queue passing the mark (the mark holds exactly, not
+ * give or take a chunk): the caller admits and queues that many, then asks again for the rest. With too little
+ * room it waits, paused, until the queue is under `resumeAt` of the mark (or the rows fit): a queue just under the
+ * mark would otherwise take a few rows per round trip. Without a mark (0), or once the signal aborts, every row
+ * may go (an interrupted ingest queues what it has read).
+ */
+export async function roomBelowHighWater(queue: Queue, wanted: number, opts: HighWaterOptions): Promise<number> {
+  const mark = opts.highWaterMark;
+  if (mark <= 0 || wanted <= 0) return wanted;
+  const resume = Math.min(Math.floor(mark * (opts.resumeAt ?? 0.8)), mark - 1);
+  // Enough room to go on: all the rows wanted, or at least what a drain to `resume` would free.
+  const enough = Math.min(wanted, Math.max(1, mark - resume));
   let waiting = await queuedRows(queue);
-  if (waiting < opts.highWaterMark) return;
+  if (mark - waiting >= enough) return Math.min(wanted, mark - waiting);
   opts.onPause?.(waiting);
-  const resume = opts.highWaterMark * (opts.resumeAt ?? 0.8);
-  while (waiting >= resume && !opts.signal?.aborted) {
+  while (waiting > resume && mark - waiting < wanted) {
+    if (opts.signal?.aborted) return wanted;
     await sleep(opts.pollMs ?? 200, undefined, { signal: opts.signal }).catch(() => undefined);
     waiting = await queuedRows(queue);
   }
+  return opts.signal?.aborted ? wanted : Math.min(wanted, mark - waiting);
 }

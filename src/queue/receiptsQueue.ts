@@ -1,6 +1,7 @@
 // The BullMQ queue that carries rows from the ingester to the workers, and the options every row job gets.
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { ReceiptJobData } from '../types.js';
+import { compactJobData } from './jobData.js';
 import { QUEUES, bullmqPrefix, jobIdOf } from '../redis/keys.js';
 import { isCluster } from '../redis/connection.js';
 import { durable } from '../redis/replication.js';
@@ -39,8 +40,11 @@ export async function enqueueRows(queue: ReceiptsQueue, rows: ReceiptJobData[], 
   if (rows.length === 0) return;
   const opts = receiptJobOptions(maxAttempts);
   // addBulk pipelines without MULTI: if it fails halfway, re-ingesting re-adds the rest and the job ids make
-  // the rows that did get in no-ops.
-  const jobs = rows.map((data) => ({ name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp), ...(data.priority ? { priority: data.priority } : {}) } }));
+  // the rows that did get in no-ops. Each job holds its receipt once (jobData.ts).
+  const jobs = rows.map((row) => {
+    const data = compactJobData(row);
+    return { name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp), ...(data.priority ? { priority: data.priority } : {}) } };
+  });
   // On a Redis Cluster, the ingest's progress (another master) passes these rows once this returns: the jobs
   // must survive a failover of the queue's master by then (redis/replication.ts; added again, they are no-ops).
   const connection = queue.opts.connection;
