@@ -57,7 +57,7 @@ import {
   type LocalLimits,
   type RateState,
 } from './rate/discovery.js';
-import { SharedRate, viewOf, type RateView } from './rate/sharedRate.js';
+import { describeRate, SharedRate, viewOf, type RateView } from './rate/sharedRate.js';
 
 export interface RateControllerOptions {
   /** --rate: the ceiling discovery never exceeds in this process, and the starting rate; absent = discover */
@@ -138,6 +138,7 @@ export class RateController {
   /** Joins the shared rate (a learned one stands; else --rate, else a safe start) and starts ticking. */
   async start(): Promise<AppliedRate> {
     await this.decide((state, now) => onJoin(state, now, this.local, this.p));
+    this.options.logger.info({ scope: this.shared.scope, rate: round(this.applied.rate), learned: describeRate(this.applied.learned) }, 'request rate at start');
     if (!this.timer) {
       this.timer = setInterval(() => {
         if (this.ticking) return;

@@ -426,7 +426,9 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
         rate = (repeat || bound) && ev.exact !== true ? Math.min(measured, x * (1 - cut)) : measured;
         reason = state.phase === 'start' ? 'limit found' : 'limit measured';
         gap = repeat ? p.gapMin[1] : p.gapMeasured[1];
-      } else if (lo > 0 && (repeat || state.phase === 'start')) {
+      } else if (lo > 0 && (repeat || state.phase === 'start') && state.measuredLast !== 1) {
+        // (Right after a count was taken as the limit, a repeat says it was a little high: cut, do not fall back
+        // to a clean rate that may be far below.)
         rate = x / lo <= 1.05 ? lo : (lo + x) / 2;
         reason = state.phase === 'start' ? 'limit found (bisecting)' : 'still refused: bisecting';
         gap = p.gapMin[1];
