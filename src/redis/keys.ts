@@ -37,7 +37,6 @@ export function bullmqPrefix(prefix: string, onCluster: boolean): string {
   return onCluster && !hasHashTag(prefix) ? `{${prefix}}` : prefix;
 }
 
-
 /**
  * Hash tags of the ledger's shards. A run's rows, and the cross-run index, are spread over SHARDS hash tags by
  * the first byte of each row's token fingerprint, so that a Redis Cluster's masters share a large run; every
@@ -333,6 +332,7 @@ export const RATE = {
   cut: 'cut',
   measuredLast: 'measured_last',
   spill: 'spill',
+  chainFrom: 'chain_from',
   wmax: 'wmax',
   wmaxUntil: 'wmax_until',
   lastDecrease: 'last_decrease',
