@@ -10,7 +10,7 @@
 // process, and a library caller, or `rc-migrate run` with its workers in the same process, keeps V8's own.
 import { setFlagsFromString } from 'node:v8';
 
-export const GROWTH_PERCENT = 50;
+const GROWTH_PERCENT = 50;
 
 /** Limits the old space's growth between collections to GROWTH_PERCENT % of what was live after the last one. */
 export function limitHeapGrowthForIngest(): void {

@@ -72,7 +72,7 @@ export interface RowSelector {
  * round trips per chunk overlap the reading of the next one). Smaller chunks gained nothing more; what is left is
  * V8's heap growth (heapGrowth.ts). Rows of short tokens still go a full chunkSize at a time.
  */
-export const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 256 * 1024;
 /** What a row costs a chunk besides its fetch_token: the other cells and the objects around them (a rough figure). */
 const ROW_BYTES = 256;
 /** What a queued job costs Redis besides its fetch_token (measured: 1.2 KB for a job with a 28-byte Stripe id). */
