@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
 const unusedVars = ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrorsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true }];
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', 'reports/', 'bench/results/', 'test/.results/'] },
+  { ignores: ['dist/', 'coverage/', 'reports/', 'bench/results/', 'bench/.snapshot-*/', 'test/.results/', 'test/tmp-*/'] },
   js.configs.recommended,
   {
     languageOptions: { globals: globals.node },

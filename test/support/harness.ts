@@ -49,7 +49,7 @@ export async function writeCsv(dir: string, name: string, header: string[], rows
 }
 
 export async function readCsvFile(path: string): Promise<Record<string, string>[]> {
-  return parse(await readFile(path), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+  return parse<Record<string, string>>(await readFile(path), { columns: true, skip_empty_lines: true });
 }
 
 /** A token that looks like a Google purchase token and carries a sandbox directive when given one. */

@@ -18,7 +18,7 @@ export async function startS3rver(directory: string): Promise<{ port: number; ch
   `;
   const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', script, directory], { cwd: process.cwd(), stdio: ['pipe', 'pipe', 'inherit'] });
   const [line] = (await Promise.race([
-    once(createInterface({ input: child.stdout! }), 'line'),
+    once(createInterface({ input: child.stdout }), 'line'),
     once(child, 'exit').then(([code]) => Promise.reject(new Error(`s3rver exited with code ${String(code)}`))),
   ])) as [string];
   return { port: (JSON.parse(line) as { port: number }).port, child };
