@@ -306,10 +306,28 @@ function table(results) {
   }
   if (s.ledger) {
     const l = s.ledger;
-    add('ledger', `payloads: ${num(l.rows)} rows through RunLedger (${num(l.failed)} failed), Redis bytes per finished row`, `${l.bytesPerFinishedRow} B (run ${l.runLedgerPerRow} + index ${l.indexPerRow})`, '≤ 150 B', l.bytesPerFinishedRow <= 150);
+    add(
+      'ledger',
+      `payloads: ${num(l.rows)} rows through RunLedger (${num(l.failed)} failed), Redis bytes per finished row`,
+      `${l.bytesPerFinishedRow} B (run ${l.runLedgerPerRow} + index ${l.indexPerRow})`,
+      '≤ 150 B',
+      l.bytesPerFinishedRow <= 150,
+    );
     add('ledger', 'per succeeded row / per failed row', `${l.perSucceededRow} B / ${num(l.perFailedRow)} B`);
-    add('ledger', 'buckets (listpack limits 128 / 64)', `${num(l.buckets.count)}: ${JSON.stringify(l.buckets.encodings)}, fullest ${l.buckets.maxEntries}`, 'all listpack', Object.keys(l.buckets.encodings).every((e) => e === 'listpack'));
-    add('ledger', 'script calls per finished row', Object.entries(l.callsPerRow ?? {}).map(([k, v]) => `${k} ${v}`).join(', '));
+    add(
+      'ledger',
+      'buckets (listpack limits 128 / 64)',
+      `${num(l.buckets.count)}: ${JSON.stringify(l.buckets.encodings)}, fullest ${l.buckets.maxEntries}`,
+      'all listpack',
+      Object.keys(l.buckets.encodings).every((e) => e === 'listpack'),
+    );
+    add(
+      'ledger',
+      'script calls per finished row',
+      Object.entries(l.callsPerRow ?? {})
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    );
     add('ledger', 'report from the ledger', `${l.reportSeconds} s`);
   }
   if (s.sequential) {

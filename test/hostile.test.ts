@@ -78,7 +78,9 @@ describe('hostile inputs: every row ends in exactly one outcome and the rest of 
         // read, naming it, and every complete row before it migrated.
         expect(rejected).toHaveLength(1);
         const reason = rejected[0]?.error_reason ?? '';
-        const match = /^the gzip data is truncated: reading stopped at line (\d+), so that line and everything after it are missing; re-download or re-create the file$/.exec(reason);
+        const match = /^the gzip data is truncated: reading stopped at line (\d+), so that line and everything after it are missing; re-download or re-create the file$/.exec(
+          reason,
+        );
         expect(match, reason).not.toBeNull();
         const stoppedAt = Number(match?.[1]);
         expect(Number(rejected[0]?.error_line)).toBe(stoppedAt);

@@ -62,10 +62,15 @@ describe('ingest + work', () => {
   });
 
   it('rejects every row of a file whose header cannot be used, each with its line', async () => {
-    const source = await writeCsv(fx.dir, 'nohdr.csv', ['platform', 'user', 'receipt_blob'], [
-      ['ios', 'a', 'x'],
-      ['ios', 'b', 'y'],
-    ]);
+    const source = await writeCsv(
+      fx.dir,
+      'nohdr.csv',
+      ['platform', 'user', 'receipt_blob'],
+      [
+        ['ios', 'a', 'x'],
+        ['ios', 'b', 'y'],
+      ],
+    );
     const config = testConfig(fx.prefix, fx.sandbox.url);
     const { result, exitCode } = await ingestSources({ config, logger, sources: [source], runId: 'nohdr' });
     expect(result).toMatchObject({ rejected: 2, queued: 0 });
@@ -83,10 +88,15 @@ describe('ingest + work', () => {
   });
 
   it('fails a row whose store stays down after the configured attempts, with the code and count', async () => {
-    const source = await writeCsv(fx.dir, 'down.csv', ['platform', 'app_user_id', 'fetch_token'], [
-      ['ios', 'down-1', token(1, 'storedown')],
-      ['ios', 'ok-1', token(2)],
-    ]);
+    const source = await writeCsv(
+      fx.dir,
+      'down.csv',
+      ['platform', 'app_user_id', 'fetch_token'],
+      [
+        ['ios', 'down-1', token(1, 'storedown')],
+        ['ios', 'ok-1', token(2)],
+      ],
+    );
     const config = testConfig(fx.prefix, fx.sandbox.url, { maxAttempts: 3 });
     await ingestSources({ config, logger, sources: [source], runId: 'down' });
     const workers = await startWorkers({ config, logger });

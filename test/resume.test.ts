@@ -19,7 +19,12 @@ describe('resumable ingest', () => {
   const fx = pipelineFixture('resume');
 
   it('continues after kill -9 without losing or repeating a row', async () => {
-    const source = await writeCsv(fx.dir, 'big.csv', ['platform', 'app_user_id', 'fetch_token'], Array.from({ length: ROWS }, (_, i) => ['ios', `r-${i % 3000}`, token(i)]));
+    const source = await writeCsv(
+      fx.dir,
+      'big.csv',
+      ['platform', 'app_user_id', 'fetch_token'],
+      Array.from({ length: ROWS }, (_, i) => ['ios', `r-${i % 3000}`, token(i)]),
+    );
     const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: fx.prefix, LOG_LEVEL: 'info' };
     const args = [CLI, 'ingest', source, '--run-id', 'resume', '--high-water-mark', '0'];
     const redis = openRedis(redisUrl());

@@ -47,14 +47,26 @@ describe('secrets', () => {
     const keyFile = join(fx.dir, 'key');
     await writeFile(keyFile, `${KEY}\n`);
     const tokens = { ok: token(1), bad: token(2, 'invalid'), rejected: token(3) };
-    const source = await writeCsv(fx.dir, 's.csv', ['platform', 'app_user_id', 'fetch_token', 'price', 'currency'], [
-      ['ios', 'sec-ok', tokens.ok, '', ''],
-      ['ios', 'sec-bad', tokens.bad, '', ''],
-      ['ios', 'sec-rej', tokens.rejected, '1.99', 'dollars'],
-    ]);
+    const source = await writeCsv(
+      fx.dir,
+      's.csv',
+      ['platform', 'app_user_id', 'fetch_token', 'price', 'currency'],
+      [
+        ['ios', 'sec-ok', tokens.ok, '', ''],
+        ['ios', 'sec-bad', tokens.bad, '', ''],
+        ['ios', 'sec-rej', tokens.rejected, '1.99', 'dollars'],
+      ],
+    );
     const out = join(fx.dir, 'report');
     const ran = await new Promise<{ code: number | null; text: string }>((resolve) => {
-      const env = { PATH: process.env.PATH ?? '', REDIS_URL: redisUrl(), RC_MIGRATE_PREFIX: fx.prefix, REVENUECAT_API_URL: fx.sandbox.url, REVENUECAT_API_KEY_FILE: keyFile, LOG_LEVEL: 'trace' };
+      const env = {
+        PATH: process.env.PATH ?? '',
+        REDIS_URL: redisUrl(),
+        RC_MIGRATE_PREFIX: fx.prefix,
+        REVENUECAT_API_URL: fx.sandbox.url,
+        REVENUECAT_API_KEY_FILE: keyFile,
+        LOG_LEVEL: 'trace',
+      };
       const child = spawn(process.execPath, [CLI, 'run', source, '--run-id', 'sec', '--out', out], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let text = '';
       child.stdout.on('data', (d: Buffer) => (text += d.toString()));

@@ -33,4 +33,3 @@ export function s3ObjectName(bucket: string, key: string): string {
 export function isCsvKey(key: string): boolean {
   return /\.csv(\.gz)?$/i.test(key);
 }
-

@@ -47,7 +47,11 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
     if (platform === undefined) return fail(`platform "${clip(platformCell)}"${at('platform', platformColumn)} is not one RevenueCat accepts; use one of ${PLATFORMS.join(', ')}`);
   }
   if (platform === undefined) {
-    return fail(platformColumn === undefined ? 'no platform for this row: add a platform column or pass --platform' : `the platform cell${at('platform', platformColumn)} is empty and no --platform was given; fill it in (${PLATFORMS.join(', ')})`);
+    return fail(
+      platformColumn === undefined
+        ? 'no platform for this row: add a platform column or pass --platform'
+        : `the platform cell${at('platform', platformColumn)} is empty and no --platform was given; fill it in (${PLATFORMS.join(', ')})`,
+    );
   }
 
   // App User ID: checked on the exact cell text.
@@ -66,7 +70,9 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
     if (fieldSupport(field, platform) !== 'required' || given.has(field) || field === 'app_user_id') continue;
     const column = columnOf.get(field);
     if (field === 'fetch_token') return fail(`fetch_token${at(field, column)} is empty; every row needs its receipt or token`);
-    return fail(column === undefined ? `${field} is required for ${platform} rows; add a ${field} column` : `${field}${at(field, column)} is empty; it is required for ${platform} rows`);
+    return fail(
+      column === undefined ? `${field} is required for ${platform} rows; add a ${field} column` : `${field}${at(field, column)} is empty; it is required for ${platform} rows`,
+    );
   }
   for (const field of given.keys()) {
     if (fieldSupport(field, platform) === 'no') return fail(notAccepted(field, platform, columnOf.get(field)));
@@ -92,7 +98,9 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
     const value = cell(column).trim();
     if (value === '') continue;
     if (value.length > MAX_ATTRIBUTE_VALUE_LENGTH) {
-      return fail(`attribute ${name}${column === name ? '' : ` (column "${column}")`} is ${value.length} characters long; RevenueCat accepts at most ${MAX_ATTRIBUTE_VALUE_LENGTH}`);
+      return fail(
+        `attribute ${name}${column === name ? '' : ` (column "${column}")`} is ${value.length} characters long; RevenueCat accepts at most ${MAX_ATTRIBUTE_VALUE_LENGTH}`,
+      );
     }
     now ??= (opts.now ?? Date.now)();
     attributes ??= {};

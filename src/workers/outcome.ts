@@ -4,7 +4,10 @@ import { maskToken } from '../ingest/fingerprint.js';
 import { jobInput } from '../queue/jobData.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
 
-type Details = Omit<Outcome, 'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input' | 'body' | 'expect' | 'past_google_cutoff'>;
+type Details = Omit<
+  Outcome,
+  'src' | 'line' | 'fp' | 'platform' | 'app_user_id' | 'product_id' | 'token' | 'queued_at' | 'finished_at' | 'input' | 'body' | 'expect' | 'past_google_cutoff'
+>;
 
 export function outcomeOf(job: Job<ReceiptJobData, void, string>, details: Details): Outcome {
   const data = job.data;

@@ -190,9 +190,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     for (const [runId, at] of lastSent) {
       const ledger = ledgers.get(runId);
       if (!ledger || Date.now() - at > 2000) continue;
-      ledger
-        .recordRate(rate.current.rate)
-        .catch((err: unknown) => logger.debug({ err }, 'could not record the rate in the timeline'));
+      ledger.recordRate(rate.current.rate).catch((err: unknown) => logger.debug({ err }, 'could not record the rate in the timeline'));
     }
   };
   // The controller re-reads the shared rate on its own ticks; concurrency and the timeline follow once a second.

@@ -47,10 +47,16 @@ function contents() {
   // earlier bad conversion, reported the same way).
   files['invalid-utf8.csv'] = Buffer.concat([
     b(`${HEADER4}\n${good('iu', 2)}\n`),
-    b(`ios,iu-u3,iu-tok3-`), Buffer.from([0xff, 0xfe]), b(`-${TOKEN_TAIL},pro.monthly\n`),
+    b(`ios,iu-u3,iu-tok3-`),
+    Buffer.from([0xff, 0xfe]),
+    b(`-${TOKEN_TAIL},pro.monthly\n`),
     b(`${good('iu', 4)}\n`),
-    b('ios,iu-'), Buffer.from([0xc3, 0x28]), b(`,iu-tok5-${TOKEN_TAIL},pro.monthly\n`),
-    b(`ios,iu-u6,iu-tok6-${TOKEN_TAIL},pro.monthly`), Buffer.from([0xe2, 0x82]), b('\n'),
+    b('ios,iu-'),
+    Buffer.from([0xc3, 0x28]),
+    b(`,iu-tok5-${TOKEN_TAIL},pro.monthly\n`),
+    b(`ios,iu-u6,iu-tok6-${TOKEN_TAIL},pro.monthly`),
+    Buffer.from([0xe2, 0x82]),
+    b('\n'),
     b(`ios,iu-u7-é€,iu-tok7-${TOKEN_TAIL},pro.monthly\n`),
     b(`ios,iu-u8,iu-tok8-${TOKEN_TAIL},pro.\uFFFDmonthly\n`),
     b(`${good('iu', 9)}\n`),
@@ -89,7 +95,9 @@ function contents() {
   // One 10 MB quoted field holding 199 line breaks (lines 3-202), commas and doubled quotes, then good rows.
   const chunk = 'x'.repeat(Math.floor(HUGE_FIELD_BYTES / 200) - 8) + ',""q"",\n';
   const multi = chunk.repeat(199) + 'end';
-  files['field-10mb-multiline.csv'] = b(`${HEADER4},notes\n${good('tn', 2)},\nios,tn-u3,tn-tok3-${TOKEN_TAIL},pro.monthly,"${multi}"\n${good('tn', 203)},\n${good('tn', 204)},ok\n`);
+  files['field-10mb-multiline.csv'] = b(
+    `${HEADER4},notes\n${good('tn', 2)},\nios,tn-u3,tn-tok3-${TOKEN_TAIL},pro.monthly,"${multi}"\n${good('tn', 203)},\n${good('tn', 204)},ok\n`,
+  );
   // 6 MB with no line break at all: the "header" is longer than any record may be.
   files['one-huge-line.csv'] = Buffer.alloc(6 * 1024 * 1024, 0x78);
 

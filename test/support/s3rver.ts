@@ -23,4 +23,3 @@ export async function startS3rver(directory: string): Promise<{ port: number; ch
   ])) as [string];
   return { port: (JSON.parse(line) as { port: number }).port, child };
 }
-
