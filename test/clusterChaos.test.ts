@@ -53,9 +53,12 @@ describe('the replication barrier (src/redis/replication.ts)', () => {
     const lostKey = `t-repl-${hex()}:lost`;
     const lostMaster = await cluster.masterOf(lostKey);
     expect(await redis.eval(SET_UNREPLICATED, 1, lostKey, 'v')).toBe('OK');
-    await failover(lostMaster);
-    expect(await redis.get(lostKey)).toBeNull();
-    await cluster.restartNode(lostMaster);
+    try {
+      await failover(lostMaster);
+      expect(await redis.get(lostKey)).toBeNull();
+    } finally {
+      await cluster.restartNode(lostMaster);
+    }
 
     // Through the barrier: the master changed between the write and its WAIT, so the write is made again.
     const key = `t-repl-${hex()}:kept`;
@@ -64,23 +67,28 @@ describe('the replication barrier (src/redis/replication.ts)', () => {
     const failovers: string[] = [];
     barrier.on('failover', (m) => failovers.push(m));
     let replays = 0;
-    const result = await barrier.durable(
-      key,
-      async () => {
-        const ok = await redis.eval(SET_UNREPLICATED, 1, key, 'v');
-        await failover(master);
-        return ok;
-      },
-      async () => {
-        replays++;
-        await redis.set(key, 'v');
-      },
-    );
-    expect(result).toBe('OK');
-    expect(replays).toBe(1);
-    expect(failovers).toEqual([`127.0.0.1:${master}`]);
-    expect(await redis.get(key)).toBe('v');
-    await cluster.restartNode(master);
+    let killed = false;
+    try {
+      const result = await barrier.durable(
+        key,
+        async () => {
+          const ok = await redis.eval(SET_UNREPLICATED, 1, key, 'v');
+          killed = true;
+          await failover(master);
+          return ok;
+        },
+        async () => {
+          replays++;
+          await redis.set(key, 'v');
+        },
+      );
+      expect(result).toBe('OK');
+      expect(replays).toBe(1);
+      expect(failovers).toEqual([`127.0.0.1:${master}`]);
+      expect(await redis.get(key)).toBe('v');
+    } finally {
+      if (killed) await cluster.restartNode(master);
+    }
   }, 240_000);
 
   it('a replica that does not answer in time: the write goes on, "lagging" is said once, and "recovered" when it answers again', async () => {
@@ -138,6 +146,7 @@ describe('a master killed mid-run', () => {
    * checks that every count is exact.
    */
   async function killedMidRun(name: string, firstToken: number, pick: (queueMaster: number, masters: number[]) => number): Promise<void> {
+    await cluster.waitHealthy();
     const n = 3000;
     const concurrency = 16;
     const plan = Array.from({ length: n }, (_, i) => [i % 2 ? 'ios' : 'android', `${name}-user-${i % 700}`, token(firstToken + i), 'pro.monthly', '4.99', 'EUR']);
@@ -170,38 +179,40 @@ describe('a master killed mid-run', () => {
     for (let s = 0; s < SHARDS; s++) if ((await cluster.masterOf(keys.runShard(name, s).counters)) === victim) shardsThere.push(s);
     expect(shardsThere.length).toBeGreaterThan(0); // every master holds ledger shards of the run
     const { promoted } = await cluster.killMaster(victim);
-
-    const result = await running;
-    const s = result.summary;
-    const after = fx.sandbox.stats().receiptPosts;
-    const resent = after.total - before.total - n;
-    console.log(
-      `${name}: master ${victim}${victim === queueMaster ? ' (the queue’s)' : ''} with ledger shards ${shardsThere.join(',')} killed mid-run, replica ${promoted} promoted: ${n} rows exact, ${resent} sent twice`,
-    );
-    const said = new Map<string, number>();
-    for (const l of lines) said.set(`${l.level} ${l.msg} ${l.err?.message ?? ''}`, (said.get(`${l.level} ${l.msg} ${l.err?.message ?? ''}`) ?? 0) + 1);
-    console.log(`${name}: the logs said\n${[...said].map(([m, k]) => `  ${k} × ${m.slice(0, 300)}`).join('\n')}`);
-    expect(result.exitCode).toBe(0);
-    expect(s.status).toBe('complete');
-    expect([s.rows_read, s.rows_queued, s.rows_succeeded, s.rows_failed, s.rows_pending]).toEqual([n, n, n, 0, 0]);
-    // Every receipt reached the API. Sent twice: at most the rows in flight when the master died (the failover
-    // outlasts their 3 s BullMQ locks, so the new master hands them out again), and rows whose answer was made
-    // again after the failover: at most one per worker slot each.
-    expect(after.distinct - before.distinct).toBe(n);
-    expect(resent).toBeLessThanOrEqual(2 * concurrency);
-    expect((await readCsvFile(result.files.succeeded)).length).toBe(n);
-    // The same from a fresh connection, as `report` elsewhere would read it.
-    const state = await new RunLedger(redis, prefix, name).state();
-    expect([state.rows_read, state.rows_queued, state.rows_succeeded, state.rows_failed, state.rows_pending]).toEqual([n, n, n, 0, 0]);
-    // A job whose lock the failover took is one warning line, never an error with a stack trace.
-    const lostJob = /Missing lock for job|Lock mismatch for job|Missing key for job|is not in the active state|could not renew lock for job/;
-    expect(lines.filter((l) => l.level >= 50 && lostJob.test(l.err?.message ?? l.msg))).toEqual([]);
-    for (const line of lines.filter((l) => /job lock lost/.test(l.msg))) {
-      expect(line.level).toBe(40);
-      expect(line.err).toBeUndefined();
+    try {
+      const result = await running;
+      const s = result.summary;
+      const after = fx.sandbox.stats().receiptPosts;
+      const resent = after.total - before.total - n;
+      console.log(
+        `${name}: master ${victim}${victim === queueMaster ? ' (the queue’s)' : ''} with ledger shards ${shardsThere.join(',')} killed mid-run, replica ${promoted} promoted: ${n} rows exact, ${resent} sent twice`,
+      );
+      const said = new Map<string, number>();
+      for (const l of lines) said.set(`${l.level} ${l.msg} ${l.err?.message ?? ''}`, (said.get(`${l.level} ${l.msg} ${l.err?.message ?? ''}`) ?? 0) + 1);
+      console.log(`${name}: the logs said\n${[...said].map(([m, k]) => `  ${k} × ${m.slice(0, 300)}`).join('\n')}`);
+      expect(result.exitCode).toBe(0);
+      expect(s.status).toBe('complete');
+      expect([s.rows_read, s.rows_queued, s.rows_succeeded, s.rows_failed, s.rows_pending]).toEqual([n, n, n, 0, 0]);
+      // Every receipt reached the API. Sent twice: at most the rows in flight when the master died (the failover
+      // outlasts their 3 s BullMQ locks, so the new master hands them out again), and rows whose answer was made
+      // again after the failover: at most one per worker slot each.
+      expect(after.distinct - before.distinct).toBe(n);
+      expect(resent).toBeLessThanOrEqual(2 * concurrency);
+      expect((await readCsvFile(result.files.succeeded)).length).toBe(n);
+      // The same from a fresh connection, as `report` elsewhere would read it.
+      const state = await new RunLedger(redis, prefix, name).state();
+      expect([state.rows_read, state.rows_queued, state.rows_succeeded, state.rows_failed, state.rows_pending]).toEqual([n, n, n, 0, 0]);
+      // A job whose lock the failover took is one warning line, never an error with a stack trace.
+      const lostJob = /Missing lock for job|Lock mismatch for job|Missing key for job|is not in the active state|could not renew lock for job/;
+      expect(lines.filter((l) => l.level >= 50 && lostJob.test(l.err?.message ?? l.msg))).toEqual([]);
+      for (const line of lines.filter((l) => /job lock lost/.test(l.msg))) {
+        expect(line.level).toBe(40);
+        expect(line.err).toBeUndefined();
+      }
+    } finally {
+      // the next case needs three masters with a replica each
+      await cluster.restartNode(victim);
     }
-
-    await cluster.restartNode(victim);
   }
 
   it('the master of the queue (and of some ledger shards): its replica takes over, nothing is lost, every count is exact', async () => {
@@ -213,6 +224,7 @@ describe('a master killed mid-run', () => {
   }, 300_000);
 
   it('with a one-hash-tag prefix (the whole run on one master): its replica takes over, nothing is lost, every count is exact', async () => {
+    await cluster.waitHealthy();
     const n = 4000;
     const concurrency = 16;
     const plan = Array.from({ length: n }, (_, i) => [i % 2 ? 'ios' : 'android', `k-user-${i % 1000}`, token(100_000 + i), 'pro.monthly', '4.99', 'EUR']);
@@ -232,22 +244,25 @@ describe('a master killed mid-run', () => {
     const meta = new RedisKeys(prefix).run('kill').meta;
     const master = await cluster.masterOf(`${prefix}:${QUEUES.receipts}:meta`);
     const { promoted } = await cluster.killMaster(master);
-    expect(await cluster.masterOf(`${prefix}:${QUEUES.receipts}:meta`)).toBe(promoted);
+    try {
+      expect(await cluster.masterOf(`${prefix}:${QUEUES.receipts}:meta`)).toBe(promoted);
 
-    const result = await running;
-    const s = result.summary;
-    expect(result.exitCode).toBe(0);
-    expect(s.status).toBe('complete');
-    expect([s.rows_read, s.rows_queued, s.rows_succeeded, s.rows_failed, s.rows_pending]).toEqual([n, n, n, 0, 0]);
-    const posts = fx.sandbox.stats().receiptPosts;
-    // Every receipt reached the API. Sent twice: the rows in flight when the master died (the failover, ~4 s,
-    // outlasts their 3 s BullMQ locks, so the new master hands them out again: at most one per worker slot),
-    // plus any row whose answer was made again on the new master. The ledger counts each row once regardless.
-    expect(posts.distinct).toBeGreaterThanOrEqual(n);
-    console.log(`master ${master} killed mid-run, replica ${promoted} promoted: ${n} rows exact, ${posts.total - before - n} sent twice`);
-    expect(posts.total - before - n).toBeLessThanOrEqual(2 * concurrency);
-    expect((await readCsvFile(result.files.succeeded)).length).toBe(n);
-    expect(await redis.exists(meta)).toBe(1);
-    await cluster.restartNode(master);
+      const result = await running;
+      const s = result.summary;
+      expect(result.exitCode).toBe(0);
+      expect(s.status).toBe('complete');
+      expect([s.rows_read, s.rows_queued, s.rows_succeeded, s.rows_failed, s.rows_pending]).toEqual([n, n, n, 0, 0]);
+      const posts = fx.sandbox.stats().receiptPosts;
+      // Every receipt reached the API. Sent twice: the rows in flight when the master died (the failover, ~4 s,
+      // outlasts their 3 s BullMQ locks, so the new master hands them out again: at most one per worker slot),
+      // plus any row whose answer was made again on the new master. The ledger counts each row once regardless.
+      expect(posts.distinct).toBeGreaterThanOrEqual(n);
+      console.log(`master ${master} killed mid-run, replica ${promoted} promoted: ${n} rows exact, ${posts.total - before - n} sent twice`);
+      expect(posts.total - before - n).toBeLessThanOrEqual(2 * concurrency);
+      expect((await readCsvFile(result.files.succeeded)).length).toBe(n);
+      expect(await redis.exists(meta)).toBe(1);
+    } finally {
+      await cluster.restartNode(master);
+    }
   }, 300_000);
 });

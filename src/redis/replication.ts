@@ -10,8 +10,9 @@
 // every write that master took so far. Rows finishing at the same moment share one WAIT per master. When the
 // master changed meanwhile (a failover), the write is done again on the new master: every write passed here is
 // idempotent, or passes a `replay` that is. When no replica answers in time while the master stays (a replica
-// down or far behind), the tool goes on with what Redis itself guarantees and says so once ('lagging').
-// On one Redis node there is nothing to wait for: `durable` is the write alone.
+// far behind), the tool goes on with what Redis itself guarantees and says so once ('lagging'); a master with no
+// replica connected is not waited for (no replica could take its slots: its data comes back with it). On one
+// Redis node there is nothing to wait for: `durable` is the write alone.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cluster } from 'ioredis';
@@ -29,17 +30,27 @@ const MAX_WAIT_ERRORS = 120;
 /** What became of a write once the barrier returned. */
 export type Replicated = 'replicated' | 'no-replica' | 'lagging' | 'failover';
 
+/** What a master said about its replicas. */
+interface Answer {
+  /** replicas connected to it (ROLE) */
+  connected: number;
+  /** replicas that acknowledged its writes so far (WAIT), when waited for */
+  acked?: number;
+}
+
 interface Batch {
-  /** a key of the master's slots, which routes the WAIT there */
+  /** a key of the master's slots, which routes the question there */
   key: string;
-  promise: Promise<number>;
-  resolve: (acked: number) => void;
+  /** WAIT for a replica (else only ROLE) */
+  wait: boolean;
+  promise: Promise<Answer>;
+  resolve: (answer: Answer) => void;
   reject: (err: Error) => void;
 }
 
 interface MasterState {
   inFlight: boolean;
-  /** writers waiting for the next WAIT on this master */
+  /** writers waiting for the next question to this master */
   next?: Batch;
 }
 
@@ -95,32 +106,44 @@ export class ReplicationBarrier extends EventEmitter<ReplicationEvents> {
 
   /**
    * Whether the writes made so far to `master` (the master of `key` when they were made) reached a replica.
-   * A WAIT that fails says nothing (the master may have died, or only the network hiccuped): it is sent again
-   * until it answers from that master, or the slot map shows another master (a failover: the write may be lost).
+   * The master is asked even when the connection's slot map lists no replica for it (the map may be older than a
+   * replica that joined since), which also shows whether it still answers. A question that fails says nothing
+   * (the master may have died, or only the network hiccuped): it is asked again until it answers from that
+   * master, or the slot map shows another master (a failover: the write may be lost).
    */
   async confirm(key: string, master: string | undefined): Promise<Replicated> {
-    for (let errors = 0; ; errors++) {
+    let wait: boolean | undefined;
+    for (let errors = 0; ;) {
       const now = this.route(key);
       if (now.master === undefined) return 'no-replica';
       if (now.master !== master) return 'failover';
-      if (now.replicas === 0) return 'no-replica';
-      let acked: number | undefined;
+      let answer: Answer | undefined;
       let failure: unknown;
       try {
-        acked = await this.wait(master, key);
+        answer = await this.ask(master, key, wait ?? now.replicas > 0);
       } catch (err) {
         failure = err;
       }
       if (this.route(key).master !== master) return 'failover';
-      if (acked !== undefined) return this.note(master, acked);
-      if (errors >= MAX_WAIT_ERRORS) throw new Error(`Redis Cluster: no answer from ${master} to WAIT (${(failure as Error).message})`);
-      // The connection refreshes its slot map after a broken connection: a failover shows up there.
+      if (answer) {
+        if (answer.acked !== undefined && answer.acked >= 1) return this.note(master, true);
+        // No replica connected: none to wait for, and none that could take the master's slots.
+        if (answer.connected === 0) return 'no-replica';
+        // A replica the slot map did not list yet: ask again, waiting for it this time.
+        if (answer.acked === undefined) {
+          wait = true;
+          continue;
+        }
+        return this.note(master, false);
+      }
+      if (++errors > MAX_WAIT_ERRORS) throw new Error(`Redis Cluster: no answer from ${master} to WAIT (${(failure as Error).message})`);
+      // The connection refreshes its slot map after a broken connection or a redirection: a failover shows there.
       await sleep(WAIT_RETRY_MS);
     }
   }
 
-  private note(master: string, acked: number): Replicated {
-    if (acked >= 1) {
+  private note(master: string, replicated: boolean): Replicated {
+    if (replicated) {
       if (this.lagging.delete(master)) this.emit('recovered', master);
       return 'replicated';
     }
@@ -132,24 +155,28 @@ export class ReplicationBarrier extends EventEmitter<ReplicationEvents> {
   }
 
   /**
-   * WAIT 1 on `master`, shared: writers that ask while one WAIT is out there join the next one, which is sent
-   * when it returns (so it covers their writes too). WAIT covers the connection's earlier writes, and a cluster
-   * connection has one connection per master, which every command to it uses.
+   * ROLE (its connected replicas) and, when `wait`, WAIT 1 on `master`, shared: writers that ask while one
+   * question is out there join the next one, which is sent when it returns (so that it covers their writes too).
+   * WAIT covers the connection's earlier writes, and a cluster connection has one connection per master, which
+   * every command to it uses.
    */
-  private wait(master: string, key: string): Promise<number> {
+  private ask(master: string, key: string, wait: boolean): Promise<Answer> {
     let state = this.masters.get(master);
     if (!state) {
       state = { inFlight: false };
       this.masters.set(master, state);
     }
-    if (state.next) return state.next.promise;
-    let resolve!: (n: number) => void;
+    if (state.next) {
+      state.next.wait ||= wait;
+      return state.next.promise;
+    }
+    let resolve!: (answer: Answer) => void;
     let reject!: (err: Error) => void;
-    const promise = new Promise<number>((res, rej) => {
+    const promise = new Promise<Answer>((res, rej) => {
       resolve = res;
       reject = rej;
     });
-    state.next = { key, promise, resolve, reject };
+    state.next = { key, wait, promise, resolve, reject };
     // Sent on the next turn of the event loop at the earliest: the writers finishing in this one join it.
     if (!state.inFlight) setImmediate(() => this.send(master));
     return promise;
@@ -161,17 +188,20 @@ export class ReplicationBarrier extends EventEmitter<ReplicationEvents> {
     if (!state || !batch || state.inFlight) return;
     state.next = undefined;
     state.inFlight = true;
-    // A keyed command first, so that the pipeline (and the WAIT in it) goes to the master of that key's slot.
-    this.cluster
-      .pipeline()
-      .exists(batch.key)
-      .call('WAIT', 1, this.waitMs)
+    // A keyed command first, so that the pipeline goes to the master of that key's slot.
+    const pipeline = this.cluster.pipeline().exists(batch.key).call('ROLE');
+    if (batch.wait) pipeline.call('WAIT', 1, this.waitMs);
+    pipeline
       .exec()
       .then(
         (replies) => {
-          const [err, acked] = replies?.[1] ?? [new Error('WAIT: no reply'), 0];
-          if (err) batch.reject(err);
-          else batch.resolve(Number(acked));
+          const failed = (replies ?? []).find(([err]) => err)?.[0];
+          if (failed || !replies) return batch.reject(failed ?? new Error('no reply'));
+          const role = replies[1]?.[1] as [string, number, unknown[]?] | undefined;
+          // A node that is no longer a master (the slot map is behind): asked again once the map has caught up.
+          if (role?.[0] !== 'master') return batch.reject(new Error(`${master} is not a master`));
+          const connected = Array.isArray(role[2]) ? role[2].length : 0;
+          batch.resolve(batch.wait ? { connected, acked: Number(replies[2]?.[1]) } : { connected });
         },
         (err: Error) => batch.reject(err),
       )
