@@ -89,7 +89,7 @@ describe('HTTP statuses without a code', () => {
   });
 });
 
-describe('every backend code in REVENUECAT.md', () => {
+describe('every backend code of the import error table', () => {
   const table: [number, RetryClass][] = [
     [7000, 'permanent'],
     [7101, 'transient'],

@@ -286,7 +286,7 @@ describe('payment_mode, booleans, durations, store_country, ip_address', () => {
   });
 });
 
-describe('App User ID rules (REVENUECAT.md)', () => {
+describe('App User ID rules (RevenueCat refuses these ids)', () => {
   const row = (app_user_id: string): Record<string, string> => ({ ...baseRow('ios'), app_user_id });
 
   it('accepts 100 characters and refuses 101', () => {

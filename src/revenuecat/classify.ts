@@ -1,6 +1,7 @@
 // Turns an ApiResult into what the pipeline does next: record success, retry later, record a final failure,
 // or stop the whole run (a configuration problem every later request would hit too).
-// Rules: ../shared/REVENUECAT.md "Errors". A backend code, when it is in the table, wins over the HTTP status.
+// Rules: RevenueCat's error documentation and the backend error codes of its open-source SDKs. A backend code,
+// when it is in the table, wins over the HTTP status.
 
 import type { ApiResult } from './client.js';
 import { bodyBackoffMs } from './retryAfter.js';
@@ -38,7 +39,7 @@ export interface ErrorCodeInfo {
   retry: RetryClass;
 }
 
-/** RevenueCat backend error codes that matter to an import (REVENUECAT.md, from the SDK sources). */
+/** RevenueCat backend error codes that matter to an import (from the BackendErrorCode lists of RevenueCat's open-source SDKs). */
 export const ERROR_CODES: Readonly<Record<number, ErrorCodeInfo>> = Object.freeze({
   7000: { meaning: 'invalid platform', retry: 'permanent' },
   7101: { meaning: 'store problem (store could not be reached / answered badly)', retry: 'transient' },

@@ -1,5 +1,5 @@
 // HTTP client for the two RevenueCat v1 endpoints the pipeline uses: POST /v1/receipts and
-// GET /v1/subscribers/{app_user_id}. Facts: ../shared/REVENUECAT.md.
+// GET /v1/subscribers/{app_user_id}. Facts: RevenueCat's REST API v1 reference.
 //
 // Contract: the request methods never throw for HTTP or network problems; every outcome is an ApiResult
 // that `classify()` (./classify.ts) turns into success / transient / permanent / fatal. The API keys (one, or one

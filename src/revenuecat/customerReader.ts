@@ -1,5 +1,6 @@
 // Reads one user's current state for `verify`, as one normalized CustomerState (./customerState.ts) whichever
-// API answered. Facts: ../shared/REVENUECAT.md ("Reading subscriber state for reconciliation").
+// API answered. Facts: RevenueCat's REST API v1 reference (GET /v1/subscribers)
+// and API v2 reference (customers, active entitlements, subscriptions, purchases).
 //
 // v2 (the default) reads without side effects: GET /v2/projects/{project_id}/customers/{id} (404 = the user
 // does not exist), its active entitlements and its subscriptions and one-time purchases, following next_page.

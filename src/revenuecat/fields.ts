@@ -1,5 +1,6 @@
 // The POST /v1/receipts contract as data: which fields exist, their types, and which store accepts which.
-// Source: ../shared/seeds/003 (per-store parameter reference) and ../shared/REVENUECAT.md.
+// Source: RevenueCat's POST /receipts parameter reference (per store: required, optional, not compatible) and
+// its REST API v1 reference.
 // Both the ingest validator and the sandbox read this table, so the rules live in one place.
 
 /** Every value RevenueCat accepts in the X-Platform header. */
@@ -136,7 +137,7 @@ export const ISO_4217 = new Set(
   ).split(' '),
 );
 
-/** App User ID rules from REVENUECAT.md: RevenueCat refuses these values outright (compared case-insensitively). */
+/** App User ID rules (RevenueCat's App User ID documentation and the backend's blocklist): RevenueCat refuses these values outright (compared case-insensitively). */
 export const APP_USER_ID_BLOCKLIST = new Set(['null', 'none', 'nil', 'anonymous', 'guest', '-1', '0', '', '[object object]', 'undefined', 'nan']);
 export const APP_USER_ID_MAX_LENGTH = 100;
 

@@ -1,5 +1,5 @@
-// The v1 Subscriber object (seeds/004: GET /v1/subscribers, also the `subscriber` of a POST /v1/receipts
-// response), its structural check, and the two reading rules of its fields that everything built on it shares
+// The v1 Subscriber object (as RevenueCat's GET /v1/subscribers reference describes it; also the `subscriber`
+// of a POST /v1/receipts response), its structural check, and the two reading rules of its fields that everything built on it shares
 // (what "active" means for an expiry, which mapping key names a product). What we derive from it and keep per
 // row is ../state/subscriberSummary.ts.
 
