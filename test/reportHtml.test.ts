@@ -107,6 +107,44 @@ describe('report.html in headless Chromium', () => {
     expect(await page.locator('#chart-throughput rect.rate-limited').count()).toBe(limitedPairs.size);
     expect(await page.locator('#chart-throughput text.tick').count()).toBeGreaterThan(4);
 
+    // The learned rate: a line of 180 steps (the pairs again) across the plot, stepping down where the 429s came
+    // (a point of the line above the dip's 429 bars lies lower on the page than one above the steady stretch).
+    const rateLine = page.locator('#chart-throughput path.rate-line');
+    expect(await rateLine.count()).toBe(1);
+    expect(await rateLine.getAttribute('data-points')).toBe('180');
+    const rateBox = await rateLine.boundingBox();
+    const plotBox = await page.locator('#chart-throughput path.requests-area').boundingBox();
+    // Spans the plot, give or take its stroke (1.75 px) at either end.
+    expect(Math.abs((rateBox?.width ?? 0) - (plotBox?.width ?? 0))).toBeLessThan(4);
+    const dipX = await page
+      .locator('#chart-throughput rect.rate-limited', { hasText: 'paced at 4.4 req/s' })
+      .first()
+      .evaluate((el) => {
+        const box = el.getBoundingClientRect();
+        return box.left + box.width / 2;
+      });
+    const yAt = (x: number): Promise<number> =>
+      rateLine.evaluate((el, px) => {
+        // Walk the laid-out path to the point under x = px (screen coordinates).
+        const path = el as unknown as {
+          getTotalLength(): number;
+          getPointAtLength(l: number): { x: number; y: number };
+          getScreenCTM(): { a: number; b: number; c: number; d: number; e: number; f: number };
+        };
+        const m = path.getScreenCTM();
+        let best = { dx: Infinity, y: 0 };
+        for (let l = 0; l <= path.getTotalLength(); l += 1) {
+          const p = path.getPointAtLength(l);
+          const sx = m.a * p.x + m.c * p.y + m.e;
+          const sy = m.b * p.x + m.d * p.y + m.f;
+          if (Math.abs(sx - px) < best.dx) best = { dx: Math.abs(sx - px), y: sy };
+        }
+        return best.y;
+      }, x);
+    expect(await yAt(dipX)).toBeGreaterThan((await yAt((plotBox?.x ?? 0) + 20)) + 50);
+    expect(await page.locator('#throughput .legend-rate').isVisible()).toBe(true);
+    expect(await page.locator('#throughput .legend-rate').textContent()).toContain('learned rate');
+
     expect(await page.locator('#chart-latency rect.bar').count()).toBe(data.latency.buckets.filter((n) => n > 0).length);
     expect(await page.locator('#chart-latency text.pmark').allTextContents()).toEqual(expect.arrayContaining([expect.stringContaining('p95')]));
     expect(await page.locator('#chart-errors rect.bar').count()).toBe(Object.keys(s.by_error_code).length);

@@ -2,7 +2,20 @@
 // stopped run) and escaping. The page as Chromium draws it: reportHtml.test.ts.
 import { describe, expect, it } from 'vitest';
 import { renderReportHtml, MAX_TIMELINE_POINTS } from '../src/reports/html.js';
+import type { TimelinePoint } from '../src/reports/reportData.js';
 import { emptyRun, emptySummary, realisticRun, T0, timeline, XSS_USER } from './support/reportRuns.js';
+
+/** The learned-rate line of a rendered page: its path, its points and the values it says it draws. */
+function rateLine(html: string): { d: string; points: number; values: number[] } {
+  const tag = /<path class="rate-line"[^>]*>/.exec(html)?.[0] ?? '';
+  const attr = (name: string): string => new RegExp(`${name}="([^"]*)"`).exec(tag)?.[1] ?? '';
+  return { d: attr(' d'), points: Number(attr('data-points')), values: attr('data-values').split(' ').filter(Boolean).map(Number) };
+}
+
+/** The y of each step of a step path (M x y, then V y), in order. */
+function stepYs(d: string): number[] {
+  return [...d.matchAll(/M[\d.]+ ([\d.]+)|V([\d.]+)/g)].map((m) => Number(m[1] ?? m[2]));
+}
 
 describe('report.html without a browser', () => {
   it('renders an empty run and says no requests were sent', () => {
@@ -45,6 +58,64 @@ describe('report.html without a browser', () => {
     const total = data.timeline.reduce((a, p) => a + p.requests, 0);
     expect(html).toContain(`${total.toLocaleString('en-US')} requests`);
     expect(html.length).toBeLessThan(200_000);
+  });
+
+  it('draws the learned rate as a line on the per-second axis, one step per bucket, with the 429s under it', () => {
+    const data = emptyRun();
+    data.timeline = timeline(40, true);
+    const html = renderReportHtml(data);
+    const line = rateLine(html);
+    const rates = data.timeline.map((p) => p.rate);
+    expect(rates.every((v) => v !== undefined)).toBe(true);
+    expect(new Set(rates).size).toBeGreaterThan(3); // the sample steps down at the 429s and climbs back
+    expect(line.points).toBe(40);
+    expect(line.values).toEqual(rates);
+    expect(line.d.match(/H/g)).toHaveLength(40);
+    expect(line.d.match(/M/g)).toHaveLength(1);
+    // Drawn on a linear axis shared with requests/s: y falls by the same pixels per req/s at every step (up to the
+    // 0.1 px the coordinates are rounded to), so a higher rate is higher on the page.
+    const ys = stepYs(line.d);
+    expect(ys).toHaveLength(40);
+    const lo = line.values.indexOf(Math.min(...line.values));
+    const hi = line.values.indexOf(Math.max(...line.values));
+    const pxPerUnit = ((ys[lo] ?? 0) - (ys[hi] ?? 0)) / ((line.values[hi] ?? 0) - (line.values[lo] ?? 0));
+    expect(pxPerUnit).toBeGreaterThan(5);
+    for (const [i, y] of ys.entries()) expect(Math.abs(y - ((ys[hi] ?? 0) + ((line.values[hi] ?? 0) - (line.values[i] ?? 0)) * pxPerUnit))).toBeLessThan(0.25);
+    // The 429s are drawn in the same chart and their tooltips name the rate paced at when they came.
+    const limited = data.timeline.filter((p) => p.rateLimited > 0);
+    expect(html.match(/class="rate-limited"/g)).toHaveLength(limited.length);
+    for (const p of limited) expect(html).toContain(`paced at ${String(p.rate)} req/s`);
+    expect(html).toContain('learned rate (requests/s)');
+    expect(html).toContain(`ranged ${Math.min(...line.values)}–${Math.max(...line.values)} req/s and ended at ${line.values[39]} req/s`);
+    expect(html).not.toContain('class="rate-absent"');
+  });
+
+  it('breaks the rate line where no rate was recorded, and averages the rate when it downsamples', () => {
+    const data = emptyRun();
+    // 600 buckets: drawn in pairs (300 bins); no rate in buckets 100–139 (no worker was sending then).
+    data.timeline = timeline(600, true).map((p, i): TimelinePoint => (i >= 100 && i < 140 ? { ...p, rate: undefined } : p));
+    const line = rateLine(renderReportHtml(data));
+    expect(line.d.match(/M/g)).toHaveLength(2);
+    expect(line.points).toBe(300 - 20);
+    const expected: number[] = [];
+    for (let bin = 0; bin < 300; bin++) {
+      const rates = data.timeline.slice(bin * 2, bin * 2 + 2).flatMap((p) => (p.rate === undefined ? [] : [p.rate]));
+      if (rates.length > 0) expected.push(Math.round((rates.reduce((a, b) => a + b, 0) / rates.length) * 100) / 100);
+    }
+    expect(line.values).toEqual(expected);
+  });
+
+  it('says so when the run recorded no rate (a run from before rate discovery)', () => {
+    const data = emptyRun();
+    data.timeline = timeline(40);
+    data.summary = emptySummary({ requests_sent: data.timeline.reduce((a, p) => a + p.requests, 0) });
+    const html = renderReportHtml(data);
+    expect(html).not.toContain('class="rate-line"');
+    expect(html).toContain('class="rate-absent"');
+    expect(html).toContain('No learned rate was recorded for this run');
+    expect(html).toContain('learned rate: not recorded');
+    // The rest of the chart is drawn as before.
+    expect(/class="requests-line" d="([^"]+)"/.exec(html)?.[1]?.match(/H/g)).toHaveLength(40);
   });
 
   it('shows a stopped run with its fatal message', () => {

@@ -236,6 +236,7 @@ const COLORS = {
   held: '#6a1b9a',
   requests: '#1565c0',
   rateLimited: '#d81b60',
+  rate: '#263238',
 } as const;
 
 function statusColor(status: string): string {
@@ -347,6 +348,14 @@ interface Bin {
   requests: number;
   rateLimited: number;
   succeeded: number;
+  /** sum and count of the rates recorded in the bin's buckets: the bin's rate is their mean */
+  rateSum: number;
+  rateCount: number;
+}
+
+/** The rate the workers paced at over a bin (mean of its buckets' recorded rates); undefined when none was recorded. */
+function binRate(b: Bin): number | undefined {
+  return b.rateCount > 0 ? b.rateSum / b.rateCount : undefined;
 }
 
 /**
@@ -369,7 +378,7 @@ function binTimeline(points: TimelinePoint[], max: number): Bin[] {
   const tEnd = tMax + B;
   const bins: Bin[] = Array.from({ length: n }, (_, i) => {
     const t0 = tMin + i * width;
-    return { t0, seconds: Math.min(width, tEnd - t0), requests: 0, rateLimited: 0, succeeded: 0 };
+    return { t0, seconds: Math.min(width, tEnd - t0), requests: 0, rateLimited: 0, succeeded: 0, rateSum: 0, rateCount: 0 };
   });
   for (const p of points) {
     const bin = bins[Math.min(n - 1, Math.floor((p.t - tMin) / width))];
@@ -377,6 +386,10 @@ function binTimeline(points: TimelinePoint[], max: number): Bin[] {
     bin.requests += p.requests;
     bin.rateLimited += p.rateLimited;
     bin.succeeded += p.succeeded;
+    if (p.rate !== undefined && Number.isFinite(p.rate)) {
+      bin.rateSum += p.rate;
+      bin.rateCount += 1;
+    }
   }
   return bins;
 }
@@ -406,8 +419,30 @@ function stepPath(bins: Bin[], xOf: (t: number) => number, yOf: (v: number) => n
   return parts.join('');
 }
 
+/**
+ * The rate line: a step per bin that has a recorded rate. A bin without one (no worker was sending then) breaks
+ * the line rather than bridging it, like the quiet stretches of the request line drop to zero.
+ */
+function ratePath(bins: Bin[], xOf: (t: number) => number, yOf: (v: number) => number): { d: string; values: number[] } {
+  const parts: string[] = [];
+  const values: number[] = [];
+  let open = false;
+  for (const b of bins) {
+    const rate = binRate(b);
+    if (rate === undefined) {
+      open = false;
+      continue;
+    }
+    const y = r(yOf(rate));
+    parts.push(open ? `V${y}` : `M${r(xOf(b.t0))} ${y}`, `H${r(xOf(b.t0 + b.seconds))}`);
+    values.push(Math.round(rate * 100) / 100);
+    open = true;
+  }
+  return { d: parts.join(''), values };
+}
+
 function renderThroughputChart(data: ReportData): string {
-  const title = 'Requests and successes per second over the run, with 429 answers';
+  const title = 'Requests and successes per second over the run, the learned request rate, and 429 answers';
   const id = 'chart-throughput';
   const points = data.timeline.filter((p) => Number.isFinite(p.t));
   if (points.length === 0 || points.every((p) => p.requests === 0 && p.succeeded === 0 && p.failed === 0)) {
@@ -419,7 +454,8 @@ function renderThroughputChart(data: ReportData): string {
   const t0 = first.t0;
   const t1 = last.t0 + last.seconds;
   const f: Frame = { width: 1120, height: 300, left: 64, right: 20, top: 16, bottom: 44 };
-  const yMaxData = Math.max(...bins.map((b) => Math.max(b.requests, b.succeeded) / b.seconds));
+  // The rate shares the per-second axis (it is requests/s too), so a rate above what was sent still fits.
+  const yMaxData = Math.max(...bins.map((b) => Math.max(b.requests / b.seconds, b.succeeded / b.seconds, binRate(b) ?? 0)));
   const ticks = niceTicks(yMaxData);
   const yMax = ticks[ticks.length - 1] ?? 1;
   const xOf = (t: number): number => f.left + ((t - t0) / (t1 - t0)) * plotWidth(f);
@@ -437,7 +473,9 @@ function renderThroughputChart(data: ReportData): string {
       const x = xOf(b.t0);
       const w = Math.max(1, xOf(b.t0 + b.seconds) - x - 0.5);
       const h = Math.max(2, base - yOf(b.rateLimited / b.seconds));
-      return `<rect class="rate-limited" x="${r(x)}" y="${r(base - h)}" width="${r(w)}" height="${r(h)}" fill="${COLORS.rateLimited}"><title>${esc(`${fmtInt(b.rateLimited)} × 429 from ${new Date(b.t0 * 1000).toISOString().slice(11, 19)} UTC`)}</title></rect>`;
+      const rate = binRate(b);
+      const pacedAt = rate === undefined ? '' : `, paced at ${fmtNum(rate)} req/s`;
+      return `<rect class="rate-limited" x="${r(x)}" y="${r(base - h)}" width="${r(w)}" height="${r(h)}" fill="${COLORS.rateLimited}"><title>${esc(`${fmtInt(b.rateLimited)} × 429 from ${new Date(b.t0 * 1000).toISOString().slice(11, 19)} UTC${pacedAt}`)}</title></rect>`;
     })
     .join('');
   const xTicks = timeTicks(t0, t1)
@@ -447,6 +485,14 @@ function renderThroughputChart(data: ReportData): string {
     })
     .join('');
 
+  // Drawn over the 429 bars, so a step down of the rate reads against the 429s that caused it. Runs written
+  // before the rate was recorded have none: the chart says so rather than leaving the reader to look for it.
+  const rate = ratePath(bins, xOf, yOf);
+  const rateLine =
+    rate.values.length > 0
+      ? `<path class="rate-line" d="${rate.d}" fill="none" stroke="${COLORS.rate}" stroke-width="1.75" stroke-dasharray="6 3" stroke-linejoin="round" data-points="${rate.values.length}" data-values="${rate.values.join(' ')}"/>`
+      : `<text class="rate-absent" x="${f.width - f.right - 4}" y="${f.top + 12}" text-anchor="end">No learned rate was recorded for this run (it predates rate discovery).</text>`;
+
   const svg =
     svgOpen(id, title, f.width, f.height) +
     yAxis(f, ticks, yOf, 'per second') +
@@ -454,6 +500,7 @@ function renderThroughputChart(data: ReportData): string {
     `<path class="requests-line" d="${requestsLine}" fill="none" stroke="${COLORS.requests}" stroke-width="1.5" data-points="${bins.length}"/>` +
     `<path class="success-line" d="${successLine}" fill="none" stroke="${COLORS.succeeded}" stroke-width="1.5" data-points="${bins.length}"/>` +
     limited +
+    rateLine +
     `<line class="axis" x1="${f.left}" x2="${f.width - f.right}" y1="${base}" y2="${base}"/>${xTicks}` +
     `<text class="axis-title" x="${f.left + plotWidth(f) / 2}" y="${f.height - 6}" text-anchor="middle">time (UTC)</text></svg>`;
 
@@ -466,9 +513,19 @@ function renderThroughputChart(data: ReportData): string {
 <span><i style="background:${COLORS.requests}"></i>requests/s</span>
 <span><i style="background:${COLORS.succeeded}"></i>successes/s</span>
 <span><i style="background:${COLORS.rateLimited}"></i>429 (rate limited)/s</span>
+${rate.values.length > 0 ? `<span class="legend-rate"><i style="background:none;border-top:2px dashed ${COLORS.rate};height:0;border-radius:0;vertical-align:3px"></i>learned rate (requests/s)</span>` : `<span class="legend-rate">learned rate: not recorded</span>`}
 </div>`;
-  const caption = `<p class="caption">Each step is the average over ${esc(fmtDuration(binSeconds * 1000))}. ${fmtInt(totalRequests)} requests, peak ${esc(fmtNum(peak))} req/s over ${TIMELINE_BUCKET_SECONDS} s, ${fmtInt(total429)} answered 429 (rate limit).</p>`;
-  return panel('throughput', 'Throughput', legend + svg + caption, 'full');
+  const rateNote = rate.values.length > 0 ? ` ${rateSummary(rate.values)}` : '';
+  const caption = `<p class="caption">Each step is the average over ${esc(fmtDuration(binSeconds * 1000))}. ${fmtInt(totalRequests)} requests, peak ${esc(fmtNum(peak))} req/s over ${TIMELINE_BUCKET_SECONDS} s, ${fmtInt(total429)} answered 429 (rate limit).${rateNote}</p>`;
+  return panel('throughput', 'Throughput and learned rate', legend + svg + caption, 'full');
+}
+
+/** One sentence on the rate line: where it ended and its range, the figures a reader checks against the 429s. */
+function rateSummary(values: number[]): string {
+  const last = values[values.length - 1] ?? 0;
+  const low = values.reduce((m, v) => Math.min(m, v), Infinity);
+  const high = values.reduce((m, v) => Math.max(m, v), 0);
+  return esc(`The learned rate (what the workers paced requests at: discovered, or capped by --rate) ranged ${fmtNum(low)}–${fmtNum(high)} req/s and ended at ${fmtNum(last)} req/s.`);
 }
 
 // --- latency
@@ -639,6 +696,7 @@ svg .bar-value{font-variant-numeric:tabular-nums}
 svg .pmark{font-weight:600;fill:#283593}
 svg .empty{fill:#fafbfc;stroke:var(--line);stroke-dasharray:4 4}
 svg .empty-text{font-size:14px;fill:var(--muted)}
+svg .rate-absent{font-size:12px;fill:var(--muted);font-style:italic}
 .legend{display:flex;gap:18px;font-size:12px;color:var(--muted);margin:-4px 0 6px}
 .legend i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:6px;vertical-align:-2px}
 .caption{color:var(--muted);font-size:12px;margin:8px 0 0}

@@ -50,8 +50,12 @@ export function emptyRun(): ReportData {
   };
 }
 
-/** A deterministic timeline: ~9 req/s with a rate-limited dip in the middle and a slower tail. */
-export function timeline(n: number): TimelinePoint[] {
+/**
+ * A deterministic timeline: ~9 req/s with a rate-limited dip in the middle and a slower tail. With `withRate`,
+ * each bucket also carries the rate the workers paced at, as a run with rate discovery records it: ~10 req/s,
+ * stepped down to 4.4 at the dip's 429s and climbing back over the ten buckets after it.
+ */
+export function timeline(n: number, withRate = false): TimelinePoint[] {
   const points: TimelinePoint[] = [];
   for (let i = 0; i < n; i++) {
     const dip = i >= n * 0.4 && i < n * 0.45;
@@ -59,13 +63,18 @@ export function timeline(n: number): TimelinePoint[] {
     const requests = dip ? 40 + wobble : i > n * 0.9 ? 50 + wobble : 92 + wobble;
     const rateLimited = dip ? 12 + (i % 3) : i % 37 === 0 ? 2 : 0;
     const failed = i % 11 === 0 ? 3 : 1;
-    points.push({ t: T0 + i * TIMELINE_BUCKET_SECONDS, requests, rateLimited, succeeded: requests - rateLimited - failed - 2, failed });
+    const point: TimelinePoint = { t: T0 + i * TIMELINE_BUCKET_SECONDS, requests, rateLimited, succeeded: requests - rateLimited - failed - 2, failed };
+    if (withRate) {
+      const sinceDip = i - Math.ceil(n * 0.45);
+      point.rate = dip ? 4.4 : sinceDip >= 0 && sinceDip < 10 ? Math.round((4.4 + (sinceDip + 1) * 0.55) * 100) / 100 : 9.9;
+    }
+    points.push(point);
   }
   return points;
 }
 
 export function realisticRun(): ReportData {
-  const points = timeline(360); // one hour
+  const points = timeline(360, true); // one hour, with its learned rate
   const sum = (f: (p: TimelinePoint) => number): number => points.reduce((a, p) => a + f(p), 0);
   const requests = sum((p) => p.requests);
   const rateLimited = sum((p) => p.rateLimited);
