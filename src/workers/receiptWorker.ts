@@ -21,7 +21,6 @@ import { UserLock } from './userLock.js';
 import { RateController } from './rateController.js';
 import { concurrencyFor, limiterFor } from './rate/limiter.js';
 import { Pacer } from './pacer.js';
-import { performance } from 'node:perf_hooks';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export interface ReceiptWorkerDeps {
@@ -44,6 +43,9 @@ export interface ReceiptWorker {
   close(deadlineMs?: number): Promise<{ forced: boolean }>;
 }
 
+/** A request's own time besides its answer: the user's lock, the ledger's writes (a few Redis round trips). */
+const REQUEST_OVERHEAD_MS = 15;
+
 export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
   // No --rate: the limit is discovered (rateController.ts); with one, it is the start and the ceiling.
@@ -63,7 +65,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   });
   const initial = await rate.start();
   const pacer = new Pacer(deps.redis, config.prefix, initial.rate * config.rateHeadroom, config.pacerMaxWaitMs);
-  // Seconds per job, smoothed: with the rate it tells how many requests must be in flight.
+  // Seconds per request, smoothed (its answer's time and a little for the lock and the ledger): with the rate it
+  // tells how many requests must be in flight. Not a job's whole time, which includes its wait for a pacer slot:
+  // that would feed back (more jobs in flight wait longer for their slots, which asks for more jobs) until every
+  // job holds a slot booked seconds ahead, and a new rate (a probe) takes seconds to apply.
   let jobSeconds: number | undefined;
   // Redis at maxmemory: rows wait in the worker with their answers until Redis accepts writes; one warning.
   const memory = new MemoryPressure({
@@ -108,21 +113,14 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     holdLock: (job, token) => holdJobLock(deps.redis, deps.queue, job.id, token, config.lockDurationMs),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     observe: async (result, verdict) => {
+      const s = (result.durationMs + REQUEST_OVERHEAD_MS) / 1000;
+      jobSeconds = jobSeconds === undefined ? s : jobSeconds * 0.9 + s * 0.1;
       // A 429 of the limit also holds the pacer's schedule for its wait (pace-1.lua), which requests already
       // waiting for a slot see before they leave (pacer.ts).
       await rate.observe(result, verdict);
     },
   });
-  const timed: typeof processor = async (job, token) => {
-    const started = performance.now();
-    try {
-      return await processor(job, token);
-    } finally {
-      const s = (performance.now() - started) / 1000;
-      jobSeconds = jobSeconds === undefined ? s : jobSeconds * 0.9 + s * 0.1;
-    }
-  };
-  const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, timed, {
+  const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, processor, {
     connection: deps.connection,
     prefix: bullmqPrefix(config.prefix, isCluster(deps.connection)),
     concurrency: config.concurrency,
