@@ -91,14 +91,20 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     const data = job.data;
     const write = writeFor(job, token);
     const ledger = deps.ledgerFor(data.run);
+    const user = data.body.app_user_id;
     // The request that brought the answer: a final answer's record counts it in the same call.
     // (assigned once the answer is in; `record` may run before that, for a row without a key)
     let request: RequestSample | undefined = undefined;
+    // The user's lock going back, once the answer is in: awaited with the row's next write (see below).
+    let released: Promise<void> = Promise.resolve();
     const sent = { platform: data.platform, body: data.body };
     const record = async (outcome: Outcome): Promise<void> => {
-      if (await write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) }))) deps.metrics?.row(outcome.status);
+      const [written] = await Promise.all([write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) })), released]);
+      if (written) deps.metrics?.row(outcome.status);
       await write(() => stops.settled(data));
     };
+    // One child logger per row only when a line is written (most rows write none at the default level).
+    const log = (): Logger => deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt: job.attemptsMade + 1 });
     // The row's key: none means this process cannot send it at all (ingest checks this when it knows the keys).
     const key = deps.keys.forPlatform(data.platform);
     if (!key) {
@@ -109,20 +115,24 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     }
     // A key RevenueCat refused sends nothing more: the row waits, attempts untouched, until the key is fixed.
     if (stops.isStopped(data.platform, key.fingerprint)) return park(job, token);
-    const lock = await write(() => deps.userLock.acquire(data.body.app_user_id, deps.userLockWaitMs ?? 0));
+    // The user's lock and the request's slot of the pacer, in one Redis call where the keys allow (userLock.ts).
+    const pacer = deps.pacerFor?.(key) ?? deps.pacer;
+    const lock = await deps.userLock.acquire(user, { waitMs: deps.userLockWaitMs ?? 0, ...(pacer ? { pacer } : {}), write });
     if (!lock) return later(job, token, deps.userBusyDelayMs);
 
     let result: ApiResult;
     try {
-      const pacer = deps.pacerFor?.(key) ?? deps.pacer;
-      if (pacer && !(await write(() => pacer.take()))) {
-        await deps.userLock.release(data.body.app_user_id, lock);
-        return later(job, token, deps.userBusyDelayMs);
-      }
       result = await deps.client.postReceipt(data.platform, data.body);
-    } finally {
-      await deps.userLock.release(data.body.app_user_id, lock);
+    } catch (err) {
+      await deps.userLock.release(user, lock);
+      throw err;
     }
+    // The request is over: its user's lock goes back now, in the same round of Redis calls as the row's next write
+    // (its answer, or its request's count), which waits for it. Not later: a row that waits for Redis at maxmemory
+    // would hold its user until the lock expires. A lock that could not be given back expires on its own (userLockMs).
+    released = deps.userLock
+      .release(user, lock)
+      .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not release a user lock; it expires on its own'));
     let verdict = classify(result, { variable: key.variable, label: key.label, rows: rowsOf(key.platforms) });
     // Store credentials are the app's, not the key's: only this platform's rows are concerned.
     if (verdict.kind === 'fatal' && verdict.cause === 'store_credentials') verdict = classify(result, { variable: key.variable, label: key.label, rows: data.platform });
@@ -134,13 +144,12 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       (verdict.kind === 'transient' && !verdict.rateLimited && !verdict.userBusy && job.attemptsMade + 1 >= deps.maxAttempts);
     if (!final) {
       const counted = { ...request, fp: data.fp };
-      await write(() => ledger.countRequest(counted));
+      await Promise.all([write(() => ledger.countRequest(counted)), released]);
     }
     deps.metrics?.request(result, verdict);
     const observe = deps.observe;
     if (observe) await write(() => observe(result, verdict, key));
     const attempt = job.attemptsMade + 1;
-    const log = deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt });
 
     const http = result.kind === 'response' ? { http_status: result.status } : {};
     const failed = (v: Exclude<Classification, { kind: 'success' }>, message: string): Outcome =>
@@ -155,16 +164,16 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
           ? outcomeOf(job, { status: 'succeeded', ...http, attempts: attempt, subscriber: summary, ...(mismatches.length > 0 ? { mismatches } : {}) })
           : outcomeOf(job, { status: 'failed', ...http, attempts: attempt, reason: check.reason, message: check.message, subscriber: summary });
         await record(outcome);
-        if (!check.ok) log.warn({ reason: check.reason }, 'row accepted but not reconciled');
-        else if (mismatches.length > 0) log.warn({ mismatches: mismatches.map((m) => m.kind) }, 'row migrated, but not as expected');
-        else log.debug({ status: verdict.status, product: summary.product_found }, 'row succeeded');
+        if (!check.ok) log().warn({ reason: check.reason }, 'row accepted but not reconciled');
+        else if (mismatches.length > 0) log().warn({ mismatches: mismatches.map((m) => m.kind) }, 'row migrated, but not as expected');
+        else if (deps.logger.isLevelEnabled('debug')) log().debug({ status: verdict.status, product: summary.product_found }, 'row succeeded');
         return;
       }
       case 'permanent': {
         // A Google token past its cut-off gets a reason that says why no retry will help.
         const expired = googleTokenExpired(data, verdict, now());
         await record(expired ? failed({ ...verdict, reason: expired.reason }, expired.message) : failed(verdict, verdict.message));
-        log.info({ status: verdict.status, code: verdict.code, reason: expired?.reason ?? verdict.reason }, 'row failed permanently');
+        if (deps.logger.isLevelEnabled('info')) log().info({ status: verdict.status, code: verdict.code, reason: expired?.reason ?? verdict.reason }, 'row failed permanently');
         return;
       }
       case 'fatal': {
@@ -183,7 +192,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
           run: data.run,
           at,
         }));
-        log.error({ status: verdict.status, code: verdict.code, key: key.label, platforms }, verdict.message);
+        log().error({ status: verdict.status, code: verdict.code, key: key.label, platforms }, verdict.message);
         await write(() => deps.fatal.stopKey(stopped, deps.keys));
         // The row is not at fault: parked with its attempts untouched, sent again once its key is fixed.
         return park(job, token);
@@ -192,17 +201,17 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
         if (verdict.rateLimited) {
           // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts.
           const wait = verdict.retryAfterMs ?? deps.rateLimitDefaultWaitMs;
-          log.warn({ waitMs: wait }, 'rate limited: pausing the queue');
+          log().warn({ waitMs: wait }, 'rate limited: pausing the queue');
           await write(() => deps.queue.rateLimit(wait));
           throw new RateLimitError();
         }
         if (verdict.userBusy) return later(job, token, Math.max(verdict.retryAfterMs ?? 0, deps.userBusyDelayMs));
         if (attempt >= deps.maxAttempts) {
           await record(failed(verdict, `gave up after ${attempt} attempts: ${verdict.message}`));
-          log.warn({ reason: verdict.reason }, 'row failed: out of attempts');
+          log().warn({ reason: verdict.reason }, 'row failed: out of attempts');
           return;
         }
-        log.debug({ reason: verdict.reason }, 'transient failure, will retry');
+        if (deps.logger.isLevelEnabled('debug')) log().debug({ reason: verdict.reason }, 'transient failure, will retry');
         throw new TransientFailure(`${verdict.reason}: ${verdict.message}`, verdict.retryAfterMs);
       }
     }

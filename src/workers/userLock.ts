@@ -1,10 +1,26 @@
 // Never two requests in flight for one app_user_id, across every worker process: RevenueCat answers such
 // overlaps with 429/7638 or worse. A short Redis lock per user, released only by its holder.
+//
+// Every request also needs its slot of the pacer's schedule (pacer.ts), and only once its user's lock is held.
+// Both are taken in one Redis call (lockPace-2.lua) wherever the two keys are in one slot: always on one node,
+// and on a cluster when the prefix gives them one hash tag; otherwise one after the other, as two calls.
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RedisClient } from '../redis/connection.js';
-import { RedisKeys } from '../redis/keys.js';
+import { isCluster, type RedisClient } from '../redis/connection.js';
+import { keySlot, RedisKeys } from '../redis/keys.js';
 import { callScript, loadScripts } from '../redis/scripts.js';
+import type { Pacer, Write } from './pacer.js';
+
+const run: Write = (op) => op();
+
+export interface AcquireOptions {
+  /** How long to wait for another request of the same user to finish; 0 = one try. */
+  waitMs?: number;
+  /** Takes the request's slot of this pacer too, once the lock is held: undefined is returned when it is full. */
+  pacer?: Pacer;
+  /** How each Redis call is made (the processor's: tried again on its own at maxmemory). */
+  write?: Write;
+}
 
 export class UserLock {
   private readonly keys: RedisKeys;
@@ -25,18 +41,37 @@ export class UserLock {
   }
 
   /**
-   * A token when the lock was taken, undefined when another request for this user stayed in flight for
-   * `waitMs`. Waiting here, rather than putting the job back, keeps the rate slot the job was admitted with:
+   * A token when the lock was taken (and, with a pacer, the request's slot has come), undefined when another
+   * request for this user stayed in flight for `waitMs`, or the pacer's schedule is full (the lock is given
+   * back then). Waiting here, rather than putting the job back, keeps the rate slot the job was admitted with:
    * an export sorted by user would otherwise spend most of the rate on jobs that only bounce.
    */
-  async acquire(appUserId: string, waitMs = 0): Promise<string | undefined> {
+  async acquire(appUserId: string, opts: AcquireOptions | number = {}): Promise<string | undefined> {
+    const { waitMs = 0, pacer, write = run } = typeof opts === 'number' ? { waitMs: opts } : opts;
     const token = randomUUID();
     const key = this.key(appUserId);
     const deadline = Date.now() + waitMs;
-    for (;;) {
-      if ((await this.redis.set(key, token, 'PX', this.ttlMs, 'NX')) === 'OK') return token;
-      if (Date.now() >= deadline) return undefined;
-      await sleep(5 + Math.random() * 15);
+    // On a cluster a script's keys must be in one slot: without a shared hash tag, two calls.
+    const together = pacer !== undefined && (!isCluster(this.redis) || keySlot(key) === keySlot(pacer.key));
+    try {
+      for (;;) {
+        if (together) {
+          const taken = await pacer.takeHolding({ key, token, ttlMs: this.ttlMs }, write);
+          if (taken === true) return token;
+          if (taken === false) return undefined;
+        } else if ((await write(() => this.redis.set(key, token, 'PX', this.ttlMs, 'NX'))) === 'OK') {
+          if (!pacer || (await pacer.take(write))) return token;
+          // The pacer's schedule is full: the lock goes back.
+          await write(() => this.release(appUserId, token));
+          return undefined;
+        }
+        if (Date.now() >= deadline) return undefined;
+        await sleep(5 + Math.random() * 15);
+      }
+    } catch (err) {
+      // Failed with the lock perhaps held (while waiting for the slot): give it back if it is ours, then fail.
+      await this.release(appUserId, token).catch(() => undefined);
+      throw err;
     }
   }
 

@@ -15,40 +15,9 @@
 --   for a minute (ms), ttl ms. Records a 429 (and its hold) when refused, then counts.
 --   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
 --   longer known; admitted from <from minute> to <sent at>, -1}.
-local NEXT = 'next' -- PACE.next
-local HOLD = 'hold' -- PACE.hold
-local FINE = 'f' -- PACE.fine
-local COARSE = 'c' -- PACE.coarse
-local FINE_MS = 10 -- PACE.fineMs
-local FINE_SLOTS = 2000 -- PACE.fineSlots
-local FINE_HISTORY = 1000 -- PACE.fineHistory
-local COARSE_MS = 1000 -- PACE.coarseMs
-local COARSE_SLOTS = 100 -- PACE.coarseSlots
-local COARSE_HISTORY = 80 -- PACE.coarseHistory
-
 local key = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
--- A key left by an older version of the tool held the next slot as a plain string.
-local first = redis.pcall('HGET', key, NEXT)
-if type(first) == 'table' and first.err then redis.call('DEL', key) end
-
-local function parse(raw, bucket)
-  if not raw then return 0, 0 end
-  local b, s, l = string.match(raw, '^(%-?%d+),(%d+),(%d+)$')
-  if tonumber(b) ~= bucket then return 0, 0 end
-  return tonumber(s), tonumber(l)
-end
-
--- Adds one sent (column 1) or refused (column 2) request to the bucket holding ms; column -1 takes a sent one out.
-local function bump(prefix, size, slots, ms, column)
-  local bucket = math.floor(ms / size)
-  local field = prefix .. (bucket % slots)
-  local s, l = parse(redis.call('HGET', key, field), bucket)
-  if column == 1 then s = s + 1 elseif column == -1 then s = math.max(0, s - 1) else l = l + 1 end
-  redis.call('HSET', key, field, string.format('%d,%d,%d', bucket, s, l))
-end
+--- @include "paceSchedule"
 
 -- Sent and admitted (sent - refused) over the buckets holding [from, to]; nil when the ring no longer has
 -- them. A ring holds `history` buckets before now; the rest is for slots booked ahead (up to the max wait).
@@ -68,20 +37,8 @@ local function sum(prefix, size, slots, history, from, to)
   return sent, admitted
 end
 
-local function touch(ttl)
-  redis.call('PEXPIRE', key, ttl)
-end
-
 if ARGV[1] == 'take' then
-  local nextSlot = tonumber(redis.call('HGET', key, NEXT) or '0')
-  local hold = tonumber(redis.call('HGET', key, HOLD) or '0')
-  local slot = math.max(now, nextSlot, hold)
-  if slot - now > tonumber(ARGV[3]) then return {-1, now} end
-  redis.call('HSET', key, NEXT, tostring(slot + tonumber(ARGV[2])))
-  bump(FINE, FINE_MS, FINE_SLOTS, slot, 1)
-  bump(COARSE, COARSE_MS, COARSE_SLOTS, slot, 1)
-  touch(tonumber(ARGV[4]))
-  return {math.ceil(slot - now), now, tostring(slot)}
+  return takeSlot(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 end
 
 if ARGV[1] == 'confirm' then
