@@ -5,6 +5,7 @@ import type { IngestResult } from '../ingest/ingester.js';
 import type { Summary } from '../reports/summary.js';
 import type { ScheduleInfo } from '../schedule/scheduler.js';
 import type { VerifyResult } from '../verify/verifyRun.js';
+import { describeRate } from '../workers/rate/sharedRate.js';
 
 /** `next`: after a canary, the command that sends the rest (cli/nextCommand.ts). */
 export function summaryText(summary: Summary, dir: string, next?: string): string {
@@ -58,7 +59,7 @@ export function statusText(runId: string, st: RunStatus): string {
   const lines = [
     `run ${runId}: ${st.status}${st.fatal ? ` (${st.fatal})` : ''}`,
     `  read ${s.rows_read} · queued ${s.rows_queued} · succeeded ${s.rows_succeeded} · failed ${s.rows_failed} · rejected ${s.rows_rejected} · duplicates ${s.rows_duplicate} · already migrated ${s.rows_already_migrated}`,
-    `  pace ${st.rowsPerSecond.toFixed(1)} rows/s${st.sharedRate ? ` (request rate ${st.sharedRate.rate.toFixed(1)}/s of ${st.sharedRate.ceiling}/s)` : ''} · waiting in queue ${st.queueWaiting} · ETA ${eta}`,
+    `  pace ${st.rowsPerSecond.toFixed(1)} rows/s${st.sharedRate ? ` · ${describeRate(st.sharedRate)}` : ''} · waiting in queue ${st.queueWaiting} · ETA ${eta}`,
   ];
   if (st.recentErrors.length > 0) {
     lines.push('  last errors:');
