@@ -108,6 +108,7 @@ describe('Redis keys', () => {
       sources: 'rcm:run:{R1}:src',
       dict: 'rcm:run:{R1}:dict',
       verifyMismatches: 'rcm:run:{R1}:vmm',
+      conflictTokens: 'rcm:run:{R1}:ctok',
     });
     const tag = SHARD_TAGS[3] as string;
     expect(keys.runShard('R1', 3)).toEqual({
