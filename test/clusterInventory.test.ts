@@ -21,7 +21,8 @@ import { enqueueRows, openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRunsQueue, upsertSchedule, listSchedules } from '../src/schedule/scheduler.js';
 import { RedisKeys } from '../src/redis/keys.js';
 import { silentLogger } from '../src/logger.js';
-import type { Outcome, ReceiptJobData } from '../src/types.js';
+import type { ReceiptJobData } from '../src/types.js';
+import { outcomeFor } from './support/ledgerOutcomes.js';
 import { startRedisCluster, type RedisClusterHandle } from './support/redisCluster.js';
 
 /** Operations that fail with CROSSSLOT on a cluster when the prefix is a plain name: none. */
@@ -43,29 +44,6 @@ afterAll(async () => {
 type Result = 'ok' | 'CROSSSLOT' | `error: ${string}`;
 
 const row = (line: number, token: string): AdmitRow => ({ src: 'a.csv', line, platform: 'android', body: { app_user_id: 'u1', fetch_token: token, product_id: 'gold' } });
-
-function outcome(r: AdmitRow, fp: string, status: Outcome['status']): Outcome {
-  const base = { src: r.src, line: r.line, fp, platform: r.platform, app_user_id: r.body.app_user_id, product_id: 'gold', attempts: 1, finished_at: new Date().toISOString() };
-  return status === 'succeeded'
-    ? {
-        ...base,
-        status,
-        http_status: 200,
-        subscriber: { original_app_user_id: r.body.app_user_id, product_found: 'subscription', active_entitlements: [], product: { expires_date: null } },
-      }
-    : {
-        ...base,
-        status,
-        http_status: 400,
-        code: 7103,
-        reason: 'rc_7103',
-        message: 'invalid',
-        token: '****',
-        queued_at: base.finished_at,
-        input: { user: r.body.app_user_id, token: r.body.fetch_token },
-        body: r.body,
-      };
-}
 
 function job(line: number, token: string): ReceiptJobData {
   const r = row(line, token);
@@ -106,12 +84,12 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
   await attempt('ledger.recordRate: HSET timeline', () => ledger.recordRate(12.5));
   await attempt('ledger.recordAnswer: script dictCode, script recordAnswer (run shard and index shard)', async () => {
     const [ok, fail] = rows as [AdmitRow, AdmitRow];
-    await ledger.recordAnswer(outcome(ok, fps[0] ?? '', 'succeeded'), {
+    await ledger.recordAnswer(outcomeFor(ok, fps[0] ?? '', 'succeeded'), {
       sent: { platform: ok.platform, body: ok.body },
       request: { status: '200', durationMs: 5, rateLimited: false },
     });
-    await ledger.recordAnswer(outcome(fail, fps[1] ?? '', 'failed'), { request: { status: '400', durationMs: 5, rateLimited: false } });
-    await ledger.recordOutcome(outcome(fail, fps[1] ?? '', 'failed'), { onlyIfAbsent: true });
+    await ledger.recordAnswer(outcomeFor(fail, fps[1] ?? '', 'failed'), { request: { status: '400', durationMs: 5, rateLimited: false } });
+    await ledger.recordOutcome(outcomeFor(fail, fps[1] ?? '', 'failed'), { onlyIfAbsent: true });
   });
   await attempt('ledger.finished, outcome: script findRecords', async () => {
     await ledger.finished(fps.filter((f) => f !== ''));

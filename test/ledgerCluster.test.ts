@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { connectRedis, type RedisClient } from '../src/redis/connection.js';
 import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
 import { RedisKeys, SHARDS } from '../src/redis/keys.js';
-import type { Outcome } from '../src/types.js';
+import { outcomeFor } from './support/ledgerOutcomes.js';
 import { startRedisCluster, type RedisClusterHandle } from './support/redisCluster.js';
 
 let cluster: RedisClusterHandle;
@@ -28,29 +28,6 @@ const row = (line: number, user: string, token: string): AdmitRow => ({
   body: { app_user_id: user, fetch_token: token, product_id: 'gold' },
 });
 
-function outcome(r: AdmitRow, fp: string, status: Outcome['status']): Outcome {
-  const base = { src: r.src, line: r.line, fp, platform: r.platform, app_user_id: r.body.app_user_id, product_id: 'gold', attempts: 1, finished_at: new Date().toISOString() };
-  return status === 'succeeded'
-    ? {
-        ...base,
-        status,
-        http_status: 200,
-        subscriber: { original_app_user_id: r.body.app_user_id, product_found: 'subscription', active_entitlements: [], product: { expires_date: null } },
-      }
-    : {
-        ...base,
-        status,
-        http_status: 400,
-        code: 7103,
-        reason: 'rc_7103',
-        message: 'invalid',
-        token: '****',
-        queued_at: base.finished_at,
-        input: { user: r.body.app_user_id, token: r.body.fetch_token },
-        body: r.body,
-      };
-}
-
 describe('the ledger on a Redis Cluster', () => {
   it.each(['plain', '{tagged}'])(
     'with a %s prefix: every operation works and one run spreads over every shard and master',
@@ -67,7 +44,7 @@ describe('the ledger on a Redis Cluster', () => {
         admissions.map((a, i) => {
           if (a.kind !== 'new') return Promise.resolve(false);
           const r = rows[i] as AdmitRow;
-          return ledger.recordAnswer(outcome(r, a.fp, i % 10 === 3 ? 'failed' : 'succeeded'), {
+          return ledger.recordAnswer(outcomeFor(r, a.fp, i % 10 === 3 ? 'failed' : 'succeeded'), {
             sent: { platform: r.platform, body: r.body },
             request: { status: '200', durationMs: 5, rateLimited: false },
           });

@@ -11,24 +11,12 @@ import type { ApiResult } from '../src/revenuecat/client.js';
 import { Pacer } from '../src/workers/pacer.js';
 import { RateController } from '../src/workers/rateController.js';
 import { describeRate, readRateState, SharedRate } from '../src/workers/rate/sharedRate.js';
-import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { redisScope } from './support/redis.js';
 
-const prefixes: string[] = [];
-const connections: Redis[] = [];
-function prefix(name: string): string {
-  const p = uniquePrefix(name);
-  prefixes.push(p);
-  return p;
-}
-function connect(): Redis {
-  const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
-  connections.push(redis);
-  return redis;
-}
-afterAll(async () => {
-  for (const r of connections) r.disconnect();
-  for (const p of prefixes) await dropPrefix(p);
-});
+const scope = redisScope();
+const prefix = (name: string): string => scope.prefix(name);
+const connect = (): Redis => scope.connect();
+afterAll(() => scope.close());
 
 function response(status: number, body: unknown, headers: ApiResult extends infer R ? (R extends { kind: 'response'; headers: infer H } ? H : never) : never = {}): ApiResult {
   return { kind: 'response', status, body, headers, durationMs: 3 };

@@ -21,24 +21,12 @@ import { Pacer } from '../src/workers/pacer.js';
 import { createProcessor } from '../src/workers/processor.js';
 import { SharedRate } from '../src/workers/rate/sharedRate.js';
 import { UserLock } from '../src/workers/userLock.js';
-import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { redisScope } from './support/redis.js';
 
-const prefixes: string[] = [];
-const connections: Redis[] = [];
-function prefix(name: string): string {
-  const p = uniquePrefix(name);
-  prefixes.push(p);
-  return p;
-}
-function connect(): Redis {
-  const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
-  connections.push(redis);
-  return redis;
-}
-afterAll(async () => {
-  for (const r of connections) r.disconnect();
-  for (const p of prefixes) await dropPrefix(p);
-});
+const scope = redisScope();
+const prefix = (name: string): string => scope.prefix(name);
+const connect = (): Redis => scope.connect();
+afterAll(() => scope.close());
 
 /** The scripts' names by SHA, to tell which script an EVALSHA ran. */
 function scriptNames(): Map<string, string> {

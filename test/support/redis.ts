@@ -28,3 +28,28 @@ export async function dropPrefix(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/**
+ * Connections and prefixes for one test file, dropped after its last test: `prefix(name)` takes a unique key
+ * prefix, `connect()` a connection to the test Redis (options Workers need).
+ */
+export function redisScope(): { prefix(name: string): string; connect(): Redis; close(): Promise<void> } {
+  const prefixes: string[] = [];
+  const connections: Redis[] = [];
+  return {
+    prefix(name) {
+      const p = uniquePrefix(name);
+      prefixes.push(p);
+      return p;
+    },
+    connect() {
+      const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
+      connections.push(redis);
+      return redis;
+    },
+    async close() {
+      for (const r of connections) r.disconnect();
+      for (const p of prefixes) await dropPrefix(p);
+    },
+  };
+}
