@@ -1,10 +1,14 @@
 // A progress bar for a person at a terminal (on stderr, so stdout stays the command's answer). Off a
 // terminal the commands log a progress line every few seconds instead.
 import cliProgress from 'cli-progress';
+import { briefRate } from './session/rateProgress.js';
 import type { RunState } from './types.js';
+import type { RateView } from './workers/rate/sharedRate.js';
 
-/** What the bar shows: the run's counters (a RunState, or a Summary at the end). */
-export type ProgressCounts = Pick<RunState, 'rows_read' | 'rows_queued' | 'requests_sent' | 'rows_succeeded' | 'rows_failed' | 'rows_rejected' | 'rows_held'>;
+/** What the bar shows: the run's counters (a RunState, or a Summary at the end), and the learned rate when known. */
+export type ProgressCounts = Pick<RunState, 'rows_read' | 'rows_queued' | 'requests_sent' | 'rows_succeeded' | 'rows_failed' | 'rows_rejected' | 'rows_held'> & {
+  rates?: readonly RateView[];
+};
 
 export interface ProgressDisplay {
   onState(state: ProgressCounts): void;
@@ -18,7 +22,7 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
   const bars = new cliProgress.MultiBar(
     {
       stream,
-      format: '{bar} {percentage}% | read {read} · sent {requests} · ok {succeeded} · failed {failed} · rejected {rejected}{held} | {rate} rows/s | ETA {eta_formatted}',
+      format: '{bar} {percentage}% | read {read} · sent {requests} · ok {succeeded} · failed {failed} · rejected {rejected}{held} | {rate} rows/s{learned} | ETA {eta_formatted}',
       barsize: 24,
       hideCursor: true,
       etaBuffer: 30,
@@ -29,12 +33,16 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
   let bar: cliProgress.SingleBar | undefined;
   let last: { at: number; finished: number } | undefined;
   let rate = 0;
+  // the learned request rate as last read (the report's counts at the end carry none: the last one stays)
+  let learned = '';
   return {
     onState(s) {
       const finished = s.rows_succeeded + s.rows_failed;
       const now = Date.now();
       if (last && now > last.at) rate = rate * 0.7 + (((finished - last.finished) * 1000) / (now - last.at)) * 0.3;
       last = { at: now, finished };
+      const brief = briefRate(s.rates);
+      if (brief) learned = ` · rate ${brief}`;
       const payload = {
         read: s.rows_read,
         requests: s.requests_sent,
@@ -44,6 +52,7 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
         // held conflicts: rows that are not sent until someone looks at them
         held: s.rows_held > 0 ? ` · held ${s.rows_held}` : '',
         rate: rate.toFixed(1),
+        learned,
       };
       if (!bar) bar = bars.create(Math.max(1, s.rows_queued), finished, payload);
       else {

@@ -2,7 +2,7 @@
 // interval, whatever the rate of updates.
 import type { IngestProgress } from '../ingest/ingester.js';
 import type { Logger } from '../logger.js';
-import type { RunState } from '../types.js';
+import { briefRate, type RunProgress } from './rateProgress.js';
 
 /** How often a run or an ingest logs a `progress` line when no progress bar is shown. */
 export const PROGRESS_LOG_MS = 5000;
@@ -17,10 +17,23 @@ export function throttledLog<T>(everyMs: number, write: (value: T) => void, now:
   };
 }
 
-export function runProgressLog(log: Logger, everyMs: number): (s: RunState) => void {
-  return throttledLog(everyMs, (s: RunState) =>
-    log.info({ read: s.rows_read, queued: s.rows_queued, succeeded: s.rows_succeeded, failed: s.rows_failed, rejected: s.rows_rejected, requests: s.requests_sent }, 'progress'),
-  );
+export function runProgressLog(log: Logger, everyMs: number): (s: RunProgress) => void {
+  return throttledLog(everyMs, (s: RunProgress) => {
+    // the learned request rate, e.g. "48.5/s learned" (rateProgress.ts)
+    const rate = briefRate(s.rates);
+    log.info(
+      {
+        read: s.rows_read,
+        queued: s.rows_queued,
+        succeeded: s.rows_succeeded,
+        failed: s.rows_failed,
+        rejected: s.rows_rejected,
+        requests: s.requests_sent,
+        ...(rate ? { rate } : {}),
+      },
+      'progress',
+    );
+  });
 }
 
 export function ingestProgressLog(log: Logger, everyMs: number): (p: IngestProgress) => void {

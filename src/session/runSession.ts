@@ -13,16 +13,17 @@ import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { FatalReason, FatalStop } from '../queue/fatalStop.js';
-import { keyRingOf } from '../revenuecat/keyRing.js';
+import { hasAnyKey, keyRingOf } from '../revenuecat/keyRing.js';
 import type { Summary } from '../reports/summary.js';
 import type { ReportFiles } from '../reports/writeReport.js';
-import type { RunState } from '../types.js';
+import type { RateView } from '../workers/rate/sharedRate.js';
 import { openContext, type Context } from './context.js';
 import { TypedEvents, type Listener, type Listeners } from './events.js';
 import { watchFatal } from './fatalWatch.js';
 import { openSources } from './ingestOptions.js';
 import { IngestStep, type IngestStepRequest } from './ingestStep.js';
 import { PROGRESS_LOG_MS, runProgressLog } from './progressLog.js';
+import { rateScopesOf, readRates, type RunProgress } from './rateProgress.js';
 import { Resources } from './resources.js';
 import { reportDirOf, writeRunReport } from './runReport.js';
 import { startSending } from './sending.js';
@@ -34,8 +35,8 @@ export interface SessionEvents {
   metrics: { url: string };
   /** after each chunk the ingest queued */
   ingest: IngestProgress;
-  /** the run's counters, about once a second from the start of the work to the end */
-  progress: RunState;
+  /** the run's counters and the learned rate (per limit scope), about once a second from the start of the work to the end */
+  progress: RunProgress;
   /** a fatal API answer paused the queue: the session stops, unsent rows stay queued */
   fatal: FatalReason;
   /** the report is written */
@@ -154,7 +155,9 @@ export class RunSession {
         this.events.emit('fatal', reason);
         stop.abort();
       });
-      this.watchProgress(ledger, resources, log);
+      // The learned rate of the scopes this run's keys send in (a firing inside `work` reads the worker's keys).
+      const scopes = rateScopesOf(config, keys ?? (hasAnyKey(config) ? keyRingOf(config) : undefined));
+      this.watchProgress(ledger, resources, log, () => readRates(ctx.redis, config.prefix, scopes));
 
       const ingestStep = await IngestStep.open(ctx, ledger, {
         config,
@@ -208,15 +211,15 @@ export class RunSession {
   }
 
   /** Every second: the counters to the `progress` subscribers, and a log line every `progressEveryMs`. */
-  private watchProgress(ledger: RunLedger, resources: Resources, log: Logger): void {
+  private watchProgress(ledger: RunLedger, resources: Resources, log: Logger, rates: () => Promise<RateView[]>): void {
     const logLine = runProgressLog(log, this.opts.progressEveryMs ?? PROGRESS_LOG_MS);
     let busy = false;
     const timer = setInterval(() => {
       if (busy) return;
       busy = true;
-      ledger
-        .state()
-        .then((s) => {
+      Promise.all([ledger.state(), rates().catch(() => [])])
+        .then(([state, views]) => {
+          const s: RunProgress = views.length > 0 ? { ...state, rates: views } : state;
           this.events.emit('progress', s);
           logLine(s);
         })

@@ -18,9 +18,9 @@ import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
-import { RateController } from './rateController.js';
+import type { RateController } from './rateController.js';
 import { concurrencyFor, limiterFor } from './rate/limiter.js';
-import { Pacer } from './pacer.js';
+import { ScopedRates } from './scopedRates.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export interface ReceiptWorkerDeps {
@@ -38,7 +38,10 @@ export interface ReceiptWorkerDeps {
 
 export interface ReceiptWorker {
   worker: Worker<ReceiptJobData, void, string>;
+  /** the run's rate controller (with rateLimitScope 'key': the first key's; every key's is in `rates`) */
   rate: RateController;
+  /** one controller per limit scope (rateScope.ts): the run's alone, or one per key */
+  rates: RateController[];
   /** Waits for in-flight requests up to the deadline, then forces the close (their jobs return as stalled). */
   close(deadlineMs?: number): Promise<{ forced: boolean }>;
 }
@@ -48,23 +51,10 @@ const REQUEST_OVERHEAD_MS = 15;
 
 export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
-  // No --rate: the limit is discovered (rateController.ts); with one, it is the start and the ceiling.
-  const rate = new RateController(deps.redis, config.prefix, {
-    configuredRate: config.ratePerSecond,
-    defaultWaitMs: config.rateLimitDefaultWaitMs,
-    params: {
-      headroom: config.rateHeadroom,
-      startRate: config.rateStartPerSecond,
-      floorRate: config.rateFloorPerSecond,
-      growth: config.rateGrowth,
-      stepMs: config.rateGrowthStepMs,
-      nudge: config.rateNudge,
-      maxCut: config.rateMaxCut,
-    },
-    logger,
-  });
-  const initial = await rate.start();
-  const pacer = new Pacer(deps.redis, config.prefix, initial.rate * config.rateHeadroom, config.pacerMaxWaitMs);
+  // No --rate: the limit is discovered (rateController.ts); with one, it is the start and the ceiling. One
+  // controller and pacer for the run, or one per key (rateLimitScope 'key'); BullMQ serves them all at their sum.
+  const rates = new ScopedRates(deps.redis, config, deps.keys, logger);
+  const initial = await rates.start();
   // Seconds per request, smoothed (its answer's time and a little for the lock and the ledger): with the rate it
   // tells how many requests must be in flight. Not a job's whole time, which includes its wait for a pacer slot:
   // that would feed back (more jobs in flight wait longer for their slots, which asks for more jobs) until every
@@ -108,23 +98,25 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     userBusyDelayMs: config.userBusyDelayMs,
     userLockWaitMs: config.userLockWaitMs,
     expiryToleranceMs: config.expiryToleranceMs,
-    pacer,
+    pacer: rates.pacer,
+    pacerFor: (key) => rates.pacerFor(key),
     memory,
     holdLock: (job, token) => holdJobLock(deps.redis, deps.queue, job.id, token, config.lockDurationMs),
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
-    observe: async (result, verdict) => {
+    observe: async (result, verdict, key) => {
       const s = (result.durationMs + REQUEST_OVERHEAD_MS) / 1000;
       jobSeconds = jobSeconds === undefined ? s : jobSeconds * 0.9 + s * 0.1;
       // A 429 of the limit also holds the pacer's schedule for its wait (pace-1.lua), which requests already
       // waiting for a slot see before they leave (pacer.ts).
-      await rate.observe(result, verdict);
+      // Each answer teaches its key's scope (the run's, with one limit for every key).
+      await rates.controllerFor(key).observe(result, verdict);
     },
   });
   const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, processor, {
     connection: deps.connection,
     prefix: bullmqPrefix(config.prefix, isCluster(deps.connection)),
     concurrency: config.concurrency,
-    limiter: limiterFor(initial.rate),
+    limiter: limiterFor(initial),
     // How many times a row may be started (rate-limited or its user busy) before it fails for good.
     maxStartedAttempts: config.maxStarts,
     maxStalledCount: config.maxStalledCount,
@@ -166,21 +158,22 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   });
 
   // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
-  deps.metrics?.rate.set(initial.rate);
-  rate.onChange((s) => {
-    worker.opts.limiter = limiterFor(s.rate);
-    pacer.rate = s.rate * config.rateHeadroom;
-    deps.metrics?.rate.set(s.rate);
+  // The pacers follow their own scope's rate (scopedRates.ts).
+  deps.metrics?.rate.set(initial);
+  rates.onChange((total) => {
+    worker.opts.limiter = limiterFor(total);
+    deps.metrics?.rate.set(total);
   });
   const resize = (): void => {
     if (jobSeconds === undefined) return;
-    const wanted = concurrencyFor(rate.current.rate, jobSeconds * 1000, config.concurrency);
+    const total = rates.total;
+    const wanted = concurrencyFor(total, jobSeconds * 1000, config.concurrency);
     if (wanted !== worker.concurrency) {
-      logger.debug({ concurrency: wanted, rate: rate.current.rate, jobMs: Math.round(jobSeconds * 1000) }, 'concurrency resized');
+      logger.debug({ concurrency: wanted, rate: total, jobMs: Math.round(jobSeconds * 1000) }, 'concurrency resized');
       worker.concurrency = wanted;
     }
-    if (wanted === config.concurrency && rate.current.rate * jobSeconds > config.concurrency) {
-      logger.warn({ concurrency: config.concurrency, needed: Math.ceil(rate.current.rate * jobSeconds) }, 'latency caps the rate: raise --concurrency');
+    if (wanted === config.concurrency && total * jobSeconds > config.concurrency) {
+      logger.warn({ concurrency: config.concurrency, needed: Math.ceil(total * jobSeconds) }, 'latency caps the rate: raise --concurrency');
     }
   };
   // The rate over time, in the timeline of each run this process is sending, for the report's rate against its 429s.
@@ -188,7 +181,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     for (const [runId, at] of lastSent) {
       const ledger = ledgers.get(runId);
       if (!ledger || Date.now() - at > 2000) continue;
-      ledger.recordRate(rate.current.rate).catch((err: unknown) => logger.debug({ err }, 'could not record the rate in the timeline'));
+      ledger.recordRate(rates.total).catch((err: unknown) => logger.debug({ err }, 'could not record the rate in the timeline'));
     }
   };
   // The controller re-reads the shared rate on its own ticks; concurrency and the timeline follow once a second.
@@ -199,10 +192,11 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
 
   return {
     worker,
-    rate,
+    rate: rates.controllers[0]!,
+    rates: rates.controllers,
     async close(deadlineMs = config.shutdownTimeoutMs) {
       clearInterval(ticker);
-      await rate.stop();
+      await rates.stop();
       await unfollow();
       unwatch();
       let timer: NodeJS.Timeout | undefined;

@@ -1,0 +1,50 @@
+// The learned rate in a run's progress (issue 9): the few words the bar and the progress log line show, the bar
+// itself at a (fake) terminal, and the JSON progress line off a terminal.
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../src/logger.js';
+import { runProgressBar } from '../src/progress.js';
+import { runProgressLog } from '../src/session/progressLog.js';
+import { briefRate, type RunProgress } from '../src/session/rateProgress.js';
+import type { RateView } from '../src/workers/rate/sharedRate.js';
+
+const learned: RateView = { scope: 'default', rate: 48.52, phase: 'holding', window: 'second', learnedAt: new Date().toISOString() };
+const counts = { rows_read: 10, rows_queued: 8, requests_sent: 8, rows_succeeded: 8, rows_failed: 0, rows_rejected: 0, rows_held: 0 };
+
+describe('the learned rate in the progress', () => {
+  it('says the rate in a few words: learned, discovering, configured, and the sum over keys', () => {
+    expect(briefRate(undefined)).toBeUndefined();
+    expect(briefRate([])).toBeUndefined();
+    expect(briefRate([learned])).toBe('48.5/s learned');
+    expect(briefRate([{ scope: 'default', rate: 5, phase: 'discovering', window: 'second' }])).toBe('5.00/s discovering');
+    expect(briefRate([{ scope: 'default', rate: 25, phase: 'holding', window: 'second', ceiling: 25 }])).toBe('25.0/s configured');
+    expect(briefRate([learned, { ...learned, scope: 'key-abcdef01', rate: 20 }])).toBe('68.5/s learned, 2 keys');
+  });
+
+  it('shows it on the bar at a terminal', async () => {
+    const out = new PassThrough();
+    let screen = '';
+    out.on('data', (d: Buffer) => (screen += d.toString()));
+    const tty = Object.assign(out, { isTTY: true, columns: 200, rows: 40, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true });
+    const bar = runProgressBar(tty as unknown as NodeJS.WriteStream);
+    bar.onState({ ...counts, rates: [learned] });
+    bar.stop();
+    await new Promise((r) => setImmediate(r));
+    expect(screen).toContain('rate 48.5/s learned');
+  });
+
+  it('puts it in the progress log line off a terminal', async () => {
+    const out = new PassThrough();
+    let text = '';
+    out.on('data', (d: Buffer) => (text += d.toString()));
+    const state = { ...counts, rows_duplicate: 0, rows_already_migrated: 0 } as unknown as RunProgress;
+    const line = runProgressLog(createLogger('info', out), 1);
+    // the line is throttled: one passes once its interval (1 ms here) has gone by since the last
+    await sleep(5);
+    line({ ...state, rates: [learned] });
+    await new Promise((r) => setImmediate(r));
+    const logged = JSON.parse(text.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(logged).toMatchObject({ msg: 'progress', succeeded: 8, rate: '48.5/s learned' });
+  });
+});
