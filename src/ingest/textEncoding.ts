@@ -27,10 +27,6 @@ export const ENCODING_NAME: Record<InputEncoding, string> = {
   utf16le: 'UTF-16LE',
 };
 
-export function isInputEncoding(value: string): value is InputEncoding {
-  return (INPUT_ENCODINGS as readonly string[]).includes(value);
-}
-
 /** A streaming decoder for a non-UTF-8 encoding (undefined for UTF-8, which is read as is). */
 export function decoderFor(encoding: InputEncoding): InstanceType<typeof TextDecoder> | undefined {
   return encoding === 'utf8' ? undefined : new TextDecoder(WHATWG_LABEL[encoding]);

@@ -291,7 +291,6 @@ export const TABLE = {
 /** What a timeline field counts. `succeeded`/`failed` equal the outcome status codes (ledger/outcomeCodec.ts). */
 /** `rate` is not a count: the request rate the workers paced at in the bucket (RunLedger.recordRate), the last one written. */
 export const TIMELINE = { requests: 'r', rateLimited: 'l', succeeded: 's', failed: 'f', rate: 'q' } as const;
-export type TimelineKind = (typeof TIMELINE)[keyof typeof TIMELINE];
 
 /** Field of a run's `timeline` hash: one count per bucket start (epoch seconds) and kind. */
 export function timelineField(bucketStart: number, kind: string): string {
