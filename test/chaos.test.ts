@@ -21,7 +21,7 @@ import { silentLogger } from '../src/logger.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 import type { RunState } from '../src/types.js';
 import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
-import { startPrivateRedis, type PrivateRedis } from './support/privateRedis.js';
+import { freePortIn, startPrivateRedis, type PrivateRedis } from './support/privateRedis.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -141,7 +141,9 @@ interface World {
 }
 
 async function world(name: string, sandboxOptions: SandboxOptions): Promise<World> {
-  const redis = await startPrivateRedis();
+  // A port of the chaos suite's own range: the Redis of scenario 2 is down for seconds, and an ephemeral port freed
+  // that long could be taken by another test's server in the meantime.
+  const redis = await startPrivateRedis({ port: await freePortIn(7250, 7299) });
   const sandbox = await startSandbox(sandboxOptions);
   const dir = await tempDir(`chaos-${name}`);
   const conn = openRedis(redis.url);
@@ -428,7 +430,11 @@ describe('chaos', () => {
       await w.redis.restart(DOWN_MS);
       const afterOutage = await ledger.state();
 
-      const exit = await withTimeout(run.exited, 120_000, 'the run to finish');
+      // On a time-out, say where the run stood and what both processes said last, so a hang can be diagnosed.
+      const exit = await withTimeout(run.exited, 120_000, 'the run to finish').catch(async (err: unknown) => {
+        const state = await ledger.state().catch(() => undefined);
+        throw new Error(`${(err as Error).message}\nledger: ${JSON.stringify(state)}\nrun said:\n${run.output().slice(-3000)}\nwork said:\n${worker.output().slice(-3000)}`);
+      });
       expect(exit, run.output()).toEqual({ code: 0, signal: null });
       expect(run.output()).toMatch(/: complete/);
       expect(worker.alive(), worker.output()).toBe(true);

@@ -61,6 +61,43 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
+/** The process id of the Redis answering on `port` (INFO server), undefined when none answers. */
+function serverPid(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: '127.0.0.1' });
+    let reply = '';
+    const done = (pid: number | undefined): void => {
+      socket.destroy();
+      resolve(pid);
+    };
+    socket.setTimeout(2000, () => done(undefined));
+    socket.on('error', () => done(undefined));
+    socket.on('connect', () => socket.write('INFO server\r\n'));
+    socket.on('data', (d: Buffer) => {
+      reply += d.toString();
+      const match = /process_id:(\d+)/.exec(reply);
+      if (match) done(Number(match[1]));
+    });
+  });
+}
+
+/** A free port in [first, last]: a test's own range, which no other test and no ephemeral port ever takes. */
+export async function freePortIn(first: number, last: number): Promise<number> {
+  for (let port = first; port <= last; port++) {
+    const server = createServer();
+    const free = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false));
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (free) {
+      server.close();
+      await once(server, 'close');
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${first}-${last}`);
+}
+
 /**
  * Where the data directories go: tmpfs when the machine has one, else the temp dir; PRIVATE_REDIS_TMPDIR overrides.
  * A Redis killed with SIGKILL loses nothing it had written (with appendfsync always it writes the AOF before it
@@ -121,6 +158,10 @@ export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise
       if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within 15 s:\n${log}`);
       await sleep(25);
     }
+    // The port may have been taken while this Redis was down (a restart): the PONG must come from our process, or a
+    // test would go on against another server's empty data and wait for rows that are not there.
+    const answering = await serverPid(port);
+    if (answering !== proc.pid) throw new Error(`port ${port} is answered by another Redis (pid ${String(answering)}), not the one started (pid ${String(proc.pid)}):\n${log}`);
   };
 
   const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
