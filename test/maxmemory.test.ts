@@ -3,9 +3,7 @@
 // the middle of a run: the run must pause with one warning that names the cause, make no progress while Redis
 // is full, and finish once memory is freed, with every row read accounted for exactly once.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
@@ -18,7 +16,7 @@ import { openRedis } from '../src/redis/connection.js';
 import { isOutOfMemory } from '../src/redis/memoryPressure.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { readCsvFile, tempDir, testConfig, token, writeCsv } from './support/harness.js';
-import { startPrivateRedis, type PrivateRedis } from './support/privateRedis.js';
+import { freePortIn, startPrivateRedis, type PrivateRedis } from './support/privateRedis.js';
 
 const PORTS = { first: 7200, last: 7249 };
 const PREFIX = 'oom';
@@ -27,23 +25,6 @@ const MB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
-
-/** The first port of this file's range that nothing listens on. */
-async function portInRange(): Promise<number> {
-  for (let port = PORTS.first; port <= PORTS.last; port++) {
-    const server = createServer();
-    const free = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false));
-      server.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (free) {
-      server.close();
-      await once(server, 'close');
-      return port;
-    }
-  }
-  throw new Error(`no free port in ${PORTS.first}–${PORTS.last}`);
-}
 
 async function until(check: () => Promise<boolean> | boolean, ms: number, what: string, everyMs = 50): Promise<void> {
   const deadline = Date.now() + ms;
@@ -184,7 +165,7 @@ describe('Redis at maxmemory', () => {
 
   beforeAll(async () => {
     process.on('unhandledRejection', onUnhandled);
-    redis = await startPrivateRedis({ port: await portInRange(), args: ['--appendonly', 'no', '--save', ''] });
+    redis = await startPrivateRedis({ port: await freePortIn(PORTS.first, PORTS.last), args: ['--appendonly', 'no', '--save', ''] });
     sandbox = await startSandbox({ latencyMs: 2 });
     dir = await tempDir('maxmemory');
   });
