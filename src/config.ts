@@ -233,7 +233,7 @@ function readConfigFile(path: string, via: string): Record<string, unknown> {
   const unknown = Object.keys(parsed).filter((k) => !known.has(k));
   if (unknown.length > 0) {
     throw new ConfigError(
-      `config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (the keys are those of the configuration table in the README, e.g. ratePerSecond, redisUrl)`,
+      `config file ${path}: unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (the keys are those of docs/configuration.md, e.g. ratePerSecond, redisUrl)`,
     );
   }
   return parsed as Record<string, unknown>;

@@ -1,4 +1,4 @@
-// Exit codes of every command, documented in the README. A script driving the tool can branch on them.
+// Exit codes of every command, documented in the README and docs/reports.md. A script driving the tool can branch on them.
 export const EXIT = {
   /** every row read succeeded (duplicates of a succeeded row count as covered) */
   OK: 0,

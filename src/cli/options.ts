@@ -9,7 +9,7 @@ import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
-/** Flags that override one configuration key each (README: Configuration). */
+/** Flags that override one configuration key each (docs/configuration.md). */
 const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string; choices?: readonly string[] }[] = [
   { flags: '--redis <url>', key: 'redisUrl', help: 'Redis URL (env REDIS_URL)' },
   { flags: '--prefix <prefix>', key: 'prefix', help: 'Redis key prefix (env RC_MIGRATE_PREFIX)' },

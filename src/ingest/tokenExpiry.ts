@@ -7,7 +7,7 @@
 //   not a contract (some pages still say 90), and the store's answer is the only proof.
 // The expiry is read, never sent: it is not a POST /v1/receipts field.
 //
-// Values (decided here, documented in the README):
+// Values (decided here, documented in docs/input.md):
 // - ISO 8601: a date (`2025-03-01`, midnight UTC) or a date and time (`2025-03-01T12:30:00Z`, `…+02:00`, a space
 //   instead of the T, fractions of a second); a time without an offset is UTC (exports are written by servers).
 // - Epoch: a whole number; 12 digits or more is milliseconds, fewer is seconds (100,000,000,000 ms is March 1973
