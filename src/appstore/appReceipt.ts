@@ -119,18 +119,45 @@ function stringValue(buf: Buffer, value: BerElement): string {
 }
 
 /** RFC 3339 as Apple writes it (`2020-07-22T17:39:08Z`), with fractions of a second or an offset tolerated. */
-const RFC3339 = /^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:?\d\d)$/;
+const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\d)$/;
+
+/** The number written by the ASCII digits buf[at, at + count), or NaN. */
+function digits(buf: Buffer, at: number, count: number): number {
+  let n = 0;
+  for (let i = at; i < at + count; i++) {
+    const d = buf[i]! - 0x30;
+    if (d < 0 || d > 9) return NaN;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/**
+ * Apple's own form, `YYYY-MM-DDTHH:MM:SSZ`, read from the bytes without making a string: a receipt holds three
+ * or four dates per purchase, and building strings and match arrays for them was a fifth of a read.
+ */
+function appleDate(buf: Buffer, start: number, end: number): number {
+  if (end - start !== 20 || buf[start + 4] !== 0x2d || buf[start + 7] !== 0x2d || buf[start + 10] !== 0x54) return NaN;
+  if (buf[start + 13] !== 0x3a || buf[start + 16] !== 0x3a || buf[start + 19] !== 0x5a) return NaN;
+  const month = digits(buf, start + 5, 2);
+  const day = digits(buf, start + 8, 2);
+  const hour = digits(buf, start + 11, 2);
+  const minute = digits(buf, start + 14, 2);
+  const second = digits(buf, start + 17, 2);
+  if (!(month >= 1 && month <= 12 && day >= 1 && day <= 31 && hour <= 23 && minute <= 59 && second <= 60)) return NaN;
+  return Date.UTC(digits(buf, start, 4), month - 1, day, hour, minute, second);
+}
 
 /** A date value: epoch ms, or undefined for the empty string Apple writes for "none" (1708, 1712). */
 function dateValue(buf: Buffer, value: BerElement, what: string): number | undefined {
-  const text = stringValue(buf, value);
-  if (text === '') return undefined;
-  const m = RFC3339.exec(text);
-  if (!m) throw new ReceiptContentError(`${what} is not an RFC 3339 date`);
-  // Apple writes UTC with whole seconds: built from the digits, several times faster than Date.parse, which is
-  // kept for the rare fraction or offset.
-  if (m[7] !== undefined || m[8] !== 'Z') return Date.parse(text);
-  const ms = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
+  const element = inner(buf, value);
+  if (!STRING_TAGS.has(element.tag)) throw new BerError('expected a string value');
+  if (element.start === element.end) return undefined;
+  const fast = appleDate(buf, element.start, element.end);
+  if (!Number.isNaN(fast)) return fast;
+  // Any other RFC 3339 spelling (fractions, an offset): rare, so the slow way.
+  const text = buf.toString('latin1', element.start, element.end);
+  const ms = RFC3339.test(text) ? Date.parse(text) : NaN;
   if (Number.isNaN(ms)) throw new ReceiptContentError(`${what} is not an RFC 3339 date`);
   return ms;
 }

@@ -75,22 +75,40 @@ const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
 };
 
-// DER of the values inside the attributes, written by hand: they are tiny and asn1js builds an object tree per
-// value, which made generation slower than the reader it feeds.
-function derLength(length: number): Buffer {
-  if (length < 0x80) return Buffer.of(length);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
-  return Buffer.of(0x80 | bytes.length, ...bytes);
+// DER written by hand for everything that changes per receipt: asn1js builds an object tree per value, and
+// the generator must keep ahead of the reader it feeds. One allocation per element.
+function lengthBytes(length: number): number {
+  return length < 0x80 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 4;
+}
+/** Writes tag and length at `at`; returns their size. */
+function writeHead(out: Buffer, at: number, tag: number, length: number): number {
+  const head = 1 + lengthBytes(length);
+  out[at] = tag;
+  if (length < 0x80) out[at + 1] = length;
+  else {
+    const count = head - 2;
+    out[at + 1] = 0x80 | count;
+    for (let i = 0, n = length; i < count; i++, n = Math.floor(n / 256)) out[at + head - 1 - i] = n % 256;
+  }
+  return head;
 }
 function der(tag: number, contents: Buffer): Buffer {
-  return Buffer.concat([Buffer.of(tag), derLength(contents.length), contents]);
+  const out = Buffer.allocUnsafe(1 + lengthBytes(contents.length) + contents.length);
+  contents.copy(out, writeHead(out, 0, tag, contents.length));
+  return out;
 }
+const integers = new Map<number, Buffer>();
+/** A non-negative INTEGER (attribute types, versions, quantities), kept once made. */
 function derInteger(value: number): Buffer {
-  const bytes: number[] = [];
-  for (let n = value; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
-  if (bytes.length === 0 || bytes[0]! >= 0x80) bytes.unshift(0);
-  return der(0x02, Buffer.from(bytes));
+  let encoded = integers.get(value);
+  if (!encoded) {
+    const bytes: number[] = [];
+    for (let n = value; n > 0; n = Math.floor(n / 256)) bytes.unshift(n % 256);
+    if (bytes.length === 0 || bytes[0]! >= 0x80) bytes.unshift(0);
+    encoded = der(0x02, Buffer.from(bytes));
+    integers.set(value, encoded);
+  }
+  return encoded;
 }
 /** An unsigned big-endian integer (an ECDSA r or s) as a DER INTEGER. */
 function derUnsigned(bytes: Buffer): Buffer {
@@ -106,8 +124,18 @@ const utf8 = (text: string): Buffer => der(0x0c, Buffer.from(text, 'utf8'));
 const ia5 = (text: string): Buffer => der(0x16, Buffer.from(text, 'latin1'));
 /** Apple's date form: RFC 3339 in UTC, whole seconds. */
 const date = (ms: number | null): Buffer => ia5(ms === null ? '' : new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z'));
+/** SEQUENCE { type, version 1, OCTET STRING value }, in one buffer. */
 function attribute(type: number, value: Buffer): Buffer {
-  return der(0x30, Buffer.concat([derInteger(type), derInteger(1), der(0x04, value)]));
+  const typeDer = derInteger(type);
+  const versionDer = derInteger(1);
+  const inner = typeDer.length + versionDer.length + 1 + lengthBytes(value.length) + value.length;
+  const out = Buffer.allocUnsafe(1 + lengthBytes(inner) + inner);
+  let at = writeHead(out, 0, 0x30, inner);
+  at += typeDer.copy(out, at);
+  at += versionDer.copy(out, at);
+  at += writeHead(out, at, 0x04, value.length);
+  value.copy(out, at);
+  return out;
 }
 function set(attributes: Buffer[]): Buffer {
   return der(0x31, Buffer.concat(attributes));
