@@ -283,6 +283,18 @@ describe('generated tokens', () => {
     expect(receiptContent(der).equals(pkijsContent(token))).toBe(true);
   });
 
+  it('a receipt encoded as Xcode does (BER, indefinite lengths, constructed content) reads the same, and pkijs verifies it', async () => {
+    const token = await signer.receipt({ ...spec, ber: true });
+    const der = Buffer.from(token, 'base64');
+    expect(der.subarray(0, 2)).toEqual(Buffer.of(0x30, 0x80));
+    const { receipt: _ber, ...read } = asReceipt(readAppleToken(token));
+    const { receipt: _der, ...expected } = asReceipt(readAppleToken(await signer.receipt(spec)));
+    expect(read).toEqual(expected);
+    const signed = new pkijs.SignedData({ schema: new pkijs.ContentInfo({ schema: asn1js.fromBER(new Uint8Array(der)).result }).content });
+    expect(await signed.verify({ signer: 0, checkChain: false })).toBe(true);
+    expect(receiptContent(der).equals(pkijsContent(token))).toBe(true);
+  });
+
   it.each([3000, 7500, 12000])('pads to %i base64 characters with random, incompressible bytes', async (length) => {
     const [a, b, bare] = await Promise.all([signer.receipt({ ...spec, base64Length: length }), signer.receipt({ ...spec, base64Length: length }), signer.receipt(spec)]);
     expect(Math.abs(a.length - length)).toBeLessThanOrEqual(16);

@@ -73,9 +73,9 @@ function purchasesFor(random, userIndex, baseMs) {
 
 /**
  * `count` distinct tokens, a share `jwsShare` of them StoreKit 2 signed transactions, the rest base64 app receipts
- * of 3-12 KB (uniform), 1-30 purchases each. Returns [{ kind: 'receipt' | 'signed_transaction', token }].
+ * of 3-12 KB (uniform), 1-27 purchases each; `ber`: receipts encoded as Xcode does (indefinite lengths). Returns [{ kind: 'receipt' | 'signed_transaction', token }].
  */
-export async function makeAppleTokens(signer, count, { jwsShare = 0.2, seed = 1, minLength = 3000, maxLength = 12_000, concurrency = 32 } = {}) {
+export async function makeAppleTokens(signer, count, { jwsShare = 0.2, ber = false, seed = 1, minLength = 3000, maxLength = 12_000, concurrency = 32 } = {}) {
   const random = lcg(seed);
   const baseMs = Date.UTC(2025, 0, 1);
   const specs = [];
@@ -97,7 +97,7 @@ export async function makeAppleTokens(signer, count, { jwsShare = 0.2, seed = 1,
       });
     } else {
       const base64Length = minLength + Math.floor(random() * (maxLength - minLength));
-      specs.push({ kind: 'receipt', spec: { environment, bundleId: 'com.example.app', creationMs, purchases, base64Length } });
+      specs.push({ kind: 'receipt', spec: { environment, bundleId: 'com.example.app', creationMs, purchases, base64Length, ber } });
     }
   }
   const out = new Array(count);

@@ -2,7 +2,7 @@
 // Scenario: reading App Store tokens (dist/appstore/readToken.js) on one core. Builds a corpus of real signed
 // tokens (bench/lib/appleReceipts.mjs: base64 PKCS#7 receipts of 3-12 KB with random, incompressible padding and
 // 1-27 purchases, and ES256 JWS signed transactions), then reads it in a loop for a fixed time:
-// - receipts only, signed transactions only, and the mix;
+// - receipts only, signed transactions only, the mix, and receipts encoded as Xcode does (BER, indefinite lengths);
 // - for comparison, the reading the reader replaced: asn1js + pkijs (ContentInfo, SignedData, then the content's
 //   SET parsed by asn1js.fromBER), on a slice of the same receipts.
 // Rows/s are given by wall time and by this process's CPU time (user + system, every thread: GC included), the
@@ -122,6 +122,10 @@ export async function receiptsScenario({ count = 2000, seconds = 4, jwsShare = 0
     tokens.map((t) => t.token),
     seconds,
   );
+  log(`receipts: reading 200 receipts encoded as Xcode does (BER, indefinite lengths) for ${seconds} s`);
+  const berTokens = (await makeAppleTokens(signer, 200, { jwsShare: 0, ber: true, seed: 2 })).map((t) => t.token);
+  if (berTokens.some((t) => readAppleToken(t).kind !== 'receipt')) throw new Error('a generated BER receipt did not read');
+  result.readBerReceipts = measure(read, berTokens, seconds);
   log(`receipts: the same receipts through asn1js + pkijs (reference) for ${seconds} s`);
   result.referencePkijs = measure(readWithPkijs, receipts.slice(0, 200), seconds, { warmUp: 10, batch: 5 });
   const contents = receipts.slice(0, 200).map((t) => new Uint8Array(receiptContent(Buffer.from(t, 'base64'))));

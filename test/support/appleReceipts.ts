@@ -39,6 +39,8 @@ export interface ReceiptSpec {
   purchases: ReceiptPurchaseSpec[];
   /** pad to about this many base64 characters (random opaque bytes); the receipt is never cut below its content */
   base64Length?: number;
+  /** encode as Xcode does: BER with indefinite lengths and a constructed OCTET STRING around the content */
+  ber?: boolean;
 }
 
 /** The payload of a signed transaction; any other field goes in `extra`. */
@@ -96,6 +98,10 @@ function der(tag: number, contents: Buffer): Buffer {
   const out = Buffer.allocUnsafe(1 + lengthBytes(contents.length) + contents.length);
   contents.copy(out, writeHead(out, 0, tag, contents.length));
   return out;
+}
+/** A constructed element of indefinite length: tag, 0x80, contents, end-of-contents. */
+function indefinite(tag: number, contents: Buffer): Buffer {
+  return Buffer.concat([Buffer.of(tag, 0x80), contents, Buffer.of(0, 0)]);
 }
 const integers = new Map<number, Buffer>();
 /** A non-negative INTEGER (attribute types, versions, quantities), kept once made. */
@@ -207,18 +213,22 @@ export async function appleSigner(): Promise<AppleSigner> {
    * from the parts above rather than through pkijs's SignedData.sign and toBER, which took 20 ms a receipt
    * (asn1js re-encodes the certificates every time); the tests check that pkijs verifies the result.
    */
-  async function signedReceipt(payload: Buffer): Promise<Buffer> {
+  async function signedReceipt(payload: Buffer, ber = false): Promise<Buffer> {
     const raw = Buffer.from(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, leafKeys!.privateKey, new Uint8Array(payload)));
     const signature = der(0x30, Buffer.concat([derUnsigned(raw.subarray(0, 32)), derUnsigned(raw.subarray(32))]));
     const signerInfo = der(0x30, Buffer.concat([derInteger(1), sidDer, sha256Der, ecdsaSha256Der, der(0x04, signature)]));
-    const encapsulated = der(0x30, Buffer.concat([dataOidDer, der(0xa0, der(0x04, payload))]));
-    const signedData = der(0x30, Buffer.concat([derInteger(1), der(0x31, sha256Der), encapsulated, der(0xa0, certificatesDer), der(0x31, signerInfo)]));
-    return der(0x30, Buffer.concat([signedDataOidDer, der(0xa0, signedData)]));
+    // BER as Xcode writes it: indefinite lengths down to the content, and the content as a constructed OCTET
+    // STRING around a primitive one.
+    const wrap = ber ? indefinite : der;
+    const content = ber ? indefinite(0x24, der(0x04, payload)) : der(0x04, payload);
+    const encapsulated = wrap(0x30, Buffer.concat([dataOidDer, wrap(0xa0, content)]));
+    const signedData = wrap(0x30, Buffer.concat([derInteger(1), der(0x31, sha256Der), encapsulated, der(0xa0, certificatesDer), der(0x31, signerInfo)]));
+    return wrap(0x30, Buffer.concat([signedDataOidDer, wrap(0xa0, signedData)]));
   }
 
   return {
     async receipt(spec) {
-      if (spec.base64Length === undefined) return (await signedReceipt(receiptPayload(spec, 0))).toString('base64');
+      if (spec.base64Length === undefined) return (await signedReceipt(receiptPayload(spec, 0), spec.ber)).toString('base64');
       // Everything around the payload (certificates, signature, headers) is the same size give or take the ECDSA
       // signature's 70-72 bytes and a length byte: learnt from the first receipt, then the padding is the rest.
       if (overhead === undefined) {
@@ -227,7 +237,7 @@ export async function appleSigner(): Promise<AppleSigner> {
       }
       const unpadded = receiptPayload(spec, 0).length;
       const padding = Math.max(0, Math.floor((spec.base64Length * 3) / 4) - overhead - unpadded - 8);
-      return (await signedReceipt(receiptPayload(spec, padding))).toString('base64');
+      return (await signedReceipt(receiptPayload(spec, padding), spec.ber)).toString('base64');
     },
 
     async signedTransaction(spec) {
