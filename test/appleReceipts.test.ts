@@ -308,6 +308,26 @@ describe('generated tokens', () => {
     expect(readAppReceipt(bytes).purchases).toHaveLength(4);
   });
 
+  it("a receipt of 1,000 purchases (an old app's years of consumables) reads every one, where asn1js's node limit gives up", async () => {
+    const purchases = Array.from({ length: 1000 }, (_, i) => ({
+      productId: 'com.example.coins',
+      transactionId: String(3e15 + i),
+      originalTransactionId: String(3e15 + i),
+      purchaseMs: spec.creationMs - i * 60_000,
+      expiresMs: null,
+    }));
+    const token = await signer.receipt({ ...spec, purchases });
+    const reading = asReceipt(readAppleToken(token));
+    expect(reading.purchases).toHaveLength(1000);
+    expect(reading.purchases[999]).toEqual({
+      productId: 'com.example.coins',
+      transactionId: String(3e15 + 999),
+      originalTransactionId: String(3e15 + 999),
+      purchaseMs: spec.creationMs - 999 * 60_000,
+    });
+    expect(asn1js.fromBER(new Uint8Array(Buffer.from(token, 'base64'))).offset).toBe(-1);
+  });
+
   it('a receipt without 1705 takes the transaction as its own original, as Xcode receipts need', async () => {
     const reading = asReceipt(readAppleToken(await signer.receipt({ ...spec, purchases: [{ productId: 'p', transactionId: '7', purchaseMs: spec.creationMs }] })));
     expect(reading.purchases).toEqual([{ productId: 'p', transactionId: '7', originalTransactionId: '7', purchaseMs: spec.creationMs }]);

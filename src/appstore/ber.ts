@@ -1,10 +1,11 @@
 // A minimal BER element reader: identifier, length (definite or indefinite) and the bounds of the contents, and
 // nothing more. It is what the App Store receipt reader walks instead of asn1js + pkijs, because those could not
-// keep up: on this machine asn1js 4.0.0's fromBER alone took 5-7 ms for one 8 KB sandbox receipt (pkijs
-// ContentInfo + SignedData on top: 9-12 ms), about 100 receipts a second against the 5,000 a second the ingester
-// needs (bench/scenarios/receipts.mjs measures both). asn1js decodes every node into objects, certificates
-// included, and tries to parse every OCTET STRING and BIT STRING as nested ASN.1; a receipt needs a dozen
-// elements on the path to its content and the three-field attributes below it, and skips the rest by length.
+// keep up: asn1js 4.0.0's fromBER alone took 5-7 ms of CPU for one 8 KB sandbox receipt, and pkijs's ContentInfo
+// + SignedData on top 12-20 ms (bench/scenarios/receipts.mjs: about 50-80 receipts a second against the 5,000 the
+// ingester needs; this reader, 20,000-30,000). asn1js decodes every node into objects, certificates included,
+// and tries every OCTET STRING and BIT STRING as nested ASN.1; it also refuses more than 10,000 nodes by
+// default, which a receipt of some 800 purchases passes. A receipt needs a dozen elements on the path to its
+// content and the three-field attributes below it; the rest is skipped by length.
 //
 // BER, not only DER: receipts made by Xcode's StoreKit testing use indefinite lengths and a constructed OCTET
 // STRING around the content, which a DER-only reader rejects. Every malformation (a length past the end, a
