@@ -17,6 +17,7 @@ const UNIT_TESTS = [
   'test/property.test.ts',
   'test/rateDiscovery.test.ts',
   'test/readCsv.test.ts',
+  'test/receiptSurvey.test.ts',
   'test/reportHtmlRender.test.ts',
   'test/rowRecord.test.ts',
   'test/template.test.ts',
