@@ -191,3 +191,16 @@ describe('soonestActiveExpiry', () => {
     expect(soonestActiveExpiry(receipt(0, [sub('1', '1a', 0)]), now)).toBeUndefined();
   });
 });
+
+describe('environments', () => {
+  it('compares ids within an environment and leaves Xcode testing out of conflicts', () => {
+    const result = survey([
+      row(2, 'a', receipt(0, [once('77')])),
+      row(3, 'b', receipt(0, [once('77')], { environment: 'sandbox' })),
+      row(4, 'c', receipt(0, [once('0')], { environment: 'xcode' })),
+      row(5, 'd', receipt(0, [once('0')], { environment: 'xcode' })),
+    ]);
+    expect(result.conflicts).toEqual([]);
+    expect(result.counts.purchases).toBe(3);
+  });
+});

@@ -13,7 +13,8 @@
 // - conflicts by purchase: among the rows that will be sent, the first one (by place: source, then line) that
 //   holds an original transaction id owns it for its user; a row of ANOTHER user holding it is a conflict, named
 //   by the shared original transaction id and the owner's row. A superseded row is not a conflict of its own:
-//   the receipt that carries it, which is sent, is the one that would move the purchase.
+//   the receipt that carries it, which is sent, is the one that would move the purchase. Ids are compared within
+//   an environment (Apple's sandbox numbers its own), and Xcode's StoreKit testing is left out: its ids are "0".
 // - counts for plan.json's `receipts` block.
 //
 // Memory: a run can hold millions of Apple rows, so the survey keeps numbers, not strings or objects: per row a
@@ -84,7 +85,8 @@ export interface ReceiptCounts {
   bundles: Record<string, number>;
 }
 
-const SANDBOX_ENVIRONMENTS = new Set(['sandbox', 'xcode', 'Sandbox', 'ProductionSandbox', 'Xcode']);
+/** Counted as sandbox in the plan: Apple's sandbox and Xcode's StoreKit testing (neither is a paying customer). */
+const SANDBOX_ENVIRONMENTS = new Set(['sandbox', 'xcode']);
 /** Places as one number: source × 2^32 + line (sources are few, lines below 2^32). */
 const LINE_SPAN = 2 ** 32;
 
@@ -136,16 +138,21 @@ class Grow {
 class IdKeys {
   private readonly others = new Map<string, number>();
   private readonly names: string[] = [];
-  key(id: string): number {
+  /** The key of a transaction id within an environment: Apple's sandbox and Xcode number their own. */
+  key(id: string, environment: string): number {
+    if (environment !== 'production') return this.intern(`${environment}\u0000${id}`, id);
     if (CANONICAL_DECIMAL.test(id)) {
       const n = Number(id);
       if (Number.isSafeInteger(n)) return n;
     }
-    let k = this.others.get(id);
+    return this.intern(id, id);
+  }
+  private intern(key: string, id: string): number {
+    let k = this.others.get(key);
     if (k === undefined) {
       k = -(1 + this.names.length);
       this.names.push(id);
-      this.others.set(id, k);
+      this.others.set(key, k);
     }
     return k;
   }
@@ -158,6 +165,8 @@ export class ReceiptSurvey {
   private readonly ids = new IdKeys();
   // per read row
   private readonly places = new Grow();
+  /** 1 for a row of Xcode's StoreKit testing, whose ids ("0") mean nothing across users */
+  private readonly local = new Grow();
   private readonly users = new Grow();
   private readonly dates = new Grow();
   /** the row's latest purchase expiry (ties of dates) */
@@ -194,13 +203,14 @@ export class ReceiptSurvey {
     this.bundles.set(reading.bundleId, (this.bundles.get(reading.bundleId) ?? 0) + 1);
     if (SANDBOX_ENVIRONMENTS.has(reading.environment)) this.sandbox++;
     this.places.push(placeNumber(row.place));
+    this.local.push(reading.environment === 'xcode' ? 1 : 0);
     this.users.push(user);
     this.dates.push(Number.isFinite(reading.dateMs) ? reading.dateMs : 0);
     this.firstPurchase.push(this.txns.length);
     let latest = 0;
     for (const p of reading.purchases) {
-      this.txns.push(this.ids.key(p.transactionId));
-      this.origs.push(this.ids.key(p.originalTransactionId));
+      this.txns.push(this.ids.key(p.transactionId, reading.environment));
+      this.origs.push(this.ids.key(p.originalTransactionId, reading.environment));
       const expires = p.expiresMs ?? Number.NaN;
       this.purchaseExpiries.push(expires);
       if (expires > latest) latest = expires; // NaN (no expiry) never is
@@ -242,7 +252,7 @@ export class ReceiptSurvey {
     const conflicts: PurchaseConflict[] = [];
     const conflicted = new Set<number>();
     for (const r of byPlace) {
-      if (supersededBy.has(r)) continue;
+      if (supersededBy.has(r) || this.local.at(r) === 1) continue;
       const user = this.users.at(r);
       for (let p = this.firstPurchase.at(r); p < end(r); p++) {
         const orig = this.origs.at(p);
