@@ -1,5 +1,6 @@
 // The run ledger's data model against a real Redis: rows keyed by token, conflicts in a run and across runs,
 // changed and unchanged rows, the final answer and its request in one call, and buckets that stay listpacks.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
@@ -178,6 +179,27 @@ describe('run ledger', () => {
     for await (const f of ledger.failedRecords()) messages.set(f.outcome.line, f.outcome.message);
     expect(messages.size).toBe(n);
     for (let i = 0; i < n; i++) expect(messages.get(i + 2)).toBe(`receipt of row ${i} refused: ${'x'.repeat(i % 7)}`);
+  });
+
+  it("keeps none of a failed row's 3 KB receipt in Redis: its record stays in a listpack bucket", async () => {
+    const prefix = newPrefix('ledger-receipt');
+    const ledger = new RunLedger(redis, prefix, 'R');
+    const receipt = randomBytes(2250).toString('base64');
+    const bad = row(2, '5f0c1b2a-3d4e-4f50-8a6b-7c8d9e0f1a2b', receipt, { product_id: 'com.example.premium.monthly' });
+    await migrate(ledger, [bad], { fail: () => true });
+    expect(await ledger.state()).toMatchObject({ rows_failed: 1 });
+    // every key of the run and the index together weigh less than the receipt alone
+    let bytes = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) bytes += Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+    } while (cursor !== '0');
+    expect(bytes).toBeLessThan(receipt.length);
+    // no record was too long for a bucket
+    expect(await redis.exists(new RedisKeys(prefix).runShard('R', 0).wide)).toBe(0);
+    for await (const f of ledger.failedRecords()) expect(Buffer.from(f.stored, 'base64').length).toBeLessThanOrEqual(64);
   });
 
   it('within a run: same token and user is a duplicate; same token, another user is a conflict, held or sent', async () => {

@@ -22,7 +22,7 @@
 //
 //   node bench/scenarios/ledger.mjs [--rows N] [--failed-share 0.05,0.3] [--dist DIR] [--json]   (DIR defaults to dist/)
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -99,7 +99,7 @@ async function privateRedis() {
  */
 function rowOf(generated, line, now, failedShare, seed) {
   const cells = Object.fromEntries(COLUMNS.map((c, i) => [c, generated.cells[i]]));
-  if (generated.platform === 'ios') cells.fetch_token = randomBytes(RECEIPT_BYTES).toString('base64');
+  if (generated.platform === 'ios') cells.fetch_token = receipt(seed, line);
   const fails = unit(seed, line, 7) < failedShare;
   const body = { app_user_id: cells.app_user_id, fetch_token: cells.fetch_token };
   if (cells.product_id) body.product_id = cells.product_id;
@@ -113,6 +113,17 @@ function rowOf(generated, line, now, failedShare, seed) {
   if (Object.keys(attributes).length > 0) body.attributes = attributes;
   const directive = fails ? 'refused' : generated.directive === 'expired' ? 'expired' : undefined;
   return { src: SOURCE, line, platform: generated.platform, body, input: cells, directive };
+}
+
+/**
+ * An App Store receipt of RECEIPT_BYTES random bytes, as base64: an AES-128-CTR keystream keyed by the seed, one
+ * counter block per line, so that the next night's run reads the very same receipts.
+ */
+function receipt(seed, line) {
+  const key = createHash('sha256').update(`rc-migrate bench ledger receipts ${seed}`).digest().subarray(0, 16);
+  const iv = Buffer.alloc(16);
+  iv.writeUInt32BE(line, 0);
+  return createCipheriv('aes-128-ctr', key, iv).update(Buffer.alloc(RECEIPT_BYTES)).toString('base64');
 }
 
 /** Google's answer to a token past its cut-off names the day it expired: a message that varies between rows. */
