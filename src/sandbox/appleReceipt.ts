@@ -5,12 +5,12 @@
 // A receipt is a PKCS#7 ContentInfo { signedData, [0] SignedData }; the SignedData's encapsulated content is an
 // OCTET STRING holding a SET of SEQUENCE { type INTEGER, version INTEGER, value OCTET STRING }, each value
 // itself DER. Xcode writes BER with indefinite lengths and wraps the content in a constructed OCTET STRING;
-// asn1js reads both, and octets() below joins a constructed string's parts. No signature check: RevenueCat
-// asks Apple, and the sandbox trusts what it is sent.
-import * as asn1js from 'asn1js';
+// ber.ts reads both. No signature check: RevenueCat asks Apple, and the sandbox trusts what it is sent.
 import type { AppleTokenContents, AppleTransaction } from './appleContents.js';
+import { BerError, TAG, childrenOf, contentBytes, integerOf, isUniversal, readTlv, type Tlv } from './ber.js';
 
-const OID_SIGNED_DATA = '1.2.840.113549.1.7.2';
+// 1.2.840.113549.1.7.2, as DER contents.
+const OID_SIGNED_DATA = Buffer.from([0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02]);
 
 // App receipt field types.
 const RECEIPT_ENVIRONMENT = 0;
@@ -33,17 +33,24 @@ export class NotAReceipt extends Error {}
 
 /** A base64 PKCS#7 app receipt → its contents. Throws NotAReceipt when it is not one. */
 export function readAppReceipt(base64: string): AppleTokenContents {
-  const bytes = Buffer.from(base64, 'base64');
-  const contentInfo = parse(bytes);
-  const [oid, explicit] = children(contentInfo);
-  if (!(oid instanceof asn1js.ObjectIdentifier) || oid.valueBlock.toString() !== OID_SIGNED_DATA) throw new NotAReceipt('not PKCS#7 SignedData');
-  const signedData = children(explicit)[0];
-  // SignedData: version, digestAlgorithms, encapContentInfo, [0] certificates, signerInfos.
-  const encapContentInfo = children(signedData).find((c) => c instanceof asn1js.Sequence);
-  const eContent = children(children(encapContentInfo)[1])[0];
-  if (!eContent) throw new NotAReceipt('SignedData carries no content');
+  try {
+    return read(Buffer.from(base64, 'base64'));
+  } catch (error) {
+    if (error instanceof BerError) throw new NotAReceipt(`not BER: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
 
-  const attributes = readAttributeSet(parse(octets(eContent)));
+function read(bytes: Uint8Array): AppleTokenContents {
+  const contentInfo = readTlv(bytes, 0);
+  const [oid, explicit] = childrenOf(bytes, expect(contentInfo, TAG.sequence));
+  if (!oid || !isUniversal(oid, TAG.objectIdentifier) || !OID_SIGNED_DATA.equals(bytes.subarray(oid.start, oid.end))) throw new NotAReceipt('not PKCS#7 SignedData');
+  const signedData = childrenOf(bytes, context0(explicit))[0];
+  // SignedData: version, digestAlgorithms, encapContentInfo, [0] certificates, signerInfos.
+  const encapContentInfo = childrenOf(bytes, expect(signedData, TAG.sequence)).find((c) => isUniversal(c, TAG.sequence));
+  const eContent = childrenOf(bytes, context0(childrenOf(bytes, expect(encapContentInfo, TAG.sequence))[1]))[0];
+  const payload = contentBytes(bytes, expect(eContent, TAG.octetString));
+
   const contents: AppleTokenContents = {
     kind: 'receipt',
     environment: 'Production',
@@ -53,7 +60,7 @@ export function readAppReceipt(base64: string): AppleTokenContents {
     originalPurchaseDateMs: undefined,
     transactions: [],
   };
-  for (const { type, value } of attributes) {
+  for (const { type, value } of attributeSet(payload)) {
     switch (type) {
       case RECEIPT_ENVIRONMENT:
         contents.environment = stringValue(value) ?? contents.environment;
@@ -71,7 +78,7 @@ export function readAppReceipt(base64: string): AppleTokenContents {
         contents.originalApplicationVersion = stringValue(value) || undefined;
         break;
       case RECEIPT_IN_APP: {
-        const transaction = readInApp(value);
+        const transaction = inAppPurchase(value);
         if (transaction) contents.transactions.push(transaction);
         break;
       }
@@ -81,61 +88,50 @@ export function readAppReceipt(base64: string): AppleTokenContents {
   return contents;
 }
 
-function readInApp(value: Uint8Array): AppleTransaction | undefined {
+function inAppPurchase(value: Uint8Array): AppleTransaction | undefined {
   const fields = new Map<number, Uint8Array>();
-  for (const { type, value: v } of readAttributeSet(parse(value))) fields.set(type, v);
+  for (const { type, value: v } of attributeSet(value)) fields.set(type, v);
   const get = (type: number): Uint8Array | undefined => fields.get(type);
   const productId = optional(get(IAP_PRODUCT_ID), stringValue);
   const transactionId = optional(get(IAP_TRANSACTION_ID), stringValue);
   const purchaseDateMs = optional(get(IAP_PURCHASE_DATE), dateValue);
   // A purchase without these is not one RevenueCat could grant: skipped rather than guessed.
   if (!productId || !transactionId || purchaseDateMs === undefined) return undefined;
-  const cancelled = optional(get(IAP_CANCELLATION_DATE), dateValue);
   return {
     productId,
     transactionId,
     originalTransactionId: optional(get(IAP_ORIGINAL_TRANSACTION_ID), stringValue) || transactionId,
     purchaseDateMs,
-    // 1708 may be present and empty (not a subscription): dateValue gives undefined then.
+    // 1708 and 1712 may be present and empty: dateValue gives undefined then.
     expiresDateMs: optional(get(IAP_EXPIRES_DATE), dateValue),
-    revokedMs: cancelled,
+    revokedMs: optional(get(IAP_CANCELLATION_DATE), dateValue),
     quantity: optional(get(IAP_QUANTITY), integerValue) ?? 1,
   };
 }
 
-interface Attribute {
-  type: number;
-  value: Uint8Array;
-}
-
 /** A SET of SEQUENCE { type, version, value OCTET STRING }; entries of another shape are skipped. */
-function readAttributeSet(set: asn1js.AsnType): Attribute[] {
-  if (!(set instanceof asn1js.Set)) throw new NotAReceipt('receipt payload is not a SET');
-  const out: Attribute[] = [];
-  for (const entry of children(set)) {
-    const [type, , value] = children(entry);
-    if (!(type instanceof asn1js.Integer) || !(value instanceof asn1js.OctetString)) continue;
-    out.push({ type: type.valueBlock.valueDec, value: octets(value) });
+function attributeSet(bytes: Uint8Array): { type: number; value: Uint8Array }[] {
+  const set = readTlv(bytes, 0);
+  if (!isUniversal(set, TAG.set)) throw new NotAReceipt('receipt payload is not a SET');
+  const out: { type: number; value: Uint8Array }[] = [];
+  for (const entry of childrenOf(bytes, set)) {
+    if (!entry.constructed) continue;
+    const [type, , value] = childrenOf(bytes, entry);
+    if (!type || !value || !isUniversal(type, TAG.integer) || !isUniversal(value, TAG.octetString)) continue;
+    out.push({ type: integerOf(bytes, type), value: contentBytes(bytes, value) });
   }
   return out;
 }
 
-function parse(bytes: Uint8Array): asn1js.AsnType {
-  const parsed = asn1js.fromBER(bytes);
-  if (parsed.offset === -1 || parsed.result.error) throw new NotAReceipt(`not BER: ${parsed.result.error || 'unreadable'}`);
-  return parsed.result;
+function expect(tlv: Tlv | undefined, tag: number): Tlv {
+  if (!tlv || !isUniversal(tlv, tag)) throw new NotAReceipt(`expected universal tag ${tag}`);
+  return tlv;
 }
 
-function children(node: asn1js.AsnType | undefined): asn1js.AsnType[] {
-  const value: unknown = (node as { valueBlock?: { value?: unknown } } | undefined)?.valueBlock?.value;
-  return Array.isArray(value) ? (value as asn1js.AsnType[]) : [];
-}
-
-/** The bytes of an OCTET STRING, a constructed one's parts joined (BER, as Xcode writes). */
-function octets(node: asn1js.AsnType): Uint8Array {
-  if (!(node instanceof asn1js.OctetString)) throw new NotAReceipt('expected an OCTET STRING');
-  if (!node.valueBlock.isConstructed) return node.valueBlock.valueHexView;
-  return Buffer.concat(children(node).map((part) => octets(part)));
+/** An explicit [0] wrapper. */
+function context0(tlv: Tlv | undefined): Tlv {
+  if (!tlv || tlv.tagClass !== 2 || tlv.tag !== 0 || !tlv.constructed) throw new NotAReceipt('expected [0]');
+  return tlv;
 }
 
 function optional<T>(bytes: Uint8Array | undefined, read: (bytes: Uint8Array) => T): T | undefined {
@@ -145,9 +141,9 @@ function optional<T>(bytes: Uint8Array | undefined, read: (bytes: Uint8Array) =>
 /** UTF8String or IA5String (undefined for anything else or an empty value). */
 function stringValue(bytes: Uint8Array): string | undefined {
   if (bytes.length === 0) return undefined;
-  const node = parse(bytes);
-  if (node instanceof asn1js.Utf8String || node instanceof asn1js.IA5String) return node.valueBlock.value;
-  return undefined;
+  const tlv = readTlv(bytes, 0);
+  if (!isUniversal(tlv, TAG.utf8String) && !isUniversal(tlv, TAG.ia5String)) return undefined;
+  return Buffer.from(contentBytes(bytes, tlv)).toString(tlv.tag === TAG.utf8String ? 'utf8' : 'latin1');
 }
 
 /** RFC 3339 in an IA5String; empty (1708, 1712 when absent) → undefined. */
@@ -160,6 +156,6 @@ function dateValue(bytes: Uint8Array): number | undefined {
 
 function integerValue(bytes: Uint8Array): number | undefined {
   if (bytes.length === 0) return undefined;
-  const node = parse(bytes);
-  return node instanceof asn1js.Integer ? node.valueBlock.valueDec : undefined;
+  const tlv = readTlv(bytes, 0);
+  return isUniversal(tlv, TAG.integer) ? integerOf(bytes, tlv) : undefined;
 }

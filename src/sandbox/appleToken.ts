@@ -3,7 +3,7 @@
 // both as an iOS / macOS `fetch_token`. Anything else (an opaque test token, an iOS 6 transaction receipt) is
 // `undefined` and goes to the deterministic token scheme (tokens.ts) as before.
 import type { AppleTokenContents } from './appleContents.js';
-import { NotAReceipt, readAppReceipt } from './appleReceipt.js';
+import { readAppReceipt } from './appleReceipt.js';
 
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 const JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -22,9 +22,8 @@ export function readAppleToken(fetchToken: string): AppleTokenContents | undefin
   if (!compact.startsWith('MI') || !BASE64.test(compact)) return undefined;
   try {
     return readAppReceipt(compact);
-  } catch (error) {
-    if (error instanceof NotAReceipt) return undefined;
-    // asn1js may throw on garbage that happens to look like base64: unreadable, not a server error.
+  } catch {
+    // NotAReceipt, or anything odd in bytes that merely looked like a receipt: unread, never a server error.
     return undefined;
   }
 }
