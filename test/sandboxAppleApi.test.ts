@@ -260,23 +260,30 @@ describe('App Store Server API: rate limit and faults', () => {
     const set = await fetch(`${sb.url}/_sandbox/apple/rate`, { method: 'POST', body: JSON.stringify({ perSecond: 2 }) });
     expect(((await set.json()) as { ratePerSecond: number }).ratePerSecond).toBe(2);
     const token = await jwt(sb);
+    // Ten at once against 2 per second: only a machine stalled for seconds would let them all through.
     const before = Date.now();
-    const replies = await Promise.all([1, 2, 3].map(() => lookup(sb, KNOWN.transactionId, token)));
-    expect(replies.map((r) => r.status).sort()).toEqual([200, 200, 429]);
-    const limited = replies.find((r) => r.status === 429)!;
-    expect(limited.body).toEqual({ errorCode: 4290000, errorMessage: 'Rate limit exceeded.' });
-    const retryAt = Number(limited.headers.get('retry-after'));
-    expect(Number.isInteger(retryAt)).toBe(true);
-    // Milliseconds since the epoch, within the one-second window: not a number of seconds.
-    expect(retryAt).toBeGreaterThan(before);
-    expect(retryAt).toBeLessThanOrEqual(Date.now() + 1000);
+    const replies = await Promise.all(Array.from({ length: 10 }, () => lookup(sb, KNOWN.transactionId, token)));
+    const limited = replies.filter((r) => r.status === 429);
+    expect(replies.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(2);
+    expect(limited.length).toBeGreaterThanOrEqual(1);
+    expect(limited.length + replies.filter((r) => r.status === 200).length).toBe(10);
+    let latest = 0;
+    for (const reply of limited) {
+      expect(reply.body).toEqual({ errorCode: 4290000, errorMessage: 'Rate limit exceeded.' });
+      const retryAt = Number(reply.headers.get('retry-after'));
+      expect(Number.isInteger(retryAt)).toBe(true);
+      // Milliseconds since the epoch, within the one-second window: not a number of seconds.
+      expect(retryAt).toBeGreaterThan(before);
+      expect(retryAt).toBeLessThanOrEqual(Date.now() + 1000);
+      latest = Math.max(latest, retryAt);
+    }
     // Another app has its own budget.
     sb.configure({ appleBundleIds: [BUNDLE, 'com.example.other'] });
     expect((await lookup(sb, KNOWN.transactionId, await jwt(sb, { bid: 'com.example.other' }))).body.errorCode).toBe(4040010);
     // Asking again at the time it names is admitted.
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, retryAt - Date.now()) + 5));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, latest - Date.now()) + 5));
     expect((await lookup(sb, KNOWN.transactionId, token)).status).toBe(200);
-    expect(sb.stats().appStoreServerApi.rateLimited).toBe(1);
+    expect(sb.stats().appStoreServerApi.rateLimited).toBe(limited.length);
   });
 
   it('the fault knob answers the retryable errors it is given', async () => {

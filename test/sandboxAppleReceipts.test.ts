@@ -170,6 +170,12 @@ describe('App Store receipts read by the sandbox', () => {
     expect(noTransaction.body.code).toBe(7103);
     expect(sb.peekSubscriber('mock_user')).toBeUndefined();
 
+    // A receipt cut in half is unreadable, not a server error: the token scheme answers it.
+    const whole = fixture('revenuecat-sandbox-receipt.b64');
+    const truncated = await post(sb, 'cut_user', whole.slice(0, Math.floor(whole.length / 8) * 4));
+    expect(truncated.status).toBe(200);
+    expect(truncated.directive).toBe('none');
+
     const scheme = await post(sb, 'scheme_user', 'MIIT-not-really-sbx-expired');
     expect(scheme.status).toBe(200);
     expect(scheme.directive).toBe('expired');
@@ -188,7 +194,7 @@ describe('App Store receipts read by the sandbox', () => {
     });
     expect(android.status).toBe(200);
     expect(Object.keys(((await android.json()) as { subscriber: { subscriptions: object } }).subscriber.subscriptions)).toEqual(['gold']);
-    expect(sb.stats().appleReceipts).toEqual({ receipts: 0, signedTransactions: 1, unread: 1, purchases: 0 });
+    expect(sb.stats().appleReceipts).toEqual({ receipts: 0, signedTransactions: 1, unread: 2, purchases: 0 });
   });
 });
 
