@@ -3,7 +3,7 @@
 // ids exist, its rate limit and faults. Kept apart from options.ts, which spreads them into its one schema.
 import { z } from 'zod';
 import { RESTORE_BEHAVIORS, type RestoreBehavior } from './applePurchases.js';
-import { APPLE_ENVIRONMENTS, appleTransactionRecordSchema, type AppleTransactionRecord } from './appleTransactions.js';
+import { appleTransactionRecordSchema, type AppleTransactionRecord } from './appleTransactions.js';
 
 /** The retryable errors the fault knob draws from (Apple's documented retryable codes for this endpoint). */
 export const APPLE_FAULT_CODES = [5000001, 4040002, 4040004, 4040006] as const;
@@ -119,5 +119,3 @@ export const appleOptionShape = {
   appleKeyRevoked: flag.optional(),
   appleLatencyMs: z.coerce.number().int().min(0).optional(),
 };
-
-export { APPLE_ENVIRONMENTS };
