@@ -214,7 +214,11 @@ function coerce(key: keyof Config, value: unknown): unknown {
   if (typeof value !== 'string') return value;
   if (key === 'ratePerSecond' || key === 'appleRate') return parseRate(value) ?? value;
   // --bundle-id, repeatable, or a comma-separated list from the environment or a flag
-  if (key === 'appleBundleIds') return value.split(',').map((v) => v.trim()).filter((v) => v !== '');
+  if (key === 'appleBundleIds')
+    return value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
   const kind = KINDS[key];
   if (kind instanceof z.ZodNumber) {
     const n = Number(value);

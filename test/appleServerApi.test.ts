@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config.js';
 import { planColumns, type ColumnPlan } from '../src/ingest/columns.js';
 import { validateRow } from '../src/ingest/validateRow.js';
 
-async function keyPair(): Promise<{ pem: string; publicKey: CryptoKey }> {
+async function keyPair(): Promise<{ pem: string; publicKey: Awaited<ReturnType<typeof generateKeyPair>>['publicKey'] }> {
   const { privateKey, publicKey } = await generateKeyPair('ES256', { extractable: true });
   return { pem: await exportPKCS8(privateKey), publicKey };
 }
@@ -122,7 +122,7 @@ describe("classification of Apple's answers", () => {
     });
   });
   it('429 (4290000) waits until its Retry-After; 401 stops the lookups; other answers fail the row', () => {
-    expect(classifyLookup(answer(429, 4290000, { retryAt: 123 } as Partial<LookupResult>))).toMatchObject({ kind: 'rate_limited', retryAt: 123 });
+    expect(classifyLookup(answer(429, 4290000, { retryAt: 123 }))).toMatchObject({ kind: 'rate_limited', retryAt: 123 });
     expect(classifyLookup(answer(401))).toMatchObject({ kind: 'unauthorized', status: 401 });
     expect(classifyLookup(answer(400, 4000001))).toMatchObject({ kind: 'permanent', reason: 'apple_4000001' });
     expect(classifyLookup(answer(403))).toMatchObject({ kind: 'permanent', reason: 'apple_http_403' });

@@ -38,6 +38,8 @@ export interface ServerApiClientOptions {
   tokens: Pick<ServerApiTokens, 'tokenFor'>;
   /** One base URL for every lookup (APP_STORE_SERVER_API_URL); absent: Apple's production, then sandbox. */
   baseUrl?: string | undefined;
+  /** Other production and sandbox base URLs, asked as Apple's are (tests: a stand-in serving both). */
+  environments?: { production: string; sandbox: string };
   timeoutMs: number;
   /** keep-alive connections per environment (default 10) */
   connections?: number;
@@ -66,7 +68,9 @@ export class AppStoreServerApiClient {
     if (!Number.isFinite(opts.timeoutMs) || opts.timeoutMs <= 0) throw new Error(`timeoutMs must be a positive number (got ${String(opts.timeoutMs)})`);
     const connections = opts.connections ?? 10;
     const open = (name: AppStoreEnvironment, url: string): Environment => ({ name, ...openPool(url, connections, opts.timeoutMs) });
-    this.#environments = opts.baseUrl !== undefined && opts.baseUrl !== '' ? [open('configured', opts.baseUrl)] : [open('production', PRODUCTION_URL), open('sandbox', SANDBOX_URL)];
+    const urls = opts.environments ?? { production: PRODUCTION_URL, sandbox: SANDBOX_URL };
+    this.#environments =
+      opts.baseUrl !== undefined && opts.baseUrl !== '' ? [open('configured', opts.baseUrl)] : [open('production', urls.production), open('sandbox', urls.sandbox)];
     this.#tokens = opts.tokens;
     this.#timeoutMs = opts.timeoutMs;
     this.#userAgent = opts.userAgent ?? 'rc-migrate/0.1.0';

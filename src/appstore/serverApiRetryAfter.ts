@@ -15,8 +15,10 @@ export function parseAppleRetryAfter(value: string | undefined, now: number = Da
   let at: number;
   if (/^\d+(\.\d+)?$/.test(v)) {
     const n = Number(v);
-    if (n >= 1e12) at = n; // UNIX ms (Apple's form)
-    else if (n >= 1e9) at = n * 1000; // UNIX seconds
+    if (n >= 1e12)
+      at = n; // UNIX ms (Apple's form)
+    else if (n >= 1e9)
+      at = n * 1000; // UNIX seconds
     else at = now + n * 1000; // delta-seconds
   } else {
     if (/^[+-]?\d/.test(v)) return undefined;

@@ -47,7 +47,7 @@ export function planText(plan: Plan, files: PlanFiles): string {
     ['updated', `${plan.updated}${plan.updated > 0 ? ' (changed since migrated: would be sent again)' : ''}`],
     ['past Google cut-off', plan.past_google_cutoff],
     ...(plan.apple_lookups > 0
-      ? ([['Apple lookups', `${plan.apple_lookups} transaction ids to look up${plan.apple_lookups_need ? `; needs: ${plan.apple_lookups_need}` : ''}`] as [string, string]])
+      ? [['Apple lookups', `${plan.apple_lookups} transaction ids to look up${plan.apple_lookups_need ? `; needs: ${plan.apple_lookups_need}` : ''}`] as [string, string]]
       : []),
     ['ETA', plan.eta.text],
     ['plan', files.dir],

@@ -75,7 +75,8 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
     const problem = transactionIdProblem(transactionId, plan.transactionId);
     if (problem !== undefined) return fail(problem);
     const bundleId = cell(plan.bundleId).trim();
-    if (bundleId !== '' && !/^[A-Za-z0-9.-]+$/.test(bundleId)) return fail(`bundle_id "${clip(bundleId)}"${at('bundle_id', plan.bundleId)} is not a bundle id such as com.example.app`);
+    if (bundleId !== '' && !/^[A-Za-z0-9.-]+$/.test(bundleId))
+      return fail(`bundle_id "${clip(bundleId)}"${at('bundle_id', plan.bundleId)} is not a bundle id such as com.example.app`);
     given.set('fetch_token', transactionId);
     lookup = { transaction_id: transactionId, ...(bundleId !== '' ? { bundle_id: bundleId } : {}) };
   }
