@@ -159,10 +159,7 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
   const has = (target: Target): boolean => (Object.values(bodyFields) as Target[]).includes(target);
   if (!has('app_user_id')) return { error: 'no column for app_user_id: name it app_user_id or user_id, or pass --map yourcolumn=app_user_id' };
   if (!has('fetch_token') && transactionId === undefined)
-    return {
-      error:
-        'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token (App Store rows may give a transaction_id column instead)',
-    };
+    return { error: 'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token' };
   if (!has('platform')) {
     if (opts.platform === undefined) return { error: `no platform: add a platform column (store or x-platform work too) or pass --platform (one of ${PLATFORMS.join(', ')})` };
     // Every row has this platform: a field it requires must have a column.
@@ -195,7 +192,7 @@ export function mapTarget(rawTarget: string): { field: Target } | { attribute: s
   const lower = target.toLowerCase();
   if (lower === 'platform' || lower === EXPIRY_TARGET || lower === TRANSACTION_ID_TARGET || lower === BUNDLE_ID_TARGET || isReceiptField(lower)) return { field: lower };
   return {
-    error: `"${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, 'platform', EXPIRY_TARGET, TRANSACTION_ID_TARGET, BUNDLE_ID_TARGET].join(', ')}, or a $attribute name (anything else is not a POST /v1/receipts field)`,
+    error: `"${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, TRANSACTION_ID_TARGET, BUNDLE_ID_TARGET, 'platform', EXPIRY_TARGET].join(', ')}, or a $attribute name (anything else is not a POST /v1/receipts field)`,
   };
 }
 
