@@ -60,6 +60,8 @@ export interface AppleLookupDeps {
   /** the wait of a 429 without a usable Retry-After */
   defaultWaitMs: number;
   metrics?: Pick<PipelineMetrics, 'row'>;
+  /** each lookup's time: the worker sizes its concurrency for a row's whole work (receiptWorker.ts) */
+  onLookup?: (durationMs: number) => void;
   now?: () => number;
 }
 
@@ -109,6 +111,7 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
       if (deps.pacer && !(await deps.pacer.take())) return delay(job, token, now() + SCHEDULE_FULL_DELAY_MS);
       bundle = candidate;
       result = await deps.client.getTransaction(lookup.transaction_id, candidate);
+      deps.onLookup?.(result.durationMs);
       verdict = classifyLookup(result);
       if (!(verdict.kind === 'permanent' && verdict.reason === 'apple_transaction_not_found')) break;
     }
@@ -231,7 +234,7 @@ export class AppleLookups {
   }
 
   /** The processor with the lookups in front of it. */
-  wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'metrics' | 'stops'>): ReceiptProcessor {
+  wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'metrics' | 'stops' | 'onLookup'>): ReceiptProcessor {
     return withAppleLookups(inner, { ...this.deps, ...deps });
   }
 
