@@ -6,13 +6,16 @@
 // ingest; Apple's 429 honoured without stalling the other rows; a revoked key stopping only the lookups, and
 // another key sending the rest; `run` refusing without the key, `plan` saying what it needs.
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { AppStoreServerApiClient } from '../src/appstore/serverApiClient.js';
 import { ServerApiTokens } from '../src/appstore/serverApiJwt.js';
 import { planMigration } from '../src/commands/plan.js';
 import { runMigration } from '../src/commands/run.js';
 import { ConfigError, type Config } from '../src/config.js';
-import { silentLogger } from '../src/logger.js';
+import { createLogger, silentLogger } from '../src/logger.js';
+import { statusText } from '../src/cli/print.js';
+import { runStatus } from '../src/commands/status.js';
 import { startSandbox, type AppleTransactionRecord, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 import { pipelineFixture } from './support/fixture.js';
 import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
@@ -137,10 +140,11 @@ describe('rows given by an Apple transaction id', () => {
     await withSandbox({ appleTransactions: known, appleRatePerSecond: 10 }, async (sb) => {
       const rows = [...known.map((t, i) => txRow(`paced-${i}`, t.transactionId)), ...Array.from({ length: 30 }, (_, i) => androidRow(100 + i))];
       const source = await writeCsv(fx.dir, 'paced.csv', HEADER, rows);
+      const prefix = fx.newPrefix('paced');
       const started = Date.now();
       // Lookups start at 50/s against a stand-in that admits 10/s per app: 429s come at once.
       const result = await runMigration({
-        config: appleConfig(sb, fx.newPrefix('paced'), { appleRate: 50 }),
+        config: appleConfig(sb, prefix, { appleRate: 50 }),
         logger: silentLogger(),
         sources: [source],
         runId: 'paced',
@@ -155,8 +159,12 @@ describe('rows given by an Apple transaction id', () => {
       // Waiting until each Retry-After and no longer: 30 lookups at 10/s take about 3 s; a Retry-After read as
       // seconds (a UNIX time in ms) or as a fixed long pause would take far longer, as would a paused queue.
       expect(elapsed).toBeLessThan(30_000);
-      // The lookups learned the stand-in's limit instead of hammering it.
+      // The lookups learned the stand-in's limit instead of hammering it, and `status` shows their rate.
       expect(api.rateLimited).toBeLessThan(30);
+      const status = await runStatus({ config: appleConfig(sb, prefix), runId: 'paced', sampleMs: 0 });
+      expect(status.appleRate).toMatchObject({ scope: 'apple' });
+      expect(status.appleRate?.rate).toBeLessThan(50);
+      expect(statusText('paced', status)).toContain('App Store Server API lookups:');
     });
   });
 
@@ -167,7 +175,13 @@ describe('rows given by an Apple transaction id', () => {
       const source = await writeCsv(fx.dir, 'revoked.csv', HEADER, rows);
       const prefix = fx.newPrefix('revoked');
       const keyId = sb.appleCredentials().keyId;
-      const first = await runMigration({ config: appleConfig(sb, prefix), logger: silentLogger(), sources: [source], runId: 'revoked', outDir: join(fx.dir, 'revoked-a') });
+      const logged: string[] = [];
+      const logger = createLogger('debug', new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString()), done()) }));
+      const first = await runMigration({ config: appleConfig(sb, prefix), logger, sources: [source], runId: 'revoked', outDir: join(fx.dir, 'revoked-a') });
+      // The refusal is logged by key id; the private key appears nowhere.
+      const pemBody = sb.appleCredentials().privateKeyPem.split('\n')[1] ?? 'unreachable';
+      expect(logged.join('')).toContain(keyId);
+      expect(logged.join('')).not.toContain(pemBody);
       expect(first.exitCode).toBe(3);
       // Every other row went on; no looked-up row failed: they wait.
       expect(first.summary).toMatchObject({ rows_succeeded: 12, rows_failed: 0 });
