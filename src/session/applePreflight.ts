@@ -12,15 +12,19 @@ import { validateRow } from '../ingest/validateRow.js';
 export async function firstLookupRow(sources: readonly string[], columns: ColumnOptions, deps: SourceDeps, config: Pick<Config, 'inputEncoding'>): Promise<string | undefined> {
   // S3 sources are not read ahead (their rows would fail as no_apple_credentials in the workers).
   for (const given of sources.filter((s) => !isS3Url(s))) {
-    for await (const entry of expandSource(given, deps, { encoding: config.inputEncoding })) {
-      for await (const item of entry.open()) {
-        if (item.kind !== 'record') continue;
-        const planned = planColumns(item.columns, columns);
-        // A file without the column (or that cannot be used at all) has no row to look up.
-        if ('error' in planned || planned.plan.transactionId === undefined) break;
-        const row = validateRow(item.values, planned.plan, columns.platform ? { platform: columns.platform } : {});
-        if (row.ok && row.lookup) return `${entry.name} line ${item.line}`;
+    try {
+      for await (const entry of expandSource(given, deps, { encoding: config.inputEncoding })) {
+        for await (const item of entry.open()) {
+          if (item.kind !== 'record') continue;
+          const planned = planColumns(item.columns, columns);
+          // A file without the column (or that cannot be used at all) has no row to look up.
+          if ('error' in planned || planned.plan.transactionId === undefined) break;
+          const row = validateRow(item.values, planned.plan, columns.platform ? { platform: columns.platform } : {});
+          if (row.ok && row.lookup) return `${entry.name} line ${item.line}`;
+        }
       }
+    } catch {
+      // A source that cannot be read is the session's to report (with its own message and exit code).
     }
   }
   return undefined;
