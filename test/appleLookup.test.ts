@@ -4,11 +4,11 @@
 // transaction-id rows imported with one lookup each and their signed transactions posted; an id known only in the
 // sandbox environment found there; an unknown id failed apple_transaction_not_found; a malformed id rejected at
 // ingest; Apple's 429 honoured without stalling the other rows; a revoked key stopping only the lookups, and
-// another key sending the rest; `run` refusing without the key, `plan` saying what it needs.
+// another key sending the rest; a JWT renewed before it lapses; `run` refusing without the key, `plan` saying what it needs.
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AppStoreServerApiClient } from '../src/appstore/serverApiClient.js';
+import { AppStoreServerApiClient, type LookupResult } from '../src/appstore/serverApiClient.js';
 import { ServerApiTokens } from '../src/appstore/serverApiJwt.js';
 import { planMigration } from '../src/commands/plan.js';
 import { runMigration } from '../src/commands/run.js';
@@ -132,6 +132,32 @@ describe('rows given by an Apple transaction id', () => {
       } finally {
         await client.close();
       }
+    });
+  });
+
+  it('renews its JWT before it lapses: a long run never sends an expired one', async () => {
+    const [known] = transactions(1, 'Production', 900);
+    await withSandbox({ appleTransactions: [known!] }, async (sb) => {
+      const creds = sb.appleCredentials();
+      const key = { issuerId: creds.issuerId, keyId: creds.keyId, privateKey: creds.privateKeyPem };
+      const ask = async (tokens: ServerApiTokens): Promise<LookupResult> => {
+        const client = new AppStoreServerApiClient({ tokens, baseUrl: sb.url, timeoutMs: 3000 });
+        try {
+          return await client.getTransaction(known!.transactionId, BUNDLE);
+        } finally {
+          await client.close();
+        }
+      };
+      // The stand-in refuses a lapsed token (signed 30 minutes ago, valid 20).
+      expect(await ask(new ServerApiTokens(key, { now: () => Date.now() - 30 * 60_000 }))).toMatchObject({ kind: 'response', status: 401 });
+      expect(sb.stats().appStoreServerApi.unauthorizedBy).toEqual({ expired: 1 });
+      // A token signed 19 minutes ago lapses in a minute: 15 minutes into the run it is renewed, not sent again.
+      let clock = Date.now() - 19 * 60_000;
+      const tokens = new ServerApiTokens(key, { now: () => clock });
+      expect(await ask(tokens)).toMatchObject({ kind: 'found' });
+      clock += 15 * 60_000;
+      expect(await ask(tokens)).toMatchObject({ kind: 'found' });
+      expect(sb.stats().appStoreServerApi).toMatchObject({ unauthorized: 1, found: 2, tokens: 2 });
     });
   });
 
