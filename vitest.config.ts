@@ -7,6 +7,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const UNIT_TESTS = [
   'test/apiKeys.test.ts',
   'test/appleReceipts.test.ts',
+  'test/appleServerApi.test.ts',
   'test/classify.test.ts',
   'test/clusterConnection.test.ts',
   'test/config.test.ts',

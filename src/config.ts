@@ -104,6 +104,16 @@ export const configSchema = z.object({
   /** Text encoding of input files without a byte order mark (ingest/textEncoding.ts; latin1 is read as windows-1252). */
   inputEncoding: z.enum(['utf8', 'latin1', 'windows-1252', 'utf16le']),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  /** App Store apps (bundle ids) of the run: receipts are checked against them; transaction ids are looked up in them (--bundle-id). */
+  appleBundleIds: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be bundle ids such as com.example.app')).optional(),
+  /** App Store Server API lookups per second, across all workers (Apple: 50/s per app in production). */
+  appleRate: z.number().positive(),
+  /** One base URL for every App Store Server API lookup instead of Apple's production then sandbox (APP_STORE_SERVER_API_URL). */
+  appStoreApiUrl: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL such as https://api.storekit.apple.com' }).optional(),
+  /** The App Store Connect API key of the lookups (APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY[_FILE]). Never logged. */
+  appleIssuerId: z.string().optional(),
+  appleKeyId: z.string().optional(),
+  applePrivateKey: z.string().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -152,6 +162,11 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_STALLED_INTERVAL_MS: 'stalledIntervalMs',
   RC_MIGRATE_USER_LOCK_MS: 'userLockMs',
   LOG_LEVEL: 'logLevel',
+  APP_STORE_SERVER_API_URL: 'appStoreApiUrl',
+  RC_MIGRATE_APPLE_RATE: 'appleRate',
+  APPLE_ISSUER_ID: 'appleIssuerId',
+  APPLE_KEY_ID: 'appleKeyId',
+  APPLE_PRIVATE_KEY: 'applePrivateKey',
   S3_ENDPOINT: 's3Endpoint',
   S3_FORCE_PATH_STYLE: 's3ForcePathStyle',
   // AWS_REGION wins over AWS_DEFAULT_REGION (the AWS SDK's order): later entries override earlier ones.
@@ -166,6 +181,7 @@ export const CONFIG_FILE_ENV = 'RC_MIGRATE_CONFIG';
 const SECRET_FILES: Record<string, keyof Config> = {
   REVENUECAT_API_KEY_FILE: 'apiKey',
   REVENUECAT_SECRET_KEY_FILE: 'secretKey',
+  APPLE_PRIVATE_KEY_FILE: 'applePrivateKey',
   ...Object.fromEntries(Object.entries(PLATFORM_KEY_ENV).map(([name, key]) => [`${name}_FILE`, key])),
 };
 
@@ -196,7 +212,13 @@ export function parseRate(value: string): number | undefined {
 /** Strings (from the environment, flags or a file) become the number or boolean their key holds. */
 function coerce(key: keyof Config, value: unknown): unknown {
   if (typeof value !== 'string') return value;
-  if (key === 'ratePerSecond') return parseRate(value) ?? value;
+  if (key === 'ratePerSecond' || key === 'appleRate') return parseRate(value) ?? value;
+  // --bundle-id, repeatable, or a comma-separated list from the environment or a flag
+  if (key === 'appleBundleIds')
+    return value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
   const kind = KINDS[key];
   if (kind instanceof z.ZodNumber) {
     const n = Number(value);

@@ -4,6 +4,7 @@ import type { Expectations } from './state/expectations.js';
 import type { MismatchDetail } from './state/mismatch.js';
 import type { SubscriberSummary } from './state/subscriberSummary.js';
 import type { TokenExpiry } from './ingest/tokenExpiry.js';
+import type { AppleLookup } from './appstore/lookup/transactionLookup.js';
 
 /** What the ingester puts on the queue for one row. `input` keeps the original cells for failed.csv. */
 export interface ReceiptJobData {
@@ -23,6 +24,8 @@ export interface ReceiptJobData {
   token_expiry?: TokenExpiry;
   /** BullMQ priority (1 = first); absent = none (see ingest/tokenExpiry.ts) */
   priority?: number;
+  /** an App Store row given by its transaction id (body.fetch_token holds it): looked up before it is posted (appstore/lookup) */
+  lookup?: AppleLookup;
 }
 
 export type OutcomeStatus = 'succeeded' | 'failed';

@@ -10,7 +10,7 @@ import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /** Flags that override one configuration key each (docs/configuration.md). */
-const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string; choices?: readonly string[] }[] = [
+const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string; choices?: readonly string[]; repeatable?: boolean }[] = [
   { flags: '--redis <url>', key: 'redisUrl', help: 'Redis URL (env REDIS_URL)' },
   { flags: '--prefix <prefix>', key: 'prefix', help: 'Redis key prefix (env RC_MIGRATE_PREFIX)' },
   { flags: '--api-url <url>', key: 'apiUrl', help: 'RevenueCat API base URL (env REVENUECAT_API_URL)' },
@@ -26,6 +26,13 @@ const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string; c
     help: 'text encoding of input files without a byte order mark (env RC_MIGRATE_ENCODING)',
     choices: INPUT_ENCODINGS,
   },
+  {
+    flags: '--bundle-id <id>',
+    key: 'appleBundleIds',
+    help: 'bundle id of the App Store app whose transaction ids are looked up (repeatable; config appleBundleIds)',
+    repeatable: true,
+  },
+  { flags: '--apple-rate <rate>', key: 'appleRate', help: 'App Store Server API lookups per second, across all workers (default 50; env RC_MIGRATE_APPLE_RATE)' },
 ];
 const CONFIG_FILE_FLAG = { flags: '--config <file>', help: 'JSON file of configuration keys, between the defaults and the environment (env RC_MIGRATE_CONFIG)' };
 
@@ -34,7 +41,10 @@ const attribute = (flags: string): string => new Option(flags).attributeName();
 /** Every command that talks to Redis or the API takes these. */
 export function withConfigFlags(cmd: Command): Command {
   cmd.option(CONFIG_FILE_FLAG.flags, CONFIG_FILE_FLAG.help);
-  for (const f of CONFIG_FLAGS) cmd.addOption(f.choices ? new Option(f.flags, f.help).choices([...f.choices]) : new Option(f.flags, f.help));
+  for (const f of CONFIG_FLAGS) {
+    const option = f.choices ? new Option(f.flags, f.help).choices([...f.choices]) : new Option(f.flags, f.help);
+    cmd.addOption(f.repeatable ? option.argParser(collect) : option);
+  }
   return cmd;
 }
 

@@ -46,6 +46,9 @@ export function planText(plan: Plan, files: PlanFiles): string {
     ['already migrated', plan.already_migrated],
     ['updated', `${plan.updated}${plan.updated > 0 ? ' (changed since migrated: would be sent again)' : ''}`],
     ['past Google cut-off', plan.past_google_cutoff],
+    ...(plan.apple_lookups > 0
+      ? [['Apple lookups', `${plan.apple_lookups} transaction ids to look up${plan.apple_lookups_need ? `; needs: ${plan.apple_lookups_need}` : ''}`] as [string, string]]
+      : []),
     ['ETA', plan.eta.text],
     ['plan', files.dir],
   ];
@@ -61,6 +64,7 @@ export function statusText(runId: string, st: RunStatus): string {
     `  read ${s.rows_read} · queued ${s.rows_queued} · succeeded ${s.rows_succeeded} · failed ${s.rows_failed} · rejected ${s.rows_rejected} · duplicates ${s.rows_duplicate} · already migrated ${s.rows_already_migrated}`,
     `  pace ${st.rowsPerSecond.toFixed(1)} rows/s${st.sharedRate ? ` · ${describeRate(st.sharedRate)}` : ''} · waiting in queue ${st.queueWaiting} · ETA ${eta}`,
   ];
+  if (st.appleRate) lines.push(`  App Store Server API lookups: ${describeRate(st.appleRate).replace(/^request rate /, '')}`);
   if (st.recentErrors.length > 0) {
     lines.push('  last errors:');
     for (const e of st.recentErrors.slice(0, 5)) lines.push(`    ${e.at} ${e.src}:${e.line} ${e.reason}: ${e.message}`);

@@ -26,6 +26,7 @@ import { withResources } from '../session/resources.js';
 import type { ReceiptJobData } from '../types.js';
 import { readRateState } from '../workers/rate/sharedRate.js';
 import { planEta, type PlanEta } from './planEta.js';
+import { appleCredentialsOf, missingCredentialsMessage } from '../appstore/serverApiCredentials.js';
 
 export interface PlanOptions {
   config: Config;
@@ -71,6 +72,10 @@ export interface Plan {
   past_google_cutoff: number;
   /** how long sending rows_to_send would take */
   eta: PlanEta;
+  /** rows to send given by an Apple transaction id: each is looked up in the App Store Server API first (issue 17) */
+  apple_lookups: number;
+  /** what those lookups need that the environment lacks (the variables, the bundle id); absent when nothing is missing */
+  apple_lookups_need?: string;
   /** the plan was interrupted: the counts cover the rows read until then */
   interrupted?: boolean;
 }
@@ -93,6 +98,8 @@ export interface PlanResult {
 class PlatformCounts implements RowSelector {
   readonly rows = new Map<Platform, number>();
   readonly toSend = new Map<Platform, number>();
+  /** rows to send that are looked up first (a transaction id instead of a token) */
+  lookups = 0;
 
   offer(): RowChoice {
     return 'take';
@@ -104,8 +111,19 @@ class PlatformCounts implements RowSelector {
       if (!admission) return;
       this.rows.set(row.platform, (this.rows.get(row.platform) ?? 0) + 1);
       if (queuesRow(admission)) this.toSend.set(row.platform, (this.toSend.get(row.platform) ?? 0) + 1);
+      if (queuesRow(admission) && row.lookup) this.lookups++;
     });
   }
+}
+
+/** What the plan's lookups need and the configuration lacks: the key's variables, a bundle id. */
+function appleLookupsNeed(config: Config, lookups: number): { apple_lookups_need?: string } {
+  if (lookups === 0) return {};
+  const needs: string[] = [];
+  const found = appleCredentialsOf(config);
+  if (!found.ok) needs.push(missingCredentialsMessage(found.missing));
+  if ((config.appleBundleIds ?? []).length === 0) needs.push('rows without a bundle_id cell need --bundle-id (config appleBundleIds)');
+  return needs.length > 0 ? { apple_lookups_need: needs.join('; ') } : {};
 }
 
 export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
@@ -169,6 +187,8 @@ export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
         ...(learned ? { learned } : {}),
         ...(config.ratePerSecond !== undefined ? { configured: config.ratePerSecond } : {}),
       }),
+      apple_lookups: counts.lookups,
+      ...appleLookupsNeed(config, counts.lookups),
       ...(result.aborted ? { interrupted: true } : {}),
     };
     await writeFile(files.plan, `${JSON.stringify({ ...plan, files }, null, 2)}\n`);

@@ -4,6 +4,7 @@ import { newRunId } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import type { IngestResult } from '../ingest/ingester.js';
 import { checkOptions, runOptionsRule } from '../options.js';
+import { requireAppleCredentialsFor } from '../session/applePreflight.js';
 import { RunSession, type SessionCallerOptions, type SessionResult } from '../session/runSession.js';
 
 export { exitCodeOf } from '../session/exitCode.js';
@@ -31,6 +32,8 @@ export interface RunResult extends SessionResult {
 export async function runMigration(opts: RunOptions): Promise<RunResult> {
   checkOptions(runOptionsRule, opts, 'runMigration');
   const runId = opts.runId ?? newRunId();
+  // Rows given by an Apple transaction id need the App Store Connect API key: refused here, before anything is sent.
+  await requireAppleCredentialsFor(opts.config, opts.sources, opts.columns ?? {});
   let ingested: IngestResult | undefined;
   const result = await new RunSession({ ...opts, runId, sources: opts.sources }).run(async (step) => {
     step.log.info({ sources: opts.sources }, 'run started');

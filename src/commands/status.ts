@@ -10,6 +10,7 @@ import { RedisKeys } from '../redis/keys.js';
 import { withContext } from '../session/context.js';
 import type { RunState } from '../types.js';
 import { readRateState, type RateView } from '../workers/rate/sharedRate.js';
+import { APPLE_RATE_SCOPE } from '../workers/appleLookup.js';
 
 export interface RunStatus {
   state: RunState;
@@ -18,6 +19,8 @@ export interface RunStatus {
   rowsPerSecond: number;
   /** the request rate every worker shares (the learned limit, requests/s) and how it was learned, when workers have set one */
   sharedRate?: RateView;
+  /** the App Store Server API lookups' rate (scope 'apple', workers/appleLookup.ts), when workers have set one */
+  appleRate?: RateView;
   /** rows of every run waiting in the queue */
   queueWaiting: number;
   /** seconds until every queued row of this run has an outcome, at the measured pace; null when unknown */
@@ -38,11 +41,13 @@ export async function runStatus(opts: { config: Config; runId: string; sampleMs?
     const rowsPerSecond = before.complete || sampleMs <= 0 ? 0 : ((finished(state) - finished(before)) * 1000) / sampleMs;
     const fatal = await ctx.fatal.haltedBy(opts.runId, state.rows_pending);
     const shared = await readRateState(ctx.redis, new RedisKeys(opts.config.prefix));
+    const apple = await readRateState(ctx.redis, new RedisKeys(opts.config.prefix), APPLE_RATE_SCOPE);
     return {
       state,
       status: state.complete ? 'complete' : fatal ? 'stopped' : 'in_progress',
       rowsPerSecond,
       ...(shared ? { sharedRate: shared } : {}),
+      ...(apple ? { appleRate: apple } : {}),
       queueWaiting: await queuedRows(ctx.queue),
       etaSeconds: state.complete ? 0 : rowsPerSecond > 0 ? Math.ceil(state.rows_pending / rowsPerSecond) : null,
       recentErrors: await ledger.recentErrors(),

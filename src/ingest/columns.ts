@@ -5,7 +5,7 @@
 //      to order Google rows; never sent), or an attribute name starting with `$`.
 //   2. `attributes` (--attribute column): the column becomes a subscriber attribute named as the column.
 //   3. A canonical field name or an alias below (case-insensitive, trimmed); `expires_at` / `expiry_time_ms` are the
-//      expiry column.
+//      expiry column; `transaction_id` and `bundle_id` are read for App Store rows' lookups (never sent as such).
 //   4. A name starting with `$` becomes the attribute of exactly that name ($email → $email).
 //   5. Anything else is ignored: kept in the input (and so in reports), never sent.
 // When a field is reached by an explicit --map, other columns reaching it only through rules 3 are ignored
@@ -32,6 +32,10 @@ export interface ColumnPlan {
   ignored: string[];
   /** The column holding each row's token expiry (see tokenExpiry.ts): read, never sent. Absent when the file has none. */
   expiry?: string;
+  /** The column of App Store rows' transaction ids, looked up when the row has no token (appstore/lookup). */
+  transactionId?: string;
+  /** The column naming each App Store row's app (its bundle id), for the lookup's JWT. */
+  bundleId?: string;
 }
 
 /**
@@ -54,6 +58,9 @@ export const COLUMN_ALIASES: Readonly<Record<string, ReceiptField | 'platform'>>
 /** The target of the expiry column, and the names that make a column it without --map (lower case). */
 export const EXPIRY_TARGET = 'expires_at';
 export const EXPIRY_COLUMN_NAMES: readonly string[] = ['expires_at', 'expiry_time_ms'];
+/** Targets of columns read for the App Store Server API lookup (issue 17), never sent as they are. */
+export const TRANSACTION_ID_TARGET = 'transaction_id';
+export const BUNDLE_ID_TARGET = 'bundle_id';
 
 /** Lower-case column names read as the row's platform (for report writers that add a platform column). */
 export const PLATFORM_COLUMN_NAMES: readonly string[] = Object.keys(COLUMN_ALIASES).filter((name) => COLUMN_ALIASES[name] === 'platform');
@@ -62,7 +69,7 @@ export const PLATFORM_COLUMN_NAMES: readonly string[] = Object.keys(COLUMN_ALIAS
 export const MAX_ATTRIBUTES = 50;
 export const MAX_ATTRIBUTE_NAME_LENGTH = 40;
 
-type Target = ReceiptField | 'platform' | typeof EXPIRY_TARGET;
+type Target = ReceiptField | 'platform' | typeof EXPIRY_TARGET | typeof TRANSACTION_ID_TARGET | typeof BUNDLE_ID_TARGET;
 
 export function planColumns(columns: string[], opts: ColumnOptions): { plan: ColumnPlan } | { error: string } {
   const names = columns.map((c) => c.trim());
@@ -138,28 +145,41 @@ export function planColumns(columns: string[], opts: ColumnOptions): { plan: Col
 
   // The expiry column is read (to order and flag Google rows), not sent: it is kept apart from the body fields.
   let expiry: string | undefined;
+  let transactionId: string | undefined;
+  let bundleId: string | undefined;
   const bodyFields: Record<string, ReceiptField | 'platform'> = {};
   for (const [column, target] of Object.entries(fields)) {
     if (target === EXPIRY_TARGET) expiry = column;
+    else if (target === TRANSACTION_ID_TARGET) transactionId = column;
+    else if (target === BUNDLE_ID_TARGET) bundleId = column;
     else bodyFields[column] = target;
   }
 
   // The whole file is refused when a row could never be valid.
   const has = (target: Target): boolean => (Object.values(bodyFields) as Target[]).includes(target);
   if (!has('app_user_id')) return { error: 'no column for app_user_id: name it app_user_id or user_id, or pass --map yourcolumn=app_user_id' };
-  if (!has('fetch_token'))
+  if (!has('fetch_token') && transactionId === undefined)
     return { error: 'no column for fetch_token: name it fetch_token, receipt, token, subscription_token or purchase_token, or pass --map yourcolumn=fetch_token' };
   if (!has('platform')) {
     if (opts.platform === undefined) return { error: `no platform: add a platform column (store or x-platform work too) or pass --platform (one of ${PLATFORMS.join(', ')})` };
     // Every row has this platform: a field it requires must have a column.
     for (const field of RECEIPT_FIELD_NAMES) {
-      if (fieldSupport(field, opts.platform) === 'required' && !has(field)) {
+      if (fieldSupport(field, opts.platform) === 'required' && !has(field) && !(field === 'fetch_token' && transactionId !== undefined)) {
         return { error: `${opts.platform} rows require ${field}: add a ${field} column, or pass --map yourcolumn=${field}` };
       }
     }
   }
 
-  return { plan: { fields: bodyFields, attributes: Object.fromEntries(attributes), ignored, ...(expiry === undefined ? {} : { expiry }) } };
+  return {
+    plan: {
+      fields: bodyFields,
+      attributes: Object.fromEntries(attributes),
+      ignored,
+      ...(expiry === undefined ? {} : { expiry }),
+      ...(transactionId === undefined ? {} : { transactionId }),
+      ...(bundleId === undefined ? {} : { bundleId }),
+    },
+  };
 }
 
 /**
@@ -170,9 +190,9 @@ export function mapTarget(rawTarget: string): { field: Target } | { attribute: s
   const target = rawTarget.trim();
   if (target.startsWith('$')) return { attribute: target };
   const lower = target.toLowerCase();
-  if (lower === 'platform' || lower === EXPIRY_TARGET || isReceiptField(lower)) return { field: lower };
+  if (lower === 'platform' || lower === EXPIRY_TARGET || lower === TRANSACTION_ID_TARGET || lower === BUNDLE_ID_TARGET || isReceiptField(lower)) return { field: lower };
   return {
-    error: `"${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, 'platform', EXPIRY_TARGET].join(', ')}, or a $attribute name (anything else is not a POST /v1/receipts field)`,
+    error: `"${target}" is not a field; use one of ${[...RECEIPT_FIELD_NAMES, TRANSACTION_ID_TARGET, BUNDLE_ID_TARGET, 'platform', EXPIRY_TARGET].join(', ')}, or a $attribute name (anything else is not a POST /v1/receipts field)`,
   };
 }
 
@@ -180,6 +200,7 @@ function aliasOf(column: string): Target | undefined {
   const key = column.trim().toLowerCase();
   if (Object.hasOwn(COLUMN_ALIASES, key)) return COLUMN_ALIASES[key];
   if (EXPIRY_COLUMN_NAMES.includes(key)) return EXPIRY_TARGET;
+  if (key === TRANSACTION_ID_TARGET || key === BUNDLE_ID_TARGET) return key;
   return isReceiptField(key) ? key : undefined;
 }
 

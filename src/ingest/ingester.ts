@@ -354,6 +354,7 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           ...(expected.expect ? { expect: expected.expect } : {}),
           ...(expiry.expiry ? { token_expiry: expiry.expiry } : {}),
           ...(prioritize ? { priority: rowPriority(expiry.expiry) } : {}),
+          ...(checked.lookup ? { lookup: checked.lookup } : {}),
         };
         let choice = select ? select.offer(row) : 'take';
         while (choice === 'wait') {

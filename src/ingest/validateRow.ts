@@ -15,9 +15,11 @@ import { isIP } from 'node:net';
 import { ISO_4217, PLATFORMS, RECEIPT_FIELDS, RECEIPT_FIELD_NAMES, appUserIdProblem, fieldSupport, isIsoDuration, parsePlatform } from '../revenuecat/fields.js';
 import type { FieldType, Platform, ReceiptBody, ReceiptField, Store, SubscriberAttribute } from '../revenuecat/fields.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
+import { APPLE_PLATFORMS, transactionIdProblem, type AppleLookup } from '../appstore/lookup/transactionLookup.js';
 import type { ColumnPlan } from './columns.js';
 
-export type RowResult = { ok: true; platform: Platform; body: ReceiptBody } | { ok: false; reason: string };
+/** `lookup`: an App Store row without a token whose transaction id the worker looks up (body.fetch_token holds the id). */
+export type RowResult = { ok: true; platform: Platform; body: ReceiptBody; lookup?: AppleLookup } | { ok: false; reason: string };
 
 /** RevenueCat's documented limit for one attribute value. */
 export const MAX_ATTRIBUTE_VALUE_LENGTH = 500;
@@ -66,10 +68,26 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
     const text = cell(columnOf.get(field)).trim();
     if (text !== '') given.set(field, text);
   }
+  // An App Store row without a token may carry its transaction id: the worker looks it up (a token wins).
+  let lookup: AppleLookup | undefined;
+  const transactionId = cell(plan.transactionId).trim();
+  if (!given.has('fetch_token') && transactionId !== '' && plan.transactionId !== undefined && APPLE_PLATFORMS.includes(platform)) {
+    const problem = transactionIdProblem(transactionId, plan.transactionId);
+    if (problem !== undefined) return fail(problem);
+    const bundleId = cell(plan.bundleId).trim();
+    if (bundleId !== '' && !/^[A-Za-z0-9.-]+$/.test(bundleId))
+      return fail(`bundle_id "${clip(bundleId)}"${at('bundle_id', plan.bundleId)} is not a bundle id such as com.example.app`);
+    given.set('fetch_token', transactionId);
+    lookup = { transaction_id: transactionId, ...(bundleId !== '' ? { bundle_id: bundleId } : {}) };
+  }
   for (const field of RECEIPT_FIELD_NAMES) {
     if (fieldSupport(field, platform) !== 'required' || given.has(field) || field === 'app_user_id') continue;
     const column = columnOf.get(field);
-    if (field === 'fetch_token') return fail(`fetch_token${at(field, column)} is empty; every row needs its receipt or token`);
+    if (field === 'fetch_token') {
+      return fail(
+        `fetch_token${at(field, column)} is empty; every row needs its receipt or token${plan.transactionId !== undefined && APPLE_PLATFORMS.includes(platform) ? ' (or, for App Store rows, a transaction_id)' : ''}`,
+      );
+    }
     return fail(
       column === undefined ? `${field} is required for ${platform} rows; add a ${field} column` : `${field}${at(field, column)} is empty; it is required for ${platform} rows`,
     );
@@ -111,7 +129,7 @@ export function validateRow(values: Record<string, string>, plan: ColumnPlan, op
 
   const receipt = body as unknown as ReceiptBody;
   if (attributes !== undefined) receipt.attributes = attributes;
-  return { ok: true, platform, body: receipt };
+  return { ok: true, platform, body: receipt, ...(lookup ? { lookup } : {}) };
 }
 
 function parseValue(field: ReceiptField, type: FieldType, text: string, column: string | undefined): Value | { reason: string } {

@@ -9,14 +9,13 @@
 // (store credentials, access) are retried; a key RevenueCat refused stays stopped while it is still the key.
 import type { RedisClient } from '../redis/connection.js';
 import { RedisKeys } from '../redis/keys.js';
-import type { Platform } from '../revenuecat/fields.js';
 import type { KeyRing } from '../revenuecat/keyRing.js';
 import type { ReceiptsQueue } from './receiptsQueue.js';
-import { KeyStops, type KeyStop } from './keyStops.js';
+import { APPLE_LOOKUP_LANE, KeyStops, type KeyStop, type StopLane } from './keyStops.js';
 
 /** A stopped key as reports show it: by platform, variable and first characters, never the key. */
 export interface StoppedKey {
-  platform: Platform;
+  platform: StopLane;
   /** `goog_ab…` */
   key: string;
   variable: string;
@@ -117,6 +116,8 @@ export class FatalStop {
   async resume(ring: KeyRing): Promise<ResumeReport> {
     const report: ResumeReport = { replaced: [], retried: [], still: [], unparked: 0 };
     for (const stop of await this.keys.list()) {
+      // The App Store lookups' stops are workers/appleLookup.ts's to lift (the ring holds no Apple key).
+      if (stop.platform === APPLE_LOOKUP_LANE) continue;
       const mine = ring.forPlatform(stop.platform);
       if (!mine) continue;
       if (mine.fingerprint !== stop.fingerprint) report.replaced.push(stop);
@@ -155,7 +156,7 @@ export class FatalStop {
     const queueWide = await this.reason();
     if (queueWide) return queueWide;
     const parked = await this.keys.parkedByPlatform(runId);
-    const platforms = Object.keys(parked) as Platform[];
+    const platforms = Object.keys(parked) as StopLane[];
     if (platforms.length === 0) return undefined;
     const stops = await this.keys.list();
     const keys: StoppedKey[] = [];

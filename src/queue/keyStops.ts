@@ -10,6 +10,11 @@
 //   PARK_MS ahead, with its attempts untouched; `unpark` promotes it. Should a parked row be forgotten (a crash
 //   between the set and the move), it comes back after PARK_MS and is parked again or sent: never lost.
 // A run whose rows are all either finished or parked is done for now: it ends with exit 3 and names the keys.
+//
+// Besides the platforms, one more lane: the App Store Server API lookups (workers/appleLookup.ts). An Apple key
+// refused with a 401 stops the rows that need a lookup, parked under `appstore:` beside the platforms' rows, while
+// every other row (App Store receipts included) goes on. No RevenueCat key sends that lane, so `follow` never
+// sweeps it: only a process with another Apple key (or the same one, once told to retry) sends it back.
 import type { Job } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import { jobIdOf, RedisKeys } from '../redis/keys.js';
@@ -18,6 +23,11 @@ import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
 import type { KeyRing } from '../revenuecat/keyRing.js';
 import type { ReceiptJobData } from '../types.js';
 import type { ReceiptsQueue } from './receiptsQueue.js';
+
+/** The lane of rows stopped by a refused App Store Connect API key (their lookups), beside the platforms. */
+export const APPLE_LOOKUP_LANE = 'appstore';
+/** What a stop stops: one platform's rows (a RevenueCat key), or the App Store lookups. */
+export type StopLane = Platform | typeof APPLE_LOOKUP_LANE;
 
 /** How long a parked row waits before it comes back by itself, if nothing promotes it earlier. */
 export const PARK_MS = 3_600_000;
@@ -30,7 +40,7 @@ const SWEEP_EVERY = 20;
 
 /** Why one key stopped one platform's rows. Names the key by its variable and first characters only. */
 export interface KeyStop {
-  platform: Platform;
+  platform: StopLane;
   /** keyFingerprint() of the key refused */
   fingerprint: string;
   /** keyLabel(): `goog_ab…` */
@@ -47,14 +57,14 @@ export interface KeyStop {
 }
 
 /** Parked rows of one run, by platform. */
-export type ParkedCounts = Partial<Record<Platform, number>>;
+export type ParkedCounts = Partial<Record<StopLane, number>>;
 
 function field(platform: string, fingerprint: string): string {
   return `${platform}:${fingerprint}`;
 }
 
-function isPlatform(value: string): value is Platform {
-  return (PLATFORMS as readonly string[]).includes(value);
+function isLane(value: string): value is StopLane {
+  return value === APPLE_LOOKUP_LANE || (PLATFORMS as readonly string[]).includes(value);
 }
 
 /** `<platform>:<rest>` split at the first colon. */
@@ -79,12 +89,12 @@ export class KeyStops {
   }
 
   /** Whether rows of `platform` sent with the key of this fingerprint are stopped (the view of the last refresh). */
-  isStopped(platform: Platform, fingerprint: string): boolean {
+  isStopped(platform: StopLane, fingerprint: string): boolean {
     return this.stopped.has(field(platform, fingerprint));
   }
 
   /** Whether any run has parked rows of `platform` (the view of the last refresh). */
-  hasParked(platform: Platform): boolean {
+  hasParked(platform: StopLane): boolean {
     return this.parkedPlatforms.has(platform);
   }
 
@@ -109,7 +119,7 @@ export class KeyStops {
   }
 
   /** Forgets one stop (a new process with the same key retries a cause fixed in the dashboard). */
-  async lift(platform: Platform, fingerprint: string): Promise<void> {
+  async lift(platform: StopLane, fingerprint: string): Promise<void> {
     await this.redis.hdel(this.keys.keyStops, field(platform, fingerprint));
     this.stopped.delete(field(platform, fingerprint));
   }
@@ -118,8 +128,9 @@ export class KeyStops {
    * Parks a row that is being processed: recorded first, then moved to the delayed set without spending an
    * attempt. The processor then throws BullMQ's DelayedError.
    */
-  async park(job: Job<ReceiptJobData, void, string>, token: string | undefined, ms = PARK_MS): Promise<void> {
-    const { run, fp, platform } = job.data;
+  async park(job: Job<ReceiptJobData, void, string>, token: string | undefined, ms = PARK_MS, lane: StopLane = job.data.platform): Promise<void> {
+    const { run, fp } = job.data;
+    const platform = lane;
     await this.redis.sadd(this.keys.parked(run), field(platform, fp));
     await this.redis.sadd(this.keys.parkedRuns, field(platform, run));
     this.parkedPlatforms.add(platform);
@@ -132,7 +143,7 @@ export class KeyStops {
   }
 
   /** Sends the parked rows of these platforms back to the queue, every run's; returns how many came back. */
-  async unpark(platforms: readonly Platform[]): Promise<number> {
+  async unpark(platforms: readonly StopLane[]): Promise<number> {
     const wanted = new Set<string>(platforms);
     let promoted = 0;
     for (const entry of await this.redis.smembers(this.keys.parkedRuns)) {
@@ -196,7 +207,7 @@ export class KeyStops {
       cursor = next;
       for (const m of members) {
         const platform = splitMember(m)[0];
-        if (isPlatform(platform)) counts[platform] = (counts[platform] ?? 0) + 1;
+        if (isLane(platform)) counts[platform] = (counts[platform] ?? 0) + 1;
       }
     } while (cursor !== '0');
     return counts;

@@ -8,6 +8,7 @@ import { RevenueCatClient } from '../revenuecat/client.js';
 import { rowsOf, type KeyRing } from '../revenuecat/keyRing.js';
 import type { KeyStop } from '../queue/keyStops.js';
 import { startReceiptWorker, type ReceiptWorker } from '../workers/receiptWorker.js';
+import { AppleLookups } from '../workers/appleLookup.js';
 import type { Context } from './context.js';
 import type { Resources } from './resources.js';
 
@@ -45,6 +46,8 @@ export async function startSending(ctx: Context, resources: Resources, opts: { c
     new RevenueCatClient({ baseUrl: config.apiUrl, keys: opts.keys, timeoutMs: config.requestTimeoutMs, connections: config.connections }),
     (c) => c.close(),
   );
+  // Rows given by an Apple transaction id: the App Store Server API lookups, with their own rate scope.
+  const appleLookups = resources.add('App Store Server API lookups', await AppleLookups.start(ctx.redis, config, ctx.fatal.keys, logger), (a) => a.close());
   let forced = false;
   const worker = resources.add(
     'receipt worker',
@@ -57,6 +60,7 @@ export async function startSending(ctx: Context, resources: Resources, opts: { c
       client,
       keys: opts.keys,
       logger,
+      appleLookups,
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
     }),
     async (w) => {

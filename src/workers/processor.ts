@@ -17,6 +17,7 @@ import type { MemoryPressure } from '../redis/memoryPressure.js';
 import { TransientFailure } from './backoff.js';
 import { googleTokenExpired } from './googleCutoff.js';
 import { outcomeOf } from './outcome.js';
+import { postedBody } from '../appstore/lookup/transactionLookup.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 
@@ -122,7 +123,8 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
 
     let result: ApiResult;
     try {
-      result = await deps.client.postReceipt(data.platform, data.body);
+      // A row given by its transaction id posts the signed transaction looked up for it (workers/appleLookup.ts).
+      result = await deps.client.postReceipt(data.platform, postedBody(data));
     } catch (err) {
       await deps.userLock.release(user, lock);
       throw err;

@@ -21,6 +21,7 @@ import { UserLock } from './userLock.js';
 import type { RateController } from './rateController.js';
 import { concurrencyFor, limiterFor } from './rate/limiter.js';
 import { ScopedRates } from './scopedRates.js';
+import type { AppleLookups } from './appleLookup.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 
 export interface ReceiptWorkerDeps {
@@ -34,6 +35,8 @@ export interface ReceiptWorkerDeps {
   keys: KeyRing;
   logger: Logger;
   metrics?: PipelineMetrics;
+  /** the App Store Server API lookups of rows given by a transaction id (appleLookup.ts); absent: rows post as they are */
+  appleLookups?: AppleLookups;
 }
 
 export interface ReceiptWorker {
@@ -85,7 +88,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   await deps.fatal.keys.refresh();
   const unfollow = deps.fatal.keys.follow(deps.keys, (err) => logger.warn({ err }, 'could not read the stopped keys'));
   const unwatch = watchReplication(deps.redis, logger);
-  const processor = createProcessor({
+  const posting = createProcessor({
     client: deps.client,
     keys: deps.keys,
     queue: deps.queue,
@@ -112,6 +115,20 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       await rates.controllerFor(key).observe(result, verdict);
     },
   });
+  // Rows given by a transaction id are looked up first (appleLookup.ts), then posted the processor's way.
+  const processor = deps.appleLookups
+    ? deps.appleLookups.wrap(posting, {
+        ledgerFor,
+        logger,
+        stops: deps.fatal.keys,
+        ...(deps.metrics ? { metrics: deps.metrics } : {}),
+        // A lookup lengthens its row's work: added at the answers' smoothing weight, the request time tends to
+        // the POST's plus the lookups' share (R + f·L), which is what concurrency must cover.
+        onLookup: (ms) => {
+          if (jobSeconds !== undefined) jobSeconds += (0.1 * ms) / 1000;
+        },
+      })
+    : posting;
   const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, processor, {
     connection: deps.connection,
     prefix: bullmqPrefix(config.prefix, isCluster(deps.connection)),

@@ -1,0 +1,259 @@
+// Rows given by an Apple transaction id, through the whole pipeline (issue 17): real Redis, the sandbox over HTTP
+// serving both RevenueCat's POST /v1/receipts and the App Store Server API's transaction lookup (its own key pair,
+// JWT checks, signed transactions, per-app rate limit with a millisecond Retry-After, a revocable key). Shown:
+// transaction-id rows imported with one lookup each and their signed transactions posted; an id known only in the
+// sandbox environment found there; an unknown id failed apple_transaction_not_found; a malformed id rejected at
+// ingest; Apple's 429 honoured without stalling the other rows; a revoked key stopping only the lookups, and
+// another key sending the rest; a JWT renewed before it lapses; `run` refusing without the key, `plan` saying what it needs.
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { AppStoreServerApiClient, type LookupResult } from '../src/appstore/serverApiClient.js';
+import { ServerApiTokens } from '../src/appstore/serverApiJwt.js';
+import { planMigration } from '../src/commands/plan.js';
+import { runMigration } from '../src/commands/run.js';
+import { ConfigError, type Config } from '../src/config.js';
+import { createLogger, silentLogger } from '../src/logger.js';
+import { statusText } from '../src/cli/print.js';
+import { runStatus } from '../src/commands/status.js';
+import { startSandbox, type AppleTransactionRecord, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
+import { pipelineFixture } from './support/fixture.js';
+import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
+
+const BUNDLE = 'com.example.sandbox';
+const HEADER = ['platform', 'app_user_id', 'receipt', 'transaction_id', 'product_id'];
+const DAY = 86_400_000;
+
+/** Transactions the stand-in knows: ids 2000000000000000 + i, each its own purchase. */
+function transactions(n: number, environment: 'Production' | 'Sandbox' = 'Production', from = 0): AppleTransactionRecord[] {
+  const now = Date.now();
+  return Array.from({ length: n }, (_, i) => ({
+    transactionId: String(2_000_000_000_000_000 + from + i),
+    originalTransactionId: String(2_000_000_000_000_000 + from + i),
+    productId: 'sandbox.monthly',
+    bundleId: BUNDLE,
+    environment,
+    purchaseDate: now - DAY,
+    expiresDate: now + 29 * DAY,
+    type: 'Auto-Renewable Subscription',
+  }));
+}
+
+const txRow = (user: string, id: string): string[] => ['ios', user, '', id, ''];
+const androidRow = (i: number): string[] => ['android', `droid-${i}`, token(50_000 + i), '', 'gold'];
+
+async function withSandbox<T>(options: SandboxOptions, fn: (sb: Sandbox) => Promise<T>): Promise<T> {
+  const sb = await startSandbox({ latencyMs: 1, appleBundleIds: [BUNDLE], ...options });
+  try {
+    return await fn(sb);
+  } finally {
+    await sb.close();
+  }
+}
+
+/** The pipeline's config with the stand-in's key (as the environment would give it) and its one base URL. */
+function appleConfig(sb: Sandbox, prefix: string, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
+  const creds = sb.appleCredentials();
+  return testConfig(prefix, sb.url, {
+    appleIssuerId: creds.issuerId,
+    appleKeyId: creds.keyId,
+    applePrivateKey: creds.privateKeyPem,
+    appleBundleIds: [BUNDLE],
+    appStoreApiUrl: sb.url,
+    concurrency: 8,
+    ...overrides,
+  });
+}
+
+describe('rows given by an Apple transaction id', () => {
+  const fx = pipelineFixture('applelookup');
+
+  it('imports each with one lookup and posts its signed transaction; unknown ids fail, malformed ones are rejected', async () => {
+    const known = transactions(20);
+    const sandboxOnly = transactions(2, 'Sandbox', 500);
+    await withSandbox({ appleTransactions: [...known, ...sandboxOnly] }, async (sb) => {
+      const rows = [
+        ...known.map((t, i) => txRow(`apple-${i}`, t.transactionId)),
+        ...sandboxOnly.map((t, i) => txRow(`apple-sbx-${i}`, t.transactionId)),
+        txRow('apple-unknown', '2999999999999999'),
+        txRow('apple-bad', '2000-0001'),
+        ...Array.from({ length: 10 }, (_, i) => androidRow(i)),
+      ];
+      const source = await writeCsv(fx.dir, 'lookups.csv', HEADER, rows);
+      const out = join(fx.dir, 'lookups');
+      const prefix = fx.newPrefix('lookups');
+      const result = await runMigration({ config: appleConfig(sb, prefix), logger: silentLogger(), sources: [source], runId: 'lookups', outDir: out });
+
+      expect(result.summary).toMatchObject({ status: 'complete', rows_read: 34, rows_rejected: 1, rows_succeeded: 32, rows_failed: 1 });
+      expect(result.exitCode).toBe(1);
+      const api = sb.stats().appStoreServerApi;
+      // One lookup per known id (the unknown one is asked once: one base URL answers for both environments).
+      expect(api.found).toBe(22);
+      expect(api.maxLookupsPerTransaction).toBe(1);
+      expect(api.byErrorCode).toEqual({ '4040010': 1 });
+      expect(api.unauthorized).toBe(0);
+      // What RevenueCat got for the App Store rows: their signed transactions (JWS), never a transaction id.
+      const posted = sb.receiptPostCounts().filter((p) => p.app_user_id.startsWith('apple-'));
+      expect(posted).toHaveLength(22);
+      for (const p of posted) expect(p.fetch_token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+      const failed = await readCsvFile(join(out, 'failed.csv'));
+      expect(failed).toEqual([expect.objectContaining({ app_user_id: 'apple-unknown', transaction_id: '2999999999999999', error_reason: 'apple_transaction_not_found' })]);
+      const rejected = await readCsvFile(join(out, 'rejected.csv'));
+      expect(rejected).toEqual([expect.objectContaining({ app_user_id: 'apple-bad', error_reason: expect.stringContaining('decimal digits only') as unknown })]);
+
+      // The same command again: every looked-up row is migrated already; nothing is looked up or posted again.
+      const again = await runMigration({
+        config: appleConfig(sb, prefix),
+        logger: silentLogger(),
+        sources: [source],
+        runId: 'lookups',
+        outDir: join(fx.dir, 'lookups-again'),
+      });
+      expect(again.summary.rows_succeeded).toBe(32);
+      expect(sb.stats().appStoreServerApi.found).toBe(22);
+    });
+  });
+
+  it("asks Apple's production first and its sandbox environment on 4040010", async () => {
+    const [production] = transactions(1, 'Production', 700);
+    const [sandboxOnly] = transactions(1, 'Sandbox', 800);
+    await withSandbox({ appleTransactions: [production!, sandboxOnly!] }, async (sb) => {
+      const creds = sb.appleCredentials();
+      const client = new AppStoreServerApiClient({
+        tokens: new ServerApiTokens({ issuerId: creds.issuerId, keyId: creds.keyId, privateKey: creds.privateKeyPem }),
+        environments: { production: `${sb.url}/production`, sandbox: `${sb.url}/sandbox` },
+        timeoutMs: 3000,
+      });
+      try {
+        expect(await client.getTransaction(production!.transactionId, BUNDLE)).toMatchObject({ kind: 'found', environment: 'production' });
+        expect(await client.getTransaction(sandboxOnly!.transactionId, BUNDLE)).toMatchObject({ kind: 'found', environment: 'sandbox' });
+        expect(await client.getTransaction('2999999999999999', BUNDLE)).toMatchObject({ kind: 'response', status: 404, errorCode: 4040010, environment: 'sandbox' });
+        expect(sb.stats().appStoreServerApi.byBasePath).toEqual({ '/production': 3, '/sandbox': 2 });
+      } finally {
+        await client.close();
+      }
+    });
+  });
+
+  it('renews its JWT before it lapses: a long run never sends an expired one', async () => {
+    const [known] = transactions(1, 'Production', 900);
+    await withSandbox({ appleTransactions: [known!] }, async (sb) => {
+      const creds = sb.appleCredentials();
+      const key = { issuerId: creds.issuerId, keyId: creds.keyId, privateKey: creds.privateKeyPem };
+      const ask = async (tokens: ServerApiTokens): Promise<LookupResult> => {
+        const client = new AppStoreServerApiClient({ tokens, baseUrl: sb.url, timeoutMs: 3000 });
+        try {
+          return await client.getTransaction(known!.transactionId, BUNDLE);
+        } finally {
+          await client.close();
+        }
+      };
+      // The stand-in refuses a lapsed token (signed 30 minutes ago, valid 20).
+      expect(await ask(new ServerApiTokens(key, { now: () => Date.now() - 30 * 60_000 }))).toMatchObject({ kind: 'response', status: 401 });
+      expect(sb.stats().appStoreServerApi.unauthorizedBy).toEqual({ expired: 1 });
+      // A token signed 19 minutes ago lapses in a minute: 15 minutes into the run it is renewed, not sent again.
+      let clock = Date.now() - 19 * 60_000;
+      const tokens = new ServerApiTokens(key, { now: () => clock });
+      expect(await ask(tokens)).toMatchObject({ kind: 'found' });
+      clock += 15 * 60_000;
+      expect(await ask(tokens)).toMatchObject({ kind: 'found' });
+      expect(sb.stats().appStoreServerApi).toMatchObject({ unauthorized: 1, found: 2, tokens: 2 });
+    });
+  });
+
+  it("honours Apple's 429 (Retry-After in ms) without stalling: every row is imported, RevenueCat's rows unhindered", async () => {
+    const known = transactions(30, 'Production', 1000);
+    await withSandbox({ appleTransactions: known, appleRatePerSecond: 10 }, async (sb) => {
+      const rows = [...known.map((t, i) => txRow(`paced-${i}`, t.transactionId)), ...Array.from({ length: 30 }, (_, i) => androidRow(100 + i))];
+      const source = await writeCsv(fx.dir, 'paced.csv', HEADER, rows);
+      const prefix = fx.newPrefix('paced');
+      const started = Date.now();
+      // Lookups start at 50/s against a stand-in that admits 10/s per app: 429s come at once.
+      const result = await runMigration({
+        config: appleConfig(sb, prefix, { appleRate: 50 }),
+        logger: silentLogger(),
+        sources: [source],
+        runId: 'paced',
+        outDir: join(fx.dir, 'paced'),
+      });
+      const elapsed = Date.now() - started;
+      expect(result.exitCode).toBe(0);
+      expect(result.summary.rows_succeeded).toBe(60);
+      const api = sb.stats().appStoreServerApi;
+      expect(api.rateLimited).toBeGreaterThan(0);
+      expect(api.found).toBe(30);
+      // Waiting until each Retry-After and no longer: 30 lookups at 10/s take about 3 s; a Retry-After read as
+      // seconds (a UNIX time in ms) or as a fixed long pause would take far longer, as would a paused queue.
+      expect(elapsed).toBeLessThan(30_000);
+      // The lookups learned the stand-in's limit instead of hammering it, and `status` shows their rate.
+      expect(api.rateLimited).toBeLessThan(30);
+      const status = await runStatus({ config: appleConfig(sb, prefix), runId: 'paced', sampleMs: 0 });
+      expect(status.appleRate).toMatchObject({ scope: 'apple' });
+      expect(status.appleRate?.rate).toBeLessThan(50);
+      expect(statusText('paced', status)).toContain('App Store Server API lookups:');
+    });
+  });
+
+  it('a revoked key stops only the lookups, naming its key id; another key sends the rest once', async () => {
+    const known = transactions(8, 'Production', 2000);
+    await withSandbox({ appleTransactions: known, appleKeyRevoked: true }, async (sb) => {
+      const rows = [...known.map((t, i) => txRow(`revoked-${i}`, t.transactionId)), ...Array.from({ length: 12 }, (_, i) => androidRow(200 + i))];
+      const source = await writeCsv(fx.dir, 'revoked.csv', HEADER, rows);
+      const prefix = fx.newPrefix('revoked');
+      const keyId = sb.appleCredentials().keyId;
+      const logged: string[] = [];
+      const logger = createLogger('debug', new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString()), done()) }));
+      const first = await runMigration({ config: appleConfig(sb, prefix), logger, sources: [source], runId: 'revoked', outDir: join(fx.dir, 'revoked-a') });
+      // The refusal is logged by key id; the private key appears nowhere.
+      const pemBody = sb.appleCredentials().privateKeyPem.split('\n')[1] ?? 'unreachable';
+      expect(logged.join('')).toContain(keyId);
+      expect(logged.join('')).not.toContain(pemBody);
+      expect(first.exitCode).toBe(3);
+      // Every other row went on; no looked-up row failed: they wait.
+      expect(first.summary).toMatchObject({ rows_succeeded: 12, rows_failed: 0 });
+      const fatal = first.summary.fatal;
+      expect(fatal?.message).toContain(keyId);
+      expect(fatal?.message).toContain('APPLE_KEY_ID');
+      expect(fatal?.keys).toEqual([expect.objectContaining({ platform: 'appstore', variable: 'APPLE_KEY_ID', status: 401, rows: 8 })]);
+      expect(JSON.stringify(first.summary)).not.toContain('PRIVATE KEY');
+      const refused = sb.stats().appStoreServerApi.unauthorized;
+      expect(refused).toBeGreaterThan(0);
+      expect(refused).toBeLessThanOrEqual(8);
+
+      // The same key again: the rows stay parked and nothing is asked with it.
+      const again = await runMigration({ config: appleConfig(sb, prefix), logger: silentLogger(), sources: [source], runId: 'revoked', outDir: join(fx.dir, 'revoked-b') });
+      expect(again.exitCode).toBe(3);
+      expect(sb.stats().appStoreServerApi.unauthorized).toBe(refused);
+
+      // A new key (same issuer, another key id): the parked rows are looked up and posted, each once.
+      sb.configure({ appleKeyRevoked: false, appleKeyId: 'NEWKEY0002' });
+      const fixed = await runMigration({
+        config: appleConfig(sb, prefix, { appleKeyId: 'NEWKEY0002' }),
+        logger: silentLogger(),
+        sources: [source],
+        runId: 'revoked',
+        outDir: join(fx.dir, 'revoked-c'),
+      });
+      expect(fixed.exitCode).toBe(0);
+      expect(fixed.summary).toMatchObject({ rows_succeeded: 20, rows_failed: 0 });
+      expect(sb.stats().appStoreServerApi.maxLookupsPerTransaction).toBe(1);
+    });
+  });
+
+  it('run refuses at the start without the key, naming the variables; plan counts the rows and says what they need', async () => {
+    await withSandbox({}, async (sb) => {
+      const source = await writeCsv(fx.dir, 'nokey.csv', HEADER, [androidRow(300), txRow('nokey-1', '2000000000000001')]);
+      const config = testConfig(fx.newPrefix('nokey'), sb.url);
+      const refused = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'nokey', outDir: join(fx.dir, 'nokey') }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect((refused as Error).message).toMatch(/APPLE_ISSUER_ID, APPLE_KEY_ID, APPLE_PRIVATE_KEY \(or APPLE_PRIVATE_KEY_FILE\)/);
+      expect((refused as Error).message).toContain('line 3');
+      expect(sb.stats().requests).toBe(0);
+
+      const plan = await planMigration({ config, logger: silentLogger(), sources: [source], outDir: join(fx.dir, 'nokey-plan') });
+      expect(plan.plan).toMatchObject({ rows_to_send: 2, apple_lookups: 1 });
+      expect(plan.plan.apple_lookups_need).toContain('APPLE_KEY_ID');
+      expect(plan.plan.apple_lookups_need).toContain('--bundle-id');
+    });
+  });
+});
