@@ -12,7 +12,7 @@ import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn, readExpectations } from './expectations.js';
 import { recordKey } from '../ledger/rowIdentity.js';
-import { unescapeFormulas } from '../reports/csvSafety.js';
+import { unescapeFormulas } from '../csv/formulaCells.js';
 import { expandSource, isS3Url, type SourceDeps } from './sources.js';
 import type { InputEncoding } from './textEncoding.js';
 import { readTokenExpiry, rowPriority } from './tokenExpiry.js';

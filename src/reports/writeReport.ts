@@ -12,7 +12,7 @@ import type { Duplicate, Outcome, Rejection } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
 import { buildSummary, OutcomeTally, type CanarySummary, type Summary } from './summary.js';
 import { renderReportHtml } from './html.js';
-import { escapeFormula } from './csvSafety.js';
+import { escapeFormula } from '../csv/formulaCells.js';
 import { percentileOf, type ReportData } from './reportData.js';
 import { describeCode } from '../revenuecat/classify.js';
 import { locationOf } from '../redis/keys.js';
