@@ -65,10 +65,7 @@ export async function checkSource(source: string, record: RememberedSource | und
   }
   const change = identityChange(was, now);
   if (change !== undefined) {
-    const what =
-      was.kind === 'file'
-        ? `${RESTORE}, or retry the failed rows as a new run of the file as it is now`
-        : 'put back the object the run read, or run the file as it is now as a new run';
+    const what = was.kind === 'file' ? `${RESTORE}, or run the file as it is now as a new run` : 'put back the object the run read, or run the object as it is now as a new run';
     throw new SourceUnavailableError(
       source,
       'changed',
