@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
-import { appendFile, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -148,6 +148,12 @@ describe('failed rows read again from their sources', () => {
       await writeFile(csv, `${HEADER}\nios,x-flaky,${token(20, 'flaky9')}\nios,x-ok,${token(21)}\n`);
       await expect(retryRun({ config: config(), logger: silentLogger(), runId: 'changed', wait: false })).rejects.toThrow(
         new RegExp(`source ${csv} changed since the run read it: it was modified at`),
+      );
+
+      // Gone from this machine: the message says where it was looked for and what to do.
+      await rm(csv);
+      await expect(retryRun({ config: config(), logger: silentLogger(), runId: 'changed', wait: false })).rejects.toThrow(
+        `source ${csv} cannot be read again: there is no file ${csv} on this machine. Run the command on the machine that ran the ingest`,
       );
 
       // The S3 object rewritten (another ETag): refused by its URL, from the CLI too (exit 2, the message on stderr).
