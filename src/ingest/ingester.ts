@@ -187,6 +187,8 @@ class Ingestion {
   // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
   // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
   private prioritize = false;
+  /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
+  private readonly info = () => this.deps.queue.getBackend().client;
 
   constructor(
     private readonly deps: IngestDeps,
@@ -210,8 +212,6 @@ class Ingestion {
       onPause: (waiting: number) => this.logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
     };
   }
-
-  private readonly info = () => this.deps.queue.getBackend().client;
 
   /** Once refused, a write is tried again only when Redis has room for its `bytes` (redisRoom.ts): no trickle. */
   private write<T>(op: () => Promise<T>, bytes = WRITE_BYTES): Promise<T> {
