@@ -23,6 +23,7 @@ export const FORBIDDEN = [
   ['ledger', 'reports'],
   ['schedule', 'commands'],
   ['ingest', 'workers'],
+  ['ingest', 'reports'],
   ['reports', 'workers'],
 ];
 

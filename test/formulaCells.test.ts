@@ -1,6 +1,6 @@
 // Report cells never hand a spreadsheet a formula, and the escaping is undone exactly.
 import { describe, expect, it } from 'vitest';
-import { escapeFormula, unescapeFormula } from '../src/reports/csvSafety.js';
+import { escapeFormula, unescapeFormula } from '../src/csv/formulaCells.js';
 
 describe('formula cells in reports', () => {
   it('escapes =, +, -, @, tab and CR at the start of a cell, and undoes exactly that', () => {

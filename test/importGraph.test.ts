@@ -39,6 +39,7 @@ describe('import-graph', () => {
       'workers/processor.ts': "import { s } from '../reports/summary.js';\nexport const p = s;\n",
       'workers/lazy.ts': "export const l = () => import('../reports/html.js');\n",
       'revenuecat/client.ts': "import type { D } from '../reports/data.js';\nexport type C = D;\n",
+      'ingest/ingester.ts': "import { h } from '../reports/html.js';\nexport const i = h;\n",
       'ledger/a.ts': "import { b } from './b.js';\nexport const a = () => b;\n",
       'ledger/b.ts': "import { a } from './a.js';\nexport const b = () => a;\n",
       'sandbox/app.ts': "import type { T } from '../types.js';\nimport { z } from 'zod';\nexport type A = T;\nexport const zz = z;\n",
@@ -48,10 +49,11 @@ describe('import-graph', () => {
     expect(out).toContain('forbidden workers → reports: workers/processor.ts imports reports/summary.ts');
     expect(out).toContain('forbidden workers → reports: workers/lazy.ts imports reports/html.ts (dynamic)');
     expect(out).toContain('forbidden revenuecat → reports: revenuecat/client.ts imports reports/data.ts (type)');
+    expect(out).toContain('forbidden ingest → reports: ingest/ingester.ts imports reports/html.ts');
     expect(out).toContain('forbidden sandbox imports nothing outside itself: sandbox/app.ts imports types.ts (type)');
     expect(out).not.toContain('zod');
     expect(out).toContain('cycle: ledger/a.ts → ledger/b.ts → ledger/a.ts');
-    expect(out).toMatch(/4 forbidden, 1 cycles/);
+    expect(out).toMatch(/5 forbidden, 1 cycles/);
   });
 
   it('passes a tree that keeps the rules (allowed edges, no loop)', async () => {

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planColumns, PLATFORM_COLUMN_NAMES, type ColumnPlan } from '../src/ingest/columns.js';
-import { MAX_RECORD_CHARS, readCsvFile, readCsvStream, type CsvItem, type CsvProblem, type CsvRecord } from '../src/ingest/readCsv.js';
+import { MAX_RECORD_BYTES, readCsvFile, readCsvStream, type CsvItem, type CsvProblem, type CsvRecord } from '../src/ingest/readCsv.js';
 import { generate } from './hostile/make.mjs';
 
 let dir: string;
@@ -231,7 +231,7 @@ describe('readCsvFile: bad content becomes problems, never exceptions', () => {
 
   it('stops at a problem when an unclosed quote runs past the record size limit', async () => {
     const filler = 'x'.repeat(1024) + '\n';
-    const body = 'a,b\n1,2\n3,"open\n' + filler.repeat(Math.ceil(MAX_RECORD_CHARS / filler.length) + 10) + '9,9\n';
+    const body = 'a,b\n1,2\n3,"open\n' + filler.repeat(Math.ceil(MAX_RECORD_BYTES / filler.length) + 10) + '9,9\n';
     const items = await readFile('huge.csv', body);
     expect(view(items)).toEqual([
       [2, { a: '1', b: '2' }],

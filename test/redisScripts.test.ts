@@ -119,6 +119,7 @@ describe('Redis keys', () => {
       dict: 'rcm:run:{R1}:dict',
       verifyMismatches: 'rcm:run:{R1}:vmm',
       conflictTokens: 'rcm:run:{R1}:ctok',
+      sourceCatalog: 'rcm:run:{R1}:srccat',
     });
     const tag = SHARD_TAGS[3] as string;
     expect(keys.runShard('R1', 3)).toEqual({

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import { exitCodeFor, type ExitCode } from '../exitCodes.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import { ingest, type IngestProgress, type IngestResult } from '../ingest/ingester.js';
+import { SourceCatalog } from '../ledger/sourceCatalog.js';
 import type { Logger } from '../logger.js';
 import { checkOptions, ingestOptionsRule } from '../options.js';
 import { saveCanary } from '../session/canary.js';
@@ -40,7 +41,7 @@ export async function ingestSources(opts: IngestCommandOptions): Promise<{ resul
     const ledger = ctx.ledger(runId);
     const tokens = new ConflictTokens(ledger);
     const result = await ingest(
-      { queue: ctx.queue, ledger, logger: log, sources },
+      { queue: ctx.queue, ledger, logger: log, sources, catalog: new SourceCatalog(ctx.redis, config.prefix, runId) },
       {
         ...ingestOptionsFrom(config, {
           ...opts,

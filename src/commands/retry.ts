@@ -1,10 +1,13 @@
 // `retry`: sends a run's failed rows again, as a new attempt of the same run. By default only rows that failed
 // for reasons that may pass now (timeouts, 5xx, store outages) once their attempts ran out; the run's report
-// then shows each row's latest outcome, and history.csv the ones they replaced.
+// then shows each row's latest outcome, and history.csv the ones they replaced. The rows are read again from the
+// run's sources (the ledger keeps a failed row's place, not its receipt), which must be unchanged since the run.
 import { checkOptions, retryOptionsRule } from '../options.js';
 import { enqueueRows } from '../queue/receiptsQueue.js';
 import { ERROR_CODES, TRANSIENT_STATUSES } from '../revenuecat/classify.js';
+import { SourceUnavailableError, type RowPlace, type RunSources } from '../ingest/reread.js';
 import { withContext, type Context } from '../session/context.js';
+import { openRunSources } from '../session/runSources.js';
 import { RunSession, type SessionCallerOptions, type SessionResult } from '../session/runSession.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
 
@@ -39,27 +42,97 @@ function selected(o: Outcome, opts: RetryOptions): boolean {
 
 const CHUNK = 500;
 
+/** A failed row chosen to go again: its place (all the ledger keeps of its input) and its stored form for `reopen`. */
+interface Chosen {
+  place: RowPlace;
+  stored: string;
+}
+
+/**
+ * Queues the chosen failed rows again, their cells and body read again from their sources (ingest/reread.ts).
+ * Every source is checked first: when one changed since the run read it, or cannot be reached from here, nothing
+ * is queued and the retry is refused with a message naming it (exit 2). A row found to differ while reading (a
+ * source changed without its size or mtime changing) stops the retry there, naming the source and line.
+ */
 async function requeue(ctx: Context, opts: RetryOptions): Promise<number> {
   const ledger = await ctx.existingLedger(opts.runId);
-  let batch: { job: ReceiptJobData; fp: string; stored: string }[] = [];
-  let requeued = 0;
-  const flush = async (): Promise<void> => {
-    // Jobs first, then re-open: a crash in between leaves rows whose new outcome simply replaces the old one.
-    await enqueueRows(
-      ctx.queue,
-      batch.map((b) => b.job),
-      opts.config.maxAttempts,
-    );
-    requeued += await ledger.reopen(batch);
-    batch = [];
-  };
+  const chosen: Chosen[] = [];
   for await (const { outcome: o, stored } of ledger.failedRecords()) {
-    if (!o.body || !selected(o, opts)) continue;
-    batch.push({ fp: o.fp, stored, job: { run: opts.runId, fp: o.fp, src: o.src, line: o.line, platform: o.platform, body: o.body, input: o.input ?? {} } });
-    if (batch.length >= CHUNK) await flush();
+    if (selected(o, opts)) chosen.push({ place: { src: o.src, line: o.line, fp: o.fp }, stored });
   }
-  if (batch.length > 0) await flush();
-  return requeued;
+  if (chosen.length === 0) return 0;
+  chosen.sort((a, b) => (a.place.src < b.place.src ? -1 : a.place.src > b.place.src ? 1 : a.place.line - b.place.line));
+  const bySource = new Map<string, Chosen[]>();
+  for (const c of chosen) bySource.set(c.place.src, [...(bySource.get(c.place.src) ?? []), c]);
+
+  const run = await openRunSources(ctx, opts.runId);
+  try {
+    await checkAll(run.sources, [...bySource.keys()]);
+    let batch: { job: ReceiptJobData; fp: string; stored: string }[] = [];
+    let requeued = 0;
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return;
+      // Jobs first, then re-open: a crash in between leaves rows whose new outcome simply replaces the old one.
+      await enqueueRows(
+        ctx.queue,
+        batch.map((b) => b.job),
+        opts.config.maxAttempts,
+      );
+      requeued += await ledger.reopen(batch);
+      batch = [];
+    };
+    for (const [src, rows] of bySource) {
+      const stored = new Map(rows.map((r) => [r.place.line, r.stored]));
+      for await (const r of run.sources.read(
+        src,
+        rows.map((c) => c.place),
+      )) {
+        if (!r.ok) {
+          await flush();
+          throw new SourceUnavailableError(src, 'changed', `retry stopped after queueing ${requeued} rows again: ${r.reason}`);
+        }
+        const { place, platform, body, input, expect, token_expiry } = r;
+        const job: ReceiptJobData = {
+          run: opts.runId,
+          fp: place.fp,
+          src: place.src,
+          line: place.line,
+          platform,
+          body,
+          input,
+          ...(expect ? { expect } : {}),
+          ...(token_expiry ? { token_expiry } : {}),
+        };
+        batch.push({ fp: place.fp, stored: stored.get(place.line) as string, job });
+        if (batch.length >= CHUNK) await flush();
+      }
+    }
+    await flush();
+    return requeued;
+  } finally {
+    run.close();
+  }
+}
+
+/** Refuses the retry, naming every source that is not the one the run read, before anything is queued. */
+async function checkAll(sources: RunSources, names: string[]): Promise<void> {
+  const refused: SourceUnavailableError[] = [];
+  for (const name of names) {
+    try {
+      await sources.check(name);
+    } catch (err) {
+      if (!(err instanceof SourceUnavailableError)) throw err;
+      refused.push(err);
+    }
+  }
+  const [first] = refused;
+  if (first === undefined) return;
+  if (refused.length === 1) throw new SourceUnavailableError(first.source, first.why, `retry refused, nothing was queued: ${first.message}`);
+  throw new SourceUnavailableError(
+    first.source,
+    first.why,
+    `retry refused, nothing was queued: ${refused.length} sources cannot be read again:\n${refused.map((e) => `- ${e.message}`).join('\n')}`,
+  );
 }
 
 export async function retryRun(opts: RetryOptions): Promise<RetryResult> {

@@ -79,7 +79,7 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<RunRe
       result.mismatches,
     );
     if (result.aborted) log.error({ reason: result.aborted.reason }, `verify stopped early: ${result.aborted.message}`);
-    const report = await writeRunReport(ctx, ledger, opts.outDir ? { dir: opts.outDir } : {});
+    const report = await writeRunReport(ctx, ledger, { log, ...(opts.outDir ? { dir: opts.outDir } : {}) });
     return { ...report, result, exitCode: result.aborted ? exitCodeFor({ stopped: true }) : report.exitCode };
   });
 }

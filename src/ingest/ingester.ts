@@ -10,13 +10,15 @@ import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
-import { isExpectationColumn, readExpectations } from './expectations.js';
+import { isExpectationColumn } from './expectations.js';
 import { recordKey } from '../ledger/rowIdentity.js';
-import { unescapeFormulas } from '../reports/csvSafety.js';
-import { expandSource, isS3Url, type SourceDeps } from './sources.js';
+import type { SourceCatalog } from '../ledger/sourceCatalog.js';
+import type { CsvItem, CsvRecord } from './readCsv.js';
+import { asRead, checkRow } from './rowCheck.js';
+import { expandSource, isS3Url, type SourceDeps, type SourceEntry } from './sources.js';
+import { decodeSourceRecord, encodeSourceRecord, identityChange, type SourceIdentity } from './sourceRecord.js';
 import type { InputEncoding } from './textEncoding.js';
-import { readTokenExpiry, rowPriority } from './tokenExpiry.js';
-import { validateRow } from './validateRow.js';
+import { rowPriority } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
@@ -120,11 +122,39 @@ export interface IngestDeps {
   metrics?: PipelineMetrics;
   /** how S3 sources are reached (the S3 client of the configuration) */
   sources?: SourceDeps;
+  /** where the run remembers each source it reads, so failed rows can be read again (absent: not remembered) */
+  catalog?: Pick<SourceCatalog, 'remember'>;
 }
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
-  const { ledger, logger } = deps;
-  const result: IngestResult = {
+  return new Ingestion(deps, opts).run();
+}
+
+/** How reading one source ended: every row read, stopped by the selector, or aborted (SIGINT) between chunks. */
+type SourceEnd = 'read' | 'stop' | 'aborted';
+
+/** What the ingest knows of the source it is reading. */
+interface SourceState {
+  source: string;
+  /** what the source is (size and mtime, or ETag), when a catalog is kept */
+  identity?: SourceIdentity;
+  /** the line up to which an earlier ingest of the run accounted for every row */
+  resumeAfter: number;
+  /** the line of the last item read */
+  line: number;
+  plan?: ColumnPlan;
+  planError?: string;
+  /** the header was seen (planned, and the source remembered) */
+  planned: boolean;
+}
+
+/**
+ * One ingest, in the steps it takes: expand the sources into entries → read each entry's items → plan its columns
+ * (and remember the source) → validate each row → offer it to the selector → admit and queue it, a chunk at a time
+ * → report progress. Every ledger and queue write goes through `write`: at maxmemory it waits instead of failing.
+ */
+class Ingestion {
+  private readonly result: IngestResult = {
     rowsRead: 0,
     queued: 0,
     requeued: 0,
@@ -140,67 +170,289 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
     aborted: false,
     partial: false,
   };
-  const enqueue = opts.enqueue ?? true;
-  const select = opts.select;
-  // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
-  // never a place: its objects are).
-  // Every ledger and queue write below goes through `write`: at maxmemory it waits instead of failing the ingest.
-  // The reader and the chunk in flight share one MemoryPressure, so a full Redis warns once, not once per caller.
-  const info = () => deps.queue.getBackend().client;
-  const memory = new MemoryPressure({
-    logger,
-    role: 'ingest',
-    advice: 'free memory, raise maxmemory, or lower --high-water-mark (rows queued but not yet sent take the most room)',
-    redis: info,
-  });
-  const signal = opts.signal ? { signal: opts.signal } : {};
+  private readonly ledger: RunLedger;
+  private readonly logger: Logger;
+  private readonly memory: MemoryPressure;
+  private readonly enqueue: boolean;
+  private readonly chunkBytes: number;
+  private readonly now: () => number;
+  private readonly highWater: Parameters<typeof roomBelowHighWater>[2];
+  private pending: ReceiptJobData[] = [];
+  private pendingBytes = 0;
+  // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
+  // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
+  private inflight: Promise<void> = Promise.resolve();
+  // The first line of the current source a selector left for later: its progress mark stays before it.
+  private firstLeft: number | undefined;
+  // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
+  // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
+  private prioritize = false;
+  /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
+  private readonly info = () => this.deps.queue.getBackend().client;
+
+  constructor(
+    private readonly deps: IngestDeps,
+    private readonly opts: IngestOptions,
+  ) {
+    this.ledger = deps.ledger;
+    this.logger = deps.logger;
+    this.enqueue = opts.enqueue ?? true;
+    this.chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
+    this.now = opts.now ?? Date.now;
+    // The reader and the chunk in flight share one MemoryPressure, so a full Redis warns once, not once per caller.
+    this.memory = new MemoryPressure({
+      logger: this.logger,
+      role: 'ingest',
+      advice: 'free memory, raise maxmemory, or lower --high-water-mark (rows queued but not yet sent take the most room)',
+      redis: this.info,
+    });
+    this.highWater = {
+      highWaterMark: opts.highWaterMark,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      onPause: (waiting: number) => this.logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
+    };
+  }
+
   /** Once refused, a write is tried again only when Redis has room for its `bytes` (redisRoom.ts): no trickle. */
-  const write = <T>(op: () => Promise<T>, bytes = WRITE_BYTES): Promise<T> => {
+  private write<T>(op: () => Promise<T>, bytes = WRITE_BYTES): Promise<T> {
+    const signal = this.opts.signal ? { signal: this.opts.signal } : {};
     let tried = false;
-    return memory.retry(async () => {
-      if (tried) await waitForRedisRoom(info, bytes, signal);
+    return this.memory.retry(async () => {
+      if (tried) await waitForRedisRoom(this.info, bytes, signal);
       tried = true;
       return op();
     }, signal);
-  };
-  await write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
-  let pending: ReceiptJobData[] = [];
-  let pendingBytes = 0;
-  const chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
-  const { metrics } = deps;
-  const reject = async (source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> => {
-    if (await write(() => ledger.reject({ src: source, line, reason, ...(input ? { input } : {}) }))) {
-      result.rejected++;
-      metrics?.row('rejected');
-    }
-  };
-  // The line reached also feeds the metrics' rcm_ingest_line, through the session's `ingest` event.
-  const progress = (source: string, line: number): void => {
-    opts.onProgress?.({ source, line, rowsRead: result.rowsRead });
-  };
+  }
 
-  const highWater = {
-    highWaterMark: opts.highWaterMark,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    onPause: (waiting: number) => logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
-  };
-  /** Admits and queues one chunk, in parts that fit under the high-water mark, then records that its source is done up to `line`. */
-  const flush = async (rows: ReceiptJobData[], source: string, line: number): Promise<void> => {
+  async run(): Promise<IngestResult> {
+    const { opts, ledger, result } = this;
+    // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
+    // never a place: its objects are).
+    await this.write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
+    for await (const entry of this.entries()) {
+      const end = await this.readSource(entry);
+      if (end === 'aborted') {
+        result.aborted = true;
+        return result;
+      }
+      if (end === 'stop') return result;
+    }
+    // An ingest that left rows for later is not the run's whole ingest: the run stays open for the next one.
+    if (!result.partial) await this.write(() => ledger.endIngest());
+    return result;
+  }
+
+  /** Step 1: the sources given → their entries (a local file, or each CSV object under an S3 prefix), in order. */
+  private async *entries(): AsyncGenerator<SourceEntry, void, undefined> {
+    const read = this.opts.encoding === undefined ? {} : { encoding: this.opts.encoding };
+    for (const given of this.opts.sources) yield* expandSource(given, this.deps.sources, read);
+  }
+
+  /** Step 2: reads one entry's items; its name is the place of its rows. */
+  private async readSource(entry: SourceEntry): Promise<SourceEnd> {
+    const { ledger, logger, result } = this;
+    const source = entry.name;
+    await this.write(() => ledger.sourceId(source));
+    const identity = await this.identify(entry);
+    // A restarted ingest (after a kill or Ctrl-C) skips what an earlier one already queued: the ledger
+    // records the line up to which every row of this source is accounted for, after each chunk.
+    const resumeAfter = await this.write(() => ledger.progress(source));
+    if (resumeAfter > 0) logger.info({ source, line: resumeAfter }, 'resuming after the last line ingested');
+    const state: SourceState = { source, resumeAfter, line: 0, planned: false, ...(identity ? { identity } : {}) };
+    this.firstLeft = undefined;
+    let stop = false;
+    for await (const read of entry.open()) {
+      const item = asRead(read);
+      state.line = item.line;
+      if (item.line <= resumeAfter) {
+        result.resumedRows++;
+        continue;
+      }
+      result.rowsRead++;
+      const row = await this.validate(item, state);
+      if (row === undefined) continue;
+      const choice = await this.offer(row, source, item.line);
+      if (choice !== 'take') {
+        this.firstLeft ??= item.line;
+        result.partial = true;
+        if (choice === 'leave') continue;
+        stop = choice === 'stop';
+        break;
+      }
+      if (this.add(row)) {
+        await this.handOff(source, state.line);
+        this.progress(source, state.line);
+        if (this.opts.signal?.aborted) {
+          await this.inflight;
+          return 'aborted';
+        }
+      }
+    }
+    await this.handOff(source, Math.max(state.line, resumeAfter));
+    await this.inflight;
+    this.progress(source, state.line);
+    if (this.firstLeft === undefined) logger.info({ source, lines: state.line }, 'source read');
+    else logger.info({ source, line: this.firstLeft }, 'source read in part: the rows from this line on are left for the next ingest');
+    return stop ? 'stop' : 'read';
+  }
+
+  /** What the entry is now, for the run's catalog; undefined without a catalog, or when it cannot be told (opening it will say why). */
+  private async identify(entry: SourceEntry): Promise<SourceIdentity | undefined> {
+    if (!this.deps.catalog) return undefined;
+    try {
+      return await entry.identify();
+    } catch (err) {
+      this.logger.warn(
+        { source: entry.name, err: err instanceof Error ? err.message : String(err) },
+        'cannot tell what this source is: its failed rows cannot be read again for failed.csv or retry',
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * Step 3: the source's column plan, made from the first record's header (the same for every record), and the
+   * source remembered in the run's catalog with it.
+   */
+  private async planColumns(record: CsvRecord, state: SourceState): Promise<ColumnPlan | undefined> {
+    if (state.planned) return state.plan;
+    state.planned = true;
+    const { source } = state;
+    await this.remember(record, state);
+    const planned = planColumns(record.columns, this.opts.columns);
+    if ('error' in planned) {
+      state.planError = planned.error;
+      this.logger.error({ source }, `cannot use ${source}: ${planned.error}`);
+      return undefined;
+    }
+    const plan = planned.plan;
+    state.plan = plan;
+    const ignored = plan.ignored.filter((c) => !isExpectationColumn(c));
+    if (ignored.length > 0) this.logger.warn({ source, ignored }, 'columns kept in reports but not sent');
+    if (plan.expiry !== undefined && !this.prioritize) {
+      this.prioritize = true;
+      this.logger.info({ source, column: plan.expiry }, 'Google rows are sent in order of their token cut-off (expiry + 60 days)');
+    }
+    return plan;
+  }
+
+  /** The source's identity and read options, kept once per run (ingest/sourceRecord.ts): failed rows are read again from it. */
+  private async remember(record: CsvRecord, state: SourceState): Promise<void> {
+    const { catalog } = this.deps;
+    if (!catalog || !state.identity) return;
+    const { source, identity } = state;
+    const text = encodeSourceRecord({
+      v: 1,
+      identity,
+      read: { columns: this.opts.columns, ...(this.opts.encoding !== undefined ? { encoding: this.opts.encoding } : {}) },
+      header: record.columns,
+    });
+    const kept = decodeSourceRecord(await this.write(() => catalog.remember(source, text)));
+    const change = kept ? identityChange(kept.identity, identity) : undefined;
+    if (change !== undefined) {
+      this.logger.warn({ source }, `${source} changed since this run first read it (${change}): failed rows read before cannot be read again for failed.csv or retry`);
+    }
+  }
+
+  /** Step 4: the row a read item is, or its rejection (recorded) and undefined. */
+  private async validate(item: CsvItem, state: SourceState): Promise<ReceiptJobData | undefined> {
+    const { source } = state;
+    if (item.kind === 'problem') {
+      await this.reject(source, item.line, item.reason);
+      return undefined;
+    }
+    const plan = await this.planColumns(item, state);
+    if (!plan) {
+      // A file whose header cannot be used still accounts for every row, each with the file's reason.
+      await this.reject(source, item.line, state.planError ?? 'unusable header', item.values);
+      return undefined;
+    }
+    const { opts } = this;
+    const checked = checkRow(item.values, plan, {
+      ...(opts.columns.platform !== undefined ? { platform: opts.columns.platform } : {}),
+      ...(opts.keys ? { keys: opts.keys } : {}),
+      now: this.now,
+    });
+    if (!checked.ok) {
+      await this.reject(source, item.line, checked.reason, item.values);
+      return undefined;
+    }
+    const { platform, body, input, expect, token_expiry, lookup } = checked.row;
+    return {
+      run: opts.runId,
+      fp: recordKey(platform, body.fetch_token),
+      src: source,
+      line: item.line,
+      platform,
+      body,
+      input,
+      ...(expect ? { expect } : {}),
+      ...(token_expiry ? { token_expiry } : {}),
+      ...(this.prioritize ? { priority: rowPriority(token_expiry) } : {}),
+      ...(lookup ? { lookup } : {}),
+    };
+  }
+
+  private async reject(source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> {
+    if (await this.write(() => this.ledger.reject({ src: source, line, reason, ...(input ? { input } : {}) }))) {
+      this.result.rejected++;
+      this.deps.metrics?.row('rejected');
+    }
+  }
+
+  /** Step 5: what the selector makes of a valid row (`wait`: the rows taken so far are admitted first, then it is asked again). */
+  private async offer(row: ReceiptJobData, source: string, line: number): Promise<RowChoice> {
+    const { select } = this.opts;
+    if (!select) return 'take';
+    let choice = select.offer(row);
+    while (choice === 'wait') {
+      await this.handOff(source, line - 1);
+      await this.inflight;
+      choice = select.offer(row);
+    }
+    return choice;
+  }
+
+  /** Adds a row to the chunk being read; true when the chunk is full. */
+  private add(row: ReceiptJobData): boolean {
+    this.pending.push(row);
+    this.pendingBytes += row.body.fetch_token.length + ROW_BYTES;
+    return this.pending.length >= this.opts.chunkSize || this.pendingBytes >= this.chunkBytes;
+  }
+
+  /** Hands the chunk read to Redis (after the one in flight), its source done up to `line` (or before a row left for later). */
+  private async handOff(source: string, line: number): Promise<void> {
+    await this.inflight;
+    const rows = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.inflight = this.flush(rows, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1));
+    this.inflight.catch(() => undefined); // surfaced by the next await
+  }
+
+  /** Step 6: admits and queues one chunk, in parts that fit under the high-water mark, then records that its source is done up to `line`. */
+  private async flush(rows: ReceiptJobData[], source: string, line: number): Promise<void> {
     let at = 0;
     while (at < rows.length) {
       // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
-      const room = enqueue ? await roomBelowHighWater(deps.queue, rows.length - at, highWater) : rows.length - at;
+      const room = this.enqueue ? await roomBelowHighWater(this.deps.queue, rows.length - at, this.highWater) : rows.length - at;
       const part = at === 0 && room >= rows.length ? rows : rows.slice(at, at + room);
       at += part.length;
-      await admitAndQueue(part);
+      await this.admitAndQueue(part);
     }
-    await write(() => ledger.setProgress(source, line));
-  };
+    await this.write(() => this.ledger.setProgress(source, line));
+  }
+
+  private admitOptions(): { force: boolean; onConflict?: 'hold' | 'send' } {
+    return { force: this.opts.force ?? false, ...(this.opts.onConflict ? { onConflict: this.opts.onConflict } : {}) };
+  }
+
   /** Admits rows (in file order) and queues those that are to be sent. */
-  const admitAndQueue = async (rows: ReceiptJobData[]): Promise<void> => {
-    const admitOptions = { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) };
-    const admissions = await write(() => ledger.admit(rows, admitOptions));
-    select?.admitted?.(rows, admissions);
+  private async admitAndQueue(rows: ReceiptJobData[]): Promise<void> {
+    const { result, ledger } = this;
+    const metrics = this.deps.metrics;
+    const admissions = await this.write(() => ledger.admit(rows, this.admitOptions()));
+    this.opts.select?.admitted?.(rows, admissions);
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
       const row = rows[i] as ReceiptJobData;
@@ -235,161 +487,38 @@ export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<Ing
           metrics?.row('already_migrated');
           break;
         case 'duplicate':
-          if (await write(() => ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp }))) {
+          if (await this.write(() => ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp }))) {
             result.duplicates++;
             metrics?.row('duplicate');
           }
           break;
       }
     }
-    if (enqueue) await enqueueAtMaxmemory(toQueue);
-  };
+    if (this.enqueue) await this.enqueueAtMaxmemory(toQueue);
+  }
+
   /**
-   * addBulk is a pipeline: at maxmemory some of its jobs may have got in before Redis refused the rest. Re-adding
-   * those is a no-op while they wait; but one may have been sent, recorded and removed meanwhile, and adding it
-   * again would send it twice. So a retry first asks the ledger again (admit is read-only for rows it has seen)
-   * and queues only the rows still without an outcome.
+   * Step 7: queues rows. addBulk is a pipeline: at maxmemory some of its jobs may have got in before Redis refused
+   * the rest. Re-adding those is a no-op while they wait; but one may have been sent, recorded and removed
+   * meanwhile, and adding it again would send it twice. So a retry first asks the ledger again (admit is read-only
+   * for rows it has seen) and queues only the rows still without an outcome.
    */
-  const enqueueAtMaxmemory = async (rows: ReceiptJobData[]): Promise<void> => {
+  private async enqueueAtMaxmemory(rows: ReceiptJobData[]): Promise<void> {
     let left = rows;
     let refused = false;
     const bytes = rows.reduce((n, row) => n + row.body.fetch_token.length + JOB_BYTES, 0);
-    await write(async () => {
+    await this.write(async () => {
       if (refused) {
-        const again = await ledger.admit(left, { force: opts.force ?? false, ...(opts.onConflict ? { onConflict: opts.onConflict } : {}) });
+        const again = await this.ledger.admit(left, this.admitOptions());
         left = left.filter((_, i) => again[i]?.kind !== 'done');
       }
       refused = true;
-      await enqueueRows(deps.queue, left, opts.maxAttempts);
+      await enqueueRows(this.deps.queue, left, this.opts.maxAttempts);
     }, bytes);
-  };
-  // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
-  // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
-  let inflight: Promise<void> = Promise.resolve();
-  // The first line of the current source a selector left for later: its progress mark stays before it.
-  let firstLeft: number | undefined;
-  const handOff = async (source: string, line: number): Promise<void> => {
-    await inflight;
-    const rows = pending;
-    pending = [];
-    pendingBytes = 0;
-    inflight = flush(rows, source, firstLeft === undefined ? line : Math.min(line, firstLeft - 1));
-    inflight.catch(() => undefined); // surfaced by the next await
-  };
-
-  // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
-  // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
-  let prioritize = false;
-  const now = opts.now ?? Date.now;
-  for (const given of opts.sources) {
-    for await (const entry of expandSource(given, deps.sources, opts.encoding === undefined ? {} : { encoding: opts.encoding })) {
-      // One entry per input: a local file, or one object of an S3 prefix. Its name is the place of its rows.
-      const source = entry.name;
-      await write(() => ledger.sourceId(source));
-      let plan: ColumnPlan | undefined;
-      let planError: string | undefined;
-      let line = 0;
-      // A restarted ingest (after a kill or Ctrl-C) skips what an earlier one already queued: the ledger
-      // records the line up to which every row of this source is accounted for, after each chunk.
-      const resumeAfter = await write(() => ledger.progress(source));
-      if (resumeAfter > 0) logger.info({ source, line: resumeAfter }, 'resuming after the last line ingested');
-      firstLeft = undefined;
-      let stop = false;
-      rows: for await (const read of entry.open()) {
-        // Reports write formula-like cells with a leading apostrophe; a report read back gets its values again.
-        const item = read.kind === 'record' ? { ...read, values: unescapeFormulas(read.values) } : read;
-        line = item.line;
-        if (item.line <= resumeAfter) {
-          result.resumedRows++;
-          continue;
-        }
-        result.rowsRead++;
-        if (item.kind === 'problem') {
-          await reject(source, item.line, item.reason);
-          continue;
-        }
-        if (!plan && !planError) {
-          const planned = planColumns(item.columns, opts.columns);
-          if ('error' in planned) {
-            planError = planned.error;
-            logger.error({ source }, `cannot use ${source}: ${planError}`);
-          } else {
-            plan = planned.plan;
-            const ignored = plan.ignored.filter((c) => !isExpectationColumn(c));
-            if (ignored.length > 0) logger.warn({ source, ignored }, 'columns kept in reports but not sent');
-            if (plan.expiry !== undefined && !prioritize) {
-              prioritize = true;
-              logger.info({ source, column: plan.expiry }, 'Google rows are sent in order of their token cut-off (expiry + 60 days)');
-            }
-          }
-        }
-        if (!plan) {
-          // A file whose header cannot be used still accounts for every row, each with the file's reason.
-          await reject(source, item.line, planError ?? 'unusable header', item.values);
-          continue;
-        }
-        const checked = validateRow(item.values, plan, { platform: opts.columns.platform, ...(opts.keys ? { keys: opts.keys } : {}) });
-        if (!checked.ok) {
-          await reject(source, item.line, checked.reason, item.values);
-          continue;
-        }
-        const expected = readExpectations(item.values);
-        if (!expected.ok) {
-          await reject(source, item.line, expected.reason, item.values);
-          continue;
-        }
-        const expiry = readTokenExpiry(item.values, plan, checked.platform, now());
-        if (!expiry.ok) {
-          await reject(source, item.line, expiry.reason, item.values);
-          continue;
-        }
-        const row: ReceiptJobData = {
-          run: opts.runId,
-          fp: recordKey(checked.platform, checked.body.fetch_token),
-          src: source,
-          line: item.line,
-          platform: checked.platform,
-          body: checked.body,
-          input: item.values,
-          ...(expected.expect ? { expect: expected.expect } : {}),
-          ...(expiry.expiry ? { token_expiry: expiry.expiry } : {}),
-          ...(prioritize ? { priority: rowPriority(expiry.expiry) } : {}),
-          ...(checked.lookup ? { lookup: checked.lookup } : {}),
-        };
-        let choice = select ? select.offer(row) : 'take';
-        while (choice === 'wait') {
-          await handOff(source, item.line - 1);
-          await inflight;
-          choice = select ? select.offer(row) : 'take';
-        }
-        if (choice !== 'take') {
-          firstLeft ??= item.line;
-          result.partial = true;
-          if (choice === 'leave') continue;
-          stop = choice === 'stop';
-          break rows;
-        }
-        pending.push(row);
-        pendingBytes += row.body.fetch_token.length + ROW_BYTES;
-        if (pending.length >= opts.chunkSize || pendingBytes >= chunkBytes) {
-          await handOff(source, line);
-          progress(source, line);
-          if (opts.signal?.aborted) {
-            await inflight;
-            result.aborted = true;
-            return result;
-          }
-        }
-      }
-      await handOff(source, Math.max(line, resumeAfter));
-      await inflight;
-      progress(source, line);
-      if (firstLeft === undefined) logger.info({ source, lines: line }, 'source read');
-      else logger.info({ source, line: firstLeft }, 'source read in part: the rows from this line on are left for the next ingest');
-      if (stop) return result;
-    }
   }
-  // An ingest that left rows for later is not the run's whole ingest: the run stays open for the next one.
-  if (!result.partial) await write(() => ledger.endIngest());
-  return result;
+
+  /** Step 8: the line reached, after each chunk and at the end of each source (also rcm_ingest_line, through the session's `ingest` event). */
+  private progress(source: string, line: number): void {
+    this.opts.onProgress?.({ source, line, rowsRead: this.result.rowsRead });
+  }
 }

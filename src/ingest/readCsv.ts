@@ -15,7 +15,7 @@
 //   + `on_skip` turn that into a problem instead of a stream error. A stream error would destroy the parser and lose the
 //   records still in its buffer.
 // - Record size: a RecordGuard between the normaliser and csv-parse follows csv-parse's own quoting rules to find where
-//   each record ends, and hands csv-parse complete records only. A record over MAX_RECORD_CHARS bytes is never
+//   each record ends, and hands csv-parse complete records only. A record over MAX_RECORD_BYTES bytes is never
 //   buffered: its bytes are dropped and a one-field marker record with the same number of line breaks takes its
 //   place, which becomes a problem at the record's line. So a 10 MB field costs one row, not the rest of the file
 //   (csv-parse's own max_record_size cannot resume after the record), memory stays bounded even for a file with no
@@ -78,7 +78,7 @@ export type CsvItem = CsvRecord | CsvProblem;
  * A record longer than this (in bytes of UTF-8, quotes and commas included) is refused: no receipt is that large, and
  * it is usually an unclosed quote eating the file. It is skipped as one problem; the rows after it are still read.
  */
-export const MAX_RECORD_CHARS = 4 * 1024 * 1024;
+export const MAX_RECORD_BYTES = 4 * 1024 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -92,11 +92,17 @@ const OVERSIZED = '\u0000rc-migrate:oversized-record:';
  * `gzip`: true gunzips, false reads as is, undefined (default) gunzips when the data starts with the gzip magic.
  */
 export function readCsvStream(input: NodeJS.ReadableStream, source: string, opts: ReadCsvOptions & { gzip?: boolean; maxRecordBytes?: number } = {}): AsyncIterable<CsvItem> {
-  return iterateCsv(input, source, opts.gzip, opts.maxRecordBytes ?? MAX_RECORD_CHARS, opts.encoding ?? 'utf8');
+  return iterateCsv(input, source, opts.gzip, opts.maxRecordBytes ?? MAX_RECORD_BYTES, opts.encoding ?? 'utf8');
 }
 
 /** Opens a local file path (gunzips when the name ends in .gz, or when the first bytes are the gzip magic) and streams it. */
 export async function* readCsvFile(path: string, opts: ReadCsvOptions = {}): AsyncGenerator<CsvItem, void, undefined> {
+  const { stream, gzip } = await openCsvFile(path);
+  yield* iterateCsv(stream, path, gzip, MAX_RECORD_BYTES, opts.encoding ?? 'utf8');
+}
+
+/** The file's byte stream (closed when it ends or is destroyed), and whether it is gzip (by its name or its first two bytes). */
+async function openCsvFile(path: string): Promise<{ stream: NodeJS.ReadableStream; gzip: boolean }> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -112,10 +118,8 @@ export async function* readCsvFile(path: string, opts: ReadCsvOptions = {}): Asy
     await handle.close().catch(() => undefined);
     throw new Error(`cannot read CSV file "${path}": ${messageOf(err)}`, { cause: err });
   }
-  const gzip = path.toLowerCase().endsWith('.gz') || isGzipMagic(head);
   // autoClose (default) closes the handle when the stream ends or is destroyed.
-  const stream = handle.createReadStream({ start: 0 });
-  yield* iterateCsv(stream, path, gzip, MAX_RECORD_CHARS, opts.encoding ?? 'utf8');
+  return { stream: handle.createReadStream({ start: 0 }), gzip: path.toLowerCase().endsWith('.gz') || isGzipMagic(head) };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -135,6 +139,7 @@ interface SkipMarker {
   skip: CsvError;
 }
 
+/** bytes → records → items: the reader's steps, each below. */
 async function* iterateCsv(
   input: NodeJS.ReadableStream,
   source: string,
@@ -146,7 +151,38 @@ async function* iterateCsv(
   const normalizer = new LineNormalizer(encoding);
   const hint = new SeparatorHint();
   const chunks = byteSource(input, gzip, normalizer, hint, maxRecordBytes, ctx);
-  // The byte source hands out its first bytes (or ends) only once line 1 is known to be a separator hint or not.
+  const bytes = await hintedBytes(chunks, source, ctx);
+  const parser = csvParser(hint.delimiter);
+  pipeline(bytes, parser, () => {
+    // Errors surface through the async iteration below (or are I/O errors tracked in ctx).
+  });
+  const records = new RecordReader(source, hint, normalizer.textName, maxRecordBytes);
+  try {
+    const hintProblem = records.hintProblem();
+    if (hintProblem !== undefined) yield hintProblem;
+    for await (const parsed of parser as AsyncIterable<ParsedRecord | SkipMarker>) {
+      const item = records.next(parsed);
+      if (item !== undefined) yield item;
+      if (records.ended) break; // every parse error csv-parse reports in this configuration ends the readable part of the file
+    }
+  } catch (err) {
+    if (ctx.ioError !== undefined) throw readFailure(source, ctx.ioError);
+    if (!isCsvError(err)) throw err;
+    yield records.problem(records.nextLine, `could not be parsed (${err.message}); the rest of the file was not read`);
+  } finally {
+    parser.destroy();
+    bytes.destroy();
+    // Also when the reading stopped before the stream above pulled from the byte source: its input is closed.
+    chunks.return().catch(() => undefined);
+  }
+  if (ctx.endProblem !== undefined) yield records.problem(ctx.endProblem.line, ctx.endProblem.reason);
+}
+
+/**
+ * The byte source as a stream, once its first bytes are out: the byte source hands them out (or ends) only once line
+ * 1 is known to be a separator hint or not, and the parser can only be made with the separator.
+ */
+async function hintedBytes(chunks: AsyncGenerator<Buffer, void, undefined>, source: string, ctx: ReadContext): Promise<Readable> {
   let first: IteratorResult<Buffer, void>;
   try {
     first = await chunks.next();
@@ -154,18 +190,18 @@ async function* iterateCsv(
     await chunks.return();
     throw ctx.ioError !== undefined ? readFailure(source, ctx.ioError) : err;
   }
-  const bytes = Readable.from(
+  return Readable.from(
     (async function* () {
       if (first.done !== true) yield first.value;
       yield* chunks;
     })(),
     { objectMode: false },
   );
-  const delimiter = hint.delimiter;
-  const textName = normalizer.textName;
+}
 
-  let parser: ReturnType<typeof parse> | undefined = undefined;
-  parser = parse({
+/** csv-parse, for complete records with this separator; a record it must skip comes out as a SkipMarker, in order. */
+function csvParser(delimiter: string): ReturnType<typeof parse> {
+  const parser: ReturnType<typeof parse> = parse({
     delimiter,
     record_delimiter: '\n',
     bom: false, // the normaliser strips byte order marks
@@ -177,114 +213,117 @@ async function* iterateCsv(
     max_record_size: 0, // the RecordGuard enforces the limit (csv-parse could not resume after an oversized record)
     on_skip: (err) => {
       // Called synchronously while parsing: pushing keeps the problem in order with the records around it.
-      if (err !== undefined) parser?.push({ skip: err } satisfies SkipMarker);
+      if (err !== undefined) parser.push({ skip: err } satisfies SkipMarker);
       return undefined;
     },
   });
-  pipeline(bytes, parser, () => {
-    // Errors surface through the async iteration below (or are I/O errors tracked in ctx).
-  });
+  return parser;
+}
 
-  let nextLine = 1 + hint.lines; // physical line on which the next raw text starts (after a separator hint)
-  let columns: string[] | undefined;
+/**
+ * What each parsed record of one file is: a skipped record, the RecordGuard's stand-in for an oversized one, a blank
+ * line, the header, or a data row (checked for quoting, field count and encoding). Keeps the physical line count.
+ */
+class RecordReader {
+  /** physical line on which the next raw text starts (after a separator hint) */
+  nextLine: number;
+  /** a parse error ended the readable part of the file */
+  ended = false;
+  private columns: string[] | undefined;
   /** Set when the header row is unusable: every later row is then a problem carrying this reason. */
-  let headerUnusable: string | undefined;
-  const problem = (line: number, reason: string, raw?: string): CsvProblem =>
-    raw === undefined ? { kind: 'problem', source, line, reason } : { kind: 'problem', source, line, reason, raw };
+  private headerUnusable: string | undefined;
+  private readonly delimiter: string;
 
-  try {
-    if (hint.problem !== undefined) {
-      // A hint that cannot be honoured: the file's columns are unknown, so it is treated as an unusable header.
-      headerUnusable = hint.problem.reason;
-      yield problem(1, hint.problem.reason, clip(hint.problem.raw, MAX_RAW_HEADER));
-    }
-    for await (const item of parser as AsyncIterable<ParsedRecord | SkipMarker>) {
-      if ('skip' in item) {
-        const err = item.skip;
-        const raw = typeof err.raw === 'string' ? err.raw : '';
-        const line = nextLine + leadingNewlines(raw);
-        if (err.code === 'CSV_QUOTE_NOT_CLOSED') {
-          yield problem(line, 'a quoted field opened in this row is never closed, so the rest of the file could not be read; fix the quotes in this row');
-        } else {
-          yield problem(line, `this row could not be parsed (${err.message}); the rest of the file was not read`);
-        }
-        break; // every parse error csv-parse reports in this configuration ends the readable part of the file
-      }
-
-      const { record, raw } = item;
-      const line = nextLine + leadingNewlines(raw);
-      nextLine += countNewlines(raw);
-
-      const only = record.length === 1 ? record[0] : undefined;
-      if (only !== undefined && only.startsWith(OVERSIZED)) {
-        // The RecordGuard's stand-in for a record over the limit (see RecordGuard).
-        const unclosed = only.startsWith(`${OVERSIZED}open`);
-        if (columns === undefined && headerUnusable === undefined) {
-          headerUnusable = `the header row is longer than ${maxRecordBytes} bytes${unclosed ? ' and a quote in it is never closed' : ''}, so this is not a CSV file with a header row; check that it is the right file`;
-          yield problem(line, headerUnusable);
-          continue; // the rows after it (if any) are each reported below
-        }
-        // Also after an unusable header: this row's own size is what ends or skips it, whatever the header.
-        yield problem(
-          line,
-          unclosed
-            ? `this row is longer than ${maxRecordBytes} bytes because a quoted field opened in it is never closed, so the rest of the file could not be read; fix the quotes in this row`
-            : `this row is longer than ${maxRecordBytes} bytes, more than any receipt needs, so it was skipped (the rows after it were read); shorten or remove it`,
-        );
-        continue;
-      }
-
-      if (record.every((f) => f.trim() === '')) continue; // blank line, whitespace or only commas
-
-      if (headerUnusable !== undefined) {
-        // No row is dropped silently: each one after a bad header is reported at its own line (text not echoed).
-        yield problem(line, `not read: the header of this file is unusable (${headerUnusable})`);
-        continue;
-      }
-
-      if (columns === undefined) {
-        const names = record.map((f) => f.trim());
-        const headerProblem = checkHeader(names, textName);
-        if (headerProblem !== undefined) {
-          headerUnusable = headerProblem;
-          yield problem(line, headerProblem, clip(raw.replace(/^\n+|\n$/g, ''), MAX_RAW_HEADER));
-          continue;
-        }
-        columns = names;
-        continue;
-      }
-
-      const quoting = quotingProblem(raw, delimiter);
-      if (quoting !== undefined) {
-        yield problem(line, quoting);
-        continue;
-      }
-      if (record.length !== columns.length) {
-        yield problem(line, `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}; check this row's quoting and ${separatorWord(delimiter)}`);
-        continue;
-      }
-      const badIndex = record.findIndex((f) => f.includes('\uFFFD'));
-      if (badIndex !== -1) {
-        yield problem(line, `not valid ${textName} (column "${columns[badIndex]}"); ${encodingAdvice(textName)}`);
-        continue;
-      }
-      const header = columns;
-      yield { kind: 'record', source, line, columns: header, values: Object.fromEntries(header.map((c, i) => [c, record[i] ?? ''])) };
-    }
-  } catch (err) {
-    if (ctx.ioError !== undefined) throw readFailure(source, ctx.ioError);
-    if (isCsvError(err)) {
-      yield problem(nextLine, `could not be parsed (${err.message}); the rest of the file was not read`);
-    } else {
-      throw err;
-    }
-  } finally {
-    parser.destroy();
-    bytes.destroy();
-    // Also when the reading stopped before the stream above pulled from the byte source: its input is closed.
-    chunks.return().catch(() => undefined);
+  constructor(
+    private readonly source: string,
+    private readonly hint: SeparatorHint,
+    private readonly textName: string,
+    private readonly maxRecordBytes: number,
+  ) {
+    this.nextLine = 1 + hint.lines;
+    this.delimiter = hint.delimiter;
   }
-  if (ctx.endProblem !== undefined) yield problem(ctx.endProblem.line, ctx.endProblem.reason);
+
+  problem(line: number, reason: string, raw?: string): CsvProblem {
+    return raw === undefined ? { kind: 'problem', source: this.source, line, reason } : { kind: 'problem', source: this.source, line, reason, raw };
+  }
+
+  /** A hint that cannot be honoured: the file's columns are unknown, so it is treated as an unusable header. */
+  hintProblem(): CsvProblem | undefined {
+    const found = this.hint.problem;
+    if (found === undefined) return undefined;
+    this.headerUnusable = found.reason;
+    return this.problem(1, found.reason, clip(found.raw, MAX_RAW_HEADER));
+  }
+
+  /** The item a parsed record is, if any (blank lines and the header are none). */
+  next(parsed: ParsedRecord | SkipMarker): CsvItem | undefined {
+    if ('skip' in parsed) return this.skipped(parsed.skip);
+    const { record, raw } = parsed;
+    const line = this.nextLine + leadingNewlines(raw);
+    this.nextLine += countNewlines(raw);
+    const only = record.length === 1 ? record[0] : undefined;
+    if (only !== undefined && only.startsWith(OVERSIZED)) return this.oversized(line, only.startsWith(`${OVERSIZED}open`));
+    if (record.every((f) => f.trim() === '')) return undefined; // blank line, whitespace or only commas
+    if (this.headerUnusable !== undefined) {
+      // No row is dropped silently: each one after a bad header is reported at its own line (text not echoed).
+      return this.problem(line, `not read: the header of this file is unusable (${this.headerUnusable})`);
+    }
+    if (this.columns === undefined) return this.header(record, raw, line);
+    return this.row(record, raw, line, this.columns);
+  }
+
+  private skipped(err: CsvError): CsvProblem {
+    this.ended = true;
+    const raw = typeof err.raw === 'string' ? err.raw : '';
+    const line = this.nextLine + leadingNewlines(raw);
+    if (err.code === 'CSV_QUOTE_NOT_CLOSED') {
+      return this.problem(line, 'a quoted field opened in this row is never closed, so the rest of the file could not be read; fix the quotes in this row');
+    }
+    return this.problem(line, `this row could not be parsed (${err.message}); the rest of the file was not read`);
+  }
+
+  /** The RecordGuard's stand-in for a record over the limit (see RecordGuard). */
+  private oversized(line: number, unclosed: boolean): CsvProblem {
+    const max = this.maxRecordBytes;
+    if (this.columns === undefined && this.headerUnusable === undefined) {
+      // the rows after it (if any) are each reported as rows after an unusable header
+      this.headerUnusable = `the header row is longer than ${max} bytes${unclosed ? ' and a quote in it is never closed' : ''}, so this is not a CSV file with a header row; check that it is the right file`;
+      return this.problem(line, this.headerUnusable);
+    }
+    // Also after an unusable header: this row's own size is what ends or skips it, whatever the header.
+    return this.problem(
+      line,
+      unclosed
+        ? `this row is longer than ${max} bytes because a quoted field opened in it is never closed, so the rest of the file could not be read; fix the quotes in this row`
+        : `this row is longer than ${max} bytes, more than any receipt needs, so it was skipped (the rows after it were read); shorten or remove it`,
+    );
+  }
+
+  private header(record: string[], raw: string, line: number): CsvProblem | undefined {
+    const names = record.map((f) => f.trim());
+    const headerProblem = checkHeader(names, this.textName);
+    if (headerProblem !== undefined) {
+      this.headerUnusable = headerProblem;
+      return this.problem(line, headerProblem, clip(raw.replace(/^\n+|\n$/g, ''), MAX_RAW_HEADER));
+    }
+    this.columns = names;
+    return undefined;
+  }
+
+  private row(record: string[], raw: string, line: number, columns: string[]): CsvItem {
+    const quoting = quotingProblem(raw, this.delimiter);
+    if (quoting !== undefined) return this.problem(line, quoting);
+    if (record.length !== columns.length) {
+      return this.problem(
+        line,
+        `has ${record.length} field${record.length === 1 ? '' : 's'}, header has ${columns.length}; check this row's quoting and ${separatorWord(this.delimiter)}`,
+      );
+    }
+    const badIndex = record.findIndex((f) => f.includes('\uFFFD'));
+    if (badIndex !== -1) return this.problem(line, `not valid ${this.textName} (column "${columns[badIndex]}"); ${encodingAdvice(this.textName)}`);
+    return { kind: 'record', source: this.source, line, columns, values: Object.fromEntries(columns.map((c, i) => [c, record[i] ?? ''])) };
+  }
 }
 
 /** Produces normalised bytes (complete records only until the end) from the input, gunzipping when asked or sniffed. */

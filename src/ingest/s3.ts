@@ -12,7 +12,7 @@
 //   with a problem (line reached, reason), and the next object is read as usual.
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { loadConfig, type Config } from '../config.js';
 import { readCsvStream, type CsvItem, type ReadCsvOptions } from './readCsv.js';
 import { isCsvKey, s3ObjectName, type S3Location } from './s3Url.js';
@@ -25,6 +25,8 @@ export interface S3ObjectRef {
   /** `s3://bucket/key`: the name used in every line reference. */
   name: string;
   size?: number;
+  /** as the listing gives it (quoted, as S3 writes it) */
+  etag?: string;
 }
 
 /** Region used when neither the environment nor the AWS config files name one. */
@@ -119,7 +121,13 @@ export async function* listCsvObjects(client: S3Client, location: S3Location, op
       const exact = first && prefix !== '' && key === prefix;
       first = false;
       if (!isCsvKey(key)) continue;
-      yield { bucket, key, name: s3ObjectName(bucket, key), ...(object.Size === undefined ? {} : { size: object.Size }) };
+      yield {
+        bucket,
+        key,
+        name: s3ObjectName(bucket, key),
+        ...(object.Size === undefined ? {} : { size: object.Size }),
+        ...(object.ETag === undefined ? {} : { etag: object.ETag }),
+      };
       if (exact) return;
     }
     continuationToken = page.IsTruncated === true ? page.NextContinuationToken : undefined;
@@ -131,6 +139,14 @@ export interface ReadS3Options {
   maxResumes?: number;
   /** Wait before the first reopening, doubled each time up to 16× (default 1000 ms). */
   resumeDelayMs?: number;
+  /** Read the object only while its ETag is this one (a row read again must come from the bytes the run read). */
+  ifMatch?: string;
+}
+
+/** An object's ETag and size (HeadObject): what a run remembers of it, and checks before reading it again. */
+export async function headS3Object(client: S3Client, bucket: string, key: string): Promise<{ etag?: string; size?: number }> {
+  const out = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+  return { ...(out.ETag === undefined ? {} : { etag: out.ETag }), ...(out.ContentLength === undefined ? {} : { size: out.ContentLength }) };
 }
 
 /**
@@ -165,7 +181,7 @@ export async function* readS3Csv(client: S3Client, bucket: string, key: string, 
 async function* objectBytes(client: S3Client, bucket: string, key: string, opts: ReadS3Options, progress: { bytes: number }): AsyncGenerator<Buffer, void, undefined> {
   const maxResumes = opts.maxResumes ?? 5;
   const baseDelay = opts.resumeDelayMs ?? 1000;
-  let etag: string | undefined;
+  let etag: string | undefined = opts.ifMatch;
   let size: number | undefined;
   let failures = 0;
   for (;;) {
@@ -174,7 +190,12 @@ async function* objectBytes(client: S3Client, bucket: string, key: string, opts:
     let body: Readable | undefined;
     try {
       const out = await client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: key, ...(offset > 0 ? { Range: `bytes=${offset}-`, ...(etag === undefined ? {} : { IfMatch: etag }) } : {}) }),
+        new GetObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          ...(offset > 0 ? { Range: `bytes=${offset}-` } : {}),
+          ...(etag !== undefined && (offset > 0 || opts.ifMatch !== undefined) ? { IfMatch: etag } : {}),
+        }),
       );
       etag ??= out.ETag;
       if (offset === 0 && out.ContentLength !== undefined) size = out.ContentLength;

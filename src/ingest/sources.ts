@@ -1,11 +1,13 @@
 // Where rows come from. A source is a name the user typed: a local CSV path or an `s3://bucket/prefix` URL. This is
 // the one place that turns it into streams. One source can stand for several inputs (every CSV object under an S3
 // prefix), so a source expands into entries, each with the name that its rows' places carry.
-import { access } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
 import { readCsvFile, type CsvItem, type ReadCsvOptions } from './readCsv.js';
 import type { ReadS3Options, S3ObjectRef } from './s3.js';
+import type { SourceIdentity } from './sourceRecord.js';
 import { isS3Url, parseS3Url } from './s3Url.js';
 
 export { isS3Url } from './s3Url.js';
@@ -19,6 +21,8 @@ export interface SourceEntry {
   name: string;
   /** Streams the entry's items. An S3 object that fails part-way ends with a problem instead of throwing. */
   open(): AsyncIterable<CsvItem>;
+  /** What the entry is now (size and mtime, or ETag), for the run's record of it (sourceRecord.ts). */
+  identify(): Promise<SourceIdentity>;
 }
 
 export interface SourceDeps {
@@ -38,11 +42,11 @@ export interface SourceDeps {
  */
 export async function* expandSource(source: string, deps: SourceDeps = {}, read: ReadCsvOptions = {}): AsyncGenerator<SourceEntry, void, undefined> {
   if (!isS3Url(source)) {
-    yield { name: source, open: () => readCsvFile(source, read) };
+    yield { name: source, open: () => readCsvFile(source, read), identify: () => fileIdentity(source) };
     return;
   }
   const location = parseS3Url(source);
-  const { defaultS3Client, describeError, listCsvObjects, readS3Csv } = await s3();
+  const { defaultS3Client, describeError, headS3Object, listCsvObjects, readS3Csv } = await s3();
   const client = deps.s3 ?? defaultS3Client();
   const objects = listCsvObjects(client, location, deps.s3PageSize === undefined ? {} : { pageSize: deps.s3PageSize });
   for (;;) {
@@ -53,9 +57,22 @@ export async function* expandSource(source: string, deps: SourceDeps = {}, read:
       throw new Error(`cannot list the objects of ${source}: ${describeError(err)}`, { cause: err });
     }
     if (next.done === true) return;
-    const { bucket, key, name } = next.value;
-    yield { name, open: () => readS3Csv(client, bucket, key, deps.s3Read, read) };
+    const { bucket, key, name, etag, size } = next.value;
+    const identify = async (): Promise<SourceIdentity> => {
+      // The listing's ETag and size; an S3-compatible store whose listing leaves the ETag out is asked for it.
+      const head = etag === undefined ? await headS3Object(client, bucket, key) : { etag, ...(size === undefined ? {} : { size }) };
+      if (head.etag === undefined) throw new Error(`${name}: the store gives no ETag for the object`);
+      return { kind: 's3', bucket, key, etag: head.etag, ...(head.size === undefined ? {} : { size: head.size }) };
+    };
+    yield { name, open: () => readS3Csv(client, bucket, key, deps.s3Read, read), identify };
   }
+}
+
+/** A local file's identity: its absolute path, size and mtime. */
+export async function fileIdentity(path: string): Promise<SourceIdentity> {
+  const absolute = resolve(path);
+  const stats = await stat(absolute);
+  return { kind: 'file', path: absolute, size: stats.size, mtimeMs: stats.mtimeMs };
 }
 
 /** Every item of a source, entry after entry (each item's `source` is its entry's name). */

@@ -87,6 +87,8 @@ export interface RunKeys {
   verifyMismatches: string;
   /** hash: location of a conflicting row → its token, masked, for conflicts.csv (ledger/conflicts.ts) */
   conflictTokens: string;
+  /** hash: source name → what it was when first read and how (JSON, ingest/sourceRecord.ts), to read a row again */
+  sourceCatalog: string;
 }
 
 /** One shard of a run's ledger: the rows whose token fingerprint falls in it, and their counters. */
@@ -145,6 +147,7 @@ export class RedisKeys {
       dict: `${home}:dict`,
       verifyMismatches: `${home}:vmm`,
       conflictTokens: `${home}:ctok`,
+      sourceCatalog: `${home}:srccat`,
     };
   }
 

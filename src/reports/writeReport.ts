@@ -12,9 +12,11 @@ import type { Duplicate, Outcome, Rejection } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
 import { buildSummary, OutcomeTally, type CanarySummary, type Summary } from './summary.js';
 import { renderReportHtml } from './html.js';
-import { escapeFormula } from './csvSafety.js';
+import { escapeFormula } from '../csv/formulaCells.js';
 import { percentileOf, type ReportData } from './reportData.js';
 import { describeCode } from '../revenuecat/classify.js';
+import { maskToken } from '../ingest/fingerprint.js';
+import type { RunSources } from '../ingest/reread.js';
 import { locationOf } from '../redis/keys.js';
 
 export interface ReportFiles {
@@ -109,6 +111,94 @@ export interface WriteReportOptions {
   canary?: CanarySummary;
   /** masked tokens of the conflicting rows by location (`source#line`), for conflicts.csv */
   conflictTokens?: ReadonlyMap<string, string>;
+  /** the run's sources, which failed rows' input cells are read again from (ingest/reread.ts) */
+  sources: Pick<RunSources, 'header' | 'read'>;
+  /** told each source whose failed rows could not be read again (failed.csv then has their error columns only) */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * failed.csv: every failed row by place, its input cells first (so the file can be fixed and fed back to `run`),
+ * then the error columns. The cells are read again from the row's source, streamed source by source, so the
+ * report holds no more than the outcomes. A source that changed since the run read it, or cannot be reached from
+ * here, still gets its rows written, with the error columns (and a platform) but empty input cells, and a warning
+ * naming the source; the same holds for a single row that is not what the run read there.
+ * Returns those warnings, and the masked tokens of the rows in `examples` (report.html's examples).
+ */
+async function writeFailedCsv(
+  path: string,
+  failed: readonly Outcome[],
+  sources: Pick<RunSources, 'header' | 'read'>,
+  examples: ReadonlySet<string>,
+): Promise<{ warnings: string[]; tokens: Map<string, string> }> {
+  const warnings: string[] = [];
+  const tokens = new Map<string, string>();
+  const groups = bySource(failed);
+  // Every row of a source has the keys its header gives (readCsv), so the sources' headers are the rows' columns.
+  const columns = inputColumns(
+    groups.map(([src]) => ({ input: headerKeys(sources.header(src)) })),
+    true,
+  );
+  async function* rows(): AsyncIterable<Cells> {
+    for (const [src, outcomes] of groups) {
+      const inputs = new Map<number, Record<string, string>>();
+      const platforms = new Map<number, string>();
+      let unread = 0;
+      let firstReason: string | undefined;
+      try {
+        // One source at a time: its rows' cells are held only until they are written.
+        for await (const r of sources.read(src, outcomes)) {
+          if (!r.ok) {
+            unread++;
+            firstReason ??= r.reason;
+            continue;
+          }
+          inputs.set(r.place.line, r.input);
+          platforms.set(r.place.line, r.platform);
+          if (examples.has(r.place.fp)) tokens.set(r.place.fp, maskToken(r.body.fetch_token));
+        }
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        unread = outcomes.length - inputs.size;
+        firstReason = message;
+      }
+      if (unread > 0) {
+        warnings.push(
+          `failed.csv: ${unread} of ${outcomes.length} failed row${outcomes.length === 1 ? '' : 's'} of ${src} without their input cells (error columns only): ${firstReason ?? 'not read'}`,
+        );
+      }
+      for (const o of outcomes) {
+        yield {
+          ...inputCells(inputs.get(o.line), columns, platforms.get(o.line) ?? o.platform),
+          error_source: o.src,
+          error_line: o.line,
+          error_reason: o.reason,
+          error_code: o.code,
+          error_http_status: o.http_status,
+          error_message: o.message,
+          error_attempts: o.attempts,
+        };
+      }
+    }
+  }
+  await writeCsv(path, [...columns, ...FAILED_COLUMNS], rows());
+  return { warnings, tokens };
+}
+
+/** Rows sorted by place → their sources in order, each with its rows (in line order). */
+function bySource<T extends { src: string }>(rows: readonly T[]): [string, T[]][] {
+  const groups: [string, T[]][] = [];
+  for (const row of rows) {
+    const last = groups[groups.length - 1];
+    if (last && last[0] === row.src) last[1].push(row);
+    else groups.push([row.src, [row]]);
+  }
+  return groups;
+}
+
+/** The keys a record of this header has, in the order its cells' object has them (readCsv builds it the same way). */
+function headerKeys(header: readonly string[] | undefined): Record<string, string> | undefined {
+  return header === undefined ? undefined : Object.fromEntries(header.map((c) => [c, '']));
 }
 
 /** rejected.csv: every rejected row, its input cells first (so the file can be fixed and fed back), by place. */
@@ -210,22 +300,11 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   // Succeeded rows stream in ledger order (there may be millions); failures are few and are sorted by place.
   await writeCsv(files.succeeded, SUCCEEDED_COLUMNS, succeeded());
 
+  // Failed rows' input cells are read again from their sources (the ledger keeps only their place).
   failed.sort(byPlace);
-  const failedCols = inputColumns(failed, true);
-  await writeCsv(
-    files.failed,
-    [...failedCols, ...FAILED_COLUMNS],
-    failed.map((o) => ({
-      ...inputCells(o.input, failedCols, o.platform),
-      error_source: o.src,
-      error_line: o.line,
-      error_reason: o.reason,
-      error_code: o.code,
-      error_http_status: o.http_status,
-      error_message: o.message,
-      error_attempts: o.attempts,
-    })),
-  );
+  const examples = new Set(topGroups(failed, failureKey).flatMap(([, rows]) => rows.slice(0, EXAMPLES).map((o) => o.fp)));
+  const failedCsv = await writeFailedCsv(files.failed, failed, opts.sources, examples);
+  for (const warning of failedCsv.warnings) opts.onWarning?.(warning);
 
   const rejected = await writeRejectedCsv(ledger, files.rejected);
 
@@ -274,7 +353,9 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   await writeCsv(files.mismatches, MISMATCH_COLUMNS, mismatched);
 
   const summary = buildSummary(state, tally, opts.fatal, await ledger.verifySummary(), opts.canary);
-  await writeFile(files.summary, `${JSON.stringify({ ...summary, files }, null, 2)}\n`);
+  // Failed rows whose source could not be read again are in failed.csv without their input cells: said here too.
+  const warnings = failedCsv.warnings.length > 0 ? { warnings: failedCsv.warnings } : {};
+  await writeFile(files.summary, `${JSON.stringify({ ...summary, ...warnings, files }, null, 2)}\n`);
   const buckets = await ledger.latencyBuckets();
   const data: ReportData = {
     summary,
@@ -287,16 +368,18 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
       p95: percentileOf(buckets, 0.95),
       p99: percentileOf(buckets, 0.99),
     },
-    topFailures: groupBy(failed, (o) => o.reason ?? 'unknown').map(([reason, rows]) => {
+    topFailures: topGroups(failed, failureKey).map(([reason, rows]) => {
       const meaning = rows[0]?.code !== undefined ? describeCode(rows[0].code)?.meaning : undefined;
       return {
         reason,
         count: rows.length,
         ...(meaning ? { meaning } : {}),
-        examples: rows.slice(0, EXAMPLES).map((o) => ({ src: o.src, line: o.line, app_user_id: o.app_user_id, token: o.token ?? '', message: o.message ?? '' })),
+        examples: rows
+          .slice(0, EXAMPLES)
+          .map((o) => ({ src: o.src, line: o.line, app_user_id: o.app_user_id, token: failedCsv.tokens.get(o.fp) ?? o.token ?? '', message: o.message ?? '' })),
       };
     }),
-    topRejections: groupBy(rejected, (r) => r.reason).map(([reason, rows]) => ({
+    topRejections: topGroups(rejected, (r) => r.reason).map(([reason, rows]) => ({
       reason,
       count: rows.length,
       examples: rows.slice(0, EXAMPLES).map((r) => ({ src: r.src, line: r.line })),
@@ -310,8 +393,10 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
 const EXAMPLES = 3;
 const GROUPS = 10;
 
+const failureKey = (o: Outcome): string => o.reason ?? 'unknown';
+
 /** The largest groups first, at most GROUPS of them. */
-function groupBy<T>(rows: T[], key: (row: T) => string): [string, T[]][] {
+function topGroups<T>(rows: T[], key: (row: T) => string): [string, T[]][] {
   const groups = new Map<string, T[]>();
   for (const row of rows) {
     const k = key(row);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
 import type { RunLedger } from '../ledger/runLedger.js';
+import type { Logger } from '../logger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
 import type { Summary } from '../reports/summary.js';
 import { writeReport, type ReportFiles } from '../reports/writeReport.js';
@@ -11,6 +12,7 @@ import { readCanary } from './canary.js';
 import { conflictTokens } from './conflictTokens.js';
 import type { Context } from './context.js';
 import { exitCodeOf } from './exitCode.js';
+import { openRunSources } from './runSources.js';
 
 export function reportDirOf(config: Config, runId: string, outDir?: string): string {
   return outDir ?? join(config.reportDir, runId);
@@ -22,15 +24,25 @@ export interface RunReport {
   exitCode: ExitCode;
 }
 
-/** `fatal`: the reason the caller already knows (null: none); read from Redis when not given. */
-export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null } = {}): Promise<RunReport> {
+/**
+ * `fatal`: the reason the caller already knows (null: none); read from Redis when not given. `log`: where a source
+ * whose failed rows cannot be read again is warned about (also in summary.json's `warnings`); default stderr.
+ */
+export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null; log?: Logger } = {}): Promise<RunReport> {
   const fatal = opts.fatal === undefined ? await ctx.fatal.haltedBy(ledger.runId, (await ledger.state()).rows_pending) : (opts.fatal ?? undefined);
   const canary = await readCanary(ledger);
-  const { summary, files } = await writeReport(ledger, {
-    dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId),
-    conflictTokens: await conflictTokens(ledger),
-    ...(fatal ? { fatal } : {}),
-    ...(canary ? { canary } : {}),
-  });
-  return { summary, files, exitCode: exitCodeOf(summary) };
+  const runSources = await openRunSources(ctx, ledger.runId);
+  try {
+    const { summary, files } = await writeReport(ledger, {
+      dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId),
+      conflictTokens: await conflictTokens(ledger),
+      sources: runSources.sources,
+      onWarning: (message) => (opts.log ? opts.log.warn(message) : process.stderr.write(`warning: ${message}\n`)),
+      ...(fatal ? { fatal } : {}),
+      ...(canary ? { canary } : {}),
+    });
+    return { summary, files, exitCode: exitCodeOf(summary) };
+  } finally {
+    runSources.close();
+  }
 }

@@ -10,6 +10,7 @@ import type { ExitCode } from '../exitCodes.js';
 import type { IngestProgress, IngestResult } from '../ingest/ingester.js';
 import type { SourceDeps } from '../ingest/sources.js';
 import type { RunLedger } from '../ledger/runLedger.js';
+import { SourceCatalog } from '../ledger/sourceCatalog.js';
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { FatalReason, FatalStop } from '../queue/fatalStop.js';
@@ -163,7 +164,7 @@ export class RunSession {
         config,
         runId,
         sources: this.opts.sources ?? [],
-        deps: { queue: ctx.queue, ledger, logger: log, sources, ...(metrics ? { metrics } : {}) },
+        deps: { queue: ctx.queue, ledger, logger: log, sources, catalog: new SourceCatalog(ctx.redis, config.prefix, runId), ...(metrics ? { metrics } : {}) },
         log,
         signal: stop.signal,
         onProgress: (p) => this.events.emit('ingest', p),
@@ -179,7 +180,7 @@ export class RunSession {
       fatal ??= await ctx.fatal.haltedBy(runId, state.rows_pending);
       if (state.complete) await ledger.markFinished();
       else if (!reportIncomplete) return undefined;
-      const { summary, files, exitCode } = await writeRunReport(ctx, ledger, { dir: reportDir, fatal: fatal ?? null });
+      const { summary, files, exitCode } = await writeRunReport(ctx, ledger, { dir: reportDir, fatal: fatal ?? null, log });
       log.info(
         { status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, rejected: summary.rows_rejected, report: files.dir, exitCode },
         'run ended',

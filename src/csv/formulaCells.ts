@@ -1,3 +1,4 @@
+// Shared by ingest (reading a report back) and reports (writing one), so neither imports the other.
 // Cells that a spreadsheet would run as a formula (=, +, -, @, tab, CR at the start) are written with a leading
 // apostrophe, the usual defence: a user opening failed.csv in Excel must not execute what an export contained.
 // Reading a CSV back takes the apostrophe off again, so a report fed to `run` sends exactly the original value.
