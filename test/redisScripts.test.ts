@@ -151,7 +151,7 @@ describe('Redis keys', () => {
   });
 
   it('builds and reads back the composite field names', () => {
-    expect([META.progress(2), META.sourceStamp(2), META.status('429'), META.status('ECONNRESET')]).toEqual(['progress:2', 'stamp:2', 'status:429', 'status:ECONNRESET']);
+    expect([META.progress(2), META.status('429'), META.status('ECONNRESET')]).toEqual(['progress:2', 'status:429', 'status:ECONNRESET']);
     expect([META.statusOf('status:503'), META.statusOf('rows_read'), META.statusOf('progress:1')]).toEqual(['503', undefined, undefined]);
     expect(timelineField(1_700_000_000, TIMELINE.rateLimited)).toBe('1700000000:l');
     expect(parseTimelineField('1700000000:s')).toEqual({ t: 1_700_000_000, kind: 's' });

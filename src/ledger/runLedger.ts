@@ -28,7 +28,7 @@ import { RunAdmission, type Admission, type AdmitOptions, type AdmitRow } from '
 import { RunConflicts, type Conflict, type ConflictToken } from './conflicts.js';
 import { RunOutcomes, type FailedRecord, type RecordOptions, type RowState } from './outcomes.js';
 import { RunContext } from './runContext.js';
-import { RunMeta, type CanaryRecord, type SourceStamp } from './runMeta.js';
+import { RunMeta, type CanaryRecord } from './runMeta.js';
 import { RunNumbering } from './runNumbering.js';
 import { RunStatistics, type RecentError, type RequestSample } from './statistics.js';
 import type { TimelinePoint } from './timeline.js';
@@ -37,7 +37,7 @@ import { VerifyStore, type VerifySummary } from './verifyStore.js';
 export type { Admission, AdmitOptions, AdmitRow } from './admission.js';
 export type { Conflict, ConflictToken } from './conflicts.js';
 export type { FailedRecord, RecordOptions, RowState } from './outcomes.js';
-export type { CanaryRecord, SourceStamp } from './runMeta.js';
+export type { CanaryRecord } from './runMeta.js';
 export type { RecentError, RequestSample } from './statistics.js';
 export type { VerifySummary } from './verifyStore.js';
 
@@ -96,15 +96,6 @@ export class RunLedger {
   /** The line up to which `source` was ingested, 0 when never. */
   progress(source: string): Promise<number> {
     return this.meta.progress(source);
-  }
-
-  /** Keeps what a source was when first ingested (size and mtime, or ETag), to refuse it later if it changed. */
-  saveSourceStamp(source: string, stamp: SourceStamp): Promise<void> {
-    return this.meta.saveSourceStamp(source, stamp);
-  }
-
-  sourceStamp(source: string): Promise<SourceStamp | undefined> {
-    return this.meta.sourceStamp(source);
   }
 
   /** Keeps what a canary did (undefined: forgets it), for the run's report. */

@@ -12,7 +12,6 @@ export interface CanaryRecord {
 }
 
 /** What a source was when it was ingested: enough to tell whether it changed since (ingest decides what). */
-export type SourceStamp = Record<string, string | number>;
 
 export class RunMeta {
   constructor(
@@ -61,21 +60,6 @@ export class RunMeta {
   /** The line up to which `source` was ingested, 0 when never. */
   async progress(source: string): Promise<number> {
     return Number((await this.run.redis.hget(this.run.keys.meta, META.progress(await this.numbering.sourceId(source)))) ?? 0);
-  }
-
-  /**
-   * Keeps what a source was when it was ingested (its size and mtime, or its ETag: whatever tells a changed source
-   * from the one read), so that re-reading a row of it later (failed.csv, retry) can refuse a source that changed.
-   * The first stamp stays: the rows in the ledger are those of the source as first read.
-   */
-  async saveSourceStamp(source: string, stamp: SourceStamp): Promise<void> {
-    await this.run.redis.hsetnx(this.run.keys.meta, META.sourceStamp(await this.numbering.sourceId(source)), JSON.stringify(stamp));
-  }
-
-  /** What `source` was when it was first ingested, if that was noted. */
-  async sourceStamp(source: string): Promise<SourceStamp | undefined> {
-    const raw = await this.run.redis.hget(this.run.keys.meta, META.sourceStamp(await this.numbering.sourceId(source)));
-    return raw ? (JSON.parse(raw) as SourceStamp) : undefined;
   }
 
   /** Keeps what a canary did (or forgets it: undefined), for the run's report. */

@@ -238,7 +238,6 @@ export const INGEST_STATE = { running: 'running', done: 'done' } as const;
 
 const STATUS_FIELD = 'status:';
 const PROGRESS_FIELD = 'progress:';
-const SOURCE_STAMP_FIELD = 'stamp:';
 
 /** Fields of a run's `meta` hash and of its shards' `counters` (the row and request counters, summed on read). */
 export const META = {
@@ -273,7 +272,6 @@ export const META = {
   /** the line up to which the source with this number is ingested */
   progress: (sourceId: number): string => `${PROGRESS_FIELD}${sourceId}`,
   /** what the source with this number was when it was ingested (JSON: size and mtime, or ETag), to tell it changed since */
-  sourceStamp: (sourceId: number): string => `${SOURCE_STAMP_FIELD}${sourceId}`,
   /** requests answered with this HTTP status (or network error name) */
   status: (status: string): string => `${STATUS_FIELD}${status}`,
   /** the status of a `status:<x>` field, undefined for any other field */
