@@ -21,7 +21,7 @@ import { UserLock } from './userLock.js';
 import type { RateController } from './rateController.js';
 import { concurrencyFor, limiterFor } from './rate/limiter.js';
 import { ScopedRates } from './scopedRates.js';
-import type { PipelineMetrics } from '../metrics/metrics.js';
+import type { WorkerReport } from './workerReport.js';
 
 export interface ReceiptWorkerDeps {
   config: Config;
@@ -33,7 +33,8 @@ export interface ReceiptWorkerDeps {
   /** which platform's rows the client sends with which key (the keys stay in the client) */
   keys: KeyRing;
   logger: Logger;
-  metrics?: PipelineMetrics;
+  /** told of each answer, outcome and rate change (the process's metrics implement it) */
+  report?: WorkerReport;
 }
 
 export interface ReceiptWorker {
@@ -102,7 +103,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     pacerFor: (key) => rates.pacerFor(key),
     memory,
     holdLock: (job, token) => holdJobLock(deps.redis, deps.queue, job.id, token, config.lockDurationMs),
-    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.report ? { report: deps.report } : {}),
     observe: async (result, verdict, key) => {
       const s = (result.durationMs + REQUEST_OVERHEAD_MS) / 1000;
       jobSeconds = jobSeconds === undefined ? s : jobSeconds * 0.9 + s * 0.1;
@@ -159,10 +160,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
 
   // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
   // The pacers follow their own scope's rate (scopedRates.ts).
-  deps.metrics?.rate.set(initial);
+  deps.report?.rateChanged(initial);
   rates.onChange((total) => {
     worker.opts.limiter = limiterFor(total);
-    deps.metrics?.rate.set(total);
+    deps.report?.rateChanged(total);
   });
   const resize = (): void => {
     if (jobSeconds === undefined) return;
