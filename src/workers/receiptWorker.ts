@@ -6,7 +6,6 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { RECEIPTS_QUEUE, bullmqPrefix } from '../redis/keys.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
-import { replication } from '../redis/replication.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import { holdJobLock } from '../queue/jobLock.js';
@@ -85,7 +84,6 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   // Stops of one key (queue/keyStops.ts) made by any process apply here within FOLLOW_MS.
   await deps.fatal.keys.refresh();
   const unfollow = deps.fatal.keys.follow(deps.keys, (err) => logger.warn({ err }, 'could not read the stopped keys'));
-  const unwatch = watchReplication(deps.redis, logger);
   const processor = createProcessor({
     client: deps.client,
     keys: deps.keys,
@@ -199,7 +197,6 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       clearInterval(ticker);
       await rates.stop();
       await unfollow();
-      unwatch();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);
@@ -222,19 +219,4 @@ const LOST_JOB_CODES: ReadonlySet<number> = new Set([ErrorCode.JobNotExist, Erro
 /** A lost lock, as BullMQ reports it: on finishing the job (a code), or on renewing its lock (a message only). */
 function isLostJobLock(err: Error): boolean {
   return LOST_JOB_CODES.has((err as Error & { code?: unknown }).code as number) || /^could not renew lock for job /.test(err.message);
-}
-
-/** On a Redis Cluster: one line when a master's replica stops acknowledging (or again), and on each failover seen. */
-function watchReplication(redis: RedisClient, logger: Logger): () => void {
-  const barrier = replication(redis);
-  if (!barrier) return () => undefined;
-  const lagging = (master: string): void =>
-    logger.warn({ master }, `Redis Cluster: no replica of ${master} acknowledged within a second; answers written there are not yet safe from a failover`);
-  const recovered = (master: string): void => logger.info({ master }, `Redis Cluster: a replica of ${master} acknowledges again`);
-  const failover = (master: string): void =>
-    logger.warn({ master }, `Redis Cluster: the master of a write changed before a replica confirmed it (was ${master}); the write was made again`);
-  barrier.on('lagging', lagging).on('recovered', recovered).on('failover', failover);
-  return () => {
-    barrier.off('lagging', lagging).off('recovered', recovered).off('failover', failover);
-  };
 }
