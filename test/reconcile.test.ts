@@ -11,7 +11,7 @@ import { silentLogger } from '../src/logger.js';
 import { reconcileRun } from '../src/queue/reconcile.js';
 import { openReceiptsQueue, type ReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis/connection.js';
-import { jobIdOf } from '../src/redis/keys.js';
+import { INGEST_STATE, jobIdOf, META } from '../src/redis/keys.js';
 import { runMigration } from '../src/commands/run.js';
 import { ingestOptionsFrom } from '../src/session/ingestOptions.js';
 import { RunSession } from '../src/session/runSession.js';
@@ -118,7 +118,7 @@ describe('the reconcile pass', () => {
     }
   });
 
-  it('at the end of a run: rows whose jobs were lost after the ingest are queued again, and each is sent once', async () => {
+  it('at the end of a run: rows whose jobs were lost after the ingest are queued again, and each is sent once; a lost end-of-ingest flag is written again', async () => {
     const n = 60;
     const prefix = fx.newPrefix('end');
     const config = testConfig(prefix, fx.sandbox.url, { highWaterMark: 0 });
@@ -133,11 +133,14 @@ describe('the reconcile pass', () => {
       const ids = [...(await jobsById(step.ctx.queue)).keys()];
       expect(ids).toHaveLength(n);
       for (const id of ids.slice(0, n / 3)) await step.ctx.queue.remove(id);
+      // The run's meta lost the ingest's end too (its master died before its replica had it).
+      await step.ctx.redis.hset(step.ledger.keys.meta, META.ingest, INGEST_STATE.running);
       await step.ctx.queue.resume();
     });
     const after = fx.sandbox.stats().receiptPosts;
     const s = result.summary;
     expect(result.exitCode).toBe(0);
+    expect(s.status).toBe('complete');
     expect([s.rows_read, s.rows_queued, s.rows_succeeded, s.rows_failed, s.rows_pending]).toEqual([n, n, n, 0, 0]);
     expect(after.total - before.total).toBe(n);
     expect(after.distinct - before.distinct).toBe(n);

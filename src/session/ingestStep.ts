@@ -36,6 +36,8 @@ export interface IngestStepOptions {
 export class IngestStep {
   /** the columns of this session's last ingest: rows read again for the reconcile pass are read as it read them */
   private columns?: ColumnOptions;
+  /** this session read the whole of its sources (the run's ingest is done, whatever the ledger's flag says) */
+  ended = false;
 
   private constructor(
     private readonly ctx: Context,
@@ -104,6 +106,7 @@ export class IngestStep {
   /** After an ingest that read what it meant to: a canary that left rows is recorded, else any record is cleared. */
   private async settle(partial: boolean, canary?: { limit: number; sent: number }): Promise<void> {
     this.leftForLater = partial;
+    this.ended = !partial;
     await saveCanary(this.ctx.redis, this.ledger, partial && canary ? canary : undefined);
   }
 }

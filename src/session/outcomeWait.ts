@@ -28,6 +28,8 @@ export interface OutcomeWait {
   pollMs: number;
   /** a canary's ingest is over though the run's is not: its rows are what the session waits for */
   leftForLater: () => boolean;
+  /** this session's ingest read the whole of its sources */
+  ingestEnded: () => boolean;
   /** the reconcile pass of the run */
   reconcile: () => Promise<ReconcileResult>;
   stallMs?: number;
@@ -53,7 +55,10 @@ export async function waitForOutcomes(w: OutcomeWait): Promise<void> {
   while (!w.signal.aborted) {
     const state = await w.ledger.state();
     if (state.complete) return;
-    const ingestOver = state.ingest === 'done' || w.leftForLater();
+    // The ingest's end, written to the run's meta on one master, is lost if that master dies before its replica
+    // has it: the session that read the sources to the end writes it again (the run would wait for ever).
+    if (state.ingest !== 'done' && w.ingestEnded()) await w.ledger.endIngest();
+    const ingestOver = state.ingest === 'done' || w.ingestEnded() || w.leftForLater();
     if (ingestOver) {
       const parked = await w.fatal.keys.parkedCount(w.ledger.runId);
       if (parked >= state.rows_pending) return;

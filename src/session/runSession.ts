@@ -192,6 +192,7 @@ export class RunSession {
         pollMs: this.opts.pollMs ?? 200,
         // A canary's ingest is over though the run's is not: its rows are what the session waits for.
         leftForLater: () => ingestStep.leftForLater,
+        ingestEnded: () => ingestStep.ended,
         reconcile: () => reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts }),
       });
       // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
