@@ -25,6 +25,8 @@ export const FORBIDDEN = [
   ['ingest', 'workers'],
   ['ingest', 'reports'],
   ['reports', 'workers'],
+  // workers report through workers/workerReport.ts, which the metrics implement and the session hands in
+  ['workers', 'metrics'],
 ];
 
 /** Folders that may import nothing outside themselves (packages are fine). */

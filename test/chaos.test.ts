@@ -10,7 +10,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { ingestSources } from '../src/commands/ingest.js';
 import { runMigration } from '../src/commands/run.js';
@@ -22,6 +21,7 @@ import { startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/
 import type { RunState } from '../src/types.js';
 import { SANDBOX_KEY, tempDir, testConfig, token, writeCsv } from './support/harness.js';
 import { freePortIn, startPrivateRedis, type PrivateRedis } from './support/privateRedis.js';
+import { until } from './support/until.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const CLI = join(ROOT, 'dist', 'cli.js');
@@ -116,14 +116,6 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Pr
     return await Promise.race([promise, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-async function until(check: () => Promise<boolean> | boolean, ms: number, what: string, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
   }
 }
 
@@ -250,20 +242,19 @@ async function activeFingerprints(w: World, runId: string): Promise<string[]> {
 async function secondsUntilOutcomes(w: World, runId: string, fps: string[], since: number, ms: number): Promise<number> {
   if (fps.length === 0) return 0;
   const ledger = w.ledger(runId);
-  await until(async () => (await ledger.finished(fps)).every(Boolean), ms, `outcomes of the ${fps.length} rows active at a kill`, 100);
+  await until(`outcomes of the ${fps.length} rows active at a kill`, async () => (await ledger.finished(fps)).every(Boolean), { timeoutMs: ms, everyMs: 100 });
   return (Date.now() - since) / 1000;
 }
 
 async function complete(w: World, runId: string, ms: number, procs: CliProcess[] = []): Promise<void> {
   const ledger = w.ledger(runId);
   await until(
+    `run ${runId} to complete`,
     async () => {
       for (const p of procs) if (!p.alive()) throw new Error(`${p.name} exited unexpectedly:\n${p.output()}`);
       return (await ledger.state()).complete;
     },
-    ms,
-    `run ${runId} to complete`,
-    100,
+    { timeoutMs: ms, everyMs: 100 },
   );
 }
 
@@ -333,7 +324,7 @@ describe('chaos', () => {
       const recoveries: Promise<number>[] = [];
       const activeSets: string[][] = [];
       for (const share of KILLS) {
-        await until(async () => (await ledger.state()).rows_succeeded >= share * ROWS, 60_000, `${share * 100}% of the rows`);
+        await until(`${share * 100}% of the rows`, async () => (await ledger.state()).rows_succeeded >= share * ROWS, { timeoutMs: 60_000 });
         // The rows of the previous kill have all finished before the next one: a row killed twice would rightly be
         // failed by BullMQ (maxStalledCount 1, its guard against a row that crashes workers), which is not this test.
         await recoveries.at(-1);
@@ -418,12 +409,12 @@ describe('chaos', () => {
       const worker = spawnCli('worker', ['work'], env);
       const ledger = w.ledger(runId);
       await until(
+        '30% of the rows',
         async () => {
           if (!run.alive()) throw new Error(`run exited early:\n${run.output()}`);
           return (await ledger.state()).rows_succeeded >= 0.3 * ROWS;
         },
-        60_000,
-        '30% of the rows',
+        { timeoutMs: 60_000 },
       );
       const before = await ledger.state();
       const inFlight = w.sandbox.stats().inFlight;
@@ -536,7 +527,7 @@ describe('chaos', () => {
         runId,
         outDir: join(w.dir, 'a'),
       });
-      await until(async () => (await ledger.state()).rows_succeeded >= ROWS / 3, 60_000, 'a third of the rows');
+      await until('a third of the rows', async () => (await ledger.state()).rows_succeeded >= ROWS / 3, { timeoutMs: 60_000 });
       const inFlight = w.sandbox.stats().inFlight;
       w.sandbox.configure({ apiKeys: ['appl_new_key'] });
       const stopped = await first;
@@ -607,13 +598,12 @@ describe('chaos', () => {
       const worker = spawnCli('worker', ['work'], env);
       const ledger = w.ledger(runId);
       await until(
+        'requests in flight',
         async () => {
           if (!worker.alive()) throw new Error(`worker exited early:\n${worker.output()}`);
           return w.sandbox.stats().inFlight >= 8 && (await ledger.state()).rows_succeeded >= 50;
         },
-        30_000,
-        'requests in flight',
-        10,
+        { timeoutMs: 30_000, everyMs: 10 },
       );
       const inFlight = w.sandbox.stats().inFlight;
       const signalled = Date.now();

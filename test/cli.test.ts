@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { main } from '../src/cli/main.js';
 import { buildProgram } from '../src/cli/program.js';
 import type { CliIo } from '../src/cli/io.js';
@@ -17,6 +16,7 @@ import { silentLogger } from '../src/logger.js';
 import { redisUrl } from './support/redis.js';
 import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { until } from './support/until.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 
@@ -224,9 +224,7 @@ describe('rc-migrate CLI', () => {
       const before = fx.sandbox.stats().successfulReceipts;
       let pid = 0;
       const exited = cli(['work', '--concurrency', '6', '--rate', '100'], env, (p) => (pid = p));
-      const deadline = Date.now() + 10_000;
-      while (fx.sandbox.stats().inFlight < 3 && Date.now() < deadline) await sleep(10);
-      expect(fx.sandbox.stats().inFlight).toBeGreaterThanOrEqual(3);
+      await until('3 requests in flight', () => fx.sandbox.stats().inFlight >= 3, { timeoutMs: 10_000, everyMs: 10 });
       process.kill(pid, 'SIGTERM');
       const r = await exited;
       expect(r.code).toBe(0);

@@ -11,6 +11,7 @@ import { listSchedules, openRunsQueue, upsertSchedule } from '../src/schedule/sc
 import type { ReceiptJobData } from '../src/types.js';
 import { redisUrl } from './support/redis.js';
 import { startRedisCluster, type RedisClusterHandle } from './support/redisCluster.js';
+import { until } from './support/until.js';
 
 let cluster: RedisClusterHandle;
 const open: RedisClient[] = [];
@@ -45,14 +46,6 @@ function row(i: number): ReceiptJobData {
     body: { app_user_id: `user-${i}`, fetch_token: token, product_id: 'gold' },
     input: { app_user_id: `user-${i}`, token, product_id: 'gold' },
   };
-}
-
-async function waitFor(what: string, timeoutMs: number, check: () => boolean | Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('Redis Cluster (3 masters, 3 replicas, on loopback)', () => {
@@ -124,11 +117,15 @@ describe('Redis Cluster (3 masters, 3 replicas, on loopback)', () => {
     try {
       const rows = Array.from({ length: 600 }, (_, i) => row(i));
       for (let i = 0; i < rows.length; i += 200) await enqueueRows(queue, rows.slice(i, i + 200), 3);
-      await waitFor('600 jobs processed', 60_000, () => seen.size === 600);
-      await waitFor('an empty queue', 10_000, async () => {
-        const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
-        return Object.values(c).every((n) => n === 0);
-      });
+      await until('600 jobs processed', () => seen.size === 600, { timeoutMs: 60_000 });
+      await until(
+        'an empty queue',
+        async () => {
+          const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+          return Object.values(c).every((n) => n === 0);
+        },
+        { timeoutMs: 10_000 },
+      );
       expect([...seen.values()].every((n) => n === 1)).toBe(true);
       // every key of the queue sits in the one slot of its tag
       const master = await cluster.masterOf(`${prefix}:receipts:meta`);
@@ -227,11 +224,15 @@ describe('Redis Cluster (3 masters, 3 replicas, on loopback)', () => {
       expect(killed).toBe(master);
       expect(promoted).not.toBe(master);
       expect(await cluster.masterOf(`${prefix}:receipts:meta`)).toBe(promoted);
-      await waitFor('400 jobs processed after the failover', 90_000, () => seen.size === 400);
-      await waitFor('an empty queue', 30_000, async () => {
-        const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed');
-        return Object.values(c).every((n) => n === 0);
-      });
+      await until('400 jobs processed after the failover', () => seen.size === 400, { timeoutMs: 90_000 });
+      await until(
+        'an empty queue',
+        async () => {
+          const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized', 'failed');
+          return Object.values(c).every((n) => n === 0);
+        },
+        { timeoutMs: 30_000 },
+      );
       // the old master comes back as a replica of the new one
       await cluster.restartNode(killed);
       expect(await cluster.masters()).not.toContain(killed);

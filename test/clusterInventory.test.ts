@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { connectRedis, type RedisClient } from '../src/redis/connection.js';
 import { scriptFiles } from '../src/redis/scripts.js';
-import { durable } from '../src/redis/replication.js';
 import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
 import { PlanLedger, sweepStalePlans } from '../src/ledger/planLedger.js';
 import { UserLock } from '../src/workers/userLock.js';
@@ -17,6 +16,7 @@ import { RateController } from '../src/workers/rateController.js';
 import { readRateState } from '../src/workers/rate/sharedRate.js';
 import { FatalStop } from '../src/queue/fatalStop.js';
 import { holdJobLock } from '../src/queue/jobLock.js';
+import { reconcileRun } from '../src/queue/reconcile.js';
 import { enqueueRows, openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRunsQueue, upsertSchedule, listSchedules } from '../src/schedule/scheduler.js';
 import { RedisKeys } from '../src/redis/keys.js';
@@ -126,9 +126,6 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     await plan.drop();
     await sweepStalePlans(redis, prefix);
   });
-  await attempt('replication barrier: a write, then pipeline EXISTS + WAIT on its master', () =>
-    durable(redis, new RedisKeys(prefix).run('inv').meta, () => redis.hset(new RedisKeys(prefix).run('inv').meta, 'probe', '1')),
-  );
   await attempt('userLock: SET NX + script releaseUserLock (one key)', async () => {
     const lock = new UserLock(redis, prefix, 1000);
     const token = await lock.acquire('user-1');
@@ -157,6 +154,10 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
       await enqueueRows(queue, [job(2, 'token-ok'), job(3, 'token-fail')], 3);
       await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
       await holdJobLock(redis, queue, 'inv.fp-2', 'no-such-token', 1000);
+    });
+    await attempt('reconcile pass: the ledger read shard by shard, then one pipeline of EXISTS on job keys, then findRecords', async () => {
+      const rowsAt = (places: readonly unknown[]) => Promise.resolve(places.map(() => ({ ok: false as const, reason: 'not read here' })));
+      await reconcileRun({ ledger: new RunLedger(redis, prefix, 'inv'), queue, redis, rowsAt, maxAttempts: 3 });
     });
     await attempt('fatal.trip: SET fatal, then BullMQ pause/resume', async () => {
       const fatal = new FatalStop(redis, prefix, queue);

@@ -2,7 +2,6 @@
 // never holds more waiting rows than the mark, whatever the chunk size (it used to pass it by up to a chunk).
 import { afterAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ingest } from '../src/ingest/ingester.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { createLogger } from '../src/logger.js';
@@ -11,6 +10,7 @@ import { openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRedis } from '../src/redis/connection.js';
 import { tempDir, token, writeCsv } from './support/harness.js';
 import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
+import { until } from './support/until.js';
 
 const PAUSED = 'queue above its high-water mark: reading paused until workers catch up';
 
@@ -47,15 +47,19 @@ describe('the high-water mark', () => {
       // No workers: each time the ingester pauses, the test looks at the queue, then drains it as workers would.
       const seen: number[] = [];
       let drained = 0;
-      while (!settled) {
-        if (pauses.length > seen.length) {
-          seen.push(await queuedRows(queue));
-          const waiting = await queue.getWaiting();
-          for (const job of waiting) await job.remove();
-          drained += waiting.length;
-        }
-        await sleep(20);
-      }
+      await until(
+        'the ingest to end',
+        async () => {
+          if (pauses.length > seen.length) {
+            seen.push(await queuedRows(queue));
+            const waiting = await queue.getWaiting();
+            for (const job of waiting) await job.remove();
+            drained += waiting.length;
+          }
+          return settled;
+        },
+        { timeoutMs: 30_000, everyMs: 20 },
+      );
       const result = await running;
       expect(result.queued).toBe(300);
       // Paused with the queue at most full to the mark, never above it: the chunks of 64 rows were split to fit

@@ -36,6 +36,8 @@ describe('import-graph', () => {
       'reports/summary.ts': 'export const s = 1;\n',
       'reports/html.ts': 'export const h = 1;\n',
       'reports/data.ts': 'export type D = string;\n',
+      'metrics/metrics.ts': 'export class M {}\n',
+      'workers/worker.ts': "import type { M } from '../metrics/metrics.js';\nexport type W = M;\n",
       'workers/processor.ts': "import { s } from '../reports/summary.js';\nexport const p = s;\n",
       'workers/lazy.ts': "export const l = () => import('../reports/html.js');\n",
       'revenuecat/client.ts': "import type { D } from '../reports/data.js';\nexport type C = D;\n",
@@ -50,6 +52,7 @@ describe('import-graph', () => {
     expect(out).toContain('forbidden workers → reports: workers/lazy.ts imports reports/html.ts (dynamic)');
     expect(out).toContain('forbidden revenuecat → reports: revenuecat/client.ts imports reports/data.ts (type)');
     expect(out).toContain('forbidden ingest → reports: ingest/ingester.ts imports reports/html.ts');
+    expect(out).toContain('forbidden workers → metrics: workers/worker.ts imports metrics/metrics.ts (type)');
     expect(out).toContain('forbidden sandbox imports nothing outside itself: sandbox/app.ts imports types.ts (type)');
     expect(out).not.toContain('zod');
     expect(out).toContain('cycle: ledger/a.ts → ledger/b.ts → ledger/a.ts');
@@ -71,7 +74,7 @@ describe('import-graph', () => {
     expect(status).toBe(0);
   });
 
-  it('src/ has no import cycle and none of the forbidden edges of issue 10', () => {
+  it('src/ has no import cycle and none of the forbidden edges of issues 10 and 16', () => {
     const { status, out } = check();
     expect(out).toMatch(/ 0 forbidden, 0 cycles/);
     expect(status).toBe(0);

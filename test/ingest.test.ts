@@ -1,7 +1,6 @@
 // The ingester against real Redis and BullMQ: idempotent re-ingest, duplicates, unusable files, and
 // workers started apart from the ingest (`ingest` + `work`), as on a multi-machine setup.
 import { describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ingestSources } from '../src/commands/ingest.js';
 import { startWorkers } from '../src/commands/work.js';
 import { reportRun } from '../src/commands/report.js';
@@ -12,16 +11,13 @@ import { redisUrl } from './support/redis.js';
 import { testConfig, token, writeCsv } from './support/harness.js';
 import type { Config } from '../src/config.js';
 import { pipelineFixture } from './support/fixture.js';
+import { until } from './support/until.js';
 
 async function waitComplete(config: Config, runId: string, timeoutMs = 30_000): Promise<void> {
   const redis = openRedis(config.redisUrl);
   try {
     const ledger = new RunLedger(redis, config.prefix, runId);
-    const deadline = Date.now() + timeoutMs;
-    while (!(await ledger.state()).complete) {
-      if (Date.now() > deadline) throw new Error(`run ${runId} did not complete in ${timeoutMs} ms`);
-      await sleep(50);
-    }
+    await until(`run ${runId} to complete`, async () => (await ledger.state()).complete, { timeoutMs });
   } finally {
     redis.disconnect();
   }

@@ -17,6 +17,7 @@ import { isOutOfMemory } from '../src/redis/memoryPressure.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { readCsvFile, tempDir, testConfig, token, writeCsv } from './support/harness.js';
 import { freePortIn, startPrivateRedis, type PrivateRedis } from './support/privateRedis.js';
+import { until } from './support/until.js';
 
 const PORTS = { first: 7200, last: 7249 };
 const PREFIX = 'oom';
@@ -25,14 +26,6 @@ const MB = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers
-
-async function until(check: () => Promise<boolean> | boolean, ms: number, what: string, everyMs = 50): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
 
 async function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -206,7 +199,7 @@ describe('Redis at maxmemory', () => {
     const running = ingest({ queue, ledger, logger }, { runId, sources: [source], columns: {}, chunkSize: 50, maxAttempts: 8, highWaterMark: 0 }).finally(() => (settled = true));
     running.catch(() => undefined);
 
-    await until(() => maxmemoryWarnings(lines, 'ingest').length > 0 || settled, 30_000, 'the maxmemory warning');
+    await until('the maxmemory warning', () => maxmemoryWarnings(lines, 'ingest').length > 0 || settled, { timeoutMs: 30_000 });
     expect(settled).toBe(false);
     const warning = maxmemoryWarnings(lines, 'ingest')[0] as LogLine;
     expect(warning.msg).toMatch(/^Redis is at maxmemory \(used [\d.]+ MB of [\d.]+ MB\): ingest paused; free memory, raise maxmemory, or lower --high-water-mark/);
@@ -283,26 +276,36 @@ describe('Redis at maxmemory', () => {
 
     // Mid-run, Redis fills up.
     await until(
+      '300 outcomes',
       async () => {
         const s = await ledger.state();
         return s.rows_succeeded + s.rows_failed >= 300;
       },
-      60_000,
-      '300 outcomes',
+      { timeoutMs: 60_000 },
     );
     await fillToMaxmemory(conn);
-    await until(() => maxmemoryWarnings(lines, 'workers').length > 0, 30_000, "the workers' maxmemory warning");
+    await until("the workers' maxmemory warning", () => maxmemoryWarnings(lines, 'workers').length > 0, { timeoutMs: 30_000 });
     const warning = maxmemoryWarnings(lines, 'workers')[0] as LogLine;
     expect(warning.msg).toMatch(/^Redis is at maxmemory \(used [\d.]+ MB of 64\.0 MB\): workers paused; free memory or raise maxmemory/);
 
     // While full: no outcome is written, and the run does not end. Twice as long as a job lock lasts: BullMQ
     // cannot renew locks at maxmemory, so the held rows keep theirs alive themselves (queue/jobLock.ts).
-    await sleep(300);
     const done = async (): Promise<number> => {
       const s = await ledger.state();
       return s.rows_succeeded + s.rows_failed;
     };
-    const atPause = await done();
+    // The answers already on their way when Redis filled are written or refused; then nothing moves.
+    let last = -1;
+    const atPause = await until(
+      'the outcomes to stop moving',
+      async () => {
+        const now = await done();
+        const still = now === last;
+        last = now;
+        return still ? now : undefined;
+      },
+      { timeoutMs: 30_000, everyMs: 150 },
+    );
     expect(atPause).toBeLessThan(plan.good + plan.invalid);
     await sleep(3000);
     expect(await done()).toBe(atPause);

@@ -22,6 +22,7 @@ import type { Outcome } from '../src/types.js';
 import { redisUrl } from './support/redis.js';
 import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { until } from './support/until.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const HEADER = ['platform', 'app_user_id', 'fetch_token'];
@@ -41,11 +42,16 @@ async function waitComplete(config: Config, runId: string, timeoutMs: number): P
   const redis = openRedis(config.redisUrl);
   try {
     const ledger = new RunLedger(redis, config.prefix, runId);
-    const deadline = Date.now() + timeoutMs;
-    while (!(await ledger.state()).complete) {
-      if (Date.now() > deadline) throw new Error(`run ${runId} did not complete within ${timeoutMs} ms: ${JSON.stringify(await ledger.state())}`);
-      await sleep(100);
-    }
+    let last = '';
+    await until(
+      `run ${runId} to complete`,
+      async () => {
+        const state = await ledger.state();
+        last = JSON.stringify(state);
+        return state.complete;
+      },
+      { timeoutMs, everyMs: 100, state: () => last },
+    );
   } finally {
     redis.disconnect();
   }
@@ -303,7 +309,7 @@ describe('rate control', () => {
     try {
       // No workers yet: the ingester must stop at the mark and wait.
       const ingesting = ingestSources({ config, logger: silentLogger(), sources: [source], runId: 'hwm' });
-      await sleep(1500);
+      await until('the ingester to fill the queue to its mark', async () => (await queuedRows(queue)) >= 500, { timeoutMs: 30_000 });
       const parked = await queuedRows(queue);
       expect(parked).toBeGreaterThanOrEqual(500);
       expect(parked).toBeLessThanOrEqual(600);

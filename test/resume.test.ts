@@ -3,7 +3,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startWorkers } from '../src/commands/work.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { openRedis } from '../src/redis/connection.js';
@@ -11,6 +10,7 @@ import { silentLogger } from '../src/logger.js';
 import { redisUrl } from './support/redis.js';
 import { SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { until } from './support/until.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 const ROWS = 12_000;
@@ -33,8 +33,7 @@ describe('resumable ingest', () => {
       const first = spawn(process.execPath, args, { env, stdio: 'ignore' });
       const exited = new Promise((resolve) => first.on('close', resolve));
       // Kill it once a few chunks are queued, well before the end of the file.
-      const deadline = Date.now() + 20_000;
-      while ((await ledger.state()).rows_queued < 3000 && Date.now() < deadline) await sleep(2);
+      await until('3000 rows queued', async () => (await ledger.state()).rows_queued >= 3000, { timeoutMs: 20_000, everyMs: 2 });
       first.kill('SIGKILL');
       await exited;
       const killed = await ledger.state();
@@ -57,8 +56,7 @@ describe('resumable ingest', () => {
       const config = testConfig(fx.prefix, fx.sandbox.url, { ratePerSecond: 5000, concurrency: 32 });
       const workers = await startWorkers({ config: { ...config, apiKey: SANDBOX_KEY }, logger: silentLogger() });
       try {
-        const until = Date.now() + 120_000;
-        while (!(await ledger.state()).complete && Date.now() < until) await sleep(100);
+        await until('the run to complete', async () => (await ledger.state()).complete, { timeoutMs: 120_000, everyMs: 100 });
       } finally {
         await workers.close();
       }

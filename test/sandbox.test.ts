@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_PRODUCT_ID, SandboxOptionsError, keyLabel, parseSandboxOptions, readDirective, startSandbox, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
+import { until } from './support/until.js';
 
 const KEY = 'appl_sandbox_key';
 const NOW = Date.UTC(2025, 5, 15, 12, 0, 0);
@@ -509,8 +510,7 @@ describe('faults', () => {
       () => 'answered',
       () => 'rejected',
     );
-    await sleep(50);
-    expect(sb.stats().faults.hang).toBe(2);
+    await until('the second request to hang', () => sb.stats().faults.hang === 2, { timeoutMs: 5_000, everyMs: 5 });
     const t0 = Date.now();
     await sb.close();
     expect(Date.now() - t0).toBeLessThan(1000);

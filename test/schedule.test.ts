@@ -4,13 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { addSchedule, deleteSchedule, schedules } from '../src/commands/schedule.js';
 import { startWorkers } from '../src/commands/work.js';
 import { ConfigError } from '../src/config.js';
 import { silentLogger } from '../src/logger.js';
 import { testConfig, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { until } from './support/until.js';
 
 describe('rc-migrate schedule', () => {
   const fx = pipelineFixture('sched');
@@ -41,19 +41,21 @@ describe('rc-migrate schedule', () => {
     const workers = await startWorkers({ config, logger: silentLogger() });
     let summaryPath: string | undefined;
     try {
-      const deadline = Date.now() + 30_000;
-      while (!summaryPath && Date.now() < deadline) {
-        await sleep(200);
-        const runs = existsSync(reportDir) ? await readdir(reportDir) : [];
-        const found = runs.find((r) => /^nightly-\d{8}-\d{4}$/.test(r) && existsSync(join(reportDir, r, 'summary.json')));
-        if (found) summaryPath = join(reportDir, found, 'summary.json');
-      }
+      summaryPath = await until(
+        "a firing's report",
+        async () => {
+          const runs = existsSync(reportDir) ? await readdir(reportDir) : [];
+          const found = runs.find((r) => /^nightly-\d{8}-\d{4}$/.test(r) && existsSync(join(reportDir, r, 'summary.json')));
+          return found === undefined ? undefined : join(reportDir, found, 'summary.json');
+        },
+        { timeoutMs: 30_000, everyMs: 200 },
+      );
     } finally {
       expect(await deleteSchedule(config, 'nightly')).toBe(true);
       await workers.close();
     }
     expect(summaryPath).toBeDefined();
-    const summary = JSON.parse(await readFile(summaryPath as string, 'utf8')) as Record<string, unknown>;
+    const summary = JSON.parse(await readFile(summaryPath, 'utf8')) as Record<string, unknown>;
     expect(summary).toMatchObject({ status: 'complete', rows_read: 12 });
     expect(Number(summary.rows_succeeded) + Number(summary.already_migrated)).toBe(12);
     expect(await schedules(config)).toEqual([]);

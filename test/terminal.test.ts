@@ -6,10 +6,10 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { redisUrl } from './support/redis.js';
 import { SANDBOX_KEY, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { until } from './support/until.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 /** A tmux server of this test's own (its own socket), so no user session is touched. */
@@ -72,9 +72,7 @@ describe('a run at a terminal', () => {
       ].join('\n'),
     );
     tmux('new-session', '-d', '-s', 'run', '-x', '200', '-y', '50', `bash ${quote(script)}`);
-    const deadline = Date.now() + 60_000;
-    while (!existsSync(done) && Date.now() < deadline) await sleep(100);
-    expect(existsSync(done), 'the run ended within a minute').toBe(true);
+    await until('the run to end', () => existsSync(done), { timeoutMs: 60_000, everyMs: 100 });
     const screen = tmux('capture-pane', '-p', '-J', '-t', 'run', '-S', '-200');
 
     expect((await readFile(done, 'utf8')).trim()).toBe('1'); // some rows failed

@@ -37,6 +37,9 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
   let ingested: IngestResult | undefined;
   const result = await new RunSession({ ...opts, runId, sources: opts.sources }).run(async (step) => {
     step.log.info({ sources: opts.sources }, 'run started');
+    // A resumed run: rows it admitted whose jobs were lost (a Redis failover, a kill between admitting and
+    // queueing) are queued again first; the ingest then reads on from where the last one stopped.
+    if (opts.runId !== undefined && (await step.ledger.exists())) await step.reconcile(opts.columns);
     ingested = await step.ingest({
       ...(opts.columns ? { columns: opts.columns } : {}),
       force: opts.force ?? false,

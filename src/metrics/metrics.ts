@@ -5,10 +5,12 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ApiResult } from '../revenuecat/client.js';
 import type { Classification } from '../revenuecat/classify.js';
+import type { WorkerReport } from '../workers/workerReport.js';
 
 export type RowOutcomeLabel = 'succeeded' | 'failed' | 'rejected' | 'duplicate' | 'already_migrated' | 'held';
 
-export class PipelineMetrics {
+/** The workers report through WorkerReport (workers/workerReport.ts), which these metrics implement. */
+export class PipelineMetrics implements WorkerReport {
   readonly registry: Registry;
   readonly rows: Counter<'outcome'>;
   readonly requests: Counter<'status' | 'code'>;
@@ -56,5 +58,9 @@ export class PipelineMetrics {
 
   row(outcome: RowOutcomeLabel, n = 1): void {
     if (n > 0) this.rows.inc({ outcome }, n);
+  }
+
+  rateChanged(perSecond: number): void {
+    this.rate.set(perSecond);
   }
 }

@@ -4,7 +4,6 @@ import type { ReceiptJobData } from '../types.js';
 import { compactJobData } from './jobData.js';
 import { QUEUES, bullmqPrefix, jobIdOf } from '../redis/keys.js';
 import { isCluster } from '../redis/connection.js';
-import { durable } from '../redis/replication.js';
 
 export const RECEIPT_JOB = 'receipt';
 /** Name of the custom backoff strategy the workers register (see workers/backoff.ts). */
@@ -45,9 +44,7 @@ export async function enqueueRows(queue: ReceiptsQueue, rows: ReceiptJobData[], 
     const data = compactJobData(row);
     return { name: RECEIPT_JOB, data, opts: { ...opts, jobId: jobIdOf(data.run, data.fp), ...(data.priority ? { priority: data.priority } : {}) } };
   });
-  // On a Redis Cluster, the ingest's progress (another master) passes these rows once this returns: the jobs
-  // must survive a failover of the queue's master by then (redis/replication.ts; added again, they are no-ops).
-  const connection = queue.opts.connection;
-  const add = (): Promise<unknown> => queue.addBulk(jobs);
-  await (isCluster(connection) ? durable(connection, queue.toKey('meta'), add) : add());
+  // On a Redis Cluster a failover of the queue's master may lose jobs just added while the ledger keeps the rows
+  // as queued: the reconcile pass (reconcile.ts) queues them again by these same ids.
+  await queue.addBulk(jobs);
 }

@@ -60,8 +60,7 @@ export function clusterOptions(spec: ClusterSpec, extra: RedisOptions = {}): Clu
     // Refreshing the slot map on a busy machine can take longer than ioredis's 1 s default.
     slotsRefreshTimeout: 3000,
     // Re-read the slot map every 5 s (ioredis otherwise only does on a redirection or a broken connection): it
-    // says which masters have a replica to wait for (redis/replication.ts) and shows a failover even when no
-    // command of ours was refused meanwhile.
+    // shows a failover even when no command of ours was refused meanwhile.
     slotsRefreshInterval: 5000,
     // With TLS, connect to the names the nodes were given by, so the certificate is checked against them
     // (managed clusters such as ElastiCache put the name, not the address, in their certificates).

@@ -4,11 +4,13 @@
 import type { Config } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import { ingest, type IngestDeps, type IngestProgress, type IngestResult, type RowSelector } from '../ingest/ingester.js';
+import type { RowsAt } from '../queue/reconcile.js';
 import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
 import { readCanary, runCanary, saveCanary, surveyRows } from './canary.js';
 import { ConflictTokens } from './conflictTokens.js';
 import { ingestOptionsFrom } from './ingestOptions.js';
+import { sourceRowsAt } from './sourceRows.js';
 
 export interface IngestStepRequest {
   columns?: ColumnOptions;
@@ -31,6 +33,11 @@ export interface IngestStepOptions {
 }
 
 export class IngestStep {
+  /** the columns of this session's last ingest: rows read again for the reconcile pass are read as it read them */
+  private columns?: ColumnOptions;
+  /** this session read the whole of its sources (the run's ingest is done, whatever the ledger's flag says) */
+  ended = false;
+
   private constructor(
     private readonly ledger: RunLedger,
     private readonly opts: IngestStepOptions,
@@ -45,6 +52,7 @@ export class IngestStep {
   async run(req: IngestStepRequest = {}): Promise<IngestResult> {
     const { config, runId, sources, signal, onProgress } = this.opts;
     const { limit, ...request } = req;
+    this.columns = req.columns ?? {};
     const options = ingestOptionsFrom(config, { runId, sources, ...request, signal, onProgress });
     const once = async (select?: RowSelector): Promise<IngestResult> => {
       const tokens = new ConflictTokens(this.ledger, select);
@@ -77,9 +85,26 @@ export class IngestStep {
     return canary.ingest;
   }
 
+  /**
+   * Reads rows of the run again from their sources, by place, with the columns of `columns` (default: this
+   * session's last ingest's; else as the headers say), for the reconcile pass (queue/reconcile.ts).
+   */
+  rowsAt(columns?: ColumnOptions): RowsAt {
+    const { config, runId } = this.opts;
+    const options = ingestOptionsFrom(config, { runId, sources: [], columns: columns ?? this.columns ?? {} });
+    return sourceRowsAt({
+      runId,
+      columns: options.columns,
+      ...(options.encoding ? { encoding: options.encoding } : {}),
+      ...(options.keys ? { keys: options.keys } : {}),
+      ...(this.opts.deps.sources ? { deps: this.opts.deps.sources } : {}),
+    });
+  }
+
   /** After an ingest that read what it meant to: a canary that left rows is recorded, else any record is cleared. */
   private async settle(partial: boolean, canary?: { limit: number; sent: number }): Promise<void> {
     this.leftForLater = partial;
+    this.ended = !partial;
     await saveCanary(this.ledger, partial && canary ? canary : undefined);
   }
 }

@@ -4,7 +4,6 @@
 //   finish (requests in flight end, workers close) → report → exit code.
 // It tells subscribers what happens through typed events (started, ingest, progress, fatal, metrics, finished)
 // and releases what it opened through one list, in reverse order, however it ends.
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config.js';
 import type { ExitCode } from '../exitCodes.js';
 import type { IngestProgress, IngestResult } from '../ingest/ingester.js';
@@ -13,7 +12,9 @@ import type { RunLedger } from '../ledger/runLedger.js';
 import { SourceCatalog } from '../ledger/sourceCatalog.js';
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
-import type { FatalReason, FatalStop } from '../queue/fatalStop.js';
+import type { ColumnOptions } from '../ingest/columns.js';
+import type { FatalReason } from '../queue/fatalStop.js';
+import { reconcileRun, type ReconcileResult } from '../queue/reconcile.js';
 import { hasAnyKey, keyRingOf } from '../revenuecat/keyRing.js';
 import type { Summary } from '../reports/summary.js';
 import type { ReportFiles } from '../reports/writeReport.js';
@@ -23,6 +24,7 @@ import { TypedEvents, type Listener, type Listeners } from './events.js';
 import { watchFatal } from './fatalWatch.js';
 import { openSources } from './ingestOptions.js';
 import { IngestStep, type IngestStepRequest } from './ingestStep.js';
+import { logReconciled, waitForOutcomes } from './outcomeWait.js';
 import { PROGRESS_LOG_MS, runProgressLog } from './progressLog.js';
 import { rateScopesOf, readRates, type RunProgress } from './rateProgress.js';
 import { Resources } from './resources.js';
@@ -96,6 +98,12 @@ export interface SessionStep {
    * ingest of the run (`partial` in the result); the session then ends once those rows have their outcome.
    */
   ingest(req?: IngestStepRequest): Promise<IngestResult>;
+  /**
+   * The reconcile pass (queue/reconcile.ts): queues again every row of the run the ledger holds as queued without
+   * an outcome and without a job, read again from its source with `columns` (default: as this session's ingest
+   * reads them). The session runs it itself when the queue drains with rows pending; `run` also on a resume.
+   */
+  reconcile(columns?: ColumnOptions): Promise<ReconcileResult>;
 }
 
 export type { IngestStepRequest };
@@ -170,9 +178,24 @@ export class RunSession {
         onProgress: (p) => this.events.emit('ingest', p),
       });
 
-      await work({ ctx, ledger, signal: stop.signal, log, ingest: (req) => ingestStep.run(req) });
-      // A canary's ingest is over though the run's is not: its rows are what the session waits for.
-      await waitForOutcomes(ledger, ctx.fatal, stop.signal, this.opts.pollMs ?? 200, () => ingestStep.leftForLater);
+      const reconcile = async (columns?: ColumnOptions): Promise<ReconcileResult> => {
+        const result = await reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(columns), maxAttempts: config.maxAttempts });
+        logReconciled(log, result);
+        return result;
+      };
+      await work({ ctx, ledger, signal: stop.signal, log, ingest: (req) => ingestStep.run(req), reconcile });
+      await waitForOutcomes({
+        ledger,
+        queue: ctx.queue,
+        fatal: ctx.fatal,
+        signal: stop.signal,
+        log,
+        pollMs: this.opts.pollMs ?? 200,
+        // A canary's ingest is over though the run's is not: its rows are what the session waits for.
+        leftForLater: () => ingestStep.leftForLater,
+        ingestEnded: () => ingestStep.ended,
+        reconcile: () => reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts }),
+      });
       // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
       await resources.releaseTo(running);
 
@@ -230,20 +253,5 @@ export class RunSession {
         });
     }, 1000);
     resources.defer('progress watch', () => clearInterval(timer));
-  }
-}
-
-/**
- * Polls the run's counters until every queued row has an outcome or is parked behind a stopped key (the rows of
- * the other keys went on; queue/keyStops.ts), or until stopped.
- */
-async function waitForOutcomes(ledger: RunLedger, fatal: FatalStop, signal: AbortSignal, pollMs: number, leftForLater: () => boolean): Promise<void> {
-  while (!signal.aborted) {
-    const state = await ledger.state();
-    if (state.complete) return;
-    // A canary's ingest is over though the run's is not: its rows are what the session waits for.
-    const ingestOver = state.ingest === 'done' || leftForLater();
-    if (ingestOver && (await fatal.keys.parkedCount(ledger.runId)) >= state.rows_pending) return;
-    await sleep(pollMs, undefined, { signal }).catch(() => undefined);
   }
 }

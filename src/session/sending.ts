@@ -61,7 +61,7 @@ export async function startSending(ctx: Context, resources: Resources, opts: { c
       keys: opts.keys,
       logger,
       appleLookups,
-      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      ...(opts.metrics ? { report: opts.metrics } : {}),
     }),
     async (w) => {
       // Requests in flight finish (up to shutdownTimeoutMs) before the client under them closes.

@@ -19,7 +19,7 @@ import { DelayedError, type Job } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { RunLedger } from '../ledger/runLedger.js';
-import type { PipelineMetrics } from '../metrics/metrics.js';
+import type { WorkerReport } from './workerReport.js';
 import { APPLE_LOOKUP_LANE, PARK_MS, type KeyStop, type KeyStops } from '../queue/keyStops.js';
 import type { RedisClient } from '../redis/connection.js';
 import { AppStoreServerApiClient, type LookupResult } from '../appstore/serverApiClient.js';
@@ -59,7 +59,7 @@ export interface AppleLookupDeps {
   maxAttempts: number;
   /** the wait of a 429 without a usable Retry-After */
   defaultWaitMs: number;
-  metrics?: Pick<PipelineMetrics, 'row'>;
+  report?: Pick<WorkerReport, 'row'>;
   /** each lookup's time: the worker sizes its concurrency for a row's whole work (receiptWorker.ts) */
   onLookup?: (durationMs: number) => void;
   now?: () => number;
@@ -69,7 +69,7 @@ export interface AppleLookupDeps {
 export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps): ReceiptProcessor {
   const now = deps.now ?? Date.now;
   const record = async (job: ReceiptJob, outcome: Outcome): Promise<void> => {
-    if (await deps.ledgerFor(job.data.run).recordOutcome(outcome)) deps.metrics?.row(outcome.status);
+    if (await deps.ledgerFor(job.data.run).recordOutcome(outcome)) deps.report?.row(outcome.status);
     await deps.stops.settled(job.data);
   };
   const failed = (job: ReceiptJob, reason: string, message: string, extra: { status?: number | undefined; code?: number | undefined } = {}): Outcome =>
@@ -183,7 +183,7 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
 /** What a sending process sets up for the lookups: the client and its key, the 'apple' rate scope. */
 export class AppleLookups {
   private constructor(
-    readonly deps: Omit<AppleLookupDeps, 'ledgerFor' | 'logger' | 'metrics' | 'stops'>,
+    readonly deps: Omit<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops'>,
     private readonly controller: RateController | undefined,
     private readonly client: AppStoreServerApiClient | undefined,
   ) {}
@@ -234,7 +234,7 @@ export class AppleLookups {
   }
 
   /** The processor with the lookups in front of it. */
-  wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'metrics' | 'stops' | 'onLookup'>): ReceiptProcessor {
+  wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops' | 'onLookup'>): ReceiptProcessor {
     return withAppleLookups(inner, { ...this.deps, ...deps });
   }
 

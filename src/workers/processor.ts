@@ -12,7 +12,6 @@ import type { ApiResult, RevenueCatClient } from '../revenuecat/client.js';
 import { missingKeyReason, rowsOf, type KeyInfo, type KeyRing } from '../revenuecat/keyRing.js';
 import { judgeImportAnswer } from '../state/importAnswer.js';
 import type { Outcome, ReceiptJobData } from '../types.js';
-import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { MemoryPressure } from '../redis/memoryPressure.js';
 import { TransientFailure } from './backoff.js';
 import { googleTokenExpired } from './googleCutoff.js';
@@ -20,6 +19,7 @@ import { outcomeOf } from './outcome.js';
 import { postedBody } from '../appstore/lookup/transactionLookup.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
+import type { WorkerReport } from './workerReport.js';
 
 export interface ProcessorDeps {
   client: Pick<RevenueCatClient, 'postReceipt'>;
@@ -35,7 +35,8 @@ export interface ProcessorDeps {
   userBusyDelayMs: number;
   /** how long a job waits in the worker for its user's request in flight before going back to the queue */
   userLockWaitMs?: number;
-  metrics?: PipelineMetrics;
+  /** told of each answer and each outcome written (the process's metrics) */
+  report?: WorkerReport;
   /** spaces the requests of every process evenly (see pacer.ts) */
   pacer?: Pacer;
   /**
@@ -101,7 +102,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     const sent = { platform: data.platform, body: data.body };
     const record = async (outcome: Outcome): Promise<void> => {
       const [written] = await Promise.all([write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) })), released]);
-      if (written) deps.metrics?.row(outcome.status);
+      if (written) deps.report?.row(outcome.status);
       await write(() => stops.settled(data));
     };
     // One child logger per row only when a line is written (most rows write none at the default level).
@@ -148,7 +149,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       const counted = { ...request, fp: data.fp };
       await Promise.all([write(() => ledger.countRequest(counted)), released]);
     }
-    deps.metrics?.request(result, verdict);
+    deps.report?.request(result, verdict);
     const observe = deps.observe;
     if (observe) await write(() => observe(result, verdict, key));
     const attempt = job.attemptsMade + 1;

@@ -21,7 +21,8 @@
 //   that count is the limit. With an exact wait (backoff_ms) the count starts where the server's window
 //   starts, exact for a fixed window too. When the count says nothing (a fixed window's count also holds the
 //   previous window's tail; a rate barely over the limit), bisect between the last rate held clean and this
-//   one, or else cut: 2% for a lone 429 (jitter at the window's edge), then 6, 18 and 30% while they repeat.
+//   one, or else cut: 2% for a lone 429 (jitter at the window's edge), then three times the last while they
+//   repeat (6, 18, and 30% at most).
 // - Hold there (the pacer sends 2% under it) and probe: +4% after 30 s, the gap doubling to 2 minutes while
 //   probes are refused (each refusal costs one 429 and its Retry-After: under 1% of the time at 2 minutes),
 //   the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once it has

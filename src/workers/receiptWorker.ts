@@ -6,7 +6,6 @@ import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { RECEIPTS_QUEUE, bullmqPrefix } from '../redis/keys.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
-import { replication } from '../redis/replication.js';
 import { RunLedger } from '../ledger/runLedger.js';
 import type { FatalStop } from '../queue/fatalStop.js';
 import { holdJobLock } from '../queue/jobLock.js';
@@ -22,7 +21,7 @@ import type { RateController } from './rateController.js';
 import { concurrencyFor, limiterFor } from './rate/limiter.js';
 import { ScopedRates } from './scopedRates.js';
 import type { AppleLookups } from './appleLookup.js';
-import type { PipelineMetrics } from '../metrics/metrics.js';
+import type { WorkerReport } from './workerReport.js';
 
 export interface ReceiptWorkerDeps {
   config: Config;
@@ -34,7 +33,8 @@ export interface ReceiptWorkerDeps {
   /** which platform's rows the client sends with which key (the keys stay in the client) */
   keys: KeyRing;
   logger: Logger;
-  metrics?: PipelineMetrics;
+  /** told of each answer, outcome and rate change (the process's metrics implement it) */
+  report?: WorkerReport;
   /** the App Store Server API lookups of rows given by a transaction id (appleLookup.ts); absent: rows post as they are */
   appleLookups?: AppleLookups;
 }
@@ -87,7 +87,6 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   // Stops of one key (queue/keyStops.ts) made by any process apply here within FOLLOW_MS.
   await deps.fatal.keys.refresh();
   const unfollow = deps.fatal.keys.follow(deps.keys, (err) => logger.warn({ err }, 'could not read the stopped keys'));
-  const unwatch = watchReplication(deps.redis, logger);
   const posting = createProcessor({
     client: deps.client,
     keys: deps.keys,
@@ -105,7 +104,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     pacerFor: (key) => rates.pacerFor(key),
     memory,
     holdLock: (job, token) => holdJobLock(deps.redis, deps.queue, job.id, token, config.lockDurationMs),
-    ...(deps.metrics ? { metrics: deps.metrics } : {}),
+    ...(deps.report ? { report: deps.report } : {}),
     observe: async (result, verdict, key) => {
       const s = (result.durationMs + REQUEST_OVERHEAD_MS) / 1000;
       jobSeconds = jobSeconds === undefined ? s : jobSeconds * 0.9 + s * 0.1;
@@ -121,7 +120,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
         ledgerFor,
         logger,
         stops: deps.fatal.keys,
-        ...(deps.metrics ? { metrics: deps.metrics } : {}),
+        ...(deps.report ? { report: deps.report } : {}),
         // A lookup lengthens its row's work: added at the answers' smoothing weight, the request time tends to
         // the POST's plus the lookups' share (R + f·L), which is what concurrency must cover.
         onLookup: (ms) => {
@@ -176,10 +175,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
 
   // BullMQ reads the limiter options on every fetch, so a new shared rate takes effect at the next job.
   // The pacers follow their own scope's rate (scopedRates.ts).
-  deps.metrics?.rate.set(initial);
+  deps.report?.rateChanged(initial);
   rates.onChange((total) => {
     worker.opts.limiter = limiterFor(total);
-    deps.metrics?.rate.set(total);
+    deps.report?.rateChanged(total);
   });
   const resize = (): void => {
     if (jobSeconds === undefined) return;
@@ -215,7 +214,6 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       clearInterval(ticker);
       await rates.stop();
       await unfollow();
-      unwatch();
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
         timer = setTimeout(() => resolve('deadline'), deadlineMs);
@@ -238,19 +236,4 @@ const LOST_JOB_CODES: ReadonlySet<number> = new Set([ErrorCode.JobNotExist, Erro
 /** A lost lock, as BullMQ reports it: on finishing the job (a code), or on renewing its lock (a message only). */
 function isLostJobLock(err: Error): boolean {
   return LOST_JOB_CODES.has((err as Error & { code?: unknown }).code as number) || /^could not renew lock for job /.test(err.message);
-}
-
-/** On a Redis Cluster: one line when a master's replica stops acknowledging (or again), and on each failover seen. */
-function watchReplication(redis: RedisClient, logger: Logger): () => void {
-  const barrier = replication(redis);
-  if (!barrier) return () => undefined;
-  const lagging = (master: string): void =>
-    logger.warn({ master }, `Redis Cluster: no replica of ${master} acknowledged within a second; answers written there are not yet safe from a failover`);
-  const recovered = (master: string): void => logger.info({ master }, `Redis Cluster: a replica of ${master} acknowledges again`);
-  const failover = (master: string): void =>
-    logger.warn({ master }, `Redis Cluster: the master of a write changed before a replica confirmed it (was ${master}); the write was made again`);
-  barrier.on('lagging', lagging).on('recovered', recovered).on('failover', failover);
-  return () => {
-    barrier.off('lagging', lagging).off('recovered', recovered).off('failover', failover);
-  };
 }

@@ -1,6 +1,6 @@
 // Finds the Redis the tests use, once: testcontainers when a Docker engine answers, otherwise REDIS_URL
 // (default redis://127.0.0.1:6379). Tests never share keys: each one takes its own prefix (see redis.ts).
-// Only the integration project runs it (vitest.config.ts), so `npm run test:unit` needs no Redis at all.
+// Only the integration and system projects run it (vitest.config.ts), so `npm run test:unit` needs no Redis at all.
 import { request } from 'node:http';
 import { existsSync } from 'node:fs';
 import type { TestProject } from 'vitest/node';

@@ -9,6 +9,7 @@ import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './until.js';
 
 export interface PrivateRedis {
   url: string;
@@ -152,12 +153,14 @@ export async function startPrivateRedis(opts: PrivateRedisOptions = {}): Promise
       running.delete(proc);
       if (child === proc) child = undefined;
     });
-    const deadline = Date.now() + 15_000;
-    while (!(await ping(port))) {
-      if (child !== proc) throw new Error(`redis-server exited at start:\n${log}`);
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer PING within 15 s:\n${log}`);
-      await sleep(25);
-    }
+    await until(
+      `redis-server on port ${port} to answer PING`,
+      async () => {
+        if (child !== proc) throw new Error(`redis-server exited at start:\n${log}`);
+        return ping(port);
+      },
+      { timeoutMs: 15_000, everyMs: 25, state: () => log },
+    );
     // The port may have been taken while this Redis was down (a restart): the PONG must come from our process, or a
     // test would go on against another server's empty data and wait for rows that are not there.
     const answering = await serverPid(port);

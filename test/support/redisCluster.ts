@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { until } from './until.js';
 
 const HOST = '127.0.0.1';
 /** The private port range of these clusters; a node's cluster bus listens on its port + 10000. */
@@ -227,16 +228,6 @@ function ownerOf(ranges: SlotRange[], slot: number): number | undefined {
   return ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, lastState: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`Redis Cluster: ${what} not reached within ${timeoutMs} ms${lastState() ? `\n${lastState()}` : ''}`);
-    await sleep(100);
-  }
-}
-
 class Node {
   child: ChildProcess | undefined;
   log = '';
@@ -268,15 +259,16 @@ class Node {
       running.delete(proc);
       if (this.child === proc) this.child = undefined;
     });
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (this.child !== proc) return false;
-      if ((await tryNode(this.port, (r) => r.ping())) === 'PONG') return true;
-      if (Date.now() > deadline) {
-        await this.kill();
-        throw new Error(`redis-server on port ${this.port} did not answer PING within ${timeoutMs} ms:\n${this.log}`);
-      }
-      await sleep(50);
+    try {
+      const state = await until(
+        `redis-server on port ${this.port} to answer PING`,
+        async () => (this.child !== proc ? 'exited' : (await tryNode(this.port, (r) => r.ping())) === 'PONG' ? 'up' : undefined),
+        { timeoutMs, state: () => this.log },
+      );
+      return state === 'up';
+    } catch (err) {
+      await this.kill();
+      throw err;
     }
   }
 
@@ -444,13 +436,17 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
       },
       async killMaster(port, timeoutMs = 60_000) {
         const live = livePorts();
-        const view = await until('a node that lists the cluster', 10_000, async () => {
-          for (const p of live) {
-            const text = await tryNode(p, (r) => r.cluster('NODES') as Promise<string>);
-            if (text) return parseNodes(text);
-          }
-          return undefined;
-        });
+        const view = await until(
+          'a node that lists the cluster',
+          async () => {
+            for (const p of live) {
+              const text = await tryNode(p, (r) => r.cluster('NODES') as Promise<string>);
+              if (text) return parseNodes(text);
+            }
+            return undefined;
+          },
+          { timeoutMs: 10_000 },
+        );
         const victim = port === undefined ? view.find((n) => n.master && n.slots.some((s) => s === '0' || s.startsWith('0-'))) : view.find((n) => n.port === port);
         if (!victim || !victim.master) throw new Error(`Redis Cluster: ${port ?? 'slot 0'} is not served by a live master`);
         const replicas = view.filter((n) => n.masterId === victim.id && !n.failed).map((n) => n.port);
@@ -463,7 +459,6 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
         await node.kill();
         const promoted = await until(
           `promotion of a replica of ${victim.port}`,
-          timeoutMs,
           async () => {
             const survivors = livePorts();
             let newMaster: number | undefined;
@@ -481,7 +476,7 @@ export async function startRedisCluster(opts: StartRedisClusterOptions = {}): Pr
             }
             return newMaster;
           },
-          () => `replicas ${replicas.join(', ')}`,
+          { timeoutMs: timeoutMs, state: () => `replicas ${replicas.join(', ')}` },
         );
         return { killed: victim.port, promoted };
       },
@@ -510,7 +505,6 @@ async function waitHealthy(ports: number[], timeoutMs: number, replicasSynced: b
   let last = '';
   await until(
     'cluster_state:ok on every node',
-    timeoutMs,
     async () => {
       let reference: string | undefined;
       for (const p of ports) {
@@ -534,7 +528,7 @@ async function waitHealthy(ports: number[], timeoutMs: number, replicasSynced: b
               return false;
             }
             // Clients learn replicas from CLUSTER SLOTS, which lists a replica once its replication offset is
-            // known to be past 0 (the tool waits for replicas it knows of: src/redis/replication.ts).
+            // known to be past 0 (a master killed then has a replica, known to every client, to take its slots).
             const slots = (await r.cluster('SLOTS')) as unknown[][];
             if (slots.some((range) => range.length < 4)) {
               last = `${p}: CLUSTER SLOTS lists no replica yet for some slots`;
@@ -555,6 +549,6 @@ async function waitHealthy(ports: number[], timeoutMs: number, replicasSynced: b
       }
       return true;
     },
-    () => last,
+    { timeoutMs: timeoutMs, state: () => last },
   );
 }

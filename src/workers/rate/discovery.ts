@@ -27,7 +27,7 @@ export interface RateState {
   gap: number;
   /** the next probe's size, as a share of the rate: doubles while probes succeed */
   step: number;
-  /** the next cut for a 429 that measures nothing, as a share: doubles while such 429s repeat */
+  /** the next cut for a 429 that measures nothing, as a share: triples while such 429s repeat (2, 6, 18, then maxCut 30%) */
   cut: number;
   /** 1 when the last decision took a count as the limit */
   measuredLast: number;
@@ -71,7 +71,7 @@ export interface DiscoveryParams {
   headroom: number;
   /** cut for a lone 429 at a rate that was fine: jitter at the edge of the window, or the first sign of a lower limit */
   nudge: number;
-  /** largest cut for 429s that measure nothing (the cut doubles from 1 - nudge while they repeat) */
+  /** largest cut for 429s that measure nothing (the cut triples from 1 - nudge while they repeat) */
   maxCut: number;
   /** the 1-second count at a 429 measures the limit when it is under this share of the pace */
   informativeShare: number;
@@ -345,7 +345,8 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
  *   clearly under what the pacer sent (a sliding window filled by requests we counted): take it as the rate.
  * - Otherwise (a fixed window, or a rate barely above the limit) bisect between the last clean rate and this
  *   one. With no clean rate below, cut: a lone 429 by 2% (jitter does that; if the limit really fell, the next
- *   episode, within `repeatMs`, measures it), and by twice as much each time the episodes repeat.
+ *   episode, within `repeatMs`, measures it), and by three times as much each time the episodes repeat (6, 18,
+ *   then `maxCut`, 30%).
  */
 export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: LocalLimits, p: DiscoveryParams = DEFAULT_DISCOVERY): Decision | undefined {
   const { now } = ev;
