@@ -91,6 +91,8 @@ export interface RateLimitSignal {
 }
 
 const WRITE_ATTEMPTS = 4;
+/** Distinct Retry-After warnings per process: a server sending ever new values gets no more lines than this. */
+const MAX_NOTES = 5;
 
 export class RateController {
   private readonly shared: SharedRate;
@@ -106,6 +108,8 @@ export class RateController {
   private announced = 0;
   /** the shared state as this process last read or wrote it */
   private seen: RateState | undefined;
+  /** the Retry-After readings already warned about */
+  private readonly notes = new Set<string>();
 
   constructor(
     redis: RedisClient,
@@ -204,12 +208,20 @@ export class RateController {
 
   /** Wires the worker's view of every answer: announced limits, and 429s of the limit (never 7638, never 529). */
   async observe(result: ApiResult, verdict: Classification): Promise<void> {
+    if (result.kind === 'response' && result.headers.retryAfterNote !== undefined) this.noteRetryAfter(result.headers.retryAfterNote);
     if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) {
       await this.limitAnnounced(result.headers.rateLimitPerMinute, result.headers.rateLimitUsage);
     }
     if (verdict.kind === 'transient' && verdict.rateLimited) {
       await this.rateLimited({ retryAfterMs: verdict.retryAfterMs, durationMs: result.durationMs });
     }
+  }
+
+  /** One warning line per distinct reinterpreted wait (the header's value is in it), not one per answer. */
+  private noteRetryAfter(note: string): void {
+    if (this.notes.has(note) || this.notes.size >= MAX_NOTES) return;
+    this.notes.add(note);
+    this.options.logger.warn({ scope: this.shared.scope }, note);
   }
 
   private async counts(around?: Parameters<SharedRate['counts']>[0]): Promise<Awaited<ReturnType<SharedRate['counts']>>> {
@@ -263,7 +275,9 @@ export class RateController {
       reason: d.reason,
       window: d.next.window === 60 ? 'minute' : 'second',
     };
-    if (from !== undefined && to < from) this.options.logger.warn(fields, 'request rate lowered');
+    // Finding and following the limit is the tool working as meant: info for run.log, never a warning on screen
+    // (the bar shows the rate, and the display says so in a sentence when the limit is found or moves).
+    if (from !== undefined && to < from) this.options.logger.info(fields, 'request rate lowered');
     else if (from !== undefined && to > from) this.options.logger.info(fields, 'request rate raised');
     else this.options.logger.debug(fields, 'request rate kept');
   }
