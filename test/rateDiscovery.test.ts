@@ -186,7 +186,7 @@ describe('whole requests a second (pacer.ts, paceAim)', () => {
     expect(paceAim(49.5)).toBe(49);
     expect(paceAim(98.9)).toBe(98);
     // Below, rounding down would cost more than the headroom: the pace as it is.
-    expect(paceAim(9.8)).toBeCloseTo(9.8 * DEFAULT_DISCOVERY.headroom, 6);
+    expect(paceAim(9.8)).toBe(9.8);
     const held50 = { ...onJoin(undefined, 0, { configured: undefined }).next, phase: 'hold' as const, rate: 50, lo: 50, nextProbe: 0, learnedAt: 1 };
     const probe = onTick(held50, 1000, { sent1: 49 }, { configured: undefined });
     expect(probe?.reason).toMatch(/probing/);
@@ -218,4 +218,21 @@ describe('whole requests a second (pacer.ts, paceAim)', () => {
     expect(use(r.okPerSecond, () => 50, 30, 599)).toBeGreaterThanOrEqual(0.965);
     expect(share(r)).toBeLessThanOrEqual(0.01);
   });
+});
+
+describe("a limit shared with the live app's traffic", () => {
+  // 50/s of which others take half for 20 s every minute (the sandbox's `bursts:0.5:0:60:20`).
+  const limit = (t: number): number => (t % 60_000 >= 0 && t % 60_000 < 20_000 && t >= 60_000 ? 25 : 50);
+  for (const kind of ['sliding', 'fixed'] as const) {
+    it(`follows bursts of others' traffic (${kind} windows): down within 10 s, up within 30 s, 429s ≤ 1%`, () => {
+      const r = simulate({ server: { limit, windowMs: 1000, kind }, durationMs: 300_000, jitterMs: 5, sendJitterMs: 10 });
+      for (const fall of [60, 120, 180, 240]) {
+        const followed = r.ratePerSecond.slice(fall).findIndex((rate) => pace(rate) <= 25 * 1.02);
+        expect(followed, `after the fall at ${fall} s`).toBeGreaterThanOrEqual(0);
+        expect(followed, `after the fall at ${fall} s`).toBeLessThanOrEqual(10);
+        expect(secondsTo(r.okPerSecond, (s) => limit(s * 1000), 0.9, 3, fall + 20), `after the rise at ${fall + 20} s`).toBeLessThanOrEqual(30);
+      }
+      expect(share(r)).toBeLessThanOrEqual(0.01);
+    });
+  }
 });
