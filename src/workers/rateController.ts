@@ -21,13 +21,18 @@
 //   that count is the limit. With an exact wait (backoff_ms) the count starts where the server's window
 //   starts, exact for a fixed window too. When the count says nothing (a fixed window's count also holds the
 //   previous window's tail; a rate barely over the limit), bisect between the last rate held clean and this
-//   one, or else cut: 2% for a lone 429 (jitter at the window's edge), then 6, 18 and 30% while they repeat.
-// - Hold there (the pacer sends 2% under it) and probe: +4% after 30 s, the gap doubling to 2 minutes while
-//   probes are refused (each refusal costs one 429 and its Retry-After: under 1% of the time at 2 minutes),
-//   the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once it has
-//   run 2 s and sent a few requests more than its start would have (a probe just over the limit overflows a
-//   window only now and then). After the limit fell, probe back toward the level held before, every 15 s for
-//   10 minutes.
+//   one, or else cut: 2% for a 429 soon after another, 6, 18 and 30% while they repeat. The first 429 after 30
+//   quiet seconds at a held rate is a request that left a few ms late and crossed a window's edge: it holds the
+//   rate (a repeat within 3 s cuts 6%).
+// - Hold there and probe. The pacer sends 2% under the rate, in whole requests a second from about 50/s (49
+//   every second for a limit of 50: against fixed windows a pace of 49.5 puts 50 into every other window, and
+//   one late request overflows it). Probes go +4% and at least one whole request a second more, after 30 s, the
+//   gap doubling to 5 minutes while probes are refused (each refusal costs one 429 and its Retry-After) or prove
+//   nothing, the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once
+//   it has run 4 s and sent a few requests more than its start would have; what it proves is what it sent, and
+//   that is the rate held after it, so the pacer keeps its headroom under a level the API admitted. After the
+//   limit fell (others' traffic on the same key, say), probe straight back to the level held before, every 15 s
+//   for 10 minutes.
 // - A long Retry-After (2 s or more) means a per-minute budget: the budget is what was admitted in the minute
 //   before the 429, and the pacer spreads it evenly (rate = budget / 60). Probes then wait minutes.
 // - Server signals beat estimates: RevenueCat-Rate-Limit-Current-Limit sets the rate at once and caps it (less
