@@ -230,7 +230,10 @@ describe("a limit shared with the live app's traffic", () => {
         const followed = r.ratePerSecond.slice(fall).findIndex((rate) => pace(rate) <= 25 * 1.02);
         expect(followed, `after the fall at ${fall} s`).toBeGreaterThanOrEqual(0);
         expect(followed, `after the fall at ${fall} s`).toBeLessThanOrEqual(10);
-        expect(secondsTo(r.okPerSecond, (s) => limit(s * 1000), 0.9, 3, fall + 20), `after the rise at ${fall + 20} s`).toBeLessThanOrEqual(30);
+        expect(
+          secondsTo(r.okPerSecond, (s) => limit(s * 1000), 0.9, 3, fall + 20),
+          `after the rise at ${fall + 20} s`,
+        ).toBeLessThanOrEqual(30);
       }
       expect(share(r)).toBeLessThanOrEqual(0.01);
     });
