@@ -419,7 +419,14 @@ function discoveryRows(d, add) {
       `≤ ${c.settleGoalS} s`,
       c.secondsTo90 !== undefined && c.secondsTo90 <= c.settleGoalS,
     );
-    add(label, `steady-state use (from ${c.steadyFromS} s)`, String(c.steadyUse), '≥ 0.95', c.steadyUse >= 0.95);
+    const goal = c.useGoal ?? 0.95;
+    add(label, `steady-state use (from ${c.steadyFromS} s)`, String(c.steadyUse), `≥ ${goal}`, c.steadyUse >= goal);
+    if (c.spread)
+      add(
+        label,
+        'requests short of the limit per fixed 1-s window (sandbox admitted/s)',
+        `median ${c.spread.shortMedian}, p5 ${c.spread.shortP5}, p95 ${c.spread.shortP95}, mean ${c.spread.shortMean} (sd ${c.spread.shortSd})`,
+      );
     add(label, '429 share of POSTs', `${pct(c.share429)} (${c.rateLimited}/${c.posts})`, '≤ 1%', c.share429 <= 0.01);
     add(label, 'total time (workers start → run complete)', `${c.totalS} s`, `ideal ${c.idealS} s (×${c.timeVsIdeal})`);
     if (c.followDownS !== undefined || c.use?.halved !== undefined) {
@@ -431,7 +438,23 @@ function discoveryRows(d, add) {
         c.followDownS !== undefined && c.followDownS <= 10,
       );
       add(label, 'restored limit: 90% again after', c.backUpS === undefined ? 'never' : `${c.backUpS} s`);
-      add(label, 'use before / halved / after', `${c.use.before} / ${c.use.halved} / ${c.use.after}`);
+      add(
+        label,
+        'use before / halved / after',
+        `${c.use.before} / ${c.use.halved} / ${c.use.after}`,
+        '≥ 0.93 each',
+        [c.use.before, c.use.halved, c.use.after].every((u) => u >= 0.93),
+      );
+    }
+    for (const e of c.events ?? []) {
+      const goalS = e.kind === 'fall' ? 10 : 30;
+      add(
+        label,
+        `limit ${e.kind === 'fall' ? 'fell' : 'rose'} to ${e.limit}/s at ${e.at} s: ${e.kind === 'fall' ? 'paced under it' : '90% of it'} after (use till next, 429s)`,
+        `${e.followS === undefined ? 'never' : `${e.followS} s`} (${e.use}, ${e.limited})`,
+        `≤ ${goalS} s`,
+        e.followS !== undefined && e.followS <= goalS,
+      );
     }
   }
 }

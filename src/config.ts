@@ -54,6 +54,12 @@ export const configSchema = z.object({
   backoffBaseMs: positiveInt,
   backoffMaxMs: positiveInt,
   rateLimitDefaultWaitMs: positiveInt,
+  /**
+   * The longest wait an answer may ask for (Retry-After, backoff_ms). A Retry-After over 10 minutes is read as
+   * milliseconds when that is within this (RevenueCat's older reference), else capped here (revenuecat/retryAfter.ts).
+   * At least a second (a 429's least wait), at most a day.
+   */
+  maxRetryAfterMs: z.number().int().min(1000, 'must be at least 1000 (ms): a 429 asks for at least a second').max(86_400_000, 'must be at most 86400000 (a day)'),
   userBusyDelayMs: positiveInt,
   userLockMs: positiveInt,
   /** how long a row waits in the worker for its user's request in flight before it goes back to the queue */

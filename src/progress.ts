@@ -10,6 +10,70 @@ export type ProgressCounts = Pick<RunState, 'rows_read' | 'rows_queued' | 'reque
   rates?: readonly RateView[];
 };
 
+/** What one line of the run's bar says (payload of the bar, and the counts it is drawn from). */
+export interface BarParts {
+  /** 0..1 */
+  progress: number;
+  eta: string;
+  read: number;
+  requests: number;
+  succeeded: number;
+  failed: number;
+  rejected: number;
+  held: number;
+  /** rows finished per second, smoothed */
+  rowsPerSecond: number;
+  /** the shared request rate in a few words ("57.0/s learned"), absent until known */
+  rate?: string | undefined;
+}
+
+/**
+ * The bar's line for a terminal `width` columns wide. The whole line at a wide terminal; narrower, its parts
+ * shorten one by one (a shorter bar, no zero counts, the rate's figure without its word, no read and sent counts,
+ * no bar) before anything is cut, so that an 80-column terminal still shows the rate and the counts that matter.
+ */
+export function barLine(width: number, p: BarParts): string {
+  const room = Math.max(20, width - 1);
+  const bar = (size: number): string => {
+    const done = Math.round(Math.min(1, Math.max(0, p.progress)) * size);
+    return `${'\u2588'.repeat(done)}${'\u2591'.repeat(size - done)} `;
+  };
+  const pct = `${Math.floor(Math.min(1, Math.max(0, p.progress)) * 100)}%`;
+  const held = p.held > 0 ? ` · held ${p.held}` : '';
+  const figure = p.rate?.split(' ')[0];
+  const speed = `${p.rowsPerSecond.toFixed(1)} rows/s`;
+  const layouts = [
+    `${bar(24)}${pct} | read ${p.read} · sent ${p.requests} · ok ${p.succeeded} · failed ${p.failed} · rejected ${p.rejected}${held} | ${speed}${p.rate ? ` · rate ${p.rate}` : ''} | ETA ${p.eta}`,
+    `${bar(12)}${pct} | read ${p.read} · sent ${p.requests} · ok ${p.succeeded} · failed ${p.failed}${p.rejected > 0 ? ` · rejected ${p.rejected}` : ''}${held} | ${speed}${figure ? ` · rate ${figure}` : ''} | ETA ${p.eta}`,
+    `${bar(10)}${pct} | ok ${p.succeeded} · failed ${p.failed}${held} | ${speed}${figure ? ` · rate ${figure}` : ''} | ETA ${p.eta}`,
+    `${pct} | ok ${p.succeeded} · failed ${p.failed}${held}${figure ? ` | rate ${figure}` : ''} | ETA ${p.eta}`,
+  ];
+  const fits = layouts.find((l) => [...l].length <= room);
+  return fits ?? [...(layouts[layouts.length - 1] as string)].slice(0, room).join('');
+}
+
+/**
+ * The one plain sentence for a person when the limit is first found, or moves by more than 10% from the last one
+ * told: "RevenueCat's limit is about 57 requests/s; holding 56". Undefined when there is nothing new to tell.
+ */
+export class LimitNews {
+  private told: number | undefined;
+  constructor(private readonly headroom: number) {}
+
+  next(views: readonly RateView[] | undefined): string | undefined {
+    if (!views || views.length === 0) return undefined;
+    // Only learned limits (not a configured --rate, not the climb of slow start) are news.
+    if (views.some((v) => v.phase === 'discovering' || v.learnedAt === undefined)) return undefined;
+    const limit = views.reduce((sum, v) => sum + v.rate, 0);
+    if (this.told !== undefined && Math.abs(limit - this.told) <= 0.1 * this.told) return undefined;
+    const first = this.told === undefined;
+    this.told = limit;
+    const about = (x: number): string => (x >= 10 ? String(Math.round(x)) : x.toFixed(1));
+    const keys = views.length > 1 ? ` (${views.length} keys together)` : '';
+    return `RevenueCat's limit is ${first ? '' : 'now '}about ${about(limit)} requests/s${keys}; holding ${about(limit * this.headroom)}`;
+  }
+}
+
 export interface ProgressDisplay {
   onState(state: ProgressCounts): void;
   /** Writes a line above the bar (the bar is redrawn below it); before the bar starts, straight to the stream. */
@@ -17,13 +81,14 @@ export interface ProgressDisplay {
   stop(): void;
 }
 
-export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): ProgressDisplay {
+/** `headroom`: the share of the learned limit the workers send at (config rateHeadroom), for the limit's sentence. */
+export function runProgressBar(stream: NodeJS.WriteStream = process.stderr, opts: { headroom?: number } = {}): ProgressDisplay {
   // A MultiBar of one bar: it can print log lines above the bar, which a SingleBar cannot.
   const bars = new cliProgress.MultiBar(
     {
       stream,
-      format: '{bar} {percentage}% | read {read} · sent {requests} · ok {succeeded} · failed {failed} · rejected {rejected}{held} | {rate} rows/s{learned} | ETA {eta_formatted}',
-      barsize: 24,
+      // The line is laid out for the terminal's width (barLine), so nothing is cut at its edge.
+      format: (_options, params, payload: Omit<BarParts, 'progress' | 'eta'>) => barLine(params.maxWidth, { ...payload, progress: params.progress, eta: formatEta(params.eta) }),
       hideCursor: true,
       etaBuffer: 30,
       fps: 4,
@@ -34,25 +99,31 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
   let last: { at: number; finished: number } | undefined;
   let rate = 0;
   // the learned request rate as last read (the report's counts at the end carry none: the last one stays)
-  let learned = '';
+  let learned: string | undefined;
+  const news = new LimitNews(opts.headroom ?? 1);
+  const say = (text: string): void => {
+    if (bar) bars.log(`${text}\n`);
+    else stream.write(`${text}\n`);
+  };
   return {
     onState(s) {
       const finished = s.rows_succeeded + s.rows_failed;
       const now = Date.now();
       if (last && now > last.at) rate = rate * 0.7 + (((finished - last.finished) * 1000) / (now - last.at)) * 0.3;
       last = { at: now, finished };
-      const brief = briefRate(s.rates);
-      if (brief) learned = ` · rate ${brief}`;
-      const payload = {
+      learned = briefRate(s.rates) ?? learned;
+      const sentence = news.next(s.rates);
+      if (sentence) say(sentence);
+      const payload: Omit<BarParts, 'progress' | 'eta'> = {
         read: s.rows_read,
         requests: s.requests_sent,
         succeeded: s.rows_succeeded,
         failed: s.rows_failed,
         rejected: s.rows_rejected,
         // held conflicts: rows that are not sent until someone looks at them
-        held: s.rows_held > 0 ? ` · held ${s.rows_held}` : '',
-        rate: rate.toFixed(1),
-        learned,
+        held: s.rows_held,
+        rowsPerSecond: rate,
+        rate: learned,
       };
       if (!bar) bar = bars.create(Math.max(1, s.rows_queued), finished, payload);
       else {
@@ -73,6 +144,16 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr): Pro
       bar = undefined;
     },
   };
+}
+
+/** The ETA as the bar shows it: "ETA 45s", "ETA 3m20s", "ETA 1h05m"; "--" while unknown. */
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--';
+  const t = Math.round(seconds);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  if (t >= 3600) return `${Math.floor(t / 3600)}h${two(Math.floor((t % 3600) / 60))}m`;
+  if (t >= 60) return `${Math.floor(t / 60)}m${two(t % 60)}s`;
+  return `${t}s`;
 }
 
 export interface IngestProgressLine {

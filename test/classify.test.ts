@@ -213,6 +213,34 @@ describe('Retry-After handling', () => {
   });
 });
 
+describe('answers RevenueCat has sent before', () => {
+  it('Is-Retryable: false fails the row at once, with its reason', () => {
+    const c = classify(res(500, { code: 7110, message: 'Internal server error.' }, { isRetryable: false }));
+    expect(c).toMatchObject({ kind: 'permanent', status: 500, code: 7110, reason: 'rc_7110' });
+    expect(c.kind === 'permanent' && c.message).toMatch(/Is-Retryable: false/);
+    // Also a 429 or a 529 the server says not to try again; a success, or a fatal answer, stays what it is.
+    expect(classify(res(529, {}, { isRetryable: false }))).toMatchObject({ kind: 'permanent', reason: 'http_529' });
+    expect(classify(res(200, { subscriber }, { isRetryable: false })).kind).toBe('success');
+    expect(classify(res(401, {}, { isRetryable: false })).kind).toBe('fatal');
+    // Is-Retryable: true changes nothing.
+    expect(classify(res(500, { code: 7110 }, { isRetryable: true }))).toMatchObject({ kind: 'transient' });
+  });
+
+  it('a 529 is the token in process: retried after a few seconds, never the rate limit, never a busy user', () => {
+    const c = classify(res(529, { message: 'The token is being processed.' }, { retryAfterMs: 1000 }));
+    expect(c).toMatchObject({ kind: 'transient', status: 529, inProcess: true, rateLimited: false, userBusy: false, retryAfterMs: 3000 });
+    expect(classify(res(529, {}, { retryAfterMs: 8000 }))).toMatchObject({ inProcess: true, retryAfterMs: 8000 });
+    // The same-user overlap some deployments send as 529 (code 7638) is a busy user, as before.
+    expect(classify(res(529, { code: 7638 }))).toMatchObject({ kind: 'transient', userBusy: true, rateLimited: false });
+    expect(classify(res(529, { code: 7638 }))).not.toHaveProperty('inProcess');
+  });
+
+  it('a wait the client capped is taken as capped, even with a longer backoff_ms in the body', () => {
+    const capped = res(429, { backoff_ms: 9_000_000 }, { retryAfterMs: 600_000, retryAfterNote: 'backoff_ms 9000000 asks for a wait longer than maxRetryAfterMs' });
+    expect(classify(capped)).toMatchObject({ kind: 'transient', rateLimited: true, retryAfterMs: 600_000 });
+  });
+});
+
 describe('network errors', () => {
   it.each(['timeout', 'reset', 'refused', 'other'] as const)('%s → transient with the error name as reason', (error) => {
     const c = classify(net(error, `${error} happened`));

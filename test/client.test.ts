@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RevenueCatClient, type ApiResult } from '../src/revenuecat/client.js';
-import { parseRetryAfter } from '../src/revenuecat/retryAfter.js';
+import { parseRetryAfter, readRetryAfter } from '../src/revenuecat/retryAfter.js';
 import type { ReceiptBody } from '../src/revenuecat/fields.js';
 
 const API_KEY = 'appl_TestSecretKey123456789';
@@ -65,13 +65,14 @@ afterEach(async () => {
   client = undefined;
 });
 
-function makeClient(opts: { baseUrl?: string; timeoutMs?: number; connections?: number; userAgent?: string } = {}): RevenueCatClient {
+function makeClient(opts: { baseUrl?: string; timeoutMs?: number; connections?: number; userAgent?: string; maxRetryAfterMs?: number } = {}): RevenueCatClient {
   client = new RevenueCatClient({
     baseUrl: opts.baseUrl ?? `http://127.0.0.1:${port}`,
     apiKey: API_KEY,
     timeoutMs: opts.timeoutMs ?? 2_000,
     ...(opts.connections === undefined ? {} : { connections: opts.connections }),
     ...(opts.userAgent === undefined ? {} : { userAgent: opts.userAgent }),
+    ...(opts.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: opts.maxRetryAfterMs }),
   });
   return client;
 }
@@ -204,6 +205,43 @@ describe('Retry-After, backoff_ms and rate-limit headers', () => {
   it('reads the RevenueCat rate-limit headers', async () => {
     handler = (_req, res) => json(res, 200, okSubscriber, { 'RevenueCat-Rate-Limit-Current-Limit': '480', 'RevenueCat-Rate-Limit-Current-Usage': '17' });
     expect(response(await makeClient().postReceipt('ios', receipt)).headers).toEqual({ rateLimitPerMinute: 480, rateLimitUsage: 17 });
+  });
+
+  it('reads a Retry-After over 10 minutes as milliseconds (the older API reference), once with a warning note', async () => {
+    handler = (_req, res) => json(res, 429, { message: 'slow down' }, { 'retry-after': '1000' });
+    const meta = response(await makeClient().postReceipt('ios', receipt)).headers;
+    expect(meta.retryAfterMs).toBe(1000);
+    expect(meta.retryAfterNote).toMatch(/^Retry-After: 1000 .*read as 1000 ms/);
+  });
+
+  it('caps a wait longer than maxRetryAfterMs, naming the value', async () => {
+    handler = (_req, res) => json(res, 429, { message: 'slow down' }, { 'retry-after': '7200000' });
+    const meta = response(await makeClient({ maxRetryAfterMs: 30_000 }).postReceipt('ios', receipt)).headers;
+    expect(meta.retryAfterMs).toBe(30_000);
+    expect(meta.retryAfterNote).toMatch(/Retry-After: 7200000 .*maxRetryAfterMs \(30000 ms\)/);
+  });
+
+  it('reads Is-Retryable', async () => {
+    handler = (_req, res) => json(res, 500, { code: 7110, message: 'x' }, { 'is-retryable': 'false' });
+    expect(response(await makeClient().postReceipt('ios', receipt)).headers).toEqual({ isRetryable: false });
+  });
+
+  it('readRetryAfter: seconds up to 10 minutes as the spec says; beyond, milliseconds when plausible, else the cap', () => {
+    const now = Date.parse('2025-01-01T00:00:00Z');
+    const max = 120_000;
+    expect(readRetryAfter('1', now, max)).toEqual({ ms: 1000, reading: 'seconds', raw: '1' });
+    expect(readRetryAfter('90', now, max)).toEqual({ ms: 90_000, reading: 'seconds', raw: '90' });
+    // Under 10 minutes in seconds but over the cap: capped.
+    expect(readRetryAfter('300', now, max)).toEqual({ ms: 120_000, reading: 'capped', raw: '300' });
+    // Over 10 minutes in seconds: milliseconds (1000 is a second, not a quarter of an hour).
+    expect(readRetryAfter('1000', now, max)).toEqual({ ms: 1000, reading: 'milliseconds', raw: '1000' });
+    expect(readRetryAfter('60000', now, max)).toEqual({ ms: 60_000, reading: 'milliseconds', raw: '60000' });
+    // Not plausible as milliseconds either (over the cap, or a fraction): the cap.
+    expect(readRetryAfter('3600000', now, max)).toEqual({ ms: 120_000, reading: 'capped', raw: '3600000' });
+    expect(readRetryAfter('700.5', now, max)).toEqual({ ms: 120_000, reading: 'capped', raw: '700.5' });
+    // An HTTP date further than the cap: capped.
+    expect(readRetryAfter('Wed, 01 Jan 2025 01:00:00 GMT', now, max)).toEqual({ ms: 120_000, reading: 'capped', raw: 'Wed, 01 Jan 2025 01:00:00 GMT' });
+    expect(readRetryAfter('Wed, 01 Jan 2025 00:00:30 GMT', now, max)?.reading).toBe('date');
   });
 
   it('parseRetryAfter handles seconds, dates in the past, negatives and junk', () => {

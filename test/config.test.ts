@@ -122,6 +122,13 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
     expect(() => loadConfig({ env: {}, overrides: { rateNudge: 1.5 } })).toThrow(/rateNudge \(from flag for rateNudge\)/);
   });
 
+  it('takes maxRetryAfterMs (the longest wait an answer may ask for) between a second and a day, naming the key', () => {
+    expect(loadConfig({ env: {} }).maxRetryAfterMs).toBe(120_000);
+    expect(loadConfig({ env: {}, overrides: { maxRetryAfterMs: '30000' } }).maxRetryAfterMs).toBe(30_000);
+    expect(() => loadConfig({ env: {}, overrides: { maxRetryAfterMs: '500' } })).toThrow(/maxRetryAfterMs \(from flag for maxRetryAfterMs\): must be at least 1000/);
+    expect(() => loadConfig({ env: {}, overrides: { maxRetryAfterMs: '99999999999' } })).toThrow(/maxRetryAfterMs .*at most 86400000/);
+  });
+
   it('reads the S3 settings from the environment, validated, into the S3 client configuration', () => {
     const config = loadConfig({ env: { S3_ENDPOINT: 'http://127.0.0.1:9000', S3_FORCE_PATH_STYLE: 'TRUE', AWS_DEFAULT_REGION: 'eu-west-1', AWS_REGION: 'eu-central-1' } });
     expect(config).toMatchObject({ s3Endpoint: 'http://127.0.0.1:9000', s3ForcePathStyle: true, s3Region: 'eu-central-1' });

@@ -3,10 +3,11 @@
 // discovery: find the limit from a safe start, settle just under it, follow it down at once and up again, learn a
 // per-minute budget and spread it evenly, and never exceed --rate.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_DISCOVERY, onAnnounced, onJoin, onRateLimited, onTick, type RateState } from '../src/workers/rate/discovery.js';
+import { DEFAULT_DISCOVERY, onAnnounced, onJoin, onRateLimited, onTick, paceAim, type RateState } from '../src/workers/rate/discovery.js';
 import { secondsTo, simulate, use, type SimLimit } from './support/limitSim.js';
 
-const pace = (rate: number): number => rate * DEFAULT_DISCOVERY.headroom;
+/** What the pacer sends for a learned rate: the headroom's share, in whole requests per second (pacer.ts). */
+const pace = (rate: number): number => paceAim(rate * DEFAULT_DISCOVERY.headroom);
 const share = (r: { limited: number; sent: number }): number => r.limited / r.sent;
 /** The learned rate at the end, a probe in progress aside. */
 const settled = (s: RateState): number => (s.probeFrom > 0 ? s.probeFrom : s.rate);
@@ -149,14 +150,15 @@ describe('the rules themselves', () => {
   });
 
   it('a probe the client could not keep up with proves nothing: the rate goes back to where it was', () => {
-    const probing = { ...held(100), rate: 120, probeFrom: 100, probeAt: now - 3000, nextProbe: now - 3000 };
-    // The pacer asked for 117.6/s for 3 s; only ~98/s went out (the CPU was short), and nothing was refused.
-    const starved = onTick(probing, now, { sent1: 98, sinceProbe: 294 }, { configured: undefined });
+    const probing = { ...held(100), rate: 120, probeFrom: 100, probeAt: now - 5000, nextProbe: now - 5000 };
+    // The pacer asked for 117/s for 5 s; only ~98/s went out (the CPU was short), and nothing was refused.
+    const starved = onTick(probing, now, { sent1: 98, sinceProbe: 490 }, { configured: undefined });
     expect(starved?.next.rate).toBe(100);
     expect(starved?.reason).toMatch(/inconclusive/);
-    const kept = onTick(probing, now, { sent1: 117, sinceProbe: 350 }, { configured: undefined });
-    expect(kept?.next.rate).toBe(120);
-    expect(kept?.next.lo).toBe(120);
+    const kept = onTick(probing, now, { sent1: 117, sinceProbe: 585 }, { configured: undefined });
+    // Held: what it proved is what it sent (117/s a second, whole requests), held from now on with the headroom under it.
+    expect(kept?.next.rate).toBe(117);
+    expect(kept?.next.lo).toBe(117);
   });
 
   it('a long Retry-After switches to a per-minute budget: what was admitted in the minute, spread over it', () => {
@@ -177,4 +179,63 @@ describe('the rules themselves', () => {
     const withOthers = onTick({ ...announced!.next, rate: 15 }, now + 1000, { sent1: 15 }, { configured: undefined, usage: { perMinute: 900, usage: 900, oursLastMinute: 600 } });
     expect(withOthers?.next.rate).toBe(10);
   });
+});
+
+describe('whole requests a second (pacer.ts, paceAim)', () => {
+  it('plans whole requests from about 50/s, and a probe sends at least one more a second than the rate held', () => {
+    expect(paceAim(49.5)).toBe(49);
+    expect(paceAim(98.9)).toBe(98);
+    // Below, rounding down would cost more than the headroom: the pace as it is.
+    expect(paceAim(9.8)).toBe(9.8);
+    const held50 = { ...onJoin(undefined, 0, { configured: undefined }).next, phase: 'hold' as const, rate: 50, lo: 50, nextProbe: 0, learnedAt: 1 };
+    const probe = onTick(held50, 1000, { sent1: 49 }, { configured: undefined });
+    expect(probe?.reason).toMatch(/probing/);
+    expect(paceAim(probe!.next.rate * DEFAULT_DISCOVERY.headroom)).toBeGreaterThanOrEqual(51);
+  });
+
+  it('a probe that held but sent no more than the rate held proves nothing: the rate stays, the next probe waits longer', () => {
+    const state = {
+      ...onJoin(undefined, 0, { configured: undefined }).next,
+      phase: 'hold' as const,
+      rate: 50.5,
+      lo: 49,
+      probeFrom: 49,
+      probeAt: 0,
+      gap: 30_000,
+      step: 0.04,
+      learnedAt: 1,
+    };
+    // 50.5 × 0.98 = 49.49: 49 whole requests a second, what 49 already sent.
+    const d = onTick(state, 5000, { sent1: 49, sinceProbe: 245 }, { configured: undefined });
+    expect(d?.reason).toMatch(/sent no more/);
+    expect(d?.next.rate).toBe(49);
+    expect(d?.next.gap).toBe(60_000);
+    expect(d?.next.nextProbe).toBe(65_000);
+  });
+
+  it('holds at 50/s in fixed windows over 10 minutes at 0.97 of the limit, even when requests leave up to 30 ms late', () => {
+    const r = simulate({ server: { limit: 50, windowMs: 1000, kind: 'fixed' }, durationMs: 600_000, jitterMs: 5, sendJitterMs: 30 });
+    expect(use(r.okPerSecond, () => 50, 30, 599)).toBeGreaterThanOrEqual(0.965);
+    expect(share(r)).toBeLessThanOrEqual(0.01);
+  });
+});
+
+describe("a limit shared with the live app's traffic", () => {
+  // 50/s of which others take half for 20 s every minute (the sandbox's `bursts:0.5:0:60:20`).
+  const limit = (t: number): number => (t % 60_000 >= 0 && t % 60_000 < 20_000 && t >= 60_000 ? 25 : 50);
+  for (const kind of ['sliding', 'fixed'] as const) {
+    it(`follows bursts of others' traffic (${kind} windows): down within 10 s, up within 30 s, 429s ≤ 1%`, () => {
+      const r = simulate({ server: { limit, windowMs: 1000, kind }, durationMs: 300_000, jitterMs: 5, sendJitterMs: 10 });
+      for (const fall of [60, 120, 180, 240]) {
+        const followed = r.ratePerSecond.slice(fall).findIndex((rate) => pace(rate) <= 25 * 1.02);
+        expect(followed, `after the fall at ${fall} s`).toBeGreaterThanOrEqual(0);
+        expect(followed, `after the fall at ${fall} s`).toBeLessThanOrEqual(10);
+        expect(
+          secondsTo(r.okPerSecond, (s) => limit(s * 1000), 0.9, 3, fall + 20),
+          `after the rise at ${fall + 20} s`,
+        ).toBeLessThanOrEqual(30);
+      }
+      expect(share(r)).toBeLessThanOrEqual(0.01);
+    });
+  }
 });

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
-import { runProgressBar } from '../src/progress.js';
+import { barLine, LimitNews, runProgressBar } from '../src/progress.js';
 import { runProgressLog } from '../src/session/progressLog.js';
 import { briefRate, type RunProgress } from '../src/session/rateProgress.js';
 import type { RateView } from '../src/workers/rate/sharedRate.js';
@@ -46,5 +46,33 @@ describe('the learned rate in the progress', () => {
     await new Promise((r) => setImmediate(r));
     const logged = JSON.parse(text.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(logged).toMatchObject({ msg: 'progress', succeeded: 8, rate: '48.5/s learned' });
+  });
+
+  it('fits the bar to the terminal: parts shorten before anything is cut, and the rate stays', () => {
+    const parts = { progress: 0.45, eta: '2m05s', read: 1500, requests: 712, succeeded: 650, failed: 12, rejected: 0, held: 0, rowsPerSecond: 56.12, rate: '58.5/s learned' };
+    const wide = barLine(200, parts);
+    expect(wide).toMatch(/45% \| read 1500 · sent 712 · ok 650 · failed 12 · rejected 0 \| 56\.1 rows\/s · rate 58\.5\/s learned \| ETA 2m05s$/);
+    for (const width of [120, 100, 80, 60]) {
+      const line = barLine(width, parts);
+      expect([...line].length, `at ${width} columns: ${line}`).toBeLessThan(width);
+      // the rate's figure, whole, and the ETA, at every width down to 60 columns
+      expect(line).toContain('rate 58.5/s');
+      expect(line).toMatch(/ETA 2m05s$/);
+    }
+    expect(barLine(80, parts)).toMatch(/ok 650 · failed 12/);
+    // very narrow: cut, never wrapped
+    expect([...barLine(30, parts)].length).toBeLessThan(30);
+  });
+
+  it('says the limit once in a plain sentence when found, and again only when it moves by more than 10%', () => {
+    const news = new LimitNews(0.98);
+    const at = (rate: number, phase: RateView['phase'] = 'holding'): RateView[] => [{ ...learned, rate, phase }];
+    expect(news.next(at(20, 'discovering'))).toBeUndefined();
+    expect(news.next([{ ...learned, learnedAt: undefined as unknown as string }].map(({ learnedAt: _l, ...v }) => v))).toBeUndefined();
+    expect(news.next(at(57.3))).toBe("RevenueCat's limit is about 57 requests/s; holding 56");
+    expect(news.next(at(55))).toBeUndefined();
+    expect(news.next(at(62))).toBeUndefined();
+    expect(news.next(at(50))).toBe("RevenueCat's limit is now about 50 requests/s; holding 49");
+    expect(news.next(at(50.2))).toBeUndefined();
   });
 });

@@ -237,3 +237,47 @@ describe('timeline in stats', () => {
     expect(statuses(await burst(sb, 4, 'r'))).toEqual([200, 200, 200, 429]);
   });
 });
+
+describe("others' traffic and answers RevenueCat has sent before (issue 18)", () => {
+  it('the background share follows its pattern, and what is left of a limit is rounded, never below one request', async () => {
+    const { backgroundShareAt, leftOf, parseBackgroundText } = await import('../src/sandbox/background.js');
+    const wave = { pattern: 'wave' as const, share: 0.5, baseShare: 0, periodSeconds: 120, burstSeconds: 5 };
+    expect(backgroundShareAt(wave, 0)).toBeCloseTo(0, 9);
+    expect(backgroundShareAt(wave, 60)).toBeCloseTo(0.5, 9);
+    expect(backgroundShareAt(wave, 120)).toBeCloseTo(0, 9);
+    const bursts = { pattern: 'bursts' as const, share: 0.6, baseShare: 0.1, periodSeconds: 30, burstSeconds: 5 };
+    expect([0, 4.9, 5, 29, 30].map((t) => backgroundShareAt(bursts, t))).toEqual([0.6, 0.6, 0.1, 0.1, 0.6]);
+    expect(backgroundShareAt({ ...bursts, pattern: 'steady' }, 77)).toBe(0.6);
+    expect(leftOf(50, 0.5)).toBe(25);
+    expect(leftOf(3, 0.99)).toBe(1);
+    expect(leftOf(0, 0.5)).toBe(0);
+    expect(parseBackgroundText('wave:0.5:0:120')).toEqual({ pattern: 'wave', share: 0.5, baseShare: 0, periodSeconds: 120 });
+    expect(parseBackgroundText('tide:1')).toMatch(/is not <steady\|wave\|bursts>/);
+  });
+
+  it("a steady share of others' traffic takes its part of each window, and shows in the usage announced", async () => {
+    const sb = await start({ rateLimitPerSecond: 10, rateLimitWindow: 'fixed', rateLimitHeaders: 'all', backgroundTraffic: 'steady:0.4' as never });
+    expect(sb.rateLimit().backgroundShare).toBe(0.4);
+    sb.reset();
+    const replies = await burst(sb, 8, 'bg');
+    // 10 a second, 4 of them taken by others: 6 left (the burst takes well under a second on loopback).
+    expect(statuses(replies).filter((s) => s === 200)).toHaveLength(6);
+    expect(Number(replies[0]!.headers.get('revenuecat-rate-limit-current-usage'))).toBeGreaterThanOrEqual(Math.round(0.4 * 600));
+    expect(() => sb.configure({ backgroundTraffic: { pattern: 'steady', share: 2 } })).toThrow(/backgroundTraffic/);
+  });
+
+  it('Retry-After in milliseconds; Is-Retryable: false (noretry); 529 while the token is processed (busy<N>)', async () => {
+    const sb = await start({ rateLimitPerSecond: 1, rateLimitWindow: 'fixed', retryAfterUnit: 'milliseconds' });
+    sb.reset();
+    const [, refused] = await burst(sb, 2, 'ms');
+    expect(refused!.status).toBe(429);
+    expect(refused!.headers.get('retry-after')).toBe('1000');
+    sb.configure({ rateLimitPerSecond: 0 });
+    const noretry = await post(sb, 'nr', 'tok-sbx-noretry');
+    expect(noretry.status).toBe(500);
+    expect(noretry.headers.get('is-retryable')).toBe('false');
+    const busy = [await post(sb, 'bz', 'tok-sbx-busy2'), await post(sb, 'bz', 'tok-sbx-busy2'), await post(sb, 'bz', 'tok-sbx-busy2')];
+    expect(statuses(busy)).toEqual([529, 529, 200]);
+    expect(busy[0]!.headers.get('retry-after')).toBe('1');
+  });
+});

@@ -29,7 +29,7 @@ export function log(message) {
 
 export const SCENARIOS = ['rate', 'ingest', 'overhead', 'ledger', 'sequential', 'e2e', 'discovery'];
 
-export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--e2e-rows N] [--e2e-high-water-mark N] [--discovery-window fixed|sliding] [--redis URL]
+export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--e2e-rows N] [--e2e-high-water-mark N] [--discovery-window fixed|sliding] [--discovery-cases LIST] [--redis URL]
 
   --quick             every size divided by 10 (same as --scale 0.1); e2e runs 50,000 rows instead of 1,000,000
   --scale F           multiply every row count by F (0 < F <= 1)
@@ -43,6 +43,8 @@ export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only 
                       the e2e ingester's --high-water-mark (default 50,000 at a million rows, scaled with the rows)
   --discovery-window KIND
                       how the discovery scenario's one-second limits count: fixed (default) or sliding windows
+  --discovery-cases LIST
+                      only these cases of the discovery scenario (comma-separated names, e.g. s50,long50,wave)
   --redis URL         Redis to use (default REDIS_URL or redis://127.0.0.1:6379); only keys under bench-* are written`;
 
 export class UsageError extends Error {}
@@ -102,6 +104,12 @@ export function parseArgs(argv) {
         opts.discoveryWindow = v;
         break;
       }
+      case '--discovery-cases':
+        opts.discoveryCases = value()
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
+        break;
       case '--redis':
         opts.redisUrl = value();
         break;

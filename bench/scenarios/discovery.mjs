@@ -22,10 +22,48 @@ const HEADROOM = 0.98;
 /** Limit in force `s` seconds after the sandbox's schedule started, per second. */
 const constant = (perSecond) => () => perSecond;
 
-function cases(quick, window) {
-  const s = (limit, seconds) => ({
-    name: `s${limit}`,
-    label: `${limit}/s, ${window} 1-s windows`,
+/** Rows a limit admits over `seconds` (each second's limit, summed). */
+const rowsFor = (limit, seconds) => Array.from({ length: seconds }, (_, t) => limit(t)).reduce((a, b) => a + b, 0);
+
+/**
+ * The shared-limit cases: a 50/s limit of which others' traffic (the live app's) takes a share that moves
+ * (sandbox backgroundTraffic). `bg` is the sandbox's own backgroundShareAt / leftOf, so the limit the figures
+ * are measured against is the one the sandbox applied.
+ */
+function sharedCases(quick, window, bg) {
+  const seconds = quick ? 90 : 180;
+  const shared = (name, label, traffic, events) => {
+    const t = { pattern: 'none', share: 0, baseShare: 0, periodSeconds: 120, burstSeconds: 5, ...traffic };
+    const limit = (s) => bg.leftOf(50, bg.backgroundShareAt(t, s));
+    return {
+      name,
+      label: `50/s shared: ${label}, ${window} 1-s windows`,
+      knobs: { rateLimitPerSecond: 50, rateLimitWindow: window, backgroundTraffic: t },
+      limit,
+      rows: rowsFor(limit, seconds),
+      windowS: 5,
+      settleGoalS: 30,
+      events: events ? events(seconds) : [],
+      useGoal: 0.9,
+    };
+  };
+  const period = quick ? 40 : 60;
+  const burst = quick ? 15 : 20;
+  return [
+    shared('steady', 'others take 30%', { pattern: 'steady', share: 0.3 }),
+    shared('wave', `others take 0-50% in a ${quick ? 60 : 120}-s wave`, { pattern: 'wave', share: 0.5, periodSeconds: quick ? 60 : 120 }),
+    shared('bursts', `others take 50% for ${burst} s every ${period} s`, { pattern: 'bursts', share: 0.5, periodSeconds: period, burstSeconds: burst }, (total) => {
+      const ev = [];
+      for (let at = period; at < total; at += period) ev.push({ at, kind: 'fall' }, { at: at + burst, kind: 'rise' });
+      return ev.filter((e) => e.at < total - 5);
+    }),
+  ];
+}
+
+function cases(quick, window, bg) {
+  const s = (limit, seconds, name = `s${limit}`) => ({
+    name,
+    label: `${limit}/s${name === `s${limit}` ? '' : ` for ${seconds >= 120 ? `${seconds / 60} min` : `${seconds} s`}`}, ${window} 1-s windows`,
     knobs: { rateLimitPerSecond: limit, rateLimitWindow: window },
     limit: constant(limit),
     rows: limit * seconds,
@@ -40,6 +78,8 @@ function cases(quick, window) {
     s(10, quick ? 30 : 50),
     s(50, quick ? 30 : 50),
     s(200, quick ? 30 : 50),
+    s(50, quick ? 60 : 120, 'two50'),
+    { ...s(50, quick ? 120 : 600, 'long50'), useGoal: 0.97 },
     {
       name: 'm1200',
       label: '1,200/min, fixed minute windows',
@@ -66,7 +106,12 @@ function cases(quick, window) {
       settleGoalS: 30,
       halveAt,
       backAt,
+      events: [
+        { at: halveAt, kind: 'fall' },
+        { at: backAt, kind: 'rise' },
+      ],
     },
+    ...sharedCases(quick, window, bg),
   ];
 }
 
@@ -75,8 +120,10 @@ export async function discoveryScenario(ctx) {
   const window = ctx.opts.discoveryWindow ?? 'fixed';
   const { readRateState } = await import(pathToFileURL(join(DIST, 'workers', 'rate', 'sharedRate.js')).href);
   const { RedisKeys } = await import(pathToFileURL(join(DIST, 'redis', 'keys.js')).href);
+  const bg = await import(pathToFileURL(join(DIST, 'sandbox', 'background.js')).href);
   const results = { quick, window, latencyMs: LATENCY_MS, workers: WORKERS, cases: {} };
-  for (const c of cases(quick, window)) {
+  const only = ctx.opts.discoveryCases;
+  for (const c of cases(quick, window, bg).filter((x) => !only || only.includes(x.name))) {
     log(`discovery ${c.name}: ${c.label}, ${c.rows} rows`);
     results.cases[c.name] = await runCase(ctx, c, { readRateState, RedisKeys });
   }
@@ -140,9 +187,11 @@ export function analyse(c, stats, rates, wallS) {
   const last = buckets.reduce((m, b) => Math.max(m, b.second), 0);
   const ok = new Array(last + 1).fill(0);
   const limited = new Array(last + 1).fill(0);
+  const admitted = new Array(last + 1).fill(0);
   for (const b of buckets) {
     ok[b.second] = b.succeeded;
     limited[b.second] = b.rateLimited;
+    admitted[b.second] = b.admitted;
   }
   const limitAt = (s) => c.limit(s);
   /** First second (1-based count) from `from` at which the trailing average reaches 90% of the limit. */
@@ -183,6 +232,7 @@ export function analyse(c, stats, rates, wallS) {
     rows: c.rows,
     secondsTo90,
     settleGoalS: c.settleGoalS,
+    useGoal: c.useGoal ?? 0.95,
     steadyFromS: steadyFrom,
     steadyUse: use(steadyFrom, lastBusy),
     share429: posts ? stats.rateLimited / posts : undefined,
@@ -192,10 +242,30 @@ export function analyse(c, stats, rates, wallS) {
     totalS: round(wallS, 1),
     idealS: round(ideal, 1),
     timeVsIdeal: round(ideal / wallS, 3),
+    spread: spreadOf(admitted, steadyFrom, lastBusy, limitAt),
     okPerSecond: ok,
+    admittedPerSecond: admitted,
     limitedPerSecond: limited,
     rates,
   };
+  if (c.events?.length) {
+    // Each change of the limit: after a fall, how soon the learned rate paced at or under the new limit (goal
+    // ≤ 10 s); after a rise, how soon 90% of the new limit succeeded again (goal ≤ 30 s); use in each phase.
+    figures.events = c.events.map((e, i) => {
+      const to = limitAt(e.at);
+      const next = c.events[i + 1]?.at ?? lastBusy;
+      const out = { at: e.at, kind: e.kind, limit: to, use: use(e.at, next) };
+      if (e.kind === 'fall') {
+        const down = rates.find((r) => r.t >= e.at && r.rate * HEADROOM <= to * 1.02);
+        out.followS = down ? round(down.t - e.at, 2) : undefined;
+      } else {
+        out.followS = reach(e.at);
+      }
+      out.limited = sum(limited, e.at, Math.min(next, last + 1));
+      return out;
+    });
+    figures.firstPhaseUse = use(steadyFrom, c.events[0].at);
+  }
   if (c.halveAt !== undefined) {
     // Followed: the first moment after the halving from which the learned rate paces at or under the new limit.
     const after = rates.filter((r) => r.t >= c.halveAt);
@@ -206,6 +276,22 @@ export function analyse(c, stats, rates, wallS) {
     figures.limited = { before: sum(limited, 0, c.halveAt), halved: sum(limited, c.halveAt, c.backAt), after: sum(limited, c.backAt, last + 1) };
   }
   return figures;
+}
+
+/**
+ * How evenly the requests reached the API: per fixed one-second window of the steady state, what the limit
+ * admitted, as a share of the limit and as requests short of it (the sandbox's own per-second count).
+ */
+export function spreadOf(admitted, from, to, limitAt) {
+  const short = [];
+  for (let s = from; s < to; s++) short.push(limitAt(s) - (admitted[s] ?? 0));
+  if (short.length === 0) return undefined;
+  const sorted = [...short].sort((a, b) => a - b);
+  const q = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+  const mean = short.reduce((a, b) => a + b, 0) / short.length;
+  const sd = Math.sqrt(short.reduce((a, b) => a + (b - mean) ** 2, 0) / short.length);
+  // Requests short of the limit per window: 1 is the headroom at 50/s (the pacer aims at 49).
+  return { seconds: short.length, shortMedian: q(0.5), shortP5: q(0.05), shortP95: q(0.95), shortMax: sorted[sorted.length - 1], shortMean: round(mean, 2), shortSd: round(sd, 2) };
 }
 
 const sum = (list, from, to) => list.slice(from, to).reduce((a, b) => a + b, 0);

@@ -31,7 +31,7 @@ export function runDisplay(io: CliIo, config: Config, opts: { logDir?: string } 
   if (!io.stderr.isTTY || opts.logDir === undefined) {
     return { logger: createLogger(config.logLevel, io.stderr), on: { metrics }, stop: () => undefined, closing: () => '' };
   }
-  const bar = runProgressBar(io.stderr);
+  const bar = runProgressBar(io.stderr, { headroom: config.rateHeadroom });
   const { logger, screen, path } = terminalLogger(config, join(opts.logDir, 'run.log'), bar);
   return {
     logger,

@@ -20,7 +20,7 @@ export function summaryText(summary: Summary, dir: string, next?: string): strin
     ...(summary.rows_conflict > 0 ? ([['conflicts', `${summary.rows_conflict}, ${summary.rows_held} held (conflicts.csv)`]] as [string, string][]) : []),
     ['not as expected', summary.rows_mismatched + (summary.verify?.mismatched ?? 0)],
     ['still queued', summary.rows_pending],
-    ['requests sent', summary.requests_sent],
+    ['requests sent', requestsText(summary)],
     ['report', dir],
   ];
   const status = summary.canary && summary.status === 'partial' ? `partial: a canary of ${summary.canary.sent} rows (--limit ${summary.canary.limit})` : summary.status;
@@ -30,6 +30,17 @@ export function summaryText(summary: Summary, dir: string, next?: string): strin
     lines.push('', 'Check these rows in RevenueCat (and the report), then send the rest, nothing twice, with:', `  ${next}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Requests sent, with the answers that were retried without spending a row's attempts: 429s and 529s apart. */
+function requestsText(s: Summary): string {
+  const apart = [
+    s.requests_rate_limited > 0 ? `${s.requests_rate_limited} answered 429` : '',
+    s.requests_in_process > 0 ? `${s.requests_in_process} answered 529 (token in process)` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  return apart ? `${s.requests_sent} (${apart})` : String(s.requests_sent);
 }
 
 export function planText(plan: Plan, files: PlanFiles): string {

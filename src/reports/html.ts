@@ -302,6 +302,8 @@ function card(id: string, label: string, value: number, sub = '', tone = ''): st
 function renderCards(s: Summary): string {
   const ofRead = (n: number): string => (s.rows_read > 0 ? `${fmtPct(n, s.rows_read)} of rows read` : '');
   const rateLimited = s.by_http_status['429'] ?? 0;
+  const inProcess = s.by_http_status['529'] ?? 0;
+  const answered = [rateLimited > 0 ? `${fmtInt(rateLimited)} answered 429` : '', inProcess > 0 ? `${fmtInt(inProcess)} answered 529 (token in process)` : ''].filter(Boolean).join(', ');
   return `<section class="cards" aria-label="Summary">
 ${card('rows-read', 'Rows read', s.rows_read, `${fmtInt(s.rows_queued)} queued`)}
 ${card('succeeded', 'Succeeded', s.rows_succeeded, ofRead(s.rows_succeeded), 'good')}
@@ -310,7 +312,7 @@ ${card('rejected', 'Rejected', s.rows_rejected, s.rows_rejected > 0 ? 'invalid a
 ${card('duplicates', 'Duplicates', s.rows_duplicate, s.rows_duplicate > 0 ? 'covered by their first row' : '')}
 ${card('already-migrated', 'Already migrated', s.already_migrated, s.already_migrated > 0 ? 'by an earlier run' : '')}
 ${s.rows_held > 0 ? card('held', 'Held conflicts', s.rows_held, 'token of another user: see conflicts.csv', 'warn') + '\n' : ''}${card('pending', 'Pending', s.rows_pending, s.rows_pending > 0 ? 'no outcome yet' : '', s.rows_pending > 0 ? 'warn' : '')}
-${card('requests-sent', 'Requests sent', s.requests_sent, rateLimited > 0 ? `${fmtInt(rateLimited)} answered 429` : '')}
+${card('requests-sent', 'Requests sent', s.requests_sent, answered)}
 ${card('retries', 'Retries', s.retries, s.retries > 0 ? 'retry rounds of failed rows' : '')}
 ${card('mismatched', 'Not as expected', s.rows_mismatched + (s.verify?.mismatched ?? 0), s.verify ? `verify: ${fmtInt(s.verify.matched)} of ${fmtInt(s.verify.checked)} rows still match` : 'see mismatches.csv', s.rows_mismatched + (s.verify?.mismatched ?? 0) > 0 ? 'warn' : '')}
 </section>`;

@@ -42,6 +42,10 @@ export interface Summary extends SummaryCounters {
   verify?: VerifySummary;
   /** every request sent, by HTTP status or network error (timeout, reset, refused) */
   by_http_status: Record<string, number>;
+  /** answers 429: the rate limit (or a busy user, code 7638), retried without spending attempts */
+  requests_rate_limited: number;
+  /** answers 529: the token was being processed; retried after a few seconds, never lowering the learned rate */
+  requests_in_process: number;
   /** failed rows by reason: rc_<code>, http_<status>, timeout, product_not_in_subscriber … */
   by_error_code: Record<string, number>;
   reconciliation: Reconciliation;
@@ -101,6 +105,8 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     requests_sent: state.requests_sent,
     retries: state.retries,
     by_http_status: state.by_http_status,
+    requests_rate_limited: state.by_http_status['429'] ?? 0,
+    requests_in_process: state.by_http_status['529'] ?? 0,
     by_error_code: tally.byErrorCode,
     reconciliation: tally.reconciliation,
     ...(stopped && fatal ? { fatal: { message: fatal.message, status: fatal.status, ...(fatal.code !== undefined ? { code: fatal.code } : {}), at: fatal.at, ...(fatal.keys ? { keys: fatal.keys } : {}) } } : {}),

@@ -11,7 +11,18 @@ export type RetryClass = 'transient' | 'permanent' | 'fatal';
 
 export type Classification =
   | { kind: 'success'; status: number; subscriber: Subscriber }
-  | { kind: 'transient'; status?: number; code?: number; reason: string; message: string; retryAfterMs?: number; rateLimited: boolean; userBusy: boolean }
+  | {
+      kind: 'transient';
+      status?: number;
+      code?: number;
+      reason: string;
+      message: string;
+      retryAfterMs?: number;
+      rateLimited: boolean;
+      userBusy: boolean;
+      /** 529: the token is being processed; retried after a few seconds, never a sign of the rate limit */
+      inProcess?: boolean;
+    }
   | { kind: 'permanent'; status: number; code?: number; reason: string; message: string }
   | { kind: 'fatal'; status: number; code?: number; reason: string; message: string; cause: FatalCause };
 
@@ -74,6 +85,10 @@ export const TRANSIENT_STATUSES: ReadonlySet<number> = new Set([408, 423, 425, 4
 const FATAL_STATUSES: ReadonlySet<number> = new Set([401, 403]);
 
 const CODE_USER_BUSY = 7638;
+/** RevenueCat's "the token is being processed": a retry after a few seconds is right (not the rate limit). */
+export const STATUS_IN_PROCESS = 529;
+/** The least wait before trying a 529's token again, when the answer names none. */
+export const IN_PROCESS_WAIT_MS = 3000;
 
 /**
  * What to fix for each fatal condition (the run pauses and prints this). `{for}` names the key's rows when known
@@ -198,10 +213,18 @@ export function classify(result: ApiResult, key?: KeyDescription): Classificatio
     return { kind: 'fatal', status, ...codeField, reason, message: named + said, cause: fatalCause(status, code) };
   }
 
+  if (retry === 'transient' && result.headers.isRetryable === false) {
+    // RevenueCat's SDKs give up on an answer marked Is-Retryable: false; so does the row, at once, with its reason.
+    return { kind: 'permanent', status, ...codeField, reason, message: `${message} (Is-Retryable: false: not tried again)` };
+  }
+
   if (retry === 'transient') {
     const userBusy = code === CODE_USER_BUSY || status === 423;
     const rateLimited = status === 429 && code !== CODE_USER_BUSY;
-    const retryAfterMs = bodyBackoffMs(body) ?? result.headers.retryAfterMs;
+    const inProcess = status === STATUS_IN_PROCESS && !userBusy;
+    // The body's backoff_ms first; a wait the client already capped (retryAfterNote) as it was capped.
+    const asked = result.headers.retryAfterNote !== undefined ? result.headers.retryAfterMs : (bodyBackoffMs(body) ?? result.headers.retryAfterMs);
+    const retryAfterMs = inProcess ? Math.max(asked ?? 0, IN_PROCESS_WAIT_MS) : asked;
     return {
       kind: 'transient',
       status,
@@ -211,6 +234,7 @@ export function classify(result: ApiResult, key?: KeyDescription): Classificatio
       ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
       rateLimited,
       userBusy,
+      ...(inProcess ? { inProcess } : {}),
     };
   }
 

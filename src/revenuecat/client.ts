@@ -9,7 +9,7 @@
 import { Pool } from 'undici';
 import { PLATFORMS, type Platform, type ReceiptBody } from './fields.js';
 import { DEFAULT_KEY_VARIABLE, KeyRing } from './keyRing.js';
-import { bodyBackoffMs, parseRetryAfter } from './retryAfter.js';
+import { bodyBackoffMs, DEFAULT_MAX_RETRY_AFTER_MS, describeRetryAfter, readRetryAfter } from './retryAfter.js';
 
 export interface RevenueCatClientOptions {
   /** e.g. `https://api.revenuecat.com`; may end in '/' and may carry a path prefix (`http://proxy/rc/`). */
@@ -23,11 +23,17 @@ export interface RevenueCatClientOptions {
   /** Keep-alive connections kept to the API origin (default 10). */
   connections?: number;
   userAgent?: string;
+  /** The longest wait any answer may ask for (Retry-After, backoff_ms); longer ones are capped (retryAfter.ts). */
+  maxRetryAfterMs?: number;
 }
 
 export interface ResponseMeta {
-  /** From a body `backoff_ms` when present, else from `Retry-After` (seconds, decimal allowed, or an HTTP date). */
+  /** From a body `backoff_ms` when present, else from `Retry-After` (seconds, decimal allowed, or an HTTP date; see retryAfter.ts). */
   retryAfterMs?: number;
+  /** Set when the wait asked was not taken as sent (milliseconds, or capped): the one warning line, naming the value. */
+  retryAfterNote?: string;
+  /** `Is-Retryable` (RevenueCat's SDKs honour it): false = trying again will not help. */
+  isRetryable?: boolean;
   /** `RevenueCat-Rate-Limit-Current-Limit` (requests per minute). */
   rateLimitPerMinute?: number;
   /** `RevenueCat-Rate-Limit-Current-Usage`. */
@@ -55,6 +61,7 @@ export class RevenueCatClient {
   readonly #anyKey: string;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
+  readonly #maxRetryAfterMs: number;
   #closing: Promise<void> | undefined;
 
   constructor(opts: RevenueCatClientOptions) {
@@ -78,6 +85,7 @@ export class RevenueCatClient {
     this.#prefix = prefix;
     this.#timeoutMs = opts.timeoutMs;
     this.#userAgent = opts.userAgent ?? DEFAULT_USER_AGENT;
+    this.#maxRetryAfterMs = opts.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS;
   }
 
   /** POST /v1/receipts. Always sends `create_events: false` and `should_update_last_seen_fields: false`. */
@@ -120,7 +128,7 @@ export class RevenueCatClient {
     const sent = await requestWithDeadline(this.#pool, { method, path: this.#prefix + path, headers, ...(body !== undefined ? { body } : {}) }, this.#timeoutMs);
     if (!sent.ok) return { kind: 'network', error: sent.error, message: this.#redact(sent.message), durationMs: elapsed() };
     const parsed = parseBody(this.#redact(sent.text));
-    return { kind: 'response', status: sent.status, body: parsed, headers: readMeta(sent.headers, parsed), durationMs: elapsed() };
+    return { kind: 'response', status: sent.status, body: parsed, headers: readMeta(sent.headers, parsed, this.#maxRetryAfterMs), durationMs: elapsed() };
   }
 
   #redact(text: string): string {
@@ -215,10 +223,23 @@ function nonNegativeInt(v: string | undefined): number | undefined {
   return Math.round(Number(v));
 }
 
-function readMeta(headers: RawHeaders, body: unknown): ResponseMeta {
+export function readMeta(headers: RawHeaders, body: unknown, maxRetryAfterMs: number = DEFAULT_MAX_RETRY_AFTER_MS): ResponseMeta {
   const meta: ResponseMeta = {};
-  const retryAfterMs = bodyBackoffMs(body) ?? parseRetryAfter(header(headers, 'retry-after'));
-  if (retryAfterMs !== undefined) meta.retryAfterMs = retryAfterMs;
+  const backoff = bodyBackoffMs(body);
+  if (backoff !== undefined) {
+    meta.retryAfterMs = Math.min(backoff, maxRetryAfterMs);
+    if (backoff > maxRetryAfterMs)
+      meta.retryAfterNote = `backoff_ms ${backoff} asks for a wait longer than maxRetryAfterMs (${maxRetryAfterMs} ms): waiting ${maxRetryAfterMs} ms instead`;
+  } else {
+    const retryAfter = readRetryAfter(header(headers, 'retry-after'), Date.now(), maxRetryAfterMs);
+    if (retryAfter !== undefined) {
+      meta.retryAfterMs = retryAfter.ms;
+      const note = describeRetryAfter(retryAfter, maxRetryAfterMs);
+      if (note !== undefined) meta.retryAfterNote = note;
+    }
+  }
+  const retryable = header(headers, 'is-retryable')?.trim().toLowerCase();
+  if (retryable === 'false' || retryable === 'true') meta.isRetryable = retryable === 'true';
   const limit = nonNegativeInt(header(headers, 'revenuecat-rate-limit-current-limit'));
   if (limit !== undefined) meta.rateLimitPerMinute = limit;
   const usage = nonNegativeInt(header(headers, 'revenuecat-rate-limit-current-usage'));

@@ -12,6 +12,7 @@ import type { AppleTokenContents } from './appleContents.js';
 import { readAppleToken } from './appleToken.js';
 import type { AppleTransactionRecord } from './appleTransactions.js';
 import { AppStoreServerApi, isAppleApiPath, type AppleApiState } from './appStoreServerApi.js';
+import { backgroundShareAt, leftOf } from './background.js';
 import { UNKNOWN_KEY_LABEL, checkKey, keyLabel, knownKeys, keyScope, scopeNames, type KeyState } from './apiKeys.js';
 import { monotonicEpochMs } from './clock.js';
 import { CODES } from './codes.js';
@@ -178,6 +179,7 @@ export class SandboxApp {
       elapsedSeconds: Math.round(elapsed * 1000) / 1000,
       next: next ? { ...next, inSeconds: Math.round((next.afterSeconds - elapsed) * 1000) / 1000 } : null,
       usagePerMinute: this.limiter.usagePerMinute(),
+      backgroundShare: Math.round(this.backgroundShare() * 1000) / 1000,
     };
   }
 
@@ -339,9 +341,13 @@ export class SandboxApp {
     const directive = readDirective(receipt.fetchToken);
     this.stats.directive(directive.label);
     const tag = { 'X-Sandbox-Directive': directive.label };
-    const prior = directive.name === 'flaky' ? this.flaky.attempt(receipt.fetchToken) : 0;
+    const prior = directive.name === 'flaky' || directive.name === 'busy' ? this.flaky.attempt(receipt.fetchToken) : 0;
     const outcome = outcomeFor(directive, prior);
-    if (outcome.kind === 'error') return withHeaders(apiError(outcome.status, outcome.code, outcome.message), tag);
+    if (outcome.kind === 'error') {
+      const answer: ApiResponse =
+        outcome.code === undefined ? { status: outcome.status, body: { message: outcome.message } } : apiError(outcome.status, outcome.code, outcome.message);
+      return withHeaders(answer, { ...tag, ...outcome.headers });
+    }
 
     const now = this.options.now();
     const { subscriber } = this.store.getOrCreate(receipt.appUserId, now);
@@ -459,7 +465,8 @@ export class SandboxApp {
       await this.reply(
         res,
         withHeaders(apiError(429, CODES.rateLimited, `Rate limit exceeded (${described}). Retry after ${decision.retryAfterSeconds} s.`, extra), {
-          'Retry-After': String(decision.retryAfterSeconds),
+          // RevenueCat's reference gave it in milliseconds until mid-2024 (retryAfterUnit), in whole seconds all the same.
+          'Retry-After': String(this.options.retryAfterUnit === 'milliseconds' ? decision.retryAfterSeconds * 1000 : decision.retryAfterSeconds),
         }),
         caller,
       );
@@ -473,8 +480,10 @@ export class SandboxApp {
   private rules(limits: V1Limits): RateRule[] {
     const kind = this.options.rateLimitWindow;
     const rules: RateRule[] = [];
-    if (limits.perSecond > 0) rules.push({ limit: limits.perSecond, windowMs: 1_000, kind });
-    if (limits.perMinute > 0) rules.push({ limit: limits.perMinute, windowMs: 60_000, kind });
+    // Others' traffic (the live app's) takes its share of each window first.
+    const others = this.backgroundShare();
+    if (limits.perSecond > 0) rules.push({ limit: leftOf(limits.perSecond, others), windowMs: 1_000, kind });
+    if (limits.perMinute > 0) rules.push({ limit: leftOf(limits.perMinute, others), windowMs: 60_000, kind });
     return rules;
   }
 
@@ -529,7 +538,8 @@ export class SandboxApp {
     if (perMinute <= 0) return {};
     return {
       'RevenueCat-Rate-Limit-Current-Limit': String(perMinute),
-      'RevenueCat-Rate-Limit-Current-Usage': String(this.limiter.usagePerMinute()),
+      // every client's usage: ours, and the share others' traffic takes
+      'RevenueCat-Rate-Limit-Current-Usage': String(this.limiter.usagePerMinute() + Math.round(this.backgroundShare() * perMinute)),
     };
   }
 
@@ -538,6 +548,12 @@ export class SandboxApp {
     if (this.options.unlimited) return undefined;
     const ms = this.options.latencyMs + this.faults.jitter(this.options.latencyJitterMs);
     return ms > 0 ? this.sleeper.sleep(ms) : undefined;
+  }
+
+  /** The share of each window others' traffic takes now (0 without background traffic, or in unlimited mode). */
+  backgroundShare(): number {
+    if (this.options.unlimited) return 0;
+    return backgroundShareAt(this.options.backgroundTraffic, this.elapsedScheduleSeconds());
   }
 
   private baseLimits(): V1Limits {

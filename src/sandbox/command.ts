@@ -40,6 +40,8 @@ export function sandboxOptionsFromFlags(flags: SandboxFlags): ParsedSandboxOptio
     rateLimitSchedule: flags.rateSchedule,
     rateLimitHeaders: flags.rateLimitHeaders,
     rateLimitBackoffMs: flags.backoffMs,
+    retryAfterUnit: flags.retryAfterMs === true ? 'milliseconds' : undefined,
+    backgroundTraffic: flags.background,
     unlimited: flags.unlimited,
     overlapStatus: flags.overlapStatus,
     latencyMs: flags.latency,
@@ -90,6 +92,8 @@ export function sandboxCommand(io: SandboxCommandIo = {}): Command {
     .option('--rate-limit-headers [which]', 'RevenueCat-Rate-Limit-* headers on: v2 (default), all (v1 too) or none')
     .option('--no-rate-limit-headers', 'no RevenueCat-Rate-Limit-* headers at all')
     .option('--backoff-ms', 'v1 429 bodies carry backoff_ms (v2 style)')
+    .option('--retry-after-ms', "429s give Retry-After in milliseconds (RevenueCat's reference until mid-2024): Retry-After: 1000 for a second")
+    .option('--background <traffic>', "others' traffic under the limit (the live app's): <steady|wave|bursts>:<share>[:<base>[:<period s>[:<burst s>]]], e.g. wave:0.5:0:120")
     .addOption(new Option('--overlap-status <status>', 'status of the same-user overlap answer (code 7638)').choices(['429', '529']))
     .option('--unlimited', 'no rate limit and no latency, whatever the other flags say (throughput benchmarks)')
     .option('--latency <ms>', 'added latency per request')

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { DEFAULT_APPLE_OPTIONS, appleOptionShape, type AppleSandboxOptions } from './appleOptions.js';
 import { PLATFORMS, isPlatform, type Platform } from './contract/platforms.js';
+import { BACKGROUND_PATTERNS, NO_BACKGROUND, parseBackgroundText, type BackgroundTraffic } from './background.js';
 import { WINDOW_KINDS, type WindowKind } from './rateLimiter.js';
 import { parseScheduleText, type RateLimitStep } from './rateSchedule.js';
 
@@ -32,6 +33,13 @@ export interface SandboxOptions extends AppleSandboxOptions {
   rateLimitHeaders?: RateLimitHeaders | boolean;
   /** v1 429 / 7429 bodies carry v2-style `backoff_ms` (RevenueCat documents it for v2 only). */
   rateLimitBackoffMs?: boolean;
+  /**
+   * The unit of a 429's Retry-After: `seconds` (the HTTP spec, today's API) or `milliseconds` (RevenueCat's API
+   * reference until mid-2024: a one-second wait reads `Retry-After: 1000`).
+   */
+  retryAfterUnit?: 'seconds' | 'milliseconds';
+  /** Others' traffic under the same v1 limit (the live app's), taking a share of each window (background.ts). */
+  backgroundTraffic?: Partial<BackgroundTraffic>;
   /** No rate limit (v1 or v2) and no latency, whatever those knobs say: for throughput benchmarks. */
   unlimited?: boolean;
   /** Status of the same-user overlap answer (code 7638): 429 as documented, or 529 as RevenueCat also sends. */
@@ -61,7 +69,10 @@ export interface SandboxOptions extends AppleSandboxOptions {
   v2PageSize?: number;
 }
 
-export type ResolvedSandboxOptions = Required<Omit<SandboxOptions, 'rateLimitHeaders'>> & { rateLimitHeaders: RateLimitHeaders };
+export type ResolvedSandboxOptions = Required<Omit<SandboxOptions, 'rateLimitHeaders' | 'backgroundTraffic'>> & {
+  rateLimitHeaders: RateLimitHeaders;
+  backgroundTraffic: BackgroundTraffic;
+};
 
 export const DEFAULT_SANDBOX_OPTIONS: Readonly<ResolvedSandboxOptions> = Object.freeze({
   port: 0,
@@ -75,6 +86,8 @@ export const DEFAULT_SANDBOX_OPTIONS: Readonly<ResolvedSandboxOptions> = Object.
   rateLimitSchedule: [],
   rateLimitHeaders: 'v2',
   rateLimitBackoffMs: false,
+  retryAfterUnit: 'seconds',
+  backgroundTraffic: NO_BACKGROUND,
   unlimited: false,
   overlapStatus: 429,
   latencyMs: 0,
@@ -151,6 +164,32 @@ const rateLimitSchedule = z
     })),
   );
 
+// `wave:0.5:0:120` from a CLI; an object (any fields left out take NO_BACKGROUND's) otherwise.
+const backgroundTraffic = z
+  .preprocess(
+    (v, ctx) => {
+      if (typeof v !== 'string') return v;
+      const parsed = parseBackgroundText(v);
+      if (typeof parsed === 'string') {
+        ctx.addIssue({ code: 'custom', message: parsed });
+        return z.NEVER;
+      }
+      return parsed;
+    },
+    z.strictObject({
+      pattern: z.enum(BACKGROUND_PATTERNS).optional(),
+      share: rate.optional(),
+      baseShare: rate.optional(),
+      periodSeconds: z.coerce.number().gt(0).max(86_400).optional(),
+      burstSeconds: z.coerce.number().gt(0).max(86_400).optional(),
+    }),
+  )
+  .transform((b): BackgroundTraffic => {
+    const out = { ...NO_BACKGROUND };
+    for (const [k, v] of Object.entries(b)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+    return out;
+  });
+
 const rateLimitHeaders = z.preprocess((v) => (v === true || v === 'true' ? 'all' : v === false || v === 'false' ? 'none' : v), z.enum(['v2', 'all', 'none']));
 
 /** Every knob optional, unknown keys refused (a typo in a flag should fail, not be ignored). */
@@ -166,6 +205,8 @@ export const sandboxOptionsSchema = z.strictObject({
   rateLimitSchedule: rateLimitSchedule.optional(),
   rateLimitHeaders: rateLimitHeaders.optional(),
   rateLimitBackoffMs: flag.optional(),
+  retryAfterUnit: z.enum(['seconds', 'milliseconds']).optional(),
+  backgroundTraffic: backgroundTraffic.optional(),
   unlimited: flag.optional(),
   overlapStatus: z.coerce
     .number()
@@ -236,6 +277,7 @@ export function publicOptions(options: ResolvedSandboxOptions): Omit<ResolvedSan
     appleTransactions: rest.appleTransactions.map((t) => ({ ...t })),
     appleSeedProducts: [...rest.appleSeedProducts],
     appleFaultCodes: [...rest.appleFaultCodes],
+    backgroundTraffic: { ...rest.backgroundTraffic },
   };
 }
 

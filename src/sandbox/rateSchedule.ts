@@ -35,6 +35,8 @@ export interface RateLimitState {
   next: (RateLimitStep & { inSeconds: number }) | null;
   /** Requests admitted in the last 60 s. */
   usagePerMinute: number;
+  /** The share of each window others' traffic takes now (options.backgroundTraffic). */
+  backgroundShare: number;
 }
 
 /** The limits in force `elapsedSeconds` after the schedule started (steps are in ascending order). */

@@ -19,6 +19,8 @@ export const DIRECTIVES = [
   'toomany',
   'missingproduct',
   'badkey',
+  'noretry',
+  'busy',
 ] as const;
 export type DirectiveName = (typeof DIRECTIVES)[number];
 
@@ -47,7 +49,7 @@ export function readDirective(fetchToken: string): Directive {
 
 export type Grant = 'subscription' | 'expired' | 'lifetime' | 'nothing' | 'transfer';
 
-export type TokenOutcome = { kind: 'grant'; grant: Grant } | { kind: 'error'; status: number; code: number; message: string };
+export type TokenOutcome = { kind: 'grant'; grant: Grant } | { kind: 'error'; status: number; code?: number; message: string; headers?: Record<string, string> };
 
 /**
  * What the store "says" for a token. `priorAttempts` is how many times this exact token already reached
@@ -91,10 +93,21 @@ export function outcomeFor(directive: Directive, priorAttempts: number): TokenOu
       return error(400, CODES.productMissingInReceipt, 'The purchased product is missing in the Apple receipt.');
     case 'badkey':
       return error(401, CODES.invalidApiKey, 'Invalid API key. Use your public SDK key (sandbox badkey directive).');
+    case 'noretry':
+      // A retryable-looking answer the server marks as not worth trying again (RevenueCat's SDKs honour it).
+      return { kind: 'error', status: 500, code: CODES.internalError, message: 'Internal server error (sandbox noretry directive).', headers: { 'Is-Retryable': 'false' } };
+    case 'busy': {
+      // 529: the token is being processed (RevenueCat sends it; a retry after a few seconds is right).
+      const times = directive.count ?? 1;
+      if (priorAttempts < times) {
+        return { kind: 'error', status: 529, message: `The token is being processed (sandbox busy: ${priorAttempts + 1} of ${times}).`, headers: { 'Retry-After': '1' } };
+      }
+      return { kind: 'grant', grant: 'subscription' };
+    }
   }
 }
 
-/** Counts how often each flaky token reached the store, so `sbx-flaky<N>` fails exactly N times. */
+/** Counts how often each flaky (or busy) token reached the store, so `sbx-flaky<N>` fails exactly N times. */
 export class FlakyTokens {
   private readonly attempts = new Map<string, number>();
 

@@ -43,7 +43,7 @@ export async function startSending(ctx: Context, resources: Resources, opts: { c
   if (resumed.unparked > 0) logger.info({ rows: resumed.unparked }, 'rows parked behind a stopped key are queued again');
   const client = resources.add(
     'API client',
-    new RevenueCatClient({ baseUrl: config.apiUrl, keys: opts.keys, timeoutMs: config.requestTimeoutMs, connections: config.connections }),
+    new RevenueCatClient({ baseUrl: config.apiUrl, keys: opts.keys, timeoutMs: config.requestTimeoutMs, connections: config.connections, maxRetryAfterMs: config.maxRetryAfterMs }),
     (c) => c.close(),
   );
   // Rows given by an Apple transaction id: the App Store Server API lookups, with their own rate scope.

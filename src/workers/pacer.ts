@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisClient } from '../redis/connection.js';
 import { DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
 import { callScript } from '../redis/scripts.js';
+import { paceAim, paceLagMs } from './rate/limiter.js';
 import { PACE_TTL_MS } from './rate/sharedRate.js';
 
 /** A request that waited this long for its slot checks, before leaving, that no 429 asked everyone to wait. */
@@ -64,7 +65,13 @@ export class Pacer {
     // for a later slot), the lock is still held, and goes back here (releaseUserLock-1.lua: only by this token).
     let held = false;
     const taken = await this.slot(async () => {
-      const reply = await callScript<Booking | [-2]>(this.redis, 'lockPace', [lock.key, this.key], [lock.token, lock.ttlMs, 1000 / this.rate, this.maxWaitMs, PACE_TTL_MS]);
+      const interval = this.intervalMs;
+      const reply = await callScript<Booking | [-2]>(
+        this.redis,
+        'lockPace',
+        [lock.key, this.key],
+        [lock.token, lock.ttlMs, interval, this.maxWaitMs, PACE_TTL_MS, paceLagMs(interval)],
+      );
       if (Number(reply[0]) === LOCK_TAKEN) return 'busy';
       held = Number(reply[0]) >= 0;
       return reply as Booking;
@@ -73,8 +80,20 @@ export class Pacer {
     return taken;
   }
 
+  /**
+   * Plan whole requests per second (paceAim) while the rate is a learned one; a --rate given by the user is their
+   * word for the limit, and is paced as given (2% under it).
+   */
+  wholeRequests = true;
+
+  /** Time between slots: evenly spaced over each second. */
+  get intervalMs(): number {
+    return 1000 / (this.wholeRequests ? paceAim(this.rate) : this.rate);
+  }
+
   private book(): Promise<Booking> {
-    return callScript<Booking>(this.redis, 'pace', [this.key], ['take', 1000 / this.rate, this.maxWaitMs, PACE_TTL_MS]);
+    const interval = this.intervalMs;
+    return callScript<Booking>(this.redis, 'pace', [this.key], ['take', interval, this.maxWaitMs, PACE_TTL_MS, paceLagMs(interval)]);
   }
 
   /** The slot's way: booked by `first`, waited for, and re-checked against a hold (then booked again, once). */

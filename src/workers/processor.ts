@@ -204,7 +204,8 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
         if (verdict.rateLimited) {
           // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts.
           const wait = verdict.retryAfterMs ?? deps.rateLimitDefaultWaitMs;
-          log().warn({ waitMs: wait }, 'rate limited: pausing the queue');
+          // Expected while the limit is discovered or followed: run.log only (the rate controller decides what it means).
+          log().info({ waitMs: wait }, 'rate limited: pausing the queue');
           await write(() => deps.queue.rateLimit(wait));
           throw new RateLimitError();
         }

@@ -21,14 +21,18 @@
 //   that count is the limit. With an exact wait (backoff_ms) the count starts where the server's window
 //   starts, exact for a fixed window too. When the count says nothing (a fixed window's count also holds the
 //   previous window's tail; a rate barely over the limit), bisect between the last rate held clean and this
-//   one, or else cut: 2% for a lone 429 (jitter at the window's edge), then three times the last while they
-//   repeat (6, 18, and 30% at most).
-// - Hold there (the pacer sends 2% under it) and probe: +4% after 30 s, the gap doubling to 2 minutes while
-//   probes are refused (each refusal costs one 429 and its Retry-After: under 1% of the time at 2 minutes),
-//   the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once it has
-//   run 2 s and sent a few requests more than its start would have (a probe just over the limit overflows a
-//   window only now and then). After the limit fell, probe back toward the level held before, every 15 s for
-//   10 minutes.
+//   one, or else cut: 2% for a 429 soon after another, 6, 18 and 30% while they repeat. The first 429 after 30
+//   quiet seconds at a held rate is a request that left a few ms late and crossed a window's edge: it holds the
+//   rate (a repeat within 3 s cuts 6%).
+// - Hold there and probe. The pacer sends 2% under the rate, in whole requests a second from about 50/s (49
+//   every second for a limit of 50: against fixed windows a pace of 49.5 puts 50 into every other window, and
+//   one late request overflows it). Probes go +4% and at least one whole request a second more, after 30 s, the
+//   gap doubling to 5 minutes while probes are refused (each refusal costs one 429 and its Retry-After) or prove
+//   nothing, the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once
+//   it has run 4 s and sent a few requests more than its start would have; what it proves is what it sent, and
+//   that is the rate held after it, so the pacer keeps its headroom under a level the API admitted. After the
+//   limit fell (others' traffic on the same key, say), probe straight back to the level held before, every 15 s
+//   for 10 minutes.
 // - A long Retry-After (2 s or more) means a per-minute budget: the budget is what was admitted in the minute
 //   before the 429, and the pacer spreads it evenly (rate = budget / 60). Probes then wait minutes.
 // - Server signals beat estimates: RevenueCat-Rate-Limit-Current-Limit sets the rate at once and caps it (less
@@ -92,6 +96,8 @@ export interface RateLimitSignal {
 }
 
 const WRITE_ATTEMPTS = 4;
+/** Distinct Retry-After warnings per process: a server sending ever new values gets no more lines than this. */
+const MAX_NOTES = 5;
 
 export class RateController {
   private readonly shared: SharedRate;
@@ -107,6 +113,8 @@ export class RateController {
   private announced = 0;
   /** the shared state as this process last read or wrote it */
   private seen: RateState | undefined;
+  /** the Retry-After readings already warned about */
+  private readonly notes = new Set<string>();
 
   constructor(
     redis: RedisClient,
@@ -205,12 +213,20 @@ export class RateController {
 
   /** Wires the worker's view of every answer: announced limits, and 429s of the limit (never 7638, never 529). */
   async observe(result: ApiResult, verdict: Classification): Promise<void> {
+    if (result.kind === 'response' && result.headers.retryAfterNote !== undefined) this.noteRetryAfter(result.headers.retryAfterNote);
     if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) {
       await this.limitAnnounced(result.headers.rateLimitPerMinute, result.headers.rateLimitUsage);
     }
     if (verdict.kind === 'transient' && verdict.rateLimited) {
       await this.rateLimited({ retryAfterMs: verdict.retryAfterMs, durationMs: result.durationMs });
     }
+  }
+
+  /** One warning line per distinct reinterpreted wait (the header's value is in it), not one per answer. */
+  private noteRetryAfter(note: string): void {
+    if (this.notes.has(note) || this.notes.size >= MAX_NOTES) return;
+    this.notes.add(note);
+    this.options.logger.warn({ scope: this.shared.scope }, note);
   }
 
   private async counts(around?: Parameters<SharedRate['counts']>[0]): Promise<Awaited<ReturnType<SharedRate['counts']>>> {
@@ -264,7 +280,9 @@ export class RateController {
       reason: d.reason,
       window: d.next.window === 60 ? 'minute' : 'second',
     };
-    if (from !== undefined && to < from) this.options.logger.warn(fields, 'request rate lowered');
+    // Finding and following the limit is the tool working as meant: info for run.log, never a warning on screen
+    // (the bar shows the rate, and the display says so in a sentence when the limit is found or moves).
+    if (from !== undefined && to < from) this.options.logger.info(fields, 'request rate lowered');
     else if (from !== undefined && to > from) this.options.logger.info(fields, 'request rate raised');
     else this.options.logger.debug(fields, 'request rate kept');
   }

@@ -18,7 +18,7 @@ import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
 import type { RateController } from './rateController.js';
-import { concurrencyFor, limiterFor } from './rate/limiter.js';
+import { concurrencyFor, queueLimiterFor } from './rate/limiter.js';
 import { ScopedRates } from './scopedRates.js';
 import type { AppleLookups } from './appleLookup.js';
 import type { WorkerReport } from './workerReport.js';
@@ -132,7 +132,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     connection: deps.connection,
     prefix: bullmqPrefix(config.prefix, isCluster(deps.connection)),
     concurrency: config.concurrency,
-    limiter: limiterFor(initial),
+    limiter: queueLimiterFor(initial),
     // How many times a row may be started (rate-limited or its user busy) before it fails for good.
     maxStartedAttempts: config.maxStarts,
     maxStalledCount: config.maxStalledCount,
@@ -177,7 +177,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   // The pacers follow their own scope's rate (scopedRates.ts).
   deps.report?.rateChanged(initial);
   rates.onChange((total) => {
-    worker.opts.limiter = limiterFor(total);
+    worker.opts.limiter = queueLimiterFor(total);
     deps.report?.rateChanged(total);
   });
   const resize = (): void => {

@@ -58,6 +58,7 @@ export class ScopedRates {
     });
     // The pacer's rate is set at start() and follows the controller's.
     const pacer = new Pacer(this.redis, config.prefix, rate.current.rate * config.rateHeadroom, config.pacerMaxWaitMs, rate.scope);
+    pacer.wholeRequests = config.ratePerSecond === undefined;
     rate.onChange((s) => {
       pacer.rate = s.rate * config.rateHeadroom;
     });

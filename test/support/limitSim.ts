@@ -10,6 +10,7 @@ import {
   onRateLimited,
   onTick,
   isExactWait,
+  paceAim,
   windowStart,
   type DiscoveryParams,
   type RateState,
@@ -142,7 +143,10 @@ export function simulate(opts: SimOptions): SimResult {
   };
 
   for (;;) {
-    const pace = effectiveRate(state, local, 0, p) * p.headroom;
+    // As the pacer plans it: whole requests per second once that costs no more than the headroom, unless --rate
+    // gave the rate (pacer.ts).
+    const paced = effectiveRate(state, local, 0, p) * p.headroom;
+    const pace = opts.configured === undefined ? paceAim(paced) : paced;
     const sendAt = Math.max(nextSlot, hold);
     const answerAt = answers.length > 0 ? (answers[0] as { at: number }).at : Infinity;
     const t = Math.min(sendAt, answerAt, nextTick);

@@ -33,6 +33,8 @@ export function emptySummary(over: Partial<Summary> = {}): Summary {
     requests_sent: 0,
     retries: 0,
     by_http_status: {},
+    requests_rate_limited: 0,
+    requests_in_process: 0,
     by_error_code: {},
     reconciliation: { product_confirmed: 0, product_not_checked: 0, product_not_in_subscriber: 0, transferred: 0 },
     ...over,

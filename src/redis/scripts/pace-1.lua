@@ -6,7 +6,7 @@
 -- A bucket is one field "<bucket number>,<sent>,<refused>"; a field holding an older bucket number is stale.
 --
 -- KEYS: the pace hash.
--- ARGV[1] = 'take': ARGV interval ms (may be fractional), max wait ms, ttl ms.
+-- ARGV[1] = 'take': ARGV interval ms (may be fractional), max wait ms, ttl ms, lag ms (lateness the grid absorbs).
 --   Returns {wait ms, or -1 when the schedule is booked further ahead than max wait; now; the slot (ms, a string)}.
 -- ARGV[1] = 'confirm': ARGV the slot taken (ms). Returns {1, now} when the request may go at it; {0, now} when a
 --   hold (a 429's wait) began after it was taken, and takes the slot out of the log.
@@ -38,7 +38,7 @@ local function sum(prefix, size, slots, history, from, to)
 end
 
 if ARGV[1] == 'take' then
-  return takeSlot(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+  return takeSlot(tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5] or '0'))
 end
 
 if ARGV[1] == 'confirm' then

@@ -77,6 +77,8 @@ export interface DiscoveryParams {
   informativeShare: number;
   /** a 429 episode this soon after sending resumed from the previous one is a repeat: the last cut was not enough */
   repeatMs: number;
+  /** a lone 429 this long after the last one, at a held rate, is jitter: the rate holds (a repeat cuts) */
+  quietMs: number;
   /** a Retry-After (or backoff_ms) this long comes from a long window: a per-minute budget */
   longRetryAfterMs: number;
   /** how long a probe must hold without a 429, per window; longer when the probe adds little (see probeHeld) */
@@ -114,21 +116,34 @@ export const DEFAULT_DISCOVERY: Readonly<DiscoveryParams> = Object.freeze({
   maxCut: 0.3,
   informativeShare: 0.97,
   repeatMs: 3000,
+  quietMs: 30_000,
   longRetryAfterMs: 2000,
-  confirmMs: { 1: 2000, 60: 65_000 },
+  confirmMs: { 1: 4000, 60: 65_000 },
   confirmExtra: 3,
   cleanMs: { 1: 5000, 60: 65_000 },
   probeStep: 0.04,
   maxProbeStep: 0.64,
   gapMin: { 1: 5000, 60: 120_000 },
   gapMeasured: { 1: 30_000, 60: 300_000 },
-  gapMax: { 1: 120_000, 60: 600_000 },
+  gapMax: { 1: 300_000, 60: 600_000 },
   gapRemembering: 15_000,
   rememberMs: 10 * 60_000,
   trustMs: 7 * 24 * 3600_000,
   announcedTtlMs: 10 * 60_000,
   othersShare: 0.05,
 });
+
+/**
+ * Requests per second the pacer plans for a pace (rate × headroom): a whole number of requests each second once
+ * rounding down costs no more than the headroom itself (always from 50/s up), so that each second's requests are
+ * the same count, evenly spaced (49, 49, 49 rather than 49, 50, 49, 50 for 49.5/s). Against a limit counted in
+ * fixed one-second windows, a pace that puts the limit's own count into every other window is refused whenever
+ * one request of the window before arrives a few ms late; one whole request under it is not.
+ */
+export function paceAim(pace: number, headroom: number = DEFAULT_DISCOVERY.headroom): number {
+  const whole = Math.floor(pace);
+  return whole >= pace * headroom ? whole : pace;
+}
 
 /** What one process knows that is not shared: its --rate and the last announced usage it saw. */
 export interface LocalLimits {
@@ -299,15 +314,32 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
     if (now - state.probeAt < Math.max(p.confirmMs[state.window], Math.min(extraMs, 30_000))) return undefined;
     // The probe must have sent more than its start would have: a client that cannot keep up with its own pace (the
     // queue runs dry, the concurrency or the CPU is short) proves nothing about the limit by not being refused.
-    const needed = ((now - state.probeAt) / 1000) * p.headroom * (state.probeFrom + (rate - state.probeFrom) / 2);
+    const needed = ((now - state.probeAt) / 1000) * paceAim(p.headroom * (state.probeFrom + (rate - state.probeFrom) / 2), p.headroom);
     if (!busy || (counts.sinceProbe !== undefined && counts.sinceProbe < needed)) {
       // The queue (or the concurrency) set the pace during the probe: it proved nothing. Back to where it was.
       setRate(state.probeFrom);
       Object.assign(next, { probeFrom: 0, nextProbe: now + state.gap });
       return changed('probe inconclusive: too little to send');
     }
+    // What the probe proved is what it sent (its pace), not the rate it was labelled with: the limit admits at
+    // least that. Held at the rate it sent, the pacer keeps its headroom under a proven level (the probe itself
+    // may have sent the limit's very count each second, which a few ms of jitter would overflow).
+    // (With --rate the pacer sends the pace as it is, not in whole requests: the probe's rate stands, as it did.)
+    const proven = local.configured !== undefined ? rate : Math.max(state.probeFrom, Math.min(rate, paceAim(p.headroom * rate, p.headroom)));
+    setRate(proven);
+    if (proven <= state.probeFrom * 1.001) {
+      // It sent no more than the rate already held (its pace rounded down to the same whole requests): it proved
+      // nothing. The next probe goes further, and later, as after a refused one, without a 429 to pay for it.
+      Object.assign(next, {
+        probeFrom: 0,
+        step: Math.min(p.maxProbeStep, state.step * 2),
+        gap: Math.min(p.gapMax[state.window], Math.max(p.gapMin[state.window], state.gap * 2)),
+      });
+      next.nextProbe = now + next.gap;
+      return changed('probe held, but sent no more than the rate held');
+    }
     Object.assign(next, {
-      lo: rate,
+      lo: proven,
       probeFrom: 0,
       learnedAt: now,
       step: Math.min(p.maxProbeStep, state.step * 2),
@@ -328,7 +360,12 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
   if (now >= state.nextProbe && busy && rate < cap * 0.995) {
     const remembering = state.wmax > rate * 1.05 && now < state.wmaxUntil;
     // Toward a remembered level, no further than it: it is where the limit most likely came back to.
-    const target = Math.min(cap, rate * (1 + state.step), remembering ? state.wmax : Infinity);
+    // Toward a remembered level: straight to it (one refused jump costs one 429; climbing there step by step would
+    // cost the whole climb). Otherwise a step up; where the pacer sends whole requests a second (paceAim), at least
+    // one more a second than the rate held: a probe that rounds down to the same count tests nothing.
+    let target = remembering ? state.wmax : rate * (1 + state.step);
+    if (local.configured === undefined && paceAim(p.headroom * target, p.headroom) <= rate) target = (Math.floor(rate) + 1) / p.headroom + 0.01;
+    target = Math.min(cap, target);
     if (target <= rate * 1.005) return undefined;
     Object.assign(next, { probeFrom: rate, probeAt: now });
     setRate(target);
@@ -433,6 +470,15 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
         rate = x / lo <= 1.05 ? lo : (lo + x) / 2;
         reason = state.phase === 'start' ? 'limit found (bisecting)' : 'still refused: bisecting';
         gap = p.gapMin[1];
+      } else if (!repeat && state.phase === 'hold' && now - state.last429 >= p.quietMs) {
+        // The first 429 after a long quiet spell at a held rate: a request that left a few ms late and crossed
+        // into the next window (the pacer plans whole requests a second, a request under the limit). Cutting
+        // would give up a whole request every second until the next probe; a repeat within `repeatMs` cuts.
+        // (If the limit did fall, the next episode comes within `repeatMs` and cuts as a second one would: 6%.)
+        rate = x;
+        next.cut = Math.min(p.maxCut, (1 - p.nudge) * 3);
+        reason = 'a lone 429 after a quiet spell: holding';
+        gap = Math.max(state.gap, p.gapMeasured[1]);
       } else {
         rate = x * (1 - cut);
         reason = repeat ? 'still refused: cutting' : 'a 429 at a rate that was fine';

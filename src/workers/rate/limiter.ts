@@ -1,9 +1,16 @@
 // How a rate becomes BullMQ limiter windows, the pacer's spacing and a number of requests in flight.
 import { DEFAULT_DISCOVERY } from './discovery.js';
 
+export { paceAim } from './discovery.js';
+
 /** Share of the rate the pacer spaces requests for: requests leave a few ms after their slot, and against an API
  *  that counts over a sliding second that jitter alone would sometimes make 101 out of 100. */
 export const RATE_HEADROOM = DEFAULT_DISCOVERY.headroom;
+/** Lateness (ms) the pacer's slot grid absorbs before it moves (includes/paceSchedule.lua): one slot's time, at most 100 ms. */
+export function paceLagMs(intervalMs: number): number {
+  return Math.min(intervalMs, 100);
+}
+
 /** Narrowest limiter window: below this BullMQ's own round trips would blur the spacing. */
 const MIN_WINDOW_MS = 20;
 
@@ -22,6 +29,17 @@ export function limiterFor(ratePerSecond: number): { max: number; duration: numb
     if (max >= 1000) return { max, duration };
   }
 }
+
+/**
+ * BullMQ's limiter for the queue at a rate: a little above it, so that it never holds back a job the pacer has a
+ * slot for. Its windows drift later by each fetch's delay, so at the rate itself it can hand out fewer jobs a
+ * second than the pacer plans to send, and a slot with no job waiting for it is lost. The pacer spaces the
+ * requests; the limiter only bounds how many jobs wait for a slot.
+ */
+export function queueLimiterFor(ratePerSecond: number): { max: number; duration: number } {
+  return limiterFor(ratePerSecond * QUEUE_LIMITER_SLACK);
+}
+const QUEUE_LIMITER_SLACK = 1.2;
 
 /** In-flight requests needed so that latency does not cap the rate: rate × latency, with headroom. */
 export function concurrencyFor(ratePerSecond: number, latencyMs: number, ceiling: number): number {

@@ -39,16 +39,21 @@ local function touch(ttl)
   redis.call('PEXPIRE', key, ttl)
 end
 
--- Takes the next free slot: one every <interval> ms on Redis's own clock, never before a hold. Returns {wait ms,
--- now, the slot (ms, a string)}, or {-1, now} when the schedule is booked further ahead than <max wait> ms.
-local function takeSlot(interval, maxWait, ttl)
+-- Takes the next free slot: one every <interval> ms on Redis's own clock, never before a hold. The grid keeps its
+-- phase through lateness of up to <lag> ms: a request that comes a little after its slot was due takes that slot
+-- and goes at once, instead of moving every later slot by its lateness (which, request after request, would send
+-- a few fewer than planned each second). After an idle spell at most lag / interval + 1 requests go at once.
+-- Returns {wait ms, now, the slot (ms, a string)}, or {-1, now} when the schedule is booked further ahead than
+-- <max wait> ms. The log counts the request when it leaves: the slot, or now when the slot was already due.
+local function takeSlot(interval, maxWait, ttl, lag)
   local nextSlot = tonumber(redis.call('HGET', key, NEXT) or '0')
   local hold = tonumber(redis.call('HGET', key, HOLD) or '0')
-  local slot = math.max(now, nextSlot, hold)
+  local slot = math.max(now - (lag or 0), nextSlot, hold)
   if slot - now > maxWait then return {-1, now} end
   redis.call('HSET', key, NEXT, tostring(slot + interval))
-  bump(FINE, FINE_MS, FINE_SLOTS, slot, 1)
-  bump(COARSE, COARSE_MS, COARSE_SLOTS, slot, 1)
+  local leaves = math.max(slot, now)
+  bump(FINE, FINE_MS, FINE_SLOTS, leaves, 1)
+  bump(COARSE, COARSE_MS, COARSE_SLOTS, leaves, 1)
   touch(ttl)
-  return {math.ceil(slot - now), now, tostring(slot)}
+  return {math.ceil(leaves - now), now, tostring(leaves)}
 end
