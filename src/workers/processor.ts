@@ -17,6 +17,7 @@ import type { MemoryPressure } from '../redis/memoryPressure.js';
 import { TransientFailure } from './backoff.js';
 import { googleTokenExpired } from './googleCutoff.js';
 import { outcomeOf } from './outcome.js';
+import type { InFlightRows } from './inFlightRows.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 
@@ -34,6 +35,15 @@ export interface ProcessorDeps {
   userBusyDelayMs: number;
   /** how long a job waits in the worker for its user's request in flight before going back to the queue */
   userLockWaitMs?: number;
+  /**
+   * How long a job goes back to the queue for when the pacer's schedule is booked beyond its max wait: about
+   * when it has room again (the pacer's max wait). Default: userBusyDelayMs.
+   */
+  pacerFullDelayMs?: number;
+  /** which rows' requests are in flight, and the deaths of worker processes that had them in flight (inFlightRows.ts) */
+  inFlight?: InFlightRows;
+  /** called right before a row's request goes (a test-only hook: testPoison.ts) */
+  beforeSend?: (data: ReceiptJobData) => void;
   metrics?: PipelineMetrics;
   /** spaces the requests of every process evenly (see pacer.ts) */
   pacer?: Pacer;
@@ -117,14 +127,45 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     if (stops.isStopped(data.platform, key.fingerprint)) return park(job, token);
     // The user's lock and the request's slot of the pacer, in one Redis call where the keys allow (userLock.ts).
     const pacer = deps.pacerFor?.(key) ?? deps.pacer;
-    const lock = await deps.userLock.acquire(user, { waitMs: deps.userLockWaitMs ?? 0, ...(pacer ? { pacer } : {}), write });
-    if (!lock) return later(job, token, deps.userBusyDelayMs);
+    let full = false;
+    const lock = await deps.userLock.acquire(user, {
+      waitMs: deps.userLockWaitMs ?? 0,
+      ...(pacer ? { pacer } : {}),
+      write,
+      onFull: () => {
+        full = true;
+      },
+    });
+    // Not taken within a short wait: the job goes to the delayed set rather than waiting active, so that a worker's
+    // death catches only requests in flight. Its user busy: back soon (a request takes tens of ms); the pacer's
+    // schedule booked beyond its max wait: back about when the schedule has room again.
+    if (!lock) return later(job, token, full ? (deps.pacerFullDelayMs ?? deps.userBusyDelayMs) : deps.userBusyDelayMs);
+
+    // The request is about to go: this process is named as its sender, and a row that was in flight at too many
+    // worker deaths is not sent again (inFlightRows.ts).
+    const flight = deps.inFlight;
+    const jobId = job.id;
+    if (flight && jobId !== undefined) {
+      const start = await write(() => flight.begin(jobId));
+      if (start.poison) {
+        released = deps.userLock
+          .release(user, lock)
+          .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not release a user lock; it expires on its own'));
+        const message = `not sent again: its request was in flight when ${start.deaths} worker processes died or hung (poisonStarts ${flight.poisonStarts})`;
+        await record(outcomeOf(job, { status: 'failed', reason: 'poison_row', message, attempts: job.attemptsMade }));
+        await write(() => flight.end(jobId, true));
+        log().error({ deaths: start.deaths }, 'poison row: it was in flight at every one of these worker deaths; failed without sending it again');
+        return;
+      }
+    }
+    deps.beforeSend?.(data);
 
     let result: ApiResult;
     try {
       result = await deps.client.postReceipt(data.platform, data.body);
     } catch (err) {
       await deps.userLock.release(user, lock);
+      if (flight && jobId !== undefined) await flight.end(jobId, false);
       throw err;
     }
     // The request is over: its user's lock goes back now, in the same round of Redis calls as the row's next write
@@ -142,6 +183,14 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       verdict.kind === 'success' ||
       verdict.kind === 'permanent' ||
       (verdict.kind === 'transient' && !verdict.rateLimited && !verdict.userBusy && job.attemptsMade + 1 >= deps.maxAttempts);
+    // No longer in flight: a finished row leaves nothing, an unfinished one keeps only its count of deaths. Awaited
+    // with the row's next write, as the lock's release is.
+    if (flight && jobId !== undefined) {
+      const ended = flight
+        .end(jobId, final)
+        .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not clear a row in flight; it expires on its own'));
+      released = Promise.all([released, ended]).then(() => undefined);
+    }
     if (!final) {
       const counted = { ...request, fp: data.fp };
       await Promise.all([write(() => ledger.countRequest(counted)), released]);
