@@ -109,7 +109,7 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
     expect(loadConfig({ env: {} })).toMatchObject({
       pacerMaxWaitMs: 1000,
       userLockWaitMs: 250,
-      poisonStarts: 3,
+      poisonStarts: 5,
       maxStarts: 1000,
       expiryToleranceMs: 86_400_000,
       rateStartPerSecond: 5,
@@ -122,7 +122,7 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
     });
     expect(() => loadConfig({ env: {}, overrides: { rateNudge: 1.5 } })).toThrow(/rateNudge \(from flag for rateNudge\)/);
     // A poison row needs at least one death to be told from an innocent one; the environment can set it.
-    expect(loadConfig({ env: { RC_MIGRATE_POISON_STARTS: '5' } }).poisonStarts).toBe(5);
+    expect(loadConfig({ env: { RC_MIGRATE_POISON_STARTS: '3' } }).poisonStarts).toBe(3);
     expect(() => loadConfig({ env: {}, overrides: { poisonStarts: 0 } })).toThrow(/poisonStarts \(from flag for poisonStarts\)/);
   });
 

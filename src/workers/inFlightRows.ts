@@ -9,20 +9,22 @@
 //   heartbeat ttl. The ttl is under half the job lock's duration, so a dead (or hung) process's heartbeat is
 //   gone before any of its jobs' locks can lapse and the stalled check can hand them to another process.
 // - Right before a row's request goes, the row's in-flight hash (RedisKeys.inFlight, one small key per row in
-//   flight) names this process as its sender (inFlightBegin-1.lua); when the request is over, the name is
-//   cleared and the key deleted (inFlightEnd-1.lua). A row that waits (its user's lock, a pacer slot, the
-//   queue) has no name set: a kill then costs it nothing.
+//   flight) names this process as its sender (inFlightBegin-1.lua); when the request is over, whatever its
+//   answer, the key is deleted (inFlightEnd-1.lua). A row that waits (its user's lock, a pacer slot, the
+//   queue) has no sender named: a kill then costs it nothing.
 // - A row that begins and finds another sender named had its request in flight when that process stopped
 //   without a word. If that process's heartbeat is gone, it died (or hung) with the row in flight: one death is
 //   counted on the row. If it still beats, the job lock was lost some other way (a Redis failover, a long
 //   pause): nothing is counted.
-// - A row in flight at `poisonStarts` deaths is not sent again: it fails as `poison_row`. An innocent row is in
-//   flight for one request's time (tens of ms) per attempt, so several kills landing on it is rare; a row that
-//   crashes its worker is in flight at every one of them.
+// - A row in flight at `poisonStarts` deaths in a row is not sent again: it fails as `poison_row`. "In a row":
+//   a request of the row that comes back (any answer) proves it did not kill its worker that time, and its count
+//   starts again. An innocent row is in flight for one request's time (tens of ms) per attempt, so kills landing
+//   on it at that many consecutive attempts are rare (more likely on a machine so starved that requests take
+//   seconds: raise poisonStarts there); a row that crashes its worker is in flight at every one of them.
 //
-// Redis cost: the heartbeat per process, and per row one hash that exists while its request is in flight, or
-// while a row with counted deaths waits to be tried again; a finished row leaves nothing. Every hash also
-// expires on its own (FLIGHT_TTL_MS), so that a run abandoned halfway leaves nothing behind for good.
+// Redis cost: the heartbeat per process, and per row one small hash that exists while its request is in flight,
+// or after a death until the row is sent again; a finished row leaves nothing. Every hash also expires on its
+// own (FLIGHT_TTL_MS), so that a run abandoned halfway leaves nothing behind for good.
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../redis/connection.js';
 import { FLIGHT, RedisKeys } from '../redis/keys.js';
@@ -106,12 +108,12 @@ export class InFlightRows {
     return { deaths, poison: deaths >= this.poisonStarts };
   }
 
-  /** The row's request is over. `finished`: its outcome is written, so nothing of it stays. */
-  async end(jobId: string, finished: boolean): Promise<void> {
-    await callScript(this.redis, 'inFlightEnd', [this.keys.inFlight(jobId)], [this.workerId, finished ? 1 : 0]);
+  /** The row's request is over (whatever its answer): it did not kill this process, and nothing of it stays. */
+  async end(jobId: string): Promise<void> {
+    await callScript(this.redis, 'inFlightEnd', [this.keys.inFlight(jobId)], [this.workerId]);
   }
 
-  /** The row finished without a request of this process (a failed job, a row without a key): nothing stays. */
+  /** The row finished without a request of this process (a poison row, a failed job): nothing of it stays. */
   async forget(jobId: string): Promise<void> {
     await this.redis.del(this.keys.inFlight(jobId));
   }

@@ -153,7 +153,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
           .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not release a user lock; it expires on its own'));
         const message = `not sent again: its request was in flight when ${start.deaths} worker processes died or hung (poisonStarts ${flight.poisonStarts})`;
         await record(outcomeOf(job, { status: 'failed', reason: 'poison_row', message, attempts: job.attemptsMade }));
-        await write(() => flight.end(jobId, true));
+        await write(() => flight.forget(jobId));
         log().error({ deaths: start.deaths }, 'poison row: it was in flight at every one of these worker deaths; failed without sending it again');
         return;
       }
@@ -165,7 +165,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       result = await deps.client.postReceipt(data.platform, data.body);
     } catch (err) {
       await deps.userLock.release(user, lock);
-      if (flight && jobId !== undefined) await flight.end(jobId, false);
+      if (flight && jobId !== undefined) await flight.end(jobId);
       throw err;
     }
     // The request is over: its user's lock goes back now, in the same round of Redis calls as the row's next write
@@ -174,6 +174,12 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     released = deps.userLock
       .release(user, lock)
       .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not release a user lock; it expires on its own'));
+    // No longer in flight, and it did not kill this process: nothing of it stays (inFlightRows.ts). Awaited with
+    // the row's next write, as the lock's release is.
+    if (flight && jobId !== undefined) {
+      const ended = flight.end(jobId).catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not clear a row in flight; it expires on its own'));
+      released = Promise.all([released, ended]).then(() => undefined);
+    }
     let verdict = classify(result, { variable: key.variable, label: key.label, rows: rowsOf(key.platforms) });
     // Store credentials are the app's, not the key's: only this platform's rows are concerned.
     if (verdict.kind === 'fatal' && verdict.cause === 'store_credentials') verdict = classify(result, { variable: key.variable, label: key.label, rows: data.platform });
@@ -183,14 +189,6 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       verdict.kind === 'success' ||
       verdict.kind === 'permanent' ||
       (verdict.kind === 'transient' && !verdict.rateLimited && !verdict.userBusy && job.attemptsMade + 1 >= deps.maxAttempts);
-    // No longer in flight: a finished row leaves nothing, an unfinished one keeps only its count of deaths. Awaited
-    // with the row's next write, as the lock's release is.
-    if (flight && jobId !== undefined) {
-      const ended = flight
-        .end(jobId, final)
-        .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not clear a row in flight; it expires on its own'));
-      released = Promise.all([released, ended]).then(() => undefined);
-    }
     if (!final) {
       const counted = { ...request, fp: data.fp };
       await Promise.all([write(() => ledger.countRequest(counted)), released]);
