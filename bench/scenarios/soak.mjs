@@ -24,8 +24,7 @@
 //
 // usage: node bench/scenarios/soak.mjs [--rows N] [--rate R] [--kill-every S] [--concurrency N] [--poison]
 //          [--no-baseline] [--json FILE]
-import { writeFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -33,7 +32,7 @@ import { alive, spawnCli, startSandboxLibrary, stopAllChildren, stopChild } from
 import { loadDist } from '../lib/pipeline.mjs';
 import { startPrivateRedis } from '../lib/private-redis.mjs';
 import { openRedis } from '../lib/redis.mjs';
-import { SANDBOX_KEY, duration, log, num, round, sleep } from '../lib/util.mjs';
+import { ROOT, SANDBOX_KEY, duration, log, num, round, sleep, useDist } from '../lib/util.mjs';
 
 export const SOAK_USAGE = `usage: node bench/scenarios/soak.mjs [options]   (npm run soak -- [options])
 
@@ -140,7 +139,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
     ...(faults && opts.poison ? { RC_MIGRATE_TEST_POISON_TOKEN: POISON_TOKEN } : {}),
   };
   const ingestArgs = ['ingest', file, '--run-id', runId, '--high-water-mark', String(hwm)];
-  const figures = { rows, faults, kills: { workers: 0, poisonDeaths: 0, ingester: 0, redis: 0 }, workerStarts: 0, startFailures: 0, unexpectedExits: [] };
+  const figures = { rows, faults, kills: { workers: 0, poisonDeaths: 0, ingester: 0, redis: 0 }, workerStarts: 0, startFailures: 0, ingesterExits: [], unexpectedExits: [] };
   let stopping = false;
 
   // Workers: a slot each, started again whenever it exits (a scheduled kill, or the poison row killing it).
@@ -193,6 +192,16 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
       figures.ingesterKilledAtQueued = s.rows_queued;
       log(`soak: ingester SIGKILLed at ${num(s.rows_queued)} rows queued; running the same ingest command again`);
       ingester = spawnCli(ingestArgs, { env, name: 'rc-migrate ingest (again)' });
+    }
+    // An ingester that stopped on its own before its rows were all queued (e.g. through the Redis restart) is run
+    // again, as an operator or a supervisor would: its exit and last words are kept for the figures.
+    if (s && ingestKilled && s.ingest !== 'done' && !alive(ingester)) {
+      const { code, signal } = await ingester.exited;
+      if (code !== 0) {
+        figures.ingesterExits.push(`code ${code} signal ${signal}: ${ingester.stderrLines.slice(-3).join(' | ')}`);
+        log(`soak: the ingester stopped (code ${code}); running the same ingest command again`);
+        ingester = spawnCli(ingestArgs, { env, name: 'rc-migrate ingest (again)' });
+      }
     }
     const done = s ? s.rows_succeeded + s.rows_failed : 0;
     if (s && !redisRestarted && done >= rows / 2) {
@@ -283,6 +292,12 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
 
 export async function soak(opts) {
   const dir = await mkdtemp(join(tmpdir(), 'rcm-soak-'));
+  // A private copy of the build (as bench.mjs takes): workers are started again all run long, and a rebuild of
+  // dist/ meanwhile must not mix two builds in one run. Inside the repository, so node_modules resolves.
+  const snapshot = join(ROOT, 'bench', `.snapshot-soak-${Date.now().toString(36)}`);
+  await cp(join(ROOT, 'dist'), join(snapshot, 'dist'), { recursive: true });
+  await cp(join(ROOT, 'config'), join(snapshot, 'config'), { recursive: true });
+  useDist(join(snapshot, 'dist'));
   try {
     const lib = await loadDist();
     const { file, truth } = await writeRows(dir, opts.rows, opts.poison);
@@ -312,6 +327,7 @@ export async function soak(opts) {
   } finally {
     await stopAllChildren().catch(() => undefined);
     await rm(dir, { recursive: true, force: true });
+    await rm(snapshot, { recursive: true, force: true });
   }
 }
 
@@ -333,6 +349,7 @@ function print(result, opts) {
     `  succeeded             ${num(f.succeeded)}; failed by the faults (5xx on every attempt) ${num(f.failedByFaults)}`,
     `  worker processes      ${f.workerStarts} started (${f.startFailures} of them stopped at start: Redis was down)`,
     `  kills                 workers ${f.kills.workers} (SIGKILL every ${result.killEverySeconds} s)${opts.poison ? ` + ${f.kills.poisonDeaths} by the poison row` : ''}, ingester ${f.kills.ingester} (at ${num(f.ingesterKilledAtQueued)} queued, resumed), Redis ${f.kills.redis} (at ${num(f.redisKilledAtOutcomes)} outcomes, AOF reload ${num(f.redisReloadMs)} ms)`,
+    ...(f.ingesterExits.length ? [`  ingester stopped     ${f.ingesterExits.join('; ')} (run again)`] : []),
     ...(opts.poison ? [`  poison row            ${f.poison?.status} ${f.poison?.reason}, POSTs ${f.poison?.posts}`] : []),
     `  left in Redis         ${f.activeLeft} active jobs, ${f.leftKeys.inFlight} in-flight row keys, ${f.leftKeys.workers} worker heartbeats (live: none, all stopped)`,
     `  time                  ${duration(f.wallMs)}${result.baseline ? ` vs ${duration(result.baseline.wallMs)} without faults (×${result.timeRatio})` : ''}`,
