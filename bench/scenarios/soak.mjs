@@ -142,6 +142,15 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
   const figures = { rows, faults, kills: { workers: 0, poisonDeaths: 0, ingester: 0, redis: 0 }, workerStarts: 0, startFailures: 0, ingesterExits: [], unexpectedExits: [] };
   let stopping = false;
 
+  // Rows active (BullMQ's active list, every worker's) right after each worker's death and right before Redis's:
+  // a receipt imported twice must be one of them. A dead worker's rows stay in the list until their lock expires.
+  const activeAtKill = new Set();
+  const activeAtRedis = new Set();
+  const noteActive = async (into) => {
+    const ids = await conn.lrange(`${PREFIX}:receipts:active`, 0, -1).catch(() => []);
+    for (const id of ids) if (id.startsWith(`${runId}.`)) into.add(id.slice(runId.length + 1));
+  };
+
   // Workers: a slot each, started again whenever it exits (a scheduled kill, or the poison row killing it).
   const workers = [];
   const scheduled = new WeakSet();
@@ -152,7 +161,10 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
     void child.exited.then(({ code, signal }) => {
       if (stopping) return;
       if (scheduled.has(child)) return; // the killer starts it again itself
-      if (signal === 'SIGKILL') figures.kills.poisonDeaths++;
+      if (signal === 'SIGKILL') {
+        figures.kills.poisonDeaths++;
+        void noteActive(activeAtKill);
+      }
       // A worker started just before Redis was killed stops at once (exit 2, as it does at start without Redis):
       // a supervisor starts it again, as here.
       else if (code === 2 && child.stderrLines.some((l) => l.includes('cannot reach Redis'))) figures.startFailures++;
@@ -198,7 +210,8 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
     if (s && ingestKilled && s.ingest !== 'done' && !alive(ingester)) {
       const { code, signal } = await ingester.exited;
       if (code !== 0) {
-        figures.ingesterExits.push(`code ${code} signal ${signal}: ${ingester.stderrLines.slice(-3).join(' | ')}`);
+        const said = ingester.stderrLines.filter((l) => l.trim() !== '' && !/^\s+at /.test(l)).slice(-2);
+        figures.ingesterExits.push(`code ${code} signal ${signal}: ${said.join(' | ')}`);
         log(`soak: the ingester stopped (code ${code}); running the same ingest command again`);
         ingester = spawnCli(ingestArgs, { env, name: 'rc-migrate ingest (again)' });
       }
@@ -208,6 +221,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
       redisRestarted = true;
       figures.redisKilledAtOutcomes = done;
       log(`soak: Redis SIGKILLed at ${num(done)} outcomes; restarting it from its append-only file`);
+      await noteActive(activeAtRedis);
       await redis.kill();
       figures.kills.redis++;
       await sleep(1000);
@@ -223,6 +237,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
         scheduled.add(child);
         child.kill('SIGKILL');
         await child.exited;
+        await noteActive(activeAtKill);
         figures.kills.workers++;
         startWorker(slot);
       }
@@ -252,11 +267,17 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
   const falselyFailed = [];
   let lost = 0;
   let sentTwice = 0;
+  const sentTwiceActiveAt = { workerDeath: 0, redisRestart: 0, neither: 0 };
   let poison;
   for (const [line, row] of truth) {
     const o = outcomes.get(line);
     const p = postsOf.get(row.token);
-    if ((p?.successes ?? 0) >= 2) sentTwice++;
+    if ((p?.successes ?? 0) >= 2) {
+      sentTwice++;
+      if (o && activeAtKill.has(o.fp)) sentTwiceActiveAt.workerDeath++;
+      else if (o && activeAtRedis.has(o.fp)) sentTwiceActiveAt.redisRestart++;
+      else sentTwiceActiveAt.neither++;
+    }
     if (row.poison) {
       poison = { status: o?.status, reason: o?.reason, posts: p?.posts ?? 0 };
       continue;
@@ -276,7 +297,10 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
     falselyFailedExamples: falselyFailed.slice(0, 5),
     lost,
     sentTwice,
-    sentTwiceBound: (figures.kills.workers + figures.kills.poisonDeaths) * opts.concurrency,
+    sentTwiceActiveAt,
+    // Each worker's death: its rows in flight (≤ concurrency). Redis's: every worker's rows in flight, whose
+    // answers' writes and BullMQ's job completions died with the connection.
+    sentTwiceBound: (figures.kills.workers + figures.kills.poisonDeaths + figures.kills.redis * WORKERS) * opts.concurrency,
     extraPosts,
     faults5xx: stats.faults['5xx'],
     overlaps: stats.overlaps,
@@ -335,7 +359,7 @@ export async function soak(opts) {
 export function soakOk(result, opts) {
   const f = result.faulted;
   const poisonOk = !opts.poison || (f.poison?.reason === 'poison_row' && f.poison.posts === 0);
-  return f.falselyFailed === 0 && f.lost === 0 && f.sentTwice <= f.sentTwiceBound && poisonOk && f.unexpectedExits.length === 0;
+  return f.falselyFailed === 0 && f.lost === 0 && f.sentTwice <= f.sentTwiceBound && f.sentTwiceActiveAt.neither === 0 && poisonOk && f.unexpectedExits.length === 0;
 }
 
 function print(result, opts) {
@@ -345,7 +369,8 @@ function print(result, opts) {
     `soak: ${num(result.rows)} rows, 3 workers, --rate ${result.rate}, concurrency ${result.concurrency}, job lock ${result.lockMs} ms, 3% 5xx, a worker SIGKILLed every ${result.killEverySeconds} s`,
     `  rows falsely failed   ${num(f.falselyFailed)}${f.falselyFailed ? `  e.g. ${JSON.stringify(f.falselyFailedExamples)}` : ''}`,
     `  rows lost             ${num(f.lost)}`,
-    `  rows sent twice       ${num(f.sentTwice)} (bound: kills × concurrency = ${num(f.sentTwiceBound)}); POSTs beyond one per receipt ${num(f.extraPosts)}, of which 5xx faults retried ${num(f.faults5xx)}`,
+    `  rows sent twice       ${num(f.sentTwice)}: active at a worker's death ${num(f.sentTwiceActiveAt.workerDeath)}, at Redis's ${num(f.sentTwiceActiveAt.redisRestart)}, neither ${num(f.sentTwiceActiveAt.neither)} (bound: (worker deaths + Redis restarts × ${WORKERS} workers) × concurrency = ${num(f.sentTwiceBound)})`,
+    `                        POSTs beyond one per receipt ${num(f.extraPosts)}, of which 5xx faults retried ${num(f.faults5xx)}`,
     `  succeeded             ${num(f.succeeded)}; failed by the faults (5xx on every attempt) ${num(f.failedByFaults)}`,
     `  worker processes      ${f.workerStarts} started (${f.startFailures} of them stopped at start: Redis was down)`,
     `  kills                 workers ${f.kills.workers} (SIGKILL every ${result.killEverySeconds} s)${opts.poison ? ` + ${f.kills.poisonDeaths} by the poison row` : ''}, ingester ${f.kills.ingester} (at ${num(f.ingesterKilledAtQueued)} queued, resumed), Redis ${f.kills.redis} (at ${num(f.redisKilledAtOutcomes)} outcomes, AOF reload ${num(f.redisReloadMs)} ms)`,
