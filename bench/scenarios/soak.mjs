@@ -228,6 +228,8 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
       const t = Date.now();
       await redis.start();
       figures.redisReloadMs = Date.now() - t;
+      // Again from the AOF: rows that became active between the first look and the kill.
+      await noteActive(activeAtRedis);
     }
     if (faults && Date.now() >= nextKill) {
       nextKill += opts.killEverySeconds * 1000;
@@ -279,7 +281,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
       else sentTwiceActiveAt.neither++;
     }
     if (row.poison) {
-      poison = { status: o?.status, reason: o?.reason, posts: p?.posts ?? 0 };
+      poison = { status: o?.status, reason: o?.reason, message: o?.message, posts: p?.posts ?? 0 };
       continue;
     }
     if (!o) lost++;
