@@ -143,7 +143,7 @@ describe('soak, small', () => {
         '--kill-every',
         '8',
         '--lock-ms',
-        '2000',
+        '4000',
         '--poison',
         '--no-baseline',
         '--json',
