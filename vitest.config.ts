@@ -6,6 +6,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 
 const UNIT_TESTS = [
   'test/apiKeys.test.ts',
+  'test/appleReceipts.test.ts',
   'test/classify.test.ts',
   'test/clusterConnection.test.ts',
   'test/config.test.ts',
@@ -16,6 +17,7 @@ const UNIT_TESTS = [
   'test/property.test.ts',
   'test/rateDiscovery.test.ts',
   'test/readCsv.test.ts',
+  'test/receiptSurvey.test.ts',
   'test/reportHtmlRender.test.ts',
   'test/rowRecord.test.ts',
   'test/template.test.ts',

@@ -10,7 +10,7 @@ import { connectRedis, type RedisClient } from '../src/redis/connection.js';
 import { scriptFiles } from '../src/redis/scripts.js';
 import { durable } from '../src/redis/replication.js';
 import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
-import { PlanLedger, sweepStalePlans } from '../src/session/planLedger.js';
+import { PlanLedger, sweepStalePlans } from '../src/ledger/planLedger.js';
 import { UserLock } from '../src/workers/userLock.js';
 import { Pacer } from '../src/workers/pacer.js';
 import { RateController } from '../src/workers/rateController.js';

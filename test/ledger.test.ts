@@ -1,8 +1,11 @@
 // The run ledger's data model against a real Redis: rows keyed by token, conflicts in a run and across runs,
 // changed and unchanged rows, the final answer and its request in one call, and buckets that stay listpacks.
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
+import { tokenFingerprint } from '../src/ledger/rowIdentity.js';
+import { TEXT_CODES_CAP } from '../src/ledger/runNumbering.js';
 import { keySlot, RedisKeys, SHARDS } from '../src/redis/keys.js';
 import type { Outcome } from '../src/types.js';
 import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
@@ -86,7 +89,7 @@ async function migrate(ledger: RunLedger, rows: AdmitRow[], opts: { fail?: (r: A
 }
 
 describe('run ledger', () => {
-  it('keeps a success compactly and a failure whole, counts the request with the answer, and reads both back', async () => {
+  it('keeps a success and a failure compactly, counts the request with the answer, and reads both back', async () => {
     const ledger = new RunLedger(redis, newPrefix('ledger-basic'), 'R');
     const ok = row(2, 'user-1', 'tok-1');
     const bad = row(3, 'user-2', 'tok-2');
@@ -102,8 +105,11 @@ describe('run ledger', () => {
     // a success: everything but the masked token and the queue time, which its record does not keep
     const { token: _t, queued_at: _q, ...kept } = succeeded(ok, fpOk);
     expect(outcomes.get('user-1')).toEqual({ ...kept, finished_at: outcomes.get('user-1')?.finished_at });
-    // a failure: whole, input and body included (failed.csv and retry)
-    expect(outcomes.get('user-2')).toMatchObject({ status: 'failed', reason: 'rc_7103', input: { receipt: 'tok-2', note: 'kept' }, body: { fetch_token: 'tok-2' } });
+    // a failure: what the ledger needs, without its input, body or masked token (read again from the source)
+    const fpBad = admissions[1]?.kind === 'new' ? admissions[1].fp : '';
+    const { token: _ft, queued_at: _fq, input: _fi, body: _fb, ...failure } = failed(bad, fpBad);
+    expect(outcomes.get('user-2')).toEqual({ ...failure, finished_at: outcomes.get('user-2')?.finished_at });
+    expect(await ledger.outcome(fpBad)).toEqual(outcomes.get('user-2'));
     expect(await ledger.outcome(fpOk)).toMatchObject({ status: 'succeeded', app_user_id: 'user-1', line: 2 });
     expect((await ledger.timeline()).reduce((n, p) => n + p.requests, 0)).toBe(2);
     expect((await ledger.latencyBuckets()).reduce((a, b) => a + b, 0)).toBe(2);
@@ -126,6 +132,89 @@ describe('run ledger', () => {
     const history = [];
     for await (const h of ledger.history()) history.push(h);
     expect(history.map((h) => [h.status, h.reason])).toEqual([['failed', 'rc_7103']]);
+  });
+
+  it('records an answer for a row it has not seen admitted (a failover lost the admission), and the same answer twice once', async () => {
+    const ledger = new RunLedger(redis, newPrefix('ledger-unseen'), 'R');
+    await ledger.beginIngest(['a.csv']);
+    const lost = row(2, 'user-1', 'tok-1');
+    const fp = tokenFingerprint('ios', 'tok-1').toString('base64url');
+    const answer = succeeded(lost, fp);
+    const request = { status: '200', durationMs: 5, rateLimited: false };
+    expect(await ledger.recordAnswer(answer, { sent: { platform: 'ios', body: lost.body }, request })).toBe(true);
+    // counted as admitted, queued and answered: nothing pending, nothing missing
+    expect(await ledger.state()).toMatchObject({ rows_read: 1, rows_queued: 1, rows_succeeded: 1, rows_pending: 0, requests_sent: 1 });
+    // the very same call again (sent twice): nothing changes, its request is not counted twice, no history
+    expect(await ledger.recordAnswer(answer, { sent: { platform: 'ios', body: lost.body }, request })).toBe(true);
+    expect(await ledger.state()).toMatchObject({ rows_read: 1, rows_queued: 1, rows_succeeded: 1, requests_sent: 1 });
+    // the admission, done again once Redis is back (a reconcile or a resumed ingest), finds the row finished
+    expect((await ledger.admit([lost])).map((a) => a.kind)).toEqual(['done']);
+    expect(await ledger.state()).toMatchObject({ rows_read: 1, rows_queued: 1, rows_succeeded: 1 });
+    const history = [];
+    for await (const h of ledger.history()) history.push(h);
+    expect(history).toEqual([]);
+    // a later, different answer (the job ran again) replaces it and keeps the first in the history
+    await ledger.recordAnswer({ ...answer, finished_at: new Date(Date.parse(answer.finished_at) + 1000).toISOString() }, { request });
+    expect(await ledger.state()).toMatchObject({ rows_succeeded: 1, requests_sent: 2 });
+    for await (const h of ledger.history()) history.push(h);
+    expect(history).toHaveLength(1);
+  });
+
+  it('keeps failure messages unique to their row inline once the dictionary is full, and reads every one back', async () => {
+    const prefix = newPrefix('ledger-messages');
+    const ledger = new RunLedger(redis, prefix, 'R');
+    const n = TEXT_CODES_CAP + 100;
+    const rows = Array.from({ length: n }, (_, i) => row(i + 2, `user-${i}`, `tok-${i}`));
+    const admissions = await ledger.admit(rows);
+    await Promise.all(
+      admissions.map((a, i) => {
+        const r = rows[i] as AdmitRow;
+        return ledger.recordAnswer({ ...failed(r, 'fp' in a ? a.fp : ''), message: `receipt of row ${i} refused: ${'x'.repeat(i % 7)}` });
+      }),
+    );
+    expect(await ledger.state()).toMatchObject({ rows_failed: n });
+    // the dictionary stopped taking new texts at its cap (the reason and the first messages took the codes)
+    expect(await redis.hlen(new RedisKeys(prefix).run('R').dict)).toBe(TEXT_CODES_CAP);
+    const messages = new Map<number, string | undefined>();
+    for await (const f of ledger.failedRecords()) messages.set(f.outcome.line, f.outcome.message);
+    expect(messages.size).toBe(n);
+    for (let i = 0; i < n; i++) expect(messages.get(i + 2)).toBe(`receipt of row ${i} refused: ${'x'.repeat(i % 7)}`);
+  });
+
+  it("keeps none of a failed row's 3 KB receipt in Redis: its record stays in a listpack bucket", async () => {
+    const prefix = newPrefix('ledger-receipt');
+    const ledger = new RunLedger(redis, prefix, 'R');
+    const receipt = randomBytes(2250).toString('base64');
+    const bad = row(2, '5f0c1b2a-3d4e-4f50-8a6b-7c8d9e0f1a2b', receipt, { product_id: 'com.example.premium.monthly' });
+    await migrate(ledger, [bad], { fail: () => true });
+    expect(await ledger.state()).toMatchObject({ rows_failed: 1 });
+    // every key of the run and the index together weigh less than the receipt alone
+    let bytes = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) bytes += Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+    } while (cursor !== '0');
+    expect(bytes).toBeLessThan(receipt.length);
+    // no record was too long for a bucket
+    expect(await redis.exists(new RedisKeys(prefix).runShard('R', 0).wide)).toBe(0);
+    for await (const f of ledger.failedRecords()) expect(Buffer.from(f.stored, 'base64').length).toBeLessThanOrEqual(64);
+  });
+
+  it("keeps a source's stamp as first ingested, and what a canary did, in the run's meta", async () => {
+    const ledger = new RunLedger(redis, newPrefix('ledger-meta'), 'R');
+    await ledger.beginIngest(['a.csv', 's3://b/k.csv']);
+    expect(await ledger.sourceStamp('a.csv')).toBeUndefined();
+    await ledger.saveSourceStamp('a.csv', { size: 120, mtimeMs: 1_700_000_000_000 });
+    await ledger.saveSourceStamp('a.csv', { size: 999, mtimeMs: 1 }); // a later ingest does not replace it
+    await ledger.saveSourceStamp('s3://b/k.csv', { etag: '"abc"' });
+    expect(await ledger.sourceStamp('a.csv')).toEqual({ size: 120, mtimeMs: 1_700_000_000_000 });
+    expect(await ledger.sourceStamp('s3://b/k.csv')).toEqual({ etag: '"abc"' });
+    await ledger.saveCanary({ limit: 10, sent: 7 });
+    expect(await ledger.canary()).toEqual({ limit: 10, sent: 7 });
+    await ledger.saveCanary(undefined);
+    expect(await ledger.canary()).toBeUndefined();
   });
 
   it('within a run: same token and user is a duplicate; same token, another user is a conflict, held or sent', async () => {

@@ -7,8 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { FLIGHT, INGEST_STATE, META, PACE, RATE, RedisKeys, SHARD_TAGS, TABLE, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
 import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
-import { STATUS_CODES } from '../src/ledger/outcomeCodec.js';
-import { INDEX_HASHES_BYTES, LISTPACK_VALUE_MAX, RECORD } from '../src/ledger/rowRecord.js';
+import { FORMAT, INDEX_HASHES_BYTES, LISTPACK_VALUE_MAX, RECORD } from '../src/ledger/rowRecord.js';
+import { ADMIT_ANSWER } from '../src/ledger/scriptCalls.js';
+import { RECENT_ERRORS } from '../src/ledger/statistics.js';
 import { SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES } from '../src/ledger/rowIdentity.js';
 
 const SRC = join(import.meta.dirname, '..', 'src');
@@ -17,7 +18,9 @@ const SRC = join(import.meta.dirname, '..', 'src');
 const NAMED: Record<string, unknown> = {
   META,
   FLIGHT,
-  STATUS_CODES,
+  ADMIT_ANSWER,
+  FORMAT,
+  RECENT_ERRORS,
   RATE,
   PACE,
   INGEST_STATE,
@@ -50,7 +53,7 @@ describe('Redis scripts', () => {
   it('finds every script file, named <name>-<numberOfKeys>.lua', () => {
     const files = readdirSync(join(SRC, 'redis', 'scripts')).filter((f) => f.endsWith('.lua'));
     expect(scripts.map((s) => s.file).sort()).toEqual(files.sort());
-    for (const name of ['admit', 'recordOnce', 'recordAnswer', 'reopenFailed', 'sourceId', 'releaseUserLock']) {
+    for (const name of ['admit', 'recordOnce', 'recordAnswer', 'reopenFailed', 'sourceId', 'releaseUserLock', 'dictCode', 'findRecords', 'runNumber']) {
       expect(scriptFiles().has(name), name).toBe(true);
     }
   });
@@ -79,6 +82,13 @@ describe('Redis scripts', () => {
       }
     }
     expect(annotated).toBeGreaterThanOrEqual(10);
+  });
+
+  it('declares every answer code of admit once, and the script names each of them', () => {
+    const admit = scriptFiles().get('admit')?.lua ?? '';
+    const named = new Set([...admit.matchAll(/-- ADMIT_ANSWER\.(\w+)$/gm)].map((m) => m[1]));
+    expect([...named].sort()).toEqual(Object.keys(ADMIT_ANSWER).sort());
+    expect(new Set(Object.values(ADMIT_ANSWER)).size).toBe(Object.keys(ADMIT_ANSWER).length);
   });
 
   it('leaves no Lua in any .ts file of src/', () => {
@@ -116,7 +126,6 @@ describe('Redis keys', () => {
       counters: `rcm:{${tag}}:run:R1:c`,
       buckets: `rcm:{${tag}}:run:R1:b:`,
       wide: `rcm:{${tag}}:run:R1:w`,
-      failed: `rcm:{${tag}}:run:R1:f`,
       rejected: `rcm:{${tag}}:run:R1:rej`,
       duplicates: `rcm:{${tag}}:run:R1:dup`,
       conflicts: `rcm:{${tag}}:run:R1:conf`,
@@ -144,11 +153,11 @@ describe('Redis keys', () => {
   });
 
   it('builds and reads back the composite field names', () => {
-    expect([META.progress(2), META.status('429'), META.status('ECONNRESET')]).toEqual(['progress:2', 'status:429', 'status:ECONNRESET']);
+    expect([META.progress(2), META.sourceStamp(2), META.status('429'), META.status('ECONNRESET')]).toEqual(['progress:2', 'stamp:2', 'status:429', 'status:ECONNRESET']);
     expect([META.statusOf('status:503'), META.statusOf('rows_read'), META.statusOf('progress:1')]).toEqual(['503', undefined, undefined]);
     expect(timelineField(1_700_000_000, TIMELINE.rateLimited)).toBe('1700000000:l');
     expect(parseTimelineField('1700000000:s')).toEqual({ t: 1_700_000_000, kind: 's' });
-    // the ledger writes outcome status codes as timeline kinds
-    expect([TIMELINE.succeeded, TIMELINE.failed]).toEqual([STATUS_CODES.succeeded, STATUS_CODES.failed]);
+    // the ledger writes record kinds as timeline kinds
+    expect([TIMELINE.succeeded, TIMELINE.failed]).toEqual([RECORD.succeeded, RECORD.failed]);
   });
 });

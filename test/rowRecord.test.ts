@@ -1,24 +1,26 @@
-// The ledger's binary records (no Redis): what goes in comes back, a row's record fits a listpack value, a
-// failed row keeps its receipt in about three quarters of its text, and the key layout spreads over the slots
-// a Redis Cluster would give it (values checked against a real `CLUSTER KEYSLOT`).
+// The ledger's binary records (no Redis): what goes in comes back, a row's record fits a listpack value (a
+// failed row's as well as a succeeded one's: it keeps no input), every stored form carries its format byte, and
+// the key layout spreads over the slots a Redis Cluster would give it (values checked against a real
+// `CLUSTER KEYSLOT`).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
+  decodeAnswer,
   decodeConflict,
   decodeHead,
+  decodeHistoryEntry,
   decodeIndexValue,
-  decodeSuccess,
+  encodeAnswer,
   encodePlace,
-  encodeSuccess,
   encodeUser,
+  FORMAT,
   headRecord,
   indexValue,
   keyText,
   LISTPACK_VALUE_MAX,
-  packFailure,
   RECORD,
-  unpackFailure,
   type DecodeContext,
+  type RecordContext,
 } from '../src/ledger/rowRecord.js';
 import { canonicalPayload, payloadHash, recordKey, tokenFingerprint, userHash } from '../src/ledger/rowIdentity.js';
 import { keySlot, RedisKeys, SHARD_TAGS, SHARDS } from '../src/redis/keys.js';
@@ -33,9 +35,13 @@ const code = (text: string): number => {
   return codes.get(text) as number;
 };
 const ctx: DecodeContext = { sources: ['x.csv', 'exports/receipts.csv'], base: START, name: (c) => [...codes.keys()][c] ?? '?' };
+/** A dictionary that takes failure texts (as the run's does while it has room). */
+const withTexts: RecordContext = { sourceNumber: 1, base: START, code, textCode: code };
+/** A full dictionary: failure texts stay inline. */
+const full: RecordContext = { ...withTexts, textCode: () => undefined };
 
-function roundTrip(o: Outcome): Outcome {
-  return decodeSuccess(KEY, encodeSuccess(o, { sourceNumber: 1, base: START, code }), ctx);
+function roundTrip(o: Outcome, rc: RecordContext = withTexts): Outcome {
+  return decodeAnswer(KEY, encodeAnswer(o, rc), ctx);
 }
 
 const success: Outcome = {
@@ -60,8 +66,9 @@ const success: Outcome = {
 describe('row records', () => {
   it('round-trips a succeeded row, and the usual one fits a listpack value with room to spare', () => {
     expect(roundTrip(success)).toEqual(success);
-    const record = encodeSuccess(success, { sourceNumber: 1, base: START, code });
-    expect(record.length).toBeLessThanOrEqual(40);
+    const record = encodeAnswer(success, withTexts);
+    expect(record.length).toBeLessThanOrEqual(41);
+    expect(record[1]).toBe(FORMAT.row);
     expect(record.length).toBeLessThan(LISTPACK_VALUE_MAX);
   });
 
@@ -139,6 +146,7 @@ describe('row records', () => {
     const encoded = ids.map((id) => encodeUser(id));
     for (const [i, id] of ids.entries()) {
       const rec = headRecord(RECORD.queued, encodePlace(3, 17), encoded[i] as Buffer);
+      expect(rec[1]).toBe(FORMAT.row);
       expect(decodeHead(rec)).toEqual({ kind: 'q', sourceNumber: 3, line: 17, appUserId: id });
     }
     expect(new Set(encoded.map((b) => b.toString('hex'))).size).toBe(ids.length);
@@ -163,31 +171,66 @@ describe('row records', () => {
     finished_at: '2026-11-21T06:12:22.000Z',
   };
 
-  it('keeps a failed row whole, its receipt once and in about three quarters of its base64', () => {
-    const receipt = randomBytes(3750).toString('base64'); // 5,000 characters
-    const withReceipt: Outcome = {
+  it('keeps a failed row as compactly as a succeeded one: no input, body or token, its texts through the dictionary', () => {
+    const receipt = randomBytes(2250).toString('base64'); // 3,000 characters, incompressible
+    const withInput: Outcome = {
       ...failed,
-      // an own property named __proto__ (fromEntries defines it), as a CSV header could have
-      input: Object.fromEntries([
-        ['app_user_id', 'u'],
-        ['receipt', receipt],
-        ['note', 'kept'],
-        ['__proto__', 'a column named so'],
-      ]),
-      body: { app_user_id: 'u', fetch_token: receipt, attributes: { $email: { value: 'u@example.com', updated_at_ms: 1 } } },
+      input: { app_user_id: 'u', receipt, note: 'kept' },
+      body: { app_user_id: 'u', fetch_token: receipt },
     };
-    const blob = packFailure(withReceipt, 1);
-    expect(unpackFailure(KEY, blob, ctx.sources)).toEqual(withReceipt);
-    expect(blob.length).toBeLessThan(receipt.length * 0.75 + 250);
-    // a token that is not base64 (Google), one that is no input cell, and none at all
-    for (const o of [
-      { ...failed, input: { token: 'abc.AO-J1Oxyz_-' }, body: { app_user_id: 'u', fetch_token: 'abc.AO-J1Oxyz_-' } },
-      { ...failed, input: { other: 'x' }, body: { app_user_id: 'u', fetch_token: 'elsewhere' } },
-      { ...failed, reason: 'timeout', message: 'gave up after 6 attempts: timeout' },
-      { ...failed, platform: 'android', reason: 'google_token_expired', past_google_cutoff: true },
-    ] as Outcome[]) {
-      expect(unpackFailure(KEY, packFailure(o, 0), ctx.sources)).toEqual({ ...o, src: 'x.csv' });
-    }
+    const record = encodeAnswer(withInput, withTexts);
+    // what the ledger keeps: everything but the input, body, masked token and queue time
+    const { input: _i, body: _b, token: _t, queued_at: _q, ...kept } = withInput;
+    expect(decodeAnswer(KEY, record, ctx)).toEqual(kept);
+    expect(record[0]).toBe(RECORD.failed.charCodeAt(0));
+    expect(record.length).toBeLessThanOrEqual(24);
+    // a UUID user, a product and a reconciliation's subscriber still fit a listpack value
+    const reconciled: Outcome = {
+      ...kept,
+      app_user_id: success.app_user_id,
+      product_id: 'pro.monthly',
+      http_status: 200,
+      reason: 'product_not_in_subscriber',
+      message: 'RevenueCat accepted the receipt but the subscriber does not show pro.monthly',
+      subscriber: { ...success.subscriber!, active_entitlements: [], product_found: 'absent', product: undefined },
+    };
+    const clean = JSON.parse(JSON.stringify(reconciled)) as Outcome;
+    expect(roundTrip(clean)).toEqual(clean);
+    expect(encodeAnswer(clean, withTexts).length).toBeLessThan(LISTPACK_VALUE_MAX);
+    // with the dictionary full, the texts are kept inline and come back the same
+    expect(roundTrip(clean, full)).toEqual(clean);
+    expect(encodeAnswer(clean, full).length).toBeGreaterThan(encodeAnswer(clean, withTexts).length + clean.message!.length);
+  });
+
+  it.each([
+    ['a timeout: no HTTP status, no code', { ...failed, http_status: undefined, code: undefined, reason: 'timeout', message: 'gave up after 6 attempts: timeout', attempts: 6 }],
+    ['no reason and no message', { ...failed, reason: undefined, message: undefined }],
+    ['an empty message', { ...failed, message: '' }],
+    ['a Google token past its cut-off', { ...failed, platform: 'android', reason: 'google_token_expired', past_google_cutoff: true }],
+    ['a message unique to its row, in Unicode', { ...failed, message: 'Quittung ungültig: 用户 #4711 ✓' }],
+    ['expectations', { ...failed, expect: { entitlement: 'gold', active: true } }],
+  ] as [string, Outcome][])('round-trips a failure: %s', (_name, outcome) => {
+    const { token: _t, queued_at: _q, ...kept } = outcome;
+    const clean = JSON.parse(JSON.stringify(kept)) as Outcome;
+    expect(roundTrip(clean)).toEqual(clean);
+    expect(roundTrip(clean, full)).toEqual(clean);
+  });
+
+  it('reads back a history entry: the key, then the replaced record', () => {
+    const { token: _t, queued_at: _q, ...kept } = failed;
+    const entry = Buffer.concat([Buffer.from([KEY.length]), KEY, encodeAnswer(kept, withTexts)]);
+    expect(decodeHistoryEntry(entry, ctx)).toEqual(kept);
+  });
+
+  it('refuses a record, an index value or a conflict of another format', () => {
+    const record = encodeAnswer(success, withTexts);
+    record[1] = FORMAT.row + 1;
+    expect(() => decodeAnswer(KEY, record, ctx)).toThrow(/format/);
+    const value = indexValue(userHash('a'), payloadHash('ios', { app_user_id: 'a', fetch_token: 't' }), 1, 0);
+    value[0] = FORMAT.index + 1;
+    expect(() => decodeIndexValue(value)).toThrow(/format/);
+    const conflict = Buffer.concat([Buffer.from('h'), Buffer.from([FORMAT.conflict + 1]), Buffer.from('r')]);
+    expect(() => decodeConflict(conflict)).toThrow(/format/);
   });
 
   it('reads back index values and conflicts as the scripts write them', () => {
@@ -195,12 +238,22 @@ describe('row records', () => {
     const p = payloadHash('ios', { app_user_id: 'alice', fetch_token: 't' });
     expect(decodeIndexValue(indexValue(u, p, 300, 0))).toEqual({ userHash: u, payloadHash: p, runNumber: 300, variant: 0 });
     expect(decodeIndexValue(indexValue(u, p, 7, 2))).toEqual({ userHash: u, payloadHash: p, runNumber: 7, variant: 2 });
-    expect(indexValue(u, p, 300, 0).length).toBe(14);
-    // admit-4.lua: held/sent, scope, key length, key, this row's user, then the other side
+    expect(indexValue(u, p, 300, 0).length).toBe(15);
+    expect(indexValue(u, p, 300, 0)[0]).toBe(FORMAT.index);
+    // admit-4.lua: held/sent, format, scope, key length, key, this row's user, then the other side
     const own = Buffer.concat([KEY, Buffer.from([1])]);
-    const inRun = Buffer.concat([Buffer.from('hr'), Buffer.from([own.length]), own, encodeUser('bob'), encodePlace(0, 2), encodeUser('alice')]);
+    const inRun = Buffer.concat([
+      Buffer.from('h'),
+      Buffer.from([FORMAT.conflict]),
+      Buffer.from('r'),
+      Buffer.from([own.length]),
+      own,
+      encodeUser('bob'),
+      encodePlace(0, 2),
+      encodeUser('alice'),
+    ]);
     expect(decodeConflict(inRun)).toEqual({ held: true, key: own, appUserId: 'bob', other: { scope: 'run', sourceNumber: 0, line: 2, appUserId: 'alice' } });
-    const earlier = Buffer.concat([Buffer.from('sx'), Buffer.from([KEY.length]), KEY, encodeUser('bob'), indexValue(u, p, 4, 0)]);
+    const earlier = Buffer.concat([Buffer.from('s'), Buffer.from([FORMAT.conflict]), Buffer.from('x'), Buffer.from([KEY.length]), KEY, encodeUser('bob'), indexValue(u, p, 4, 0)]);
     expect(decodeConflict(earlier)).toEqual({
       held: false,
       key: KEY,
@@ -264,7 +317,6 @@ describe('key layout on a cluster', () => {
           `${shard.buckets}0`,
           `${shard.buckets}4711`,
           shard.wide,
-          shard.failed,
           shard.conflicts,
           shard.history,
           shard.errors,

@@ -577,6 +577,23 @@ describe('stats', () => {
         bucketMs: 1000,
         buckets: [{ second: 0, requests: 2, admitted: 2, rateLimited: 0, overlaps: 0, succeeded: 1, perSecond: 0, perMinute: 0 }],
       },
+      transfers: 0,
+      // The iOS test token is no App Store receipt: counted unread and answered by the token scheme.
+      appleReceipts: { receipts: 0, signedTransactions: 0, unread: 1, purchases: 0 },
+      appStoreServerApi: {
+        requests: 0,
+        byStatus: {},
+        byErrorCode: {},
+        byBasePath: {},
+        found: 0,
+        unauthorized: 0,
+        unauthorizedBy: {},
+        rateLimited: 0,
+        faults: 0,
+        tokens: 0,
+        byBundle: {},
+        maxLookupsPerTransaction: 0,
+      },
     });
     const viaHttp = await (await fetch(`${sb.url}/_sandbox/stats`)).json();
     expect(viaHttp).toEqual(stats);

@@ -12,7 +12,7 @@
 // A few % of rows carry a sandbox directive that makes the "store" refuse them (src/sandbox/README.md, token
 // scheme): invalid (400/7103), inuse (7102), otheruser (7852) and, on App Store rows, missingproduct (7712).
 // All are permanent answers, so they fail at once instead of retrying with backoff, and failures exist the
-// way they do in a real migration (a failed row keeps its input for failed.csv). Another 5% carry `expired`
+// way they do in a real migration. Another 5% carry `expired`
 // (200, a lapsed subscription). Random parts never contain "sbx", so no other row trips a directive.
 //
 // The bytes come from an AES-128-CTR keystream seeded by `seed`: the same (rows, options) give the same file,

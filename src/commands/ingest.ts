@@ -38,7 +38,7 @@ export async function ingestSources(opts: IngestCommandOptions): Promise<{ resul
     const log = opts.logger.child({ run: runId });
     const logLine = ingestProgressLog(log, opts.progressEveryMs ?? PROGRESS_LOG_MS);
     const ledger = ctx.ledger(runId);
-    const tokens = new ConflictTokens(ctx.redis, ledger);
+    const tokens = new ConflictTokens(ledger);
     const result = await ingest(
       { queue: ctx.queue, ledger, logger: log, sources },
       {
@@ -54,7 +54,7 @@ export async function ingestSources(opts: IngestCommandOptions): Promise<{ resul
     );
     await tokens.flush();
     // Every source read: a canary's rows left for later are now queued too.
-    if (!result.aborted && !result.partial) await saveCanary(ctx.redis, ledger, undefined);
+    if (!result.aborted && !result.partial) await saveCanary(ledger, undefined);
     // Held conflicts are rows someone must look at before they are sent, like rejected ones.
     return { result, exitCode: exitCodeFor({ incomplete: result.aborted, problems: result.rejected + result.held }) };
   });

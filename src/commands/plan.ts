@@ -1,5 +1,5 @@
 // `plan`: reads and validates the sources exactly as `run` would, and sends nothing. Every row is admitted into a
-// throw-away plan ledger in Redis (session/planLedger.ts), so duplicates and token conflicts within the sources
+// throw-away plan ledger in Redis (ledger/planLedger.ts), so duplicates and token conflicts within the sources
 // are found with bounded memory in this process, and the cross-run index says which rows an earlier run already
 // migrated, which changed since (updated) and which tokens another user has. Nothing is queued, no API key is
 // needed, and the plan's keys are deleted when it ends. It writes plan.json, rejected.csv and conflicts.csv.
@@ -19,7 +19,7 @@ import { queuesRow } from '../session/canary.js';
 import { ConflictTokens, conflictTokens } from '../session/conflictTokens.js';
 import { openContext } from '../session/context.js';
 import { ingestOptionsFrom, openSources } from '../session/ingestOptions.js';
-import { newPlanId, PlanLedger, sweepStalePlans } from '../session/planLedger.js';
+import { newPlanId, PlanLedger, sweepStalePlans } from '../ledger/planLedger.js';
 
 export { newPlanId };
 import { withResources } from '../session/resources.js';
@@ -122,7 +122,7 @@ export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
     resources.defer('plan ledger', () => ledger.drop());
 
     const counts = new PlatformCounts();
-    const tokens = new ConflictTokens(ctx.redis, ledger, counts);
+    const tokens = new ConflictTokens(ledger, counts);
     const result = await ingest(
       { queue: ctx.queue, ledger, logger: log, sources },
       {
@@ -146,7 +146,7 @@ export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
     await mkdir(dir, { recursive: true });
     const files: PlanFiles = { dir, plan: join(dir, 'plan.json'), rejected: join(dir, 'rejected.csv'), conflicts: join(dir, 'conflicts.csv') };
     await writeRejectedCsv(ledger, files.rejected);
-    await writeConflictsCsv(ledger, files.conflicts, { tokens: await conflictTokens(ctx.redis, ledger), ownRun: false });
+    await writeConflictsCsv(ledger, files.conflicts, { tokens: await conflictTokens(ledger), ownRun: false });
 
     const learned = await readRateState(ctx.redis, new RedisKeys(config.prefix));
     const plan: Plan = {

@@ -1,22 +1,5 @@
-// Stable identity of one receipt submission, and a printable form of a token that does not reveal it. (What the
-// ledger keys rows by, the token fingerprint and the payload hash, is ../ledger/rowIdentity.ts.)
-
-import { createHash } from 'node:crypto';
-import type { Platform } from '../revenuecat/fields.js';
-
-/**
- * sha256 over platform, App User ID and fetch token, each prefixed with its UTF-8 byte length
- * (`<len>:<bytes>`), so no choice of values can make two different triples hash the same input.
- * base64url, first 22 characters (132 bits): shorter than hex, because the run ledger stores one per row.
- */
-export function fingerprint(platform: Platform, appUserId: string, fetchToken: string): string {
-  const hash = createHash('sha256');
-  for (const part of [platform, appUserId, fetchToken]) {
-    hash.update(`${Buffer.byteLength(part, 'utf8')}:`);
-    hash.update(part, 'utf8');
-  }
-  return hash.digest('base64url').slice(0, 22);
-}
+// A printable form of a token that does not reveal it (logs, reports, conflicts.csv). What identifies a row (the
+// ledger's key of it, its token fingerprint, and the payload hash) is ../ledger/rowIdentity.ts.
 
 /** Tokens shorter than this are masked entirely. */
 export const MASK_MIN_LENGTH = 12;

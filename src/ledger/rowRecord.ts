@@ -1,29 +1,47 @@
 // The binary forms of what the ledger keeps per row. A run has millions of rows and every byte here is paid
-// once per row, so a row is a fixed-width key (its token fingerprint, ingest/fingerprint.ts) and a record of a
+// once per row, so a row is a fixed-width key (its token fingerprint, ledger/rowIdentity.ts) and a record of a
 // few dozen bytes, small enough for Redis to keep buckets of them as listpacks (≤ 64 bytes a value):
 //
-//   record   = kind (1 byte) · varint source number · varint line · user
+//   record   = kind (1 byte) · format (1 byte, FORMAT.row) · varint source number · varint line · user
 //   user     = varint header · bytes   — the form: UTF-8 text, or a decimal number, a UUID, hex, or
 //              `$RCAnonymousID:` + hex packed into bytes (the usual shapes of App User IDs); the header is the
 //              form, plus the byte length × 8 where it varies (encodeUser)
-//   succeeded adds: varint flags · varint attempts · varint ms since the run began · product (dictionary code) ·
-//              the import answer's reconciliation (product found, its expiry and environment, the active
-//              entitlements as dictionary codes with their expiries) · expected_* columns · import mismatches
+//   answered (succeeded or failed) adds: varint flags · ms since the run began · attempts when over 7 · http
+//              status when not 200/201 · product (dictionary code) · the import answer's reconciliation
+//              (product found, its expiry and environment, the active entitlements as dictionary codes with
+//              their expiries) · expected_* columns · import mismatches
+//   failed adds: varint RevenueCat code + 1 (0: none) · reason · message, each a dictionary code, or inline
+//              when the dictionary is full (a message unique to its row must not grow it: see RunNumbering)
 //
-// What a succeeded row does not keep: its masked token and the time it was queued (succeeded.csv leaves those
-// columns empty). A failed row keeps everything failed.csv and `retry` need, in a hash of its own (packFailure):
-// failures are few, and their input is what makes failed.csv valid input again. Lua reads the record head only
-// (kind, place, user: src/redis/scripts/includes/record.lua), and the record key's first byte picks the shard.
-import { deflateRawSync, inflateRawSync } from 'node:zlib';
+// What a finished row does not keep: its input cells, its request body, its masked token and the time it was
+// queued. A failed row's input is read again from its source, by its place (source number and line), when
+// failed.csv or `retry` need it; Redis keeps of it only what the ledger itself needs. Lua reads the record head
+// only (kind, place, user: src/redis/scripts/includes/record.lua), and the record key's first byte picks the shard.
+//
+// Every stored form that outlives a run (row records, index values, conflicts) carries a format byte, so that a
+// later version can tell its own forms from older ones (FORMAT).
 import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
 import type { SubscriberSummary } from '../state/subscriberSummary.js';
 import type { Expectations } from '../state/expectations.js';
 import type { MismatchDetail } from '../state/mismatch.js';
 import type { Outcome } from '../types.js';
 import { SHARDS } from '../redis/keys.js';
-import { TOKEN_FINGERPRINT_BYTES } from './rowIdentity.js';
+import { SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES } from './rowIdentity.js';
 import { ByteReader, ByteWriter } from './bytes.js';
-import { decodeOutcome, encodeOutcome } from './outcomeCodec.js';
+
+/** Format bytes of the stored forms (a change of a form bumps its number; the Lua scripts write them too). */
+export const FORMAT = {
+  /** row records (second byte, after the kind) */
+  row: 1,
+  /** cross-run index values (first byte) */
+  index: 1,
+  /** conflicts (second byte, after held/sent) */
+  conflict: 1,
+} as const;
+
+function checkFormat(what: string, found: number, expected: number): void {
+  if (found !== expected) throw new Error(`${what} of format ${found}, this version reads format ${expected}: a ledger written by another version of rc-migrate`);
+}
 
 /** First byte of a record. */
 export const RECORD = {
@@ -34,7 +52,7 @@ export const RECORD = {
   /** held: another user has this token (conflicts hash says who) */
   held: 'h',
   succeeded: 's',
-  /** failed: the outcome itself is in the shard's `failed` hash */
+  /** failed: as compact as a success (reason and message through the run's dictionary) */
   failed: 'f',
 } as const;
 export type RecordKind = (typeof RECORD)[keyof typeof RECORD];
@@ -128,9 +146,9 @@ export function encodePlace(sourceNumber: number, line: number): Buffer {
   return new ByteWriter().varint(sourceNumber).varint(line).toBuffer();
 }
 
-/** A record of a row without a final answer (or failed, whose outcome is elsewhere): kind, place, user. */
+/** A record of a row without a final answer: kind, format, place, user (as admit-4.lua writes it). */
 export function headRecord(kind: RecordKind, place: Buffer, user: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(kind, 'latin1'), place, user]);
+  return Buffer.concat([Buffer.from(kind, 'latin1'), Buffer.from([FORMAT.row]), place, user]);
 }
 
 export interface RecordHead {
@@ -142,6 +160,7 @@ export interface RecordHead {
 
 function readHead(r: ByteReader): RecordHead {
   const kind = String.fromCharCode(r.byte()) as RecordKind;
+  checkFormat('a row record', r.byte(), FORMAT.row);
   const sourceNumber = r.varint();
   const line = r.varint();
   return { kind, sourceNumber, line, appUserId: readUser(r) };
@@ -198,7 +217,7 @@ function readTime(r: ByteReader, ref: number, product?: string | null): string |
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Succeeded rows
+// Answered rows (succeeded and failed)
 
 const FOUND = ['subscription', 'non_subscription', 'absent', 'not_checked'] as const;
 const ENVIRONMENTS = [undefined, 'production', 'sandbox'] as const;
@@ -224,16 +243,18 @@ const F = {
 } as const;
 const has = (flags: number, bit: number): boolean => Math.floor(flags / bit) % 2 === 1;
 
-/** What encoding a success needs besides the outcome: the source's number, the run's start and the dictionary. */
+/** What encoding an answer needs besides the outcome: the source's number, the run's start and the dictionary. */
 export interface RecordContext {
   sourceNumber: number;
   /** epoch ms the record's finish time counts from (the run's start) */
   base: number;
-  /** dictionary code of a repeated string (product and entitlement ids) */
+  /** dictionary code of a repeated string (product and entitlement ids): every one has a code */
   code: (text: string) => number;
+  /** dictionary code of a failure's reason or message, when it has one (else it is kept inline) */
+  textCode: (text: string) => number | undefined;
 }
 
-/** Every dictionary string a success record of this outcome will need (to have their codes ready). */
+/** Every dictionary string an answer's record needs a code for (to have them ready). */
 export function dictionaryStrings(o: Outcome): string[] {
   const out = new Set<string>();
   if (o.product_id !== undefined) out.add(o.product_id);
@@ -245,8 +266,36 @@ export function dictionaryStrings(o: Outcome): string[] {
   return [...out];
 }
 
-/** The record of a succeeded row (see the top of this file for what it keeps). */
-export function encodeSuccess(o: Outcome, ctx: RecordContext): Buffer {
+/** The strings of a failure that go through the dictionary while it has room (reason and message). */
+export function failureStrings(o: Outcome): string[] {
+  if (o.status !== 'failed') return [];
+  return [o.reason, o.message].filter((t): t is string => t !== undefined);
+}
+
+// A failure's text field: 0 absent; 2 × (code + 1) a dictionary code; 2 × byte length + 1, then the UTF-8 bytes.
+function writeText(w: ByteWriter, text: string | undefined, ctx: RecordContext): void {
+  if (text === undefined) {
+    w.varint(0);
+    return;
+  }
+  const code = ctx.textCode(text);
+  if (code !== undefined) {
+    w.varint(2 * (code + 1));
+    return;
+  }
+  const bytes = Buffer.from(text, 'utf8');
+  w.varint(2 * bytes.length + 1).bytes(bytes);
+}
+
+function readText(r: ByteReader, ctx: DecodeContext): string | undefined {
+  const v = r.varint();
+  if (v === 0) return undefined;
+  if (v % 2 === 0) return ctx.name(v / 2 - 1);
+  return r.bytes((v - 1) / 2).toString('utf8');
+}
+
+/** The record of a succeeded or failed row (see the top of this file for what it keeps). */
+export function encodeAnswer(o: Outcome, ctx: RecordContext): Buffer {
   const sub = o.subscriber;
   const platform = PLATFORMS.indexOf(o.platform);
   if (platform < 0) throw new Error(`unknown platform ${o.platform}`);
@@ -269,7 +318,8 @@ export function encodeSuccess(o: Outcome, ctx: RecordContext): Buffer {
   if (o.mismatches && o.mismatches.length > 0) flags += F.mismatches;
   if (o.past_google_cutoff === true) flags += F.pastGoogleCutoff;
 
-  const w = new ByteWriter().byte(RECORD.succeeded.charCodeAt(0)).varint(ctx.sourceNumber).varint(o.line).bytes(encodeUser(o.app_user_id));
+  const kind = o.status === 'succeeded' ? RECORD.succeeded : RECORD.failed;
+  const w = new ByteWriter().byte(kind.charCodeAt(0)).byte(FORMAT.row).varint(ctx.sourceNumber).varint(o.line).bytes(encodeUser(o.app_user_id));
   w.varint(flags).signed(finished - ctx.base);
   if (!(o.attempts >= 1 && o.attempts <= 7)) w.varint(o.attempts);
   if (has(flags, F.httpOther)) w.varint(o.http_status as number);
@@ -301,6 +351,11 @@ export function encodeSuccess(o: Outcome, ctx: RecordContext): Buffer {
     if (e.expiresAt !== undefined) writeTime(w, e.expiresAt, ref);
   }
   if (has(flags, F.mismatches)) w.string(JSON.stringify(o.mismatches));
+  if (kind === RECORD.failed) {
+    w.varint(o.code === undefined ? 0 : o.code + 1);
+    writeText(w, o.reason, ctx);
+    writeText(w, o.message, ctx);
+  }
   return w.toBuffer();
 }
 
@@ -320,11 +375,16 @@ export function decodeHead(rec: Buffer): RecordHead {
   return readHead(new ByteReader(rec));
 }
 
-/** A succeeded row's outcome from its record. */
-export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Outcome {
+/** Whether a record holds a final answer (succeeded or failed). */
+export function isAnswer(rec: Buffer): boolean {
+  return rec[0] === RECORD.succeeded.charCodeAt(0) || rec[0] === RECORD.failed.charCodeAt(0);
+}
+
+/** A succeeded or failed row's outcome from its record (a failed one without its input, body or token). */
+export function decodeAnswer(key: Buffer, rec: Buffer, ctx: DecodeContext): Outcome {
   const r = new ByteReader(rec);
   const head = readHead(r);
-  if (head.kind !== RECORD.succeeded) throw new Error(`not a succeeded record: ${head.kind}`);
+  if (head.kind !== RECORD.succeeded && head.kind !== RECORD.failed) throw new Error(`not an answer's record: ${head.kind}`);
   const flags = r.varint();
   const finished = r.signed() + ctx.base;
   const ref = Math.floor(finished / 1000);
@@ -370,8 +430,15 @@ export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Out
     if (environment) expect.environment = environment;
   }
   const mismatches = has(flags, F.mismatches) ? (JSON.parse(r.string()) as MismatchDetail[]) : undefined;
+  let failure: Pick<Outcome, 'code' | 'reason' | 'message'> = {};
+  if (head.kind === RECORD.failed) {
+    const code = r.varint();
+    const reason = readText(r, ctx);
+    const message = readText(r, ctx);
+    failure = { ...(code > 0 ? { code: code - 1 } : {}), ...(reason !== undefined ? { reason } : {}), ...(message !== undefined ? { message } : {}) };
+  }
   return {
-    status: 'succeeded',
+    status: head.kind === RECORD.succeeded ? 'succeeded' : 'failed',
     src: sourceName(ctx.sources, head.sourceNumber),
     line: head.line,
     fp: keyText(key),
@@ -385,105 +452,30 @@ export function decodeSuccess(key: Buffer, rec: Buffer, ctx: DecodeContext): Out
     ...(expect ? { expect } : {}),
     ...(mismatches ? { mismatches } : {}),
     ...(has(flags, F.pastGoogleCutoff) ? { past_google_cutoff: true } : {}),
+    ...failure,
   };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Failed rows
-
-const FAILURE_FORMAT = 1;
-const TOKEN_FORM = { inJson: 0, base64: 1, text: 2 } as const;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-
-/**
- * What a failed outcome's JSON usually holds besides its values, for deflate to refer to (a preset dictionary:
- * each outcome is compressed on its own, and its few hundred bytes of names would otherwise cost as much as
- * they weigh). Changing it changes FAILURE_FORMAT.
- */
-const FAILURE_DICTIONARY = Buffer.from(
-  [
-    'rc_7101 rc_7102 rc_7103 rc_7104 rc_7105 rc_7106 rc_7107 rc_7108 rc_7110 rc_7229 rc_7231 rc_7629 rc_7638 rc_7712 rc_7852 http_500 http_502 http_503 http_504 timeout reset refused',
-    'The receipt is not valid. gave up after attempts: ',
-    '"ios","android","amazon","macos","uikitformac","stripe","roku","paddle"',
-    '{"app_user_id":"","fetch_token":"","product_id":"","price":,"currency":"USD","EUR","store_user_id":"","presented_offering_identifier":"","is_restore":false,"payment_mode":',
-    '"attributes":{"$email":{"value":"","updated_at_ms":17},"$displayName":{"value":"',
-    '["f",0,,"ios",0,"',
-  ].join(' '),
-  'utf8',
-);
-
-/**
- * A failed row's outcome, whole (input cells, body, reason), as the shard's `failed` hash keeps it: the JSON
- * form (outcomeCodec.ts) deflated with a preset dictionary. The token, kilobytes for an App Store receipt, is
- * both an input cell and the body's fetch_token: it is kept once, after the JSON, as bytes when it is base64.
- */
-export function packFailure(o: Outcome, sourceNumber: number): Buffer {
-  let tokenColumn = 0;
-  let stored = o;
-  let token = Buffer.alloc(0);
-  let tokenForm: number = TOKEN_FORM.inJson;
-  const fetchToken = o.body?.fetch_token;
-  if (o.body && fetchToken !== undefined && fetchToken !== '' && o.input) {
-    const columns = Object.keys(o.input);
-    const i = columns.findIndex((c) => o.input?.[c] === fetchToken);
-    if (i >= 0) {
-      tokenColumn = i + 1;
-      stored = { ...o, input: { ...o.input, [columns[i] as string]: '' }, body: { ...o.body, fetch_token: '' } };
-      const bytes = BASE64.test(fetchToken) ? Buffer.from(fetchToken, 'base64') : undefined;
-      if (bytes && bytes.toString('base64') === fetchToken) {
-        token = bytes;
-        tokenForm = TOKEN_FORM.base64;
-      } else {
-        token = Buffer.from(fetchToken, 'utf8');
-        tokenForm = TOKEN_FORM.text;
-      }
-    }
-  }
-  const json = Buffer.from(encodeOutcome(stored, sourceNumber), 'utf8');
-  const head = new ByteWriter().byte(FAILURE_FORMAT).varint(tokenColumn).varint(tokenForm).varint(json.length).toBuffer();
-  return Buffer.concat([head, deflateRawSync(Buffer.concat([json, token]), { dictionary: FAILURE_DICTIONARY })]);
-}
-
-export function unpackFailure(key: Buffer, blob: Buffer, sources: readonly string[]): Outcome {
-  const r = new ByteReader(blob);
-  const format = r.byte();
-  if (format !== FAILURE_FORMAT) throw new Error(`unknown failure record format ${format}`);
-  const tokenColumn = r.varint();
-  const tokenForm = r.varint();
-  const jsonLength = r.varint();
-  const all = inflateRawSync(r.rest(), { dictionary: FAILURE_DICTIONARY });
-  const o = decodeOutcome(keyText(key), all.subarray(0, jsonLength).toString('utf8'), sources);
-  if (tokenColumn > 0 && o.body && o.input) {
-    const bytes = all.subarray(jsonLength);
-    const token = tokenForm === TOKEN_FORM.base64 ? bytes.toString('base64') : bytes.toString('utf8');
-    const column = Object.keys(o.input)[tokenColumn - 1];
-    if (column !== undefined) o.input = { ...o.input, [column]: token };
-    o.body = { ...o.body, fetch_token: token };
-  }
-  return o;
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // History (outcomes a later one replaced) — written by the scripts, read here
 
-/** A history entry: the replaced record's kind ('s' record or 'f' failure), the key, then the record or failure. */
+/** A history entry: the key's length (1 byte), the key, then the replaced answer's record. */
 export function decodeHistoryEntry(entry: Buffer, ctx: DecodeContext): Outcome {
   const r = new ByteReader(entry);
-  const kind = String.fromCharCode(r.byte());
-  const key = r.bytes(r.varint());
-  const payload = r.rest();
-  return kind === RECORD.failed ? unpackFailure(key, payload, ctx.sources) : decodeSuccess(key, payload, ctx);
+  const key = r.bytes(r.byte());
+  return decodeAnswer(key, r.rest(), ctx);
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // The cross-run index
 
-/** Bytes of the hashes at the start of an index value (user, then payload). */
-export const INDEX_HASHES_BYTES = 12;
+/** Bytes of the hashes after the format byte of an index value (user, then payload). */
+export const INDEX_HASHES_BYTES = 2 * SHORT_HASH_BYTES;
 
-/** An index value: user hash, payload hash, the migrating run's number and (when not 0) its record's variant. */
+/** An index value: format, user hash, payload hash, the migrating run's number and (when not 0) its record's variant. */
 export function indexValue(userHash: Buffer, payloadHash: Buffer, runNumber: number, variant: number): Buffer {
   const w = new ByteWriter()
+    .byte(FORMAT.index)
     .bytes(userHash)
     .bytes(payloadHash)
     .varint(runNumber * 2 + (variant > 0 ? 1 : 0));
@@ -500,8 +492,9 @@ export interface IndexEntry {
 
 export function decodeIndexValue(value: Buffer): IndexEntry {
   const r = new ByteReader(value);
-  const userHash = r.bytes(6);
-  const payloadHash = r.bytes(6);
+  checkFormat('an index value', r.byte(), FORMAT.index);
+  const userHash = r.bytes(SHORT_HASH_BYTES);
+  const payloadHash = r.bytes(SHORT_HASH_BYTES);
   const run = r.varint();
   return { userHash, payloadHash, runNumber: Math.floor(run / 2), variant: run % 2 === 1 ? r.byte() : 0 };
 }
@@ -521,7 +514,8 @@ export interface StoredConflict {
 
 export function decodeConflict(value: Buffer): StoredConflict {
   const r = new ByteReader(value);
-  const held = String.fromCharCode(r.byte()) === 'h';
+  const held = String.fromCharCode(r.byte()) === RECORD.held;
+  checkFormat('a conflict', r.byte(), FORMAT.conflict);
   const scope = String.fromCharCode(r.byte());
   const key = r.bytes(r.varint());
   const appUserId = readUser(r);

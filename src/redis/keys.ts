@@ -85,7 +85,7 @@ export interface RunKeys {
   dict: string;
   /** list: mismatches found by the last `verify` pass (JSON) */
   verifyMismatches: string;
-  /** hash: location of a conflicting row → its token, masked, for conflicts.csv (session/conflictTokens.ts) */
+  /** hash: location of a conflicting row → its token, masked, for conflicts.csv (ledger/conflicts.ts) */
   conflictTokens: string;
 }
 
@@ -97,15 +97,13 @@ export interface RunShardKeys {
   buckets: string;
   /** hash: record key → row record, for the few records too long for a bucket */
   wide: string;
-  /** hash: record key → failed outcome (ledger/outcomeCodec.ts, deflated), what failed.csv and retry need */
-  failed: string;
   /** hash: location → rejection JSON (rejections go to shard line mod SHARDS) */
   rejected: string;
   /** hash: location → duplicate JSON (shard line mod SHARDS) */
   duplicates: string;
   /** hash: place of a row → its conflict (ledger/rowRecord.ts) */
   conflicts: string;
-  /** list: history entries (ledger/rowRecord.ts) of outcomes replaced by a later one (a retry), oldest first */
+  /** list: history entries (ledger/rowRecord.ts: key, then the replaced record) of outcomes replaced by a later one (a retry), oldest first */
   history: string;
   /** list: the 20 most recent failures of this shard (JSON), newest first */
   errors: string;
@@ -156,7 +154,6 @@ export class RedisKeys {
       counters: `${base}:c`,
       buckets: `${base}:b:`,
       wide: `${base}:w`,
-      failed: `${base}:f`,
       rejected: `${base}:rej`,
       duplicates: `${base}:dup`,
       conflicts: `${base}:conf`,
@@ -182,7 +179,7 @@ export class RedisKeys {
     return `${this.prefix}:plans`;
   }
 
-  /** hash: run id → its number (and `#<number>` → run id), which the cross-run index stores instead of the id */
+  /** hash: `r:<run id>` → the run's number, `n:<number>` → its run id, and `count`: the cross-run index stores the number instead of the id (runNumber-1.lua) */
   get runNumbers(): string {
     return `${this.prefix}:runno`;
   }
@@ -251,6 +248,7 @@ export const INGEST_STATE = { running: 'running', done: 'done' } as const;
 
 const STATUS_FIELD = 'status:';
 const PROGRESS_FIELD = 'progress:';
+const SOURCE_STAMP_FIELD = 'stamp:';
 
 /** Fields of a run's `meta` hash and of its shards' `counters` (the row and request counters, summed on read). */
 export const META = {
@@ -284,6 +282,8 @@ export const META = {
   canary: 'canary',
   /** the line up to which the source with this number is ingested */
   progress: (sourceId: number): string => `${PROGRESS_FIELD}${sourceId}`,
+  /** what the source with this number was when it was ingested (JSON: size and mtime, or ETag), to tell it changed since */
+  sourceStamp: (sourceId: number): string => `${SOURCE_STAMP_FIELD}${sourceId}`,
   /** requests answered with this HTTP status (or network error name) */
   status: (status: string): string => `${STATUS_FIELD}${status}`,
   /** the status of a `status:<x>` field, undefined for any other field */
@@ -301,8 +301,10 @@ export const TABLE = {
   records: 'lh:n',
 } as const;
 
-/** What a timeline field counts. `succeeded`/`failed` equal the outcome status codes (ledger/outcomeCodec.ts). */
-/** `rate` is not a count: the request rate the workers paced at in the bucket (RunLedger.recordRate), the last one written. */
+/**
+ * What a timeline field counts. `succeeded`/`failed` equal the record kinds (ledger/rowRecord.ts RECORD). `rate` is
+ * not a count: the request rate the workers paced at in the bucket (RunLedger.recordRate), the last one written.
+ */
 export const TIMELINE = { requests: 'r', rateLimited: 'l', succeeded: 's', failed: 'f', rate: 'q' } as const;
 
 /** Field of a run's `timeline` hash: one count per bucket start (epoch seconds) and kind. */

@@ -4,10 +4,18 @@
 // whole processing time, latency included — which is what makes overlap detection meaningful.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AdminRoutes } from './admin.js';
+import { AppleAdminRoutes, isAppleAdminPath } from './appleAdmin.js';
+import { loadOrGenerateAppleKey } from './appleKey.js';
+import { APPLE_CATALOGUE_KNOBS, APPLE_FIXED_KNOBS } from './appleOptions.js';
+import { ApplePurchases, type TransferRecord } from './applePurchases.js';
+import type { AppleTokenContents } from './appleContents.js';
+import { readAppleToken } from './appleToken.js';
+import type { AppleTransactionRecord } from './appleTransactions.js';
+import { AppStoreServerApi, isAppleApiPath, type AppleApiState } from './appStoreServerApi.js';
 import { UNKNOWN_KEY_LABEL, checkKey, keyLabel, knownKeys, keyScope, scopeNames, type KeyState } from './apiKeys.js';
 import { monotonicEpochMs } from './clock.js';
 import { CODES } from './codes.js';
-import { SUBSCRIBER_STORE, isPlatform } from './contract/platforms.js';
+import { SUBSCRIBER_STORE, isPlatform, storeColumn } from './contract/platforms.js';
 import { FaultPlanner, type FaultKind } from './faults.js';
 import { header, readBody, writeResponse } from './http.js';
 import { SandboxOptionsError, parseSandboxOptions, publicOptions, type ResolvedSandboxOptions } from './options.js';
@@ -51,10 +59,15 @@ export class SandboxApp {
   private readonly faults: FaultPlanner;
   private readonly v2: V2Routes;
   private readonly admin: AdminRoutes;
+  private readonly applePurchases = new ApplePurchases(this.store);
+  private readonly appleApi: AppStoreServerApi;
+  private readonly appleAdmin: AppleAdminRoutes;
 
   constructor(options: ResolvedSandboxOptions) {
     this.options = options;
     this.faults = new FaultPlanner(options.seed);
+    this.appleApi = new AppStoreServerApi(() => this.options, loadOrGenerateAppleKey(options.appleKeyFile, options.appleKeyOut), this.sleeper);
+    this.appleAdmin = new AppleAdminRoutes(this);
     this.v2 = new V2Routes({
       options: () => this.options,
       store: this.store,
@@ -73,14 +86,24 @@ export class SandboxApp {
   /** Live knob changes. Port and host belong to the listening socket and cannot change. */
   configure(patch: unknown): void {
     const parsed = parseSandboxOptions(patch);
-    const fixed = (['port', 'host'] as const).filter((k) => parsed[k] !== undefined);
+    const fixed = (['port', 'host', ...APPLE_FIXED_KNOBS] as const).filter((k) => parsed[k] !== undefined);
     if (fixed.length > 0) {
       throw new SandboxOptionsError(
         `${fixed.join(' and ')} cannot be changed on a running sandbox`,
         fixed.map((path) => ({ path, message: 'cannot be changed on a running sandbox' })),
       );
     }
+    const previous = this.options;
     this.options = { ...this.options, ...parsed };
+    if (APPLE_CATALOGUE_KNOBS.some((k) => parsed[k] !== undefined)) {
+      try {
+        this.appleApi.rebuildCatalogue();
+      } catch (error) {
+        // An unreadable transactions file leaves every knob as it was.
+        this.options = previous;
+        throw new SandboxOptionsError((error as Error).message, [{ path: 'appleTransactionsFile', message: (error as Error).message }]);
+      }
+    }
     if (parsed.seed !== undefined) this.faults.reseed(parsed.seed);
     // A schedule is a script from "now": setting one (even the same) starts its clock again.
     if (parsed.rateLimitSchedule !== undefined) this.scheduleStartedAt = this.clock();
@@ -93,12 +116,39 @@ export class SandboxApp {
     this.limiter.clear();
     this.v2.clear();
     this.flaky.clear();
+    this.applePurchases.clear();
+    this.appleApi.clear();
     this.faults.reseed(this.options.seed);
     this.scheduleStartedAt = this.clock();
   }
 
   snapshot(): SandboxStats {
-    return this.stats.snapshot({ inFlight: this.locks.inFlight, subscribers: this.store.size });
+    return this.stats.snapshot({
+      inFlight: this.locks.inFlight,
+      subscribers: this.store.size,
+      apple: { transfers: this.applePurchases.transferCount, appleReceipts: this.applePurchases.stats(), appStoreServerApi: this.appleApi.stats() },
+    });
+  }
+
+  /** App Store purchases moved between App User IDs since the last reset (GET /_sandbox/transfers). */
+  transfers(): TransferRecord[] {
+    return this.applePurchases.transfers();
+  }
+
+  appleApiState(): AppleApiState {
+    return this.appleApi.state();
+  }
+
+  appleCredentials(): ReturnType<AppStoreServerApi['credentials']> {
+    return this.appleApi.credentials();
+  }
+
+  appleTransactions(): AppleTransactionRecord[] {
+    return this.appleApi.transactions();
+  }
+
+  appleLookups(): Record<string, number> {
+    return this.appleApi.lookups();
   }
 
   receiptPostCount(appUserId: string, fetchToken: string): { posts: number; successes: number } {
@@ -212,7 +262,9 @@ export class SandboxApp {
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     const method = req.method ?? 'GET';
     const path = url.pathname;
+    if (isAppleAdminPath(path)) return this.appleAdmin.handle(req, res, method, url);
     if (path === '/_sandbox' || path.startsWith('/_sandbox/')) return this.admin.handle(req, res, method, url);
+    if (isAppleApiPath(path)) return this.appleApi.handle(req, res, method, url);
     if (isV2Path(path)) return this.v2.handle(req, res, method, url);
 
     if (method === 'POST' && path === '/v1/receipts') {
@@ -277,6 +329,13 @@ export class SandboxApp {
   }
 
   private processReceipt(receipt: ValidReceipt, apiKey: string): ApiResponse {
+    // App Store tokens are read for what they hold, as RevenueCat does; what cannot be read (a test token, an
+    // iOS 6 transaction receipt) keeps the deterministic token scheme.
+    if (isAppleStore(receipt.platform)) {
+      const apple = readAppleToken(receipt.fetchToken);
+      if (apple) return this.processAppleToken(receipt, apiKey, apple);
+      this.applePurchases.noteUnread();
+    }
     const directive = readDirective(receipt.fetchToken);
     this.stats.directive(directive.label);
     const tag = { 'X-Sandbox-Directive': directive.label };
@@ -308,6 +367,27 @@ export class SandboxApp {
         break;
       case 'nothing':
         break;
+    }
+    this.store.mergeAttributes(subscriber, receipt.attributes);
+    if (receipt.updateLastSeen) subscriber.lastSeenMs = now;
+    return {
+      status: 200,
+      headers: tag,
+      body: envelope(now, renderSubscriber(subscriber, { nowMs: now, includeAttributes: isSecretKey(apiKey) })),
+    };
+  }
+
+  private processAppleToken(receipt: ValidReceipt, apiKey: string, contents: AppleTokenContents): ApiResponse {
+    const label = contents.kind === 'receipt' ? 'apple_receipt' : 'apple_signed_transaction';
+    this.stats.directive(label);
+    const tag = { 'X-Sandbox-Directive': label };
+    const now = this.options.now();
+    const { subscriber, created } = this.store.getOrCreate(receipt.appUserId, now);
+    const result = this.applePurchases.grant(subscriber, contents, { store: SUBSCRIBER_STORE[receipt.platform], restoreBehavior: this.options.restoreBehavior, nowMs: now });
+    if (!result.ok) {
+      // A refused post leaves nothing behind, not even the subscriber it would have created.
+      if (created) this.store.delete(receipt.appUserId);
+      return withHeaders(result.response, tag);
     }
     this.store.mergeAttributes(subscriber, receipt.attributes);
     if (receipt.updateLastSeen) subscriber.lastSeenMs = now;
@@ -467,6 +547,10 @@ export class SandboxApp {
   private elapsedScheduleSeconds(): number {
     return Math.max(0, (this.clock() - this.scheduleStartedAt) / 1000);
   }
+}
+
+function isAppleStore(platform: ValidReceipt['platform']): boolean {
+  return storeColumn(platform) === 'apple';
 }
 
 function isSecretKey(key: string): boolean {

@@ -1,7 +1,11 @@
 // `rc-migrate sandbox`: the commander subcommand, kept with the sandbox so that the CLI only mounts it
 // (`program.addCommand(sandboxCommand())`) and the flags stay next to the knobs they set. Flags map one to one
 // onto SandboxOptions and go through the same schema as startSandbox() and POST /_sandbox/config.
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { DEFAULT_APPLE_OPTIONS } from './appleOptions.js';
+import { RESTORE_BEHAVIORS } from './applePurchases.js';
 import { isPlatform, type Platform } from './contract/platforms.js';
 import { parseSandboxOptions, type ParsedSandboxOptions } from './options.js';
 import type { Sandbox } from './server.js';
@@ -48,7 +52,28 @@ export function sandboxOptionsFromFlags(flags: SandboxFlags): ParsedSandboxOptio
     projectId: flags.projectId,
     v2RateLimitPerMinute: flags.v2RateLimit,
     v2ConfigRateLimitPerMinute: flags.v2ConfigRateLimit,
+    restoreBehavior: flags.restoreBehavior,
+    appleKeyId: flags.appleKeyId,
+    appleIssuerId: flags.appleIssuerId,
+    appleKeyFile: flags.appleKeyFile,
+    appleKeyOut: flags.appleKeyOut,
+    appleBundleIds: asList(flags.appleBundleId),
+    appleTransactionsFile: flags.appleTransactions,
+    appleSeedPurchases: flags.appleSeed,
+    appleSeedProducts: flags.appleSeedProducts,
+    appleSeedRenewals: flags.appleSeedRenewals,
+    appleSeedSandboxEvery: flags.appleSeedSandboxEvery,
+    appleRatePerSecond: flags.appleRate,
+    appleFaultRate: flags.appleFaultRate,
+    appleFaultCodes: flags.appleFaultCodes,
+    appleKeyRevoked: flags.appleKeyRevoked,
+    appleLatencyMs: flags.appleLatency,
   });
+}
+
+/** Whether any App Store Server API flag was given: then the key is written out and its ids printed. */
+function appleRequested(flags: SandboxFlags): boolean {
+  return Object.entries(flags).some(([name, value]) => name.startsWith('apple') && value !== undefined);
 }
 
 export function sandboxCommand(io: SandboxCommandIo = {}): Command {
@@ -77,11 +102,45 @@ export function sandboxCommand(io: SandboxCommandIo = {}): Command {
     .option('--project-id <id>', 'v2 project id')
     .option('--v2-rate-limit <perMinute>', 'v2 Customer Information requests per minute (0 = none)')
     .option('--v2-config-rate-limit <perMinute>', 'v2 Project Configuration requests per minute (0 = none)')
+    .addOption(
+      new Option('--restore-behavior <behavior>', 'a purchase posted for a second App User ID: transfer (default), transfer_if_no_active, keep (7102)').choices(RESTORE_BEHAVIORS),
+    )
+    .option('--apple-key-id <id>', 'App Store Server API: the key id JWTs must name (kid)')
+    .option('--apple-issuer-id <id>', 'App Store Server API: the issuer id JWTs must name (iss)')
+    .option('--apple-key-file <path>', 'App Store Server API: the .p8 (PKCS#8 PEM) whose public key checks JWTs (default: a generated key)')
+    .option('--apple-key-out <path>', 'App Store Server API: where a generated key is written as a .p8 (default: a temporary file, printed)')
+    .option('--apple-bundle-id <id>', 'App Store Server API: an app (bid) it knows (repeatable; default com.example.sandbox)', collect)
+    .option(
+      '--apple-transactions <file>',
+      'App Store Server API: JSON file of transactions ({transactionId, originalTransactionId, productId, bundleId, environment, purchaseDate, expiresDate})',
+    )
+    .option('--apple-seed <n>', 'App Store Server API: n generated purchases per app (ids from --seed)')
+    .option('--apple-seed-products <list>', 'products of the generated purchases: id (monthly subscription), id:nonconsumable, id:consumable, comma-separated')
+    .option('--apple-seed-renewals <n>', 'renewal transactions per generated subscription')
+    .option('--apple-seed-sandbox-every <n>', 'every n-th generated purchase is in the Sandbox environment')
+    .option('--apple-rate <perSecond>', 'App Store Server API lookups per second per app before 429 / 4290000 (0 = none)')
+    .option('--apple-fault-rate <rate>', 'share of lookups answered with a retryable error (0..1)')
+    .option('--apple-fault-codes <codes>', 'which: 5000001,4040002,4040004,4040006')
+    .option('--apple-key-revoked', 'the key starts revoked: every lookup answers 401 (POST /_sandbox/apple/key/restore)')
+    .option('--apple-latency <ms>', 'added latency per lookup')
     .action(async (flags: SandboxFlags) => {
       const options = sandboxOptionsFromFlags(flags);
+      const apple = appleRequested(flags);
+      // A generated key is only worth something written out; without any --apple-… flag it stays in memory.
+      if (apple && options.appleKeyFile === undefined && options.appleKeyOut === undefined) {
+        options.appleKeyOut = join(tmpdir(), `rc-migrate-sandbox-${process.pid}`, `AuthKey_${options.appleKeyId ?? DEFAULT_APPLE_OPTIONS.appleKeyId}.p8`);
+      }
       const { startSandbox } = await import('./server.js');
       const sandbox = await startSandbox(options);
-      (io.out ?? ((text) => process.stdout.write(text)))(`RevenueCat sandbox listening on ${sandbox.url} (stats: ${sandbox.url}/_sandbox/stats)\n`);
+      const out = io.out ?? ((text) => process.stdout.write(text));
+      out(`RevenueCat sandbox listening on ${sandbox.url} (stats: ${sandbox.url}/_sandbox/stats)\n`);
+      if (apple) {
+        const c = sandbox.appleCredentials();
+        out(
+          `App Store Server API on ${sandbox.url} (either environment; ${sandbox.url}/production, ${sandbox.url}/sandbox): ` +
+            `APP_STORE_SERVER_API_URL=${sandbox.url} APPLE_KEY_ID=${c.keyId} APPLE_ISSUER_ID=${c.issuerId} APPLE_PRIVATE_KEY_FILE=${c.keyFile ?? ''} bundle ids ${c.bundleIds.join(',')}\n`,
+        );
+      }
       await (io.untilStopped ?? untilSignalled)(sandbox);
       await sandbox.close();
     });

@@ -24,3 +24,8 @@ export { DIRECTIVES, DIRECTIVE_PATTERN, readDirective, outcomeFor, type Directiv
 export { CODES as SANDBOX_CODES } from './codes.js';
 export { DEFAULT_PRODUCT_ID, ROUTE_RECEIPTS, ROUTE_SUBSCRIBER } from './app.js';
 export { SANDBOX_ENTITLEMENT, type SubscriberEnvelope, type SubscriberJson } from './view.js';
+export { RESTORE_BEHAVIORS, type AppleReceiptStats, type RestoreBehavior, type TransferRecord } from './applePurchases.js';
+export { APPLE_FAULT_CODES, type AppleSandboxOptions } from './appleOptions.js';
+export { APPLE_BASE_PATHS, ROUTE_APPLE_TRANSACTION, type AppStoreServerApiStats, type AppleApiState } from './appStoreServerApi.js';
+export { APPLE_AUDIENCE } from './appleJwt.js';
+export type { AppleEnvironment, AppleTransactionRecord } from './appleTransactions.js';

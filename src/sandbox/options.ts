@@ -1,6 +1,7 @@
 // The sandbox's knobs. One strict schema serves three callers: startSandbox(), configure() / POST
 // /_sandbox/config, and a CLI whose flags arrive as strings (hence the coercions and the comma list).
 import { z } from 'zod';
+import { DEFAULT_APPLE_OPTIONS, appleOptionShape, type AppleSandboxOptions } from './appleOptions.js';
 import { PLATFORMS, isPlatform, type Platform } from './contract/platforms.js';
 import { WINDOW_KINDS, type WindowKind } from './rateLimiter.js';
 import { parseScheduleText, type RateLimitStep } from './rateSchedule.js';
@@ -8,7 +9,8 @@ import { parseScheduleText, type RateLimitStep } from './rateSchedule.js';
 /** Which answers carry RevenueCat-Rate-Limit-Current-Limit / -Usage: v2's only (documented), v1's too, none. */
 export type RateLimitHeaders = 'v2' | 'all' | 'none';
 
-export interface SandboxOptions {
+/** The App Store knobs (restore behaviour, App Store Server API) are in appleOptions.ts. */
+export interface SandboxOptions extends AppleSandboxOptions {
   /** 0 = any free port. */
   port?: number;
   host?: string;
@@ -88,6 +90,11 @@ export const DEFAULT_SANDBOX_OPTIONS: Readonly<ResolvedSandboxOptions> = Object.
   v2ConfigRateLimitPerMinute: 60,
   v2RateLimitWindowMs: 60_000,
   v2PageSize: 20,
+  ...DEFAULT_APPLE_OPTIONS,
+  appleBundleIds: [...DEFAULT_APPLE_OPTIONS.appleBundleIds],
+  appleTransactions: [],
+  appleSeedProducts: [...DEFAULT_APPLE_OPTIONS.appleSeedProducts],
+  appleFaultCodes: [...DEFAULT_APPLE_OPTIONS.appleFaultCodes],
 });
 
 const rate = z.coerce.number().min(0).max(1);
@@ -181,6 +188,7 @@ export const sandboxOptionsSchema = z.strictObject({
   // At most a minute: the limiter keeps one minute of history (for the usage header).
   v2RateLimitWindowMs: z.coerce.number().int().min(100).max(60_000).optional(),
   v2PageSize: z.coerce.number().int().min(1).max(1000).optional(),
+  ...appleOptionShape,
 });
 
 export class SandboxOptionsError extends Error {
@@ -205,7 +213,14 @@ export function parseSandboxOptions(input: unknown): ParsedSandboxOptions {
 }
 
 export function resolveSandboxOptions(input?: unknown): ResolvedSandboxOptions {
-  return { ...DEFAULT_SANDBOX_OPTIONS, apiKeys: [...DEFAULT_SANDBOX_OPTIONS.apiKeys], ...parseSandboxOptions(input) };
+  return {
+    ...DEFAULT_SANDBOX_OPTIONS,
+    apiKeys: [...DEFAULT_SANDBOX_OPTIONS.apiKeys],
+    appleBundleIds: [...DEFAULT_SANDBOX_OPTIONS.appleBundleIds],
+    appleSeedProducts: [...DEFAULT_SANDBOX_OPTIONS.appleSeedProducts],
+    appleFaultCodes: [...DEFAULT_SANDBOX_OPTIONS.appleFaultCodes],
+    ...parseSandboxOptions(input),
+  };
 }
 
 /** The knobs as JSON (the clock is a function, so it is left out); arrays and maps copied. */
@@ -217,6 +232,10 @@ export function publicOptions(options: ResolvedSandboxOptions): Omit<ResolvedSan
     platformApiKeys: Object.fromEntries(Object.entries(rest.platformApiKeys).map(([p, keys]) => [p, [...(keys ?? [])]])),
     revokedApiKeys: [...rest.revokedApiKeys],
     rateLimitSchedule: rest.rateLimitSchedule.map((step) => ({ ...step })),
+    appleBundleIds: [...rest.appleBundleIds],
+    appleTransactions: rest.appleTransactions.map((t) => ({ ...t })),
+    appleSeedProducts: [...rest.appleSeedProducts],
+    appleFaultCodes: [...rest.appleFaultCodes],
   };
 }
 

@@ -5,6 +5,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { SandboxApp } from './app.js';
 import { resolveSandboxOptions, type ResolvedSandboxOptions, type SandboxOptions } from './options.js';
 import type { KeyState } from './apiKeys.js';
+import type { AppleApiState } from './appStoreServerApi.js';
+import type { TransferRecord } from './applePurchases.js';
+import type { AppleTransactionRecord } from './appleTransactions.js';
 import type { RateLimitState, RateLimitStep } from './rateSchedule.js';
 import type { ReceiptPostCount, SandboxStats } from './stats.js';
 import type { PurchasePatch } from './store.js';
@@ -49,6 +52,18 @@ export interface Sandbox {
   updatePurchase(appUserId: string, productId: string, patch: PurchasePatch): 'ok' | 'no_such_subscriber' | 'no_such_product' | 'not_a_subscription';
   /** Makes the subscriber an alias of `originalAppUserId`, as a transfer to / restore by another user does. */
   transferSubscriber(appUserId: string, originalAppUserId: string): boolean;
+  // The App Store side (README.md, "App Store receipts" and "App Store Server API").
+  /** App Store purchases moved from one App User ID to another since the last reset (also GET /_sandbox/transfers). */
+  transfers(): TransferRecord[];
+  /**
+   * What a client needs to call the App Store Server API stand-in: key id, issuer id, the apps, and the `.p8`
+   * key (PEM; also written to `appleKeyOut` when generated). Library callers only: no admin route shows the key.
+   */
+  appleCredentials(): { keyId: string; issuerId: string; bundleIds: string[]; privateKeyPem: string; keyFile: string | null };
+  /** The App Store Server API's key id, apps, rate, revocation, base paths and signing certificate (also GET /_sandbox/apple). */
+  appleApi(): AppleApiState;
+  /** The transactions the App Store Server API knows (also GET /_sandbox/apple/transactions). */
+  appleTransactions(): AppleTransactionRecord[];
 }
 
 export async function startSandbox(options?: SandboxOptions): Promise<Sandbox> {
@@ -91,6 +106,10 @@ export async function startSandbox(options?: SandboxOptions): Promise<Sandbox> {
     removePurchase: (appUserId, productId) => app.removePurchase(appUserId, productId),
     updatePurchase: (appUserId, productId, patch) => app.updatePurchase(appUserId, productId, patch),
     transferSubscriber: (appUserId, originalAppUserId) => app.transferSubscriber(appUserId, originalAppUserId),
+    transfers: () => app.transfers(),
+    appleCredentials: () => app.appleCredentials(),
+    appleApi: () => app.appleApiState(),
+    appleTransactions: () => app.appleTransactions(),
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
         app.shutdown();

@@ -1,6 +1,8 @@
 // Counters a test or a rehearsal report checks afterwards: "no overlapping requests for a user, no request
 // with the import flags left on, no row POSTed more often than expected". Plain JSON, so GET
 // /_sandbox/stats and sandbox.stats() return the same thing.
+import type { AppStoreServerApiStats } from './appStoreServerApi.js';
+import type { AppleReceiptStats } from './applePurchases.js';
 import { Timeline, type TimelineEvent, type TimelineStats } from './timeline.js';
 import type { V1Limits } from './rateSchedule.js';
 
@@ -48,7 +50,16 @@ export interface SandboxStats {
   byKey: Record<string, KeyStats>;
   /** v1 traffic second by second (admitted, 429s, overlaps, the limits in force). */
   timeline: TimelineStats;
+  /** App Store purchases moved from one App User ID to another (the list: GET /_sandbox/transfers). */
+  transfers: number;
+  /** App Store fetch tokens read (receipts, signed transactions) or not. */
+  appleReceipts: AppleReceiptStats;
+  /** The App Store Server API stand-in (its requests are not in `requests` above). */
+  appStoreServerApi: AppStoreServerApiStats;
 }
+
+/** The App Store parts of the stats, kept by their own recorders (applePurchases.ts, appStoreServerApi.ts). */
+export type AppleStatsPart = Pick<SandboxStats, 'transfers' | 'appleReceipts' | 'appStoreServerApi'>;
 
 export interface KeyStats {
   /** The X-Platform values the key is for: `['*']` for a catch-all key, `[]` for an unknown one. */
@@ -197,7 +208,7 @@ export class StatsRecorder {
     });
   }
 
-  snapshot(live: { inFlight: number; subscribers: number }): SandboxStats {
+  snapshot(live: { inFlight: number; subscribers: number; apple: AppleStatsPart }): SandboxStats {
     return {
       requests: this.requests,
       byStatus: { ...this.byStatus },
@@ -221,6 +232,7 @@ export class StatsRecorder {
       v2: { requests: this.v2.requests, rateLimited: this.v2.rateLimited, byType: { ...this.v2.byType } },
       byKey: Object.fromEntries(Object.entries(this.byKey).map(([label, entry]) => [label, { ...entry, platforms: [...entry.platforms] }])),
       timeline: this.timeline.snapshot(),
+      ...live.apple,
     };
   }
 

@@ -12,8 +12,10 @@ export interface StoredSubscription {
   expiresDateMs: number;
   store: string;
   transactionId: string;
-  /** Absent means production (every POST makes production purchases; only the admin patch changes it). */
+  /** Absent means production (token-scheme POSTs make production purchases; a sandbox App Store receipt or the admin patch changes it). */
   environment?: SandboxEnvironment;
+  /** App Store purchases read from a receipt: what RevenueCat identifies the purchase by (transfers act on it). */
+  originalTransactionId?: string;
 }
 
 export interface StoredNonSubscription {
@@ -22,6 +24,7 @@ export interface StoredNonSubscription {
   purchaseDateMs: number;
   store: string;
   environment?: SandboxEnvironment;
+  originalTransactionId?: string;
 }
 
 /** A product as the project's catalog (v2 GET …/products) knows it: one per (store, store identifier). */
@@ -58,6 +61,17 @@ export interface PurchaseInput {
   fetchToken: string;
   store: string;
   purchaseDateMs: number;
+}
+
+/** One App Store purchase read from a receipt or signed transaction (applePurchases.ts). */
+export interface ApplePurchaseInput {
+  productId: string;
+  store: string;
+  transactionId: string;
+  originalTransactionId: string;
+  purchaseDateMs: number;
+  originalPurchaseDateMs: number;
+  environment: SandboxEnvironment;
 }
 
 const APPLE_STORES = new Set(['app_store', 'mac_app_store']);
@@ -132,6 +146,76 @@ export class SubscriberStore {
     this.noteApple(subscriber, purchase);
   }
 
+  /**
+   * An App Store subscription read from a receipt. The furthest expiry wins: an older receipt posted after a
+   * newer one must not turn the subscription back, as RevenueCat keeps the latest state it has seen.
+   */
+  recordAppleSubscription(subscriber: StoredSubscriber, purchase: ApplePurchaseInput, expiresDateMs: number): void {
+    this.noteProduct({ store: purchase.store, productId: purchase.productId, purchaseDateMs: purchase.purchaseDateMs }, 'subscription');
+    const previous = subscriber.subscriptions.get(purchase.productId);
+    if (previous && previous.expiresDateMs > expiresDateMs) {
+      previous.originalPurchaseDateMs = Math.min(previous.originalPurchaseDateMs, purchase.originalPurchaseDateMs);
+      return;
+    }
+    subscriber.subscriptions.set(purchase.productId, {
+      productId: purchase.productId,
+      purchaseDateMs: purchase.purchaseDateMs,
+      originalPurchaseDateMs: Math.min(previous?.originalPurchaseDateMs ?? Infinity, purchase.originalPurchaseDateMs),
+      expiresDateMs,
+      store: purchase.store,
+      transactionId: purchase.transactionId,
+      environment: purchase.environment,
+      originalTransactionId: purchase.originalTransactionId,
+    });
+  }
+
+  /** An App Store one-time purchase (consumable or not): one entry per transaction id, like a re-sent token. */
+  recordAppleNonSubscription(subscriber: StoredSubscriber, purchase: ApplePurchaseInput): void {
+    this.noteProduct({ store: purchase.store, productId: purchase.productId, purchaseDateMs: purchase.purchaseDateMs }, 'non_consumable');
+    let purchases = subscriber.nonSubscriptions.get(purchase.productId);
+    if (!purchases) {
+      purchases = new Map();
+      subscriber.nonSubscriptions.set(purchase.productId, purchases);
+    }
+    purchases.set(purchase.transactionId, {
+      id: purchase.transactionId,
+      productId: purchase.productId,
+      purchaseDateMs: purchase.purchaseDateMs,
+      store: purchase.store,
+      environment: purchase.environment,
+      originalTransactionId: purchase.originalTransactionId,
+    });
+  }
+
+  /** Whether the subscriber still holds anything of an App Store purchase (admin removals and deletions count). */
+  holdsOriginalTransaction(subscriber: StoredSubscriber, originalTransactionId: string): boolean {
+    if (!this.distinct.has(subscriber)) return false;
+    for (const s of subscriber.subscriptions.values()) if (s.originalTransactionId === originalTransactionId) return true;
+    for (const purchases of subscriber.nonSubscriptions.values()) {
+      for (const p of purchases.values()) if (p.originalTransactionId === originalTransactionId) return true;
+    }
+    return false;
+  }
+
+  /** Takes an App Store purchase away from a subscriber (it moved to another one). Returns the products it touched. */
+  removeOriginalTransaction(subscriber: StoredSubscriber, originalTransactionId: string): string[] {
+    const products = new Set<string>();
+    for (const [productId, s] of subscriber.subscriptions) {
+      if (s.originalTransactionId !== originalTransactionId) continue;
+      subscriber.subscriptions.delete(productId);
+      products.add(productId);
+    }
+    for (const [productId, purchases] of subscriber.nonSubscriptions) {
+      for (const [id, p] of purchases) {
+        if (p.originalTransactionId !== originalTransactionId) continue;
+        purchases.delete(id);
+        products.add(productId);
+      }
+      if (purchases.size === 0) subscriber.nonSubscriptions.delete(productId);
+    }
+    return [...products];
+  }
+
   /** Newer values win, by updated_at_ms, as RevenueCat resolves attributes sent from several places. */
   mergeAttributes(subscriber: StoredSubscriber, attributes: Record<string, SubscriberAttribute>): void {
     for (const [name, attribute] of Object.entries(attributes)) {
@@ -190,7 +274,7 @@ export class SubscriberStore {
     this.products.clear();
   }
 
-  private noteProduct(purchase: PurchaseInput, type: CatalogProduct['type']): void {
+  private noteProduct(purchase: Pick<PurchaseInput, 'store' | 'productId' | 'purchaseDateMs'>, type: CatalogProduct['type']): void {
     const key = `${purchase.store}\u0000${purchase.productId}`;
     if (!this.products.has(key)) {
       this.products.set(key, { store: purchase.store, storeIdentifier: purchase.productId, type, createdMs: purchase.purchaseDateMs });

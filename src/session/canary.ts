@@ -18,9 +18,7 @@ import type { IngestResult, RowChoice, RowSelector } from '../ingest/ingester.js
 import { expandSource, type SourceDeps } from '../ingest/sources.js';
 import type { InputEncoding } from '../ingest/textEncoding.js';
 import { validateRow } from '../ingest/validateRow.js';
-import type { Admission, RunLedger } from '../ledger/runLedger.js';
-import { META } from '../redis/keys.js';
-import type { RedisClient } from '../redis/connection.js';
+import type { Admission, CanaryRecord, RunLedger } from '../ledger/runLedger.js';
 import type { Platform } from '../revenuecat/fields.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 import type { ReceiptJobData } from '../types.js';
@@ -215,19 +213,13 @@ function addResults(a: IngestResult, b: IngestResult): IngestResult {
   return { ...sum, aborted: b.aborted, partial: b.partial };
 }
 
-/** What the run's meta keeps of a canary, for its report (until an ingest of the run reads every source). */
-export interface CanaryRecord {
-  limit: number;
-  /** rows the canary queued to be sent */
-  sent: number;
+export type { CanaryRecord } from '../ledger/runLedger.js';
+
+/** Keeps what a canary did in the run's ledger, for its report, until an ingest of the run reads every source (undefined: forgets it). */
+export async function saveCanary(ledger: RunLedger, record: CanaryRecord | undefined): Promise<void> {
+  await ledger.saveCanary(record);
 }
 
-export async function saveCanary(redis: RedisClient, ledger: RunLedger, record: CanaryRecord | undefined): Promise<void> {
-  if (record) await redis.hset(ledger.keys.meta, META.canary, JSON.stringify(record));
-  else await redis.hdel(ledger.keys.meta, META.canary);
-}
-
-export async function readCanary(redis: RedisClient, ledger: RunLedger): Promise<CanaryRecord | undefined> {
-  const raw = await redis.hget(ledger.keys.meta, META.canary);
-  return raw ? (JSON.parse(raw) as CanaryRecord) : undefined;
+export async function readCanary(ledger: RunLedger): Promise<CanaryRecord | undefined> {
+  return ledger.canary();
 }

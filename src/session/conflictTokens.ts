@@ -1,11 +1,9 @@
 // conflicts.csv names the token two users share, masked (`abcd…wxyz`), so that a person can find both rows in the
 // export. The ledger keys rows by the token's fingerprint and keeps no token, so the masked token of each
-// conflicting row is noted at admission, in a small hash of the run (conflicts are few), by the row's place.
-import type { Admission, RunLedger } from '../ledger/runLedger.js';
+// conflicting row is noted at admission, in the run's ledger (RunLedger.noteConflictTokens; conflicts are few).
+import type { Admission, ConflictToken, RunLedger } from '../ledger/runLedger.js';
 import type { RowChoice, RowSelector } from '../ingest/ingester.js';
 import { maskToken } from '../ingest/fingerprint.js';
-import { locationOf } from '../redis/keys.js';
-import type { RedisClient } from '../redis/connection.js';
 import type { ReceiptJobData } from '../types.js';
 
 /**
@@ -17,7 +15,6 @@ export class ConflictTokens implements RowSelector {
   private failure: Error | undefined;
 
   constructor(
-    private readonly redis: RedisClient,
     private readonly ledger: RunLedger,
     private readonly inner?: RowSelector,
   ) {}
@@ -28,15 +25,14 @@ export class ConflictTokens implements RowSelector {
 
   admitted(rows: readonly ReceiptJobData[], admissions: readonly Admission[]): void {
     this.inner?.admitted?.(rows, admissions);
-    const fields: string[] = [];
+    const tokens: ConflictToken[] = [];
     admissions.forEach((a, i) => {
       const row = rows[i];
-      if (a.kind === 'conflict' && row) fields.push(locationOf(row.src, row.line), maskToken(row.body.fetch_token));
+      if (a.kind === 'conflict' && row) tokens.push({ src: row.src, line: row.line, masked: maskToken(row.body.fetch_token) });
     });
-    if (fields.length > 0) {
-      const key = this.ledger.keys.conflictTokens;
+    if (tokens.length > 0) {
       this.writes = this.writes
-        .then(() => this.redis.hset(key, ...fields))
+        .then(() => this.ledger.noteConflictTokens(tokens))
         .catch((err: unknown) => {
           this.failure ??= err instanceof Error ? err : new Error(String(err));
         });
@@ -51,6 +47,6 @@ export class ConflictTokens implements RowSelector {
 }
 
 /** The masked tokens of a run's conflicting rows, by place. */
-export async function conflictTokens(redis: RedisClient, ledger: RunLedger): Promise<Map<string, string>> {
-  return new Map(Object.entries(await redis.hgetall(ledger.keys.conflictTokens)));
+export async function conflictTokens(ledger: RunLedger): Promise<Map<string, string>> {
+  return ledger.conflictTokens();
 }

@@ -8,7 +8,6 @@ import type { RunLedger } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
 import { readCanary, runCanary, saveCanary, surveyRows } from './canary.js';
 import { ConflictTokens } from './conflictTokens.js';
-import type { Context } from './context.js';
 import { ingestOptionsFrom } from './ingestOptions.js';
 
 export interface IngestStepRequest {
@@ -33,15 +32,14 @@ export interface IngestStepOptions {
 
 export class IngestStep {
   private constructor(
-    private readonly ctx: Context,
     private readonly ledger: RunLedger,
     private readonly opts: IngestStepOptions,
     /** the run's last ingest left rows for a later one (a canary, this session's or an earlier one's) */
     public leftForLater: boolean,
   ) {}
 
-  static async open(ctx: Context, ledger: RunLedger, opts: IngestStepOptions): Promise<IngestStep> {
-    return new IngestStep(ctx, ledger, opts, (await readCanary(ctx.redis, ledger)) !== undefined);
+  static async open(ledger: RunLedger, opts: IngestStepOptions): Promise<IngestStep> {
+    return new IngestStep(ledger, opts, (await readCanary(ledger)) !== undefined);
   }
 
   async run(req: IngestStepRequest = {}): Promise<IngestResult> {
@@ -49,7 +47,7 @@ export class IngestStep {
     const { limit, ...request } = req;
     const options = ingestOptionsFrom(config, { runId, sources, ...request, signal, onProgress });
     const once = async (select?: RowSelector): Promise<IngestResult> => {
-      const tokens = new ConflictTokens(this.ctx.redis, this.ledger, select);
+      const tokens = new ConflictTokens(this.ledger, select);
       const result = await ingest(this.opts.deps, { ...options, select: tokens });
       await tokens.flush();
       return result;
@@ -82,6 +80,6 @@ export class IngestStep {
   /** After an ingest that read what it meant to: a canary that left rows is recorded, else any record is cleared. */
   private async settle(partial: boolean, canary?: { limit: number; sent: number }): Promise<void> {
     this.leftForLater = partial;
-    await saveCanary(this.ctx.redis, this.ledger, partial && canary ? canary : undefined);
+    await saveCanary(this.ledger, partial && canary ? canary : undefined);
   }
 }

@@ -25,10 +25,10 @@ export interface RunReport {
 /** `fatal`: the reason the caller already knows (null: none); read from Redis when not given. */
 export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null } = {}): Promise<RunReport> {
   const fatal = opts.fatal === undefined ? await ctx.fatal.haltedBy(ledger.runId, (await ledger.state()).rows_pending) : (opts.fatal ?? undefined);
-  const canary = await readCanary(ctx.redis, ledger);
+  const canary = await readCanary(ledger);
   const { summary, files } = await writeReport(ledger, {
     dir: opts.dir ?? reportDirOf(ctx.config, ledger.runId),
-    conflictTokens: await conflictTokens(ctx.redis, ledger),
+    conflictTokens: await conflictTokens(ledger),
     ...(fatal ? { fatal } : {}),
     ...(canary ? { canary } : {}),
   });

@@ -159,7 +159,7 @@ export class RunSession {
       const scopes = rateScopesOf(config, keys ?? (hasAnyKey(config) ? keyRingOf(config) : undefined));
       this.watchProgress(ledger, resources, log, () => readRates(ctx.redis, config.prefix, scopes));
 
-      const ingestStep = await IngestStep.open(ctx, ledger, {
+      const ingestStep = await IngestStep.open(ledger, {
         config,
         runId,
         sources: this.opts.sources ?? [],

@@ -1,5 +1,6 @@
 // A finished row's outcome for ledger tests that write answers directly (no worker): a success with a
-// subscriber that confirms the product, or a permanent 7103 failure that keeps what failed.csv needs.
+// subscriber that confirms the product, or a permanent 7103 failure with its input and body, as a worker builds it
+// (the ledger keeps neither: failed.csv and retry read the row again from its source).
 import type { AdmitRow } from '../../src/ledger/runLedger.js';
 import type { Outcome } from '../../src/types.js';
 

@@ -1,8 +1,8 @@
--- Admits rows an ingest read, all of one shard (ledger/runLedger.ts admit).
+-- Admits rows an ingest read, all of one shard (ledger/admission.ts through ledger/scriptCalls.ts admitRows).
 -- KEYS: the run shard's counters (and row table state), its wide records, its conflicts; the index shard's state.
 -- ARGV: the run's bucket prefix, the index's bucket prefix, force ('1'/'0'), on conflict ('hold'/'send'), then
 -- for each row: record key (token fingerprint), place, user (ledger/rowRecord.ts), user hash, payload hash.
--- Returns per row: 'n'<key> new (queue it), 'u'<key> updated (queue it: an earlier run migrated the token for
+-- Returns per row an answer code (ADMIT_ANSWER in ledger/scriptCalls.ts) and what follows it: 'n'<key> new (queue it), 'u'<key> updated (queue it: an earlier run migrated the token for
 -- the same user with another payload), 'q'<key> this very row admitted before without an outcome (queue again:
 -- its job id makes that a no-op), 'd' this row admitted before and finished, skipped or held, 'm' already
 -- migrated (same token, user and payload in an earlier run: skipped unless forced), 'D'<place> duplicate of the
@@ -20,8 +20,18 @@ local SKIPPED = 'm' -- RECORD.skipped
 local HELD = 'h' -- RECORD.held
 local USER_HASH = 6 -- SHORT_HASH_BYTES
 local HASHES = 12 -- INDEX_HASHES_BYTES
+local INDEX_FORMAT = 1 -- FORMAT.index
+local CONFLICT_FORMAT = 1 -- FORMAT.conflict
 local MAX_VARIANT = 255
 local SENT = 's' -- a conflict's first byte: held (HELD) or sent anyway
+local NEW = 'n' -- ADMIT_ANSWER.new
+local UPDATED = 'u' -- ADMIT_ANSWER.updated
+local REQUEUE = 'q' -- ADMIT_ANSWER.requeue
+local DONE = 'd' -- ADMIT_ANSWER.done
+local MIGRATED = 'm' -- ADMIT_ANSWER.migrated
+local DUPLICATE = 'D' -- ADMIT_ANSWER.duplicate
+local CONFLICT_HELD = 'C' -- ADMIT_ANSWER.conflictHeld
+local CONFLICT_SENT = 'S' -- ADMIT_ANSWER.conflictSent
 
 --- @include "record"
 --- @include "table"
@@ -37,25 +47,25 @@ local out = {}
 local function conflict(key, place, user, other)
   if not key then
     -- more users for one token than a variant byte can number: held, without a record of its own
-    if redis.call('HSETNX', KEYS[3], place, HELD .. other) == 0 then
+    if redis.call('HSETNX', KEYS[3], place, HELD .. string.char(CONFLICT_FORMAT) .. other) == 0 then
       n.read = n.read - 1
-      return 'd'
+      return DONE
     end
     n.conflict = n.conflict + 1
     n.held = n.held + 1
-    return 'C'
+    return CONFLICT_HELD
   end
   n.conflict = n.conflict + 1
   if hold then
-    redis.call('HSETNX', KEYS[3], place, HELD .. other)
-    tbl_put(run, key, HELD .. place .. user, false)
+    redis.call('HSETNX', KEYS[3], place, HELD .. string.char(CONFLICT_FORMAT) .. other)
+    tbl_put(run, key, rec_make(HELD, place, user), false)
     n.held = n.held + 1
-    return 'C' .. key
+    return CONFLICT_HELD .. key
   end
-  redis.call('HSETNX', KEYS[3], place, SENT .. other)
-  tbl_put(run, key, QUEUED .. place .. user, false)
+  redis.call('HSETNX', KEYS[3], place, SENT .. string.char(CONFLICT_FORMAT) .. other)
+  tbl_put(run, key, rec_make(QUEUED, place, user), false)
   n.queued = n.queued + 1
-  return 'S' .. key
+  return CONFLICT_SENT .. key
 end
 
 for i = 5, #ARGV, 5 do
@@ -69,11 +79,11 @@ for i = 5, #ARGV, 5 do
     if not rec then break end
     local kind, recPlace, recUser = rec_head(rec)
     if recPlace == place then
-      if kind == QUEUED then answer = 'q' .. key else answer = 'd' end
+      if kind == QUEUED then answer = REQUEUE .. key else answer = DONE end
       break
     end
     if recUser == user then
-      answer = 'D' .. recPlace
+      answer = DUPLICATE .. recPlace
       break
     end
     first = first or { place = recPlace, user = recUser }
@@ -88,27 +98,30 @@ for i = 5, #ARGV, 5 do
       answer = conflict(key, place, user, 'r' .. string.char(#own) .. own .. user .. first.place .. first.user)
     else
       local earlier = tbl_get(index, fp)
+      if earlier and string.byte(earlier, 1) ~= INDEX_FORMAT then
+        return redis.error_reply('a cross-run index value of another format: an index written by another version of rc-migrate')
+      end
       if not earlier then
-        tbl_put(run, key, QUEUED .. place .. user, false)
+        tbl_put(run, key, rec_make(QUEUED, place, user), false)
         n.queued = n.queued + 1
-        answer = 'n' .. key
-      elseif string.sub(earlier, 1, USER_HASH) ~= userHash then
+        answer = NEW .. key
+      elseif string.sub(earlier, 2, USER_HASH + 1) ~= userHash then
         -- migrated for another user by an earlier run: 'x', this row's key and user, the index entry
         answer = conflict(key, place, user, 'x' .. string.char(#key) .. key .. user .. earlier)
       else
-        local changed = string.sub(earlier, USER_HASH + 1, HASHES) ~= payloadHash
+        local changed = string.sub(earlier, USER_HASH + 2, HASHES + 1) ~= payloadHash
         if not changed and not force then
-          tbl_put(run, key, SKIPPED .. place .. user, false)
+          tbl_put(run, key, rec_make(SKIPPED, place, user), false)
           n.migrated = n.migrated + 1
-          answer = 'm'
+          answer = MIGRATED
         else
-          tbl_put(run, key, QUEUED .. place .. user, false)
+          tbl_put(run, key, rec_make(QUEUED, place, user), false)
           n.queued = n.queued + 1
           if changed then
             n.updated = n.updated + 1
-            answer = 'u' .. key
+            answer = UPDATED .. key
           else
-            answer = 'n' .. key
+            answer = NEW .. key
           end
         end
       end

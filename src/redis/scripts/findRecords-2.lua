@@ -1,4 +1,4 @@
--- Reads records of one shard's row table by key (ledger/runLedger.ts outcome, conflicts).
+-- Reads records of one shard's row table by key (ledger/outcomes.ts, ledger/conflicts.ts, through ledger/scriptCalls.ts findRecords).
 -- KEYS: the run shard's counters (row table state), wide records. ARGV: the run's bucket prefix, then keys.
 -- Returns each key's record, or false.
 

@@ -1,5 +1,5 @@
 -- Records a rejected or duplicate row, counting it only the first time its place is seen
--- (ledger/runLedger.ts reject, duplicate).
+-- (ledger/admission.ts reject, duplicate, through ledger/scriptCalls.ts recordOnce).
 -- KEYS: records hash (rejected or duplicates), the counters hash of the same shard. ARGV: location, json,
 -- counter field (META).
 -- Returns 1 when the row was new, 0 when it was already recorded.

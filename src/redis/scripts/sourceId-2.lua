@@ -1,4 +1,4 @@
--- Numbers a run's sources in order of first use (ledger/runLedger.ts sourceId).
+-- Numbers a run's sources in order of first use (ledger/runNumbering.ts, through ledger/scriptCalls.ts sourceNumber).
 -- KEYS: sources hash, meta. ARGV: source name. Returns the source's number.
 local SOURCE_COUNT = 'source_count' -- META.sourceCount
 

@@ -1,6 +1,13 @@
 -- A table of records spread over small hashes ("buckets") that Redis keeps as listpacks, growing one bucket at a
 -- time (linear hashing) so that no bucket outgrows a listpack however many records the table gets: the row table
--- of one shard of a run, or one shard of the cross-run index (ledger/runLedger.ts reads them the same way).
+-- of one shard of a run, or one shard of the cross-run index (ledger/rowTable.ts reads them the same way).
+-- Why not a fixed number of buckets: a run's size is not known when it starts (an S3 prefix, a stream), and the
+-- bytes do not allow one count for every size. A bucket's key costs about 150 bytes on its own (MEMORY USAGE of a
+-- one-entry bucket: 152 B), a record in a full listpack about 45: a count sized for 50 million rows (~40,000
+-- buckets a shard) leaves a 200,000-row run with one row a bucket, ~150 B a row for the buckets alone; a count
+-- sized for small runs overflows the listpacks of a large one (a hashtable costs about twice a listpack a record).
+-- Linear hashing keeps every run near 40 records a bucket (~2 B a row of bucket overhead) for the price of two
+-- fields of state.
 -- A table is a hash holding its growth state (the fields below), a bucket name prefix (bucket i is
 -- `<prefix><i>`) and, for the row table, a `wide` hash for the few records longer than a listpack value, whose
 -- bucket entry is then the stub WIDE. A record key is a token fingerprint (sha256 bytes, plus a variant byte):

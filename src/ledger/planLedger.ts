@@ -5,9 +5,10 @@
 // takes no run number, and nothing of it is queued or sent. Its keys are deleted when the plan ends (drop);
 // a plan that was killed leaves them in `plans`, where the next plan sweeps them after a day.
 import { randomBytes } from 'node:crypto';
-import { RunLedger } from '../ledger/runLedger.js';
 import type { RedisClient } from '../redis/connection.js';
-import { INGEST_STATE, META, RedisKeys, SHARDS, TABLE } from '../redis/keys.js';
+import { RedisKeys, SHARDS } from '../redis/keys.js';
+import { bucketCount } from './rowTable.js';
+import { RunLedger } from './runLedger.js';
 
 /** A plan older than this whose keys are still there was killed: the next plan deletes them. */
 const STALE_PLAN_MS = 24 * 3600_000;
@@ -18,26 +19,15 @@ export function newPlanId(now = new Date()): string {
 }
 
 export class PlanLedger extends RunLedger {
-  private readonly client: RedisClient;
-  private readonly planKeys: RedisKeys;
-
-  constructor(redis: RedisClient, prefix: string, planId: string) {
-    super(redis, prefix, planId);
-    this.client = redis;
-    this.planKeys = new RedisKeys(prefix);
-  }
-
   /** Marks the plan's ledger as in use (so a killed plan's keys are found) without making it a run. */
   override async beginIngest(sources: string[], now = new Date()): Promise<void> {
-    await this.client.zadd(this.planKeys.plans, now.getTime(), this.runId);
-    await this.client.hset(this.keys.meta, META.startedAt, now.toISOString(), META.runId, this.runId, META.ingest, INGEST_STATE.running);
-    for (const source of sources) await this.sourceId(source);
+    await this.meta.beginPlan(sources, now);
   }
 
   /** Deletes every key of the plan's ledger. */
   async drop(): Promise<void> {
-    await dropLedgerKeys(this.client, this.planKeys, this.runId);
-    await this.client.zrem(this.planKeys.plans, this.runId);
+    await dropLedgerKeys(this.run.redis, this.run.names, this.runId);
+    await this.run.redis.zrem(this.run.names.plans, this.runId);
   }
 }
 
@@ -53,17 +43,16 @@ export async function sweepStalePlans(redis: RedisClient, prefix: string, now = 
 }
 
 /**
- * Every key of a ledger: its own keys, and in each shard the fixed keys and the row table's buckets, which are
- * numbered 0 … 2^level + split - 1 (the linear hash's growth state, redis/scripts/includes/table.lua). Keys of one
- * shard share a hash tag, so each batch is one slot on a Redis Cluster.
+ * Every key of a ledger: its own keys, and in each shard the fixed keys and the row table's buckets (as many as
+ * the table's state says it has, redis/scripts/includes/table.lua). Keys of one shard share a hash tag, so each
+ * batch is one slot on a Redis Cluster.
  */
 async function dropLedgerKeys(redis: RedisClient, names: RedisKeys, runId: string): Promise<void> {
   const own: Record<string, string> = { ...names.run(runId) };
   for (const key of Object.values(own)) await redis.del(key);
   for (let s = 0; s < SHARDS; s++) {
     const k = names.runShard(runId, s);
-    const [level, split] = await redis.hmget(k.counters, TABLE.level, TABLE.split);
-    const buckets = 2 ** Number(level ?? 0) + Number(split ?? 0);
+    const buckets = await bucketCount(redis, { state: k.counters, buckets: k.buckets });
     for (let from = 0; from < buckets; from += DELETE_BATCH) {
       const batch = Array.from({ length: Math.min(DELETE_BATCH, buckets - from) }, (_, i) => `${k.buckets}${from + i}`);
       await redis.del(...batch);

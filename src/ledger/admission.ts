@@ -1,0 +1,147 @@
+// Admission: what the ledger decides for each row an ingest reads (queue it, or why not), and the rows it
+// rejects or finds duplicated. Detection is in Redis (admit-4.lua): within the run by the row table, across runs
+// by the cross-run index, so a 10-million-row file needs no memory in the process. Every call is idempotent:
+// admitted again (a resumed ingest, a call sent twice), a row gets the same decision and is counted once.
+import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
+import type { Duplicate, Rejection } from '../types.js';
+import { locationOf, META, SHARDS, type RunShardKeys } from '../redis/keys.js';
+import { payloadHash, tokenFingerprint, userHash } from './rowIdentity.js';
+import { encodePlace, encodeUser, keyText, shardOfKey } from './rowRecord.js';
+import type { RunContext } from './runContext.js';
+import { hashEntries } from './rowTable.js';
+import type { RunNumbering } from './runNumbering.js';
+import { ADMIT_ANSWER, admitRows, recordOnce, type AdmitArgs } from './scriptCalls.js';
+
+/**
+ * What to do with a row read (admit). `fp` is the row's record key, its job id within the run.
+ * - new: queue it; updated: queue it, an earlier run migrated its token for the same user with another payload;
+ * - requeue: this very row was admitted before and has no outcome yet (queue again: a no-op if still queued);
+ * - done: this very row was admitted before and is finished, skipped or held;
+ * - migrated: an earlier run migrated the same token for the same user with the same payload (skipped);
+ * - duplicate: same token and user as the row at `first` in this run;
+ * - conflict: the token is another user's, in this run or an earlier one; held (not sent), or sent anyway.
+ */
+export type Admission =
+  | { kind: 'new'; fp: string }
+  | { kind: 'updated'; fp: string }
+  | { kind: 'requeue'; fp: string }
+  | { kind: 'done' }
+  | { kind: 'migrated' }
+  | { kind: 'duplicate'; first: string }
+  | { kind: 'conflict'; held: true }
+  | { kind: 'conflict'; held: false; fp: string };
+
+/** What admit needs of a row. */
+export interface AdmitRow {
+  src: string;
+  line: number;
+  platform: Platform;
+  body: ReceiptBody;
+}
+
+export interface AdmitOptions {
+  /** send rows an earlier run migrated with the same payload */
+  force?: boolean;
+  /** a row whose token another user has: held back (default) or sent anyway */
+  onConflict?: 'hold' | 'send';
+}
+
+export class RunAdmission {
+  constructor(
+    private readonly run: RunContext,
+    private readonly numbering: RunNumbering,
+  ) {}
+
+  /** Decides what to do with each row read (see Admission), in one script call per shard the rows fall in. */
+  async admit(rows: readonly AdmitRow[], opts: AdmitOptions = {}): Promise<Admission[]> {
+    if (rows.length === 0) return [];
+    const byShard = new Map<number, { rows: number[]; args: AdmitArgs[] }>();
+    for (const [i, row] of rows.entries()) {
+      const key = tokenFingerprint(row.platform, row.body.fetch_token);
+      const s = shardOfKey(key);
+      let batch = byShard.get(s);
+      if (!batch) {
+        batch = { rows: [], args: [] };
+        byShard.set(s, batch);
+      }
+      batch.rows.push(i);
+      batch.args.push({
+        key,
+        place: encodePlace(await this.numbering.sourceId(row.src), row.line),
+        user: encodeUser(row.body.app_user_id),
+        userHash: userHash(row.body.app_user_id),
+        payloadHash: payloadHash(row.platform, row.body),
+      });
+    }
+    const admissions = new Array<Admission>(rows.length);
+    let sources: string[] | undefined;
+    await Promise.all(
+      [...byShard].map(async ([s, batch]) => {
+        const answers = await admitRows(this.run.redis, {
+          shard: this.run.shard(s),
+          index: this.run.index(s),
+          force: opts.force ?? false,
+          onConflict: opts.onConflict ?? 'hold',
+          rows: batch.args,
+        });
+        for (const [j, { code, rest }] of answers.entries()) {
+          const i = batch.rows[j] as number;
+          switch (code) {
+            case ADMIT_ANSWER.new:
+              admissions[i] = { kind: 'new', fp: keyText(rest) };
+              break;
+            case ADMIT_ANSWER.updated:
+              admissions[i] = { kind: 'updated', fp: keyText(rest) };
+              break;
+            case ADMIT_ANSWER.requeue:
+              admissions[i] = { kind: 'requeue', fp: keyText(rest) };
+              break;
+            case ADMIT_ANSWER.done:
+              admissions[i] = { kind: 'done' };
+              break;
+            case ADMIT_ANSWER.migrated:
+              admissions[i] = { kind: 'migrated' };
+              break;
+            case ADMIT_ANSWER.duplicate:
+              sources ??= await this.numbering.sources();
+              admissions[i] = { kind: 'duplicate', first: await this.numbering.placeName(rest, sources) };
+              break;
+            case ADMIT_ANSWER.conflictHeld:
+              admissions[i] = { kind: 'conflict', held: true };
+              break;
+            case ADMIT_ANSWER.conflictSent:
+              admissions[i] = { kind: 'conflict', held: false, fp: keyText(rest) };
+              break;
+          }
+        }
+      }),
+    );
+    return admissions;
+  }
+
+  /** Records a rejected row once per place in the input; returns whether it was new. */
+  async reject(rejection: Rejection): Promise<boolean> {
+    const k = this.run.shard(rejection.line % SHARDS);
+    const location = locationOf(rejection.src, rejection.line);
+    return recordOnce(this.run.redis, { records: k.rejected, counters: k.counters, location, json: JSON.stringify(rejection), counter: META.rowsRejected });
+  }
+
+  /** Records a duplicate row once per place in the input; returns whether it was new. */
+  async duplicate(dup: Duplicate): Promise<boolean> {
+    const k = this.run.shard(dup.line % SHARDS);
+    const location = locationOf(dup.src, dup.line);
+    return recordOnce(this.run.redis, { records: k.duplicates, counters: k.counters, location, json: JSON.stringify(dup), counter: META.rowsDuplicate });
+  }
+
+  rejections(): AsyncIterable<Rejection> {
+    return this.scanJson<Rejection>((k) => k.rejected);
+  }
+
+  duplicates(): AsyncIterable<Duplicate> {
+    return this.scanJson<Duplicate>((k) => k.duplicates);
+  }
+
+  private async *scanJson<T>(key: (k: RunShardKeys) => string): AsyncIterable<T> {
+    for (const k of this.run.shards) for await (const [, raw] of hashEntries(this.run.redis, key(k))) yield JSON.parse(raw.toString('utf8')) as T;
+  }
+}

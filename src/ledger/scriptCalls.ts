@@ -1,0 +1,151 @@
+// One typed function per Lua script of the ledger (src/redis/scripts/*.lua), with named arguments: the only place
+// that knows in which order a script takes its KEYS and ARGV, and what its answer codes mean. The codes are
+// declared here once; each script names them in constants annotated with the name below (`-- ADMIT_ANSWER.new`),
+// which test/redisScripts.test.ts checks against these values.
+import type { RedisClient } from '../redis/connection.js';
+import type { IndexShardKeys, RunKeys, RunShardKeys } from '../redis/keys.js';
+import { callScript, callScriptBuffer } from '../redis/scripts.js';
+
+/** The first byte of each row's answer from admit-4.lua (what follows it: see AdmitAnswer). */
+export const ADMIT_ANSWER = {
+  /** new: queue it (the row's key follows) */
+  new: 'n',
+  /** an earlier run migrated the token for the same user with another payload: queue it (key follows) */
+  updated: 'u',
+  /** this very row was admitted before and has no outcome yet: queue again (key follows) */
+  requeue: 'q',
+  /** this very row was admitted before and is finished, skipped or held */
+  done: 'd',
+  /** an earlier run migrated the same token for the same user with the same payload: skipped */
+  migrated: 'm',
+  /** same token and user as a row of this run (that row's place follows) */
+  duplicate: 'D',
+  /** the token is another user's: held, not sent (the row's key follows, when it got one) */
+  conflictHeld: 'C',
+  /** the token is another user's: sent anyway (key follows) */
+  conflictSent: 'S',
+} as const;
+export type AdmitAnswerCode = (typeof ADMIT_ANSWER)[keyof typeof ADMIT_ANSWER];
+
+/** One row's answer from admit: its code and the bytes after it (a record key, a place, or nothing). */
+export interface AdmitAnswer {
+  code: AdmitAnswerCode;
+  rest: Buffer;
+}
+
+const ADMIT_CODES = new Set<string>(Object.values(ADMIT_ANSWER));
+
+/** What admit needs of a row, in its stored forms (ledger/rowRecord.ts, ledger/rowIdentity.ts). */
+export interface AdmitArgs {
+  key: Buffer;
+  place: Buffer;
+  user: Buffer;
+  userHash: Buffer;
+  payloadHash: Buffer;
+}
+
+/** admit-4.lua: admits rows that all fall in one shard; one answer per row, in order. */
+export async function admitRows(
+  redis: RedisClient,
+  a: { shard: RunShardKeys; index: IndexShardKeys; force: boolean; onConflict: 'hold' | 'send'; rows: readonly AdmitArgs[] },
+): Promise<AdmitAnswer[]> {
+  const rowArgs = a.rows.flatMap((r) => [r.key, r.place, r.user, r.userHash, r.payloadHash]);
+  const answers = await callScriptBuffer<Buffer[]>(
+    redis,
+    'admit',
+    [a.shard.counters, a.shard.wide, a.shard.conflicts, a.index.state],
+    [a.shard.buckets, a.index.buckets, a.force ? '1' : '0', a.onConflict, ...rowArgs],
+  );
+  return answers.map((answer) => {
+    const code = String.fromCharCode(answer[0] as number);
+    if (!ADMIT_CODES.has(code)) throw new Error(`admit: unexpected answer ${answer.toString('latin1')}`);
+    return { code: code as AdmitAnswerCode, rest: answer.subarray(1) };
+  });
+}
+
+/** The request that came with an answer, as the counter and timeline fields it adds one to. */
+export interface RequestFields {
+  /** META.status(<status>) */
+  status: string;
+  /** the timeline field of its requests */
+  timeline: string;
+  /** its latency bucket's field */
+  latency: string;
+  /** the timeline field of its rate-limited 429s, when it was one */
+  rateLimited?: string;
+}
+
+/**
+ * recordAnswer-7.lua: records a row's final answer (its record, ledger/rowRecord.ts) and counts its request.
+ * Returns false when onlyIfAbsent found a final answer there.
+ */
+export async function recordAnswer(
+  redis: RedisClient,
+  a: {
+    shard: RunShardKeys;
+    index: IndexShardKeys;
+    key: Buffer;
+    record: Buffer;
+    onlyIfAbsent: boolean;
+    /** the outcome's timeline field (its bucket, succeeded or failed) */
+    timelineField: string;
+    /** a failure's summary for the recent errors (JSON) */
+    error?: string;
+    /** a success's value in the cross-run index */
+    indexValue?: Buffer;
+    request?: RequestFields;
+  },
+): Promise<boolean> {
+  const r = a.request;
+  const written = await callScriptBuffer<number>(
+    redis,
+    'recordAnswer',
+    [a.shard.counters, a.shard.wide, a.shard.history, a.shard.errors, a.shard.timeline, a.shard.latency, a.index.state],
+    [
+      a.shard.buckets,
+      a.index.buckets,
+      a.key,
+      a.record,
+      a.onlyIfAbsent ? '1' : '0',
+      a.error ?? '',
+      a.timelineField,
+      a.indexValue ?? '',
+      ...(r ? ['1', r.status, r.timeline, r.latency, r.rateLimited ?? ''] : ['0']),
+    ],
+  );
+  return written === 1;
+}
+
+/** reopenFailed-3.lua: queues failed rows of one shard again if their record is still the one read; returns how many. */
+export async function reopenFailed(redis: RedisClient, a: { shard: RunShardKeys; rows: readonly { key: Buffer; record: Buffer }[] }): Promise<number> {
+  return callScriptBuffer<number>(redis, 'reopenFailed', [a.shard.counters, a.shard.wide, a.shard.history], [a.shard.buckets, ...a.rows.flatMap((r) => [r.key, r.record])]);
+}
+
+/** findRecords-2.lua: the records of these keys in one shard's row table (null where there is none). */
+export async function findRecords(redis: RedisClient, a: { shard: Pick<RunShardKeys, 'counters' | 'wide' | 'buckets'>; keys: readonly Buffer[] }): Promise<(Buffer | null)[]> {
+  return callScriptBuffer<(Buffer | null)[]>(redis, 'findRecords', [a.shard.counters, a.shard.wide], [a.shard.buckets, ...a.keys]);
+}
+
+/** recordOnce-2.lua: keeps a rejected or duplicate row once per place and counts it; false when already there. */
+export async function recordOnce(redis: RedisClient, a: { records: string; counters: string; location: string; json: string; counter: string }): Promise<boolean> {
+  return (await callScript<number>(redis, 'recordOnce', [a.records, a.counters], [a.location, a.json, a.counter])) === 1;
+}
+
+/**
+ * dictCode-1.lua: the dictionary codes of these strings, numbered on first use. With `cap`, a new string gets
+ * none (undefined) once the dictionary has that many entries.
+ */
+export async function dictionaryCodes(redis: RedisClient, a: { dict: string; strings: readonly string[]; cap?: number }): Promise<(number | undefined)[]> {
+  const codes = await callScript<number[]>(redis, 'dictCode', [a.dict], [String(a.cap ?? 0), ...a.strings]);
+  return codes.map((c) => (c < 0 ? undefined : c));
+}
+
+/** sourceId-2.lua: the number of a source in this run's records, numbered on first use. */
+export async function sourceNumber(redis: RedisClient, a: { run: RunKeys; source: string }): Promise<number> {
+  return callScript<number>(redis, 'sourceId', [a.run.sources, a.run.meta], [a.source]);
+}
+
+/** runNumber-1.lua: the number of a run in the cross-run index, numbered on first use. */
+export async function runNumber(redis: RedisClient, a: { runNumbers: string; runId: string }): Promise<number> {
+  return callScript<number>(redis, 'runNumber', [a.runNumbers], [a.runId]);
+}
