@@ -40,6 +40,7 @@ const SYSTEM_TESTS = [
   'test/maxmemory.test.ts',
   'test/reportHtml.test.ts',
   'test/resume.test.ts',
+  'test/soak.test.ts',
   'test/terminal.test.ts',
 ];
 

@@ -13,6 +13,9 @@
 //   discovery   no --rate: limits of 10, 50, 200/s (one-second windows), 1,200/min (minute windows) and one that
 //               halves and comes back; seconds to 90% of the limit, steady-state use, 429s, time vs ideal
 //
+// Not here: the soak (`npm run soak`, scenarios/soak.mjs), which kills workers, the ingester and its own Redis
+// for minutes and checks every row against the sandbox's truth; it runs on its own.
+//
 // It prints figures and a table (scenario, figure, goal, met?) and writes bench/results/latest.json plus a
 // timestamped copy. It asserts nothing about time: the exit code is 0 unless a scenario could not run.
 // Redis keys are written only under bench-<id>-<scenario> prefixes and deleted (SCAN + UNLINK) after each

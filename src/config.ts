@@ -73,8 +73,11 @@ export const configSchema = z.object({
    */
   lockDurationMs: positiveInt,
   stalledIntervalMs: positiveInt,
-  /** BullMQ: how many times a row may be found stalled (its worker died) before it fails for good. */
-  maxStalledCount: z.number().int().min(0),
+  /**
+   * A row whose request was in flight when this many worker processes died (or hung) fails as poison_row
+   * (workers/inFlightRows.ts). A worker that dies while a row waits costs that row nothing.
+   */
+  poisonStarts: positiveInt.max(100),
   /** How many times a row may be started (rate-limited or its user busy) before it fails as too_many_starts. */
   maxStarts: positiveInt,
   /** Longest a request waits in the worker for its slot of the pacer's schedule before going back to the queue. */
@@ -167,6 +170,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   RC_MIGRATE_LOCK_DURATION_MS: 'lockDurationMs',
   RC_MIGRATE_STALLED_INTERVAL_MS: 'stalledIntervalMs',
   RC_MIGRATE_USER_LOCK_MS: 'userLockMs',
+  RC_MIGRATE_POISON_STARTS: 'poisonStarts',
   LOG_LEVEL: 'logLevel',
   APP_STORE_SERVER_API_URL: 'appStoreApiUrl',
   RC_MIGRATE_APPLE_RATE: 'appleRate',

@@ -325,8 +325,8 @@ describe('chaos', () => {
       const activeSets: string[][] = [];
       for (const share of KILLS) {
         await until(`${share * 100}% of the rows`, async () => (await ledger.state()).rows_succeeded >= share * ROWS, { timeoutMs: 60_000 });
-        // The rows of the previous kill have all finished before the next one: a row killed twice would rightly be
-        // failed by BullMQ (maxStalledCount 1, its guard against a row that crashes workers), which is not this test.
+        // The rows of the previous kill have all finished before the next one, so that each kill's resends are told
+        // apart (a row in flight at several deaths is test/soak.test.ts's subject).
         await recoveries.at(-1);
         inFlight.push(w.sandbox.stats().inFlight);
         const killedAt = Date.now();

@@ -107,8 +107,9 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
 
   it('holds the tunables that were constants: pacer wait, stall and start limits, expiry tolerance, rate factors', () => {
     expect(loadConfig({ env: {} })).toMatchObject({
-      pacerMaxWaitMs: 5000,
-      maxStalledCount: 1,
+      pacerMaxWaitMs: 1000,
+      userLockWaitMs: 250,
+      poisonStarts: 5,
       maxStarts: 1000,
       expiryToleranceMs: 86_400_000,
       rateStartPerSecond: 5,
@@ -120,6 +121,9 @@ describe('the config file (--config / RC_MIGRATE_CONFIG)', () => {
       rateHeadroom: 0.98,
     });
     expect(() => loadConfig({ env: {}, overrides: { rateNudge: 1.5 } })).toThrow(/rateNudge \(from flag for rateNudge\)/);
+    // A poison row needs at least one death to be told from an innocent one; the environment can set it.
+    expect(loadConfig({ env: { RC_MIGRATE_POISON_STARTS: '3' } }).poisonStarts).toBe(3);
+    expect(() => loadConfig({ env: {}, overrides: { poisonStarts: 0 } })).toThrow(/poisonStarts \(from flag for poisonStarts\)/);
   });
 
   it('takes maxRetryAfterMs (the longest wait an answer may ask for) between a second and a day, naming the key', () => {

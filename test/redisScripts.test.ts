@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { INGEST_STATE, META, PACE, RATE, RedisKeys, SHARD_TAGS, TABLE, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
+import { FLIGHT, INGEST_STATE, META, PACE, RATE, RedisKeys, SHARD_TAGS, TABLE, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
 import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
 import { FORMAT, INDEX_HASHES_BYTES, LISTPACK_VALUE_MAX, RECORD } from '../src/ledger/rowRecord.js';
 import { ADMIT_ANSWER } from '../src/ledger/scriptCalls.js';
@@ -17,6 +17,7 @@ const SRC = join(import.meta.dirname, '..', 'src');
 /** What a script's `-- <Name>[.<key>]` annotation may refer to. */
 const NAMED: Record<string, unknown> = {
   META,
+  FLIGHT,
   ADMIT_ANSWER,
   FORMAT,
   RECENT_ERRORS,
@@ -139,13 +140,15 @@ describe('Redis keys', () => {
     // carry tags of their own: its braces would otherwise put every key in one slot.
     expect(new RedisKeys('{rcm}').run('R1')).toEqual(keys.run('R1'));
     expect(new RedisKeys('{rcm}').runShard('R1', 3)).toEqual(keys.runShard('R1', 3));
-    expect([keys.runs, keys.runNumbers, keys.fatal, keys.userLock('h'), keys.rate, keys.pace]).toEqual([
+    expect([keys.runs, keys.runNumbers, keys.fatal, keys.userLock('h'), keys.rate, keys.pace, keys.workerBeat('w1'), keys.inFlight('R1.fp')]).toEqual([
       'rcm:runs',
       'rcm:runno',
       'rcm:fatal',
       'rcm:lock:user:h',
       'rcm:rate',
       'rcm:pace',
+      'rcm:worker:w1',
+      'rcm:flight:R1.fp',
     ]);
     expect([locationOf('a.csv', 3), jobIdOf('R1', 'fp')]).toEqual(['a.csv#3', 'R1.fp']);
   });

@@ -212,6 +212,19 @@ export class RedisKeys {
     return `${this.prefix}:lock:user:${userHash}`;
   }
 
+  /** string: a live worker process's heartbeat, expiring unless renewed (workers/inFlightRows.ts) */
+  workerBeat(workerId: string): string {
+    return `${this.prefix}:worker:${workerId}`;
+  }
+
+  /**
+   * hash: a row whose request is in flight, and how many worker processes died with it in flight (fields:
+   * FLIGHT; workers/inFlightRows.ts). Exists only while the row is unfinished.
+   */
+  inFlight(jobId: string): string {
+    return `${this.prefix}:flight:${jobId}`;
+  }
+
   /** hash: the request rate shared by every worker process, for the default scope (fields: RATE) */
   get rate(): string {
     return `${this.prefix}:rate`;
@@ -348,6 +361,14 @@ export const RATE = {
   configured: 'configured',
   /** bumped by every write (rateUpdate-1.lua): a write based on an older read is refused */
   version: 'version',
+} as const;
+
+/** Fields of a row's in-flight hash (RedisKeys.inFlight, inFlightBegin-1.lua, inFlightEnd-1.lua). */
+export const FLIGHT = {
+  /** the worker process whose request for the row is in flight (absent between requests) */
+  worker: 'w',
+  /** worker processes that stopped (killed, hung) while the row's request was in flight */
+  deaths: 'd',
 } as const;
 
 /** Fields of the pacer hash (RedisKeys.paceOf) and the shape of its request log (pace-1.lua). */

@@ -17,6 +17,7 @@ import { TransientFailure } from './backoff.js';
 import { googleTokenExpired } from './googleCutoff.js';
 import { outcomeOf } from './outcome.js';
 import { postedBody } from '../appstore/lookup/transactionLookup.js';
+import type { InFlightRows } from './inFlightRows.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 import type { WorkerReport } from './workerReport.js';
@@ -37,6 +38,15 @@ export interface ProcessorDeps {
   userLockWaitMs?: number;
   /** told of each answer and each outcome written (the process's metrics) */
   report?: WorkerReport;
+  /**
+   * How long a job goes back to the queue for when the pacer's schedule is booked beyond its max wait: about
+   * when it has room again (the pacer's max wait). Default: userBusyDelayMs.
+   */
+  pacerFullDelayMs?: number;
+  /** which rows' requests are in flight, and the deaths of worker processes that had them in flight (inFlightRows.ts) */
+  inFlight?: InFlightRows;
+  /** called right before a row's request goes (a test-only hook: testPoison.ts) */
+  beforeSend?: (data: ReceiptJobData) => void;
   /** spaces the requests of every process evenly (see pacer.ts) */
   pacer?: Pacer;
   /**
@@ -119,8 +129,38 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     if (stops.isStopped(data.platform, key.fingerprint)) return park(job, token);
     // The user's lock and the request's slot of the pacer, in one Redis call where the keys allow (userLock.ts).
     const pacer = deps.pacerFor?.(key) ?? deps.pacer;
-    const lock = await deps.userLock.acquire(user, { waitMs: deps.userLockWaitMs ?? 0, ...(pacer ? { pacer } : {}), write });
-    if (!lock) return later(job, token, deps.userBusyDelayMs);
+    let full = false;
+    const lock = await deps.userLock.acquire(user, {
+      waitMs: deps.userLockWaitMs ?? 0,
+      ...(pacer ? { pacer } : {}),
+      write,
+      onFull: () => {
+        full = true;
+      },
+    });
+    // Not taken within a short wait: the job goes to the delayed set rather than waiting active, so that a worker's
+    // death catches only requests in flight. Its user busy: back soon (a request takes tens of ms); the pacer's
+    // schedule booked beyond its max wait: back about when the schedule has room again.
+    if (!lock) return later(job, token, full ? (deps.pacerFullDelayMs ?? deps.userBusyDelayMs) : deps.userBusyDelayMs);
+
+    // The request is about to go: this process is named as its sender, and a row that was in flight at too many
+    // worker deaths is not sent again (inFlightRows.ts).
+    const flight = deps.inFlight;
+    const jobId = job.id;
+    if (flight && jobId !== undefined) {
+      const start = await write(() => flight.begin(jobId));
+      if (start.poison) {
+        released = deps.userLock
+          .release(user, lock)
+          .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not release a user lock; it expires on its own'));
+        const message = `not sent again: its request was in flight when ${start.deaths} worker processes died or hung (poisonStarts ${flight.poisonStarts})`;
+        await record(outcomeOf(job, { status: 'failed', reason: 'poison_row', message, attempts: job.attemptsMade }));
+        await write(() => flight.forget(jobId));
+        log().error({ deaths: start.deaths }, 'poison row: it was in flight at every one of these worker deaths; failed without sending it again');
+        return;
+      }
+    }
+    deps.beforeSend?.(data);
 
     let result: ApiResult;
     try {
@@ -128,6 +168,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       result = await deps.client.postReceipt(data.platform, postedBody(data));
     } catch (err) {
       await deps.userLock.release(user, lock);
+      if (flight && jobId !== undefined) await flight.end(jobId);
       throw err;
     }
     // The request is over: its user's lock goes back now, in the same round of Redis calls as the row's next write
@@ -136,6 +177,12 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     released = deps.userLock
       .release(user, lock)
       .catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not release a user lock; it expires on its own'));
+    // No longer in flight, and it did not kill this process: nothing of it stays (inFlightRows.ts). Awaited with
+    // the row's next write, as the lock's release is.
+    if (flight && jobId !== undefined) {
+      const ended = flight.end(jobId).catch((err: unknown) => deps.logger.warn({ err, run: data.run, line: data.line }, 'could not clear a row in flight; it expires on its own'));
+      released = Promise.all([released, ended]).then(() => undefined);
+    }
     let verdict = classify(result, { variable: key.variable, label: key.label, rows: rowsOf(key.platforms) });
     // Store credentials are the app's, not the key's: only this platform's rows are concerned.
     if (verdict.kind === 'fatal' && verdict.cause === 'store_credentials') verdict = classify(result, { variable: key.variable, label: key.label, rows: data.platform });

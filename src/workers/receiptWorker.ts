@@ -17,6 +17,8 @@ import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
 import { UserLock } from './userLock.js';
+import { InFlightRows } from './inFlightRows.js';
+import { testPoisonHook } from './testPoison.js';
 import type { RateController } from './rateController.js';
 import { concurrencyFor, queueLimiterFor } from './rate/limiter.js';
 import { ScopedRates } from './scopedRates.js';
@@ -37,6 +39,8 @@ export interface ReceiptWorkerDeps {
   report?: WorkerReport;
   /** the App Store Server API lookups of rows given by a transaction id (appleLookup.ts); absent: rows post as they are */
   appleLookups?: AppleLookups;
+  /** where the test-only poison hook is looked up (testPoison.ts; default process.env): inactive unless NODE_ENV=test */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface ReceiptWorker {
@@ -51,6 +55,12 @@ export interface ReceiptWorker {
 
 /** A request's own time besides its answer: the user's lock, the ledger's writes (a few Redis round trips). */
 const REQUEST_OVERHEAD_MS = 15;
+/**
+ * BullMQ's maxStalledCount: never reached. BullMQ would count a stall against the job whichever worker died and
+ * fail it past the limit; here a stall costs a row something only if it was in flight at the death, and the
+ * poison-row rule (inFlightRows.ts, config poisonStarts) is what fails a row that keeps killing its workers.
+ */
+const NEVER_FAIL_STALLED = Number.MAX_SAFE_INTEGER;
 
 export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
@@ -87,6 +97,11 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   // Stops of one key (queue/keyStops.ts) made by any process apply here within FOLLOW_MS.
   await deps.fatal.keys.refresh();
   const unfollow = deps.fatal.keys.follow(deps.keys, (err) => logger.warn({ err }, 'could not read the stopped keys'));
+  // This process's heartbeat, and the rows whose requests it has in flight (inFlightRows.ts).
+  const inFlight = new InFlightRows(deps.redis, config.prefix, { lockDurationMs: config.lockDurationMs, poisonStarts: config.poisonStarts });
+  await inFlight.start((err) => logger.warn({ err }, 'could not renew this worker process heartbeat'));
+  const beforeSend = testPoisonHook(deps.env ?? process.env);
+  if (beforeSend) logger.warn('test hook active: this process kills itself on the poison row (NODE_ENV=test, RC_MIGRATE_TEST_POISON_TOKEN)');
   const posting = createProcessor({
     client: deps.client,
     keys: deps.keys,
@@ -99,6 +114,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     rateLimitDefaultWaitMs: config.rateLimitDefaultWaitMs,
     userBusyDelayMs: config.userBusyDelayMs,
     userLockWaitMs: config.userLockWaitMs,
+    // The pacer's schedule is booked at least its max wait ahead: the job comes back in about that time.
+    pacerFullDelayMs: Math.ceil(config.pacerMaxWaitMs / 2),
+    inFlight,
+    ...(beforeSend ? { beforeSend } : {}),
     expiryToleranceMs: config.expiryToleranceMs,
     pacer: rates.pacer,
     pacerFor: (key) => rates.pacerFor(key),
@@ -135,7 +154,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     limiter: queueLimiterFor(initial),
     // How many times a row may be started (rate-limited or its user busy) before it fails for good.
     maxStartedAttempts: config.maxStarts,
-    maxStalledCount: config.maxStalledCount,
+    maxStalledCount: NEVER_FAIL_STALLED,
     // How soon the rows of a killed worker come back (config.ts): BullMQ's 30 s defaults unless configured.
     lockDuration: config.lockDurationMs,
     stalledInterval: config.stalledIntervalMs,
@@ -151,6 +170,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (!final) return;
     const data = job.data;
+    if (job.id !== undefined) inFlight.forget(job.id).catch((e: unknown) => logger.debug({ err: e }, 'could not clear a failed row in flight; it expires on its own'));
     // Only if the processor wrote nothing: this catches bugs, exhausted starts and rows stalled too often.
     const outcome = outcomeOf(job, {
       status: 'failed',
@@ -223,8 +243,11 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       if (closed === 'deadline') {
         logger.warn({ deadlineMs }, 'in-flight requests did not finish in time; forcing the worker to close');
         await worker.close(true);
+        // The heartbeat lapses on its own: the requests abandoned count as in flight at this process's death.
+        await inFlight.stop(false);
         return { forced: true };
       }
+      await inFlight.stop(true).catch((err: unknown) => logger.debug({ err }, 'could not remove this worker process heartbeat; it expires on its own'));
       return { forced: false };
     },
   };

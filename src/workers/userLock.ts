@@ -20,6 +20,8 @@ export interface AcquireOptions {
   pacer?: Pacer;
   /** How each Redis call is made (the processor's: tried again on its own at maxmemory). */
   write?: Write;
+  /** Called when undefined is returned because the pacer's schedule is full (not because the user is busy). */
+  onFull?: () => void;
 }
 
 export class UserLock {
@@ -47,7 +49,7 @@ export class UserLock {
    * an export sorted by user would otherwise spend most of the rate on jobs that only bounce.
    */
   async acquire(appUserId: string, opts: AcquireOptions | number = {}): Promise<string | undefined> {
-    const { waitMs = 0, pacer, write = run } = typeof opts === 'number' ? { waitMs: opts } : opts;
+    const { waitMs = 0, pacer, write = run, onFull } = typeof opts === 'number' ? { waitMs: opts } : opts;
     const token = randomUUID();
     const key = this.key(appUserId);
     const deadline = Date.now() + waitMs;
@@ -58,11 +60,15 @@ export class UserLock {
         if (together) {
           const taken = await pacer.takeHolding({ key, token, ttlMs: this.ttlMs }, write);
           if (taken === true) return token;
-          if (taken === false) return undefined;
+          if (taken === false) {
+            onFull?.();
+            return undefined;
+          }
         } else if ((await write(() => this.redis.set(key, token, 'PX', this.ttlMs, 'NX'))) === 'OK') {
           if (!pacer || (await pacer.take(write))) return token;
           // The pacer's schedule is full: the lock goes back.
           await write(() => this.release(appUserId, token));
+          onFull?.();
           return undefined;
         }
         if (Date.now() >= deadline) return undefined;
