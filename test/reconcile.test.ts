@@ -15,6 +15,7 @@ import { INGEST_STATE, jobIdOf, META } from '../src/redis/keys.js';
 import { runMigration } from '../src/commands/run.js';
 import { ingestOptionsFrom } from '../src/session/ingestOptions.js';
 import { RunSession } from '../src/session/runSession.js';
+import { SourceCatalog } from '../src/ledger/sourceCatalog.js';
 import { sourceRowsAt } from '../src/session/sourceRows.js';
 import type { ReceiptJobData } from '../src/types.js';
 import { testConfig, token, writeCsv } from './support/harness.js';
@@ -44,9 +45,10 @@ describe('the reconcile pass', () => {
     const queue = openReceiptsQueue(redis, prefix);
     const ledger = new RunLedger(redis, prefix, name);
     const options = ingestOptionsFrom(config, { runId: name, sources: [source] });
-    const result = await ingest({ queue, ledger, logger: silentLogger() }, options);
+    const catalog = new SourceCatalog(redis, prefix, name);
+    const result = await ingest({ queue, ledger, logger: silentLogger(), catalog }, options);
     expect(result.queued).toBe(n);
-    const rowsAt = sourceRowsAt({ runId: name, columns: {}, ...(options.keys ? { keys: options.keys } : {}) });
+    const rowsAt = sourceRowsAt({ runId: name, catalog });
     const close = async (): Promise<void> => {
       await queue.close();
       redis.disconnect();
@@ -97,7 +99,7 @@ describe('the reconcile pass', () => {
     }
   });
 
-  it('leaves pending, naming the source, a lost row whose line now holds another token', async () => {
+  it('leaves pending, naming the source, a lost row whose source changed since the run read it', async () => {
     const run = await ingested('changed', 6, 20_000);
     try {
       const before = await jobsById(run.queue);
@@ -109,9 +111,9 @@ describe('the reconcile pass', () => {
       await writeFile(run.source, `${[HEADER, ...rows].map((r) => r.join(',')).join('\n')}\n`);
       const result = await reconcileRun({ ledger: run.ledger, queue: run.queue, redis: run.redis, rowsAt: run.rowsAt, maxAttempts: 3 });
       expect(result.requeued).toBe(0);
-      expect(result.unreadable).toEqual([
-        { fp: data.fp, src: run.source, line: 3, reason: `${run.source} line 3 holds another token: was the file changed since it was ingested?` },
-      ]);
+      expect(result.unreadable).toHaveLength(1);
+      expect(result.unreadable[0]).toMatchObject({ fp: data.fp, src: run.source, line: 3 });
+      expect(result.unreadable[0]?.reason).toContain(`source ${run.source} changed since the run read it`);
       expect(await run.queue.getJob(jobIdOf('changed', data.fp))).toBeUndefined();
     } finally {
       await run.close();

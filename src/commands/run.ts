@@ -39,7 +39,7 @@ export async function runMigration(opts: RunOptions): Promise<RunResult> {
     step.log.info({ sources: opts.sources }, 'run started');
     // A resumed run: rows it admitted whose jobs were lost (a Redis failover, a kill between admitting and
     // queueing) are queued again first; the ingest then reads on from where the last one stopped.
-    if (opts.runId !== undefined && (await step.ledger.exists())) await step.reconcile(opts.columns);
+    if (opts.runId !== undefined && (await step.ledger.exists())) await step.reconcile();
     ingested = await step.ingest({
       ...(opts.columns ? { columns: opts.columns } : {}),
       force: opts.force ?? false,

@@ -123,7 +123,7 @@ export interface IngestDeps {
   /** how S3 sources are reached (the S3 client of the configuration) */
   sources?: SourceDeps;
   /** where the run remembers each source it reads, so failed rows can be read again (absent: not remembered) */
-  catalog?: Pick<SourceCatalog, 'remember'>;
+  catalog?: Pick<SourceCatalog, 'remember' | 'all'>;
 }
 
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {

@@ -33,8 +33,6 @@ export interface IngestStepOptions {
 }
 
 export class IngestStep {
-  /** the columns of this session's last ingest: rows read again for the reconcile pass are read as it read them */
-  private columns?: ColumnOptions;
   /** this session read the whole of its sources (the run's ingest is done, whatever the ledger's flag says) */
   ended = false;
 
@@ -52,7 +50,6 @@ export class IngestStep {
   async run(req: IngestStepRequest = {}): Promise<IngestResult> {
     const { config, runId, sources, signal, onProgress } = this.opts;
     const { limit, ...request } = req;
-    this.columns = req.columns ?? {};
     const options = ingestOptionsFrom(config, { runId, sources, ...request, signal, onProgress });
     const once = async (select?: RowSelector): Promise<IngestResult> => {
       const tokens = new ConflictTokens(this.ledger, select);
@@ -86,19 +83,14 @@ export class IngestStep {
   }
 
   /**
-   * Reads rows of the run again from their sources, by place, with the columns of `columns` (default: this
-   * session's last ingest's; else as the headers say), for the reconcile pass (queue/reconcile.ts).
+   * Reads rows of the run again from their sources, by place, as the run's source catalog says it read them, for
+   * the reconcile pass (queue/reconcile.ts).
    */
-  rowsAt(columns?: ColumnOptions): RowsAt {
-    const { config, runId } = this.opts;
-    const options = ingestOptionsFrom(config, { runId, sources: [], columns: columns ?? this.columns ?? {} });
-    return sourceRowsAt({
-      runId,
-      columns: options.columns,
-      ...(options.encoding ? { encoding: options.encoding } : {}),
-      ...(options.keys ? { keys: options.keys } : {}),
-      ...(this.opts.deps.sources ? { deps: this.opts.deps.sources } : {}),
-    });
+  rowsAt(): RowsAt {
+    const { runId } = this.opts;
+    const { catalog, sources } = this.opts.deps;
+    if (!catalog) return (places) => Promise.resolve(places.map(() => ({ ok: false, reason: `run ${runId} keeps no record of its sources` })));
+    return sourceRowsAt({ runId, catalog, ...(sources ? { deps: sources } : {}) });
   }
 
   /** After an ingest that read what it meant to: a canary that left rows is recorded, else any record is cleared. */

@@ -12,7 +12,6 @@ import type { RunLedger } from '../ledger/runLedger.js';
 import { SourceCatalog } from '../ledger/sourceCatalog.js';
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
-import type { ColumnOptions } from '../ingest/columns.js';
 import type { FatalReason } from '../queue/fatalStop.js';
 import { reconcileRun, type ReconcileResult } from '../queue/reconcile.js';
 import { hasAnyKey, keyRingOf } from '../revenuecat/keyRing.js';
@@ -100,10 +99,10 @@ export interface SessionStep {
   ingest(req?: IngestStepRequest): Promise<IngestResult>;
   /**
    * The reconcile pass (queue/reconcile.ts): queues again every row of the run the ledger holds as queued without
-   * an outcome and without a job, read again from its source with `columns` (default: as this session's ingest
-   * reads them). The session runs it itself when the queue drains with rows pending; `run` also on a resume.
+   * an outcome and without a job, read again from its source as the run's source catalog says it was read. The
+   * session runs it itself when the queue drains with rows pending; `run` also on a resume.
    */
-  reconcile(columns?: ColumnOptions): Promise<ReconcileResult>;
+  reconcile(): Promise<ReconcileResult>;
 }
 
 export type { IngestStepRequest };
@@ -178,8 +177,8 @@ export class RunSession {
         onProgress: (p) => this.events.emit('ingest', p),
       });
 
-      const reconcile = async (columns?: ColumnOptions): Promise<ReconcileResult> => {
-        const result = await reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(columns), maxAttempts: config.maxAttempts });
+      const reconcile = async (): Promise<ReconcileResult> => {
+        const result = await reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts });
         logReconciled(log, result);
         return result;
       };
