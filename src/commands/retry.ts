@@ -5,7 +5,7 @@
 import { checkOptions, retryOptionsRule } from '../options.js';
 import { enqueueRows } from '../queue/receiptsQueue.js';
 import { ERROR_CODES, TRANSIENT_STATUSES } from '../revenuecat/classify.js';
-import { SourceUnavailableError, type RowPlace, type RunSources } from '../ingest/reread.js';
+import { SourceUnavailableError, type RowPlace, type RunSources, rereadJob } from '../ingest/reread.js';
 import { withContext, type Context } from '../session/context.js';
 import { openRunSources } from '../session/runSources.js';
 import { RunSession, type SessionCallerOptions, type SessionResult } from '../session/runSession.js';
@@ -91,19 +91,7 @@ async function requeue(ctx: Context, opts: RetryOptions): Promise<number> {
           await flush();
           throw new SourceUnavailableError(src, 'changed', `retry stopped after queueing ${requeued} rows again: ${r.reason}`);
         }
-        const { place, platform, body, input, expect, token_expiry } = r;
-        const job: ReceiptJobData = {
-          run: opts.runId,
-          fp: place.fp,
-          src: place.src,
-          line: place.line,
-          platform,
-          body,
-          input,
-          ...(expect ? { expect } : {}),
-          ...(token_expiry ? { token_expiry } : {}),
-        };
-        batch.push({ fp: place.fp, stored: stored.get(place.line) as string, job });
+        batch.push({ fp: r.place.fp, stored: stored.get(r.place.line) as string, job: rereadJob(opts.runId, r) });
         if (batch.length >= CHUNK) await flush();
       }
     }

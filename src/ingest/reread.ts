@@ -6,6 +6,8 @@
 // then goes through the very path of the ingest (readCsv → column plan → validate, with the options the run read
 // the source with), and its token fingerprint must be the one the ledger holds for the row. Anything else is an
 // error that names the source and says what to do; a source is never read from a different file or object.
+import type { ReceiptJobData } from '../types.js';
+import { rowPriority } from './tokenExpiry.js';
 import { ConfigError } from '../config.js';
 import { recordKey } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnPlan } from './columns.js';
@@ -206,4 +208,24 @@ export class RunSources {
   read(source: string, places: readonly RowPlace[]): AsyncGenerator<RereadRow, void, undefined> {
     return rereadSource(source, this.records.get(source), places, this.deps);
   }
+}
+
+/**
+ * The job a row read again makes, as the ingester made it (retry, the reconcile pass). Priority is the token
+ * expiry's when the row has one; a row without one keeps none.
+ */
+export function rereadJob(runId: string, read: Extract<RereadRow, { ok: true }>): ReceiptJobData {
+  const { place, platform, body, input, expect, token_expiry, lookup } = read;
+  return {
+    run: runId,
+    fp: place.fp,
+    src: place.src,
+    line: place.line,
+    platform,
+    body,
+    input,
+    ...(expect ? { expect } : {}),
+    ...(token_expiry ? { token_expiry, priority: rowPriority(token_expiry) } : {}),
+    ...(lookup ? { lookup } : {}),
+  };
 }

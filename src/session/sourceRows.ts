@@ -3,9 +3,8 @@
 // (ledger/sourceCatalog.ts) says how each source was read (columns, encoding, header) and what it was (size and
 // mtime, or ETag); ingest/reread.ts refuses a source that changed since and checks each row's token against its
 // place, exactly as for failed.csv and `retry`.
-import { RunSources } from '../ingest/reread.js';
+import { RunSources, rereadJob } from '../ingest/reread.js';
 import type { SourceDeps } from '../ingest/sources.js';
-import { rowPriority } from '../ingest/tokenExpiry.js';
 import type { SourceCatalog } from '../ledger/sourceCatalog.js';
 import type { RowPlace, RowRead, RowsAt } from '../queue/reconcile.js';
 
@@ -38,22 +37,7 @@ export function sourceRowsAt(opts: SourceRowsOptions): RowsAt {
             answers.set(place, { ok: false, reason: read.reason });
             continue;
           }
-          const { platform, body, input, expect, token_expiry, lookup } = read;
-          answers.set(place, {
-            ok: true,
-            row: {
-              run: opts.runId,
-              fp: place.fp,
-              src: place.src,
-              line: place.line,
-              platform,
-              body,
-              input,
-              ...(expect ? { expect } : {}),
-              ...(token_expiry ? { token_expiry, priority: rowPriority(token_expiry) } : {}),
-              ...(lookup ? { lookup } : {}),
-            },
-          });
+          answers.set(place, { ok: true, row: rereadJob(opts.runId, read) });
         }
       } catch (err) {
         const reason = (err as Error).message;
