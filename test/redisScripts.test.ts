@@ -129,6 +129,7 @@ describe('Redis keys', () => {
       rejected: `rcm:{${tag}}:run:R1:rej`,
       duplicates: `rcm:{${tag}}:run:R1:dup`,
       conflicts: `rcm:{${tag}}:run:R1:conf`,
+      superseded: `rcm:{${tag}}:run:R1:sup`,
       history: `rcm:{${tag}}:run:R1:hist`,
       errors: `rcm:{${tag}}:run:R1:err`,
       timeline: `rcm:{${tag}}:run:R1:tl`,

@@ -20,6 +20,7 @@ import { decodeSourceRecord, encodeSourceRecord, identityChange, type SourceIden
 import type { InputEncoding } from './textEncoding.js';
 import { rowPriority } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
+import { isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
 export interface IngestOptions {
@@ -106,6 +107,8 @@ export interface IngestResult {
   conflicts: number;
   /** conflicting rows held back (not sent) */
   held: number;
+  /** App Store rows not sent: a newer receipt of the same user carries every purchase they carry */
+  superseded: number;
   /** rows skipped because an interrupted ingest of this run had already queued them */
   resumedRows: number;
   /** rows queued for the first time whose Google token expired more than ~60 days ago (sent anyway; see tokenExpiry.ts) */
@@ -165,6 +168,7 @@ class Ingestion {
     updated: 0,
     conflicts: 0,
     held: 0,
+    superseded: 0,
     resumedRows: 0,
     pastCutoff: 0,
     aborted: false,
@@ -187,6 +191,8 @@ class Ingestion {
   // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
   // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
   private prioritize = false;
+  /** The first pass's decisions over the run's App Store rows (surveyPass.ts), when its sources may hold any. */
+  private survey: SurveyDecisions | undefined;
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
 
@@ -229,6 +235,20 @@ class Ingestion {
     // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
     // never a place: its objects are).
     await this.write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
+    if (mayHoldAppleRows(opts.columns)) {
+      this.survey = await surveyPass(this.entries(), {
+        columns: opts.columns,
+        check: this.checkOptions(),
+        sourceNumber: (source) => this.write(() => ledger.sourceId(source)),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      if (!this.survey) {
+        result.aborted = true;
+        return result;
+      }
+      const { counts } = this.survey.result;
+      this.logger.info({ read: counts.read, unread: counts.unread, superseded: counts.superseded }, 'App Store receipts surveyed');
+    }
     for await (const entry of this.entries()) {
       const end = await this.readSource(entry);
       if (end === 'aborted') {
@@ -368,16 +388,13 @@ class Ingestion {
       return undefined;
     }
     const { opts } = this;
-    const checked = checkRow(item.values, plan, {
-      ...(opts.columns.platform !== undefined ? { platform: opts.columns.platform } : {}),
-      ...(opts.keys ? { keys: opts.keys } : {}),
-      now: this.now,
-    });
+    const checked = checkRow(item.values, plan, this.checkOptions());
     if (!checked.ok) {
       await this.reject(source, item.line, checked.reason, item.values);
       return undefined;
     }
     const { platform, body, input, expect, token_expiry, lookup } = checked.row;
+    if (this.survey && isApplePlatform(platform) && !lookup && (await this.superseded(source, item.line, body.app_user_id))) return undefined;
     return {
       run: opts.runId,
       fp: recordKey(platform, body.fetch_token),
@@ -391,6 +408,26 @@ class Ingestion {
       ...(this.prioritize ? { priority: rowPriority(token_expiry) } : {}),
       ...(lookup ? { lookup } : {}),
     };
+  }
+
+  private checkOptions(): Parameters<typeof checkRow>[2] {
+    const { opts } = this;
+    return {
+      ...(opts.columns.platform !== undefined ? { platform: opts.columns.platform } : {}),
+      ...(opts.keys ? { keys: opts.keys } : {}),
+      now: this.now,
+    };
+  }
+
+  /** Records the row as superseded when the survey says a newer receipt carries it: it is not admitted nor sent. */
+  private async superseded(source: string, line: number, appUserId: string): Promise<boolean> {
+    const survey = this.survey;
+    if (!survey) return false;
+    const decision = survey.decisionFor(source, line);
+    if (decision.kind !== 'superseded') return false;
+    const by = { src: survey.sourceName(decision.by.source), line: decision.by.line };
+    if (await this.write(() => this.ledger.supersede({ src: source, line, app_user_id: appUserId, by }))) this.result.superseded++;
+    return true;
   }
 
   private async reject(source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> {

@@ -3,7 +3,7 @@
 // by the cross-run index, so a 10-million-row file needs no memory in the process. Every call is idempotent:
 // admitted again (a resumed ingest, a call sent twice), a row gets the same decision and is counted once.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
-import type { Duplicate, Rejection } from '../types.js';
+import type { Duplicate, Rejection, Superseded } from '../types.js';
 import { locationOf, META, SHARDS, type RunShardKeys } from '../redis/keys.js';
 import { payloadHash, tokenFingerprint, userHash } from './rowIdentity.js';
 import { encodePlace, encodeUser, keyText, shardOfKey } from './rowRecord.js';
@@ -131,6 +131,37 @@ export class RunAdmission {
     const k = this.run.shard(dup.line % SHARDS);
     const location = locationOf(dup.src, dup.line);
     return recordOnce(this.run.redis, { records: k.duplicates, counters: k.counters, location, json: JSON.stringify(dup), counter: META.rowsDuplicate });
+  }
+
+  /**
+   * Records a superseded App Store row once per place (like a duplicate, and as small: its place, the carrier's
+   * place and its user, as text of a few dozen bytes); returns whether it was new.
+   */
+  async supersede(row: Superseded): Promise<boolean> {
+    const k = this.run.shard(row.line % SHARDS);
+    const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
+    return recordOnce(this.run.redis, {
+      records: k.superseded,
+      counters: k.counters,
+      location: `${own}:${row.line}`,
+      json: `${by}:${row.by.line}:${row.app_user_id}`,
+      counter: META.rowsSuperseded,
+    });
+  }
+
+  /** Every superseded row, with the place of the receipt that carries it. */
+  async *superseded(): AsyncIterable<Superseded> {
+    const names = await this.numbering.sources();
+    const name = (n: string): string => names[Number(n)] ?? `source #${n}`;
+    for (const k of this.run.shards) {
+      for await (const [field, raw] of hashEntries(this.run.redis, k.superseded)) {
+        const [src = '', line = ''] = field.toString('utf8').split(':');
+        const text = raw.toString('utf8');
+        const a = text.indexOf(':');
+        const b = text.indexOf(':', a + 1);
+        yield { src: name(src), line: Number(line), app_user_id: text.slice(b + 1), by: { src: name(text.slice(0, a)), line: Number(text.slice(a + 1, b)) } };
+      }
+    }
   }
 
   rejections(): AsyncIterable<Rejection> {

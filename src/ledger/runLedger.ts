@@ -19,7 +19,7 @@
 // writes or a row is answered twice; readers sum the shards. Nothing here waits for replicas: the ledger is the
 // source of truth, an answer is recorded even for a row whose admission a failover lost, and a reconcile pass
 // queues again what was admitted and has neither outcome nor job.
-import type { Duplicate, Outcome, Rejection, RunState } from '../types.js';
+import type { Duplicate, Outcome, Rejection, RunState, Superseded } from '../types.js';
 import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
 import type { RunKeys } from '../redis/keys.js';
@@ -147,6 +147,15 @@ export class RunLedger {
 
   duplicate(dup: Duplicate): Promise<boolean> {
     return this.admission.duplicate(dup);
+  }
+
+  /** Records a superseded App Store row once per place; returns whether it was new. */
+  supersede(row: Superseded): Promise<boolean> {
+    return this.admission.supersede(row);
+  }
+
+  superseded(): AsyncIterable<Superseded> {
+    return this.admission.superseded();
   }
 
   rejections(): AsyncIterable<Rejection> {

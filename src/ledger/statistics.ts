@@ -43,6 +43,7 @@ const COUNTER_FIELDS: Record<keyof RunCounters, string> = {
   rows_updated: META.rowsUpdated,
   rows_conflict: META.rowsConflict,
   rows_held: META.rowsHeld,
+  rows_superseded: META.rowsSuperseded,
   requests_sent: META.requestsSent,
   retries: META.retries,
 };

@@ -105,6 +105,8 @@ export interface RunShardKeys {
   duplicates: string;
   /** hash: place of a row → its conflict (ledger/rowRecord.ts) */
   conflicts: string;
+  /** hash: `<source number>:<line>` of a superseded App Store row → `<carrier source number>:<carrier line>:<app user id>` (shard line mod SHARDS) */
+  superseded: string;
   /** list: history entries (ledger/rowRecord.ts: key, then the replaced record) of outcomes replaced by a later one (a retry), oldest first */
   history: string;
   /** list: the 20 most recent failures of this shard (JSON), newest first */
@@ -160,6 +162,7 @@ export class RedisKeys {
       rejected: `${base}:rej`,
       duplicates: `${base}:dup`,
       conflicts: `${base}:conf`,
+      superseded: `${base}:sup`,
       history: `${base}:hist`,
       errors: `${base}:err`,
       timeline: `${base}:tl`,
@@ -260,6 +263,8 @@ export const META = {
   rowsConflict: 'rows_conflict',
   /** conflicting rows held back, not sent (their own outcome class, like a duplicate) */
   rowsHeld: 'rows_held',
+  /** App Store rows not sent: a newer receipt of the same user carries every purchase they carry */
+  rowsSuperseded: 'rows_superseded',
   requestsSent: 'requests_sent',
   /** retry passes that re-opened at least one row */
   retries: 'retries',

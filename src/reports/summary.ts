@@ -93,6 +93,7 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_updated: state.rows_updated,
     rows_conflict: state.rows_conflict,
     rows_held: state.rows_held,
+    rows_superseded: state.rows_superseded,
     rows_pending: state.rows_pending,
     rows_mismatched: tally.mismatched,
     rows_past_google_cutoff: tally.pastGoogleCutoff,
