@@ -118,3 +118,71 @@ describe('App Store rows: superseded receipts', () => {
     ]);
   });
 });
+
+describe('App Store rows: conflicts by purchase', () => {
+  const fx = pipelineFixture('apple-conflicts');
+  const logger = silentLogger();
+  let signer: AppleSigner | undefined;
+  const sign = async (): Promise<AppleSigner> => (signer ??= await appleSigner());
+  const posts = (user: string, fetchToken: string): number => fx.sandbox.receiptPostCount(user, fetchToken).posts;
+
+  /** Two receipts of one Apple ID (different bytes, different creation dates) holding purchase `otid`. */
+  async function sharedReceipts(otid: string): Promise<[string, string]> {
+    const s = await sign();
+    const purchase = { productId: 'lifetime', transactionId: otid, originalTransactionId: otid, purchaseMs: T0 };
+    return [
+      await s.receipt({ environment: 'Production', bundleId: BUNDLE, creationMs: T0 + DAY, purchases: [purchase] }),
+      await s.receipt({ environment: 'Production', bundleId: BUNDLE, creationMs: T0 + 5 * DAY, purchases: [purchase] }),
+    ];
+  }
+
+  it('holds the second account’s receipt of a purchase within a run; --on-conflict send sends it and the purchase moves', async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const [a, b] = await sharedReceipts('400001');
+    const source = await writeCsv(fx.dir, 'shared.csv', HEADER, [
+      ['ios', 'dora', a],
+      ['ios', 'eric', b],
+    ]);
+    const transfersBefore = fx.sandbox.transfers().length;
+    const held = await runMigration({ config, logger, sources: [source], runId: 'pc-held', outDir: join(fx.dir, 'held') });
+    expect(held.exitCode).toBe(1);
+    expect(held.summary).toMatchObject({ status: 'complete', rows_read: 2, rows_succeeded: 1, rows_conflict: 1, rows_held: 1, rows_superseded: 0 });
+    expect(posts('dora', a)).toBe(1);
+    expect(posts('eric', b)).toBe(0);
+    expect(fx.sandbox.transfers()).toHaveLength(transfersBefore);
+    expect(await readCsvFile(held.files.conflicts)).toEqual([
+      expect.objectContaining({
+        source,
+        line: '3',
+        app_user_id: 'eric',
+        action: 'held',
+        other_source: source,
+        other_line: '2',
+        other_app_user_id: 'dora',
+        original_transaction_id: '400001',
+      }),
+    ]);
+
+    const [c, d] = await sharedReceipts('400002');
+    const sendSource = await writeCsv(fx.dir, 'shared-send.csv', HEADER, [
+      ['ios', 'fran', c],
+      ['ios', 'gail', d],
+    ]);
+    const sent = await runMigration({ config, logger, sources: [sendSource], runId: 'pc-send', onConflict: 'send', outDir: join(fx.dir, 'send') });
+    expect(sent.summary).toMatchObject({ rows_succeeded: 2, rows_conflict: 1, rows_held: 0 });
+    expect(posts('gail', d)).toBe(1);
+    expect(fx.sandbox.transfers()).toHaveLength(transfersBefore + 1);
+    expect((await readCsvFile(sent.files.conflicts))[0]).toMatchObject({ app_user_id: 'gail', action: 'sent', original_transaction_id: '400002' });
+  });
+
+  it('leaves token conflicts’ original_transaction_id empty', async () => {
+    const [a] = await sharedReceipts('400003');
+    const source = await writeCsv(fx.dir, 'same-token.csv', HEADER, [
+      ['ios', 'hana', a],
+      ['ios', 'ivan', a],
+    ]);
+    const held = await runMigration({ config: testConfig(fx.prefix, fx.sandbox.url), logger, sources: [source], runId: 'pc-token', outDir: join(fx.dir, 'token') });
+    expect(held.summary).toMatchObject({ rows_succeeded: 1, rows_conflict: 1, rows_held: 1 });
+    expect(await readCsvFile(held.files.conflicts)).toEqual([expect.objectContaining({ line: '3', app_user_id: 'ivan', action: 'held', original_transaction_id: '' })]);
+  });
+});

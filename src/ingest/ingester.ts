@@ -5,6 +5,7 @@
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Admission, RunLedger } from '../ledger/runLedger.js';
+import type { PurchaseClaim } from '../ledger/admission.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -193,6 +194,8 @@ class Ingestion {
   private prioritize = false;
   /** The first pass's decisions over the run's App Store rows (surveyPass.ts), when its sources may hold any. */
   private survey: SurveyDecisions | undefined;
+  /** Rows read whose App Store purchase another user's row of the run holds (the survey's conflicts), until admitted. */
+  private readonly claims = new WeakMap<ReceiptJobData, PurchaseClaim>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
 
@@ -394,8 +397,9 @@ class Ingestion {
       return undefined;
     }
     const { platform, body, input, expect, token_expiry, lookup } = checked.row;
-    if (this.survey && isApplePlatform(platform) && !lookup && (await this.superseded(source, item.line, body.app_user_id))) return undefined;
-    return {
+    const apple = this.survey !== undefined && isApplePlatform(platform) && !lookup;
+    if (apple && (await this.superseded(source, item.line, body.app_user_id))) return undefined;
+    const row: ReceiptJobData = {
       run: opts.runId,
       fp: recordKey(platform, body.fetch_token),
       src: source,
@@ -408,6 +412,9 @@ class Ingestion {
       ...(this.prioritize ? { priority: rowPriority(token_expiry) } : {}),
       ...(lookup ? { lookup } : {}),
     };
+    const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
+    if (claim) this.claims.set(row, claim);
+    return row;
   }
 
   private checkOptions(): Parameters<typeof checkRow>[2] {
@@ -488,7 +495,11 @@ class Ingestion {
   private async admitAndQueue(rows: ReceiptJobData[]): Promise<void> {
     const { result, ledger } = this;
     const metrics = this.deps.metrics;
-    const admissions = await this.write(() => ledger.admit(rows, this.admitOptions()));
+    const admitting = rows.map((row) => {
+      const purchase = this.claims.get(row);
+      return purchase ? { ...row, purchase } : row;
+    });
+    const admissions = await this.write(() => ledger.admit(admitting, this.admitOptions()));
     this.opts.select?.admitted?.(rows, admissions);
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {

@@ -48,6 +48,15 @@ export class SurveyDecisions {
     return this.result.decisionFor(this.aliases.get(placeKey(place)) ?? place);
   }
 
+  /** Another user's row holding a purchase of the row at this line of this source (a conflict by purchase), if any. */
+  conflictAt(source: string, line: number): { src: string; line: number; appUserId: string; originalTransactionId: string } | undefined {
+    const number = this.numbers.get(source);
+    if (number === undefined) return undefined;
+    const place = { source: number, line };
+    const c = this.result.conflictAt(this.aliases.get(placeKey(place)) ?? place);
+    return c ? { src: this.sourceName(c.other.place.source), line: c.other.place.line, appUserId: c.other.appUserId, originalTransactionId: c.originalTransactionId } : undefined;
+  }
+
   /** The name of the source with this number. */
   sourceName(number: number): string {
     for (const [name, n] of this.numbers) if (n === number) return name;

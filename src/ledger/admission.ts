@@ -37,6 +37,16 @@ export interface AdmitRow {
   line: number;
   platform: Platform;
   body: ReceiptBody;
+  /** another user's row of this run holds one of this row's App Store purchases (a conflict by purchase) */
+  purchase?: PurchaseClaim;
+}
+
+/** The row of another user that holds a purchase of this row, and the purchase's original transaction id. */
+export interface PurchaseClaim {
+  src: string;
+  line: number;
+  appUserId: string;
+  originalTransactionId: string;
 }
 
 export interface AdmitOptions {
@@ -71,6 +81,13 @@ export class RunAdmission {
         user: encodeUser(row.body.app_user_id),
         userHash: userHash(row.body.app_user_id),
         payloadHash: payloadHash(row.platform, row.body),
+        purchase: row.purchase
+          ? Buffer.concat([
+              encodePlace(await this.numbering.sourceId(row.purchase.src), row.purchase.line),
+              encodeUser(row.purchase.appUserId),
+              Buffer.from(row.purchase.originalTransactionId, 'utf8'),
+            ])
+          : Buffer.alloc(0),
       });
     }
     const admissions = new Array<Admission>(rows.length);

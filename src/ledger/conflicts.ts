@@ -22,6 +22,8 @@ export interface Conflict {
   held: boolean;
   /** the other row: of this run, or of the earlier run that migrated the token (as far as that run's ledger still says) */
   other: { run_id?: string; src?: string; line?: number; app_user_id?: string };
+  /** a conflict by purchase: the App Store original transaction id the two rows share (absent: a shared token) */
+  original_transaction_id?: string;
 }
 
 /** A conflicting row's masked token, by its place. */
@@ -54,6 +56,7 @@ export class RunConflicts {
           fp: keyText(c.key),
           held: c.held,
           other: {},
+          ...(c.originalTransactionId !== undefined ? { original_transaction_id: c.originalTransactionId } : {}),
         };
         if (c.other.scope === 'run') {
           conflict.other = { run_id: runId, src: sources[c.other.sourceNumber] ?? `source #${c.other.sourceNumber}`, line: c.other.line, app_user_id: c.other.appUserId };

@@ -510,6 +510,8 @@ export interface StoredConflict {
   appUserId: string;
   /** the other side: a row of this run, or the index entry of an earlier run's */
   other: { scope: 'run'; sourceNumber: number; line: number; appUserId: string } | { scope: 'earlier'; entry: IndexEntry };
+  /** a conflict by purchase: the App Store original transaction id both rows hold (absent: a shared token) */
+  originalTransactionId?: string;
 }
 
 export function decodeConflict(value: Buffer): StoredConflict {
@@ -523,6 +525,12 @@ export function decodeConflict(value: Buffer): StoredConflict {
     const sourceNumber = r.varint();
     const line = r.varint();
     return { held, key, appUserId, other: { scope: 'run', sourceNumber, line, appUserId: readUser(r) } };
+  }
+  if (scope === 'p') {
+    const sourceNumber = r.varint();
+    const line = r.varint();
+    const other = readUser(r);
+    return { held, key, appUserId, other: { scope: 'run', sourceNumber, line, appUserId: other }, originalTransactionId: r.rest().toString('utf8') };
   }
   return { held, key, appUserId, other: { scope: 'earlier', entry: decodeIndexValue(r.rest()) } };
 }

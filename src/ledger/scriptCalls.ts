@@ -42,6 +42,8 @@ export interface AdmitArgs {
   user: Buffer;
   userHash: Buffer;
   payloadHash: Buffer;
+  /** another user's row holding one of this row's purchases: its place, its user, the original transaction id (empty: none) */
+  purchase: Buffer;
 }
 
 /** admit-4.lua: admits rows that all fall in one shard; one answer per row, in order. */
@@ -49,7 +51,7 @@ export async function admitRows(
   redis: RedisClient,
   a: { shard: RunShardKeys; index: IndexShardKeys; force: boolean; onConflict: 'hold' | 'send'; rows: readonly AdmitArgs[] },
 ): Promise<AdmitAnswer[]> {
-  const rowArgs = a.rows.flatMap((r) => [r.key, r.place, r.user, r.userHash, r.payloadHash]);
+  const rowArgs = a.rows.flatMap((r) => [r.key, r.place, r.user, r.userHash, r.payloadHash, r.purchase]);
   const answers = await callScriptBuffer<Buffer[]>(
     redis,
     'admit',

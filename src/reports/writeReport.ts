@@ -61,7 +61,7 @@ const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
 const SUPERSEDED_COLUMNS = ['source', 'line', 'app_user_id', 'superseded_by_source', 'superseded_by_line'] as const;
 const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
 /** Rows whose token another user has: the row, what was done with it, and the other user's row (this run's or an earlier run's). */
-const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'token', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id'] as const;
+const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'token', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id', 'original_transaction_id'] as const;
 /** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
 /** Rows whose state differs from what was expected: at import (expected_* columns) or by a later `verify`. */
 const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
@@ -242,6 +242,7 @@ export async function writeConflictsCsv(ledger: RunLedger, path: string, opts: {
       other_source: c.other.src,
       other_line: c.other.line,
       other_app_user_id: c.other.app_user_id,
+      original_transaction_id: c.original_transaction_id,
     })),
   );
 }
