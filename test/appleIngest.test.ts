@@ -24,11 +24,17 @@ describe('App Store rows: superseded receipts', () => {
   const posts = (user: string, fetchToken: string): number => fx.sandbox.receiptPostCount(user, fetchToken).posts;
 
   /** A user's receipt on day `day`, holding the subscription's renewals up to then (one a month). */
-  async function subscriptionReceipt(day: number, renewals: number, extra: { productId: string; transactionId: string; purchaseMs: number }[] = []): Promise<string> {
+  // each test's subscription has its own ids: the purchase index remembers earlier runs' purchases across tests
+  async function subscriptionReceipt(
+    day: number,
+    renewals: number,
+    extra: { productId: string; transactionId: string; purchaseMs: number }[] = [],
+    base = 100_000,
+  ): Promise<string> {
     const purchases = Array.from({ length: renewals }, (_, i) => ({
       productId: SUB,
-      transactionId: String(100_000 + i),
-      originalTransactionId: '100000',
+      transactionId: String(base + i),
+      originalTransactionId: String(base),
       purchaseMs: T0 + i * 30 * DAY,
       expiresMs: T0 + (i + 1) * 30 * DAY,
     }));
@@ -73,8 +79,8 @@ describe('App Store rows: superseded receipts', () => {
 
   it('sends an older receipt that holds a consumable the newer one lacks', async () => {
     const coins = { productId: 'coins_100', transactionId: '200001', purchaseMs: T0 + 2 * DAY };
-    const older = await subscriptionReceipt(3, 1, [coins]);
-    const newer = await subscriptionReceipt(40, 2);
+    const older = await subscriptionReceipt(3, 1, [coins], 110_000);
+    const newer = await subscriptionReceipt(40, 2, [], 110_000);
     const source = await writeCsv(fx.dir, 'consumable.csv', HEADER, [
       ['ios', 'ben', newer],
       ['ios', 'ben', older],
@@ -173,6 +179,34 @@ describe('App Store rows: conflicts by purchase', () => {
     expect(posts('gail', d)).toBe(1);
     expect(fx.sandbox.transfers()).toHaveLength(transfersBefore + 1);
     expect((await readCsvFile(sent.files.conflicts))[0]).toMatchObject({ app_user_id: 'gail', action: 'sent', original_transaction_id: '400002' });
+  });
+
+  it('holds a receipt holding a purchase an earlier run migrated for another user, naming that run’s row', async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const [a, b] = await sharedReceipts('400004');
+    const night1 = await writeCsv(fx.dir, 'night-1.csv', HEADER, [['ios', 'jane', a]]);
+    const first = await runMigration({ config, logger, sources: [night1], runId: 'pc-n1', outDir: join(fx.dir, 'n1') });
+    expect(first.summary).toMatchObject({ rows_succeeded: 1, rows_conflict: 0 });
+    const transfersBefore = fx.sandbox.transfers().length;
+    const night2 = await writeCsv(fx.dir, 'night-2.csv', HEADER, [['ios', 'kurt', b]]);
+    const second = await runMigration({ config, logger, sources: [night2], runId: 'pc-n2', outDir: join(fx.dir, 'n2') });
+    expect(second.exitCode).toBe(1);
+    expect(second.summary).toMatchObject({ rows_read: 1, rows_succeeded: 0, rows_conflict: 1, rows_held: 1 });
+    expect(posts('kurt', b)).toBe(0);
+    expect(fx.sandbox.transfers()).toHaveLength(transfersBefore);
+    expect(await readCsvFile(second.files.conflicts)).toEqual([
+      expect.objectContaining({
+        source: night2,
+        line: '2',
+        app_user_id: 'kurt',
+        action: 'held',
+        other_run: 'pc-n1',
+        other_source: night1,
+        other_line: '2',
+        other_app_user_id: 'jane',
+        original_transaction_id: '400004',
+      }),
+    ]);
   });
 
   it('leaves token conflicts’ original_transaction_id empty', async () => {

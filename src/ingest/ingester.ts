@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Admission, RunLedger } from '../ledger/runLedger.js';
 import type { PurchaseClaim } from '../ledger/admission.js';
+import { applePurchaseIds, type PurchaseIdentity } from '../appstore/purchaseIds.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -196,6 +197,8 @@ class Ingestion {
   private survey: SurveyDecisions | undefined;
   /** Rows read whose App Store purchase another user's row of the run holds (the survey's conflicts), until admitted. */
   private readonly claims = new WeakMap<ReceiptJobData, PurchaseClaim>();
+  /** Rows read and their App Store purchases, looked up at admission in the cross-run purchase index. */
+  private readonly purchases = new WeakMap<ReceiptJobData, PurchaseIdentity[]>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
 
@@ -414,6 +417,10 @@ class Ingestion {
     };
     const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
     if (claim) this.claims.set(row, claim);
+    else if (apple) {
+      const purchases = applePurchaseIds(platform, body.fetch_token);
+      if (purchases.length > 0) this.purchases.set(row, purchases);
+    }
     return row;
   }
 
@@ -497,7 +504,9 @@ class Ingestion {
     const metrics = this.deps.metrics;
     const admitting = rows.map((row) => {
       const purchase = this.claims.get(row);
-      return purchase ? { ...row, purchase } : row;
+      if (purchase) return { ...row, purchase };
+      const purchases = this.purchases.get(row);
+      return purchases ? { ...row, purchases } : row;
     });
     const admissions = await this.write(() => ledger.admit(admitting, this.admitOptions()));
     this.opts.select?.admitted?.(rows, admissions);

@@ -10,6 +10,8 @@ import { encodePlace, encodeUser, keyText, shardOfKey } from './rowRecord.js';
 import type { RunContext } from './runContext.js';
 import { hashEntries } from './rowTable.js';
 import type { RunNumbering } from './runNumbering.js';
+import { encodePurchaseEntry, lookUpPurchases, type PurchaseId } from './purchaseIndex.js';
+import { ByteWriter } from './bytes.js';
 import { ADMIT_ANSWER, admitRows, recordOnce, type AdmitArgs } from './scriptCalls.js';
 
 /**
@@ -39,6 +41,8 @@ export interface AdmitRow {
   body: ReceiptBody;
   /** another user's row of this run holds one of this row's App Store purchases (a conflict by purchase) */
   purchase?: PurchaseClaim;
+  /** the row's App Store purchases, looked up in the cross-run purchase index (ledger/purchaseIndex.ts) */
+  purchases?: readonly PurchaseId[];
 }
 
 /** The row of another user that holds a purchase of this row, and the purchase's original transaction id. */
@@ -83,11 +87,12 @@ export class RunAdmission {
         payloadHash: payloadHash(row.platform, row.body),
         purchase: row.purchase
           ? Buffer.concat([
+              Buffer.from('p', 'latin1'),
               encodePlace(await this.numbering.sourceId(row.purchase.src), row.purchase.line),
               encodeUser(row.purchase.appUserId),
               Buffer.from(row.purchase.originalTransactionId, 'utf8'),
             ])
-          : Buffer.alloc(0),
+          : await this.earlierPurchase(row),
       });
     }
     const admissions = new Array<Admission>(rows.length);
@@ -134,6 +139,28 @@ export class RunAdmission {
       }),
     );
     return admissions;
+  }
+
+  /**
+   * The conflict argument of a row holding an App Store purchase that an earlier run migrated for another user
+   * ('P', the index entry, the original transaction id), or empty.
+   */
+  private async earlierPurchase(row: AdmitRow): Promise<Buffer> {
+    const purchases = row.purchases ?? [];
+    if (purchases.length === 0) return Buffer.alloc(0);
+    const own = userHash(row.body.app_user_id);
+    const entries = await lookUpPurchases(this.run, purchases);
+    for (const [i, entry] of entries.entries()) {
+      if (!entry || entry.userHash.equals(own)) continue;
+      const value = encodePurchaseEntry(entry);
+      return Buffer.concat([
+        Buffer.from('P', 'latin1'),
+        new ByteWriter().varint(value.length).toBuffer(),
+        value,
+        Buffer.from((purchases[i] as PurchaseId).originalTransactionId, 'utf8'),
+      ]);
+    }
+    return Buffer.alloc(0);
   }
 
   /** Records a rejected row once per place in the input; returns whether it was new. */

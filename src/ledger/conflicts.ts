@@ -60,6 +60,11 @@ export class RunConflicts {
         };
         if (c.other.scope === 'run') {
           conflict.other = { run_id: runId, src: sources[c.other.sourceNumber] ?? `source #${c.other.sourceNumber}`, line: c.other.line, app_user_id: c.other.appUserId };
+        } else if (c.other.scope === 'earlier-purchase') {
+          const { runNumber, key } = c.other;
+          if (!runIds.has(runNumber)) runIds.set(runNumber, await redis.hget(names.runNumbers, `n:${runNumber}`));
+          const otherRun = runIds.get(runNumber);
+          if (otherRun) conflict.other = { run_id: otherRun, ...(await earlierRow(redis, prefix, otherRun, key)) };
         } else {
           const { runNumber, variant } = c.other.entry;
           if (!runIds.has(runNumber)) runIds.set(runNumber, await redis.hget(names.runNumbers, `n:${runNumber}`));

@@ -128,6 +128,11 @@ export async function findRecords(redis: RedisClient, a: { shard: Pick<RunShardK
   return callScriptBuffer<(Buffer | null)[]>(redis, 'findRecords', [a.shard.counters, a.shard.wide], [a.shard.buckets, ...a.keys]);
 }
 
+/** recordPurchases-2.lua: writes purchase index entries of one shard (the same value under each key). */
+export async function recordPurchases(redis: RedisClient, a: { index: IndexShardKeys; value: Buffer; keys: readonly Buffer[] }): Promise<void> {
+  await callScriptBuffer<number>(redis, 'recordPurchases', [a.index.purchaseState, a.index.purchaseWide], [a.index.purchaseBuckets, a.value, ...a.keys]);
+}
+
 /** recordOnce-2.lua: keeps a rejected or duplicate row once per place and counts it; false when already there. */
 export async function recordOnce(redis: RedisClient, a: { records: string; counters: string; location: string; json: string; counter: string }): Promise<boolean> {
   return (await callScript<number>(redis, 'recordOnce', [a.records, a.counters], [a.location, a.json, a.counter])) === 1;

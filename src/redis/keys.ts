@@ -123,6 +123,12 @@ export interface IndexShardKeys {
   state: string;
   /** prefix of the index table's buckets, `<buckets><i>` */
   buckets: string;
+  /** hash: growth state of the purchase index (App Store purchase key → who posted it last: ledger/purchaseIndex.ts) */
+  purchaseState: string;
+  /** prefix of the purchase index's buckets */
+  purchaseBuckets: string;
+  /** hash: purchase index values too long for a bucket (never, values are ~20 bytes; the table needs a name) */
+  purchaseWide: string;
 }
 
 /**
@@ -172,7 +178,7 @@ export class RedisKeys {
 
   index(shard: number): IndexShardKeys {
     const base = `${this.base}:{${SHARD_TAGS[shard] as string}}:ix`;
-    return { state: `${base}:state`, buckets: `${base}:b:` };
+    return { state: `${base}:state`, buckets: `${base}:b:`, purchaseState: `${base}:pstate`, purchaseBuckets: `${base}:pb:`, purchaseWide: `${base}:pw` };
   }
 
   /** sorted set: run ids by start time */

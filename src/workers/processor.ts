@@ -18,6 +18,7 @@ import { TransientFailure } from './backoff.js';
 import { googleTokenExpired } from './googleCutoff.js';
 import { outcomeOf } from './outcome.js';
 import { postedBody } from '../appstore/lookup/transactionLookup.js';
+import { applePurchaseIds } from '../appstore/purchaseIds.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 
@@ -100,7 +101,12 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     let released: Promise<void> = Promise.resolve();
     const sent = { platform: data.platform, body: data.body };
     const record = async (outcome: Outcome): Promise<void> => {
-      const [written] = await Promise.all([write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) })), released]);
+      // a success of an App Store row enters its purchases in the cross-run purchase index (read again from the token sent)
+      const purchases = outcome.status === 'succeeded' ? applePurchaseIds(sent.platform, sent.body.fetch_token) : [];
+      const [written] = await Promise.all([
+        write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}), ...(purchases.length > 0 ? { purchases } : {}) })),
+        released,
+      ]);
       if (written) deps.metrics?.row(outcome.status);
       await write(() => stops.settled(data));
     };

@@ -2,9 +2,10 @@
 -- KEYS: the run shard's counters (and row table state), its wide records, its conflicts; the index shard's state.
 -- ARGV: the run's bucket prefix, the index's bucket prefix, force ('1'/'0'), on conflict ('hold'/'send'), then
 -- for each row: record key (token fingerprint), place, user (ledger/rowRecord.ts), user hash, payload hash, and
--- its purchase conflict: empty, or the place and user of another user's row of this run holding one of its App
--- Store purchases, then that original transaction id (ingest/receiptSurvey.ts): such a row is a conflict like a
--- shared token, recorded with scope 'p'.
+-- its purchase conflict: empty, or a scope byte and what names the other side: 'p' the place and user of another
+-- user's row of this run holding one of its App Store purchases (ingest/receiptSurvey.ts), 'P' the purchase
+-- index entry of an earlier run that migrated one for another user (ledger/purchaseIndex.ts), each followed by
+-- the original transaction id: such a row is a conflict like a shared token.
 -- Returns per row an answer code (ADMIT_ANSWER in ledger/scriptCalls.ts) and what follows it: 'n'<key> new (queue it), 'u'<key> updated (queue it: an earlier run migrated the token for
 -- the same user with another payload), 'q'<key> this very row admitted before without an outcome (queue again:
 -- its job id makes that a no-op), 'd' this row admitted before and finished, skipped or held, 'm' already
@@ -100,9 +101,9 @@ for i = 5, #ARGV, 6 do
       local own = key or fp
       answer = conflict(key, place, user, 'r' .. string.char(#own) .. own .. user .. first.place .. first.user)
     elseif purchase ~= '' then
-      -- another user's row of this run holds one of this row's purchases: 'p', this row's key and user, the
-      -- other's place and user, the shared original transaction id
-      answer = conflict(key, place, user, 'p' .. string.char(#key) .. key .. user .. purchase)
+      -- another user holds one of this row's purchases: the scope, this row's key and user, the other side, the
+      -- shared original transaction id
+      answer = conflict(key, place, user, string.sub(purchase, 1, 1) .. string.char(#key) .. key .. user .. string.sub(purchase, 2))
     else
       local earlier = tbl_get(index, fp)
       if earlier and string.byte(earlier, 1) ~= INDEX_FORMAT then
