@@ -4,11 +4,12 @@
 import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { planMigration } from '../src/commands/plan.js';
 import { runMigration } from '../src/commands/run.js';
 import { silentLogger } from '../src/logger.js';
 import { appleSigner, type AppleSigner } from './support/appleReceipts.js';
 import { pipelineFixture } from './support/fixture.js';
-import { readCsvFile, testConfig, writeCsv } from './support/harness.js';
+import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
 
 const HEADER = ['platform', 'app_user_id', 'fetch_token'];
 const BUNDLE = 'com.example.app';
@@ -218,5 +219,77 @@ describe('App Store rows: conflicts by purchase', () => {
     const held = await runMigration({ config: testConfig(fx.prefix, fx.sandbox.url), logger, sources: [source], runId: 'pc-token', outDir: join(fx.dir, 'token') });
     expect(held.summary).toMatchObject({ rows_succeeded: 1, rows_conflict: 1, rows_held: 1 });
     expect(await readCsvFile(held.files.conflicts)).toEqual([expect.objectContaining({ line: '3', app_user_id: 'ivan', action: 'held', original_transaction_id: '' })]);
+  });
+});
+
+describe('App Store rows: plan and run on a file with every case', () => {
+  const fx = pipelineFixture('apple-plan');
+  const logger = silentLogger();
+
+  /** Every case of issue 15 in one export (12 rows). */
+  async function everyCase(): Promise<{ rows: string[][]; newest: string; sk2Newest: string }> {
+    const s = await appleSigner();
+    const sub = (base: number, renewals: number) =>
+      Array.from({ length: renewals }, (_, i) => ({
+        productId: SUB,
+        transactionId: String(base + i),
+        originalTransactionId: String(base),
+        purchaseMs: T0 + i * 30 * DAY,
+        expiresMs: T0 + (i + 1) * 30 * DAY,
+      }));
+    const receipt = (creationDay: number, purchases: Parameters<AppleSigner['receipt']>[0]['purchases'], environment = 'Production', bundleId = BUNDLE) =>
+      s.receipt({ environment, bundleId, creationMs: T0 + creationDay * DAY, purchases });
+    const lifetime = { productId: 'lifetime', transactionId: '530001', originalTransactionId: '530001', purchaseMs: T0 };
+    const renewal = (i: number) =>
+      s.signedTransaction({
+        environment: 'Production',
+        bundleId: BUNDLE,
+        signedMs: T0 + i * 30 * DAY + 1000,
+        transactionId: String(540_000 + i),
+        originalTransactionId: '540000',
+        productId: SUB,
+        purchaseMs: T0 + i * 30 * DAY,
+        expiresMs: T0 + (i + 1) * 30 * DAY,
+      });
+    const newest = await receipt(61, sub(500_000, 3));
+    const sk2Newest = await renewal(1);
+    const rows = [
+      ['ios', 'ann', await receipt(1, sub(500_000, 1))], // superseded by line 3
+      ['ios', 'ann', newest],
+      ['ios', 'ann', await receipt(31, sub(500_000, 2))], // superseded by line 3
+      ['ios', 'ben', await receipt(3, [...sub(510_000, 1), { productId: 'coins_100', transactionId: '520001', purchaseMs: T0 + 2 * DAY }])], // keeps a consumable: sent
+      ['ios', 'ben', await receipt(40, sub(510_000, 2))],
+      ['ios', 'cat', await receipt(1, [lifetime])],
+      ['ios', 'dan', await receipt(5, [lifetime])], // cat's purchase: a conflict, held
+      ['ios', 'eve', await renewal(0)], // superseded by line 10
+      ['ios', 'eve', sk2Newest],
+      ['ios', 'fay', await receipt(2, [{ productId: 'lifetime', transactionId: '550001', originalTransactionId: '550001', purchaseMs: T0 }], 'ProductionSandbox')],
+      ['ios', 'gus', await receipt(2, [{ productId: 'other', transactionId: '560001', originalTransactionId: '560001', purchaseMs: T0 }], 'Production', 'com.example.other')],
+      ['ios', 'hal', token(7)], // not a receipt: sent as it is, counted unread
+    ];
+    return { rows, newest, sk2Newest };
+  }
+
+  it('plan counts every case exactly, and run sends what the plan says', async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const { rows, newest, sk2Newest } = await everyCase();
+    const source = await writeCsv(fx.dir, 'every.csv', HEADER, rows);
+    const { plan } = await planMigration({ config, logger, sources: [source], outDir: join(fx.dir, 'plan') });
+    expect(plan.receipts).toEqual({ read: 11, unread: 1, sandbox: 1, purchases: 7, superseded: 3, bundles: { [BUNDLE]: 10, 'com.example.other': 1 } });
+    expect(plan).toMatchObject({ rows_read: 12, rows_rejected: 0, conflicts: 1, conflicts_held: 1, rows_to_send: 8 });
+    const written = JSON.parse(await readFile(join(fx.dir, 'plan', 'plan.json'), 'utf8')) as { receipts: unknown };
+    expect(written.receipts).toEqual(plan.receipts);
+
+    const run = await runMigration({ config, logger, sources: [source], runId: 'every', outDir: join(fx.dir, 'run') });
+    expect(run.summary).toMatchObject({ rows_read: 12, rows_queued: 8, rows_succeeded: 8, rows_superseded: 3, rows_conflict: 1, rows_held: 1, rows_failed: 0 });
+    expect(fx.sandbox.receiptPostCount('ann', newest).posts).toBe(1);
+    expect(fx.sandbox.receiptPostCount('eve', sk2Newest).posts).toBe(1);
+    expect(fx.sandbox.receiptPostCounts().reduce((n, c) => n + c.posts, 0)).toBe(8);
+    expect(fx.sandbox.transfers()).toEqual([]);
+    expect((await readCsvFile(run.files.superseded)).map((r) => [r.line, r.superseded_by_line])).toEqual([
+      ['2', '3'],
+      ['4', '3'],
+      ['9', '10'],
+    ]);
   });
 });

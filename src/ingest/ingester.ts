@@ -22,6 +22,7 @@ import { decodeSourceRecord, encodeSourceRecord, identityChange, type SourceIden
 import type { InputEncoding } from './textEncoding.js';
 import { rowPriority } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
+import type { ReceiptCounts } from './receiptSurvey.js';
 import { isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
@@ -111,6 +112,8 @@ export interface IngestResult {
   held: number;
   /** App Store rows not sent: a newer receipt of the same user carries every purchase they carry */
   superseded: number;
+  /** what the survey of the App Store rows counted (plan.json's `receipts`), when the sources were surveyed */
+  receipts?: ReceiptCounts;
   /** rows skipped because an interrupted ingest of this run had already queued them */
   resumedRows: number;
   /** rows queued for the first time whose Google token expired more than ~60 days ago (sent anyway; see tokenExpiry.ts) */
@@ -253,7 +256,11 @@ class Ingestion {
         return result;
       }
       const { counts } = this.survey.result;
-      this.logger.info({ read: counts.read, unread: counts.unread, superseded: counts.superseded }, 'App Store receipts surveyed');
+      result.receipts = counts;
+      this.logger.info({ read: counts.read, unread: counts.unread, sandbox: counts.sandbox, superseded: counts.superseded }, 'App Store receipts surveyed');
+      const bundles = Object.keys(counts.bundles);
+      // receipts of several apps in one export are most often a mistake (another app's rows): said once, before sending
+      if (bundles.length > 1) this.logger.warn({ bundles: counts.bundles }, `App Store receipts of ${bundles.length} apps: ${bundles.join(', ')}`);
     }
     for await (const entry of this.entries()) {
       const end = await this.readSource(entry);
