@@ -292,4 +292,19 @@ describe('App Store rows: plan and run on a file with every case', () => {
       ['9', '10'],
     ]);
   });
+
+  it('rejects another app’s receipt naming both bundle ids (appleBundleIds) and sandbox receipts (skipSandbox)', async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url, { appleBundleIds: [BUNDLE], skipSandbox: true });
+    const { rows } = await everyCase();
+    const source = await writeCsv(fx.dir, 'every-rules.csv', HEADER, rows);
+    const { plan, files } = await planMigration({ config, logger, sources: [source], outDir: join(fx.dir, 'plan-rules') });
+    expect(plan.receipts).toEqual({ read: 9, unread: 1, sandbox: 0, purchases: 5, superseded: 3, bundles: { [BUNDLE]: 9 } });
+    // hal's unread token(7) was migrated by the run of the test before: already migrated
+    expect(plan).toMatchObject({ rows_read: 12, rows_rejected: 2, conflicts: 1, already_migrated: 1, rows_to_send: 5 });
+    const rejected = await readCsvFile(files.rejected);
+    expect(rejected.map((r) => [r.error_line, r.error_reason])).toEqual([
+      ['11', 'sandbox receipt, not sent with --skip-sandbox'],
+      ['12', `receipt of app com.example.other, not of ${BUNDLE} (--bundle-id)`],
+    ]);
+  });
 });

@@ -23,7 +23,8 @@ import type { InputEncoding } from './textEncoding.js';
 import { rowPriority } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
 import type { ReceiptCounts } from './receiptSurvey.js';
-import { isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
+import { readAppleToken } from '../appstore/readToken.js';
+import { appleRowProblem, type AppleRowRules, isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
 export interface IngestOptions {
@@ -52,6 +53,8 @@ export interface IngestOptions {
   now?: () => number;
   /** Which valid rows to admit now (a canary takes a few; a plan counts them); absent: every row. */
   select?: RowSelector;
+  /** what the run accepts of App Store rows: its apps (--bundle-id), sandbox receipts or not (--skip-sandbox) */
+  appleRules?: AppleRowRules;
   /** false: admit (and count) rows without queueing them, and without waiting for the queue (a plan); default true */
   enqueue?: boolean;
 }
@@ -248,6 +251,7 @@ class Ingestion {
       this.survey = await surveyPass(this.entries(), {
         columns: opts.columns,
         check: this.checkOptions(),
+        rules: opts.appleRules ?? {},
         sourceNumber: (source) => this.write(() => ledger.sourceId(source)),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
@@ -260,7 +264,8 @@ class Ingestion {
       this.logger.info({ read: counts.read, unread: counts.unread, sandbox: counts.sandbox, superseded: counts.superseded }, 'App Store receipts surveyed');
       const bundles = Object.keys(counts.bundles);
       // receipts of several apps in one export are most often a mistake (another app's rows): said once, before sending
-      if (bundles.length > 1) this.logger.warn({ bundles: counts.bundles }, `App Store receipts of ${bundles.length} apps: ${bundles.join(', ')}`);
+      if (bundles.length > 1 && (opts.appleRules?.bundleIds ?? []).length === 0)
+        this.logger.warn({ bundles: counts.bundles }, `App Store receipts of ${bundles.length} apps: ${bundles.join(', ')}`);
     }
     for await (const entry of this.entries()) {
       const end = await this.readSource(entry);
@@ -408,6 +413,13 @@ class Ingestion {
     }
     const { platform, body, input, expect, token_expiry, lookup } = checked.row;
     const apple = this.survey !== undefined && isApplePlatform(platform) && !lookup;
+    if (apple && opts.appleRules) {
+      const problem = appleRowProblem(readAppleToken(body.fetch_token), opts.appleRules);
+      if (problem !== undefined) {
+        await this.reject(source, item.line, problem, item.values);
+        return undefined;
+      }
+    }
     if (apple && (await this.superseded(source, item.line, body.app_user_id))) return undefined;
     const row: ReceiptJobData = {
       run: opts.runId,

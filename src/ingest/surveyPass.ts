@@ -4,7 +4,7 @@
 // so a second read of the sources buys the right to skip every receipt a newer one of the same user carries,
 // whatever order the rows come in. A resumed ingest makes the pass again: the survey is deterministic, so a row
 // gets the same decision on every ingest of the run.
-import { readAppleToken } from '../appstore/readToken.js';
+import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
 import { recordKey } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
@@ -22,6 +22,23 @@ export function isApplePlatform(platform: Platform): boolean {
 /** Whether a run's rows may be App Store rows: not when --platform names another store (a platform cell is anything). */
 export function mayHoldAppleRows(columns: ColumnOptions): boolean {
   return columns.platform === undefined || isApplePlatform(columns.platform);
+}
+
+/** What an ingest accepts of App Store rows (--bundle-id, --skip-sandbox). */
+export interface AppleRowRules {
+  /** the run's apps: a read receipt of another app is rejected (absent or empty: any app) */
+  bundleIds?: readonly string[];
+  /** reject receipts of Apple's sandbox and of Xcode's StoreKit testing */
+  skipSandbox?: boolean;
+}
+
+/** Why an App Store row is rejected at ingest, or undefined (an unread token is sent as it is). */
+export function appleRowProblem(reading: AppleReading, rules: AppleRowRules): string | undefined {
+  if (reading.kind === 'unread') return undefined;
+  const ids = rules.bundleIds ?? [];
+  if (ids.length > 0 && !ids.includes(reading.bundleId)) return `receipt of app ${reading.bundleId}, not of ${ids.join(', ')} (--bundle-id)`;
+  if (rules.skipSandbox === true && reading.environment !== 'production') return `${reading.environment} receipt, not sent with --skip-sandbox`;
+  return undefined;
 }
 
 /** Places as one number, for the few aliases kept (a source's number × 2^32 + line). */
@@ -69,6 +86,7 @@ export interface SurveyPassOptions {
   check: RowCheckOptions;
   /** the ledger's number of a source (ledger.sourceId): the survey's places are the ledger's */
   sourceNumber: (source: string) => Promise<number>;
+  rules: AppleRowRules;
   /** stops the pass between rows (SIGINT) */
   signal?: AbortSignal;
 }
@@ -106,6 +124,8 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
       }
       firstOf.set(seen, place);
       const reading = readAppleToken(body.fetch_token);
+      // a row the ingest rejects is neither sent nor a carrier of another's purchases
+      if (appleRowProblem(reading, opts.rules) !== undefined) continue;
       survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });
     }
   }
