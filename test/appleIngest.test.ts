@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { configFrom } from '../src/cli/options.js';
 import { planMigration } from '../src/commands/plan.js';
 import { runMigration } from '../src/commands/run.js';
 import { silentLogger } from '../src/logger.js';
@@ -306,5 +307,12 @@ describe('App Store rows: plan and run on a file with every case', () => {
       ['11', 'sandbox receipt, not sent with --skip-sandbox'],
       ['12', `receipt of app com.example.other, not of ${BUNDLE} (--bundle-id)`],
     ]);
+  });
+});
+
+describe('--skip-sandbox', () => {
+  it('sets skipSandbox; absent, sandbox receipts are sent', () => {
+    expect(configFrom({ skipSandbox: true }).skipSandbox).toBe(true);
+    expect(configFrom({}).skipSandbox).toBeUndefined();
   });
 });
