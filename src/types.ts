@@ -109,7 +109,19 @@ export interface RunCounters {
   retries: number;
 }
 
+/** What a run's survey counted of its App Store rows (ingest/receiptSurvey.ts ReceiptCounts; summary.json's `receipts`). */
+export interface ReceiptTally {
+  read: number;
+  unread: number;
+  sandbox: number;
+  purchases: number;
+  superseded: number;
+  bundles: Record<string, number>;
+}
+
 export interface RunState extends RunCounters {
+  /** the last ingest's survey of its App Store rows, when its sources were surveyed */
+  receipts?: ReceiptTally;
   run_id: string;
   started_at?: string;
   finished_at?: string;

@@ -283,6 +283,8 @@ describe('App Store rows: plan and run on a file with every case', () => {
 
     const run = await runMigration({ config, logger, sources: [source], runId: 'every', outDir: join(fx.dir, 'run') });
     expect(run.summary).toMatchObject({ rows_read: 12, rows_queued: 8, rows_succeeded: 8, rows_superseded: 3, rows_conflict: 1, rows_held: 1, rows_failed: 0 });
+    const summary = JSON.parse(await readFile(run.files.summary, 'utf8')) as { receipts: unknown };
+    expect(summary.receipts).toEqual({ read: 11, unread: 1, sandbox: 1, purchases: 7, superseded: 3, bundles: { [BUNDLE]: 10, 'com.example.other': 1 } });
     expect(fx.sandbox.receiptPostCount('ann', newest).posts).toBe(1);
     expect(fx.sandbox.receiptPostCount('eve', sk2Newest).posts).toBe(1);
     expect(fx.sandbox.receiptPostCounts().reduce((n, c) => n + c.posts, 0)).toBe(8);

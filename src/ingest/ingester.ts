@@ -261,6 +261,7 @@ class Ingestion {
       }
       const { counts } = this.survey.result;
       result.receipts = counts;
+      await this.write(() => ledger.noteReceipts(counts));
       this.logger.info({ read: counts.read, unread: counts.unread, sandbox: counts.sandbox, superseded: counts.superseded }, 'App Store receipts surveyed');
       const bundles = Object.keys(counts.bundles);
       // receipts of several apps in one export are most often a mistake (another app's rows): said once, before sending

@@ -279,6 +279,8 @@ export const META = {
   lastOutcomeAt: 'last_outcome_at',
   /** the last `verify` pass's summary (JSON) */
   verify: 'verify',
+  /** what the last ingest's survey counted of the App Store rows (JSON: summary.json's `receipts`) */
+  receipts: 'receipts',
   /** a canary's limit and rows sent (JSON, session/canary.ts), until an ingest of the run reads every source */
   canary: 'canary',
   /** the line up to which the source with this number is ingested */
