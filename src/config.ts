@@ -115,6 +115,8 @@ export const configSchema = z.object({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   /** App Store apps (bundle ids) of the run: receipts are checked against them; transaction ids are looked up in them (--bundle-id). */
   appleBundleIds: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be bundle ids such as com.example.app')).optional(),
+  /** Reject App Store receipts of Apple's sandbox and of Xcode's StoreKit testing at ingest (--skip-sandbox); default: sent and counted. */
+  skipSandbox: z.boolean().optional(),
   /** App Store Server API lookups per second, across all workers (Apple: 50/s per app in production). */
   appleRate: z.number().positive(),
   /** One base URL for every App Store Server API lookup instead of Apple's production then sandbox (APP_STORE_SERVER_API_URL). */

@@ -71,6 +71,14 @@ export interface Rejection {
   input?: Record<string, string>;
 }
 
+/** An App Store row not sent: the receipt at `by` (same user, newer) carries every purchase it carries. */
+export interface Superseded {
+  src: string;
+  line: number;
+  app_user_id: string;
+  by: { src: string; line: number };
+}
+
 export interface Duplicate {
   src: string;
   line: number;
@@ -94,12 +102,26 @@ export interface RunCounters {
   rows_conflict: number;
   /** conflicting rows held back, not sent: an outcome class of their own, like duplicates */
   rows_held: number;
+  /** App Store rows not sent because a newer receipt of the same user carries every purchase they carry */
+  rows_superseded: number;
   requests_sent: number;
   /** how many times `retry` re-opened failed rows */
   retries: number;
 }
 
+/** What a run's survey counted of its App Store rows (ingest/receiptSurvey.ts ReceiptCounts; summary.json's `receipts`). */
+export interface ReceiptTally {
+  read: number;
+  unread: number;
+  sandbox: number;
+  purchases: number;
+  superseded: number;
+  bundles: Record<string, number>;
+}
+
 export interface RunState extends RunCounters {
+  /** the last ingest's survey of its App Store rows, when its sources were surveyed */
+  receipts?: ReceiptTally;
   run_id: string;
   started_at?: string;
   finished_at?: string;

@@ -130,12 +130,19 @@ describe('Redis keys', () => {
       rejected: `rcm:{${tag}}:run:R1:rej`,
       duplicates: `rcm:{${tag}}:run:R1:dup`,
       conflicts: `rcm:{${tag}}:run:R1:conf`,
+      superseded: `rcm:{${tag}}:run:R1:sup`,
       history: `rcm:{${tag}}:run:R1:hist`,
       errors: `rcm:{${tag}}:run:R1:err`,
       timeline: `rcm:{${tag}}:run:R1:tl`,
       latency: `rcm:{${tag}}:run:R1:lat`,
     });
-    expect(keys.index(3)).toEqual({ state: `rcm:{${tag}}:ix:state`, buckets: `rcm:{${tag}}:ix:b:` });
+    expect(keys.index(3)).toEqual({
+      state: `rcm:{${tag}}:ix:state`,
+      buckets: `rcm:{${tag}}:ix:b:`,
+      purchaseState: `rcm:{${tag}}:ix:pstate`,
+      purchaseBuckets: `rcm:{${tag}}:ix:pb:`,
+      purchaseWide: `rcm:{${tag}}:ix:pw`,
+    });
     // A prefix that is one hash tag (as BullMQ needs on a cluster) is the same name to the ledger, whose keys
     // carry tags of their own: its braces would otherwise put every key in one slot.
     expect(new RedisKeys('{rcm}').run('R1')).toEqual(keys.run('R1'));

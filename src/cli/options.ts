@@ -29,9 +29,10 @@ const CONFIG_FLAGS: readonly { flags: string; key: keyof Config; help: string; c
   {
     flags: '--bundle-id <id>',
     key: 'appleBundleIds',
-    help: 'bundle id of the App Store app whose transaction ids are looked up (repeatable; config appleBundleIds)',
+    help: 'bundle id of the App Store app: receipts of other apps are rejected, transaction ids are looked up in it (repeatable; config appleBundleIds)',
     repeatable: true,
   },
+  { flags: '--skip-sandbox', key: 'skipSandbox', help: 'reject App Store sandbox and Xcode receipts at ingest instead of sending them (config skipSandbox)' },
   { flags: '--apple-rate <rate>', key: 'appleRate', help: 'App Store Server API lookups per second, across all workers (default 50; env RC_MIGRATE_APPLE_RATE)' },
 ];
 const CONFIG_FILE_FLAG = { flags: '--config <file>', help: 'JSON file of configuration keys, between the defaults and the environment (env RC_MIGRATE_CONFIG)' };

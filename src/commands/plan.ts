@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { exitCodeFor, type ExitCode } from '../exitCodes.js';
 import type { ColumnOptions } from '../ingest/columns.js';
+import type { ReceiptCounts } from '../ingest/receiptSurvey.js';
 import { ingest, type IngestProgress, type RowChoice, type RowSelector } from '../ingest/ingester.js';
 import type { Admission } from '../ledger/runLedger.js';
 import type { Logger } from '../logger.js';
@@ -70,6 +71,11 @@ export interface Plan {
   to_send_per_platform: Partial<Record<Platform, number>>;
   /** rows to send whose Google token expired more than ~60 days ago: Google may no longer validate them */
   past_google_cutoff: number;
+  /**
+   * App Store rows as the survey read them (ingest/receiptSurvey.ts): receipts and signed transactions read,
+   * tokens sent unread, sandbox and Xcode ones, distinct purchases, rows superseded (not sent), rows per bundle id
+   */
+  receipts: ReceiptCounts;
   /** how long sending rows_to_send would take */
   eta: PlanEta;
   /** rows to send given by an Apple transaction id: each is looked up in the App Store Server API first (issue 17) */
@@ -182,6 +188,7 @@ export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
       rows_per_platform: Object.fromEntries(counts.rows),
       to_send_per_platform: Object.fromEntries(counts.toSend),
       past_google_cutoff: result.pastCutoff,
+      receipts: result.receipts ?? { read: 0, unread: 0, sandbox: 0, purchases: 0, superseded: 0, bundles: {} },
       eta: planEta(state.rows_queued, {
         headroom: config.rateHeadroom,
         ...(learned ? { learned } : {}),

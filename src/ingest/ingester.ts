@@ -5,6 +5,8 @@
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Admission, RunLedger } from '../ledger/runLedger.js';
+import type { PurchaseClaim } from '../ledger/admission.js';
+import { applePurchaseIds, type PurchaseIdentity } from '../appstore/purchaseIds.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -20,6 +22,9 @@ import { decodeSourceRecord, encodeSourceRecord, identityChange, type SourceIden
 import type { InputEncoding } from './textEncoding.js';
 import { rowPriority } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
+import type { ReceiptCounts } from './receiptSurvey.js';
+import { readAppleToken } from '../appstore/readToken.js';
+import { appleRowProblem, type AppleRowRules, isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
 export interface IngestOptions {
@@ -48,6 +53,8 @@ export interface IngestOptions {
   now?: () => number;
   /** Which valid rows to admit now (a canary takes a few; a plan counts them); absent: every row. */
   select?: RowSelector;
+  /** what the run accepts of App Store rows: its apps (--bundle-id), sandbox receipts or not (--skip-sandbox) */
+  appleRules?: AppleRowRules;
   /** false: admit (and count) rows without queueing them, and without waiting for the queue (a plan); default true */
   enqueue?: boolean;
 }
@@ -106,6 +113,10 @@ export interface IngestResult {
   conflicts: number;
   /** conflicting rows held back (not sent) */
   held: number;
+  /** App Store rows not sent: a newer receipt of the same user carries every purchase they carry */
+  superseded: number;
+  /** what the survey of the App Store rows counted (plan.json's `receipts`), when the sources were surveyed */
+  receipts?: ReceiptCounts;
   /** rows skipped because an interrupted ingest of this run had already queued them */
   resumedRows: number;
   /** rows queued for the first time whose Google token expired more than ~60 days ago (sent anyway; see tokenExpiry.ts) */
@@ -165,6 +176,7 @@ class Ingestion {
     updated: 0,
     conflicts: 0,
     held: 0,
+    superseded: 0,
     resumedRows: 0,
     pastCutoff: 0,
     aborted: false,
@@ -187,6 +199,12 @@ class Ingestion {
   // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
   // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
   private prioritize = false;
+  /** The first pass's decisions over the run's App Store rows (surveyPass.ts), when its sources may hold any. */
+  private survey: SurveyDecisions | undefined;
+  /** Rows read whose App Store purchase another user's row of the run holds (the survey's conflicts), until admitted. */
+  private readonly claims = new WeakMap<ReceiptJobData, PurchaseClaim>();
+  /** Rows read and their App Store purchases, looked up at admission in the cross-run purchase index. */
+  private readonly purchases = new WeakMap<ReceiptJobData, PurchaseIdentity[]>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
 
@@ -229,6 +247,27 @@ class Ingestion {
     // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
     // never a place: its objects are).
     await this.write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
+    if (mayHoldAppleRows(opts.columns)) {
+      this.survey = await surveyPass(this.entries(), {
+        columns: opts.columns,
+        check: this.checkOptions(),
+        rules: opts.appleRules ?? {},
+        sourceNumber: (source) => this.write(() => ledger.sourceId(source)),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      if (!this.survey) {
+        result.aborted = true;
+        return result;
+      }
+      const { counts } = this.survey.result;
+      result.receipts = counts;
+      await this.write(() => ledger.noteReceipts(counts));
+      this.logger.info({ read: counts.read, unread: counts.unread, sandbox: counts.sandbox, superseded: counts.superseded }, 'App Store receipts surveyed');
+      const bundles = Object.keys(counts.bundles);
+      // receipts of several apps in one export are most often a mistake (another app's rows): said once, before sending
+      if (bundles.length > 1 && (opts.appleRules?.bundleIds ?? []).length === 0)
+        this.logger.warn({ bundles: counts.bundles }, `App Store receipts of ${bundles.length} apps: ${bundles.join(', ')}`);
+    }
     for await (const entry of this.entries()) {
       const end = await this.readSource(entry);
       if (end === 'aborted') {
@@ -368,17 +407,22 @@ class Ingestion {
       return undefined;
     }
     const { opts } = this;
-    const checked = checkRow(item.values, plan, {
-      ...(opts.columns.platform !== undefined ? { platform: opts.columns.platform } : {}),
-      ...(opts.keys ? { keys: opts.keys } : {}),
-      now: this.now,
-    });
+    const checked = checkRow(item.values, plan, this.checkOptions());
     if (!checked.ok) {
       await this.reject(source, item.line, checked.reason, item.values);
       return undefined;
     }
     const { platform, body, input, expect, token_expiry, lookup } = checked.row;
-    return {
+    const apple = this.survey !== undefined && isApplePlatform(platform) && !lookup;
+    if (apple && opts.appleRules) {
+      const problem = appleRowProblem(readAppleToken(body.fetch_token), opts.appleRules);
+      if (problem !== undefined) {
+        await this.reject(source, item.line, problem, item.values);
+        return undefined;
+      }
+    }
+    if (apple && (await this.superseded(source, item.line, body.app_user_id))) return undefined;
+    const row: ReceiptJobData = {
       run: opts.runId,
       fp: recordKey(platform, body.fetch_token),
       src: source,
@@ -391,6 +435,33 @@ class Ingestion {
       ...(this.prioritize ? { priority: rowPriority(token_expiry) } : {}),
       ...(lookup ? { lookup } : {}),
     };
+    const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
+    if (claim) this.claims.set(row, claim);
+    else if (apple) {
+      const purchases = applePurchaseIds(platform, body.fetch_token);
+      if (purchases.length > 0) this.purchases.set(row, purchases);
+    }
+    return row;
+  }
+
+  private checkOptions(): Parameters<typeof checkRow>[2] {
+    const { opts } = this;
+    return {
+      ...(opts.columns.platform !== undefined ? { platform: opts.columns.platform } : {}),
+      ...(opts.keys ? { keys: opts.keys } : {}),
+      now: this.now,
+    };
+  }
+
+  /** Records the row as superseded when the survey says a newer receipt carries it: it is not admitted nor sent. */
+  private async superseded(source: string, line: number, appUserId: string): Promise<boolean> {
+    const survey = this.survey;
+    if (!survey) return false;
+    const decision = survey.decisionFor(source, line);
+    if (decision.kind !== 'superseded') return false;
+    const by = { src: survey.sourceName(decision.by.source), line: decision.by.line };
+    if (await this.write(() => this.ledger.supersede({ src: source, line, app_user_id: appUserId, by }))) this.result.superseded++;
+    return true;
   }
 
   private async reject(source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> {
@@ -451,7 +522,13 @@ class Ingestion {
   private async admitAndQueue(rows: ReceiptJobData[]): Promise<void> {
     const { result, ledger } = this;
     const metrics = this.deps.metrics;
-    const admissions = await this.write(() => ledger.admit(rows, this.admitOptions()));
+    const admitting = rows.map((row) => {
+      const purchase = this.claims.get(row);
+      if (purchase) return { ...row, purchase };
+      const purchases = this.purchases.get(row);
+      return purchases ? { ...row, purchases } : row;
+    });
+    const admissions = await this.write(() => ledger.admit(admitting, this.admitOptions()));
     this.opts.select?.admitted?.(rows, admissions);
     const toQueue: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {

@@ -3,13 +3,15 @@
 // by the cross-run index, so a 10-million-row file needs no memory in the process. Every call is idempotent:
 // admitted again (a resumed ingest, a call sent twice), a row gets the same decision and is counted once.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
-import type { Duplicate, Rejection } from '../types.js';
+import type { Duplicate, Rejection, Superseded } from '../types.js';
 import { locationOf, META, SHARDS, type RunShardKeys } from '../redis/keys.js';
 import { payloadHash, tokenFingerprint, userHash } from './rowIdentity.js';
 import { encodePlace, encodeUser, keyText, shardOfKey } from './rowRecord.js';
 import type { RunContext } from './runContext.js';
 import { hashEntries } from './rowTable.js';
 import type { RunNumbering } from './runNumbering.js';
+import { encodePurchaseEntry, lookUpPurchases, type PurchaseId } from './purchaseIndex.js';
+import { ByteWriter } from './bytes.js';
 import { ADMIT_ANSWER, admitRows, recordOnce, type AdmitArgs } from './scriptCalls.js';
 
 /**
@@ -37,6 +39,18 @@ export interface AdmitRow {
   line: number;
   platform: Platform;
   body: ReceiptBody;
+  /** another user's row of this run holds one of this row's App Store purchases (a conflict by purchase) */
+  purchase?: PurchaseClaim;
+  /** the row's App Store purchases, looked up in the cross-run purchase index (ledger/purchaseIndex.ts) */
+  purchases?: readonly PurchaseId[];
+}
+
+/** The row of another user that holds a purchase of this row, and the purchase's original transaction id. */
+export interface PurchaseClaim {
+  src: string;
+  line: number;
+  appUserId: string;
+  originalTransactionId: string;
 }
 
 export interface AdmitOptions {
@@ -71,6 +85,14 @@ export class RunAdmission {
         user: encodeUser(row.body.app_user_id),
         userHash: userHash(row.body.app_user_id),
         payloadHash: payloadHash(row.platform, row.body),
+        purchase: row.purchase
+          ? Buffer.concat([
+              Buffer.from('p', 'latin1'),
+              encodePlace(await this.numbering.sourceId(row.purchase.src), row.purchase.line),
+              encodeUser(row.purchase.appUserId),
+              Buffer.from(row.purchase.originalTransactionId, 'utf8'),
+            ])
+          : await this.earlierPurchase(row),
       });
     }
     const admissions = new Array<Admission>(rows.length);
@@ -119,6 +141,28 @@ export class RunAdmission {
     return admissions;
   }
 
+  /**
+   * The conflict argument of a row holding an App Store purchase that an earlier run migrated for another user
+   * ('P', the index entry, the original transaction id), or empty.
+   */
+  private async earlierPurchase(row: AdmitRow): Promise<Buffer> {
+    const purchases = row.purchases ?? [];
+    if (purchases.length === 0) return Buffer.alloc(0);
+    const own = userHash(row.body.app_user_id);
+    const entries = await lookUpPurchases(this.run, purchases);
+    for (const [i, entry] of entries.entries()) {
+      if (!entry || entry.userHash.equals(own)) continue;
+      const value = encodePurchaseEntry(entry);
+      return Buffer.concat([
+        Buffer.from('P', 'latin1'),
+        new ByteWriter().varint(value.length).toBuffer(),
+        value,
+        Buffer.from((purchases[i] as PurchaseId).originalTransactionId, 'utf8'),
+      ]);
+    }
+    return Buffer.alloc(0);
+  }
+
   /** Records a rejected row once per place in the input; returns whether it was new. */
   async reject(rejection: Rejection): Promise<boolean> {
     const k = this.run.shard(rejection.line % SHARDS);
@@ -131,6 +175,37 @@ export class RunAdmission {
     const k = this.run.shard(dup.line % SHARDS);
     const location = locationOf(dup.src, dup.line);
     return recordOnce(this.run.redis, { records: k.duplicates, counters: k.counters, location, json: JSON.stringify(dup), counter: META.rowsDuplicate });
+  }
+
+  /**
+   * Records a superseded App Store row once per place (like a duplicate, and as small: its place, the carrier's
+   * place and its user, as text of a few dozen bytes); returns whether it was new.
+   */
+  async supersede(row: Superseded): Promise<boolean> {
+    const k = this.run.shard(row.line % SHARDS);
+    const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
+    return recordOnce(this.run.redis, {
+      records: k.superseded,
+      counters: k.counters,
+      location: `${own}:${row.line}`,
+      json: `${by}:${row.by.line}:${row.app_user_id}`,
+      counter: META.rowsSuperseded,
+    });
+  }
+
+  /** Every superseded row, with the place of the receipt that carries it. */
+  async *superseded(): AsyncIterable<Superseded> {
+    const names = await this.numbering.sources();
+    const name = (n: string): string => names[Number(n)] ?? `source #${n}`;
+    for (const k of this.run.shards) {
+      for await (const [field, raw] of hashEntries(this.run.redis, k.superseded)) {
+        const [src = '', line = ''] = field.toString('utf8').split(':');
+        const text = raw.toString('utf8');
+        const a = text.indexOf(':');
+        const b = text.indexOf(':', a + 1);
+        yield { src: name(src), line: Number(line), app_user_id: text.slice(b + 1), by: { src: name(text.slice(0, a)), line: Number(text.slice(a + 1, b)) } };
+      }
+    }
   }
 
   rejections(): AsyncIterable<Rejection> {

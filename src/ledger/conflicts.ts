@@ -22,6 +22,8 @@ export interface Conflict {
   held: boolean;
   /** the other row: of this run, or of the earlier run that migrated the token (as far as that run's ledger still says) */
   other: { run_id?: string; src?: string; line?: number; app_user_id?: string };
+  /** a conflict by purchase: the App Store original transaction id the two rows share (absent: a shared token) */
+  original_transaction_id?: string;
 }
 
 /** A conflicting row's masked token, by its place. */
@@ -54,9 +56,15 @@ export class RunConflicts {
           fp: keyText(c.key),
           held: c.held,
           other: {},
+          ...(c.originalTransactionId !== undefined ? { original_transaction_id: c.originalTransactionId } : {}),
         };
         if (c.other.scope === 'run') {
           conflict.other = { run_id: runId, src: sources[c.other.sourceNumber] ?? `source #${c.other.sourceNumber}`, line: c.other.line, app_user_id: c.other.appUserId };
+        } else if (c.other.scope === 'earlier-purchase') {
+          const { runNumber, key } = c.other;
+          if (!runIds.has(runNumber)) runIds.set(runNumber, await redis.hget(names.runNumbers, `n:${runNumber}`));
+          const otherRun = runIds.get(runNumber);
+          if (otherRun) conflict.other = { run_id: otherRun, ...(await earlierRow(redis, prefix, otherRun, key)) };
         } else {
           const { runNumber, variant } = c.other.entry;
           if (!runIds.has(runNumber)) runIds.set(runNumber, await redis.hget(names.runNumbers, `n:${runNumber}`));

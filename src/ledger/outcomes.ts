@@ -22,6 +22,7 @@ import {
   shardOfKey,
 } from './rowRecord.js';
 import { tableRecords } from './rowTable.js';
+import { rememberPurchases, type PurchaseId } from './purchaseIndex.js';
 import type { RunContext } from './runContext.js';
 import type { RunNumbering } from './runNumbering.js';
 import { findRecords, recordAnswer, reopenFailed } from './scriptCalls.js';
@@ -35,6 +36,8 @@ export interface RecordOptions {
   request?: RequestSample;
   /** what was sent: a success enters the cross-run index with its payload hash (without it, as "changed") */
   sent?: { platform: Platform; body: ReceiptBody };
+  /** the App Store purchases the row's token holds: a success enters them in the purchase index (ledger/purchaseIndex.ts) */
+  purchases?: readonly PurchaseId[];
 }
 
 /** Where a row admitted into a run stands. */
@@ -93,7 +96,7 @@ export class RunOutcomes {
       const recent: RecentError = { at: outcome.finished_at, src: outcome.src, line: outcome.line, reason: outcome.reason ?? 'unknown', message: outcome.message ?? '' };
       error = JSON.stringify(recent);
     }
-    return recordAnswer(this.run.redis, {
+    const written = await recordAnswer(this.run.redis, {
       shard: this.run.shard(s),
       index: this.run.index(s),
       key,
@@ -105,6 +108,11 @@ export class RunOutcomes {
       ...(index ? { indexValue: index } : {}),
       ...(opts.request ? { request: requestFields(opts.request) } : {}),
     });
+    // after the answer, not with it: the purchase keys fall in other shards than the row's (a cluster's slots)
+    if (succeeded && opts.purchases && opts.purchases.length > 0) {
+      await rememberPurchases(this.run, opts.purchases, { userHash: userHash(outcome.app_user_id), runNumber: await n.runNumber(), key });
+    }
+    return written;
   }
 
   /** Every row record of the run, shard by shard, as [record key, record]. */

@@ -509,7 +509,13 @@ export interface StoredConflict {
   key: Buffer;
   appUserId: string;
   /** the other side: a row of this run, or the index entry of an earlier run's */
-  other: { scope: 'run'; sourceNumber: number; line: number; appUserId: string } | { scope: 'earlier'; entry: IndexEntry };
+  other:
+    | { scope: 'run'; sourceNumber: number; line: number; appUserId: string }
+    | { scope: 'earlier'; entry: IndexEntry }
+    /** an earlier run's row that migrated the purchase: its run number and record key */
+    | { scope: 'earlier-purchase'; runNumber: number; key: Buffer };
+  /** a conflict by purchase: the App Store original transaction id both rows hold (absent: a shared token) */
+  originalTransactionId?: string;
 }
 
 export function decodeConflict(value: Buffer): StoredConflict {
@@ -523,6 +529,20 @@ export function decodeConflict(value: Buffer): StoredConflict {
     const sourceNumber = r.varint();
     const line = r.varint();
     return { held, key, appUserId, other: { scope: 'run', sourceNumber, line, appUserId: readUser(r) } };
+  }
+  if (scope === 'p') {
+    const sourceNumber = r.varint();
+    const line = r.varint();
+    const other = readUser(r);
+    return { held, key, appUserId, other: { scope: 'run', sourceNumber, line, appUserId: other }, originalTransactionId: r.rest().toString('utf8') };
+  }
+  if (scope === 'P') {
+    // the purchase index entry (ledger/purchaseIndex.ts): format, user hash, run number, record key
+    const entry = new ByteReader(r.bytes(r.varint()));
+    checkFormat('a purchase index value', entry.byte(), FORMAT.index);
+    entry.bytes(SHORT_HASH_BYTES);
+    const runNumber = entry.varint();
+    return { held, key, appUserId, other: { scope: 'earlier-purchase', runNumber, key: entry.rest() }, originalTransactionId: r.rest().toString('utf8') };
   }
   return { held, key, appUserId, other: { scope: 'earlier', entry: decodeIndexValue(r.rest()) } };
 }

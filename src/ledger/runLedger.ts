@@ -19,10 +19,10 @@
 // writes or a row is answered twice; readers sum the shards. Nothing here waits for replicas: the ledger is the
 // source of truth, an answer is recorded even for a row whose admission a failover lost, and a reconcile pass
 // queues again what was admitted and has neither outcome nor job.
-import type { Duplicate, Outcome, Rejection, RunState } from '../types.js';
+import type { Duplicate, Outcome, ReceiptTally, Rejection, RunState, Superseded } from '../types.js';
 import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
-import type { RunKeys } from '../redis/keys.js';
+import { META, type RunKeys } from '../redis/keys.js';
 import { loadScripts } from '../redis/scripts.js';
 import { RunAdmission, type Admission, type AdmitOptions, type AdmitRow } from './admission.js';
 import { RunConflicts, type Conflict, type ConflictToken } from './conflicts.js';
@@ -74,6 +74,11 @@ export class RunLedger {
   /** Creates the run if new (keeps the first start time) and marks an ingest as running. */
   beginIngest(sources: string[], now = new Date()): Promise<void> {
     return this.meta.beginIngest(sources, now);
+  }
+
+  /** Keeps what the ingest's survey counted of the App Store rows, for summary.json (the last ingest's counts). */
+  async noteReceipts(counts: ReceiptTally): Promise<void> {
+    await this.run.redis.hset(this.run.keys.meta, META.receipts, JSON.stringify(counts));
   }
 
   endIngest(): Promise<void> {
@@ -138,6 +143,15 @@ export class RunLedger {
 
   duplicate(dup: Duplicate): Promise<boolean> {
     return this.admission.duplicate(dup);
+  }
+
+  /** Records a superseded App Store row once per place; returns whether it was new. */
+  supersede(row: Superseded): Promise<boolean> {
+    return this.admission.supersede(row);
+  }
+
+  superseded(): AsyncIterable<Superseded> {
+    return this.admission.superseded();
   }
 
   rejections(): AsyncIterable<Rejection> {

@@ -42,6 +42,8 @@ export interface AdmitArgs {
   user: Buffer;
   userHash: Buffer;
   payloadHash: Buffer;
+  /** another user's row holding one of this row's purchases: its place, its user, the original transaction id (empty: none) */
+  purchase: Buffer;
 }
 
 /** admit-4.lua: admits rows that all fall in one shard; one answer per row, in order. */
@@ -49,7 +51,7 @@ export async function admitRows(
   redis: RedisClient,
   a: { shard: RunShardKeys; index: IndexShardKeys; force: boolean; onConflict: 'hold' | 'send'; rows: readonly AdmitArgs[] },
 ): Promise<AdmitAnswer[]> {
-  const rowArgs = a.rows.flatMap((r) => [r.key, r.place, r.user, r.userHash, r.payloadHash]);
+  const rowArgs = a.rows.flatMap((r) => [r.key, r.place, r.user, r.userHash, r.payloadHash, r.purchase]);
   const answers = await callScriptBuffer<Buffer[]>(
     redis,
     'admit',
@@ -124,6 +126,11 @@ export async function reopenFailed(redis: RedisClient, a: { shard: RunShardKeys;
 /** findRecords-2.lua: the records of these keys in one shard's row table (null where there is none). */
 export async function findRecords(redis: RedisClient, a: { shard: Pick<RunShardKeys, 'counters' | 'wide' | 'buckets'>; keys: readonly Buffer[] }): Promise<(Buffer | null)[]> {
   return callScriptBuffer<(Buffer | null)[]>(redis, 'findRecords', [a.shard.counters, a.shard.wide], [a.shard.buckets, ...a.keys]);
+}
+
+/** recordPurchases-2.lua: writes purchase index entries of one shard (the same value under each key). */
+export async function recordPurchases(redis: RedisClient, a: { index: IndexShardKeys; value: Buffer; keys: readonly Buffer[] }): Promise<void> {
+  await callScriptBuffer<number>(redis, 'recordPurchases', [a.index.purchaseState, a.index.purchaseWide], [a.index.purchaseBuckets, a.value, ...a.keys]);
 }
 
 /** recordOnce-2.lua: keeps a rejected or duplicate row once per place and counts it; false when already there. */

@@ -43,6 +43,7 @@ const COUNTER_FIELDS: Record<keyof RunCounters, string> = {
   rows_updated: META.rowsUpdated,
   rows_conflict: META.rowsConflict,
   rows_held: META.rowsHeld,
+  rows_superseded: META.rowsSuperseded,
   requests_sent: META.requestsSent,
   retries: META.retries,
 };
@@ -144,6 +145,7 @@ export class RunStatistics {
     const sources = await this.numbering.sources();
     const ingest = (meta[META.ingest] ?? 'pending') as RunState['ingest'];
     // The one definition of pending: queued rows without an outcome (summary, status and metrics read it here).
+    const receipts = meta[META.receipts];
     const pending = Math.max(0, counters.rows_queued - counters.rows_succeeded - counters.rows_failed);
     return {
       run_id: runId,
@@ -155,6 +157,7 @@ export class RunStatistics {
       ...counters,
       rows_pending: pending,
       complete: ingest === INGEST_STATE.done && pending === 0,
+      ...(receipts !== undefined ? { receipts: JSON.parse(receipts) as RunState['receipts'] } : {}),
     };
   }
 }

@@ -105,6 +105,8 @@ export interface RunShardKeys {
   duplicates: string;
   /** hash: place of a row → its conflict (ledger/rowRecord.ts) */
   conflicts: string;
+  /** hash: `<source number>:<line>` of a superseded App Store row → `<carrier source number>:<carrier line>:<app user id>` (shard line mod SHARDS) */
+  superseded: string;
   /** list: history entries (ledger/rowRecord.ts: key, then the replaced record) of outcomes replaced by a later one (a retry), oldest first */
   history: string;
   /** list: the 20 most recent failures of this shard (JSON), newest first */
@@ -121,6 +123,12 @@ export interface IndexShardKeys {
   state: string;
   /** prefix of the index table's buckets, `<buckets><i>` */
   buckets: string;
+  /** hash: growth state of the purchase index (App Store purchase key → who posted it last: ledger/purchaseIndex.ts) */
+  purchaseState: string;
+  /** prefix of the purchase index's buckets */
+  purchaseBuckets: string;
+  /** hash: purchase index values too long for a bucket (never, values are ~20 bytes; the table needs a name) */
+  purchaseWide: string;
 }
 
 /**
@@ -160,6 +168,7 @@ export class RedisKeys {
       rejected: `${base}:rej`,
       duplicates: `${base}:dup`,
       conflicts: `${base}:conf`,
+      superseded: `${base}:sup`,
       history: `${base}:hist`,
       errors: `${base}:err`,
       timeline: `${base}:tl`,
@@ -169,7 +178,7 @@ export class RedisKeys {
 
   index(shard: number): IndexShardKeys {
     const base = `${this.base}:{${SHARD_TAGS[shard] as string}}:ix`;
-    return { state: `${base}:state`, buckets: `${base}:b:` };
+    return { state: `${base}:state`, buckets: `${base}:b:`, purchaseState: `${base}:pstate`, purchaseBuckets: `${base}:pb:`, purchaseWide: `${base}:pw` };
   }
 
   /** sorted set: run ids by start time */
@@ -272,6 +281,8 @@ export const META = {
   rowsConflict: 'rows_conflict',
   /** conflicting rows held back, not sent (their own outcome class, like a duplicate) */
   rowsHeld: 'rows_held',
+  /** App Store rows not sent: a newer receipt of the same user carries every purchase they carry */
+  rowsSuperseded: 'rows_superseded',
   requestsSent: 'requests_sent',
   /** retry passes that re-opened at least one row */
   retries: 'retries',
@@ -280,6 +291,8 @@ export const META = {
   lastOutcomeAt: 'last_outcome_at',
   /** the last `verify` pass's summary (JSON) */
   verify: 'verify',
+  /** what the last ingest's survey counted of the App Store rows (JSON: summary.json's `receipts`) */
+  receipts: 'receipts',
   /** a canary's limit and rows sent (JSON, session/canary.ts), until an ingest of the run reads every source */
   canary: 'canary',
   /** the line up to which the source with this number is ingested */

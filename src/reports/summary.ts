@@ -1,7 +1,7 @@
 // summary.json: the run's counters from the ledger plus breakdowns computed from the outcomes themselves.
 import type { FatalReason, StoppedKey } from '../queue/fatalStop.js';
 import type { VerifySummary } from '../ledger/runLedger.js';
-import type { Outcome, RunCounters, RunState } from '../types.js';
+import type { Outcome, ReceiptTally, RunCounters, RunState } from '../types.js';
 
 /** partial: a canary (`run --limit`) whose rows all have an outcome; the rest of its sources is left for the next run */
 export type RunStatus = 'complete' | 'in_progress' | 'stopped' | 'partial';
@@ -25,6 +25,8 @@ export interface Reconciliation {
 type SummaryCounters = Omit<RunCounters, 'rows_already_migrated'>;
 
 export interface Summary extends SummaryCounters {
+  /** the App Store rows as the ingest's survey read them (as plan.json's `receipts`), when surveyed */
+  receipts?: ReceiptTally;
   run_id: string;
   status: RunStatus;
   started_at: string | null;
@@ -97,6 +99,8 @@ export function buildSummary(state: RunState, tally: OutcomeTally, fatal: FatalR
     rows_updated: state.rows_updated,
     rows_conflict: state.rows_conflict,
     rows_held: state.rows_held,
+    rows_superseded: state.rows_superseded,
+    ...(state.receipts ? { receipts: state.receipts } : {}),
     rows_pending: state.rows_pending,
     rows_mismatched: tally.mismatched,
     rows_past_google_cutoff: tally.pastGoogleCutoff,

@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
 import type { Conflict, RunLedger } from '../ledger/runLedger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
-import type { Duplicate, Outcome, Rejection } from '../types.js';
+import type { Duplicate, Outcome, Rejection, Superseded } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
 import { buildSummary, OutcomeTally, type CanarySummary, type Summary } from './summary.js';
 import { renderReportHtml } from './html.js';
@@ -28,6 +28,7 @@ export interface ReportFiles {
   duplicates: string;
   alreadyMigrated: string;
   conflicts: string;
+  superseded: string;
   history: string;
   mismatches: string;
   html: string;
@@ -56,9 +57,11 @@ const SUCCEEDED_COLUMNS = [
 const FAILED_COLUMNS = ['error_source', 'error_line', 'error_reason', 'error_code', 'error_http_status', 'error_message', 'error_attempts'] as const;
 const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const;
 const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
+/** App Store rows not sent, and the row whose newer receipt carries every purchase they carry. */
+const SUPERSEDED_COLUMNS = ['source', 'line', 'app_user_id', 'superseded_by_source', 'superseded_by_line'] as const;
 const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
 /** Rows whose token another user has: the row, what was done with it, and the other user's row (this run's or an earlier run's). */
-const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'token', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id'] as const;
+const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'token', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id', 'original_transaction_id'] as const;
 /** Outcomes that a retry replaced, oldest first: the run's report shows the latest, this keeps the rest. */
 /** Rows whose state differs from what was expected: at import (expected_* columns) or by a later `verify`. */
 const MISMATCH_COLUMNS = ['source', 'line', 'app_user_id', 'product_id', 'stage', 'kind', 'expected', 'actual'] as const;
@@ -239,6 +242,7 @@ export async function writeConflictsCsv(ledger: RunLedger, path: string, opts: {
       other_source: c.other.src,
       other_line: c.other.line,
       other_app_user_id: c.other.app_user_id,
+      original_transaction_id: c.original_transaction_id,
     })),
   );
 }
@@ -255,6 +259,7 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
     duplicates: join(opts.dir, 'duplicates.csv'),
     alreadyMigrated: join(opts.dir, 'already_migrated.csv'),
     conflicts: join(opts.dir, 'conflicts.csv'),
+    superseded: join(opts.dir, 'superseded.csv'),
     history: join(opts.dir, 'history.csv'),
     mismatches: join(opts.dir, 'mismatches.csv'),
     html: join(opts.dir, 'report.html'),
@@ -321,6 +326,15 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   for await (const m of ledger.alreadyMigrated()) migrated.push(m);
   migrated.sort(byPlace);
   await writeCsv(files.alreadyMigrated, ALREADY_MIGRATED_COLUMNS, migrated.map((m) => ({ source: m.src, line: m.line, fingerprint: m.fp })));
+
+  const superseded: Superseded[] = [];
+  for await (const r of ledger.superseded()) superseded.push(r);
+  superseded.sort(byPlace);
+  await writeCsv(
+    files.superseded,
+    SUPERSEDED_COLUMNS,
+    superseded.map((r) => ({ source: r.src, line: r.line, app_user_id: r.app_user_id, superseded_by_source: r.by.src, superseded_by_line: r.by.line })),
+  );
 
   await writeConflictsCsv(ledger, files.conflicts, opts.conflictTokens ? { tokens: opts.conflictTokens } : {});
 

@@ -34,6 +34,9 @@ export function ingestOptionsFrom(config: Config, req: IngestRequest): IngestOpt
     maxAttempts: config.maxAttempts,
     highWaterMark: config.highWaterMark,
     encoding: config.inputEncoding,
+    ...(config.appleBundleIds?.length || config.skipSandbox
+      ? { appleRules: { ...(config.appleBundleIds ? { bundleIds: config.appleBundleIds } : {}), ...(config.skipSandbox ? { skipSandbox: true } : {}) } }
+      : {}),
     ...(req.signal ? { signal: req.signal } : {}),
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
   };

@@ -18,6 +18,7 @@ import { googleTokenExpired } from './googleCutoff.js';
 import { outcomeOf } from './outcome.js';
 import { postedBody } from '../appstore/lookup/transactionLookup.js';
 import type { InFlightRows } from './inFlightRows.js';
+import { applePurchaseIds } from '../appstore/purchaseIds.js';
 import type { Pacer } from './pacer.js';
 import type { UserLock } from './userLock.js';
 import type { WorkerReport } from './workerReport.js';
@@ -111,7 +112,13 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     let released: Promise<void> = Promise.resolve();
     const sent = { platform: data.platform, body: data.body };
     const record = async (outcome: Outcome): Promise<void> => {
-      const [written] = await Promise.all([write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}) })), released]);
+      // a success of an App Store row enters its purchases in the cross-run purchase index (read again from the
+      // token posted: for a row given by its transaction id, the signed transaction looked up for it)
+      const purchases = outcome.status === 'succeeded' ? applePurchaseIds(sent.platform, postedBody(data).fetch_token) : [];
+      const [written] = await Promise.all([
+        write(() => ledger.recordAnswer(outcome, { sent, ...(request ? { request } : {}), ...(purchases.length > 0 ? { purchases } : {}) })),
+        released,
+      ]);
       if (written) deps.report?.row(outcome.status);
       await write(() => stops.settled(data));
     };

@@ -30,6 +30,7 @@ export function emptySummary(over: Partial<Summary> = {}): Summary {
     rows_updated: 0,
     rows_conflict: 0,
     rows_held: 0,
+    rows_superseded: 0,
     requests_sent: 0,
     retries: 0,
     by_http_status: {},

@@ -1,7 +1,11 @@
 -- Admits rows an ingest read, all of one shard (ledger/admission.ts through ledger/scriptCalls.ts admitRows).
 -- KEYS: the run shard's counters (and row table state), its wide records, its conflicts; the index shard's state.
 -- ARGV: the run's bucket prefix, the index's bucket prefix, force ('1'/'0'), on conflict ('hold'/'send'), then
--- for each row: record key (token fingerprint), place, user (ledger/rowRecord.ts), user hash, payload hash.
+-- for each row: record key (token fingerprint), place, user (ledger/rowRecord.ts), user hash, payload hash, and
+-- its purchase conflict: empty, or a scope byte and what names the other side: 'p' the place and user of another
+-- user's row of this run holding one of its App Store purchases (ingest/receiptSurvey.ts), 'P' the purchase
+-- index entry of an earlier run that migrated one for another user (ledger/purchaseIndex.ts), each followed by
+-- the original transaction id: such a row is a conflict like a shared token.
 -- Returns per row an answer code (ADMIT_ANSWER in ledger/scriptCalls.ts) and what follows it: 'n'<key> new (queue it), 'u'<key> updated (queue it: an earlier run migrated the token for
 -- the same user with another payload), 'q'<key> this very row admitted before without an outcome (queue again:
 -- its job id makes that a no-op), 'd' this row admitted before and finished, skipped or held, 'm' already
@@ -68,8 +72,8 @@ local function conflict(key, place, user, other)
   return CONFLICT_SENT .. key
 end
 
-for i = 5, #ARGV, 5 do
-  local fp, place, user, userHash, payloadHash = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+for i = 5, #ARGV, 6 do
+  local fp, place, user, userHash, payloadHash, purchase = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
   local answer
   local first -- this token's first row in this run, when it is another user's
   local key, variant = fp, 0
@@ -96,6 +100,10 @@ for i = 5, #ARGV, 5 do
       -- another user's row of this token in this run: 'r', this row's key and user, the other's place and user
       local own = key or fp
       answer = conflict(key, place, user, 'r' .. string.char(#own) .. own .. user .. first.place .. first.user)
+    elseif purchase ~= '' then
+      -- another user holds one of this row's purchases: the scope, this row's key and user, the other side, the
+      -- shared original transaction id
+      answer = conflict(key, place, user, string.sub(purchase, 1, 1) .. string.char(#key) .. key .. user .. string.sub(purchase, 2))
     else
       local earlier = tbl_get(index, fp)
       if earlier and string.byte(earlier, 1) ~= INDEX_FORMAT then

@@ -1,0 +1,133 @@
+// The ingest's first pass over a run's sources, when they may hold App Store rows: every row is read, planned and
+// checked exactly as the sending pass will (rowCheck.ts), with no ledger write and nothing queued, and each valid
+// App Store row's token is read (appstore/readToken.ts) into a ReceiptSurvey. Reading is fast and sending is slow,
+// so a second read of the sources buys the right to skip every receipt a newer one of the same user carries,
+// whatever order the rows come in. A resumed ingest makes the pass again: the survey is deterministic, so a row
+// gets the same decision on every ingest of the run.
+import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
+import type { Platform } from '../revenuecat/fields.js';
+import { recordKey } from '../ledger/rowIdentity.js';
+import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
+import { ReceiptSurvey, type SurveyDecision, type SurveyPlace, type SurveyResult } from './receiptSurvey.js';
+import { asRead, checkRow, type RowCheckOptions } from './rowCheck.js';
+import type { SourceEntry } from './sources.js';
+
+/** The platforms whose fetch token is an App Store receipt or signed transaction. */
+export const APPLE_PLATFORMS: ReadonlySet<Platform> = new Set<Platform>(['ios', 'macos', 'uikitformac']);
+
+export function isApplePlatform(platform: Platform): boolean {
+  return APPLE_PLATFORMS.has(platform);
+}
+
+/** Whether a run's rows may be App Store rows: not when --platform names another store (a platform cell is anything). */
+export function mayHoldAppleRows(columns: ColumnOptions): boolean {
+  return columns.platform === undefined || isApplePlatform(columns.platform);
+}
+
+/** What an ingest accepts of App Store rows (--bundle-id, --skip-sandbox). */
+export interface AppleRowRules {
+  /** the run's apps: a read receipt of another app is rejected (absent or empty: any app) */
+  bundleIds?: readonly string[];
+  /** reject receipts of Apple's sandbox and of Xcode's StoreKit testing */
+  skipSandbox?: boolean;
+}
+
+/** Why an App Store row is rejected at ingest, or undefined (an unread token is sent as it is). */
+export function appleRowProblem(reading: AppleReading, rules: AppleRowRules): string | undefined {
+  if (reading.kind === 'unread') return undefined;
+  const ids = rules.bundleIds ?? [];
+  if (ids.length > 0 && !ids.includes(reading.bundleId)) return `receipt of app ${reading.bundleId}, not of ${ids.join(', ')} (--bundle-id)`;
+  if (rules.skipSandbox === true && reading.environment !== 'production') return `${reading.environment} receipt, not sent with --skip-sandbox`;
+  return undefined;
+}
+
+/** Places as one number, for the few aliases kept (a source's number × 2^32 + line). */
+const placeKey = (p: SurveyPlace): number => p.source * 2 ** 32 + p.line;
+
+/**
+ * What the sending pass asks of the survey. A token seen twice for one user is one row to the survey (the ledger
+ * reports the later rows as duplicates); but when the first of them is superseded it is never admitted, so a
+ * later copy would be admitted and sent in its stead: such a copy takes the first one's decision.
+ */
+export class SurveyDecisions {
+  constructor(
+    readonly result: SurveyResult,
+    private readonly aliases: ReadonlyMap<number, SurveyPlace>,
+    /** source name → the ledger's number of it, for every source the pass read */
+    private readonly numbers: ReadonlyMap<string, number>,
+  ) {}
+
+  /** The decision for the row at this line of this source (a source the pass did not read: send). */
+  decisionFor(source: string, line: number): SurveyDecision {
+    const number = this.numbers.get(source);
+    if (number === undefined) return { kind: 'send' };
+    const place = { source: number, line };
+    return this.result.decisionFor(this.aliases.get(placeKey(place)) ?? place);
+  }
+
+  /** Another user's row holding a purchase of the row at this line of this source (a conflict by purchase), if any. */
+  conflictAt(source: string, line: number): { src: string; line: number; appUserId: string; originalTransactionId: string } | undefined {
+    const number = this.numbers.get(source);
+    if (number === undefined) return undefined;
+    const place = { source: number, line };
+    const c = this.result.conflictAt(this.aliases.get(placeKey(place)) ?? place);
+    return c ? { src: this.sourceName(c.other.place.source), line: c.other.place.line, appUserId: c.other.appUserId, originalTransactionId: c.originalTransactionId } : undefined;
+  }
+
+  /** The name of the source with this number. */
+  sourceName(number: number): string {
+    for (const [name, n] of this.numbers) if (n === number) return name;
+    return `source #${number}`;
+  }
+}
+
+export interface SurveyPassOptions {
+  columns: ColumnOptions;
+  check: RowCheckOptions;
+  /** the ledger's number of a source (ledger.sourceId): the survey's places are the ledger's */
+  sourceNumber: (source: string) => Promise<number>;
+  rules: AppleRowRules;
+  /** stops the pass between rows (SIGINT) */
+  signal?: AbortSignal;
+}
+
+/** Reads every entry once and surveys its App Store rows; undefined when aborted. */
+export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: SurveyPassOptions): Promise<SurveyDecisions | undefined> {
+  const survey = new ReceiptSurvey();
+  const firstOf = new Map<string, SurveyPlace>();
+  const aliases = new Map<number, SurveyPlace>();
+  const numbers = new Map<string, number>();
+  for await (const entry of entries) {
+    const source = await opts.sourceNumber(entry.name);
+    numbers.set(entry.name, source);
+    let plan: ColumnPlan | undefined;
+    let planned = false;
+    for await (const read of entry.open()) {
+      if (opts.signal?.aborted) return undefined;
+      const item = asRead(read);
+      if (item.kind !== 'record') continue;
+      if (!planned) {
+        planned = true;
+        const made = planColumns(item.columns, opts.columns);
+        plan = 'error' in made ? undefined : made.plan;
+      }
+      if (!plan) break;
+      const checked = checkRow(item.values, plan, opts.check);
+      if (!checked.ok || !isApplePlatform(checked.row.platform) || checked.row.lookup) continue;
+      const { platform, body } = checked.row;
+      const place = { source, line: item.line };
+      const seen = `${recordKey(platform, body.fetch_token)}\u0000${body.app_user_id}`;
+      const first = firstOf.get(seen);
+      if (first) {
+        aliases.set(placeKey(place), first);
+        continue;
+      }
+      firstOf.set(seen, place);
+      const reading = readAppleToken(body.fetch_token);
+      // a row the ingest rejects is neither sent nor a carrier of another's purchases
+      if (appleRowProblem(reading, opts.rules) !== undefined) continue;
+      survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });
+    }
+  }
+  return new SurveyDecisions(survey.finish(), aliases, numbers);
+}
