@@ -475,7 +475,7 @@ describe('chaos', () => {
         highWaterMark: 0,
       });
       const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId, outDir: join(w.dir, 'report') });
-      expect(result.exitCode).toBe(0);
+      expect(result.exitCode, JSON.stringify({ errors: result.summary.by_error_code, failed: result.summary.rows_failed })).toBe(0);
       expect(result.summary.status).toBe('complete');
 
       const t = await expectEveryRowAccounted(w, runId, ROWS);

@@ -17,6 +17,7 @@ import { readRateState } from '../src/workers/rate/sharedRate.js';
 import { FatalStop } from '../src/queue/fatalStop.js';
 import { holdJobLock } from '../src/queue/jobLock.js';
 import { reconcileRun } from '../src/queue/reconcile.js';
+import { InFlightRows } from '../src/workers/inFlightRows.js';
 import { enqueueRows, openReceiptsQueue } from '../src/queue/receiptsQueue.js';
 import { openRunsQueue, upsertSchedule, listSchedules } from '../src/schedule/scheduler.js';
 import { RedisKeys } from '../src/redis/keys.js';
@@ -82,11 +83,15 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     ledger.countRequest({ status: '503', durationMs: 12, rateLimited: false, fp: fps[0] ?? '' }),
   );
   await attempt('ledger.recordRate: HSET timeline', () => ledger.recordRate(12.5));
-  await attempt('ledger.recordAnswer: script dictCode, script recordAnswer (run shard and index shard)', async () => {
+  await attempt('ledger.recordAnswer: script dictCode, script recordAnswer (run shard and index shard), script recordPurchases (purchase index shards)', async () => {
     const [ok, fail] = rows as [AdmitRow, AdmitRow];
     await ledger.recordAnswer(outcomeFor(ok, fps[0] ?? '', 'succeeded'), {
       sent: { platform: ok.platform, body: ok.body },
       request: { status: '200', durationMs: 5, rateLimited: false },
+      purchases: [
+        { environment: 'production', originalTransactionId: '1000000692878476' },
+        { environment: 'production', originalTransactionId: '2000000000000017' },
+      ],
     });
     await ledger.recordAnswer(outcomeFor(fail, fps[1] ?? '', 'failed'), { request: { status: '400', durationMs: 5, rateLimited: false } });
     await ledger.recordOutcome(outcomeFor(fail, fps[1] ?? '', 'failed'), { onlyIfAbsent: true });
@@ -154,6 +159,13 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
       await enqueueRows(queue, [job(2, 'token-ok'), job(3, 'token-fail')], 3);
       await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
       await holdJobLock(redis, queue, 'inv.fp-2', 'no-such-token', 1000);
+    });
+    await attempt('in-flight rows: heartbeat SET, script inFlightBegin, script inFlightEnd (one key each)', async () => {
+      const flight = new InFlightRows(redis, prefix, { lockDurationMs: 30_000, poisonStarts: 5 });
+      await flight.start(() => undefined);
+      await flight.begin('inv.fp-2');
+      await flight.end('inv.fp-2');
+      await flight.stop(false);
     });
     await attempt('reconcile pass: the ledger read shard by shard, then one pipeline of EXISTS on job keys, then findRecords', async () => {
       const rowsAt = (places: readonly unknown[]) => Promise.resolve(places.map(() => ({ ok: false as const, reason: 'not read here' })));
