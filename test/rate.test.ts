@@ -69,7 +69,7 @@ function workProcess(env: Record<string, string>, args: string[]): { child: Chil
 describe('rate control', () => {
   const fx = pipelineFixture('rate');
 
-  it('a 429 pauses the whole queue, costs no attempt, lowers the shared rate, and the queue resumes', async () => {
+  it('a 429 pauses the whole queue, costs no attempt, reaches the shared rate, and the queue resumes', async () => {
     fx.sandbox.reset();
     fx.sandbox.configure({ rateLimitPerSecond: 10, rateLimitHeaders: false, latencyMs: 5 });
     const p = fx.newPrefix('pause');
@@ -100,8 +100,11 @@ describe('rate control', () => {
       // 429s never count as attempts.
       const outcomes = await outcomesOf(config, 'pause');
       expect(outcomes.every((o) => o.attempts === 1)).toBe(true);
-      // And the shared rate came down from 80.
-      expect(Number(await redis.hget(new RedisKeys(p).rate, 'rate'))).toBeLessThan(80);
+      // And the shared rate took the 429s in: noted, and not raised. (A lone 429 after a quiet spell holds the rate,
+      // a repeat cuts it: rate/discovery.ts; whether this short run has a repeat depends on the machine's timing.)
+      const shared = await readRateState(redis, new RedisKeys(p));
+      expect(shared?.lastRateLimitedAt).toBeDefined();
+      expect(shared?.rate).toBeLessThanOrEqual(80);
     } finally {
       watching = false;
       await queue.close();
