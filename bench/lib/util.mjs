@@ -2,8 +2,21 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 
 export { sleep };
+
+/** A loopback port the OS has just given out and taken back (for a server of the benchmark's own). */
+export async function freePort() {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address();
+  server.close();
+  await once(server, 'close');
+  return port;
+}
 
 /** Repository root (bench/ lives directly under it). */
 export const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))));

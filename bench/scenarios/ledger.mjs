@@ -25,13 +25,12 @@ import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { payloadRows, PAYLOAD_HEADER } from '../lib/payloads.mjs';
-import { DIST, ROOT, log, round, scaled } from '../lib/util.mjs';
+import { DIST, ROOT, freePort, log, round, scaled } from '../lib/util.mjs';
 
 export const LEDGER_ROWS = 200_000;
 /** Shares of failed rows measured by default, each on a Redis of its own. */
@@ -53,16 +52,6 @@ const REFUSED = [
 /** Deterministic per-row number in [0, 1) (the same rows fail in every run with the same seed). */
 function unit(seed, i, salt) {
   return createHash('sha256').update(`${seed}:${salt}:${i}`).digest().readUInt32BE(0) / 2 ** 32;
-}
-
-async function freePort() {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address();
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 /** A throw-away redis-server with redis.conf's listpack limits, no persistence. */
