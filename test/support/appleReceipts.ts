@@ -13,6 +13,7 @@ import { randomBytes, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { CompactSign } from 'jose';
+import type { SignedTransaction } from '../../src/appstore/signedTransaction.js';
 
 /** One in-app purchase of a generated receipt. Times are epoch milliseconds (whole seconds in a receipt). */
 export interface ReceiptPurchaseSpec {
@@ -43,18 +44,11 @@ export interface ReceiptSpec {
   ber?: boolean;
 }
 
-/** The payload of a signed transaction; any other field goes in `extra`. */
-export interface SignedTransactionSpec {
-  environment: string;
-  bundleId: string;
-  signedMs: number;
-  transactionId?: string;
-  originalTransactionId?: string;
-  productId?: string;
-  purchaseMs?: number;
-  expiresMs?: number;
-  revocationMs?: number;
-  type?: string;
+/**
+ * The payload of a signed transaction, in the reader's own terms (what the reader must give back); any other
+ * field goes in `extra`. `inAppOwnershipType` defaults to PURCHASED.
+ */
+export interface SignedTransactionSpec extends SignedTransaction {
   extra?: Record<string, unknown>;
 }
 
@@ -252,7 +246,7 @@ export async function appleSigner(): Promise<AppleSigner> {
         ...(spec.expiresMs !== undefined ? { expiresDate: spec.expiresMs } : {}),
         ...(spec.revocationMs !== undefined ? { revocationDate: spec.revocationMs } : {}),
         ...(spec.type !== undefined ? { type: spec.type } : {}),
-        inAppOwnershipType: 'PURCHASED',
+        inAppOwnershipType: spec.inAppOwnershipType ?? 'PURCHASED',
         ...spec.extra,
       };
       return new CompactSign(Buffer.from(JSON.stringify(payload))).setProtectedHeader({ alg: 'ES256', x5c }).sign(leafKeys!.privateKey);
