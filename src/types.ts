@@ -26,6 +26,11 @@ export interface ReceiptJobData {
   priority?: number;
   /** an App Store row given by its transaction id (body.fetch_token holds it): looked up before it is posted (appstore/lookup) */
   lookup?: AppleLookup;
+  /**
+   * queued again by an ingest that found the row admitted before without an outcome: its first job may have been
+   * answered and removed since, so the worker asks the ledger before sending it (workers/processor.ts)
+   */
+  recheck?: true;
 }
 
 export type OutcomeStatus = 'succeeded' | 'failed';

@@ -131,14 +131,15 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     await plan.drop();
     await sweepStalePlans(redis, prefix);
   });
-  await attempt('userLock: SET NX + script releaseUserLock (one key)', async () => {
+  await attempt("userLock: script takeUserLock + script releaseUserLock (one key), a dead attempt's lock taken over", async () => {
     const lock = new UserLock(redis, prefix, 1000);
-    const token = await lock.acquire('user-1');
-    if (!token) throw new Error('lock not taken');
+    const dead = await lock.acquire('user-1', { owner: 'run.row-1' });
+    const token = await lock.acquire('user-1', { owner: 'run.row-1' });
+    if (!dead || !token || token === dead) throw new Error('lock not taken over');
     await lock.release('user-1', token);
   });
   await attempt('pacer.take: script pace (one key)', () => new Pacer(redis, prefix, 1000).take());
-  await attempt('userLock with the pacer: script lockPace where the lock and the pacer share a slot, else SET NX then script pace', async () => {
+  await attempt('userLock with the pacer: script lockPace where the lock and the pacer share a slot, else script takeUserLock then script pace', async () => {
     const lock = new UserLock(redis, prefix, 1000);
     const token = await lock.acquire('user-2', { pacer: new Pacer(redis, prefix, 1000) });
     if (!token) throw new Error('lock not taken');

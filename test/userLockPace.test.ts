@@ -92,6 +92,36 @@ describe('the user lock and the pacer slot', () => {
     expect((await new SharedRate(redis, new RedisKeys(p)).counts()).sent1).toBe(0);
   });
 
+  it("is taken over from an earlier attempt of the same row (its worker died with it), never from another row's", async () => {
+    const p = prefix('takeover');
+    const redis = connect();
+    const lock = new UserLock(redis, p, 60_000);
+    const pacer = new Pacer(redis, p, 1000);
+    // row A's first attempt took the lock, and its worker died: the lock would stand for a minute
+    const dead = await lock.acquire('user-1', { pacer, owner: 'R1.row-a' });
+    expect(dead).toMatch(/^R1\.row-a#/);
+    // another row of the same user still waits for it, with or without the pacer, and takes no slot
+    expect(await lock.acquire('user-1', { pacer, owner: 'R1.row-b' })).toBeUndefined();
+    expect(await lock.acquire('user-1', { owner: 'R1.row-b' })).toBeUndefined();
+    expect(await lock.acquire('user-1', { owner: 'R1.row' })).toBeUndefined(); // a prefix of the owner is not the owner
+    expect(await lock.acquire('user-1')).toBeUndefined();
+    expect(await redis.get(lockKey(p, 'user-1'))).toBe(dead);
+    // row A's next attempt takes it over at once, from the pacer's call and from the lone one
+    const again = await lock.acquire('user-1', { pacer, owner: 'R1.row-a' });
+    expect(again).toMatch(/^R1\.row-a#/);
+    expect(again).not.toBe(dead);
+    expect(await redis.get(lockKey(p, 'user-1'))).toBe(again);
+    expect(await redis.pttl(lockKey(p, 'user-1'))).toBeGreaterThan(59_000);
+    const third = await lock.acquire('user-1', { owner: 'R1.row-a' });
+    expect(await redis.get(lockKey(p, 'user-1'))).toBe(third);
+    // the dead attempt's token no longer releases anything; the holder's does
+    await lock.release('user-1', dead as string);
+    expect(await redis.get(lockKey(p, 'user-1'))).toBe(third);
+    await lock.release('user-1', third as string);
+    expect(await redis.exists(lockKey(p, 'user-1'))).toBe(0);
+    expect((await new SharedRate(redis, new RedisKeys(p)).counts()).sent1).toBe(2);
+  });
+
   it('gives the lock back when the schedule is full', async () => {
     const p = prefix('full');
     const redis = connect();
@@ -208,5 +238,44 @@ describe('a processed row', () => {
     expect(state.rows_succeeded).toBe(2);
     expect(state.requests_sent).toBe(2);
     expect(overlaps).toBe(0);
+  });
+
+  it('queued again by a resumed ingest, is sent only if its first job has no answer yet', async () => {
+    const p = prefix('recheck');
+    const redis = connect();
+    const ledger = new RunLedger(redis, p, 'R1');
+    const fatal = { keys: { isStopped: () => false, settled: () => Promise.resolve() } } as unknown as FatalStop;
+    const posted: string[] = [];
+    const process = createProcessor({
+      client: {
+        postReceipt: (_platform, body) => {
+          posted.push(body.app_user_id);
+          return Promise.resolve(answer(body.app_user_id));
+        },
+      },
+      keys: new KeyRing({ android: { key: 'goog_test_key_0123456789', variable: 'REVENUECAT_API_KEY' } }),
+      queue: {} as ReceiptsQueue,
+      fatal,
+      userLock: new UserLock(redis, p, 4000),
+      ledgerFor: () => ledger,
+      logger: silentLogger(),
+      maxAttempts: 3,
+      rateLimitDefaultWaitMs: 1000,
+      userBusyDelayMs: 100,
+      pacer: new Pacer(redis, p, 100_000),
+    });
+    const again = (i: number): Job<ReceiptJobData, void, string> => {
+      const j = job(i);
+      return { ...j, data: { ...j.data, recheck: true } } as Job<ReceiptJobData, void, string>;
+    };
+    // row 5's first job was answered (and removed) before the resumed ingest added it again
+    await process(job(5));
+    await process(again(5));
+    // row 6's first job never got an answer: the job added again sends it
+    await process(again(6));
+    expect(posted).toEqual(['user-5', 'user-6']);
+    const state = await ledger.state();
+    expect(state.rows_succeeded).toBe(2);
+    expect(state.requests_sent).toBe(2);
   });
 });

@@ -161,10 +161,17 @@ export function buildProgram(io: CliIo, argv: readonly string[] = []): Command {
       .option('--metrics-port <port>', "serve this process's metrics at /metrics on this port"),
   ).action(async (flags: Flags & { metricsPort?: string }) => {
     const config = configFrom(flags);
-    const { startWorkers, workExitCode } = await import('../commands/work.js');
-    const workers = await startWorkers({ config, logger: createLogger(config.logLevel, io.stderr), ...optional('metricsPort', numberFrom(flags.metricsPort)) });
-    if (workers.metricsUrl) io.stderr.write(`metrics at ${workers.metricsUrl}/metrics\n`);
+    // Before the start, not after it: a supervisor's SIGTERM while the workers are still starting (a restart loop,
+    // a deploy) is then a clean stop with exit 0, not a death by signal.
     const stop = stopOnSignals({ stream: io.stderr });
+    const { startWorkers, workExitCode } = await import('../commands/work.js');
+    const workers = await startWorkers({ config, logger: createLogger(config.logLevel, io.stderr), ...optional('metricsPort', numberFrom(flags.metricsPort)) }).catch(
+      (err: unknown) => {
+        stop.dispose();
+        throw err;
+      },
+    );
+    if (workers.metricsUrl) io.stderr.write(`metrics at ${workers.metricsUrl}/metrics\n`);
     const why = await Promise.race([stop.stopped.then(() => undefined), workers.fatal]);
     const { forced } = await workers.close();
     stop.dispose();

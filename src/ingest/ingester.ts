@@ -544,7 +544,9 @@ class Ingestion {
           break;
         case 'requeue':
           result.requeued++;
-          toQueue.push({ ...row, fp: admission.fp });
+          // Its job id makes this a no-op while the first job is queued; but that job may be answered and removed
+          // between the admit and this add, and the new job then checks the ledger before sending.
+          toQueue.push({ ...row, fp: admission.fp, recheck: true });
           break;
         case 'conflict':
           result.conflicts++;

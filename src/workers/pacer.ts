@@ -24,6 +24,8 @@ export interface HeldLock {
   key: string;
   token: string;
   ttlMs: number;
+  /** the row taking it, whose own earlier attempt's lock it may take over ('' for none: userLock.ts) */
+  owner?: string;
 }
 
 /** How each Redis call of the way is made (the processor's: tried again at maxmemory). */
@@ -70,7 +72,7 @@ export class Pacer {
         this.redis,
         'lockPace',
         [lock.key, this.key],
-        [lock.token, lock.ttlMs, interval, this.maxWaitMs, PACE_TTL_MS, paceLagMs(interval)],
+        [lock.token, lock.ttlMs, interval, this.maxWaitMs, PACE_TTL_MS, paceLagMs(interval), lock.owner ?? ''],
       );
       if (Number(reply[0]) === LOCK_TAKEN) return 'busy';
       held = Number(reply[0]) >= 0;

@@ -124,6 +124,9 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     };
     // One child logger per row only when a line is written (most rows write none at the default level).
     const log = (): Logger => deps.logger.child({ run: data.run, src: data.src, line: data.line, attempt: job.attemptsMade + 1 });
+    // Queued again by an ingest that had been stopped between admitting and queueing it: the first job may have
+    // been answered and removed before this one was added. One ledger read for such rows only, never a second send.
+    if (data.recheck === true && (await write(() => ledger.finished([data.fp])))[0] === true) return;
     // The row's key: none means this process cannot send it at all (ingest checks this when it knows the keys).
     const key = deps.keys.forPlatform(data.platform);
     if (!key) {
@@ -139,6 +142,8 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     let full = false;
     const lock = await deps.userLock.acquire(user, {
       waitMs: deps.userLockWaitMs ?? 0,
+      // a lock left by this row's own attempt in a worker that died is taken over, not waited out
+      ...(job.id !== undefined ? { owner: job.id } : {}),
       ...(pacer ? { pacer } : {}),
       write,
       onFull: () => {

@@ -55,6 +55,8 @@ export interface ReceiptWorker {
 
 /** A request's own time besides its answer: the user's lock, the ledger's writes (a few Redis round trips). */
 const REQUEST_OVERHEAD_MS = 15;
+/** "latency caps the rate" at most this often: the check runs every second. */
+const CAPPED_WARN_EVERY_MS = 60_000;
 /**
  * BullMQ's maxStalledCount: never reached. BullMQ would count a stall against the job whichever worker died and
  * fail it past the limit; here a stall costs a row something only if it was in flight at the death, and the
@@ -200,6 +202,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     worker.opts.limiter = queueLimiterFor(total);
     deps.report?.rateChanged(total);
   });
+  let cappedWarnedAt = -Infinity;
   const resize = (): void => {
     if (jobSeconds === undefined) return;
     const total = rates.total;
@@ -208,7 +211,9 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       logger.debug({ concurrency: wanted, rate: total, jobMs: Math.round(jobSeconds * 1000) }, 'concurrency resized');
       worker.concurrency = wanted;
     }
-    if (wanted === config.concurrency && total * jobSeconds > config.concurrency) {
+    // Once a minute at most: the check runs every second, and a log that says it 3,600 times an hour says nothing.
+    if (wanted === config.concurrency && total * jobSeconds > config.concurrency && Date.now() - cappedWarnedAt >= CAPPED_WARN_EVERY_MS) {
+      cappedWarnedAt = Date.now();
       logger.warn({ concurrency: config.concurrency, needed: Math.ceil(total * jobSeconds) }, 'latency caps the rate: raise --concurrency');
     }
   };

@@ -1,5 +1,8 @@
 // Never two requests in flight for one app_user_id, across every worker process: RevenueCat answers such
-// overlaps with 429/7638 or worse. A short Redis lock per user, released only by its holder.
+// overlaps with 429/7638 or worse. A short Redis lock per user, released only by its holder, or taken over by
+// the next attempt of the row that holds it: that row's worker died with it (the stalled check handed the job
+// on), and a row that waited out its own dead lock would go behind every row queued (BullMQ's delayed set
+// feeds the back of the wait list).
 //
 // Every request also needs its slot of the pacer's schedule (pacer.ts), and only once its user's lock is held.
 // Both are taken in one Redis call (lockPace-2.lua) wherever the two keys are in one slot: always on one node,
@@ -22,6 +25,11 @@ export interface AcquireOptions {
   write?: Write;
   /** Called when undefined is returned because the pacer's schedule is full (not because the user is busy). */
   onFull?: () => void;
+  /**
+   * The row asking (its job id): a lock held by an earlier attempt of the same row, one whose worker died with
+   * it, is taken over instead of waited out (redis/scripts/includes/userLock.lua).
+   */
+  owner?: string;
 }
 
 export class UserLock {
@@ -49,8 +57,8 @@ export class UserLock {
    * an export sorted by user would otherwise spend most of the rate on jobs that only bounce.
    */
   async acquire(appUserId: string, opts: AcquireOptions | number = {}): Promise<string | undefined> {
-    const { waitMs = 0, pacer, write = run, onFull } = typeof opts === 'number' ? { waitMs: opts } : opts;
-    const token = randomUUID();
+    const { waitMs = 0, pacer, write = run, onFull, owner = '' } = typeof opts === 'number' ? { waitMs: opts } : opts;
+    const token = owner === '' ? randomUUID() : `${owner}#${randomUUID()}`;
     const key = this.key(appUserId);
     const deadline = Date.now() + waitMs;
     // On a cluster a script's keys must be in one slot: without a shared hash tag, two calls.
@@ -58,13 +66,13 @@ export class UserLock {
     try {
       for (;;) {
         if (together) {
-          const taken = await pacer.takeHolding({ key, token, ttlMs: this.ttlMs }, write);
+          const taken = await pacer.takeHolding({ key, token, ttlMs: this.ttlMs, owner }, write);
           if (taken === true) return token;
           if (taken === false) {
             onFull?.();
             return undefined;
           }
-        } else if ((await write(() => this.redis.set(key, token, 'PX', this.ttlMs, 'NX'))) === 'OK') {
+        } else if (Number(await write(() => callScript(this.redis, 'takeUserLock', [key], [token, this.ttlMs, owner]))) === 1) {
           if (!pacer || (await pacer.take(write))) return token;
           // The pacer's schedule is full: the lock goes back.
           await write(() => this.release(appUserId, token));

@@ -6,15 +6,17 @@
 --
 -- KEYS: the user's lock, the pace hash.
 -- ARGV: the lock's token, the lock's expiry (ms), the slot interval (ms, may be fractional), the max wait (ms),
---   the pace hash's ttl (ms), the lateness the slot grid absorbs (ms, includes/paceSchedule.lua).
+--   the pace hash's ttl (ms), the lateness the slot grid absorbs (ms, includes/paceSchedule.lua), the lock's
+--   owner (the row's job id, '' for none: includes/userLock.lua).
 -- Returns {-2} when another request holds the lock (nothing taken); {-1, now} when the schedule is booked
 -- further ahead than the max wait (the lock is given back); else {wait ms, now, the slot (ms, a string)}, the
 -- lock held by this token.
 local key = KEYS[2]
 
 --- @include "paceSchedule"
+--- @include "userLock"
 
-if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {-2} end
+if not takeUserLock(KEYS[1], ARGV[1], ARGV[2], ARGV[7] or '') then return {-2} end
 local taken = takeSlot(tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6] or '0'))
 if taken[1] < 0 then redis.call('DEL', KEYS[1]) end
 return taken
