@@ -9,6 +9,7 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 const UNIT_TESTS = [
+  'test/activeExpiry.test.ts',
   'test/apiKeys.test.ts',
   'test/appleReceipts.test.ts',
   'test/appleServerApi.test.ts',

@@ -118,6 +118,51 @@ describe('report.html without a browser', () => {
     expect(/class="requests-line" d="([^"]+)"/.exec(html)?.[1]?.match(/H/g)).toHaveLength(40);
   });
 
+  it('shows the App Store receipts read, superseded, sandbox and unread under the cards, only for a run with App Store rows', () => {
+    const counts = (html: string): Record<string, number> =>
+      Object.fromEntries([...html.matchAll(/id="receipts-(\w+)" data-value="(\d+)"/g)].map((m) => [m[1] ?? '', Number(m[2])]));
+    const data = realisticRun();
+    const read = 4180;
+    const superseded = 1131;
+    data.summary = {
+      ...data.summary,
+      rows_superseded: superseded,
+      rows_read: data.summary.rows_read + superseded,
+      receipts: { read, unread: 7, sandbox: 23, purchases: 2902, superseded: superseded + 2, bundles: { 'com.acme.app': read - 12, [XSS_USER]: 12 } },
+    };
+    const html = renderReportHtml(data);
+    // the run's superseded outcome (superseded.csv's rows), not the survey's count, which a canary has not all met
+    expect(counts(html)).toEqual({ read, superseded, sandbox: 23, unread: 7 });
+    const section = /<section class="receipts" id="app-store-receipts"[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
+    expect(section).toContain(`${(2902).toLocaleString('en-US')} distinct purchases`);
+    expect(section).toContain(`<code>com.acme.app</code> ${(read - 12).toLocaleString('en-US')}`);
+    expect(section).not.toContain(XSS_USER);
+    expect(section).toContain('&lt;script&gt;');
+    // in the summary area: after the cards, before the charts
+    expect(html.indexOf('id="app-store-receipts"')).toBeGreaterThan(html.indexOf('id="card-mismatched"'));
+    expect(html.indexOf('id="app-store-receipts"')).toBeLessThan(html.indexOf('id="chart-outcomes"'));
+    // superseded rows are an outcome of their own in the outcome chart, so its bars add up to the rows read
+    const outcomeBars = [...html.matchAll(/<rect class="bar"[^>]*data-value="(\d+)"><title>([^<:]+):/g)].filter(
+      (m) => m.index !== undefined && m.index < html.indexOf('id="chart-latency"'),
+    );
+    expect(outcomeBars.find((m) => m[2] === 'superseded')?.[1]).toBe(String(superseded));
+    expect(outcomeBars.reduce((n, m) => n + Number(m[1]), 0)).toBe(data.summary.rows_read);
+
+    // no App Store rows: no receipts block, whether the sources were surveyed (all zero) or not
+    for (const receipts of [undefined, { read: 0, unread: 0, sandbox: 0, purchases: 0, superseded: 0, bundles: {} }]) {
+      const plain = realisticRun();
+      if (receipts) plain.summary.receipts = receipts;
+      const page = renderReportHtml(plain);
+      expect(page).not.toContain('id="app-store-receipts"');
+      expect(counts(page)).toEqual({});
+      expect(page).not.toMatch(/<title>superseded:/);
+    }
+    // only unread App Store rows are App Store rows too
+    const unreadOnly = emptyRun();
+    unreadOnly.summary = emptySummary({ rows_read: 3, receipts: { read: 0, unread: 3, sandbox: 0, purchases: 0, superseded: 0, bundles: {} } });
+    expect(counts(renderReportHtml(unreadOnly))).toEqual({ read: 0, superseded: 0, sandbox: 0, unread: 3 });
+  });
+
   it('shows a stopped run with its fatal message', () => {
     const data = emptyRun();
     data.summary = emptySummary({

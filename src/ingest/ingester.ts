@@ -6,7 +6,8 @@ import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Admission, RunLedger } from '../ledger/runLedger.js';
 import type { PurchaseClaim } from '../ledger/admission.js';
-import { applePurchaseIds, type PurchaseIdentity } from '../appstore/purchaseIds.js';
+import { purchaseIdsOf, type PurchaseIdentity } from '../appstore/purchaseIds.js';
+import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -20,10 +21,10 @@ import { asRead, checkRow } from './rowCheck.js';
 import { expandSource, isS3Url, type SourceDeps, type SourceEntry } from './sources.js';
 import { decodeSourceRecord, encodeSourceRecord, identityChange, type SourceIdentity } from './sourceRecord.js';
 import type { InputEncoding } from './textEncoding.js';
-import { rowPriority } from './tokenExpiry.js';
+import { expiryPriority, rowPriority, type TokenExpiry } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
 import type { ReceiptCounts } from './receiptSurvey.js';
-import { readAppleToken } from '../appstore/readToken.js';
+import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
 import { appleRowProblem, type AppleRowRules, isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
@@ -196,8 +197,10 @@ class Ingestion {
   private inflight: Promise<void> = Promise.resolve();
   // The first line of the current source a selector left for later: its progress mark stays before it.
   private firstLeft: number | undefined;
-  // Once a source has an expiry column, every row queued after it gets a BullMQ priority (tokenExpiry.ts): Google
-  // rows racing their cut-off first, the rest in file order after them. Until then nothing is prioritized.
+  // Once a source has an expiry column, or from the start when the survey met an App Store row with an active
+  // subscription, every row queued gets a BullMQ priority (tokenExpiry.ts): Google rows racing their cut-off and
+  // App Store rows by their subscription's expiry first, the rest in file order after them. Until then nothing is
+  // prioritized.
   private prioritize = false;
   /** The first pass's decisions over the run's App Store rows (surveyPass.ts), when its sources may hold any. */
   private survey: SurveyDecisions | undefined;
@@ -267,6 +270,11 @@ class Ingestion {
       // receipts of several apps in one export are most often a mistake (another app's rows): said once, before sending
       if (bundles.length > 1 && (opts.appleRules?.bundleIds ?? []).length === 0)
         this.logger.warn({ bundles: counts.bundles }, `App Store receipts of ${bundles.length} apps: ${bundles.join(', ')}`);
+      // Known before the first row is queued, so no row goes ahead of the order at priority 0 (tokenExpiry.ts).
+      if (this.survey.activeRows > 0) {
+        this.prioritize = true;
+        this.logger.info({ rows: this.survey.activeRows }, 'App Store rows with an active subscription are sent in order of its expiry');
+      }
     }
     for await (const entry of this.entries()) {
       const end = await this.readSource(entry);
@@ -414,8 +422,10 @@ class Ingestion {
     }
     const { platform, body, input, expect, token_expiry, lookup } = checked.row;
     const apple = this.survey !== undefined && isApplePlatform(platform) && !lookup;
-    if (apple && opts.appleRules) {
-      const problem = appleRowProblem(readAppleToken(body.fetch_token), opts.appleRules);
+    // read once here for the rules, the order and the purchase index
+    const reading = apple ? readAppleToken(body.fetch_token) : undefined;
+    if (reading && opts.appleRules) {
+      const problem = appleRowProblem(reading, opts.appleRules);
       if (problem !== undefined) {
         await this.reject(source, item.line, problem, item.values);
         return undefined;
@@ -432,16 +442,22 @@ class Ingestion {
       input,
       ...(expect ? { expect } : {}),
       ...(token_expiry ? { token_expiry } : {}),
-      ...(this.prioritize ? { priority: rowPriority(token_expiry) } : {}),
+      ...(this.prioritize ? { priority: this.priorityOf(token_expiry, reading) } : {}),
       ...(lookup ? { lookup } : {}),
     };
     const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
     if (claim) this.claims.set(row, claim);
-    else if (apple) {
-      const purchases = applePurchaseIds(platform, body.fetch_token);
+    else if (reading) {
+      const purchases = purchaseIdsOf(reading);
       if (purchases.length > 0) this.purchases.set(row, purchases);
     }
     return row;
+  }
+
+  /** A row's place in a run ordered by expiry: a Google token's cut-off, an App Store token's active subscription. */
+  private priorityOf(expiry: TokenExpiry | undefined, reading: AppleReading | undefined): number {
+    const active = reading ? soonestActiveExpiry(reading, this.now()) : undefined;
+    return active !== undefined ? expiryPriority(active) : rowPriority(expiry);
   }
 
   private checkOptions(): Parameters<typeof checkRow>[2] {

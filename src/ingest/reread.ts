@@ -7,7 +7,10 @@
 // the source with), and its token fingerprint must be the one the ledger holds for the row. Anything else is an
 // error that names the source and says what to do; a source is never read from a different file or object.
 import type { ReceiptJobData } from '../types.js';
-import { rowPriority } from './tokenExpiry.js';
+import { expiryPriority, rowPriority } from './tokenExpiry.js';
+import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
+import { readAppleToken } from '../appstore/readToken.js';
+import { isApplePlatform } from './surveyPass.js';
 import { ConfigError } from '../config.js';
 import { recordKey } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnPlan } from './columns.js';
@@ -211,11 +214,13 @@ export class RunSources {
 }
 
 /**
- * The job a row read again makes, as the ingester made it (retry, the reconcile pass). Priority is the token
- * expiry's when the row has one; a row without one keeps none.
+ * The job a row read again makes, as the ingester made it (retry, the reconcile pass). Priority is the one its
+ * expiry gives (tokenExpiry.ts) when the row has one: a Google token's expiry column, an App Store token's active
+ * subscription at `now`; a row without one keeps none.
  */
-export function rereadJob(runId: string, read: Extract<RereadRow, { ok: true }>): ReceiptJobData {
+export function rereadJob(runId: string, read: Extract<RereadRow, { ok: true }>, now = Date.now()): ReceiptJobData {
   const { place, platform, body, input, expect, token_expiry, lookup } = read;
+  const active = isApplePlatform(platform) && !lookup ? soonestActiveExpiry(readAppleToken(body.fetch_token), now) : undefined;
   return {
     run: runId,
     fp: place.fp,
@@ -226,6 +231,7 @@ export function rereadJob(runId: string, read: Extract<RereadRow, { ok: true }>)
     input,
     ...(expect ? { expect } : {}),
     ...(token_expiry ? { token_expiry, priority: rowPriority(token_expiry) } : {}),
+    ...(active !== undefined ? { priority: expiryPriority(active) } : {}),
     ...(lookup ? { lookup } : {}),
   };
 }

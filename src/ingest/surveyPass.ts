@@ -4,6 +4,7 @@
 // so a second read of the sources buys the right to skip every receipt a newer one of the same user carries,
 // whatever order the rows come in. A resumed ingest makes the pass again: the survey is deterministic, so a row
 // gets the same decision on every ingest of the run.
+import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
 import { recordKey } from '../ledger/rowIdentity.js';
@@ -55,6 +56,11 @@ export class SurveyDecisions {
     private readonly aliases: ReadonlyMap<number, SurveyPlace>,
     /** source name → the ledger's number of it, for every source the pass read */
     private readonly numbers: ReadonlyMap<string, number>,
+    /**
+     * rows whose token holds a subscription active when the pass read it (appstore/activeExpiry.ts): when there
+     * are any, the ingest orders its rows by expiry from its first row (ingest/tokenExpiry.ts)
+     */
+    readonly activeRows = 0,
   ) {}
 
   /** The decision for the row at this line of this source (a source the pass did not read: send). */
@@ -97,6 +103,7 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
   const firstOf = new Map<string, SurveyPlace>();
   const aliases = new Map<number, SurveyPlace>();
   const numbers = new Map<string, number>();
+  let activeRows = 0;
   for await (const entry of entries) {
     const source = await opts.sourceNumber(entry.name);
     numbers.set(entry.name, source);
@@ -127,7 +134,8 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
       // a row the ingest rejects is neither sent nor a carrier of another's purchases
       if (appleRowProblem(reading, opts.rules) !== undefined) continue;
       survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });
+      if (soonestActiveExpiry(reading, opts.check.now()) !== undefined) activeRows++;
     }
   }
-  return new SurveyDecisions(survey.finish(), aliases, numbers);
+  return new SurveyDecisions(survey.finish(), aliases, numbers, activeRows);
 }

@@ -22,10 +22,17 @@
 // - A Google row with a known expiry still inside its window gets 1 + the hours from 2020-01-01 to its cut-off
 //   (expiry + 60 days): an absolute scale, so rows of different chunks, ingests and runs sharing the queue all
 //   compare correctly, and rows of the same hour keep file order (BullMQ orders equal priorities FIFO).
-// - Every other row of such a run (no expiry, not Google, or already past the cut-off) gets the lowest priority,
-//   2,097,151, so it keeps file order behind the rows racing their cut-off. It cannot stay at priority 0: those
-//   jobs would be taken first.
-// - A run that never sees an expiry column gives no priority at all (today's order, and no sorted-set entry per
+// - An App Store row whose receipt or signed transaction holds an active subscription (appstore/activeExpiry.ts:
+//   the soonest expiry among them, read at ingest, no column needed) gets the place a Google row of the same
+//   expiry gets (expiryPriority), so the rows of both stores interleave by expiry and the subscriptions that renew
+//   or lapse soonest reach RevenueCat first. A Google token expired less than 60 days ago still races its cut-off
+//   and goes before every active App Store subscription; an App Store receipt has no cut-off, so an expired one is
+//   not hurried.
+// - Every other row of such a run (no expiry, not Google, already past the cut-off, an App Store token unread or
+//   with nothing active) gets the lowest priority, 2,097,151, so it keeps file order behind the rows racing their
+//   expiry. It cannot stay at priority 0: those jobs would be taken first.
+// - A run that never sees an expiry column nor an active App Store subscription (the ingest's survey reads every
+//   App Store row before the first is queued) gives no priority at all (today's order, and no sorted-set entry per
 //   waiting job: a prioritized job costs a ZADD, O(log n) in the waiting jobs, instead of an LPUSH).
 // The reordering works among the rows waiting in the queue at the same time: up to the ingest's high-water mark.
 import { PRIORITY_LIMIT } from 'bullmq';
@@ -91,12 +98,21 @@ export function parseExpiry(text: string): number | undefined {
 }
 
 /**
- * The BullMQ priority of a row of a run that orders by expiry (see the notes at the top): the hours from 2020 to the
- * cut-off of a Google row still inside its window, else the lowest priority.
+ * The BullMQ priority of a row of a run that orders by expiry (see the notes at the top): the place of a Google
+ * row still inside its window, else the lowest priority.
  */
 export function rowPriority(expiry: TokenExpiry | undefined): number {
   if (expiry === undefined || expiry.past_cutoff) return LOWEST_PRIORITY;
-  const hours = Math.floor((expiry.expires_at_ms + GOOGLE_CUTOFF_MS - PRIORITY_EPOCH_MS) / HOUR_MS);
+  return expiryPriority(expiry.expires_at_ms);
+}
+
+/**
+ * The place on the priority scale of a row whose subscription expires (or expired) at `expiresAtMs`: 1 + the hours
+ * from 2020 to expiry + 60 days, a Google token's cut-off. One scale for both stores: an App Store row with an
+ * active subscription (appstore/activeExpiry.ts) is placed by its expiry exactly as a Google row is.
+ */
+export function expiryPriority(expiresAtMs: number): number {
+  const hours = Math.floor((expiresAtMs + GOOGLE_CUTOFF_MS - PRIORITY_EPOCH_MS) / HOUR_MS);
   return Math.min(Math.max(1 + hours, 1), LOWEST_PRIORITY - 1);
 }
 

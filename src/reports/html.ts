@@ -19,6 +19,8 @@ export const MAX_TIMELINE_POINTS = 300;
 const MAX_BARS = 14;
 /** Sources listed in the header; an S3 prefix can expand to thousands of objects. */
 const MAX_SOURCES_LISTED = 20;
+/** App Store bundle ids listed under the cards, most rows first; receipts of many apps are a mistake to fix, not to list. */
+const MAX_BUNDLES_LISTED = 5;
 
 // ---------------------------------------------------------------------------------------------------------
 // Text
@@ -234,6 +236,7 @@ const COLORS = {
   already: '#1565c0',
   pending: '#b0bec5',
   held: '#6a1b9a',
+  superseded: '#00838f',
   requests: '#1565c0',
   rateLimited: '#d81b60',
   rate: '#263238',
@@ -318,6 +321,34 @@ ${card('mismatched', 'Not as expected', s.rows_mismatched + (s.verify?.mismatche
 </section>`;
 }
 
+/**
+ * What the ingest's survey read of the run's App Store rows (summary.receipts), under the cards: superseded rows
+ * were not sent, sandbox receipts were sent but pay nothing, unread tokens were sent as they are. Only for a run
+ * with App Store rows: a survey of sources that held none shows nothing.
+ */
+function renderReceipts(s: Summary): string {
+  const r = s.receipts;
+  if (!r || r.read + r.unread === 0) return '';
+  const item = (id: string, label: string, value: number, note: string): string =>
+    `<div><dt>${esc(label)}</dt><dd id="receipts-${id}" data-value="${value}">${fmtInt(value)}</dd><dd class="note">${esc(note)}</dd></div>`;
+  const bundles = Object.entries(r.bundles).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const apps = bundles
+    .slice(0, MAX_BUNDLES_LISTED)
+    .map(([id, n]) => `<code>${esc(id)}</code> ${fmtInt(n)}`)
+    .join(', ');
+  const more = bundles.length > MAX_BUNDLES_LISTED ? `, … and ${fmtInt(bundles.length - MAX_BUNDLES_LISTED)} more` : '';
+  return `<section class="receipts" id="app-store-receipts" aria-label="App Store receipts">
+<h2>App Store receipts</h2>
+<dl>
+${item('read', 'read', r.read, `${fmtInt(r.purchases)} distinct purchases`)}
+${item('superseded', 'superseded', s.rows_superseded, 'not sent: a newer receipt of the user carries them (superseded.csv)')}
+${item('sandbox', 'sandbox', r.sandbox, 'Apple’s sandbox or Xcode: testers, not customers')}
+${item('unread', 'unread', r.unread, 'not readable here: sent as they are')}
+${bundles.length > 0 ? `<div class="apps"><dt>apps (${fmtInt(bundles.length)})</dt><dd id="receipts-apps">${apps}${more}</dd></div>` : ''}
+</dl>
+</section>`;
+}
+
 function panel(id: string, heading: string, body: string, extraClass = ''): string {
   return `<section class="panel${extraClass ? ` ${extraClass}` : ''}" id="${id}"><h2>${esc(heading)}</h2>${body}</section>`;
 }
@@ -331,8 +362,9 @@ function renderOutcomeChart(s: Summary): string {
     { label: 'duplicates', value: s.rows_duplicate, color: COLORS.duplicates },
     { label: 'already migrated', value: s.already_migrated, color: COLORS.already },
   ];
-  // Held rows (a token another user has) only show when there are some.
+  // Held rows (a token another user has) only show when there are some, and so do superseded App Store rows.
   if (s.rows_held > 0) bars.push({ label: 'held (conflict)', value: s.rows_held, color: COLORS.held });
+  if (s.rows_superseded > 0) bars.push({ label: 'superseded', value: s.rows_superseded, color: COLORS.superseded, hint: 'superseded: a newer receipt of the same user carries every purchase (not sent)' });
   // Pending only exists in a partial report; a complete run would just show an empty row.
   if (s.rows_pending > 0) bars.push({ label: 'pending', value: s.rows_pending, color: COLORS.pending });
   for (const b of bars) b.note = fmtPct(b.value, s.rows_read);
@@ -686,6 +718,11 @@ dt{color:var(--muted);font-size:12px}dd{margin:0}
 .card-label{color:var(--muted);font-size:11.5px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .card-value{font-size:22px;line-height:30px;font-weight:650;font-variant-numeric:tabular-nums;white-space:nowrap}.card-value.long{font-size:18px}.card-value.xlong{font-size:15px}
 .card-sub{color:var(--muted);font-size:11px;min-height:1.3em}
+.receipts{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:10px 12px;margin:0 0 16px}
+.receipts h2{font-size:13px;margin:0 0 6px}
+.receipts dl{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:6px 24px;margin:0}.receipts dl div{min-width:0}
+.receipts dd{font-variant-numeric:tabular-nums}.receipts dd[data-value]{font-size:17px;font-weight:650}
+.receipts dd.note{color:var(--muted);font-size:11px}.receipts .apps{grid-column:1/-1}.receipts .apps code{overflow-wrap:anywhere}
 .grid{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:16px}
 .panel{background:var(--panel);border:1px solid var(--line);border-radius:8px;padding:14px 16px;min-width:0;break-inside:avoid}
 .panel.full{grid-column:1/-1}
@@ -715,7 +752,7 @@ td.token code{color:var(--muted)}
 .failures td:nth-child(1){width:22%}.failures td:nth-child(2){width:18%}.failures td:nth-child(3){width:16%}
 .none{color:var(--muted);margin:0}
 footer{color:var(--muted);font-size:12px;margin-top:20px}
-@media (max-width:800px){.grid{grid-template-columns:1fr}.meta{grid-template-columns:repeat(2,minmax(0,1fr))}}
+@media (max-width:800px){.grid{grid-template-columns:1fr}.meta,.receipts dl{grid-template-columns:repeat(2,minmax(0,1fr))}}
 @media print{body{background:#fff;font-size:12px}main{max-width:none;padding:0}.panel,.card{border-color:#ccc}.grid{gap:10px}h1 code{background:none;padding:0}}
 `;
 
@@ -735,6 +772,7 @@ export function renderReportHtml(data: ReportData): string {
 <main>
 ${renderHeader(data)}
 ${renderCards(s)}
+${renderReceipts(s)}
 <div class="grid">
 ${renderOutcomeChart(s)}
 ${renderLatencyChart(data.latency)}

@@ -37,7 +37,7 @@ export function sourceRowsAt(opts: SourceRowsOptions): RowsAt {
             answers.set(place, { ok: false, reason: read.reason });
             continue;
           }
-          answers.set(place, { ok: true, row: rereadJob(opts.runId, read) });
+          answers.set(place, { ok: true, row: rereadJob(opts.runId, read, opts.now?.()) });
         }
       } catch (err) {
         const reason = (err as Error).message;
