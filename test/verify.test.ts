@@ -2,20 +2,23 @@
 // the pipeline into the sandbox, the sandbox's state changed behind its back, and verifyRun reading it back
 // over v2 (no side effects) and v1 (get-or-create: it creates what it reads).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { runMigration } from '../src/commands/run.js';
+import { verifyMigration } from '../src/commands/verify.js';
 import { RunLedger } from '../src/ledger/runLedger.js';
 import { silentLogger } from '../src/logger.js';
 import { CustomerReader, TokenBucket, type CustomerReaderOptions } from '../src/revenuecat/customerReader.js';
 import type { CustomerState } from '../src/revenuecat/customerState.js';
-import { compareState, type ImportedRow } from '../src/state/compareState.js';
+import { compareReceiptExpiries, compareState, type ImportedRow } from '../src/state/compareState.js';
 import type { StateMismatch } from '../src/state/mismatch.js';
 import { rowExpectations, verifyRun } from '../src/verify/verifyRun.js';
 import { ROUTE_V2_CUSTOMER, ROUTE_V2_PURCHASES, ROUTE_V2_SUBSCRIPTIONS, ROUTE_SUBSCRIBER, startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import type { Outcome } from '../src/types.js';
+import { appleSigner } from './support/appleReceipts.js';
 import { pipelineFixture } from './support/fixture.js';
-import { SANDBOX_KEY, testConfig, writeCsv } from './support/harness.js';
+import { readCsvFile, SANDBOX_KEY, testConfig, token, writeCsv } from './support/harness.js';
 import { redisUrl } from './support/redis.js';
 
 const SECRET = 'sk_sandbox_secret';
@@ -142,6 +145,51 @@ describe('compareState', () => {
     // Same entitlement as the import answer: existence is checked once, the expected expiry too.
     expect(kinds(compareState(row(), state({ active_entitlements: [] }), opts({ entitlement: 'premium' })))).toEqual(['entitlement_missing']);
     expect(kinds(compareState(row(), state(), opts({ entitlement: 'premium', expiresAt: iso(NOW + 90 * DAY) })))).toEqual(['expiry_differs']);
+  });
+
+  it('compareReceiptExpiries: earlier than the receipt beyond the tolerance is a mismatch; later (a renewal) is not', () => {
+    const ref = { src: 'a.csv', line: 2, app_user_id: 'u1' };
+    const receipt = [{ productId: 'pro.monthly', expiresMs: NOW + 30 * DAY }];
+    const at = (ms: number | null) => state({ products: [{ id: 'pro.monthly', active: true, expires_at: ms === null ? null : iso(ms) }] });
+    expect(compareReceiptExpiries(ref, at(NOW + 30 * DAY), receipt, DAY)).toEqual([]);
+    expect(compareReceiptExpiries(ref, at(NOW + 90 * DAY), receipt, DAY)).toEqual([]);
+    expect(compareReceiptExpiries(ref, at(null), receipt, DAY)).toEqual([]);
+    expect(compareReceiptExpiries(ref, at(NOW + 30 * DAY - DAY / 2), receipt, DAY)).toEqual([]);
+    expect(compareReceiptExpiries(ref, at(NOW + 20 * DAY), receipt, DAY)).toEqual([
+      {
+        ...ref,
+        product_id: 'pro.monthly',
+        kind: 'receipt_expiry_differs',
+        expected: `pro.monthly expires ${iso(NOW + 30 * DAY)} (receipt)`,
+        actual: `pro.monthly expires ${iso(NOW + 20 * DAY)}`,
+      },
+    ]);
+    // the latest of the customer's entries for the product counts
+    const two = state({
+      products: [
+        { id: 'pro.monthly', active: false, expires_at: iso(NOW - DAY) },
+        { id: 'pro.monthly', active: true, expires_at: iso(NOW + 30 * DAY) },
+      ],
+    });
+    expect(compareReceiptExpiries(ref, two, receipt, DAY)).toEqual([]);
+  });
+
+  it('compareReceiptExpiries: a receipt subscription the customer lacks is product_missing, unless the row names it (compareState says so)', () => {
+    const receipt = [
+      { productId: 'pro.monthly', expiresMs: NOW + 30 * DAY },
+      { productId: 'pro.yearly', expiresMs: NOW + 300 * DAY },
+    ];
+    const found = compareReceiptExpiries({ src: 'a.csv', line: 2, app_user_id: 'u1' }, state(), receipt, DAY);
+    expect(found).toEqual([
+      expect.objectContaining({
+        product_id: 'pro.yearly',
+        kind: 'product_missing',
+        expected: `product pro.yearly (receipt: expires ${iso(NOW + 300 * DAY)})`,
+        actual: "not among the customer's products (pro.monthly)",
+      }),
+    ]);
+    expect(compareReceiptExpiries({ src: 'a.csv', line: 2, app_user_id: 'u1', product_id: 'pro.yearly' }, state(), receipt, DAY)).toEqual([]);
+    expect(compareReceiptExpiries({ src: 'a.csv', line: 2, app_user_id: 'u1' }, { exists: false, active_entitlements: [], products: [] }, receipt, DAY)).toEqual([]);
   });
 
   it('rowExpectations reads an outcome`s expect field defensively', () => {
@@ -360,6 +408,114 @@ describe('verifyRun against the sandbox (real HTTP, real Redis, a ledger from th
     } finally {
       fx.sandbox.configure({ fault5xxRate: 0, resetRate: 0 });
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// App Store rows: each subscription held against the receipt, with no expected_* column (issue 15)
+// ---------------------------------------------------------------------------------------------------------
+
+describe('verify of App Store rows against their receipts (the verify command, the sandbox over HTTP)', () => {
+  const fx = pipelineFixture('verify-apple', { apiKeys: [SANDBOX_KEY, SECRET] });
+  const BUNDLE = 'com.example.verify';
+  // receipts hold whole seconds
+  const BASE = Math.floor(Date.now() / 1000) * 1000;
+  const at = (days: number): number => BASE + days * DAY;
+  let source = '';
+  let config: ReturnType<typeof testConfig>;
+  const verifyConfig = () => ({ ...config, secretKey: SECRET, projectId: 'proj_sandbox' });
+
+  beforeAll(async () => {
+    const signer = await appleSigner();
+    let txn = 500_000;
+    /** A receipt of one subscription (one renewal a month up to `lastDays`, its latest expiry), and any extra purchases. */
+    const receipt = (productId: string, lastDays: number, extra: { productId: string; expiresMs?: number; cancellationMs?: number }[] = []): Promise<string> => {
+      const original = String(++txn);
+      const purchases = [0, 1].map((i) => ({
+        productId,
+        transactionId: i === 0 ? original : String(++txn),
+        originalTransactionId: original,
+        purchaseMs: at(lastDays - (2 - i) * 30),
+        expiresMs: at(lastDays - (1 - i) * 30),
+      }));
+      const more = extra.map((e) => ({ ...e, transactionId: String(++txn), originalTransactionId: String(txn), purchaseMs: at(-60) }));
+      return signer.receipt({ environment: 'Production', bundleId: BUNDLE, creationMs: at(-1), purchases: [...purchases, ...more] });
+    };
+    const rows: string[][] = [
+      // matches; a consumable has no expiry, and a refunded purchase (RevenueCat grants nothing for it) promises none
+      ['ios', 'a_match', await receipt('pro_monthly', 20, [{ productId: 'coins' }, { productId: 'pro_weekly', expiresMs: at(40), cancellationMs: at(-50) }])],
+      ['ios', 'a_short', await receipt('pro_monthly', 20)], // moved 15 days earlier → receipt_expiry_differs
+      ['ios', 'a_lapsed', await receipt('pro_monthly', -10)], // expired before the import, moved 30 days earlier: only the receipt can tell
+      ['ios', 'a_renewed', await receipt('pro_monthly', 20)], // renewed for 30 days more: later is fine
+      ['ios', 'a_slight', await receipt('pro_monthly', 20)], // an hour earlier: within the tolerance (a day)
+      ['ios', 'a_gone', await receipt('pro_yearly', 200)], // removed from the customer → product_missing (receipt)
+      [
+        'ios',
+        'a_sk2',
+        await signer.signedTransaction({
+          environment: 'Production',
+          bundleId: BUNDLE,
+          signedMs: at(-1),
+          transactionId: String(++txn),
+          originalTransactionId: String(txn),
+          productId: 'pro_monthly',
+          purchaseMs: at(-10),
+          expiresMs: at(20),
+          type: 'Auto-Renewable Subscription',
+        }),
+      ], // a StoreKit 2 signed transaction, moved 10 days earlier → receipt_expiry_differs
+      ['android', 'g_ok', token(900), 'p.monthly'], // not an App Store row: no receipt to compare
+    ];
+    source = await writeCsv(
+      fx.dir,
+      'apple.csv',
+      ['platform', 'app_user_id', 'fetch_token', 'product_id'],
+      rows.map((r) => (r.length === 3 ? [...r, ''] : r)),
+    );
+    config = testConfig(fx.prefix, fx.sandbox.url);
+    const result = await runMigration({ config, logger: silentLogger(), sources: [source], runId: 'verify-apple', outDir: join(fx.dir, 'report') });
+    expect(result.summary.rows_succeeded).toBe(rows.length);
+
+    const sb = fx.sandbox;
+    // what the sandbox granted from each receipt is the receipt's latest expiry
+    expect(Date.parse(sb.peekSubscriber('a_match')?.subscriptions.pro_monthly?.expires_date ?? '')).toBe(at(20));
+    expect(sb.updatePurchase('a_short', 'pro_monthly', { expiresDateMs: at(5) })).toBe('ok');
+    expect(sb.updatePurchase('a_lapsed', 'pro_monthly', { expiresDateMs: at(-40) })).toBe('ok');
+    expect(sb.updatePurchase('a_renewed', 'pro_monthly', { expiresDateMs: at(50) })).toBe('ok');
+    expect(sb.updatePurchase('a_slight', 'pro_monthly', { expiresDateMs: at(20) - 3_600_000 })).toBe('ok');
+    expect(sb.removePurchase('a_gone', 'pro_yearly')).toBe(true);
+    expect(sb.updatePurchase('a_sk2', 'pro_monthly', { expiresDateMs: at(10) })).toBe('ok');
+  });
+
+  it('reports an App Store subscription that ends earlier than its receipt says, with both dates, and nothing for those that match', async () => {
+    const verified = await verifyMigration({ config: verifyConfig(), logger: silentLogger(), runId: 'verify-apple', outDir: join(fx.dir, 'report') });
+    expect(verified.summary.verify).toMatchObject({ api: 'v2', checked: 8, users: 8, receipts: { read: 7, unread: 0, unavailable: 0 } });
+    const fromVerify = (await readCsvFile(verified.files.mismatches)).filter((m) => m.stage === 'verify');
+    const byUser = (user: string) => fromVerify.filter((m) => m.app_user_id === user).map((m) => `${m.product_id}:${m.kind}`);
+    for (const user of ['a_match', 'a_renewed', 'a_slight', 'g_ok']) expect(byUser(user)).toEqual([]);
+    // a_short's entitlement also ends earlier than the import answer said; a_lapsed's had lapsed, so the receipt alone tells
+    expect(byUser('a_short')).toContain('pro_monthly:receipt_expiry_differs');
+    expect(byUser('a_lapsed')).toEqual(['pro_monthly:receipt_expiry_differs']);
+    expect(byUser('a_sk2')).toContain('pro_monthly:receipt_expiry_differs');
+    // the entitlement it granted is gone too (the import answer's check); the receipt names the product
+    expect(byUser('a_gone')).toContain('pro_yearly:product_missing');
+    const short = fromVerify.find((m) => m.app_user_id === 'a_short' && m.kind === 'receipt_expiry_differs');
+    expect(short).toMatchObject({ line: '3', expected: `pro_monthly expires ${iso(at(20))} (receipt)`, actual: `pro_monthly expires ${iso(at(5))}` });
+    const lapsed = fromVerify.find((m) => m.app_user_id === 'a_lapsed');
+    expect(lapsed).toMatchObject({ expected: `pro_monthly expires ${iso(at(-10))} (receipt)`, actual: `pro_monthly expires ${iso(at(-40))}` });
+    expect(verified.result.matched).toBe(4);
+    expect(verified.summary.verify?.mismatched).toBe(4);
+    expect(verified.exitCode).toBe(1);
+  });
+
+  it('a source changed since the run read it leaves the receipts uncompared, says so, and keeps every other check', async () => {
+    await utimes(source, new Date(), new Date(Date.now() + 60_000));
+    const verified = await verifyMigration({ config: verifyConfig(), logger: silentLogger(), runId: 'verify-apple', outDir: join(fx.dir, 'report-changed') });
+    expect(verified.summary.verify?.receipts).toMatchObject({ read: 0, unavailable: 7, unavailable_reason: expect.stringContaining('changed since the run read it') });
+    const kinds = (await readCsvFile(verified.files.mismatches)).filter((m) => m.stage === 'verify').map((m) => `${m.app_user_id}:${m.kind}`);
+    expect(kinds.filter((k) => k.endsWith(':receipt_expiry_differs'))).toEqual([]);
+    // a_short's entitlement check (import answer) does not need the receipt
+    expect(kinds).toContain('a_short:expiry_differs');
   });
 });
 

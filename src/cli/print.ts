@@ -90,7 +90,11 @@ export function ingestText(runId: string, r: IngestResult): string {
 }
 
 export function verifyText(runId: string, r: VerifyResult): string {
-  return `verify ${runId}: ${r.checked} rows of ${r.users} users checked, ${r.matched} as expected, ${r.checked - r.matched} not (mismatches.csv)${r.aborted ? `; STOPPED: ${r.aborted.message}` : ''}\n`;
+  const receipts = r.receipts;
+  const receiptText = receipts
+    ? `; App Store receipts compared: ${receipts.read}${receipts.unavailable > 0 ? `, ${receipts.unavailable} not read again (${receipts.unavailableReason ?? 'unknown'})` : ''}`
+    : '';
+  return `verify ${runId}: ${r.checked} rows of ${r.users} users checked, ${r.matched} as expected, ${r.checked - r.matched} not (mismatches.csv)${receiptText}${r.aborted ? `; STOPPED: ${r.aborted.message}` : ''}\n`;
 }
 
 export function scheduleListText(all: ScheduleInfo[]): string {

@@ -1,5 +1,6 @@
 // `verify`: a second pass after a run. Reads each migrated user's current state (API v2, without side effects;
-// v1 only when asked) and compares it with what the import answered and what the rows expected. The result
+// v1 only when asked) and compares it with what the import answered, what the rows expected and, for App Store
+// rows, what their receipts say (read again from the run's sources). The result
 // goes into the run's report: mismatches.csv, summary.json's `verify`, report.html.
 import { ConfigError, type Config } from '../config.js';
 import { exitCodeFor } from '../exitCodes.js';
@@ -8,6 +9,7 @@ import { checkOptions, runRefRule } from '../options.js';
 import { CustomerReader } from '../revenuecat/customerReader.js';
 import { openContext } from '../session/context.js';
 import { withResources } from '../session/resources.js';
+import { openRunSources } from '../session/runSources.js';
 import { writeRunReport, type RunReport } from '../session/runReport.js';
 import { verifyRun, type VerifyResult } from '../verify/verifyRun.js';
 
@@ -57,6 +59,7 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<RunRe
       (r) => r.close(),
     );
     const ledger = await ctx.existingLedger(runId);
+    const sources = resources.add('run sources', await openRunSources(ctx, runId), (s) => s.close());
     const log = opts.logger.child({ run: runId });
     log.info({ api }, 'verify started');
     const result = await verifyRun({
@@ -64,8 +67,16 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<RunRe
       reader,
       concurrency: config.verifyConcurrency,
       toleranceMs: config.expiryToleranceMs,
+      sources: sources.sources,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     });
+    const receipts = result.receipts;
+    if (receipts && receipts.unavailable > 0) {
+      log.warn(
+        { rows: receipts.unavailable },
+        `verify: ${receipts.unavailable} App Store row(s) not compared with their receipts (their other checks were done): ${receipts.unavailableReason ?? 'not read again'}`,
+      );
+    }
     await ledger.saveVerify(
       {
         at: new Date().toISOString(),
@@ -75,6 +86,16 @@ export async function verifyMigration(opts: VerifyCommandOptions): Promise<RunRe
         matched: result.matched,
         mismatched: result.checked - result.matched,
         ...(result.aborted ? { aborted: result.aborted.message } : {}),
+        ...(receipts
+          ? {
+              receipts: {
+                read: receipts.read,
+                unread: receipts.unread,
+                unavailable: receipts.unavailable,
+                ...(receipts.unavailableReason !== undefined ? { unavailable_reason: receipts.unavailableReason } : {}),
+              },
+            }
+          : {}),
       },
       result.mismatches,
     );

@@ -13,6 +13,12 @@ export interface VerifySummary {
   matched: number;
   mismatched: number;
   aborted?: string;
+  /**
+   * Succeeded App Store rows whose receipt was read again from its source and its subscriptions' expiries compared
+   * (`read`), whose token this tool cannot read (`unread`), and that could not be read again (`unavailable`, with
+   * the first reason): those keep every other check.
+   */
+  receipts?: { read: number; unread: number; unavailable: number; unavailable_reason?: string };
 }
 
 const WRITE_BATCH = 500;

@@ -1,5 +1,7 @@
 // Expected-state comparison: one row against its customer's state. The same rules judge the import answer
-// (./importAnswer.ts) and, after the fact, the customer read again by `verify` (../verify/verifyRun.ts).
+// (./importAnswer.ts) and, after the fact, the customer read again by `verify` (../verify/verifyRun.ts), which
+// also holds an App Store row's subscriptions against what its receipt says (compareReceiptExpiries).
+import type { ProductExpiry } from '../appstore/productExpiries.js';
 import type { CustomerState } from '../revenuecat/customerState.js';
 import { productKeyMatches } from '../revenuecat/subscriber.js';
 import type { Environment, Expectations } from './expectations.js';
@@ -106,6 +108,43 @@ export function compareState(row: ImportedRow, state: CustomerState, expectation
         `${productId} in ${expectedEnvironment}${expectations.environment === undefined ? ' (import answer)' : ''}`,
         `${productId} in ${[...new Set(known)].join(', ')}`,
       );
+    }
+  }
+  return out;
+}
+
+/**
+ * Compares the subscriptions a row's receipt holds with the customer's, product by product. Pure, like
+ * compareState, and meant to run next to it (a missing customer is compareState's `user_missing` alone).
+ *
+ * - `receipt_expiry_differs`: the customer's subscription ends more than `toleranceMs` before the receipt's
+ *   latest expiry for that product. Later is fine: the subscription renewed after the receipt was made.
+ * - `product_missing`: the receipt holds the subscription but the customer has no such product (it was moved to
+ *   another user, refunded, or never granted), unless the row names that product: compareState reports it then.
+ *
+ * Each mismatch names the receipt's product (the row's own product_id may be another, or none).
+ */
+export function compareReceiptExpiries(row: RowRef, state: CustomerState, receipt: readonly ProductExpiry[], toleranceMs: number): StateMismatch[] {
+  if (!state.exists) return [];
+  const out: StateMismatch[] = [];
+  for (const { productId, expiresMs } of receipt) {
+    const at = { ...rowRef(row), product_id: productId };
+    const until = new Date(expiresMs).toISOString();
+    const products = state.products.filter((p) => productKeyMatches(p.id, productId));
+    if (products.length === 0) {
+      if (row.product_id !== productId) {
+        out.push({
+          ...at,
+          kind: 'product_missing',
+          expected: `product ${productId} (receipt: expires ${until})`,
+          actual: `not among the customer's products (${listIds(state.products.map((p) => p.id))})`,
+        });
+      }
+      continue;
+    }
+    const latest = latestExpiry(products);
+    if (earlierBeyond(latest, until, toleranceMs)) {
+      out.push({ ...at, kind: 'receipt_expiry_differs', expected: `${productId} expires ${until} (receipt)`, actual: `${productId} ${expiryText(latest)}` });
     }
   }
   return out;

@@ -9,6 +9,8 @@ export type MismatchKind =
   | 'expiry_differs'
   | 'transferred'
   | 'environment_differs'
+  /** verify only: an App Store subscription ends earlier at RevenueCat than the row's receipt says */
+  | 'receipt_expiry_differs'
   /** verify only: the customer could not be read, so nothing could be compared */
   | 'read_failed';
 

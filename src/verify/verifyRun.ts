@@ -1,16 +1,19 @@
 // The verify pass: reads, once per user, the current state of every user a run migrated and compares it with
 // what the POST's answer said at import time (the outcome's subscriber summary) and, when the row carried
 // them, with its expected_* columns. It finds what changed since the import: a deleted customer, a refunded
-// or revoked purchase, an entitlement that lapsed early, a purchase transferred to someone else.
+// or revoked purchase, an entitlement that lapsed early, a purchase transferred to someone else. An App Store
+// row's subscriptions are held against its receipt too (./receiptExpiries.ts), with no expected_* column needed.
 // The rules are ../state/compareState.ts; this module does the reading, and the `verify` command stores and
 // reports what it finds.
 import pLimit from 'p-limit';
 import type { RunLedger } from '../ledger/runLedger.js';
 import { isFatalReadFailure, type CustomerReader, type ReadResult } from '../revenuecat/customerReader.js';
-import { compareState, DEFAULT_TOLERANCE_MS, type ImportedRow } from '../state/compareState.js';
+import type { RunSources } from '../ingest/reread.js';
+import { compareReceiptExpiries, compareState, DEFAULT_TOLERANCE_MS, type ImportedRow } from '../state/compareState.js';
 import { parseExpectations, type Expectations } from '../state/expectations.js';
 import { rowRef, type StateMismatch } from '../state/mismatch.js';
 import type { Outcome } from '../types.js';
+import { isAppStoreRow, readReceiptExpiries, receiptOf, type ReceiptExpiries } from './receiptExpiries.js';
 
 export interface VerifyOptions {
   ledger: RunLedger;
@@ -27,6 +30,11 @@ export interface VerifyOptions {
    * A row's expectations. Default: the outcome's `expect` field (the expected_* columns) when it has one.
    */
   expectations?: (outcome: Outcome) => Expectations | undefined;
+  /**
+   * The run's sources, to read the App Store rows' receipts again and compare each subscription's expiry with the
+   * receipt's. Without them, no receipt is compared.
+   */
+  sources?: Pick<RunSources, 'read'>;
 }
 
 export interface VerifyResult {
@@ -40,6 +48,8 @@ export interface VerifyResult {
   mismatches: StateMismatch[];
   /** set when a failure that every read would repeat (401, 403, unknown project) stopped the pass early; rows of users not read are not in `checked` */
   aborted?: { reason: string; message: string; status?: number };
+  /** App Store rows' receipts read again (when `sources` were given and the run has App Store rows): how many were compared, and why not the rest */
+  receipts?: Omit<ReceiptExpiries, 'bySource'>;
 }
 
 /** Reads every succeeded row's user once and compares; see compareState. */
@@ -50,6 +60,7 @@ export async function verifyRun(opts: VerifyOptions): Promise<VerifyResult> {
 
   // Only what the comparison needs is kept per row: a few hundred bytes each.
   const byUser = new Map<string, { row: ImportedRow; expect: Expectations | undefined }[]>();
+  const places: Pick<Outcome, 'src' | 'line' | 'fp' | 'platform'>[] = [];
   for await (const outcome of opts.ledger.outcomes()) {
     if (outcome.status !== 'succeeded') continue;
     const row: ImportedRow = { ...rowRef(outcome), ...(outcome.subscriber !== undefined ? { subscriber: outcome.subscriber } : {}) };
@@ -59,7 +70,12 @@ export async function verifyRun(opts: VerifyOptions): Promise<VerifyResult> {
       byUser.set(outcome.app_user_id, rows);
     }
     rows.push({ row, expect: expectationsOf(outcome) });
+    if (opts.sources && isAppStoreRow(outcome)) places.push({ src: outcome.src, line: outcome.line, fp: outcome.fp, platform: outcome.platform });
   }
+  // Read before the first request, each source once, front to back: thousands of rows a second, where the API
+  // reads a few users a second.
+  const receipts = opts.sources ? await readReceiptExpiries(opts.sources, places) : undefined;
+  places.length = 0;
 
   const total = byUser.size;
   const limit = pLimit(opts.concurrency);
@@ -88,6 +104,8 @@ export async function verifyRun(opts: VerifyOptions): Promise<VerifyResult> {
           const now = opts.now?.() ?? Date.now();
           for (const { row, expect } of rows) {
             const found = compareState(row, result.state, { ...expect, toleranceMs: tolerance, now });
+            const receipt = receipts && receiptOf(receipts, row);
+            if (receipt) found.push(...compareReceiptExpiries(row, result.state, receipt, tolerance));
             if (found.length === 0) matched++;
             else mismatches.push(...found);
           }
@@ -99,7 +117,18 @@ export async function verifyRun(opts: VerifyOptions): Promise<VerifyResult> {
   );
 
   mismatches.sort((a, b) => (a.src < b.src ? -1 : a.src > b.src ? 1 : a.line - b.line || (a.kind < b.kind ? -1 : a.kind > b.kind ? 1 : 0)));
-  return { checked, users, matched, mismatches, ...(aborted ? { aborted } : {}) };
+  return {
+    checked,
+    users,
+    matched,
+    mismatches,
+    ...(aborted ? { aborted } : {}),
+    ...(receipts && receipts.read + receipts.unread + receipts.unavailable > 0 ? { receipts: receiptCounts(receipts) } : {}),
+  };
+}
+
+function receiptCounts(r: ReceiptExpiries): NonNullable<VerifyResult['receipts']> {
+  return { read: r.read, unread: r.unread, unavailable: r.unavailable, ...(r.unavailableReason !== undefined ? { unavailableReason: r.unavailableReason } : {}) };
 }
 
 /** The expected_* values an outcome carries (`expect`), read defensively so any shape of it is safe. */
