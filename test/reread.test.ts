@@ -103,6 +103,21 @@ describe('failed rows read again from their sources', () => {
     ]);
   });
 
+  it("reads a shared token's second user's row again too (its ledger key carries a variant byte)", async () => {
+    const src = join(fx.dir, 'shared.csv');
+    const shared = token(7, 'invalid');
+    await writeFile(src, [HEADER, `ios,u-first,${shared}`, `ios,u-second,${shared}`, ''].join('\n'));
+    const run = await runMigration({ config: config(), logger: silentLogger(), sources: [src], runId: 'shared', outDir: join(fx.dir, 'shared'), onConflict: 'send' });
+    expect(run.summary).toMatchObject({ rows_failed: 2 });
+    const failed = await readCsvFile(run.files.failed);
+    expect(failed.map((r) => [r.error_line, r.app_user_id, r.fetch_token])).toEqual([
+      ['2', 'u-first', shared],
+      ['3', 'u-second', shared],
+    ]);
+    const summary = JSON.parse(await readFile(run.files.summary, 'utf8')) as { warnings?: string[] };
+    expect(summary.warnings ?? []).toEqual([]);
+  });
+
   it('retry reads the failed rows again from a CSV, a .gz and an S3 object and sends them', async () => {
     // The store fails these three times: two attempts in the run are not enough, two more in the retry are.
     const csv = join(fx.dir, 'flaky.csv');

@@ -10,8 +10,6 @@
 import { APPLE_PLATFORMS } from '../appstore/lookup/transactionLookup.js';
 import { productExpiries, type ProductExpiry } from '../appstore/productExpiries.js';
 import type { RowPlace, RunSources } from '../ingest/reread.js';
-import { TOKEN_FINGERPRINT_BYTES } from '../ledger/rowIdentity.js';
-import { keyBytes } from '../ledger/rowRecord.js';
 import type { Outcome } from '../types.js';
 
 export type ReceiptRow = Pick<Outcome, 'src' | 'line' | 'fp' | 'platform'>;
@@ -41,12 +39,9 @@ export function isAppStoreRow(row: Pick<Outcome, 'platform'>): boolean {
   return APPLE_PLATFORMS.includes(row.platform);
 }
 
-/**
- * The place reread checks a row's token against. A second user's row of one token has a record key one variant
- * byte longer (admit-4.lua); the token's own fingerprint is the first bytes.
- */
+/** The place reread checks a row's token against (a second user's row of a token included: ingest/reread.ts). */
 function placeOf(row: ReceiptRow): RowPlace {
-  return { src: row.src, line: row.line, fp: keyBytes(row.fp).subarray(0, TOKEN_FINGERPRINT_BYTES).toString('base64url') };
+  return { src: row.src, line: row.line, fp: row.fp };
 }
 
 /** Reads the App Store rows among `rows` again, source by source, and what their tokens say each subscription ends. */
