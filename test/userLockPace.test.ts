@@ -197,23 +197,11 @@ describe('a processed row', () => {
     return { id: `R1.${data.fp}`, data, attemptsMade: 0, timestamp: Date.now(), opts: {} } as unknown as Job<ReceiptJobData, void, string>;
   }
 
-  it('costs three Redis calls: the lock with the slot, then the release sent with the answer, before either reply', async () => {
-    const p = prefix('row');
-    const redis = connect();
-    const ledger = new RunLedger(redis, p, 'R1');
+  /** A processor on this prefix's Redis with a real user lock, pacer and ledger; `post` stands for the API. */
+  function processorFor(redis: Redis, p: string, ledger: RunLedger, post: (body: ReceiptJobData['body']) => Promise<ApiResult>): ReturnType<typeof createProcessor> {
     const fatal = { keys: { isStopped: () => false, settled: () => Promise.resolve() } } as unknown as FatalStop;
-    const inFlight = new Set<string>();
-    let overlaps = 0;
-    const process = createProcessor({
-      client: {
-        postReceipt: async (_platform, body) => {
-          if (inFlight.has(body.app_user_id)) overlaps++;
-          inFlight.add(body.app_user_id);
-          await new Promise((resolve) => setTimeout(resolve, 1));
-          inFlight.delete(body.app_user_id);
-          return answer(body.app_user_id);
-        },
-      },
+    return createProcessor({
+      client: { postReceipt: (_platform, body) => post(body) },
       keys: new KeyRing({ android: { key: 'goog_test_key_0123456789', variable: 'REVENUECAT_API_KEY' } }),
       queue: {} as ReceiptsQueue,
       fatal,
@@ -224,6 +212,21 @@ describe('a processed row', () => {
       rateLimitDefaultWaitMs: 1000,
       userBusyDelayMs: 100,
       pacer: new Pacer(redis, p, 100_000),
+    });
+  }
+
+  it('costs three Redis calls: the lock with the slot, then the release sent with the answer, before either reply', async () => {
+    const p = prefix('row');
+    const redis = connect();
+    const ledger = new RunLedger(redis, p, 'R1');
+    const inFlight = new Set<string>();
+    let overlaps = 0;
+    const process = processorFor(redis, p, ledger, async (body) => {
+      if (inFlight.has(body.app_user_id)) overlaps++;
+      inFlight.add(body.app_user_id);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      inFlight.delete(body.app_user_id);
+      return answer(body.app_user_id);
     });
     // the run's first row looks up what the ledger caches (source number, run start, run number, dictionary)
     await process(job(0));
@@ -244,25 +247,10 @@ describe('a processed row', () => {
     const p = prefix('recheck');
     const redis = connect();
     const ledger = new RunLedger(redis, p, 'R1');
-    const fatal = { keys: { isStopped: () => false, settled: () => Promise.resolve() } } as unknown as FatalStop;
     const posted: string[] = [];
-    const process = createProcessor({
-      client: {
-        postReceipt: (_platform, body) => {
-          posted.push(body.app_user_id);
-          return Promise.resolve(answer(body.app_user_id));
-        },
-      },
-      keys: new KeyRing({ android: { key: 'goog_test_key_0123456789', variable: 'REVENUECAT_API_KEY' } }),
-      queue: {} as ReceiptsQueue,
-      fatal,
-      userLock: new UserLock(redis, p, 4000),
-      ledgerFor: () => ledger,
-      logger: silentLogger(),
-      maxAttempts: 3,
-      rateLimitDefaultWaitMs: 1000,
-      userBusyDelayMs: 100,
-      pacer: new Pacer(redis, p, 100_000),
+    const process = processorFor(redis, p, ledger, (body) => {
+      posted.push(body.app_user_id);
+      return Promise.resolve(answer(body.app_user_id));
     });
     const again = (i: number): Job<ReceiptJobData, void, string> => {
       const j = job(i);
