@@ -25,6 +25,7 @@ const UNIT_TESTS = [
   'test/rateDiscovery.test.ts',
   'test/readCsv.test.ts',
   'test/receiptSurvey.test.ts',
+  'test/renewals.test.ts',
   'test/reportHtmlRender.test.ts',
   'test/rowRecord.test.ts',
   'test/template.test.ts',

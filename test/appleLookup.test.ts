@@ -4,7 +4,8 @@
 // transaction-id rows imported with one lookup each and their signed transactions posted; an id known only in the
 // sandbox environment found there; an unknown id failed apple_transaction_not_found; a malformed id rejected at
 // ingest; Apple's 429 honoured without stalling the other rows; a revoked key stopping only the lookups, and
-// another key sending the rest; a JWT renewed before it lapses; `run` refusing without the key, `plan` saying what it needs.
+// another key sending the rest; a JWT renewed before it lapses; `run` refusing without the key, `plan` saying what it needs;
+// renewals of one subscription given by several transaction ids of one user ending in one POST, the others superseded.
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +20,9 @@ import { runStatus } from '../src/commands/status.js';
 import { startSandbox, type AppleTransactionRecord, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 import { pipelineFixture } from './support/fixture.js';
 import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
+import { readSignedTransaction } from '../src/appstore/signedTransaction.js';
+import { Redis } from 'ioredis';
+import { redisUrl } from './support/redis.js';
 
 const BUNDLE = 'com.example.sandbox';
 const HEADER = ['platform', 'app_user_id', 'receipt', 'transaction_id', 'product_id'];
@@ -239,6 +243,164 @@ describe('rows given by an Apple transaction id', () => {
       expect(sb.stats().appStoreServerApi.maxLookupsPerTransaction).toBe(1);
     });
   });
+
+  it('renewals of one subscription end in one POST (the newest), the others superseded; each purchase posted once', async () => {
+    const now = Date.now();
+    // A subscription's transactions: `renewals + 1` monthly ones sharing the first one's id as original transaction id.
+    const subscription = (first: number, renewals: number, productId = 'sandbox.monthly'): AppleTransactionRecord[] =>
+      Array.from({ length: renewals + 1 }, (_, r) => {
+        const purchaseDate = now - DAY - (renewals - r) * 30 * DAY;
+        return {
+          transactionId: String(2_000_000_000_000_000 + first + r),
+          originalTransactionId: String(2_000_000_000_000_000 + first),
+          productId,
+          bundleId: BUNDLE,
+          environment: 'Production' as const,
+          purchaseDate,
+          expiresDate: purchaseDate + 30 * DAY,
+          type: 'Auto-Renewable Subscription' as const,
+        };
+      });
+    const [r0, r1, r2] = subscription(3000, 2);
+    const lifetime: AppleTransactionRecord = {
+      transactionId: '2000000000003100',
+      originalTransactionId: '2000000000003100',
+      productId: 'sandbox.lifetime',
+      bundleId: BUNDLE,
+      environment: 'Production',
+      purchaseDate: now - 90 * DAY,
+      type: 'Non-Consumable',
+    };
+    const [s0, s1] = subscription(3200, 1, 'sandbox.annual');
+    const [single] = subscription(3300, 0);
+    await withSandbox({ appleTransactions: [r0!, r1!, r2!, lifetime, s0!, s1!, single!] }, async (sb) => {
+      const filler = (from: number, n: number): string[][] => Array.from({ length: n }, (_, i) => androidRow(400 + from + i));
+      // renew-a's rows are far apart and out of time order, the newest in the second file: the first ones are looked
+      // up long before it is even read, and wait for it. renew-b's newest row comes first, an unknown id last.
+      const first = await writeCsv(fx.dir, 'renewals-1.csv', HEADER, [
+        txRow('renew-a', r1!.transactionId),
+        txRow('renew-b', s1!.transactionId),
+        ...filler(0, 20),
+        txRow('renew-a', lifetime.transactionId),
+        txRow('renew-b', s0!.transactionId),
+        ...filler(20, 20),
+        txRow('renew-a', r0!.transactionId),
+        txRow('renew-single', single!.transactionId),
+        txRow('renew-b', '2999999999999998'),
+      ]);
+      const second = await writeCsv(fx.dir, 'renewals-2.csv', HEADER, [...filler(40, 20), txRow('renew-a', r2!.transactionId)]);
+      const out = join(fx.dir, 'renewals');
+      const prefix = fx.newPrefix('renewals');
+      const logged: string[] = [];
+      const logger = createLogger('debug', new Writable({ write: (chunk: Buffer, _enc, done) => (logged.push(chunk.toString()), done()) }));
+      const started = Date.now();
+      const result = await runMigration({ config: appleConfig(sb, prefix), logger, sources: [first, second], runId: 'renewals', outDir: out });
+      // renew-a's first rows waited for its last one, and were woken when it came rather than at the end of a wait
+      expect(logged.filter((l) => l.includes('waits for the other rows of its lookup group')).length).toBeGreaterThan(0);
+      expect(Date.now() - started).toBeLessThan(15_000);
+
+      // 68 rows: 60 Android ones and 8 given by a transaction id; 3 superseded, 1 failed (the unknown id), the rest posted.
+      expect(result.summary).toMatchObject({
+        status: 'complete',
+        rows_read: 68,
+        rows_queued: 65,
+        rows_succeeded: 64,
+        rows_failed: 1,
+        rows_superseded: 3,
+        rows_pending: 0,
+        rows_rejected: 0,
+      });
+      expect(result.summary.requests_sent).toBe(64);
+      expect(result.exitCode).toBe(1);
+      // Every id looked up once, the unknown one included.
+      const api = sb.stats().appStoreServerApi;
+      expect(api.found).toBe(7);
+      expect(api.maxLookupsPerTransaction).toBe(1);
+      expect(api.byErrorCode).toEqual({ '4040010': 1 });
+
+      // What RevenueCat got: one POST per purchase, each the newest transaction of it.
+      const posted = new Map<string, string[]>();
+      for (const p of sb.receiptPostCounts().filter((c) => c.app_user_id.startsWith('renew-'))) {
+        expect(p.posts).toBe(1);
+        const ids = posted.get(p.app_user_id) ?? [];
+        ids.push(readSignedTransaction(p.fetch_token).transactionId ?? '?');
+        posted.set(p.app_user_id, ids);
+      }
+      expect(Object.fromEntries([...posted].map(([user, ids]) => [user, ids.sort()]))).toEqual({
+        'renew-a': [r2!.transactionId, lifetime.transactionId].sort(),
+        'renew-b': [s1!.transactionId],
+        'renew-single': [single!.transactionId],
+      });
+
+      // superseded.csv names, for each, the row that was posted instead.
+      const superseded = await readCsvFile(join(out, 'superseded.csv'));
+      expect(superseded).toEqual([
+        { source: first, line: '2', app_user_id: 'renew-a', superseded_by_source: second, superseded_by_line: '22' },
+        { source: first, line: '25', app_user_id: 'renew-b', superseded_by_source: first, superseded_by_line: '3' },
+        { source: first, line: '46', app_user_id: 'renew-a', superseded_by_source: second, superseded_by_line: '22' },
+      ]);
+      const failed = await readCsvFile(join(out, 'failed.csv'));
+      expect(failed).toEqual([expect.objectContaining({ app_user_id: 'renew-b', transaction_id: '2999999999999998', error_reason: 'apple_transaction_not_found' })]);
+      // Every group was deleted once its rows had decided, and no row is left waiting.
+      const redis = new Redis(redisUrl());
+      try {
+        const [, left] = await redis.scan('0', 'MATCH', `${prefix}:lookup:*`, 'COUNT', 10_000);
+        expect(left).toEqual([]);
+      } finally {
+        redis.disconnect();
+      }
+
+      // The same command again: nothing is looked up or posted again, the counts stand.
+      const postsBefore = sb.stats().requests;
+      const again = await runMigration({
+        config: appleConfig(sb, prefix),
+        logger: silentLogger(),
+        sources: [first, second],
+        runId: 'renewals',
+        outDir: join(fx.dir, 'renewals-again'),
+      });
+      expect(again.summary).toMatchObject({ rows_succeeded: 64, rows_failed: 1, rows_superseded: 3, rows_pending: 0 });
+      expect(sb.stats().appStoreServerApi.found).toBe(7);
+      expect(sb.stats().requests).toBe(postsBefore);
+    });
+  });
+
+  it("a user's rows far apart do not hold the ingest at its high-water mark: rows waiting for their group are not counted", async () => {
+    const now = Date.now();
+    const users = 6;
+    // each user's two renewals: the older ones all first, the newer ones after 30 other rows
+    const renewal = (u: number, r: number): AppleTransactionRecord => ({
+      transactionId: String(2_000_000_000_004_000 + u * 10 + r),
+      originalTransactionId: String(2_000_000_000_004_000 + u * 10),
+      productId: 'sandbox.monthly',
+      bundleId: BUNDLE,
+      environment: 'Production',
+      purchaseDate: now - DAY - (1 - r) * 30 * DAY,
+      expiresDate: now + 29 * DAY - (1 - r) * 30 * DAY,
+      type: 'Auto-Renewable Subscription',
+    });
+    const known = Array.from({ length: users }, (_, u) => [renewal(u, 0), renewal(u, 1)]).flat();
+    await withSandbox({ appleTransactions: known }, async (sb) => {
+      const rows = [
+        ...Array.from({ length: users }, (_, u) => txRow(`far-${u}`, renewal(u, 0).transactionId)),
+        ...Array.from({ length: 30 }, (_, i) => androidRow(600 + i)),
+        ...Array.from({ length: users }, (_, u) => txRow(`far-${u}`, renewal(u, 1).transactionId)),
+      ];
+      const source = await writeCsv(fx.dir, 'far.csv', HEADER, rows);
+      // a mark below the rows that wait: counted, they would stop the reading for good
+      const result = await runMigration({
+        config: appleConfig(sb, fx.newPrefix('far'), { highWaterMark: 4, ingestChunkSize: 2 }),
+        logger: silentLogger(),
+        sources: [source],
+        runId: 'far',
+        outDir: join(fx.dir, 'far'),
+      });
+      expect(result.summary).toMatchObject({ status: 'complete', rows_read: 42, rows_succeeded: 36, rows_superseded: 6, rows_failed: 0 });
+      expect(result.exitCode).toBe(0);
+      const posted = sb.receiptPostCounts().filter((p) => p.app_user_id.startsWith('far-'));
+      expect(posted.map((p) => readSignedTransaction(p.fetch_token).transactionId).sort()).toEqual(Array.from({ length: users }, (_, u) => renewal(u, 1).transactionId).sort());
+    });
+  }, 60_000);
 
   it('run refuses at the start without the key, naming the variables; plan counts the rows and says what they need', async () => {
     await withSandbox({}, async (sb) => {

@@ -123,6 +123,19 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     await ledger.timeline();
     await ledger.latencyBuckets();
   });
+  await attempt('lookup groups: script lookupGroup (one key), the waiting set; script supersedeQueued (one shard)', async () => {
+    const groups = ledger.lookupGroups;
+    await groups.open('u1', 2);
+    await groups.offer('a.csv#2', { fp: fps[0] ?? '', app_user_id: 'u1', jws: 'a.b.c' });
+    await groups.absent('u1', 2, 'a.csv#3');
+    await groups.storedResult('u1', 'a.csv#2');
+    await groups.complete('u1');
+    await groups.wait('inv.fp-2');
+    await groups.waiting();
+    await groups.leave('inv.fp-2');
+    await groups.decided('u1', 'a.csv#2');
+    await ledger.supersedeAdmitted(fps[2] ?? '', { src: 'a.csv', line: 4, app_user_id: 'u1', by: { src: 'a.csv', line: 3 } });
+  });
   await attempt('ledger of a later run: script admit against the cross-run index', () => new RunLedger(redis, prefix, 'inv2').admit(rows));
   await attempt('plan ledger: admit, then DEL its keys shard by shard; sweep of stale plans', async () => {
     const plan = new PlanLedger(redis, prefix, `plan-${randomBytes(3).toString('hex')}`);

@@ -5,7 +5,22 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { FLIGHT, INGEST_STATE, META, PACE, RATE, RedisKeys, SHARD_TAGS, TABLE, TIMELINE, jobIdOf, locationOf, parseTimelineField, timelineField } from '../src/redis/keys.js';
+import {
+  FLIGHT,
+  INGEST_STATE,
+  LOOKUP_GROUP,
+  META,
+  PACE,
+  RATE,
+  RedisKeys,
+  SHARD_TAGS,
+  TABLE,
+  TIMELINE,
+  jobIdOf,
+  locationOf,
+  parseTimelineField,
+  timelineField,
+} from '../src/redis/keys.js';
 import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
 import { FORMAT, INDEX_HASHES_BYTES, LISTPACK_VALUE_MAX, RECORD } from '../src/ledger/rowRecord.js';
 import { ADMIT_ANSWER } from '../src/ledger/scriptCalls.js';
@@ -26,6 +41,7 @@ const NAMED: Record<string, unknown> = {
   INGEST_STATE,
   TIMELINE,
   TABLE,
+  LOOKUP_GROUP,
   RECORD,
   LISTPACK_VALUE_MAX,
   INDEX_HASHES_BYTES,

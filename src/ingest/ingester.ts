@@ -11,6 +11,8 @@ import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
+import { promoteJobs } from '../queue/promoteJobs.js';
+import { jobIdOf, locationOf } from '../redis/keys.js';
 import type { ReceiptJobData } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn } from './expectations.js';
@@ -58,6 +60,11 @@ export interface IngestOptions {
   appleRules?: AppleRowRules;
   /** false: admit (and count) rows without queueing them, and without waiting for the queue (a plan); default true */
   enqueue?: boolean;
+  /**
+   * Rows given by a transaction id form lookup groups per user (ledger/lookupGroups.ts): default true when
+   * queueing. False for a canary: the rows it leaves for later would never come, and the rows it takes would wait for them.
+   */
+  lookupGroups?: boolean;
 }
 
 /**
@@ -210,6 +217,12 @@ class Ingestion {
   private readonly purchases = new WeakMap<ReceiptJobData, PurchaseIdentity[]>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
+  /**
+   * Rows given by a transaction id form lookup groups per user (ledger/lookupGroups.ts) only when every row read
+   * is queued or accounted for: not for a plan (nothing queued) nor a canary (IngestOptions.lookupGroups); those
+   * rows are posted each on its own.
+   */
+  private readonly lookupGroups: boolean;
 
   constructor(
     private readonly deps: IngestDeps,
@@ -220,6 +233,7 @@ class Ingestion {
     this.enqueue = opts.enqueue ?? true;
     this.chunkBytes = opts.chunkBytes ?? CHUNK_BYTES;
     this.now = opts.now ?? Date.now;
+    this.lookupGroups = this.enqueue && (opts.lookupGroups ?? true);
     // The reader and the chunk in flight share one MemoryPressure, so a full Redis warns once, not once per caller.
     this.memory = new MemoryPressure({
       logger: this.logger,
@@ -231,6 +245,7 @@ class Ingestion {
       highWaterMark: opts.highWaterMark,
       ...(opts.signal ? { signal: opts.signal } : {}),
       onPause: (waiting: number) => this.logger.info({ waiting, highWaterMark: opts.highWaterMark }, 'queue above its high-water mark: reading paused until workers catch up'),
+      ...(this.lookupGroups ? { exclude: () => this.ledger.lookupGroups.waiting() } : {}),
     };
   }
 
@@ -547,6 +562,8 @@ class Ingestion {
     const admissions = await this.write(() => ledger.admit(admitting, this.admitOptions()));
     this.opts.select?.admitted?.(rows, admissions);
     const toQueue: ReceiptJobData[] = [];
+    // rows of lookup groups not queued: their groups must not wait for them
+    const absent: ReceiptJobData[] = [];
     for (const [i, admission] of admissions.entries()) {
       const row = rows[i] as ReceiptJobData;
       switch (admission.kind) {
@@ -556,30 +573,34 @@ class Ingestion {
           if (admission.kind === 'updated') result.updated++;
           if (row.token_expiry?.past_cutoff === true) result.pastCutoff++;
           // the ledger's key of the row is its job id
-          toQueue.push({ ...row, fp: admission.fp });
+          toQueue.push(this.grouped({ ...row, fp: admission.fp }));
           break;
         case 'requeue':
           result.requeued++;
           // Its job id makes this a no-op while the first job is queued; but that job may be answered and removed
           // between the admit and this add, and the new job then checks the ledger before sending.
-          toQueue.push({ ...row, fp: admission.fp, recheck: true });
+          toQueue.push(this.grouped({ ...row, fp: admission.fp, recheck: true }));
           break;
         case 'conflict':
           result.conflicts++;
           if (admission.held) {
             result.held++;
             metrics?.row('held');
+            absent.push(row);
           } else {
             result.queued++;
-            toQueue.push({ ...row, fp: admission.fp });
+            toQueue.push(this.grouped({ ...row, fp: admission.fp }));
           }
           break;
         case 'done':
           result.alreadyDone++;
+          // a row of an earlier ingest of the run: held, skipped, or finished (a canary's rows were posted alone)
+          absent.push(row);
           break;
         case 'migrated':
           result.alreadyMigrated++;
           metrics?.row('already_migrated');
+          absent.push(row);
           break;
         case 'duplicate':
           if (await this.write(() => ledger.duplicate({ src: row.src, line: row.line, first: admission.first, fp: row.fp }))) {
@@ -589,7 +610,53 @@ class Ingestion {
           break;
       }
     }
+    await this.markLookupGroups(toQueue, absent);
     if (this.enqueue) await this.enqueueAtMaxmemory(toQueue);
+  }
+
+  /** The size of the lookup group of a row given by a transaction id, when its user has one (surveyPass.ts). */
+  private groupSize(row: ReceiptJobData): number | undefined {
+    if (!this.lookupGroups || !row.lookup || !this.survey) return undefined;
+    return this.survey.lookupGroups.sizeOf(row.body.app_user_id);
+  }
+
+  /** A row to queue, with its lookup group's size when it has one: after its lookup it waits for the others. */
+  private grouped(row: ReceiptJobData): ReceiptJobData {
+    const size = this.groupSize(row);
+    return size === undefined || !row.lookup ? row : { ...row, lookup: { ...row.lookup, group: size } };
+  }
+
+  /**
+   * Before a chunk's rows are queued: each lookup group they belong to exists (with its size), and the rows of
+   * groups that are not queued are marked absent. A mark that gives a group its last result wakes its rows waiting.
+   */
+  private async markLookupGroups(queued: readonly ReceiptJobData[], absent: readonly ReceiptJobData[]): Promise<void> {
+    if (!this.lookupGroups) return;
+    const groups = this.ledger.lookupGroups;
+    const opened = new Set<string>();
+    const writes: Promise<unknown>[] = [];
+    for (const row of queued) {
+      const size = row.lookup?.group;
+      const user = row.body.app_user_id;
+      if (size === undefined || opened.has(user)) continue;
+      opened.add(user);
+      writes.push(this.write(() => groups.open(user, size)));
+    }
+    for (const row of absent) {
+      const size = this.groupSize(row);
+      if (size === undefined) continue;
+      writes.push(
+        this.write(() => groups.absent(row.body.app_user_id, size, locationOf(row.src, row.line))).then(async (answer) => {
+          if (answer.kind !== 'complete' || !answer.completedNow) return;
+          const fps = answer.entries.flatMap((e) => (e.value.kind === 'result' ? [e.value.fp] : []));
+          await promoteJobs(
+            this.deps.queue,
+            fps.map((fp) => jobIdOf(this.opts.runId, fp)),
+          );
+        }),
+      );
+    }
+    await Promise.all(writes);
   }
 
   /**

@@ -115,7 +115,7 @@ export function hash53(text: string, seed = 0): number {
 const CANONICAL_DECIMAL = /^(?:0|[1-9][0-9]{0,15})$/;
 
 /** A Float64Array that grows (rows and purchases are counted as they come). */
-class Grow {
+export class Grow {
   data = new Float64Array(1024);
   length = 0;
   push(v: number): void {

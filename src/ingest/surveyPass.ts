@@ -3,7 +3,8 @@
 // App Store row's token is read (appstore/readToken.ts) into a ReceiptSurvey. Reading is fast and sending is slow,
 // so a second read of the sources buys the right to skip every receipt a newer one of the same user carries,
 // whatever order the rows come in. A resumed ingest makes the pass again: the survey is deterministic, so a row
-// gets the same decision on every ingest of the run.
+// gets the same decision on every ingest of the run. Rows given by a transaction id are only counted per user
+// (lookupGroupCount.ts): what they hold is known after their lookups, and compared then (ledger/lookupGroups.ts).
 import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
@@ -11,6 +12,7 @@ import { recordKey } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { ReceiptSurvey, type SurveyDecision, type SurveyPlace, type SurveyResult } from './receiptSurvey.js';
 import { asRead, checkRow, type RowCheckOptions } from './rowCheck.js';
+import { LookupGroupCount, type LookupGroupSizes } from './lookupGroupCount.js';
 import type { SourceEntry } from './sources.js';
 
 /** The platforms whose fetch token is an App Store receipt or signed transaction. */
@@ -56,6 +58,8 @@ export class SurveyDecisions {
     private readonly aliases: ReadonlyMap<number, SurveyPlace>,
     /** source name → the ledger's number of it, for every source the pass read */
     private readonly numbers: ReadonlyMap<string, number>,
+    /** users with several rows given by a transaction id: the size of each one's lookup group (ledger/lookupGroups.ts) */
+    readonly lookupGroups: LookupGroupSizes,
     /**
      * rows whose token holds a subscription active when the pass read it (appstore/activeExpiry.ts): when there
      * are any, the ingest orders its rows by expiry from its first row (ingest/tokenExpiry.ts)
@@ -104,6 +108,7 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
   const aliases = new Map<number, SurveyPlace>();
   const numbers = new Map<string, number>();
   let activeRows = 0;
+  const lookups = new LookupGroupCount();
   for await (const entry of entries) {
     const source = await opts.sourceNumber(entry.name);
     numbers.set(entry.name, source);
@@ -120,8 +125,13 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
       }
       if (!plan) break;
       const checked = checkRow(item.values, plan, opts.check);
-      if (!checked.ok || !isApplePlatform(checked.row.platform) || checked.row.lookup) continue;
+      if (!checked.ok || !isApplePlatform(checked.row.platform)) continue;
       const { platform, body } = checked.row;
+      // a row given by a transaction id is read only after its lookup: here it is counted for its user's group
+      if (checked.row.lookup) {
+        lookups.add(body.app_user_id, recordKey(platform, body.fetch_token));
+        continue;
+      }
       const place = { source, line: item.line };
       const seen = `${recordKey(platform, body.fetch_token)}\u0000${body.app_user_id}`;
       const first = firstOf.get(seen);
@@ -137,5 +147,5 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
       if (soonestActiveExpiry(reading, opts.check.now()) !== undefined) activeRows++;
     }
   }
-  return new SurveyDecisions(survey.finish(), aliases, numbers, activeRows);
+  return new SurveyDecisions(survey.finish(), aliases, numbers, lookups.finish(), activeRows);
 }

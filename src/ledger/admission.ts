@@ -6,13 +6,13 @@ import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { Duplicate, Rejection, Superseded } from '../types.js';
 import { locationOf, META, SHARDS, type RunShardKeys } from '../redis/keys.js';
 import { payloadHash, tokenFingerprint, userHash } from './rowIdentity.js';
-import { encodePlace, encodeUser, keyText, shardOfKey } from './rowRecord.js';
+import { encodePlace, encodeUser, keyBytes, keyText, shardOfKey } from './rowRecord.js';
 import type { RunContext } from './runContext.js';
 import { hashEntries } from './rowTable.js';
 import type { RunNumbering } from './runNumbering.js';
 import { encodePurchaseEntry, lookUpPurchases, type PurchaseId } from './purchaseIndex.js';
 import { ByteWriter } from './bytes.js';
-import { ADMIT_ANSWER, admitRows, recordOnce, type AdmitArgs } from './scriptCalls.js';
+import { ADMIT_ANSWER, admitRows, recordOnce, supersedeQueued, type AdmitArgs } from './scriptCalls.js';
 
 /**
  * What to do with a row read (admit). `fp` is the row's record key, its job id within the run.
@@ -190,6 +190,24 @@ export class RunAdmission {
       location: `${own}:${row.line}`,
       json: `${by}:${row.by.line}:${row.app_user_id}`,
       counter: META.rowsSuperseded,
+    });
+  }
+
+  /**
+   * Records an admitted row (record key `fp`) given by a transaction id as superseded after its lookup: no longer
+   * queued, listed with the rows the survey superseded (in its own shard's hash: the place is the field either way,
+   * and a place is superseded one way only). Returns whether it was new.
+   */
+  async supersedeAdmitted(fp: string, row: Superseded): Promise<boolean> {
+    const key = keyBytes(fp);
+    const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
+    return supersedeQueued(this.run.redis, {
+      shard: this.run.shard(shardOfKey(key)),
+      key,
+      place: encodePlace(own, row.line),
+      user: encodeUser(row.app_user_id),
+      field: `${own}:${row.line}`,
+      value: `${by}:${row.by.line}:${row.app_user_id}`,
     });
   }
 

@@ -43,7 +43,7 @@ export interface RecordOptions {
 /** Where a row admitted into a run stands. */
 export interface RowState {
   fp: string;
-  status: 'queued' | 'skipped' | 'held' | 'succeeded' | 'failed';
+  status: 'queued' | 'skipped' | 'held' | 'superseded' | 'succeeded' | 'failed';
   src: string;
   line: number;
   app_user_id: string;
@@ -60,11 +60,13 @@ const ROW_STATUS: Record<string, RowState['status']> = {
   [RECORD.queued]: 'queued',
   [RECORD.skipped]: 'skipped',
   [RECORD.held]: 'held',
+  [RECORD.superseded]: 'superseded',
   [RECORD.succeeded]: 'succeeded',
   [RECORD.failed]: 'failed',
 };
 
 const ZERO_PAYLOAD = Buffer.alloc(SHORT_HASH_BYTES);
+const SUPERSEDED = RECORD.superseded.charCodeAt(0);
 const HISTORY_PAGE = 1000;
 
 export class RunOutcomes {
@@ -169,7 +171,7 @@ export class RunOutcomes {
     return decodeAnswer(key, rec, await this.numbering.decodeContext());
   }
 
-  /** Whether each of these rows (record keys) has a final answer. */
+  /** Whether each of these rows (record keys) has a final answer, or was superseded after its lookup (never to be sent). */
   async finished(fps: readonly string[]): Promise<boolean[]> {
     const byShard = new Map<number, number[]>();
     const keys = fps.map(keyBytes);
@@ -180,7 +182,7 @@ export class RunOutcomes {
         const recs = await findRecords(this.run.redis, { shard: this.run.shard(s), keys: rows.map((i) => keys[i] as Buffer) });
         rows.forEach((i, j) => {
           const rec = recs[j];
-          out[i] = rec !== null && rec !== undefined && isAnswer(rec);
+          out[i] = rec !== null && rec !== undefined && (isAnswer(rec) || rec[0] === SUPERSEDED);
         });
       }),
     );

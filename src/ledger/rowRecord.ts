@@ -51,6 +51,11 @@ export const RECORD = {
   skipped: 'm',
   /** held: another user has this token (conflicts hash says who) */
   held: 'h',
+  /**
+   * superseded after its lookup: a row given by a transaction id whose user's group holds a newer transaction of
+   * the same purchase (supersedeQueued-3.lua; the superseded hash names that row)
+   */
+  superseded: 'x',
   succeeded: 's',
   /** failed: as compact as a success (reason and message through the run's dictionary) */
   failed: 'f',

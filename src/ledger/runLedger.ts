@@ -7,6 +7,7 @@
 //   outcomes.ts     final answers, retries' re-opening and history, the rows' states
 //   statistics.ts   counters, requests over time and by latency, recent errors
 //   conflicts.ts    rows whose token another user has (in this run or an earlier one)
+//   lookupGroups.ts the rows given by a transaction id of one user, compared after their lookups
 //   verifyStore.ts  what the last `verify` pass found
 //   scriptCalls.ts  one typed function per Lua script
 //
@@ -33,6 +34,7 @@ import { RunNumbering } from './runNumbering.js';
 import { RunStatistics, type RecentError, type RequestSample } from './statistics.js';
 import type { TimelinePoint } from './timeline.js';
 import { VerifyStore, type VerifySummary } from './verifyStore.js';
+import { LookupGroups } from './lookupGroups.js';
 
 export type { Admission, AdmitOptions, AdmitRow } from './admission.js';
 export type { Conflict, ConflictToken } from './conflicts.js';
@@ -43,6 +45,8 @@ export type { VerifySummary } from './verifyStore.js';
 
 export class RunLedger {
   readonly keys: RunKeys;
+  /** the run's lookup groups: rows given by a transaction id of one user, compared after their lookups */
+  readonly lookupGroups: LookupGroups;
   protected readonly run: RunContext;
   protected readonly numbering: RunNumbering;
   protected readonly meta: RunMeta;
@@ -67,6 +71,7 @@ export class RunLedger {
     this.statistics = new RunStatistics(this.run, this.numbering);
     this.conflictRows = new RunConflicts(this.run, this.numbering);
     this.verify = new VerifyStore(this.run);
+    this.lookupGroups = new LookupGroups(redis, prefix, runId);
   }
 
   // The run's own facts (runMeta.ts)
@@ -150,6 +155,14 @@ export class RunLedger {
     return this.admission.supersede(row);
   }
 
+  /**
+   * Records an admitted row given by a transaction id as superseded after its lookup (a newer transaction of the
+   * same purchase is in its user's lookup group: ledger/lookupGroups.ts); returns whether it was new.
+   */
+  supersedeAdmitted(fp: string, row: Superseded): Promise<boolean> {
+    return this.admission.supersedeAdmitted(fp, row);
+  }
+
   superseded(): AsyncIterable<Superseded> {
     return this.admission.superseded();
   }
@@ -201,7 +214,7 @@ export class RunLedger {
     return this.answers.history();
   }
 
-  /** Whether each of these rows (record keys) has a final answer. */
+  /** Whether each of these rows (record keys) has a final answer, or was superseded after its lookup. */
   finished(fps: string[]): Promise<boolean[]> {
     return this.answers.finished(fps);
   }

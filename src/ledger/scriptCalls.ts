@@ -123,6 +123,20 @@ export async function reopenFailed(redis: RedisClient, a: { shard: RunShardKeys;
   return callScriptBuffer<number>(redis, 'reopenFailed', [a.shard.counters, a.shard.wide, a.shard.history], [a.shard.buckets, ...a.rows.flatMap((r) => [r.key, r.record])]);
 }
 
+/**
+ * supersedeQueued-3.lua: a queued row given by a transaction id becomes superseded (record, counters and the
+ * superseded hash, in the row's shard); false when it was superseded or answered already.
+ */
+export async function supersedeQueued(redis: RedisClient, a: { shard: RunShardKeys; key: Buffer; place: Buffer; user: Buffer; field: string; value: string }): Promise<boolean> {
+  const written = await callScriptBuffer<number>(
+    redis,
+    'supersedeQueued',
+    [a.shard.counters, a.shard.wide, a.shard.superseded],
+    [a.shard.buckets, a.key, a.place, a.user, a.field, a.value],
+  );
+  return written === 1;
+}
+
 /** findRecords-2.lua: the records of these keys in one shard's row table (null where there is none). */
 export async function findRecords(redis: RedisClient, a: { shard: Pick<RunShardKeys, 'counters' | 'wide' | 'buckets'>; keys: readonly Buffer[] }): Promise<(Buffer | null)[]> {
   return callScriptBuffer<(Buffer | null)[]>(redis, 'findRecords', [a.shard.counters, a.shard.wide], [a.shard.buckets, ...a.keys]);

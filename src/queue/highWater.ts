@@ -15,6 +15,11 @@ export interface HighWaterOptions {
   pollMs?: number;
   signal?: AbortSignal;
   onPause?: (waiting: number) => void;
+  /**
+   * Jobs the mark leaves out: rows waiting for rows of their lookup group not read yet (ledger/lookupGroups.ts).
+   * Counted, they could hold the reading back for good; they are few unless a user's rows are far apart.
+   */
+  exclude?: () => Promise<number>;
 }
 
 /**
@@ -30,13 +35,14 @@ export async function roomBelowHighWater(queue: Queue, wanted: number, opts: Hig
   const resume = Math.min(Math.floor(mark * (opts.resumeAt ?? 0.8)), mark - 1);
   // Enough room to go on: all the rows wanted, or at least what a drain to `resume` would free.
   const enough = Math.min(wanted, Math.max(1, mark - resume));
-  let waiting = await queuedRows(queue);
+  const count = async (): Promise<number> => Math.max(0, (await queuedRows(queue)) - ((await opts.exclude?.()) ?? 0));
+  let waiting = await count();
   if (mark - waiting >= enough) return Math.min(wanted, mark - waiting);
   opts.onPause?.(waiting);
   while (waiting > resume && mark - waiting < wanted) {
     if (opts.signal?.aborted) return wanted;
     await sleep(opts.pollMs ?? 200, undefined, { signal: opts.signal }).catch(() => undefined);
-    waiting = await queuedRows(queue);
+    waiting = await count();
   }
   return opts.signal?.aborted ? wanted : Math.min(wanted, mark - waiting);
 }

@@ -105,7 +105,11 @@ export interface RunShardKeys {
   duplicates: string;
   /** hash: place of a row → its conflict (ledger/rowRecord.ts) */
   conflicts: string;
-  /** hash: `<source number>:<line>` of a superseded App Store row → `<carrier source number>:<carrier line>:<app user id>` (shard line mod SHARDS) */
+  /**
+   * hash: `<source number>:<line>` of a superseded App Store row → `<carrier source number>:<carrier line>:<app user id>`
+   * (shard line mod SHARDS for a row the ingest's survey superseded; the shard of its record key for a row given by a
+   * transaction id that the workers superseded after its lookup: supersedeQueued-3.lua)
+   */
   superseded: string;
   /** list: history entries (ledger/rowRecord.ts: key, then the replaced record) of outcomes replaced by a later one (a retry), oldest first */
   history: string;
@@ -219,6 +223,19 @@ export class RedisKeys {
   /** string: which worker holds the in-flight request of one app_user_id (hashed: ids are personal data) */
   userLock(userHash: string): string {
     return `${this.prefix}:lock:user:${userHash}`;
+  }
+
+  /**
+   * hash: a run's rows given by a transaction id of one user, while their lookups are compared (one POST per
+   * purchase: ledger/lookupGroups.ts; fields: LOOKUP_GROUP). `userKey`: a hash of the App User ID, never the id.
+   */
+  lookupGroup(runId: string, userKey: string): string {
+    return `${this.prefix}:lookup:group:${runId}:${userKey}`;
+  }
+
+  /** set: job ids of rows waiting, after their lookup, for the other rows of their lookup group (ledger/lookupGroups.ts) */
+  get lookupWaiting(): string {
+    return `${this.prefix}:lookup:waiting`;
   }
 
   /** string: a live worker process's heartbeat, expiring unless renewed (workers/inFlightRows.ts) */
@@ -382,6 +399,21 @@ export const FLIGHT = {
   worker: 'w',
   /** worker processes that stopped (killed, hung) while the row's request was in flight */
   deaths: 'd',
+} as const;
+
+/**
+ * Fields of a lookup group hash (RedisKeys.lookupGroup, lookupGroup-1.lua): the group's size (its user's rows
+ * given by a transaction id, from the ingest's survey), how many of them have a result and how many decided, and
+ * per row (by its place, locationOf) its result and its decided mark.
+ */
+export const LOOKUP_GROUP = {
+  size: '#n',
+  results: '#r',
+  decided: '#d',
+  /** prefix of a row's result field: `r:<place>` → what its lookup found (ledger/lookupGroups.ts GroupValue) */
+  result: 'r:',
+  /** prefix of a row's decided mark: `d:<place>` */
+  decidedMark: 'd:',
 } as const;
 
 /** Fields of the pacer hash (RedisKeys.paceOf) and the shape of its request log (pace-1.lua). */

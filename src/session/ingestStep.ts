@@ -53,7 +53,8 @@ export class IngestStep {
     const options = ingestOptionsFrom(config, { runId, sources, ...request, signal, onProgress });
     const once = async (select?: RowSelector): Promise<IngestResult> => {
       const tokens = new ConflictTokens(this.ledger, select);
-      const result = await ingest(this.opts.deps, { ...options, select: tokens });
+      // a canary's selector leaves rows for later: their lookup groups would never complete
+      const result = await ingest(this.opts.deps, { ...options, select: tokens, lookupGroups: select === undefined });
       await tokens.flush();
       return result;
     };

@@ -15,6 +15,9 @@
 // - The row's outcome on a lookup's failure: apple_transaction_not_found (4040010 everywhere asked),
 //   apple_invalid_transaction_id (4000006); 5000001, 4040002/4/6, 5xx and network errors are retried with backoff
 //   like a POST's transient failures (serverApiErrors.ts).
+// - One purchase, one POST: a row whose user has other rows given by a transaction id in the run (a lookup group,
+//   set by the ingest) is posted only if no newer transaction of its purchase is among them; else it ends
+//   `superseded`, naming the row posted (lookupGroupWait.ts, ledger/lookupGroups.ts).
 import { DelayedError, type Job } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -32,6 +35,8 @@ import { TransientFailure } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { Pacer } from './pacer.js';
 import type { ReceiptProcessor } from './processor.js';
+import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
+import { isGrouped, LookupGroupSteps } from './lookupGroupWait.js';
 import { RateController } from './rateController.js';
 
 /** The lookups' limit scope (RedisKeys.rateOf / paceOf). */
@@ -62,15 +67,26 @@ export interface AppleLookupDeps {
   report?: Pick<WorkerReport, 'row'>;
   /** each lookup's time: the worker sizes its concurrency for a row's whole work (receiptWorker.ts) */
   onLookup?: (durationMs: number) => void;
+  /** the queue, to wake rows waiting for their lookup group (lookupGroupWait.ts) */
+  queue?: Pick<ReceiptsQueue, 'getJob'>;
   now?: () => number;
 }
 
 /** A processor that looks a row's transaction id up before `inner` posts it; rows with a token go straight to `inner`. */
 export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps): ReceiptProcessor {
   const now = deps.now ?? Date.now;
+  const groups = new LookupGroupSteps({
+    ledgerFor: deps.ledgerFor,
+    logger: deps.logger,
+    settled: (data) => deps.stops.settled(data),
+    ...(deps.queue ? { queue: deps.queue } : {}),
+    now,
+  });
+  /** A lookup's final failure: the row's outcome, then its lookup group (if any) waits no more for it. */
   const record = async (job: ReceiptJob, outcome: Outcome): Promise<void> => {
     if (await deps.ledgerFor(job.data.run).recordOutcome(outcome)) deps.report?.row(outcome.status);
     await deps.stops.settled(job.data);
+    await groups.failed(job);
   };
   const failed = (job: ReceiptJob, reason: string, message: string, extra: { status?: number | undefined; code?: number | undefined } = {}): Outcome =>
     outcomeOf(job, {
@@ -90,8 +106,20 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
     const data = job.data;
     const lookup = lookupOf(data);
     if (!lookup) return inner(job, token);
-    // Looked up on an earlier start of the job: post what was found.
-    if (lookup.signed !== undefined) return post(job, token, lookup, false);
+    // Decided on an earlier start of the job (looked up, and posted rather than superseded): post what was found.
+    if (lookup.signed !== undefined && (lookup.decided === 'post' || !isGrouped(lookup))) {
+      if (lookup.decided === 'post') await groups.decidedBefore(job);
+      return post(job, token, lookup, false);
+    }
+    // A row of a lookup group: finished before a crash, or looked up before (kept on the job, or in its group).
+    let signed = lookup.signed;
+    if (isGrouped(lookup)) {
+      const start = await groups.start(job);
+      if (start.kind === 'finished') return;
+      signed ??= start.signed;
+    }
+    // (taken from its group, not its job: kept on the job if it goes back to the queue)
+    if (signed !== undefined) return decide(job, token, lookup, signed, lookup.signed === undefined);
     const log = (): Logger => deps.logger.child({ run: data.run, src: data.src, line: data.line });
     if (!deps.client || deps.fingerprint === undefined) {
       await record(job, failed(job, 'no_apple_credentials', deps.missing ?? missingCredentialsMessage(Object.values(APPLE_VARIABLES))));
@@ -118,7 +146,7 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
     if (!verdict || !result) return;
     switch (verdict.kind) {
       case 'found':
-        return post(job, token, { ...lookup, bundle_id: bundle, signed: verdict.signedTransaction }, true);
+        return decide(job, token, { ...lookup, bundle_id: bundle }, verdict.signedTransaction, true);
       case 'permanent':
         await record(job, failed(job, verdict.reason, verdict.message, verdict));
         if (deps.logger.isLevelEnabled('info')) log().info({ reason: verdict.reason, code: verdict.code }, 'row failed: App Store Server API lookup');
@@ -166,6 +194,12 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
     throw new DelayedError();
   }
 
+  /** Posted, or superseded by a newer transaction of its purchase among its lookup group's rows (lookupGroupWait.ts). */
+  async function decide(job: ReceiptJob, token: string | undefined, lookup: AppleLookup, signed: string, fresh: boolean): Promise<void> {
+    const verdict = await groups.verdict(job, token, lookup, signed);
+    if (verdict.kind === 'post') return post(job, token, verdict.lookup, fresh && verdict.lookup.decided === undefined);
+  }
+
   /** The processor's way, posting the signed transaction; a job handed back keeps it (no second lookup). */
   async function post(job: ReceiptJob, token: string | undefined, lookup: AppleLookup, fresh: boolean): Promise<void> {
     const original = job.data;
@@ -183,7 +217,7 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
 /** What a sending process sets up for the lookups: the client and its key, the 'apple' rate scope. */
 export class AppleLookups {
   private constructor(
-    readonly deps: Omit<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops'>,
+    readonly deps: Omit<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops' | 'queue'>,
     private readonly controller: RateController | undefined,
     private readonly client: AppStoreServerApiClient | undefined,
   ) {}
@@ -234,7 +268,7 @@ export class AppleLookups {
   }
 
   /** The processor with the lookups in front of it. */
-  wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops' | 'onLookup'>): ReceiptProcessor {
+  wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops' | 'onLookup' | 'queue'>): ReceiptProcessor {
     return withAppleLookups(inner, { ...this.deps, ...deps });
   }
 

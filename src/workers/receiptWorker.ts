@@ -141,6 +141,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
         ledgerFor,
         logger,
         stops: deps.fatal.keys,
+        queue: deps.queue,
         ...(deps.report ? { report: deps.report } : {}),
         // A lookup lengthens its row's work: added at the answers' smoothing weight, the request time tends to
         // the POST's plus the lookups' share (R + f·L), which is what concurrency must cover.

@@ -3,7 +3,8 @@
 // line is a duplicate, and failed.csv gives the id back in its column), and in `lookup`, which tells the worker
 // to turn it into its signed transaction (App Store Server API) and post that instead. The signed transaction is
 // kept in `lookup.signed` once a job goes back to the queue after its lookup (a busy user, a retried POST), so a
-// row is looked up once.
+// row is looked up once. Several such rows of one user form a lookup group: one POST per purchase
+// (ledger/lookupGroups.ts).
 import type { Platform, ReceiptBody } from '../../revenuecat/fields.js';
 
 export interface AppleLookup {
@@ -13,6 +14,16 @@ export interface AppleLookup {
   bundle_id?: string;
   /** the signed transaction (JWS), once looked up */
   signed?: string;
+  /**
+   * the size of the row's lookup group, when its user has several rows given by a transaction id in the run (set by
+   * the ingest): after its lookup the row waits for the others and is posted only if no newer transaction of its
+   * purchase is among them (ledger/lookupGroups.ts, workers/lookupGroupWait.ts)
+   */
+  group?: number;
+  /** a grouped row that decided to be posted: a re-run (a busy user, a crash) posts it without asking its group again */
+  decided?: 'post';
+  /** how many times a grouped row went back to wait for its group (its next wait is longer) */
+  waits?: number;
 }
 
 /** The App Store's X-Platform values: the rows whose transaction ids Apple's API knows. */
