@@ -10,6 +10,9 @@
 //   sequential  one request at a time with a 1 s sleep, RevenueCat's sample-script way, projected to 20,000 rows
 //   e2e         1,000,000 realistic rows: ingest + 2 workers + report against an unlimited sandbox; rows/s, peak
 //               RSS per process, Redis peak and after per row, report time, projection to 10 M and 50 M rows
+//   ingestReceipts  50,000 App Store rows of real signed receipts (3-12 KB) and signed transactions: `rc-migrate plan`
+//               and `ingest` with receipt reading on and off (RC_MIGRATE_READ_RECEIPTS=0), on a private redis-server;
+//               rows/s, the ratio, Redis per finished row with the purchase index apart
 //   discovery   no --rate: limits of 10, 50, 200/s (one-second windows), 1,200/min (minute windows) and one that
 //               halves and comes back; seconds to 90% of the limit, steady-state use, 429s, time vs ideal
 //
@@ -37,6 +40,7 @@ import { sequentialScenario } from './scenarios/sequential.mjs';
 import { INGESTER_RSS_GOAL, PROJECT_RATES, e2eScenario } from './scenarios/e2e.mjs';
 import { GOAL_RATIO } from './scenarios/overhead.mjs';
 import { discoveryScenario } from './scenarios/discovery.mjs';
+import { GOAL_BYTES_PER_ROW, GOAL_RATIO as RECEIPTS_GOAL_RATIO, GOAL_ROWS_PER_SECOND, ingestReceiptsScenario } from './scenarios/ingestReceipts.mjs';
 
 let opts;
 try {
@@ -184,6 +188,8 @@ async function main() {
   if (want.has('ledger')) await run('ledger', () => ledgerScenario(ctx));
   if (want.has('e2e')) await run('e2e', () => e2eScenario(ctx));
   if (want.has('discovery')) await run('discovery', () => discoveryScenario(ctx));
+  if (want.has('ingestReceipts'))
+    await run('ingestReceipts', () => ingestReceiptsScenario({ ...ctx, ...(opts.ingestReceiptsRows ? { ingestReceiptsRows: opts.ingestReceiptsRows } : {}) }));
 
   results.finished_at = new Date().toISOString();
   results.machine.loadavgAtEnd = loadavg().map((l) => round(l, 2));
@@ -407,6 +413,42 @@ function table(results) {
       add('e2e', 'workers: Redis round trips / commands per row', `${c.roundTripsPerRow} / ${c.commandsPerRow} (server commandstats ${e.roundTrips.server.commandsPerRow})`);
   }
   if (s.discovery) discoveryRows(s.discovery, add);
+  if (s.ingestReceipts) {
+    const r = s.ingestReceipts;
+    const c = r.corpus;
+    add(
+      'ingestReceipts',
+      `payloads: ${num(r.rows)} App Store rows, ${num(c.receipts)} receipts (mean ${num(c.receiptChars.mean)} chars), ${num(c.signedTransactions)} signed transactions`,
+      `${num(c.superseded)} superseded, ${num(c.conflicts)} conflicts by purchase; checks ${Object.values(r.checks).every(Boolean) ? 'all true' : JSON.stringify(r.checks)}`,
+    );
+    for (const cmd of ['plan', 'ingest']) {
+      const x = r[cmd];
+      add(
+        'ingestReceipts',
+        `${cmd}: reading on (wall; per CPU s)`,
+        `${num(x.on.rowsPerSecond)} rows/s; ${num(x.on.rowsPerCpuSecond)}`,
+        `≥ ${num(GOAL_ROWS_PER_SECOND)}`,
+        x.on.rowsPerSecond >= GOAL_ROWS_PER_SECOND,
+      );
+      add('ingestReceipts', `${cmd}: reading off (RC_MIGRATE_READ_RECEIPTS=0)`, `${num(x.off.rowsPerSecond)} rows/s; ${num(x.off.rowsPerCpuSecond)}`);
+      add('ingestReceipts', `${cmd}: ratio on / off (CPU)`, `${x.ratio} (${x.ratioCpu})`, `≥ ${RECEIPTS_GOAL_RATIO}`, x.ratio >= RECEIPTS_GOAL_RATIO);
+    }
+    const d = r.redis;
+    if (d) {
+      add(
+        'ingestReceipts',
+        `Redis per finished row (${num(d.finishedRows)} sent; every row read: ${d.bytesPerRowRead} B)`,
+        `${d.bytesPerFinishedRow} B (run ${d.runLedgerPerFinishedRow} + token index ${d.tokenIndexPerFinishedRow} + purchase index ${d.purchaseIndex.perFinishedRow})`,
+        `≤ ${GOAL_BYTES_PER_ROW} B`,
+        d.bytesPerFinishedRow <= GOAL_BYTES_PER_ROW,
+      );
+      add(
+        'ingestReceipts',
+        'purchase index',
+        `${num(d.purchaseIndex.entries)} entries × ${d.purchaseIndex.bytesPerEntry} B (${d.purchaseIndex.entriesPerSucceededRow} per succeeded row)`,
+      );
+    }
+  }
   return rows;
 }
 

@@ -117,6 +117,12 @@ export const configSchema = z.object({
   appleBundleIds: z.array(z.string().regex(/^[A-Za-z0-9.-]+$/, 'must be bundle ids such as com.example.app')).optional(),
   /** Reject App Store receipts of Apple's sandbox and of Xcode's StoreKit testing at ingest (--skip-sandbox); default: sent and counted. */
   skipSandbox: z.boolean().optional(),
+  /**
+   * Bench and diagnosis only (RC_MIGRATE_READ_RECEIPTS=0): false makes ingest and plan take App Store tokens as
+   * opaque strings, as before receipts were read: no survey pass, nothing superseded, no conflicts by purchase,
+   * no --bundle-id or --skip-sandbox check. bench/scenarios/ingestReceipts.mjs compares the two. Default true.
+   */
+  readAppleReceipts: z.boolean({ error: 'must be true, 1, false or 0' }),
   /** App Store Server API lookups per second, across all workers (Apple: 50/s per app in production). */
   appleRate: z.number().positive(),
   /** One base URL for every App Store Server API lookup instead of Apple's production then sandbox (APP_STORE_SERVER_API_URL). */
@@ -176,6 +182,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   LOG_LEVEL: 'logLevel',
   APP_STORE_SERVER_API_URL: 'appStoreApiUrl',
   RC_MIGRATE_APPLE_RATE: 'appleRate',
+  RC_MIGRATE_READ_RECEIPTS: 'readAppleReceipts',
   APPLE_ISSUER_ID: 'appleIssuerId',
   APPLE_KEY_ID: 'appleKeyId',
   APPLE_PRIVATE_KEY: 'applePrivateKey',

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { configFrom } from '../src/cli/options.js';
+import { loadConfig } from '../src/config.js';
 import { planMigration } from '../src/commands/plan.js';
 import { runMigration } from '../src/commands/run.js';
 import { silentLogger } from '../src/logger.js';
@@ -127,6 +128,48 @@ describe('App Store rows: superseded receipts', () => {
   });
 });
 
+describe('App Store rows: readAppleReceipts off (RC_MIGRATE_READ_RECEIPTS=0, a bench and diagnosis switch)', () => {
+  const fx = pipelineFixture('apple-unread');
+  const logger = silentLogger();
+
+  it('takes App Store tokens as opaque strings: every receipt is sent, nothing superseded, nothing counted', async () => {
+    const s = await appleSigner();
+    const receipt = (day: number, renewals: number) =>
+      s.receipt({
+        environment: 'Production',
+        bundleId: BUNDLE,
+        creationMs: T0 + day * DAY,
+        purchases: Array.from({ length: renewals }, (_, i) => ({
+          productId: SUB,
+          transactionId: String(130_000 + i),
+          originalTransactionId: '130000',
+          purchaseMs: T0 + i * 30 * DAY,
+        })),
+      });
+    const tokens = [await receipt(1, 1), await receipt(31, 2), await receipt(61, 3)];
+    const source = await writeCsv(
+      fx.dir,
+      'opaque.csv',
+      HEADER,
+      tokens.map((t) => ['ios', 'vera', t]),
+    );
+    const config = testConfig(fx.prefix, fx.sandbox.url, { readAppleReceipts: false });
+    const { plan } = await planMigration({ config, logger, sources: [source], outDir: join(fx.dir, 'plan') });
+    expect(plan).toMatchObject({ rows_read: 3, rows_to_send: 3, receipts: { read: 0, unread: 0, sandbox: 0, purchases: 0, superseded: 0, bundles: {} } });
+    const run = await runMigration({ config, logger, sources: [source], runId: 'opaque', outDir: join(fx.dir, 'run') });
+    expect(run.summary).toMatchObject({ rows_read: 3, rows_succeeded: 3, rows_superseded: 0 });
+    for (const t of tokens) expect(fx.sandbox.receiptPostCount('vera', t).posts).toBe(1);
+    // the same file with reading on (the default) sends only the newest
+    const { plan: read } = await planMigration({ config: testConfig(fx.prefix, fx.sandbox.url), logger, sources: [source], outDir: join(fx.dir, 'plan-read') });
+    expect(read.receipts).toMatchObject({ read: 3, superseded: 2 });
+  });
+
+  it('is read from RC_MIGRATE_READ_RECEIPTS', () => {
+    expect(loadConfig({ env: { RC_MIGRATE_READ_RECEIPTS: '0' } }).readAppleReceipts).toBe(false);
+    expect(loadConfig({ env: {} }).readAppleReceipts).toBe(true);
+  });
+});
+
 describe('App Store rows: conflicts by purchase', () => {
   const fx = pipelineFixture('apple-conflicts');
   const logger = silentLogger();
@@ -208,6 +251,30 @@ describe('App Store rows: conflicts by purchase', () => {
         other_app_user_id: 'jane',
         original_transaction_id: '400004',
       }),
+    ]);
+  });
+
+  it('looks up a whole chunk’s purchases at once and holds only the row whose purchase an earlier run gave another user', async () => {
+    const config = testConfig(fx.prefix, fx.sandbox.url);
+    const s = await sign();
+    const buy = (otid: string, day = 0) => ({ productId: 'lifetime', transactionId: otid, originalTransactionId: otid, purchaseMs: T0 + day * DAY });
+    const receipt = (day: number, ...purchases: ReturnType<typeof buy>[]) => s.receipt({ environment: 'Production', bundleId: BUNDLE, creationMs: T0 + day * DAY, purchases });
+    const night1 = await writeCsv(fx.dir, 'chunk-night-1.csv', HEADER, [
+      ['ios', 'nora', await receipt(1, buy('400101'))],
+      ['ios', 'otto', await receipt(1, buy('400102'))],
+    ]);
+    expect((await runMigration({ config, logger, sources: [night1], runId: 'pc-c1', outDir: join(fx.dir, 'c1') })).summary).toMatchObject({ rows_succeeded: 2 });
+    // one chunk: a new purchase, a row whose SECOND purchase is nora's, otto's own purchase again (with another), a new one
+    const night2 = await writeCsv(fx.dir, 'chunk-night-2.csv', HEADER, [
+      ['ios', 'pia', await receipt(2, buy('400103'))],
+      ['ios', 'quin', await receipt(2, buy('400104'), buy('400101'))],
+      ['ios', 'otto', await receipt(3, buy('400102'), buy('400105', 2))],
+      ['ios', 'rosa', await receipt(2, buy('400106'))],
+    ]);
+    const second = await runMigration({ config, logger, sources: [night2], runId: 'pc-c2', outDir: join(fx.dir, 'c2') });
+    expect(second.summary).toMatchObject({ rows_read: 4, rows_succeeded: 3, rows_conflict: 1, rows_held: 1 });
+    expect(await readCsvFile(second.files.conflicts)).toEqual([
+      expect.objectContaining({ line: '3', app_user_id: 'quin', action: 'held', other_run: 'pc-c1', other_app_user_id: 'nora', original_transaction_id: '400101' }),
     ]);
   });
 

@@ -545,6 +545,88 @@ describe('readCsv: --encoding', () => {
   });
 });
 
+describe('readCsv: quote-free records split without csv-parse', () => {
+  /** A small deterministic generator, so a failure can be replayed. */
+  function lcg(seed: number): () => number {
+    let state = seed >>> 0 || 1;
+    return () => {
+      state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+      return state / 2 ** 32;
+    };
+  }
+
+  /** A file of pieces the two ways must read alike: blank, white-space and comma-only lines, ragged rows, CR/CRLF, bad UTF-8, long fields. */
+  function randomFile(random: () => number, quote: boolean): Buffer {
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    const cells = ['', ' ', 'u1', 'tok\u00e9n', 'MII' + 'A'.repeat(Math.floor(random() * 3000)), '\u{1F600}', 'a b', '12" pizza'];
+    const parts: Buffer[] = [];
+    if (random() < 0.2) parts.push(Buffer.from([0xef, 0xbb, 0xbf]));
+    if (random() < 0.2) parts.push(Buffer.from('sep=;\n'));
+    const sep = parts.some((p) => p.toString() === 'sep=;\n') ? ';' : ',';
+    parts.push(Buffer.from(['platform', 'app_user_id', 'fetch_token'].join(sep) + '\n'));
+    const rows = 20 + Math.floor(random() * 60);
+    for (let r = 0; r < rows; r++) {
+      const kind = random();
+      if (kind < 0.08) parts.push(Buffer.from('\n'));
+      else if (kind < 0.12) parts.push(Buffer.from('  \t\n'));
+      else if (kind < 0.15) parts.push(Buffer.from(sep + sep + '\n'));
+      else if (kind < 0.18) parts.push(Buffer.from([0x69, 0x6f, 0x73, sep.charCodeAt(0), 0xc3, 0x28, sep.charCodeAt(0), 0x41, 0x0a]));
+      else {
+        const fields = Array.from({ length: 2 + Math.floor(random() * 3) }, () => pick(cells).replace(/"/g, quote ? '"' : ''));
+        if (quote && random() < 0.1) fields[1] = `"quoted${sep} value"`;
+        parts.push(Buffer.from(fields.join(sep) + pick(['\n', '\r\n', '\r'])));
+      }
+    }
+    if (random() < 0.5) parts.push(Buffer.from('ios' + sep + 'last' + sep + 'no-final-newline'));
+    return Buffer.concat(parts);
+  }
+
+  /** The bytes in chunks of random sizes (records then span chunks, as they do in 64 KB reads). */
+  function chunked(random: () => number, bytes: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    for (let at = 0; at < bytes.length;) {
+      const size = 1 + Math.floor(random() * 700);
+      out.push(bytes.subarray(at, at + size));
+      at += size;
+    }
+    return out;
+  }
+
+  async function both(bytes: Buffer, chunks: Buffer[]): Promise<[CsvItem[], CsvItem[]]> {
+    const read = (split: boolean) => collect(readCsvStream(Readable.from(chunks), 'mix.csv', { gzip: false, maxRecordBytes: 2500, splitQuoteFree: split }));
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    return [await read(true), await read(false)];
+  }
+
+  it('reads quote-free files exactly as csv-parse does: records, line numbers and problems', async () => {
+    const random = lcg(15);
+    let records = 0;
+    const problems = new Set<string>();
+    for (let i = 0; i < 60; i++) {
+      const bytes = randomFile(random, false);
+      const [split, parsed] = await both(bytes, chunked(random, bytes));
+      expect(split).toEqual(parsed);
+      records += split.filter((x) => x.kind === 'record').length;
+      for (const x of split) if (x.kind === 'problem') problems.add(x.reason.replace(/\d+/g, 'N').slice(0, 24));
+    }
+    expect(records).toBeGreaterThan(500);
+    // ragged rows, bad UTF-8 and oversized rows were among them
+    expect([...problems].sort()).toEqual(['has N fields, header has', 'not valid UTF-N (column ', 'this row is longer than ']);
+  });
+
+  it('hands the rest of a file to csv-parse from the first run of records holding a quote', async () => {
+    const random = lcg(16);
+    let quoted = 0;
+    for (let i = 0; i < 60; i++) {
+      const bytes = randomFile(random, true);
+      const [split, parsed] = await both(bytes, chunked(random, bytes));
+      expect(split).toEqual(parsed);
+      quoted += split.filter((x) => x.kind === 'record' && Object.values(x.values).some((v) => v.startsWith('quoted'))).length;
+    }
+    expect(quoted).toBeGreaterThan(10);
+  });
+});
+
 describe('planColumns', () => {
   const ok = (columns: string[], opts = {}): ColumnPlan => {
     const r = planColumns(columns, opts);

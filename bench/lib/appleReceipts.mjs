@@ -108,3 +108,154 @@ export async function makeAppleTokens(signer, count, { jwsShare = 0.2, ber = fal
   }
   return out;
 }
+
+/** A user id as exports hold them: a UUID (from the generator, so runs are alike). */
+function uuidOf(random) {
+  const hex = Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16)).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * `count` App Store rows as a real export holds them, in a shuffled order (a user's rows far apart):
+ * - users have 1 (55%), 2 (25%), 3 (12%) or 4 (8%) tokens, so that about 30% of the rows are superseded (issue
+ *   15's export of real receipts: 27% carried nothing new);
+ * - receipt users (1 - jwsShare of the users): receipts stored over the months of a monthly subscription (every
+ *   receipt lists every renewal up to its creation; 30% of users have a second subscription); 30% of the receipts
+ *   also hold a consumable bought just before, dropped from later receipts (as Apple drops finished consumables),
+ *   so an older receipt is superseded unless it holds such a consumable. Each receipt is 3-12 KB of base64
+ *   (uniform), padded with random bytes;
+ * - StoreKit 2 users (jwsShare): signed transactions, renewals of one subscription: the newest is sent;
+ * - sandboxShare of the users are Apple sandbox testers (their purchases are their own);
+ * - sharedShare of the receipt users have a second account (a shared iPad, a second login): one more row whose
+ *   receipt, made a day after the user's newest, holds the same subscription: a conflict by purchase.
+ * Returns `{ rows: [{ app_user_id, product_id, kind, token }], expected }`, `expected` counting what a run
+ * must make of them: rows superseded, rows in conflict by purchase, sandbox rows, distinct purchases.
+ */
+export async function makeAppleHistories(
+  signer,
+  count,
+  { jwsShare = 0.2, sandboxShare = 0.05, sharedShare = 0.01, seed = 11, minLength = 3000, maxLength = 12_000, concurrency = 32 } = {},
+) {
+  const random = lcg(seed);
+  const specs = [];
+  const expected = { rows: 0, receipts: 0, signedTransactions: 0, superseded: 0, conflicts: 0, sandbox: 0, purchases: 0, users: 0 };
+  const originals = new Set();
+  const length = () => minLength + Math.floor(random() * (maxLength - minLength));
+  const bundleId = 'com.example.app';
+  for (let user = 0; specs.length < count; user++) {
+    expected.users++;
+    const appUserId = uuidOf(random);
+    const sandbox = random() < sandboxShare;
+    let next = 1;
+    const id = () => String(1_000_000_000_000_000 + user * 1000 + next++);
+    const start = Date.UTC(2023, 0, 1) + Math.floor(random() * 600) * DAY_MS;
+    const r = random();
+    const tokens = Math.min(r < 0.55 ? 1 : r < 0.8 ? 2 : r < 0.92 ? 3 : 4, count - specs.length);
+    const renewals = tokens + Math.floor(random() * 10);
+    const monthly = { productId: 'com.example.app.monthly', original: id(), ids: Array.from({ length: renewals }, (_, r) => r) };
+    monthly.ids = monthly.ids.map((r) => (r === 0 ? monthly.original : id()));
+    const renewal = (sub, r, startMs) => ({
+      productId: sub.productId,
+      transactionId: sub.ids[r],
+      originalTransactionId: sub.original,
+      purchaseMs: startMs + r * 30 * DAY_MS,
+      expiresMs: startMs + (r + 1) * 30 * DAY_MS,
+      cancellationMs: null,
+    });
+    if (random() < jwsShare) {
+      originals.add(monthly.original);
+      for (let t = 0; t < tokens; t++) {
+        const p = renewal(monthly, renewals - tokens + t, start);
+        specs.push({
+          appUserId,
+          user,
+          sent: t === tokens - 1,
+          productId: p.productId,
+          kind: 'signed_transaction',
+          spec: { environment: sandbox ? 'Sandbox' : 'Production', bundleId, signedMs: p.purchaseMs + 1000, ...p, type: 'Auto-Renewable Subscription' },
+        });
+        if (t < tokens - 1) expected.superseded++;
+        if (sandbox) expected.sandbox++;
+      }
+      continue;
+    }
+    // a second subscription, bought some months after the first
+    const second = random() < 0.3 ? { productId: 'com.example.app.pro.monthly', original: id(), at: 1 + Math.floor(random() * (renewals - 1 || 1)) } : undefined;
+    if (second) second.ids = Array.from({ length: renewals }, (_, r) => (r === 0 ? second.original : id()));
+    const environment = sandbox ? 'ProductionSandbox' : 'Production';
+    let newest;
+    for (let t = 0; t < tokens; t++) {
+      // the receipt stored t-th is made just after renewal `upTo` (the last receipt: after the last renewal)
+      const upTo = Math.floor(((t + 1) * renewals) / tokens) - 1;
+      const creationMs = start + upTo * 30 * DAY_MS + HOUR_MS;
+      const purchases = [];
+      for (let r = 0; r <= upTo; r++) purchases.push(renewal(monthly, r, start));
+      if (second) for (let r = 0; second.at + r <= upTo; r++) purchases.push(renewal(second, r, start + second.at * 30 * DAY_MS));
+      const consumable = random() < 0.3;
+      if (consumable) {
+        const c = id();
+        purchases.push({
+          productId: 'com.example.app.coins',
+          transactionId: c,
+          originalTransactionId: c,
+          purchaseMs: creationMs - HOUR_MS / 2,
+          expiresMs: null,
+          cancellationMs: null,
+        });
+      }
+      for (const p of purchases) originals.add(p.originalTransactionId);
+      if (t < tokens - 1 && !consumable) expected.superseded++;
+      if (sandbox) expected.sandbox++;
+      newest = { environment, bundleId, creationMs, purchases };
+      specs.push({ appUserId, user, sent: t === tokens - 1 || consumable, productId: monthly.productId, kind: 'receipt', spec: { ...newest, base64Length: length() } });
+    }
+    if (specs.length < count && random() < sharedShare) {
+      // the same Apple ID under a second account: a later receipt with the subscriptions (not the consumables)
+      const purchases = newest.purchases.filter((p) => p.productId !== 'com.example.app.coins');
+      specs.push({
+        appUserId: uuidOf(random),
+        secondAccountOf: user,
+        sent: true,
+        productId: monthly.productId,
+        kind: 'receipt',
+        spec: { environment, bundleId, creationMs: newest.creationMs + DAY_MS, purchases, base64Length: length() },
+      });
+      expected.users++;
+      if (sandbox) expected.sandbox++;
+    }
+  }
+  // Shuffled (Fisher-Yates on the generator): an export sorted by row id stores a user's receipts months apart.
+  for (let i = specs.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [specs[i], specs[j]] = [specs[j], specs[i]];
+  }
+  // Conflicts by purchase, as the survey counts them: of the rows sent, in file order, the first to hold an
+  // original transaction id owns it; a row of another user holding an owned one is a conflict (once per row).
+  const owners = new Map();
+  for (const s of specs) {
+    if (!s.sent) continue;
+    const user = s.user ?? `second:${s.secondAccountOf}`;
+    const originals = s.kind === 'receipt' ? s.spec.purchases.map((p) => p.originalTransactionId) : [s.spec.originalTransactionId];
+    let conflict = false;
+    for (const o of originals) {
+      const owner = owners.get(o);
+      if (owner === undefined) owners.set(o, user);
+      else if (owner !== user) conflict = true;
+    }
+    if (conflict) expected.conflicts++;
+  }
+  const rows = new Array(specs.length);
+  for (let at = 0; at < specs.length; at += concurrency) {
+    const batch = specs.slice(at, at + concurrency);
+    const tokens = await Promise.all(batch.map(({ kind, spec }) => (kind === 'receipt' ? signer.receipt(spec) : signer.signedTransaction(spec))));
+    tokens.forEach((token, i) => {
+      const { appUserId, productId, kind } = batch[i];
+      rows[at + i] = { app_user_id: appUserId, product_id: productId, kind, token };
+    });
+  }
+  expected.rows = rows.length;
+  expected.purchases = originals.size;
+  expected.receipts = rows.filter((r) => r.kind === 'receipt').length;
+  expected.signedTransactions = rows.length - expected.receipts;
+  return { rows, expected };
+}

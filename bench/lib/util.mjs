@@ -40,9 +40,9 @@ export function log(message) {
   process.stderr.write(`[bench ${s}s] ${message}\n`);
 }
 
-export const SCENARIOS = ['rate', 'ingest', 'overhead', 'ledger', 'sequential', 'e2e', 'discovery'];
+export const SCENARIOS = ['rate', 'ingest', 'overhead', 'ledger', 'sequential', 'e2e', 'discovery', 'ingestReceipts'];
 
-export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--e2e-rows N] [--e2e-high-water-mark N] [--discovery-window fixed|sliding] [--discovery-cases LIST] [--redis URL]
+export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only ${SCENARIOS.join(',')}] [--rate-order spread|grouped] [--worker-rate R] [--e2e-rows N] [--e2e-high-water-mark N] [--discovery-window fixed|sliding] [--discovery-cases LIST] [--ingest-receipts-rows N] [--redis URL]
 
   --quick             every size divided by 10 (same as --scale 0.1); e2e runs 50,000 rows instead of 1,000,000
   --scale F           multiply every row count by F (0 < F <= 1)
@@ -58,6 +58,8 @@ export const USAGE = `usage: node bench/bench.mjs [--quick] [--scale F] [--only 
                       how the discovery scenario's one-second limits count: fixed (default) or sliding windows
   --discovery-cases LIST
                       only these cases of the discovery scenario (comma-separated names, e.g. s50,long50,wave)
+  --ingest-receipts-rows N
+                      App Store rows of the ingestReceipts scenario (default 50,000; 5,000 with --quick)
   --redis URL         Redis to use (default REDIS_URL or redis://127.0.0.1:6379); only keys under bench-* are written`;
 
 export class UsageError extends Error {}
@@ -105,10 +107,11 @@ export function parseArgs(argv) {
         break;
       }
       case '--e2e-rows':
-      case '--e2e-high-water-mark': {
+      case '--e2e-high-water-mark':
+      case '--ingest-receipts-rows': {
         const n = Number(value());
         if (!(Number.isInteger(n) && n > 0)) throw new UsageError(`${flag} must be a positive whole number`);
-        opts[flag === '--e2e-rows' ? 'e2eRows' : 'e2eHighWaterMark'] = n;
+        opts[{ '--e2e-rows': 'e2eRows', '--e2e-high-water-mark': 'e2eHighWaterMark', '--ingest-receipts-rows': 'ingestReceiptsRows' }[flag]] = n;
         break;
       }
       case '--discovery-window': {

@@ -54,8 +54,8 @@ function unit(seed, i, salt) {
   return createHash('sha256').update(`${seed}:${salt}:${i}`).digest().readUInt32BE(0) / 2 ** 32;
 }
 
-/** A throw-away redis-server with redis.conf's listpack limits, no persistence. */
-async function privateRedis() {
+/** A throw-away redis-server with redis.conf's listpack limits, no persistence (also used by ingestReceipts.mjs). */
+export async function privateRedis() {
   const dir = await mkdtemp(join(tmpdir(), 'rcm-ledger-bench-'));
   const port = await freePort();
   const child = spawn(
@@ -73,6 +73,7 @@ async function privateRedis() {
   return {
     url,
     redis,
+    pid: child.pid,
     async stop() {
       redis.disconnect();
       child.kill('SIGKILL');
@@ -125,7 +126,7 @@ function googleExpired(line) {
 }
 
 /** The outcome a worker writes for the row, from the answer the sandbox would give. */
-function outcomeOf(row, fp, queuedAt, finishedAt) {
+export function outcomeOf(row, fp, queuedAt, finishedAt) {
   const base = { src: row.src, line: row.line, fp, platform: row.platform, app_user_id: row.body.app_user_id, attempts: 1, finished_at: new Date(finishedAt).toISOString() };
   if (row.body.product_id) base.product_id = row.body.product_id;
   if (row.directive === 'refused') {
@@ -222,7 +223,7 @@ function familyOf(rest) {
   if (/^run:\{[^}]*\}:/.test(rest)) return `run: ${rest.slice(rest.indexOf('}:') + 2)} (the run's own keys)`;
   const m = /^\{[^}]*\}:(run:[^:]+|ix):(.*)$/.exec(rest);
   if (!m) return rest;
-  const what = m[2].startsWith('b:') ? 'buckets' : m[2];
+  const what = m[2].startsWith('b:') ? 'buckets' : m[2].startsWith('pb:') ? 'purchase buckets' : m[2] === 'pstate' ? 'purchase state' : m[2] === 'pw' ? 'purchase wide' : m[2];
   if (m[1] === 'ix') return `index: ${what}`;
   return `rows: ${what}`;
 }
@@ -233,13 +234,14 @@ const FAMILY_NOTE = {
   'rows: err': 'the 20 most recent failures per shard',
   'rows: c': 'counters per shard',
   'index: buckets': 'token → user hash, payload hash, run',
+  'index: purchase buckets': 'App Store purchase (environment + original transaction id) → user hash, run, row',
 };
 
 /**
  * MEMORY USAGE of every key under the prefix, by family (and by run for the rows' keys), and the bytes of the row
  * table's bucket entries (key + record) by record kind, to share the buckets' memory out between kinds.
  */
-async function memoryByFamily(redis, prefix, runs) {
+export async function memoryByFamily(redis, prefix, runs) {
   const families = {};
   let cursor = '0';
   const encodings = {};

@@ -13,7 +13,7 @@ import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { promoteJobs } from '../queue/promoteJobs.js';
 import { jobIdOf, locationOf } from '../redis/keys.js';
-import type { ReceiptJobData } from '../types.js';
+import type { ReceiptJobData, Superseded } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn } from './expectations.js';
 import { recordKey } from '../ledger/rowIdentity.js';
@@ -58,6 +58,11 @@ export interface IngestOptions {
   select?: RowSelector;
   /** what the run accepts of App Store rows: its apps (--bundle-id), sandbox receipts or not (--skip-sandbox) */
   appleRules?: AppleRowRules;
+  /**
+   * false: App Store tokens are opaque strings (no survey pass, nothing superseded, no conflicts by purchase, no
+   * appleRules check): config readAppleReceipts, a bench and diagnosis switch. Default true.
+   */
+  readAppleTokens?: boolean;
   /** false: admit (and count) rows without queueing them, and without waiting for the queue (a plan); default true */
   enqueue?: boolean;
   /**
@@ -199,6 +204,9 @@ class Ingestion {
   private readonly highWater: Parameters<typeof roomBelowHighWater>[2];
   private pending: ReceiptJobData[] = [];
   private pendingBytes = 0;
+  // Superseded rows read since the last hand-off: recorded with the chunk, all at once, before its progress mark
+  // (one awaited write per row made an ingest of App Store rows wait on a round trip for each).
+  private pendingSuperseded: Superseded[] = [];
   // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
   // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
   private inflight: Promise<void> = Promise.resolve();
@@ -265,7 +273,7 @@ class Ingestion {
     // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
     // never a place: its objects are).
     await this.write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
-    if (mayHoldAppleRows(opts.columns)) {
+    if (opts.readAppleTokens !== false && mayHoldAppleRows(opts.columns)) {
       this.survey = await surveyPass(this.entries(), {
         columns: opts.columns,
         check: this.checkOptions(),
@@ -446,7 +454,7 @@ class Ingestion {
         return undefined;
       }
     }
-    if (apple && (await this.superseded(source, item.line, body.app_user_id))) return undefined;
+    if (apple && this.superseded(source, item.line, body.app_user_id)) return undefined;
     const row: ReceiptJobData = {
       run: opts.runId,
       fp: recordKey(platform, body.fetch_token),
@@ -484,15 +492,24 @@ class Ingestion {
     };
   }
 
-  /** Records the row as superseded when the survey says a newer receipt carries it: it is not admitted nor sent. */
-  private async superseded(source: string, line: number, appUserId: string): Promise<boolean> {
+  /**
+   * True when the survey says a newer receipt carries the row: it is not admitted nor sent, and is recorded as
+   * superseded with the chunk it was read in (recordSuperseded).
+   */
+  private superseded(source: string, line: number, appUserId: string): boolean {
     const survey = this.survey;
     if (!survey) return false;
     const decision = survey.decisionFor(source, line);
     if (decision.kind !== 'superseded') return false;
     const by = { src: survey.sourceName(decision.by.source), line: decision.by.line };
-    if (await this.write(() => this.ledger.supersede({ src: source, line, app_user_id: appUserId, by }))) this.result.superseded++;
+    this.pendingSuperseded.push({ src: source, line, app_user_id: appUserId, by });
     return true;
+  }
+
+  /** Records superseded rows, concurrently (each once per place: a row recorded before is not counted again). */
+  private async recordSuperseded(rows: readonly Superseded[]): Promise<void> {
+    const added = await Promise.all(rows.map((row) => this.write(() => this.ledger.supersede(row))));
+    this.result.superseded += added.filter(Boolean).length;
   }
 
   private async reject(source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> {
@@ -526,14 +543,21 @@ class Ingestion {
   private async handOff(source: string, line: number): Promise<void> {
     await this.inflight;
     const rows = this.pending;
+    const superseded = this.pendingSuperseded;
     this.pending = [];
     this.pendingBytes = 0;
-    this.inflight = this.flush(rows, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1));
+    this.pendingSuperseded = [];
+    this.inflight = this.flush(rows, superseded, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1));
     this.inflight.catch(() => undefined); // surfaced by the next await
   }
 
-  /** Step 6: admits and queues one chunk, in parts that fit under the high-water mark, then records that its source is done up to `line`. */
-  private async flush(rows: ReceiptJobData[], source: string, line: number): Promise<void> {
+  /**
+   * Step 6: admits and queues one chunk, in parts that fit under the high-water mark, and records the superseded
+   * rows read with it; then records that its source is done up to `line`.
+   */
+  private async flush(rows: ReceiptJobData[], superseded: readonly Superseded[], source: string, line: number): Promise<void> {
+    const recorded = this.recordSuperseded(superseded);
+    recorded.catch(() => undefined); // surfaced below, once the chunk is admitted
     let at = 0;
     while (at < rows.length) {
       // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
@@ -542,6 +566,7 @@ class Ingestion {
       at += part.length;
       await this.admitAndQueue(part);
     }
+    await recorded;
     await this.write(() => this.ledger.setProgress(source, line));
   }
 

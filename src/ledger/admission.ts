@@ -70,6 +70,7 @@ export class RunAdmission {
   async admit(rows: readonly AdmitRow[], opts: AdmitOptions = {}): Promise<Admission[]> {
     if (rows.length === 0) return [];
     const byShard = new Map<number, { rows: number[]; args: AdmitArgs[] }>();
+    const earlier = await this.earlierPurchases(rows);
     for (const [i, row] of rows.entries()) {
       const key = tokenFingerprint(row.platform, row.body.fetch_token);
       const s = shardOfKey(key);
@@ -92,7 +93,7 @@ export class RunAdmission {
               encodeUser(row.purchase.appUserId),
               Buffer.from(row.purchase.originalTransactionId, 'utf8'),
             ])
-          : await this.earlierPurchase(row),
+          : (earlier[i] as Buffer),
       });
     }
     const admissions = new Array<Admission>(rows.length);
@@ -142,25 +143,32 @@ export class RunAdmission {
   }
 
   /**
-   * The conflict argument of a row holding an App Store purchase that an earlier run migrated for another user
-   * ('P', the index entry, the original transaction id), or empty.
+   * For each row, the conflict argument of an App Store purchase it holds that an earlier run migrated for another
+   * user ('P', the index entry, the original transaction id), or empty. One lookup for the whole chunk (a script
+   * call per shard its purchases fall in): a call per row, awaited in turn, made an ingest of App Store rows wait
+   * on a round trip per row.
    */
-  private async earlierPurchase(row: AdmitRow): Promise<Buffer> {
-    const purchases = row.purchases ?? [];
-    if (purchases.length === 0) return Buffer.alloc(0);
-    const own = userHash(row.body.app_user_id);
-    const entries = await lookUpPurchases(this.run, purchases);
-    for (const [i, entry] of entries.entries()) {
-      if (!entry || entry.userHash.equals(own)) continue;
+  private async earlierPurchases(rows: readonly AdmitRow[]): Promise<Buffer[]> {
+    const out = rows.map(() => Buffer.alloc(0));
+    const wanted: { row: number; purchase: PurchaseId }[] = [];
+    for (const [i, row] of rows.entries()) if (!row.purchase) for (const purchase of row.purchases ?? []) wanted.push({ row: i, purchase });
+    if (wanted.length === 0) return out;
+    const entries = await lookUpPurchases(
+      this.run,
+      wanted.map((w) => w.purchase),
+    );
+    const owners = new Map<number, Buffer>();
+    for (const [j, entry] of entries.entries()) {
+      const { row: i, purchase } = wanted[j] as { row: number; purchase: PurchaseId };
+      // the row's first purchase (in its order) that another user's row migrated
+      if (!entry || (out[i] as Buffer).length > 0) continue;
+      let own = owners.get(i);
+      if (!own) owners.set(i, (own = userHash((rows[i] as AdmitRow).body.app_user_id)));
+      if (entry.userHash.equals(own)) continue;
       const value = encodePurchaseEntry(entry);
-      return Buffer.concat([
-        Buffer.from('P', 'latin1'),
-        new ByteWriter().varint(value.length).toBuffer(),
-        value,
-        Buffer.from((purchases[i] as PurchaseId).originalTransactionId, 'utf8'),
-      ]);
+      out[i] = Buffer.concat([Buffer.from('P', 'latin1'), new ByteWriter().varint(value.length).toBuffer(), value, Buffer.from(purchase.originalTransactionId, 'utf8')]);
     }
-    return Buffer.alloc(0);
+    return out;
   }
 
   /** Records a rejected row once per place in the input; returns whether it was new. */

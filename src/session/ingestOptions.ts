@@ -37,6 +37,7 @@ export function ingestOptionsFrom(config: Config, req: IngestRequest): IngestOpt
     ...(config.appleBundleIds?.length || config.skipSandbox
       ? { appleRules: { ...(config.appleBundleIds ? { bundleIds: config.appleBundleIds } : {}), ...(config.skipSandbox ? { skipSandbox: true } : {}) } }
       : {}),
+    ...(config.readAppleReceipts ? {} : { readAppleTokens: false }),
     ...(req.signal ? { signal: req.signal } : {}),
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
   };
