@@ -10,8 +10,7 @@ import { encodePlace, encodeUser, keyBytes, keyText, shardOfKey } from './rowRec
 import type { RunContext } from './runContext.js';
 import { hashEntries } from './rowTable.js';
 import type { RunNumbering } from './runNumbering.js';
-import { encodePurchaseEntry, lookUpPurchases, type PurchaseId } from './purchaseIndex.js';
-import { ByteWriter } from './bytes.js';
+import { encodePurchaseEntry, lookUpPurchases, purchaseConflictSide, type PurchaseId } from './purchaseIndex.js';
 import { ADMIT_ANSWER, admitRows, recordOnce, supersedeQueued, type AdmitArgs } from './scriptCalls.js';
 
 /**
@@ -152,13 +151,7 @@ export class RunAdmission {
     const entries = await lookUpPurchases(this.run, purchases);
     for (const [i, entry] of entries.entries()) {
       if (!entry || entry.userHash.equals(own)) continue;
-      const value = encodePurchaseEntry(entry);
-      return Buffer.concat([
-        Buffer.from('P', 'latin1'),
-        new ByteWriter().varint(value.length).toBuffer(),
-        value,
-        Buffer.from((purchases[i] as PurchaseId).originalTransactionId, 'utf8'),
-      ]);
+      return purchaseConflictSide(encodePurchaseEntry(entry), (purchases[i] as PurchaseId).originalTransactionId);
     }
     return Buffer.alloc(0);
   }
