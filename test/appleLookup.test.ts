@@ -5,7 +5,9 @@
 // sandbox environment found there; an unknown id failed apple_transaction_not_found; a malformed id rejected at
 // ingest; Apple's 429 honoured without stalling the other rows; a revoked key stopping only the lookups, and
 // another key sending the rest; a JWT renewed before it lapses; `run` refusing without the key, `plan` saying what it needs;
-// renewals of one subscription given by several transaction ids of one user ending in one POST, the others superseded.
+// renewals of one subscription given by several transaction ids of one user ending in one POST, the others superseded;
+// a looked-up purchase another user holds (an earlier run's receipt, another user's looked-up row of this run) held
+// as a conflict, or posted with --on-conflict send.
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -23,6 +25,7 @@ import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
 import { readSignedTransaction } from '../src/appstore/signedTransaction.js';
 import { Redis } from 'ioredis';
 import { redisUrl } from './support/redis.js';
+import { appleSigner } from './support/appleReceipts.js';
 
 const BUNDLE = 'com.example.sandbox';
 const HEADER = ['platform', 'app_user_id', 'receipt', 'transaction_id', 'product_id'];
@@ -362,6 +365,159 @@ describe('rows given by an Apple transaction id', () => {
       expect(again.summary).toMatchObject({ rows_succeeded: 64, rows_failed: 1, rows_superseded: 3, rows_pending: 0 });
       expect(sb.stats().appStoreServerApi.found).toBe(7);
       expect(sb.stats().requests).toBe(postsBefore);
+    });
+  });
+
+  /** Transactions of one purchase (original transaction id `2000000000000000 + first`): the first and `renewals` more. */
+  function purchaseOf(first: number, renewals: number): AppleTransactionRecord[] {
+    const now = Date.now();
+    return Array.from({ length: renewals + 1 }, (_, r) => {
+      const purchaseDate = now - DAY - (renewals - r) * 30 * DAY;
+      return {
+        transactionId: String(2_000_000_000_000_000 + first + r),
+        originalTransactionId: String(2_000_000_000_000_000 + first),
+        productId: 'sandbox.monthly',
+        bundleId: BUNDLE,
+        environment: 'Production' as const,
+        purchaseDate,
+        expiresDate: purchaseDate + 30 * DAY,
+        type: 'Auto-Renewable Subscription' as const,
+      };
+    });
+  }
+
+  it('holds a looked-up purchase an earlier run migrated for another user (its receipt); --on-conflict send posts it', async () => {
+    const [t0, t1, t2] = purchaseOf(5000, 2);
+    const shared = t0!.originalTransactionId;
+    await withSandbox({ appleTransactions: [t0!, t1!, t2!] }, async (sb) => {
+      // run 1: user A's App Store receipt holding the purchase, migrated
+      const receipt = await (
+        await appleSigner()
+      ).receipt({
+        environment: 'Production',
+        bundleId: BUNDLE,
+        creationMs: Date.now() - DAY,
+        purchases: [
+          { productId: 'sandbox.monthly', transactionId: t0!.transactionId, originalTransactionId: shared, purchaseMs: t0!.purchaseDate, expiresMs: t0!.expiresDate ?? null },
+        ],
+      });
+      const night1 = await writeCsv(fx.dir, 'conflict-night-1.csv', HEADER, [['ios', 'owner-a', receipt, '', '']]);
+      const prefix = fx.newPrefix('lookupconflict');
+      const first = await runMigration({ config: appleConfig(sb, prefix), logger: silentLogger(), sources: [night1], runId: 'lc-night-1', outDir: join(fx.dir, 'lc-1') });
+      expect(first.summary).toMatchObject({ rows_succeeded: 1, rows_conflict: 0 });
+      expect(first.exitCode).toBe(0);
+      const transfers = sb.transfers().length;
+
+      // run 2: user B's row given by a transaction id of that purchase: looked up, then held, never posted
+      const night2 = await writeCsv(fx.dir, 'conflict-night-2.csv', HEADER, [androidRow(700), txRow('thief-b', t1!.transactionId), androidRow(701)]);
+      const second = await runMigration({ config: appleConfig(sb, prefix), logger: silentLogger(), sources: [night2], runId: 'lc-night-2', outDir: join(fx.dir, 'lc-2') });
+      expect(second.summary).toMatchObject({
+        status: 'complete',
+        rows_read: 3,
+        rows_queued: 2,
+        rows_succeeded: 2,
+        rows_conflict: 1,
+        rows_held: 1,
+        rows_pending: 0,
+        rows_failed: 0,
+      });
+      expect(second.exitCode).toBe(1);
+      expect(sb.stats().appStoreServerApi.found).toBe(1);
+      expect(sb.receiptPostCounts().filter((p) => p.app_user_id === 'thief-b')).toEqual([]);
+      expect(sb.transfers()).toHaveLength(transfers);
+      expect(await readCsvFile(second.files.conflicts)).toEqual([
+        {
+          source: night2,
+          line: '3',
+          app_user_id: 'thief-b',
+          token: `${t1!.transactionId.slice(0, 4)}…${t1!.transactionId.slice(-4)}`,
+          fingerprint: expect.any(String) as unknown,
+          action: 'held',
+          other_run: 'lc-night-1',
+          other_source: night1,
+          other_line: '2',
+          other_app_user_id: 'owner-a',
+          original_transaction_id: shared,
+        },
+      ]);
+      // the same command again: the held row stays held, looked up and posted never
+      const again = await runMigration({ config: appleConfig(sb, prefix), logger: silentLogger(), sources: [night2], runId: 'lc-night-2', outDir: join(fx.dir, 'lc-2b') });
+      expect(again.summary).toMatchObject({ rows_succeeded: 2, rows_conflict: 1, rows_held: 1, rows_pending: 0 });
+      expect(again.exitCode).toBe(1);
+      expect(sb.stats().appStoreServerApi.found).toBe(1);
+      expect(sb.receiptPostCounts().filter((p) => p.app_user_id === 'thief-b')).toEqual([]);
+
+      // run 3 with --on-conflict send: posted, counted as a conflict sent, and the purchase moves as RevenueCat moves it
+      const night3 = await writeCsv(fx.dir, 'conflict-night-3.csv', HEADER, [txRow('sender-c', t2!.transactionId)]);
+      const third = await runMigration({
+        config: appleConfig(sb, prefix),
+        logger: silentLogger(),
+        sources: [night3],
+        runId: 'lc-night-3',
+        onConflict: 'send',
+        outDir: join(fx.dir, 'lc-3'),
+      });
+      expect(third.summary).toMatchObject({ rows_succeeded: 1, rows_conflict: 1, rows_held: 0 });
+      expect(third.exitCode).toBe(0);
+      const posted = sb.receiptPostCounts().filter((p) => p.app_user_id === 'sender-c');
+      expect(posted.map((p) => [p.posts, readSignedTransaction(p.fetch_token).originalTransactionId])).toEqual([[1, shared]]);
+      expect(sb.transfers().slice(transfers)).toEqual([expect.objectContaining({ originalTransactionId: shared, to: 'sender-c' })]);
+      expect(await readCsvFile(third.files.conflicts)).toEqual([
+        expect.objectContaining({ app_user_id: 'sender-c', action: 'sent', other_run: 'lc-night-1', other_app_user_id: 'owner-a', original_transaction_id: shared }),
+      ]);
+    });
+  });
+
+  it("within a run: of two users' looked-up rows of one purchase, one is posted and the other held (after its lookup group's decision)", async () => {
+    const [p0, p1, p2] = purchaseOf(5100, 2);
+    const shared = p0!.originalTransactionId;
+    await withSandbox({ appleTransactions: [p0!, p1!, p2!] }, async (sb) => {
+      // twin-2 has two renewals of it (a lookup group: the older superseded, the newer checked); twin-1 the first
+      const source = await writeCsv(fx.dir, 'twins.csv', HEADER, [
+        txRow('twin-2', p1!.transactionId),
+        txRow('twin-1', p0!.transactionId),
+        ...Array.from({ length: 6 }, (_, i) => androidRow(720 + i)),
+        txRow('twin-2', p2!.transactionId),
+      ]);
+      const result = await runMigration({
+        config: appleConfig(sb, fx.newPrefix('twins')),
+        logger: silentLogger(),
+        sources: [source],
+        runId: 'twins',
+        outDir: join(fx.dir, 'twins'),
+      });
+      expect(result.summary).toMatchObject({
+        status: 'complete',
+        rows_read: 9,
+        rows_succeeded: 7,
+        rows_superseded: 1,
+        rows_conflict: 1,
+        rows_held: 1,
+        rows_pending: 0,
+      });
+      expect(result.exitCode).toBe(1);
+      expect(sb.stats().appStoreServerApi.found).toBe(3);
+      // one POST of the purchase, for one of the two users; nothing moved
+      const posted = sb.receiptPostCounts().filter((p) => p.app_user_id.startsWith('twin-'));
+      expect(posted).toHaveLength(1);
+      expect(posted[0]!.posts).toBe(1);
+      expect(sb.transfers()).toEqual([]);
+      const winner = posted[0]!.app_user_id;
+      const lines: Record<string, string> = { 'twin-1': '3', 'twin-2': '10' };
+      const loser = winner === 'twin-1' ? 'twin-2' : 'twin-1';
+      expect(await readCsvFile(result.files.conflicts)).toEqual([
+        expect.objectContaining({
+          line: lines[loser],
+          app_user_id: loser,
+          action: 'held',
+          other_run: 'twins',
+          other_source: source,
+          other_line: lines[winner],
+          other_app_user_id: winner,
+          original_transaction_id: shared,
+        }),
+      ]);
+      expect(await readCsvFile(join(fx.dir, 'twins', 'superseded.csv'))).toEqual([expect.objectContaining({ line: '2', app_user_id: 'twin-2', superseded_by_line: '10' })]);
     });
   });
 

@@ -136,6 +136,15 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     await groups.decided('u1', 'a.csv#2');
     await ledger.supersedeAdmitted(fps[2] ?? '', { src: 'a.csv', line: 4, app_user_id: 'u1', by: { src: 'a.csv', line: 3 } });
   });
+  await attempt('looked-up conflicts: script claimPurchase (purchase shard: index and run claims), script conflictQueued (row shard), HSET conflict tokens', async () => {
+    const purchases = [{ environment: 'production', originalTransactionId: '1000000692878476' }];
+    const row = (fp: string, user: string) => ({ fp, src: 'a.csv', line: 4, app_user_id: user });
+    await ledger.checkLookedUpPurchases(row(fps[2] ?? '', 'u1'), purchases);
+    const check = await ledger.checkLookedUpPurchases(row(fps[2] ?? '', 'u2'), purchases);
+    if (check.kind !== 'conflict') throw new Error('no conflict found');
+    await ledger.recordLookedUpConflict(row(fps[2] ?? '', 'u2'), check, { hold: true, token: '2000000000000017' });
+    await ledger.onConflict();
+  });
   await attempt('ledger of a later run: script admit against the cross-run index', () => new RunLedger(redis, prefix, 'inv2').admit(rows));
   await attempt('plan ledger: admit, then DEL its keys shard by shard; sweep of stale plans', async () => {
     const plan = new PlanLedger(redis, prefix, `plan-${randomBytes(3).toString('hex')}`);

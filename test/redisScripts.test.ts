@@ -23,7 +23,7 @@ import {
 } from '../src/redis/keys.js';
 import { callScript, loadScripts, scriptFiles } from '../src/redis/scripts.js';
 import { FORMAT, INDEX_HASHES_BYTES, LISTPACK_VALUE_MAX, RECORD } from '../src/ledger/rowRecord.js';
-import { ADMIT_ANSWER } from '../src/ledger/scriptCalls.js';
+import { ADMIT_ANSWER, CLAIM_ANSWER } from '../src/ledger/scriptCalls.js';
 import { RECENT_ERRORS } from '../src/ledger/statistics.js';
 import { SHORT_HASH_BYTES, TOKEN_FINGERPRINT_BYTES } from '../src/ledger/rowIdentity.js';
 
@@ -34,6 +34,7 @@ const NAMED: Record<string, unknown> = {
   META,
   FLIGHT,
   ADMIT_ANSWER,
+  CLAIM_ANSWER,
   FORMAT,
   RECENT_ERRORS,
   RATE,
@@ -69,7 +70,19 @@ describe('Redis scripts', () => {
   it('finds every script file, named <name>-<numberOfKeys>.lua', () => {
     const files = readdirSync(join(SRC, 'redis', 'scripts')).filter((f) => f.endsWith('.lua'));
     expect(scripts.map((s) => s.file).sort()).toEqual(files.sort());
-    for (const name of ['admit', 'recordOnce', 'recordAnswer', 'reopenFailed', 'sourceId', 'releaseUserLock', 'dictCode', 'findRecords', 'runNumber']) {
+    for (const name of [
+      'admit',
+      'recordOnce',
+      'recordAnswer',
+      'reopenFailed',
+      'sourceId',
+      'releaseUserLock',
+      'dictCode',
+      'findRecords',
+      'runNumber',
+      'claimPurchase',
+      'conflictQueued',
+    ]) {
       expect(scriptFiles().has(name), name).toBe(true);
     }
   });
@@ -100,11 +113,16 @@ describe('Redis scripts', () => {
     expect(annotated).toBeGreaterThanOrEqual(10);
   });
 
-  it('declares every answer code of admit once, and the script names each of them', () => {
-    const admit = scriptFiles().get('admit')?.lua ?? '';
-    const named = new Set([...admit.matchAll(/-- ADMIT_ANSWER\.(\w+)$/gm)].map((m) => m[1]));
-    expect([...named].sort()).toEqual(Object.keys(ADMIT_ANSWER).sort());
-    expect(new Set(Object.values(ADMIT_ANSWER)).size).toBe(Object.keys(ADMIT_ANSWER).length);
+  it('declares every answer code of admit and claimPurchase once, and each script names each of its codes', () => {
+    for (const [script, name, codes] of [
+      ['admit', 'ADMIT_ANSWER', ADMIT_ANSWER],
+      ['claimPurchase', 'CLAIM_ANSWER', CLAIM_ANSWER],
+    ] as const) {
+      const lua = scriptFiles().get(script)?.lua ?? '';
+      const named = new Set([...lua.matchAll(new RegExp(`-- ${name}\\.(\\w+)$`, 'gm'))].map((m) => m[1]));
+      expect([...named].sort(), script).toEqual(Object.keys(codes).sort());
+      expect(new Set(Object.values(codes)).size, script).toBe(Object.keys(codes).length);
+    }
   });
 
   it('leaves no Lua in any .ts file of src/', () => {
@@ -147,6 +165,9 @@ describe('Redis keys', () => {
       duplicates: `rcm:{${tag}}:run:R1:dup`,
       conflicts: `rcm:{${tag}}:run:R1:conf`,
       superseded: `rcm:{${tag}}:run:R1:sup`,
+      claims: `rcm:{${tag}}:run:R1:pcs`,
+      claimBuckets: `rcm:{${tag}}:run:R1:pcb:`,
+      claimWide: `rcm:{${tag}}:run:R1:pcw`,
       history: `rcm:{${tag}}:run:R1:hist`,
       errors: `rcm:{${tag}}:run:R1:err`,
       timeline: `rcm:{${tag}}:run:R1:tl`,

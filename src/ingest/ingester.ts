@@ -273,6 +273,8 @@ class Ingestion {
     // Local paths are numbered up front, as before; S3 objects are numbered as they are reached (an S3 URL itself is
     // never a place: its objects are).
     await this.write(() => ledger.beginIngest(opts.sources.filter((s) => !isS3Url(s))));
+    // the workers hold or send a looked-up row's conflict by this ingest's rule (workers/lookupConflicts.ts)
+    await this.write(() => ledger.setOnConflict(opts.onConflict ?? 'hold'));
     if (opts.readAppleTokens !== false && mayHoldAppleRows(opts.columns)) {
       this.survey = await surveyPass(this.entries(), {
         columns: opts.columns,

@@ -10,8 +10,7 @@ import { encodePlace, encodeUser, keyBytes, keyText, shardOfKey } from './rowRec
 import type { RunContext } from './runContext.js';
 import { hashEntries } from './rowTable.js';
 import type { RunNumbering } from './runNumbering.js';
-import { encodePurchaseEntry, lookUpPurchases, type PurchaseId } from './purchaseIndex.js';
-import { ByteWriter } from './bytes.js';
+import { encodePurchaseEntry, lookUpPurchases, purchaseConflictSide, type PurchaseId } from './purchaseIndex.js';
 import { ADMIT_ANSWER, admitRows, recordOnce, supersedeQueued, type AdmitArgs } from './scriptCalls.js';
 
 /**
@@ -149,7 +148,7 @@ export class RunAdmission {
    * on a round trip per row.
    */
   private async earlierPurchases(rows: readonly AdmitRow[]): Promise<Buffer[]> {
-    const out = rows.map(() => Buffer.alloc(0));
+    const out: Buffer[] = rows.map(() => Buffer.alloc(0));
     const wanted: { row: number; purchase: PurchaseId }[] = [];
     for (const [i, row] of rows.entries()) if (!row.purchase) for (const purchase of row.purchases ?? []) wanted.push({ row: i, purchase });
     if (wanted.length === 0) return out;
@@ -165,8 +164,7 @@ export class RunAdmission {
       let own = owners.get(i);
       if (!own) owners.set(i, (own = userHash((rows[i] as AdmitRow).body.app_user_id)));
       if (entry.userHash.equals(own)) continue;
-      const value = encodePurchaseEntry(entry);
-      out[i] = Buffer.concat([Buffer.from('P', 'latin1'), new ByteWriter().varint(value.length).toBuffer(), value, Buffer.from(purchase.originalTransactionId, 'utf8')]);
+      out[i] = purchaseConflictSide(encodePurchaseEntry(entry), purchase.originalTransactionId);
     }
     return out;
   }

@@ -67,6 +67,7 @@ const ROW_STATUS: Record<string, RowState['status']> = {
 
 const ZERO_PAYLOAD = Buffer.alloc(SHORT_HASH_BYTES);
 const SUPERSEDED = RECORD.superseded.charCodeAt(0);
+const HELD = RECORD.held.charCodeAt(0);
 const HISTORY_PAGE = 1000;
 
 export class RunOutcomes {
@@ -171,7 +172,10 @@ export class RunOutcomes {
     return decodeAnswer(key, rec, await this.numbering.decodeContext());
   }
 
-  /** Whether each of these rows (record keys) has a final answer, or was superseded after its lookup (never to be sent). */
+  /**
+   * Whether each of these rows (record keys) has a final answer, or was superseded or held (a conflict by purchase)
+   * after its lookup: never to be sent.
+   */
   async finished(fps: readonly string[]): Promise<boolean[]> {
     const byShard = new Map<number, number[]>();
     const keys = fps.map(keyBytes);
@@ -182,7 +186,7 @@ export class RunOutcomes {
         const recs = await findRecords(this.run.redis, { shard: this.run.shard(s), keys: rows.map((i) => keys[i] as Buffer) });
         rows.forEach((i, j) => {
           const rec = recs[j];
-          out[i] = rec !== null && rec !== undefined && (isAnswer(rec) || rec[0] === SUPERSEDED);
+          out[i] = rec !== null && rec !== undefined && (isAnswer(rec) || rec[0] === SUPERSEDED || rec[0] === HELD);
         });
       }),
     );

@@ -52,12 +52,18 @@ async function dropLedgerKeys(redis: RedisClient, names: RedisKeys, runId: strin
   for (const key of Object.values(own)) await redis.del(key);
   for (let s = 0; s < SHARDS; s++) {
     const k = names.runShard(runId, s);
-    const buckets = await bucketCount(redis, { state: k.counters, buckets: k.buckets });
-    for (let from = 0; from < buckets; from += DELETE_BATCH) {
-      const batch = Array.from({ length: Math.min(DELETE_BATCH, buckets - from) }, (_, i) => `${k.buckets}${from + i}`);
-      await redis.del(...batch);
+    // the row table's buckets, and the purchase claims' (a plan makes none, a run's looked-up rows do)
+    for (const table of [
+      { state: k.counters, buckets: k.buckets },
+      { state: k.claims, buckets: k.claimBuckets },
+    ]) {
+      const buckets = await bucketCount(redis, table);
+      for (let from = 0; from < buckets; from += DELETE_BATCH) {
+        const batch = Array.from({ length: Math.min(DELETE_BATCH, buckets - from) }, (_, i) => `${table.buckets}${from + i}`);
+        await redis.del(...batch);
+      }
     }
-    const { buckets: _prefix, ...fixed }: Record<string, string> = { ...k };
+    const { buckets: _prefix, claimBuckets: _claimPrefix, ...fixed }: Record<string, string> = { ...k };
     await redis.del(...Object.values(fixed));
   }
 }

@@ -44,6 +44,15 @@ export function decodePurchaseEntry(value: Buffer): PurchaseEntry {
   return { userHash, runNumber, key: r.rest() };
 }
 
+/**
+ * A conflict's other side when another user holds the purchase by the index (or by a claim of this run, in the same
+ * form): 'P', the entry's varint length, the entry, the original transaction id (admit-4.lua, conflictQueued-3.lua;
+ * read back by rowRecord.ts decodeConflict).
+ */
+export function purchaseConflictSide(entry: Buffer, originalTransactionId: string): Buffer {
+  return Buffer.concat([Buffer.from('P', 'latin1'), new ByteWriter().varint(entry.length).toBuffer(), entry, Buffer.from(originalTransactionId, 'utf8')]);
+}
+
 /** Groups keys by shard. */
 function byShard<T>(items: readonly T[], key: (item: T) => Buffer): Map<number, T[]> {
   const out = new Map<number, T[]>();

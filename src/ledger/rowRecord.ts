@@ -49,7 +49,7 @@ export const RECORD = {
   queued: 'q',
   /** skipped: an earlier run migrated the same token for the same user with the same payload */
   skipped: 'm',
-  /** held: another user has this token (conflicts hash says who) */
+  /** held: another user has this token, or a purchase it holds (conflicts hash says who) */
   held: 'h',
   /**
    * superseded after its lookup: a row given by a transaction id whose user's group holds a newer transaction of

@@ -8,6 +8,7 @@
 //   statistics.ts   counters, requests over time and by latency, recent errors
 //   conflicts.ts    rows whose token another user has (in this run or an earlier one)
 //   lookupGroups.ts the rows given by a transaction id of one user, compared after their lookups
+//   lookupConflicts.ts a looked-up row's purchase against other users' (held, or sent anyway)
 //   verifyStore.ts  what the last `verify` pass found
 //   scriptCalls.ts  one typed function per Lua script
 //
@@ -35,6 +36,8 @@ import { RunStatistics, type RecentError, type RequestSample } from './statistic
 import type { TimelinePoint } from './timeline.js';
 import { VerifyStore, type VerifySummary } from './verifyStore.js';
 import { LookupGroups } from './lookupGroups.js';
+import { RunLookupConflicts, type LookedUpRow, type OnConflict, type PurchaseCheck } from './lookupConflicts.js';
+import type { PurchaseId } from './purchaseIndex.js';
 
 export type { Admission, AdmitOptions, AdmitRow } from './admission.js';
 export type { Conflict, ConflictToken } from './conflicts.js';
@@ -42,6 +45,7 @@ export type { FailedRecord, RecordOptions, RowState } from './outcomes.js';
 export type { CanaryRecord } from './runMeta.js';
 export type { RecentError, RequestSample } from './statistics.js';
 export type { VerifySummary } from './verifyStore.js';
+export type { LookedUpRow, OnConflict, PurchaseCheck } from './lookupConflicts.js';
 
 export class RunLedger {
   readonly keys: RunKeys;
@@ -55,6 +59,7 @@ export class RunLedger {
   private readonly statistics: RunStatistics;
   private readonly conflictRows: RunConflicts;
   private readonly verify: VerifyStore;
+  private readonly lookupConflicts: RunLookupConflicts;
 
   constructor(
     redis: RedisClient,
@@ -72,6 +77,7 @@ export class RunLedger {
     this.conflictRows = new RunConflicts(this.run, this.numbering);
     this.verify = new VerifyStore(this.run);
     this.lookupGroups = new LookupGroups(redis, prefix, runId);
+    this.lookupConflicts = new RunLookupConflicts(this.run, this.numbering);
   }
 
   // The run's own facts (runMeta.ts)
@@ -214,7 +220,7 @@ export class RunLedger {
     return this.answers.history();
   }
 
-  /** Whether each of these rows (record keys) has a final answer, or was superseded after its lookup. */
+  /** Whether each of these rows (record keys) has a final answer, or was superseded or held after its lookup. */
   finished(fps: string[]): Promise<boolean[]> {
     return this.answers.finished(fps);
   }
@@ -272,6 +278,28 @@ export class RunLedger {
   /** The masked tokens of the run's conflicting rows, by place (`<source>#<line>`). */
   conflictTokens(): Promise<Map<string, string>> {
     return this.conflictRows.tokens();
+  }
+
+  // Conflicts by purchase of rows given by a transaction id, after their lookup (lookupConflicts.ts)
+
+  /** Checks a looked-up row's purchases against other users' (the cross-run index, this run's claims), claiming them if free. */
+  checkLookedUpPurchases(row: LookedUpRow, purchases: readonly PurchaseId[]): Promise<PurchaseCheck> {
+    return this.lookupConflicts.check(row, purchases);
+  }
+
+  /** Records a looked-up row's conflict by purchase, held or sent anyway; returns whether it was new. */
+  recordLookedUpConflict(row: LookedUpRow, conflict: Extract<PurchaseCheck, { kind: 'conflict' }>, o: { hold: boolean; token: string }): Promise<boolean> {
+    return this.lookupConflicts.record(row, conflict, o);
+  }
+
+  /** What the run's latest ingest said to do with conflicts ('hold' unless it said 'send'). */
+  onConflict(): Promise<OnConflict> {
+    return this.lookupConflicts.onConflict();
+  }
+
+  /** Keeps the ingest's rule for conflicts in the run's meta, for the workers. */
+  setOnConflict(rule: OnConflict): Promise<void> {
+    return this.lookupConflicts.setOnConflict(rule);
   }
 
   // Verify results (verifyStore.ts)

@@ -137,6 +137,57 @@ export async function supersedeQueued(redis: RedisClient, a: { shard: RunShardKe
   return written === 1;
 }
 
+/** The first byte of claimPurchase-3.lua's answer (what follows it: see claimPurchase). */
+export const CLAIM_ANSWER = {
+  /** no other user holds the purchase: claimed now for the row's user, in this run */
+  claimed: 'n',
+  /** the row's own user claimed it already in this run (a re-run of the row, or another of its rows) */
+  own: 'o',
+  /** the cross-run purchase index gives it to another user (an earlier run's success, or this run's): the entry follows */
+  indexed: 'i',
+  /** another user's row given by a transaction id claimed it earlier in this run: its claim follows */
+  claimedByOther: 'c',
+} as const;
+export type ClaimAnswerCode = (typeof CLAIM_ANSWER)[keyof typeof CLAIM_ANSWER];
+
+const CLAIM_CODES = new Set<string>(Object.values(CLAIM_ANSWER));
+
+/**
+ * claimPurchase-3.lua: checks a looked-up purchase (its key in the purchase index) against the index and this
+ * run's claims, and claims it for `claim`'s user when no other user holds it. The answer's code, and the other
+ * user's index entry or claim (in the purchase index's value form) after 'i' and 'c'.
+ */
+export async function claimPurchase(
+  redis: RedisClient,
+  a: { index: IndexShardKeys; shard: RunShardKeys; key: Buffer; claim: Buffer },
+): Promise<{ code: ClaimAnswerCode; rest: Buffer }> {
+  const answer = await callScriptBuffer<Buffer>(
+    redis,
+    'claimPurchase',
+    [a.index.purchaseState, a.shard.claims, a.shard.claimWide],
+    [a.index.purchaseBuckets, a.shard.claimBuckets, a.key, a.claim],
+  );
+  const code = String.fromCharCode(answer[0] as number);
+  if (!CLAIM_CODES.has(code)) throw new Error(`claimPurchase: unexpected answer ${answer.toString('latin1')}`);
+  return { code: code as ClaimAnswerCode, rest: answer.subarray(1) };
+}
+
+/**
+ * conflictQueued-3.lua: a queued row given by a transaction id is a conflict by purchase: held (record, counters
+ * and the conflicts hash, in the row's shard) or, with hold false, listed and counted as sent anyway. `other`: the
+ * conflict's other side ('P', the entry's varint length, the entry, the original transaction id). False when
+ * nothing was written: held or answered already (held: not to be posted either way), or, sent anyway, listed already.
+ */
+export async function conflictQueued(redis: RedisClient, a: { shard: RunShardKeys; key: Buffer; place: Buffer; user: Buffer; hold: boolean; other: Buffer }): Promise<boolean> {
+  const written = await callScriptBuffer<number>(
+    redis,
+    'conflictQueued',
+    [a.shard.counters, a.shard.wide, a.shard.conflicts],
+    [a.shard.buckets, a.key, a.place, a.user, a.hold ? '1' : '0', a.other],
+  );
+  return written === 1;
+}
+
 /** findRecords-2.lua: the records of these keys in one shard's row table (null where there is none). */
 export async function findRecords(redis: RedisClient, a: { shard: Pick<RunShardKeys, 'counters' | 'wide' | 'buckets'>; keys: readonly Buffer[] }): Promise<(Buffer | null)[]> {
   return callScriptBuffer<(Buffer | null)[]>(redis, 'findRecords', [a.shard.counters, a.shard.wide], [a.shard.buckets, ...a.keys]);

@@ -111,6 +111,17 @@ export interface RunShardKeys {
    * transaction id that the workers superseded after its lookup: supersedeQueued-3.lua)
    */
   superseded: string;
+  /**
+   * hash: growth state of the run's purchase claims in this shard (TABLE; a table like the purchase index's:
+   * App Store purchase key → the claim of the row given by a transaction id that is posting it, in the purchase
+   * index's value form: claimPurchase-3.lua, ledger/lookupConflicts.ts). Keyed by purchase, so it shares its
+   * shard with the purchase index entry of the same purchase.
+   */
+  claims: string;
+  /** prefix of the purchase claims' buckets */
+  claimBuckets: string;
+  /** hash: purchase claims too long for a bucket (never, values are ~20 bytes; the table needs a name) */
+  claimWide: string;
   /** list: history entries (ledger/rowRecord.ts: key, then the replaced record) of outcomes replaced by a later one (a retry), oldest first */
   history: string;
   /** list: the 20 most recent failures of this shard (JSON), newest first */
@@ -173,6 +184,9 @@ export class RedisKeys {
       duplicates: `${base}:dup`,
       conflicts: `${base}:conf`,
       superseded: `${base}:sup`,
+      claims: `${base}:pcs`,
+      claimBuckets: `${base}:pcb:`,
+      claimWide: `${base}:pcw`,
       history: `${base}:hist`,
       errors: `${base}:err`,
       timeline: `${base}:tl`,
@@ -310,6 +324,11 @@ export const META = {
   verify: 'verify',
   /** what the last ingest's survey counted of the App Store rows (JSON: summary.json's `receipts`) */
   receipts: 'receipts',
+  /**
+   * what the run's latest ingest does with a conflict ('hold' or 'send', --on-conflict): the workers read it for a
+   * row given by a transaction id whose looked-up purchase another user holds (workers/lookupConflicts.ts)
+   */
+  onConflict: 'on_conflict',
   /** a canary's limit and rows sent (JSON, session/canary.ts), until an ingest of the run reads every source */
   canary: 'canary',
   /** the line up to which the source with this number is ingested */

@@ -18,6 +18,9 @@
 // - One purchase, one POST: a row whose user has other rows given by a transaction id in the run (a lookup group,
 //   set by the ingest) is posted only if no newer transaction of its purchase is among them; else it ends
 //   `superseded`, naming the row posted (lookupGroupWait.ts, ledger/lookupGroups.ts).
+// - A purchase another user holds (migrated by an earlier run or this one, or claimed by another user's looked-up
+//   row of this run): held as a conflict like an ingest's, or posted with the run's --on-conflict send
+//   (lookupConflicts.ts), right before the POST.
 import { DelayedError, type Job } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -37,6 +40,7 @@ import { Pacer } from './pacer.js';
 import type { ReceiptProcessor } from './processor.js';
 import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { isGrouped, LookupGroupSteps } from './lookupGroupWait.js';
+import { checkLookedUpConflict } from './lookupConflicts.js';
 import { RateController } from './rateController.js';
 
 /** The lookups' limit scope (RedisKeys.rateOf / paceOf). */
@@ -200,15 +204,21 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
     if (verdict.kind === 'post') return post(job, token, verdict.lookup, fresh && verdict.lookup.decided === undefined);
   }
 
-  /** The processor's way, posting the signed transaction; a job handed back keeps it (no second lookup). */
+  /**
+   * The processor's way, posting the signed transaction, unless its purchase is another user's and the run holds
+   * conflicts (lookupConflicts.ts); a job handed back keeps what it found (no second lookup, no second check).
+   */
   async function post(job: ReceiptJob, token: string | undefined, lookup: AppleLookup, fresh: boolean): Promise<void> {
+    const checked = await checkLookedUpConflict(job, lookup, { ledgerFor: deps.ledgerFor, logger: deps.logger, settled: (data) => deps.stops.settled(data) });
+    if (checked.kind === 'held') return;
+    const keep = fresh || checked.lookup !== lookup;
     const original = job.data;
-    job.data = { ...original, lookup };
+    job.data = { ...original, lookup: checked.lookup };
     try {
       await inner(job, token);
     } catch (err) {
       // The job goes back to the queue (a busy user, a 429, a retried POST, a parked key): keep what was found.
-      if (fresh) await job.updateData(job.data).catch((e: unknown) => deps.logger.debug({ err: e }, 'could not keep the signed transaction on the job'));
+      if (keep) await job.updateData(job.data).catch((e: unknown) => deps.logger.debug({ err: e }, 'could not keep the signed transaction on the job'));
       throw err;
     }
   }

@@ -24,6 +24,11 @@ export interface AppleLookup {
   decided?: 'post';
   /** how many times a grouped row went back to wait for its group (its next wait is longer) */
   waits?: number;
+  /**
+   * its purchase was checked against other users' and is this row's to post (no other user holds it, or the run
+   * sends conflicts anyway): a re-run posts without checking again (workers/lookupConflicts.ts)
+   */
+  cleared?: true;
 }
 
 /** The App Store's X-Platform values: the rows whose transaction ids Apple's API knows. */
