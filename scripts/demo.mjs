@@ -5,23 +5,27 @@
 //
 //   1. Redis: REDIS_URL (default redis://127.0.0.1:6379). When nothing answers there and `redis-server` is on
 //      PATH, a private, throw-away redis-server is started on a free port for the demo and stopped at the end.
-//   2. Sandbox: `node dist/cli.js sandbox --port 0 …` with rate limiting, latency and 5% injected 5xx faults.
+//   2. Sandbox: `node dist/cli.js sandbox --port 0 …` with rate limiting, latency and 5% injected 5xx faults, and
+//      its App Store Server API stand-in: three purchases generated from its seed (the transaction ids of
+//      examples/transaction-ids.csv) and a key pair it generates, its private key written as a .p8 in a temporary
+//      directory of the demo's (removed at the end). The ids it prints are passed to plan and run as the
+//      APPLE_* variables, with APP_STORE_SERVER_API_URL pointing at it.
 //   3. Plan: `node dist/cli.js plan examples/*.csv …` reads and checks everything and sends nothing.
 //   4. Run: `node dist/cli.js run examples/*.csv …` under the key prefix rcm-demo, so a real migration's keys
 //      in the same Redis are never touched.
-//   5. What the report means (a token shared by two users is held, not sent), the sandbox's stats, and the run's
-//      own exit code (1 is the expected one).
+//   5. What the report means (a token shared by two users is held, not sent; rows given by a transaction id are
+//      looked up, then imported), the sandbox's stats, and the run's own exit code (1 is the expected one).
 //
 // Environment: REDIS_URL; RC_MIGRATE_DEMO_PREFIX (key prefix, default rcm-demo; tests use their own). Every
-// other RC_MIGRATE_* / REVENUECAT_* / LOG_LEVEL variable of your shell is left out of the demo's commands, so
-// the demo behaves the same everywhere and never picks up a real API key.
+// other RC_MIGRATE_* / REVENUECAT_* / APPLE_* / APP_STORE_SERVER_API_URL / LOG_LEVEL variable of your shell is
+// left out of the demo's commands, so the demo behaves the same everywhere and never picks up a real API key.
 //
 // Exit code: the run's (see src/exitCodes.ts); 2 when the demo cannot start (no Redis, no build, bad REDIS_URL).
 // The children (sandbox, private Redis) are stopped before exiting, on errors and on Ctrl-C too.
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { constants as osConstants } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +35,11 @@ import { parse } from 'csv-parse/sync';
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CLI = 'dist/cli.js';
-const SOURCES = ['examples/receipts.csv', 'examples/google-play-export.csv'];
+const SOURCES = ['examples/receipts.csv', 'examples/google-play-export.csv', 'examples/transaction-ids.csv'];
+/** The rows given by an Apple transaction id, and the app and products the sandbox generates them for (--seed 7). */
+const TRANSACTION_IDS = 'examples/transaction-ids.csv';
+const APPLE_BUNDLE = 'com.example.app';
+const APPLE_PRODUCTS = 'com.example.premium.monthly,com.example.lifetime:nonconsumable';
 const SANDBOX_KEY = 'appl_sandbox_key';
 const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 const PREFIX = process.env.RC_MIGRATE_DEMO_PREFIX?.trim() || 'rcm-demo';
@@ -185,20 +193,27 @@ function printHowToGetRedis(url) {
 // ---------------------------------------------------------------------------------------------------------
 // Sandbox
 
-async function startSandbox(env) {
-  const args = [CLI, 'sandbox', '--port', '0', '--rate-limit', '25', '--latency', '40', '--latency-jitter', '40', '--fault-5xx', '0.05', '--seed', '7'];
+/** `keyOut`: where the sandbox writes the App Store Connect API key it generates (a .p8). */
+async function startSandbox(env, keyOut) {
+  const args = [
+    ...[CLI, 'sandbox', '--port', '0', '--rate-limit', '25', '--latency', '40', '--latency-jitter', '40', '--fault-5xx', '0.05', '--seed', '7'],
+    ...['--apple-bundle-id', APPLE_BUNDLE, '--apple-seed', '3', '--apple-seed-products', APPLE_PRODUCTS, '--apple-key-out', keyOut],
+  ];
   out(`$ node ${args.join(' ')} &`);
   const child = spawnChild(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr = (stderr + chunk).slice(-4000)));
-  const url = await new Promise((resolve, reject) => {
+  // Two lines: where it listens, then the App Store Server API's base URL and the variables naming its key.
+  const { url, apple } = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new DemoError('the sandbox did not say where it listens within 15 s', EXIT.INTERNAL)), 15_000);
     const lines = createInterface({ input: child.stdout });
+    let listening;
     lines.on('line', (line) => {
       const m = /listening on (https?:\/\/\S+)/.exec(line);
-      if (m) {
+      if (m) listening = m[1];
+      if (listening && /^App Store Server API on /.test(line)) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve({ url: listening, apple: Object.fromEntries([...line.matchAll(/\b(APP_STORE_SERVER_API_URL|APPLE_[A-Z_]+)=(\S+)/g)].map((v) => [v[1], v[2]])) });
       }
     });
     void child.exited.then(({ code, signal, error }) => {
@@ -207,7 +222,10 @@ async function startSandbox(env) {
     });
   });
   if (/:0$/.test(url)) throw new DemoError(`the sandbox printed port 0 (${url}) instead of the port it listens on`, EXIT.INTERNAL);
-  return { child, url };
+  for (const name of ['APP_STORE_SERVER_API_URL', 'APPLE_KEY_ID', 'APPLE_ISSUER_ID', 'APPLE_PRIVATE_KEY_FILE']) {
+    if (!apple[name]) throw new DemoError(`the sandbox did not name ${name} for its App Store Server API`, EXIT.INTERNAL);
+  }
+  return { child, url, apple };
 }
 
 async function sandboxStats(url) {
@@ -255,6 +273,9 @@ function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) 
   out("  - refused by the sandbox's stores (failed.csv): tokens marked sbx-invalid, sbx-inuse, …, and receipts");
   out('    accepted but not found on the subscriber afterwards (sbx-noproduct, sbx-transfer);');
   out('  - a repeated row (duplicates.csv) is sent once; sbx-flaky2 tokens and the injected 5xx faults are retried;');
+  out(`  - rows holding only an Apple transaction id (${TRANSACTION_IDS}) are looked up in the sandbox's`);
+  out('    App Store Server API with the App Store Connect key it generated (the APPLE_* variables), and each signed');
+  out("    transaction is posted as the row's receipt;");
   out("  - a receipt that is also another user's (conflicts.csv: user-0025 holds user-0002's token, a shared device");
   out('    or a bad join in an export) is held, not sent: RevenueCat would move the purchase to the later user. Check');
   out('    it, fix the export, or send such rows anyway with --on-conflict send.');
@@ -263,6 +284,15 @@ function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) 
   else out(`Exit code ${code} is NOT what this demo expects (1): see the messages above.`);
 
   out();
+  const looked = readCsv(join(reportDir, 'succeeded.csv'))
+    ?.filter((r) => r.source === TRANSACTION_IDS)
+    .sort((a, b) => Number(a.line) - Number(b.line));
+  const given = readCsv(join(ROOT, TRANSACTION_IDS))?.length ?? 0;
+  if (looked) {
+    out(`transaction ids: ${looked.length} of ${given} looked up and imported (succeeded.csv)`);
+    for (const r of looked)
+      out(`  ${`${r.source.replace(/^examples\//, '')}:${r.line}`.padEnd(22)} ${clip(String(r.app_user_id ?? ''), 16).padEnd(16)} ${r.product_id || '-'}: HTTP ${r.http_status}`);
+  }
   printRows('failed.csv', readCsv(join(reportDir, 'failed.csv')), (r) => `${r.error_reason}: ${r.error_message}`);
   printRows('rejected.csv', readCsv(join(reportDir, 'rejected.csv')), (r) => r.error_reason);
   printRows(
@@ -279,6 +309,8 @@ function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) 
     out(`  flagsNotFalse  ${String(stats.flagsNotFalse).padStart(4)}   requests that could fire events or move last_seen (should be 0)`);
     if (stats.faults) out(`  5xx injected   ${String(stats.faults['5xx']).padStart(4)}   answered with a fault on purpose, then retried`);
     if (typeof stats.rateLimited === 'number') out(`  rate limited   ${String(stats.rateLimited).padStart(4)}   429 answers (the client keeps under --rate)`);
+    const api = stats.appStoreServerApi;
+    if (api) out(`  apple lookups  ${String(api.found).padStart(4)}   signed transactions the App Store Server API stand-in answered`);
   } else {
     out(`Sandbox stats: ${sandboxUrl}/_sandbox/stats did not answer`);
   }
@@ -296,6 +328,8 @@ function explain({ runId, code, reportDir, sandboxUrl, stats, sharedRedisUrl }) 
 
 let sandbox;
 let privateRedis;
+/** The demo's temporary directory (the sandbox's generated .p8): removed on the way out. */
+let keyDir;
 let runChild;
 let finishing;
 
@@ -309,6 +343,7 @@ async function stopAll() {
     out(`stopped the private Redis (${privateRedis.url})`);
   }
   for (const child of children) await stopChild(child);
+  if (keyDir) rmSync(keyDir, { recursive: true, force: true });
 }
 
 function finish(code) {
@@ -342,7 +377,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 function childEnv(extra) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (/^(RC_MIGRATE_|REVENUECAT_)/.test(k) || k === 'LOG_LEVEL' || k === 'REDIS_URL') continue;
+    if (/^(RC_MIGRATE_|REVENUECAT_|APPLE_)/.test(k) || k === 'APP_STORE_SERVER_API_URL' || k === 'LOG_LEVEL' || k === 'REDIS_URL') continue;
     env[k] = v;
   }
   return { ...env, ...extra };
@@ -382,12 +417,14 @@ async function main() {
     out(`private Redis: ${redisUrl}`);
   }
 
-  step('RevenueCat sandbox (a stand-in for api.revenuecat.com: rate limit 25/s, 40-80 ms latency, 5% injected 5xx)');
-  sandbox = await startSandbox(childEnv({}));
+  step('RevenueCat sandbox (a stand-in for api.revenuecat.com: rate limit 25/s, 40-80 ms latency, 5% injected 5xx; and for the App Store Server API)');
+  keyDir = mkdtempSync(join(tmpdir(), 'rc-migrate-demo-'));
+  sandbox = await startSandbox(childEnv({}), join(keyDir, 'AuthKey_SBXKEY0001.p8'));
   out(`sandbox: ${sandbox.url}`);
 
   const runId = `demo-${timestamp()}`;
-  const env = { REDIS_URL: redisUrl, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, RC_MIGRATE_PREFIX: PREFIX, LOG_LEVEL: 'warn' };
+  // The App Store Connect API key the sandbox generated (never a real one): the variables a team sets for its own.
+  const env = { REDIS_URL: redisUrl, REVENUECAT_API_URL: sandbox.url, REVENUECAT_API_KEY: SANDBOX_KEY, RC_MIGRATE_PREFIX: PREFIX, LOG_LEVEL: 'warn', ...sandbox.apple };
   const shownEnv = (vars) =>
     Object.entries(vars)
       .map(([k, v]) => `${k}=${k === 'REDIS_URL' ? redact(v) : v}`)

@@ -8,6 +8,8 @@ import type { RateView } from './workers/rate/sharedRate.js';
 /** What the bar shows: the run's counters (a RunState, or a Summary at the end), and the learned rate when known. */
 export type ProgressCounts = Pick<RunState, 'rows_read' | 'rows_queued' | 'requests_sent' | 'rows_succeeded' | 'rows_failed' | 'rows_rejected' | 'rows_held'> & {
   rates?: readonly RateView[];
+  /** the App Store Server API lookups' rate, only for a run with rows given by a transaction id */
+  lookupRate?: RateView;
 };
 
 /** What one line of the run's bar says (payload of the bar, and the counts it is drawn from). */
@@ -25,6 +27,8 @@ export interface BarParts {
   rowsPerSecond: number;
   /** the shared request rate in a few words ("57.0/s learned"), absent until known */
   rate?: string | undefined;
+  /** the App Store Server API lookups' rate in a few words ("45.0/s learned"), only when the run looks rows up */
+  lookups?: string | undefined;
 }
 
 /**
@@ -41,9 +45,13 @@ export function barLine(width: number, p: BarParts): string {
   const pct = `${Math.floor(Math.min(1, Math.max(0, p.progress)) * 100)}%`;
   const held = p.held > 0 ? ` · held ${p.held}` : '';
   const figure = p.rate?.split(' ')[0];
+  // The lookups' rate goes first when the line is short: RevenueCat's rate is the one that paces the run.
+  const lookups = p.lookups ? ` · lookups ${p.lookups}` : '';
+  const lookupsFigure = p.lookups ? ` · lookups ${p.lookups.split(' ')[0]}` : '';
   const speed = `${p.rowsPerSecond.toFixed(1)} rows/s`;
   const layouts = [
-    `${bar(24)}${pct} | read ${p.read} · sent ${p.requests} · ok ${p.succeeded} · failed ${p.failed} · rejected ${p.rejected}${held} | ${speed}${p.rate ? ` · rate ${p.rate}` : ''} | ETA ${p.eta}`,
+    `${bar(24)}${pct} | read ${p.read} · sent ${p.requests} · ok ${p.succeeded} · failed ${p.failed} · rejected ${p.rejected}${held} | ${speed}${p.rate ? ` · rate ${p.rate}` : ''}${lookups} | ETA ${p.eta}`,
+    `${bar(12)}${pct} | read ${p.read} · sent ${p.requests} · ok ${p.succeeded} · failed ${p.failed}${p.rejected > 0 ? ` · rejected ${p.rejected}` : ''}${held} | ${speed}${figure ? ` · rate ${figure}` : ''}${lookupsFigure} | ETA ${p.eta}`,
     `${bar(12)}${pct} | read ${p.read} · sent ${p.requests} · ok ${p.succeeded} · failed ${p.failed}${p.rejected > 0 ? ` · rejected ${p.rejected}` : ''}${held} | ${speed}${figure ? ` · rate ${figure}` : ''} | ETA ${p.eta}`,
     `${bar(10)}${pct} | ok ${p.succeeded} · failed ${p.failed}${held} | ${speed}${figure ? ` · rate ${figure}` : ''} | ETA ${p.eta}`,
     `${pct} | ok ${p.succeeded} · failed ${p.failed}${held}${figure ? ` | rate ${figure}` : ''} | ETA ${p.eta}`,
@@ -100,6 +108,8 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr, opts
   let rate = 0;
   // the learned request rate as last read (the report's counts at the end carry none: the last one stays)
   let learned: string | undefined;
+  // the lookups' rate likewise (absent for a run without rows given by a transaction id)
+  let lookups: string | undefined;
   const news = new LimitNews(opts.headroom ?? 1);
   const say = (text: string): void => {
     if (bar) bars.log(`${text}\n`);
@@ -112,6 +122,7 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr, opts
       if (last && now > last.at) rate = rate * 0.7 + (((finished - last.finished) * 1000) / (now - last.at)) * 0.3;
       last = { at: now, finished };
       learned = briefRate(s.rates) ?? learned;
+      lookups = briefRate(s.lookupRate ? [s.lookupRate] : undefined) ?? lookups;
       const sentence = news.next(s.rates);
       if (sentence) say(sentence);
       const payload: Omit<BarParts, 'progress' | 'eta'> = {
@@ -124,6 +135,7 @@ export function runProgressBar(stream: NodeJS.WriteStream = process.stderr, opts
         held: s.rows_held,
         rowsPerSecond: rate,
         rate: learned,
+        lookups,
       };
       if (!bar) bar = bars.create(Math.max(1, s.rows_queued), finished, payload);
       else {

@@ -8,6 +8,7 @@
 // renewals of one subscription given by several transaction ids of one user ending in one POST, the others superseded;
 // a looked-up purchase another user holds (an earlier run's receipt, another user's looked-up row of this run) held
 // as a conflict, or posted with --on-conflict send.
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +20,7 @@ import { ConfigError, type Config } from '../src/config.js';
 import { createLogger, silentLogger } from '../src/logger.js';
 import { statusText } from '../src/cli/print.js';
 import { runStatus } from '../src/commands/status.js';
+import type { RunProgress } from '../src/session/rateProgress.js';
 import { startSandbox, type AppleTransactionRecord, type Sandbox, type SandboxOptions } from '../src/sandbox/index.js';
 import { pipelineFixture } from './support/fixture.js';
 import { readCsvFile, testConfig, token, writeCsv } from './support/harness.js';
@@ -175,6 +177,8 @@ describe('rows given by an Apple transaction id', () => {
       const source = await writeCsv(fx.dir, 'paced.csv', HEADER, rows);
       const prefix = fx.newPrefix('paced');
       const started = Date.now();
+      // What the bar is drawn from, every second (cli/display.ts): the lookups' rate beside RevenueCat's.
+      const progress: RunProgress[] = [];
       // Lookups start at 50/s against a stand-in that admits 10/s per app: 429s come at once.
       const result = await runMigration({
         config: appleConfig(sb, prefix, { appleRate: 50 }),
@@ -182,6 +186,7 @@ describe('rows given by an Apple transaction id', () => {
         sources: [source],
         runId: 'paced',
         outDir: join(fx.dir, 'paced'),
+        on: { progress: (s) => void progress.push(s) },
       });
       const elapsed = Date.now() - started;
       expect(result.exitCode).toBe(0);
@@ -198,6 +203,43 @@ describe('rows given by an Apple transaction id', () => {
       expect(status.appleRate).toMatchObject({ scope: 'apple' });
       expect(status.appleRate?.rate).toBeLessThan(50);
       expect(statusText('paced', status)).toContain('App Store Server API lookups:');
+      const shown = progress.filter((p) => p.lookupRate !== undefined);
+      expect(shown.length).toBeGreaterThan(0);
+      expect(shown.every((p) => p.lookupRate?.scope === 'apple' && p.lookupRate.rate <= 50)).toBe(true);
+      expect(progress.some((p) => (p.rates ?? []).length > 0)).toBe(true);
+      // report.html draws the lookups' rate over time beside RevenueCat's, from the run's timeline.
+      const html = await readFile(join(fx.dir, 'paced', 'report.html'), 'utf8');
+      const values = (/class="lookup-rate-line"[^>]*data-values="([^"]*)"/.exec(html)?.[1] ?? '').split(' ').filter(Boolean).map(Number);
+      expect(values.length).toBeGreaterThan(0);
+      expect(values.every((v) => v > 0 && v <= 50)).toBe(true);
+      expect(html).toContain('class="rate-line"');
+      expect(html).toContain("App Store Server API lookups' rate (lookups/s)");
+
+      // A run of the same prefix without transaction-id rows: the lookups' scope is there, but not its run's.
+      const plain = await writeCsv(
+        fx.dir,
+        'plain.csv',
+        HEADER,
+        Array.from({ length: 5 }, (_, i) => androidRow(300 + i)),
+      );
+      const plainProgress: RunProgress[] = [];
+      const other = await runMigration({
+        config: appleConfig(sb, prefix),
+        logger: silentLogger(),
+        sources: [plain],
+        runId: 'plain',
+        outDir: join(fx.dir, 'plain'),
+        on: { progress: (s) => void plainProgress.push(s) },
+      });
+      expect(other.exitCode).toBe(0);
+      const plainStatus = await runStatus({ config: appleConfig(sb, prefix), runId: 'plain', sampleMs: 0 });
+      expect(plainStatus.sharedRate).toBeDefined();
+      expect(plainStatus.appleRate).toBeUndefined();
+      expect(statusText('plain', plainStatus)).not.toContain('App Store Server API lookups');
+      expect(plainProgress.every((p) => p.lookupRate === undefined)).toBe(true);
+      const plainHtml = await readFile(join(fx.dir, 'plain', 'report.html'), 'utf8');
+      expect(plainHtml).not.toContain('lookup-rate-line');
+      expect(plainHtml).not.toContain('lookups/s');
     });
   });
 
@@ -572,6 +614,12 @@ describe('rows given by an Apple transaction id', () => {
       expect(plan.plan).toMatchObject({ rows_to_send: 2, apple_lookups: 1 });
       expect(plan.plan.apple_lookups_need).toContain('APPLE_KEY_ID');
       expect(plan.plan.apple_lookups_need).toContain('--bundle-id');
+      // Rows that name their app in a bundle_id cell need no --bundle-id: only the key is asked for.
+      const named = await writeCsv(fx.dir, 'named.csv', [...HEADER, 'bundle_id'], [[...txRow('named-1', '2000000000000002'), BUNDLE]]);
+      const namedPlan = await planMigration({ config, logger: silentLogger(), sources: [named], outDir: join(fx.dir, 'named-plan') });
+      expect(namedPlan.plan).toMatchObject({ apple_lookups: 1 });
+      expect(namedPlan.plan.apple_lookups_need).toContain('APPLE_KEY_ID');
+      expect(namedPlan.plan.apple_lookups_need).not.toContain('--bundle-id');
     });
   });
 });

@@ -82,9 +82,16 @@ function readSummary(runId: string): Summary {
   return JSON.parse(readFileSync(path, 'utf8')) as Summary;
 }
 
+/** The rows of examples/transaction-ids.csv: given by an Apple transaction id only, looked up, then imported. */
+const TRANSACTION_ID_ROWS =
+  readFileSync(join(ROOT, 'examples', 'transaction-ids.csv'), 'utf8')
+    .trim()
+    .split('\n').length - 1;
+
 function expectSampleOutcome(summary: Summary): void {
+  expect(TRANSACTION_ID_ROWS).toBe(3);
   expect(summary.status).toBe('complete');
-  expect(summary.rows_read).toBe(29);
+  expect(summary.rows_read).toBe(29 + TRANSACTION_ID_ROWS);
   expect(summary.rows_succeeded).toBeGreaterThan(0);
   expect(summary.rows_rejected).toBe(8);
   expect(summary.rows_duplicate).toBe(1);
@@ -92,7 +99,19 @@ function expectSampleOutcome(summary: Summary): void {
   expect(summary.rows_conflict).toBe(1);
   expect(summary.rows_held).toBe(1);
   expect(summary.rows_pending).toBe(0);
-  expect(summary.rows_succeeded + summary.rows_failed + summary.rows_rejected + summary.rows_duplicate + summary.rows_held).toBe(29);
+  expect(summary.rows_succeeded + summary.rows_failed + summary.rows_rejected + summary.rows_duplicate + summary.rows_held).toBe(29 + TRANSACTION_ID_ROWS);
+}
+
+/** The transaction-id rows succeeded: each in succeeded.csv, none failed. */
+function expectTransactionIdsImported(runId: string): void {
+  const rowsOf = (file: string): string[] =>
+    readFileSync(join(REPORTS, runId, file), 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1);
+  const succeeded = rowsOf('succeeded.csv').filter((l) => l.startsWith('examples/transaction-ids.csv,'));
+  expect(succeeded.map((l) => Number(l.split(',')[1])).sort()).toEqual(Array.from({ length: TRANSACTION_ID_ROWS }, (_, i) => i + 2));
+  expect(rowsOf('failed.csv').filter((l) => l.includes('transaction-ids.csv'))).toEqual([]);
 }
 
 function portOf(url: string): number {
@@ -130,15 +149,24 @@ describe('scripts/demo.mjs', () => {
 
     expect(result.code, `${result.stdout}\n${result.stderr}`).toBe(1);
     expectSampleOutcome(readSummary(runIdOf(result)));
-    expect(result.stdout).toContain('node dist/cli.js run examples/receipts.csv examples/google-play-export.csv --platform android --rate 20');
+    expectTransactionIdsImported(runIdOf(result));
+    expect(result.stdout).toContain('node dist/cli.js run examples/receipts.csv examples/google-play-export.csv examples/transaction-ids.csv --platform android --rate 20');
+    // The lookups used the key the sandbox generated, named by the variables a team sets for its own.
+    expect(result.stdout).toMatch(/APP_STORE_SERVER_API_URL=http:\/\/127\.0\.0\.1:\d+ APPLE_KEY_ID=\S+ APPLE_ISSUER_ID=\S+ APPLE_PRIVATE_KEY_FILE=\S+\.p8/);
+    expect(result.stdout).toContain(`transaction ids: ${TRANSACTION_ID_ROWS} of ${TRANSACTION_ID_ROWS} looked up and imported`);
+    expect(result.stdout).toMatch(new RegExp(`apple lookups\\s+${TRANSACTION_ID_ROWS}\\b`));
+    // The sandbox's .p8 was the demo's to remove.
+    const keyFile = /APPLE_PRIVATE_KEY_FILE=(\S+\.p8)/.exec(result.stdout)?.[1];
+    expect(keyFile && existsSync(keyFile)).toBe(false);
     expect(result.stdout).toContain(`RC_MIGRATE_PREFIX=${prefix}`);
     expect(result.stdout).toMatch(/exit code 1 \("some rows failed or were rejected"\) is the expected result/);
     expect(result.stdout).toMatch(/failed\.csv: \d+ rows?/);
     expect(result.stdout).toMatch(/rejected\.csv: 8 rows/);
     expect(result.stdout).toMatch(/conflicts\.csv: 1 row\n\s+receipts\.csv:26\s+user-0025\s+held: token MIIT…\S+ is user-0002's \(line 3\)/);
     // The plan came first, sent nothing, and said the same.
-    expect(result.stdout).toContain('node dist/cli.js plan examples/receipts.csv examples/google-play-export.csv --platform android');
-    expect(result.stdout).toMatch(/plan: nothing was sent\n\s+rows read\s+29\n\s+to send\s+19\b/);
+    expect(result.stdout).toContain('node dist/cli.js plan examples/receipts.csv examples/google-play-export.csv examples/transaction-ids.csv --platform android');
+    expect(result.stdout).toMatch(new RegExp(`plan: nothing was sent\\n\\s+rows read\\s+${29 + TRANSACTION_ID_ROWS}\\n\\s+to send\\s+${19 + TRANSACTION_ID_ROWS}\\b`));
+    expect(result.stdout).toMatch(/Apple lookups\s+3 transaction ids to look up\n/);
     expect(result.stdout).toMatch(/conflicts\s+1, 1 would be held/);
     expect(result.stdout).toMatch(/overlaps\s+0\b/);
     expect(result.stdout).toMatch(/flagsNotFalse\s+0\b/);
@@ -180,6 +208,7 @@ describe('scripts/demo.mjs', () => {
     expect(portOf(privateUrl!)).not.toBe(port);
     expect(result.stdout).toContain(`REDIS_URL=${privateUrl}`);
     expectSampleOutcome(readSummary(runIdOf(result)));
+    expectTransactionIdsImported(runIdOf(result));
     expect(result.stdout).toContain(`stopped the private Redis (${privateUrl})`);
     expect(await portOpen(portOf(privateUrl!))).toBe(false);
   }, 90_000);

@@ -34,6 +34,46 @@ describe('the learned rate in the progress', () => {
     expect(screen).toContain('rate 48.5/s learned');
   });
 
+  it("shows the App Store Server API lookups' rate beside it, only for a run with lookups", async () => {
+    const lookupRate: RateView = { scope: 'apple', rate: 9.5, phase: 'holding', window: 'second', learnedAt: new Date().toISOString() };
+    const draw = async (state: Parameters<ReturnType<typeof runProgressBar>['onState']>[0]): Promise<string> => {
+      const out = new PassThrough();
+      let screen = '';
+      out.on('data', (d: Buffer) => (screen += d.toString()));
+      const tty = Object.assign(out, { isTTY: true, columns: 200, rows: 40, cursorTo: () => true, moveCursor: () => true, clearLine: () => true, clearScreenDown: () => true });
+      const bar = runProgressBar(tty as unknown as NodeJS.WriteStream);
+      bar.onState(state);
+      bar.stop();
+      await new Promise((r) => setImmediate(r));
+      return screen;
+    };
+    expect(await draw({ ...counts, rates: [learned], lookupRate })).toContain('rate 48.5/s learned · lookups 9.50/s learned');
+    const without = await draw({ ...counts, rates: [learned] });
+    expect(without).toContain('rate 48.5/s learned');
+    expect(without).not.toContain('lookups');
+    // Narrower, the lookups' figure stays while there is room, then goes before RevenueCat's rate does.
+    const parts = {
+      progress: 0.45,
+      eta: '2m05s',
+      read: 1500,
+      requests: 712,
+      succeeded: 650,
+      failed: 12,
+      rejected: 0,
+      held: 0,
+      rowsPerSecond: 56.12,
+      rate: '58.5/s learned',
+      lookups: '9.50/s learned',
+    };
+    expect(barLine(200, parts)).toContain('· rate 58.5/s learned · lookups 9.50/s learned | ETA');
+    expect(barLine(120, parts)).toContain('· rate 58.5/s · lookups 9.50/s | ETA');
+    for (const width of [100, 80, 60]) {
+      const line = barLine(width, parts);
+      expect([...line].length, `at ${width} columns: ${line}`).toBeLessThan(width);
+      expect(line).toContain('rate 58.5/s');
+    }
+  });
+
   it('puts it in the progress log line off a terminal', async () => {
     const out = new PassThrough();
     let text = '';
@@ -46,6 +86,12 @@ describe('the learned rate in the progress', () => {
     await new Promise((r) => setImmediate(r));
     const logged = JSON.parse(text.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(logged).toMatchObject({ msg: 'progress', succeeded: 8, rate: '48.5/s learned' });
+    expect(logged).not.toHaveProperty('lookupRate');
+    // A run with lookups: their rate too.
+    await sleep(5);
+    line({ ...state, rates: [learned], lookupRate: { scope: 'apple', rate: 40, phase: 'holding', window: 'second', ceiling: 40 } });
+    await new Promise((r) => setImmediate(r));
+    expect(JSON.parse(text.trim().split('\n').at(-1)!)).toMatchObject({ rate: '48.5/s learned', lookupRate: '40.0/s configured' });
   });
 
   it('fits the bar to the terminal: parts shorten before anything is cut, and the rate stays', () => {

@@ -6,8 +6,8 @@ import type { TimelinePoint } from '../src/reports/reportData.js';
 import { emptyRun, emptySummary, realisticRun, T0, timeline, XSS_USER } from './support/reportRuns.js';
 
 /** The learned-rate line of a rendered page: its path, its points and the values it says it draws. */
-function rateLine(html: string): { d: string; points: number; values: number[] } {
-  const tag = /<path class="rate-line"[^>]*>/.exec(html)?.[0] ?? '';
+function rateLine(html: string, cls = 'rate-line'): { d: string; points: number; values: number[] } {
+  const tag = new RegExp(`<path class="${cls}"[^>]*>`).exec(html)?.[0] ?? '';
   const attr = (name: string): string => new RegExp(`${name}="([^"]*)"`).exec(tag)?.[1] ?? '';
   return { d: attr(' d'), points: Number(attr('data-points')), values: attr('data-values').split(' ').filter(Boolean).map(Number) };
 }
@@ -103,6 +103,35 @@ describe('report.html without a browser', () => {
       if (rates.length > 0) expected.push(Math.round((rates.reduce((a, b) => a + b, 0) / rates.length) * 100) / 100);
     }
     expect(line.values).toEqual(expected);
+  });
+
+  it("draws the App Store Server API lookups' rate beside RevenueCat's, only for a run with lookups", () => {
+    const data = emptyRun();
+    // Lookups in buckets 5–19 only (the run's transaction-id rows), at a rate that climbs, then is cut by a 429.
+    data.timeline = timeline(40, true).map((p, i): TimelinePoint => (i >= 5 && i < 20 ? { ...p, lookupRate: i < 15 ? 5 + i : 9.5 } : p));
+    const html = renderReportHtml(data);
+    const lookups = rateLine(html, 'lookup-rate-line');
+    const expected = data.timeline.flatMap((p) => (p.lookupRate === undefined ? [] : [p.lookupRate]));
+    expect(lookups.points).toBe(15);
+    expect(lookups.values).toEqual(expected);
+    expect(lookups.d.match(/M/g)).toHaveLength(1);
+    // On the same per-second axis as RevenueCat's rate: equal values, equal heights.
+    const rc = rateLine(html);
+    expect(rc.points).toBe(40);
+    const rcYs = stepYs(rc.d);
+    const lookupYs = stepYs(lookups.d);
+    const yMaxOf = (ys: number[], vs: number[]): number => ys[vs.indexOf(Math.max(...vs))] ?? NaN;
+    const pxPerUnit = ((rcYs[rc.values.indexOf(Math.min(...rc.values))] ?? 0) - yMaxOf(rcYs, rc.values)) / (Math.max(...rc.values) - Math.min(...rc.values));
+    const yAt = (v: number): number => yMaxOf(rcYs, rc.values) + (Math.max(...rc.values) - v) * pxPerUnit;
+    for (const [i, y] of lookupYs.entries()) expect(Math.abs(y - yAt(lookups.values[i] ?? 0))).toBeLessThan(0.25);
+    expect(html).toContain("App Store Server API lookups' rate (lookups/s)");
+    expect(html).toContain(`ranged ${Math.min(...expected)}–${Math.max(...expected)} lookups/s and ended at 9.5 lookups/s`);
+
+    // A run without lookups: no such line, legend or sentence.
+    const plain = renderReportHtml({ ...data, timeline: timeline(40, true) });
+    expect(plain).toContain('class="rate-line"');
+    expect(plain).not.toContain('lookup-rate-line');
+    expect(plain).not.toContain('lookups/s');
   });
 
   it('says so when the run recorded no rate (a run from before rate discovery)', () => {

@@ -106,6 +106,8 @@ class PlatformCounts implements RowSelector {
   readonly toSend = new Map<Platform, number>();
   /** rows to send that are looked up first (a transaction id instead of a token) */
   lookups = 0;
+  /** of those, rows without a bundle_id cell: looked up in the configured apps (appleBundleIds) */
+  lookupsWithoutBundle = 0;
 
   offer(): RowChoice {
     return 'take';
@@ -117,18 +119,21 @@ class PlatformCounts implements RowSelector {
       if (!admission) return;
       this.rows.set(row.platform, (this.rows.get(row.platform) ?? 0) + 1);
       if (queuesRow(admission)) this.toSend.set(row.platform, (this.toSend.get(row.platform) ?? 0) + 1);
-      if (queuesRow(admission) && row.lookup) this.lookups++;
+      if (queuesRow(admission) && row.lookup) {
+        this.lookups++;
+        if (row.lookup.bundle_id === undefined) this.lookupsWithoutBundle++;
+      }
     });
   }
 }
 
 /** What the plan's lookups need and the configuration lacks: the key's variables, a bundle id. */
-function appleLookupsNeed(config: Config, lookups: number): { apple_lookups_need?: string } {
+function appleLookupsNeed(config: Config, lookups: number, withoutBundle: number): { apple_lookups_need?: string } {
   if (lookups === 0) return {};
   const needs: string[] = [];
   const found = appleCredentialsOf(config);
   if (!found.ok) needs.push(missingCredentialsMessage(found.missing));
-  if ((config.appleBundleIds ?? []).length === 0) needs.push('rows without a bundle_id cell need --bundle-id (config appleBundleIds)');
+  if (withoutBundle > 0 && (config.appleBundleIds ?? []).length === 0) needs.push('rows without a bundle_id cell need --bundle-id (config appleBundleIds)');
   return needs.length > 0 ? { apple_lookups_need: needs.join('; ') } : {};
 }
 
@@ -195,7 +200,7 @@ export async function planMigration(opts: PlanOptions): Promise<PlanResult> {
         ...(config.ratePerSecond !== undefined ? { configured: config.ratePerSecond } : {}),
       }),
       apple_lookups: counts.lookups,
-      ...appleLookupsNeed(config, counts.lookups),
+      ...appleLookupsNeed(config, counts.lookups, counts.lookupsWithoutBundle),
       ...(result.aborted ? { interrupted: true } : {}),
     };
     await writeFile(files.plan, `${JSON.stringify({ ...plan, files }, null, 2)}\n`);

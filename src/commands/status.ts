@@ -19,7 +19,7 @@ export interface RunStatus {
   rowsPerSecond: number;
   /** the request rate every worker shares (the learned limit, requests/s) and how it was learned, when workers have set one */
   sharedRate?: RateView;
-  /** the App Store Server API lookups' rate (scope 'apple', workers/appleLookup.ts), when workers have set one */
+  /** the App Store Server API lookups' rate (scope 'apple', workers/appleLookup.ts), when the run's rows were looked up and workers have set one */
   appleRate?: RateView;
   /** rows of every run waiting in the queue */
   queueWaiting: number;
@@ -41,7 +41,8 @@ export async function runStatus(opts: { config: Config; runId: string; sampleMs?
     const rowsPerSecond = before.complete || sampleMs <= 0 ? 0 : ((finished(state) - finished(before)) * 1000) / sampleMs;
     const fatal = await ctx.fatal.haltedBy(opts.runId, state.rows_pending);
     const shared = await readRateState(ctx.redis, new RedisKeys(opts.config.prefix));
-    const apple = await readRateState(ctx.redis, new RedisKeys(opts.config.prefix), APPLE_RATE_SCOPE);
+    // The lookups' scope is the prefix's, not the run's: shown only for a run that looked rows up.
+    const apple = (await ledger.hadLookups()) ? await readRateState(ctx.redis, new RedisKeys(opts.config.prefix), APPLE_RATE_SCOPE) : undefined;
     return {
       state,
       status: state.complete ? 'complete' : fatal ? 'stopped' : 'in_progress',

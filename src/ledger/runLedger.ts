@@ -247,6 +247,21 @@ export class RunLedger {
     return this.statistics.recordRate(ratePerSecond, at);
   }
 
+  /** The App Store Server API lookups' rate, beside RevenueCat's in the timeline (only while the run has lookups). */
+  recordLookupRate(ratePerSecond: number, at = Date.now()): Promise<void> {
+    return this.statistics.recordLookupRate(ratePerSecond, at);
+  }
+
+  /** Marks the run as one whose rows were looked up (`status` and the bar then show the lookups' rate). */
+  markLookups(): Promise<void> {
+    return this.statistics.markLookups();
+  }
+
+  /** Whether any row of the run was looked up in the App Store Server API. */
+  hadLookups(): Promise<boolean> {
+    return this.statistics.hadLookups();
+  }
+
   timeline(): Promise<TimelinePoint[]> {
     return this.statistics.timeline();
   }

@@ -87,6 +87,21 @@ export class RunStatistics {
     await this.run.redis.hset(this.run.shard(0).timeline, timelineField(timelineBucket(at), TIMELINE.rate), String(Math.round(ratePerSecond * 100) / 100));
   }
 
+  /** The lookups' rate (scope 'apple', workers/appleLookup.ts) in the same way, beside RevenueCat's. */
+  async recordLookupRate(ratePerSecond: number, at = Date.now()): Promise<void> {
+    await this.run.redis.hset(this.run.shard(0).timeline, timelineField(timelineBucket(at), TIMELINE.lookupRate), String(Math.round(ratePerSecond * 100) / 100));
+  }
+
+  /** Marks the run as one with lookups (once per worker process and run: one field in its meta hash). */
+  async markLookups(): Promise<void> {
+    await this.run.redis.hset(this.run.keys.meta, META.lookups, '1');
+  }
+
+  /** Whether a row of the run was looked up (one HEXISTS: the progress asks every second). */
+  async hadLookups(): Promise<boolean> {
+    return (await this.run.redis.hexists(this.run.keys.meta, META.lookups)) === 1;
+  }
+
   /** Counts one more retry pass (one that re-opened rows). */
   async countRetry(): Promise<void> {
     await this.run.redis.hincrby(this.run.keys.meta, META.retries, 1);
@@ -106,6 +121,7 @@ export class RunStatistics {
         else if (kind === TIMELINE.succeeded) point.succeeded += n;
         else if (kind === TIMELINE.failed) point.failed += n;
         else if (kind === TIMELINE.rate) point.rate = Math.max(point.rate ?? 0, n);
+        else if (kind === TIMELINE.lookupRate) point.lookupRate = Math.max(point.lookupRate ?? 0, n);
         points.set(point.t, point);
       }
     }

@@ -14,6 +14,8 @@ export interface TimelinePoint {
   failed: number;
   /** the request rate the workers paced at during the bucket (requests/s; the learned or configured rate), when recorded */
   rate?: number;
+  /** the App Store Server API lookups' rate during the bucket (lookups/s, scope 'apple'), when the run looked rows up then */
+  lookupRate?: number;
 }
 
 export const TIMELINE_BUCKET_SECONDS = 10;

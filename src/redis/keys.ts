@@ -331,6 +331,8 @@ export const META = {
   onConflict: 'on_conflict',
   /** a canary's limit and rows sent (JSON, session/canary.ts), until an ingest of the run reads every source */
   canary: 'canary',
+  /** '1' once a row of the run was looked up in the App Store Server API: `status` and the bar then show the lookups' rate */
+  lookups: 'lookups',
   /** the line up to which the source with this number is ingested */
   progress: (sourceId: number): string => `${PROGRESS_FIELD}${sourceId}`,
   /** what the source with this number was when it was ingested (JSON: size and mtime, or ETag), to tell it changed since */
@@ -353,9 +355,10 @@ export const TABLE = {
 
 /**
  * What a timeline field counts. `succeeded`/`failed` equal the record kinds (ledger/rowRecord.ts RECORD). `rate` is
- * not a count: the request rate the workers paced at in the bucket (RunLedger.recordRate), the last one written.
+ * not a count: the request rate the workers paced at in the bucket (RunLedger.recordRate), the last one written;
+ * `lookupRate` likewise the App Store Server API lookups' rate (scope 'apple'), only in buckets with lookups.
  */
-export const TIMELINE = { requests: 'r', rateLimited: 'l', succeeded: 's', failed: 'f', rate: 'q' } as const;
+export const TIMELINE = { requests: 'r', rateLimited: 'l', succeeded: 's', failed: 'f', rate: 'q', lookupRate: 'a' } as const;
 
 /** Field of a run's `timeline` hash: one count per bucket start (epoch seconds) and kind. */
 export function timelineField(bucketStart: number, kind: string): string {

@@ -240,6 +240,7 @@ const COLORS = {
   requests: '#1565c0',
   rateLimited: '#d81b60',
   rate: '#263238',
+  lookupRate: '#ef6c00',
 } as const;
 
 function statusColor(status: string): string {
@@ -385,11 +386,19 @@ interface Bin {
   /** sum and count of the rates recorded in the bin's buckets: the bin's rate is their mean */
   rateSum: number;
   rateCount: number;
+  /** the same for the App Store Server API lookups' rate (scope 'apple'), recorded only while rows were looked up */
+  lookupSum: number;
+  lookupCount: number;
 }
 
 /** The rate the workers paced at over a bin (mean of its buckets' recorded rates); undefined when none was recorded. */
 function binRate(b: Bin): number | undefined {
   return b.rateCount > 0 ? b.rateSum / b.rateCount : undefined;
+}
+
+/** The lookups' rate over a bin, likewise. */
+function binLookupRate(b: Bin): number | undefined {
+  return b.lookupCount > 0 ? b.lookupSum / b.lookupCount : undefined;
 }
 
 /**
@@ -412,7 +421,7 @@ function binTimeline(points: TimelinePoint[], max: number): Bin[] {
   const tEnd = tMax + B;
   const bins: Bin[] = Array.from({ length: n }, (_, i) => {
     const t0 = tMin + i * width;
-    return { t0, seconds: Math.min(width, tEnd - t0), requests: 0, rateLimited: 0, succeeded: 0, rateSum: 0, rateCount: 0 };
+    return { t0, seconds: Math.min(width, tEnd - t0), requests: 0, rateLimited: 0, succeeded: 0, rateSum: 0, rateCount: 0, lookupSum: 0, lookupCount: 0 };
   });
   for (const p of points) {
     const bin = bins[Math.min(n - 1, Math.floor((p.t - tMin) / width))];
@@ -423,6 +432,10 @@ function binTimeline(points: TimelinePoint[], max: number): Bin[] {
     if (p.rate !== undefined && Number.isFinite(p.rate)) {
       bin.rateSum += p.rate;
       bin.rateCount += 1;
+    }
+    if (p.lookupRate !== undefined && Number.isFinite(p.lookupRate)) {
+      bin.lookupSum += p.lookupRate;
+      bin.lookupCount += 1;
     }
   }
   return bins;
@@ -457,12 +470,12 @@ function stepPath(bins: Bin[], xOf: (t: number) => number, yOf: (v: number) => n
  * The rate line: a step per bin that has a recorded rate. A bin without one (no worker was sending then) breaks
  * the line rather than bridging it, like the quiet stretches of the request line drop to zero.
  */
-function ratePath(bins: Bin[], xOf: (t: number) => number, yOf: (v: number) => number): { d: string; values: number[] } {
+function ratePath(bins: Bin[], xOf: (t: number) => number, yOf: (v: number) => number, rateOf: (b: Bin) => number | undefined = binRate): { d: string; values: number[] } {
   const parts: string[] = [];
   const values: number[] = [];
   let open = false;
   for (const b of bins) {
-    const rate = binRate(b);
+    const rate = rateOf(b);
     if (rate === undefined) {
       open = false;
       continue;
@@ -489,7 +502,7 @@ function renderThroughputChart(data: ReportData): string {
   const t1 = last.t0 + last.seconds;
   const f: Frame = { width: 1120, height: 300, left: 64, right: 20, top: 16, bottom: 44 };
   // The rate shares the per-second axis (it is requests/s too), so a rate above what was sent still fits.
-  const yMaxData = Math.max(...bins.map((b) => Math.max(b.requests / b.seconds, b.succeeded / b.seconds, binRate(b) ?? 0)));
+  const yMaxData = Math.max(...bins.map((b) => Math.max(b.requests / b.seconds, b.succeeded / b.seconds, binRate(b) ?? 0, binLookupRate(b) ?? 0)));
   const ticks = niceTicks(yMaxData);
   const yMax = ticks[ticks.length - 1] ?? 1;
   const xOf = (t: number): number => f.left + ((t - t0) / (t1 - t0)) * plotWidth(f);
@@ -526,6 +539,13 @@ function renderThroughputChart(data: ReportData): string {
     rate.values.length > 0
       ? `<path class="rate-line" d="${rate.d}" fill="none" stroke="${COLORS.rate}" stroke-width="1.75" stroke-dasharray="6 3" stroke-linejoin="round" data-points="${rate.values.length}" data-values="${rate.values.join(' ')}"/>`
       : `<text class="rate-absent" x="${f.width - f.right - 4}" y="${f.top + 12}" text-anchor="end">No learned rate was recorded for this run (it predates rate discovery).</text>`;
+  // Beside RevenueCat's: the App Store Server API lookups' rate, only for a run whose rows were looked up (a
+  // lookup is not a request to RevenueCat: the request and 429 figures do not count it).
+  const lookups = ratePath(bins, xOf, yOf, binLookupRate);
+  const lookupLine =
+    lookups.values.length > 0
+      ? `<path class="lookup-rate-line" d="${lookups.d}" fill="none" stroke="${COLORS.lookupRate}" stroke-width="1.75" stroke-dasharray="2 3" stroke-linejoin="round" data-points="${lookups.values.length}" data-values="${lookups.values.join(' ')}"/>`
+      : '';
 
   const svg =
     svgOpen(id, title, f.width, f.height) +
@@ -535,6 +555,7 @@ function renderThroughputChart(data: ReportData): string {
     `<path class="success-line" d="${successLine}" fill="none" stroke="${COLORS.succeeded}" stroke-width="1.5" data-points="${bins.length}"/>` +
     limited +
     rateLine +
+    lookupLine +
     `<line class="axis" x1="${f.left}" x2="${f.width - f.right}" y1="${base}" y2="${base}"/>${xTicks}` +
     `<text class="axis-title" x="${f.left + plotWidth(f) / 2}" y="${f.height - 6}" text-anchor="middle">time (UTC)</text></svg>`;
 
@@ -548,8 +569,9 @@ function renderThroughputChart(data: ReportData): string {
 <span><i style="background:${COLORS.succeeded}"></i>successes/s</span>
 <span><i style="background:${COLORS.rateLimited}"></i>429 (rate limited)/s</span>
 ${rate.values.length > 0 ? `<span class="legend-rate"><i style="background:none;border-top:2px dashed ${COLORS.rate};height:0;border-radius:0;vertical-align:3px"></i>learned rate (requests/s)</span>` : `<span class="legend-rate">learned rate: not recorded</span>`}
+${lookups.values.length > 0 ? `<span class="legend-lookup-rate"><i style="background:none;border-top:2px dotted ${COLORS.lookupRate};height:0;border-radius:0;vertical-align:3px"></i>App Store Server API lookups' rate (lookups/s)</span>` : ''}
 </div>`;
-  const rateNote = rate.values.length > 0 ? ` ${rateSummary(rate.values)}` : '';
+  const rateNote = `${rate.values.length > 0 ? ` ${rateSummary(rate.values)}` : ''}${lookups.values.length > 0 ? ` ${lookupRateSummary(lookups.values)}` : ''}`;
   const caption = `<p class="caption">Each step is the average over ${esc(fmtDuration(binSeconds * 1000))}. ${fmtInt(totalRequests)} requests, peak ${esc(fmtNum(peak))} req/s over ${TIMELINE_BUCKET_SECONDS} s, ${fmtInt(total429)} answered 429 (rate limit).${rateNote}</p>`;
   return panel('throughput', 'Throughput and learned rate', legend + svg + caption, 'full');
 }
@@ -560,6 +582,14 @@ function rateSummary(values: number[]): string {
   const low = values.reduce((m, v) => Math.min(m, v), Infinity);
   const high = values.reduce((m, v) => Math.max(m, v), 0);
   return esc(`The learned rate (what the workers paced requests at: discovered, or capped by --rate) ranged ${fmtNum(low)}–${fmtNum(high)} req/s and ended at ${fmtNum(last)} req/s.`);
+}
+
+/** The same for the lookups' rate line, beside RevenueCat's. */
+function lookupRateSummary(values: number[]): string {
+  const last = values[values.length - 1] ?? 0;
+  const low = values.reduce((m, v) => Math.min(m, v), Infinity);
+  const high = values.reduce((m, v) => Math.max(m, v), 0);
+  return esc(`The App Store Server API lookups' rate (their own limit, capped by --apple-rate) ranged ${fmtNum(low)}–${fmtNum(high)} lookups/s and ended at ${fmtNum(last)} lookups/s.`);
 }
 
 // --- latency

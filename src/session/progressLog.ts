@@ -21,6 +21,8 @@ export function runProgressLog(log: Logger, everyMs: number): (s: RunProgress) =
   return throttledLog(everyMs, (s: RunProgress) => {
     // the learned request rate, e.g. "48.5/s learned" (rateProgress.ts)
     const rate = briefRate(s.rates);
+    // the App Store Server API lookups' rate, for a run with rows given by a transaction id
+    const lookups = briefRate(s.lookupRate ? [s.lookupRate] : undefined);
     log.info(
       {
         read: s.rows_read,
@@ -30,6 +32,7 @@ export function runProgressLog(log: Logger, everyMs: number): (s: RunProgress) =
         rejected: s.rows_rejected,
         requests: s.requests_sent,
         ...(rate ? { rate } : {}),
+        ...(lookups ? { lookupRate: lookups } : {}),
       },
       'progress',
     );

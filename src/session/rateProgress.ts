@@ -8,11 +8,14 @@ import type { KeyRing } from '../revenuecat/keyRing.js';
 import type { RunState } from '../types.js';
 import { readRateState, type RateView } from '../workers/rate/sharedRate.js';
 import { rateScopeOf } from '../workers/rateScope.js';
+import { APPLE_RATE_SCOPE } from '../workers/appleLookup.js';
 
 /** The session's `progress` event: the run's counters, and the learned rate of each scope its keys send in. */
 export type RunProgress = RunState & {
   /** one per limit scope that has a learned rate; absent when none could be read */
   rates?: RateView[];
+  /** the App Store Server API lookups' rate (scope 'apple'), only for a run whose rows were looked up */
+  lookupRate?: RateView;
 };
 
 /** The limit scopes a run's rows are sent in: the run's one, or one per key of the ring. */
@@ -27,6 +30,19 @@ export async function readRates(redis: RedisClient, prefix: string, scopes: read
   const keys = new RedisKeys(prefix);
   const views = await Promise.all(scopes.map((s) => readRateState(redis, keys, s)));
   return views.filter((v): v is RateView => v !== undefined);
+}
+
+/**
+ * The lookups' rate of a run, for its progress: read only once the run is known to have lookups (its meta says
+ * so: one HEXISTS a second until then), so a run without transaction-id rows shows none.
+ */
+export function lookupRateReader(redis: RedisClient, prefix: string, hadLookups: () => Promise<boolean>): () => Promise<RateView | undefined> {
+  let seen = false;
+  const keys = new RedisKeys(prefix);
+  return async () => {
+    seen ||= await hadLookups();
+    return seen ? readRateState(redis, keys, APPLE_RATE_SCOPE) : undefined;
+  };
 }
 
 /**

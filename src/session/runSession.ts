@@ -25,7 +25,7 @@ import { openSources } from './ingestOptions.js';
 import { IngestStep, type IngestStepRequest } from './ingestStep.js';
 import { logReconciled, waitForOutcomes } from './outcomeWait.js';
 import { PROGRESS_LOG_MS, runProgressLog } from './progressLog.js';
-import { rateScopesOf, readRates, type RunProgress } from './rateProgress.js';
+import { lookupRateReader, rateScopesOf, readRates, type RunProgress } from './rateProgress.js';
 import { Resources } from './resources.js';
 import { reportDirOf, writeRunReport } from './runReport.js';
 import { startSending } from './sending.js';
@@ -165,7 +165,13 @@ export class RunSession {
       });
       // The learned rate of the scopes this run's keys send in (a firing inside `work` reads the worker's keys).
       const scopes = rateScopesOf(config, keys ?? (hasAnyKey(config) ? keyRingOf(config) : undefined));
-      this.watchProgress(ledger, resources, log, () => readRates(ctx.redis, config.prefix, scopes));
+      this.watchProgress(
+        ledger,
+        resources,
+        log,
+        () => readRates(ctx.redis, config.prefix, scopes),
+        lookupRateReader(ctx.redis, config.prefix, () => ledger.hadLookups()),
+      );
 
       const ingestStep = await IngestStep.open(ledger, {
         config,
@@ -234,15 +240,15 @@ export class RunSession {
   }
 
   /** Every second: the counters to the `progress` subscribers, and a log line every `progressEveryMs`. */
-  private watchProgress(ledger: RunLedger, resources: Resources, log: Logger, rates: () => Promise<RateView[]>): void {
+  private watchProgress(ledger: RunLedger, resources: Resources, log: Logger, rates: () => Promise<RateView[]>, lookupRate: () => Promise<RateView | undefined>): void {
     const logLine = runProgressLog(log, this.opts.progressEveryMs ?? PROGRESS_LOG_MS);
     let busy = false;
     const timer = setInterval(() => {
       if (busy) return;
       busy = true;
-      Promise.all([ledger.state(), rates().catch(() => [])])
-        .then(([state, views]) => {
-          const s: RunProgress = views.length > 0 ? { ...state, rates: views } : state;
+      Promise.all([ledger.state(), rates().catch(() => []), lookupRate().catch(() => undefined)])
+        .then(([state, views, lookups]) => {
+          const s: RunProgress = { ...state, ...(views.length > 0 ? { rates: views } : {}), ...(lookups ? { lookupRate: lookups } : {}) };
           this.events.emit('progress', s);
           logLine(s);
         })

@@ -69,8 +69,8 @@ export interface AppleLookupDeps {
   /** the wait of a 429 without a usable Retry-After */
   defaultWaitMs: number;
   report?: Pick<WorkerReport, 'row'>;
-  /** each lookup's time: the worker sizes its concurrency for a row's whole work (receiptWorker.ts) */
-  onLookup?: (durationMs: number) => void;
+  /** each lookup's time and run: the worker sizes its concurrency for a row's whole work, and records the lookups' rate in the run's timeline (receiptWorker.ts) */
+  onLookup?: (durationMs: number, runId: string) => void;
   /** the queue, to wake rows waiting for their lookup group (lookupGroupWait.ts) */
   queue?: Pick<ReceiptsQueue, 'getJob'>;
   now?: () => number;
@@ -143,7 +143,7 @@ export function withAppleLookups(inner: ReceiptProcessor, deps: AppleLookupDeps)
       if (deps.pacer && !(await deps.pacer.take())) return delay(job, token, now() + SCHEDULE_FULL_DELAY_MS);
       bundle = candidate;
       result = await deps.client.getTransaction(lookup.transaction_id, candidate);
-      deps.onLookup?.(result.durationMs);
+      deps.onLookup?.(result.durationMs, data.run);
       verdict = classifyLookup(result);
       if (!(verdict.kind === 'permanent' && verdict.reason === 'apple_transaction_not_found')) break;
     }
@@ -280,6 +280,11 @@ export class AppleLookups {
   /** The processor with the lookups in front of it. */
   wrap(inner: ReceiptProcessor, deps: Pick<AppleLookupDeps, 'ledgerFor' | 'logger' | 'report' | 'stops' | 'onLookup' | 'queue'>): ReceiptProcessor {
     return withAppleLookups(inner, { ...this.deps, ...deps });
+  }
+
+  /** The lookups' rate (learned or configured, lookups/s) this process holds; undefined without a key. */
+  get rate(): number | undefined {
+    return this.controller?.current.rate;
   }
 
   async close(): Promise<void> {

@@ -87,14 +87,19 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   const ledgers = new Map<string, RunLedger>();
   // When this process last sent a row of each run: the runs whose timeline gets the rate (report.html).
   const lastSent = new Map<string, number>();
-  const ledgerFor = (runId: string): RunLedger => {
-    lastSent.set(runId, Date.now());
+  // When this process last looked a row of each run up (App Store Server API): those runs get the lookups' rate too.
+  const lastLookedUp = new Map<string, number>();
+  const ledgerOf = (runId: string): RunLedger => {
     let ledger = ledgers.get(runId);
     if (!ledger) {
       ledger = new RunLedger(deps.redis, config.prefix, runId);
       ledgers.set(runId, ledger);
     }
     return ledger;
+  };
+  const ledgerFor = (runId: string): RunLedger => {
+    lastSent.set(runId, Date.now());
+    return ledgerOf(runId);
   };
   // Stops of one key (queue/keyStops.ts) made by any process apply here within FOLLOW_MS.
   await deps.fatal.keys.refresh();
@@ -145,8 +150,12 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
         ...(deps.report ? { report: deps.report } : {}),
         // A lookup lengthens its row's work: added at the answers' smoothing weight, the request time tends to
         // the POST's plus the lookups' share (R + f·L), which is what concurrency must cover.
-        onLookup: (ms) => {
+        onLookup: (ms, runId) => {
           if (jobSeconds !== undefined) jobSeconds += (0.1 * ms) / 1000;
+          // The run's first lookup here marks it (status and the bar show the lookups' rate) and samples the rate
+          // at once: a short run may end before the next tick.
+          if (!lastLookedUp.has(runId)) recordLookupRate(runId, true);
+          lastLookedUp.set(runId, Date.now());
         },
       })
     : posting;
@@ -226,10 +235,19 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       ledger.recordRate(rates.total).catch((err: unknown) => logger.debug({ err }, 'could not record the rate in the timeline'));
     }
   };
+  // The lookups' rate likewise, beside it, in the runs this process looked rows up for (one HSET a second each).
+  function recordLookupRate(runId: string, first = false): void {
+    const rate = deps.appleLookups?.rate;
+    if (rate === undefined) return;
+    const ledger = ledgerOf(runId);
+    const done = first ? Promise.all([ledger.markLookups(), ledger.recordLookupRate(rate)]) : ledger.recordLookupRate(rate);
+    done.catch((err: unknown) => logger.debug({ err }, "could not record the lookups' rate in the timeline"));
+  }
   // The controller re-reads the shared rate on its own ticks; concurrency and the timeline follow once a second.
   const ticker = setInterval(() => {
     resize();
     recordRate();
+    for (const [runId, at] of lastLookedUp) if (Date.now() - at <= 2000) recordLookupRate(runId);
   }, 1000);
 
   return {
