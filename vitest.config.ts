@@ -24,11 +24,13 @@ const UNIT_TESTS = [
   'test/property.test.ts',
   'test/rateDiscovery.test.ts',
   'test/readCsv.test.ts',
+  'test/receiptAttributes.test.ts',
   'test/receiptSurvey.test.ts',
   'test/renewals.test.ts',
   'test/reportHtmlRender.test.ts',
   'test/rowRecord.test.ts',
   'test/template.test.ts',
+  'test/tokenFacts.test.ts',
   'test/validateRow.test.ts',
 ];
 

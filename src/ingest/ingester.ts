@@ -6,8 +6,7 @@ import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
 import type { Admission, RunLedger } from '../ledger/runLedger.js';
 import type { PurchaseClaim } from '../ledger/admission.js';
-import { purchaseIdsOf, type PurchaseIdentity } from '../appstore/purchaseIds.js';
-import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
+import type { PurchaseIdentity } from '../appstore/purchaseIds.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
@@ -26,7 +25,8 @@ import type { InputEncoding } from './textEncoding.js';
 import { expiryPriority, rowPriority, type TokenExpiry } from './tokenExpiry.js';
 import { waitForRedisRoom } from './redisRoom.js';
 import type { ReceiptCounts } from './receiptSurvey.js';
-import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
+import { readAppleToken } from '../appstore/readToken.js';
+import { factsOf, type TokenFacts } from './tokenFacts.js';
 import { appleRowProblem, type AppleRowRules, isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
@@ -447,14 +447,11 @@ class Ingestion {
     }
     const { platform, body, input, expect, token_expiry, lookup } = checked.row;
     const apple = this.survey !== undefined && isApplePlatform(platform) && !lookup;
-    // read once here for the rules, the order and the purchase index
-    const reading = apple ? readAppleToken(body.fetch_token) : undefined;
-    if (reading && opts.appleRules) {
-      const problem = appleRowProblem(reading, opts.appleRules);
-      if (problem !== undefined) {
-        await this.reject(source, item.line, problem, item.values);
-        return undefined;
-      }
+    // what the rules, the order and the purchase index need of the token: kept by the survey pass, which read it
+    const facts = apple ? this.tokenFacts(source, item.line, body.fetch_token) : undefined;
+    if (facts?.problem !== undefined) {
+      await this.reject(source, item.line, facts.problem, item.values);
+      return undefined;
     }
     if (apple && this.superseded(source, item.line, body.app_user_id)) return undefined;
     const row: ReceiptJobData = {
@@ -467,21 +464,29 @@ class Ingestion {
       input,
       ...(expect ? { expect } : {}),
       ...(token_expiry ? { token_expiry } : {}),
-      ...(this.prioritize ? { priority: this.priorityOf(token_expiry, reading) } : {}),
+      ...(this.prioritize ? { priority: this.priorityOf(token_expiry, facts) } : {}),
       ...(lookup ? { lookup } : {}),
     };
     const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
     if (claim) this.claims.set(row, claim);
-    else if (reading) {
-      const purchases = purchaseIdsOf(reading);
-      if (purchases.length > 0) this.purchases.set(row, purchases);
-    }
+    else if (facts && facts.purchases.length > 0) this.purchases.set(row, facts.purchases);
     return row;
   }
 
+  /**
+   * An App Store token's facts: as the survey pass kept them, or read now when it kept none (a row it did not read,
+   * or a source that changed since).
+   */
+  private tokenFacts(source: string, line: number, token: string): TokenFacts {
+    const kept = this.survey?.factsAt(source, line, token);
+    if (kept) return kept;
+    const reading = readAppleToken(token);
+    return factsOf(reading, this.opts.appleRules ? appleRowProblem(reading, this.opts.appleRules) : undefined);
+  }
+
   /** A row's place in a run ordered by expiry: a Google token's cut-off, an App Store token's active subscription. */
-  private priorityOf(expiry: TokenExpiry | undefined, reading: AppleReading | undefined): number {
-    const active = reading ? soonestActiveExpiry(reading, this.now()) : undefined;
+  private priorityOf(expiry: TokenExpiry | undefined, facts: TokenFacts | undefined): number {
+    const active = facts?.soonestActive(this.now());
     return active !== undefined ? expiryPriority(active) : rowPriority(expiry);
   }
 

@@ -120,7 +120,7 @@ export class Grow {
   length = 0;
   push(v: number): void {
     if (this.length === this.data.length) {
-      const next = new Float64Array(this.data.length * 2);
+      const next = new Float64Array(Math.max(1024, this.data.length * 2));
       next.set(this.data);
       this.data = next;
     }
@@ -128,6 +128,10 @@ export class Grow {
   }
   at(i: number): number {
     return this.data[i] as number;
+  }
+  /** Gives back the room grown ahead (up to half the array) once no more values come. */
+  trim(): void {
+    if (this.data.length > this.length) this.data = this.data.slice(0, this.length);
   }
 }
 

@@ -5,6 +5,8 @@
 // whatever order the rows come in. A resumed ingest makes the pass again: the survey is deterministic, so a row
 // gets the same decision on every ingest of the run. Rows given by a transaction id are only counted per user
 // (lookupGroupCount.ts): what they hold is known after their lookups, and compared then (ledger/lookupGroups.ts).
+// What the sending pass needs of each token read here (the rules' verdict, the queue order, the purchases to look
+// up) is kept by place (tokenFacts.ts), so the sending pass does not read the token again.
 import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
@@ -13,6 +15,7 @@ import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { ReceiptSurvey, type SurveyDecision, type SurveyPlace, type SurveyResult } from './receiptSurvey.js';
 import { asRead, checkRow, type RowCheckOptions } from './rowCheck.js';
 import { LookupGroupCount, type LookupGroupSizes } from './lookupGroupCount.js';
+import { TokenFactStore, type TokenFacts } from './tokenFacts.js';
 import type { SourceEntry } from './sources.js';
 
 /** The platforms whose fetch token is an App Store receipt or signed transaction. */
@@ -65,7 +68,20 @@ export class SurveyDecisions {
      * are any, the ingest orders its rows by expiry from its first row (ingest/tokenExpiry.ts)
      */
     readonly activeRows = 0,
+    /** what the sending pass needs of each token read here, so that it does not read it again (tokenFacts.ts) */
+    private readonly facts: TokenFactStore = new TokenFactStore(),
   ) {}
+
+  /**
+   * What the survey kept of the token of the row at this line of this source, or undefined when the pass did not
+   * read it (another source, another token than the one read there).
+   */
+  factsAt(source: string, line: number, token: string): TokenFacts | undefined {
+    const number = this.numbers.get(source);
+    if (number === undefined) return undefined;
+    const place = { source: number, line };
+    return this.facts.factsAt(this.aliases.get(placeKey(place)) ?? place, token);
+  }
 
   /** The decision for the row at this line of this source (a source the pass did not read: send). */
   decisionFor(source: string, line: number): SurveyDecision {
@@ -109,6 +125,7 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
   const numbers = new Map<string, number>();
   let activeRows = 0;
   const lookups = new LookupGroupCount();
+  const facts = new TokenFactStore();
   for await (const entry of entries) {
     const source = await opts.sourceNumber(entry.name);
     numbers.set(entry.name, source);
@@ -141,11 +158,14 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
       }
       firstOf.set(seen, place);
       const reading = readAppleToken(body.fetch_token);
+      const problem = appleRowProblem(reading, opts.rules);
+      facts.add(place, body.fetch_token, reading, problem);
       // a row the ingest rejects is neither sent nor a carrier of another's purchases
-      if (appleRowProblem(reading, opts.rules) !== undefined) continue;
+      if (problem !== undefined) continue;
       survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });
       if (soonestActiveExpiry(reading, opts.check.now()) !== undefined) activeRows++;
     }
   }
-  return new SurveyDecisions(survey.finish(), aliases, numbers, lookups.finish(), activeRows);
+  facts.trim();
+  return new SurveyDecisions(survey.finish(), aliases, numbers, lookups.finish(), activeRows, facts);
 }
