@@ -6,6 +6,7 @@
 //   node bench/scenarios/survey.mjs [--rows N] [--dist DIR]     (default 1,000,000 rows; dist/ by default)
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { syntheticReadings } from '../lib/syntheticReadings.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name, fallback) => {
@@ -16,40 +17,16 @@ const rows = Number(flag('--rows', '1000000'));
 const dist = flag('--dist', join(import.meta.dirname, '..', '..', 'dist'));
 const { ReceiptSurvey } = await import(pathToFileURL(join(dist, 'ingest', 'receiptSurvey.js')).href);
 
-const DAY = 86_400_000;
-const T0 = Date.UTC(2023, 0, 1);
-let seed = 12345;
-const rand = (n) => {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  return seed % n;
-};
-
 global.gc?.();
 const heapBefore = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
 const survey = new ReceiptSurvey();
 const start = process.hrtime.bigint();
 let made = 0;
 let purchases = 0;
-let txn = 2_000_000_000_000_000;
-for (let user = 0; made < rows; user++) {
-  const renewals = 1 + rand(20);
-  const orig = txn;
-  const receipts = Math.min(1 + rand(4), rows - made);
-  const consumable = rand(5) === 0 ? String(txn + 999_999) : undefined;
-  for (let r = 0; r < receipts; r++) {
-    const upTo = Math.max(1, Math.round((renewals * (r + 1)) / receipts));
-    const list = [];
-    for (let k = 0; k < upTo; k++) list.push({ transactionId: String(orig + k), originalTransactionId: String(orig), expiresMs: T0 + (k + 1) * 30 * DAY });
-    if (consumable && r === 0) list.push({ transactionId: consumable, originalTransactionId: consumable });
-    purchases += list.length;
-    survey.add({
-      place: { source: 0, line: 2 + made },
-      appUserId: `user-${user}`,
-      reading: { environment: 'production', bundleId: 'com.example.app', dateMs: T0 + upTo * 30 * DAY, purchases: list },
-    });
-    made++;
-  }
-  txn += 1000;
+for (const { line, appUserId, reading } of syntheticReadings(rows)) {
+  purchases += reading.purchases.length;
+  survey.add({ place: { source: 0, line }, appUserId, reading });
+  made++;
 }
 const added = process.hrtime.bigint();
 const result = survey.finish();

@@ -8,6 +8,7 @@
 //   node --expose-gc bench/scenarios/tokenFacts.mjs [--rows N] [--dist DIR]     (default 1,000,000 rows; dist/ by default)
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
+import { syntheticReadings } from '../lib/syntheticReadings.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name, fallback) => {
@@ -19,13 +20,6 @@ const dist = flag('--dist', join(import.meta.dirname, '..', '..', 'dist'));
 const { TokenFactStore } = await import(pathToFileURL(join(dist, 'ingest', 'tokenFacts.js')).href);
 if (!global.gc) process.stderr.write('tokenFacts: run with node --expose-gc for a steady heap figure\n');
 
-const DAY = 86_400_000;
-const T0 = Date.UTC(2023, 0, 1);
-let seed = 12345;
-const rand = (n) => {
-  seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-  return seed % n;
-};
 // each row's token: a stand-in string (the store keeps a 32-bit check of it, not the token)
 const tokenOf = (line) => `MII${line.toString(36).padStart(200, 'x')}`;
 
@@ -39,26 +33,10 @@ const store = new TokenFactStore();
 const start = process.hrtime.bigint();
 let made = 0;
 let ids = 0;
-let txn = 2_000_000_000_000_000;
-for (let user = 0; made < rows; user++) {
-  const renewals = 1 + rand(20);
-  const orig = txn;
-  const receipts = Math.min(1 + rand(4), rows - made);
-  const consumable = rand(5) === 0 ? String(txn + 999_999) : undefined;
-  const environment = rand(20) === 0 ? 'sandbox' : 'production';
-  for (let r = 0; r < receipts; r++) {
-    const upTo = Math.max(1, Math.round((renewals * (r + 1)) / receipts));
-    const purchases = [];
-    for (let k = 0; k < upTo; k++)
-      purchases.push({ productId: 'monthly', transactionId: String(orig + k), originalTransactionId: String(orig), expiresMs: T0 + (k + 1) * 30 * DAY });
-    if (consumable && r === 0) purchases.push({ productId: 'coins', transactionId: consumable, originalTransactionId: consumable });
-    const originalTransactionIds = [...new Set(purchases.map((p) => p.originalTransactionId))];
-    ids += originalTransactionIds.length;
-    const reading = { kind: 'receipt', environment, bundleId: 'com.example.app', dateMs: T0 + upTo * 30 * DAY, purchases, originalTransactionIds };
-    store.add({ source: 0, line: 2 + made }, tokenOf(2 + made), reading, undefined);
-    made++;
-  }
-  txn += 1000;
+for (const { line, reading } of syntheticReadings(rows, { sandboxEvery: 20 })) {
+  ids += reading.originalTransactionIds.length;
+  store.add({ source: 0, line }, tokenOf(line), reading, undefined);
+  made++;
 }
 const added = process.hrtime.bigint();
 const heapGrown = heap();
