@@ -11,6 +11,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const UNIT_TESTS = [
   'test/activeExpiry.test.ts',
   'test/apiKeys.test.ts',
+  'test/appleCertificate.test.ts',
   'test/appleReceipts.test.ts',
   'test/appleServerApi.test.ts',
   'test/classify.test.ts',

@@ -21,9 +21,10 @@ export function selfSignedCertificate(privateKey: KeyObject, commonName: string,
       }),
     ],
   });
-  // A positive serial: the top bit cleared.
+  // A positive serial in minimal DER: the top bit cleared and the next one set. A first byte of 0x00 followed by one
+  // under 0x80 is not minimal, and OpenSSL refuses the certificate then (1 sandbox start in 256 did).
   const serial = randomBytes(8);
-  serial[0] = (serial[0] ?? 0) & 0x7f;
+  serial[0] = ((serial[0] ?? 0) & 0x7f) | 0x40;
   const tbs = new asn1js.Sequence({
     value: [
       new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber: 0 }, value: [new asn1js.Integer({ value: 2 })] }),
