@@ -17,6 +17,7 @@ const UNIT_TESTS = [
   'test/classify.test.ts',
   'test/clusterConnection.test.ts',
   'test/config.test.ts',
+  'test/connectionLoss.test.ts',
   'test/formulaCells.test.ts',
   'test/importGraph.test.ts',
   'test/keyFile.test.ts',

@@ -446,7 +446,9 @@ describe('chaos', () => {
       // On a time-out, say where the run stood and what both processes said last, so a hang can be diagnosed.
       const exit = await withTimeout(run.exited, 120_000, 'the run to finish').catch(async (err: unknown) => {
         const state = await ledger.state().catch(() => undefined);
-        throw new Error(`${(err as Error).message}\nledger: ${JSON.stringify(state)}\nrun said:\n${run.output().slice(-3000)}\nwork said:\n${worker.output().slice(-3000)}`);
+        throw new Error(
+          `${(err as Error).message}\nledger: ${JSON.stringify(state)}\nrun said:\n${run.output().slice(process.env.CHAOS_DEBUG ? -20000 : -3000)}\nwork said:\n${worker.output().slice(-3000)}`,
+        );
       });
       expect(exit, run.output()).toEqual({ code: 0, signal: null });
       expect(run.output()).toMatch(/: complete/);

@@ -9,6 +9,7 @@ import type { PurchaseClaim } from '../ledger/admission.js';
 import type { PurchaseIdentity } from '../appstore/purchaseIds.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
 import { MemoryPressure } from '../redis/memoryPressure.js';
+import { retryThroughOutage } from '../redis/connectionLoss.js';
 import { enqueueRows, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { promoteJobs } from '../queue/promoteJobs.js';
 import { jobIdOf, locationOf } from '../redis/keys.js';
@@ -257,16 +258,33 @@ class Ingestion {
     };
   }
 
-  /** Once refused, a write is tried again only when Redis has room for its `bytes` (redisRoom.ts): no trickle. */
+  /**
+   * Once refused, a write is tried again only when Redis has room for its `bytes` (redisRoom.ts): no trickle. One
+   * cut off by a lost connection (a Redis restart) is tried again once the connection is back (connectionLoss.ts):
+   * every ingest write is safe to repeat (admit answers a row it has seen without counting it again; a second
+   * enqueue first asks the ledger again, as after a refusal).
+   */
   private write<T>(op: () => Promise<T>, bytes = WRITE_BYTES): Promise<T> {
     const signal = this.opts.signal ? { signal: this.opts.signal } : {};
     let tried = false;
-    return this.memory.retry(async () => {
-      if (tried) await waitForRedisRoom(this.info, bytes, signal);
-      tried = true;
-      return op();
-    }, signal);
+    return retryThroughOutage(
+      () =>
+        this.memory.retry(async () => {
+          if (tried) await waitForRedisRoom(this.info, bytes, signal);
+          tried = true;
+          return op();
+        }, signal),
+      {
+        ...signal,
+        onAbort: () => {
+          if (this.outageLogged) return;
+          this.outageLogged = true;
+          this.logger.warn('Redis connection lost mid-write: the write is tried again once it is back');
+        },
+      },
+    );
   }
+  private outageLogged = false;
 
   async run(): Promise<IngestResult> {
     const { opts, ledger, result } = this;
