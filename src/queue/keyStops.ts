@@ -15,6 +15,7 @@
 // refused with a 401 stops the rows that need a lookup, parked under `appstore:` beside the platforms' rows, while
 // every other row (App Store receipts included) goes on. No RevenueCat key sends that lane, so `follow` never
 // sweeps it: only a process with another Apple key (or the same one, once told to retry) sends it back.
+import { promoteJob } from './promoteJobs.js';
 import type { Job } from 'bullmq';
 import type { RedisClient } from '../redis/connection.js';
 import { jobIdOf, RedisKeys } from '../redis/keys.js';
@@ -214,14 +215,7 @@ export class KeyStops {
   }
 
   /** Promotes a parked job; false when it is gone or no longer delayed (sent meanwhile, or already back). */
-  private async promote(jobId: string): Promise<boolean> {
-    const job = await this.queue.getJob(jobId);
-    if (!job) return false;
-    try {
-      await job.promote();
-      return true;
-    } catch {
-      return false;
-    }
+  private promote(jobId: string): Promise<boolean> {
+    return promoteJob(this.queue, jobId);
   }
 }

@@ -24,6 +24,7 @@ local SENT = 's' -- a conflict's first byte: held (HELD) or sent anyway
 
 --- @include "record"
 --- @include "table"
+--- @include "queuedBecomes"
 
 local key, place, user, hold, other = ARGV[2], ARGV[3], ARGV[4], ARGV[5] == '1', ARGV[6]
 -- the scope, this row's key and user, the other side (as admit-4.lua writes a conflict)
@@ -36,16 +37,7 @@ if not hold then
 end
 
 local run = tbl_open(KEYS[1], ARGV[1], KEYS[2])
-local prev = tbl_get(run, key)
-if prev then
-  if string.sub(prev, 1, 1) ~= QUEUED then return 0 end
-  -- the same head (format, place, user) under another kind
-  tbl_put(run, key, HELD .. string.sub(prev, 2), prev)
-  redis.call('HINCRBY', KEYS[1], ROWS_QUEUED, -1)
-else
-  tbl_put(run, key, rec_make(HELD, place, user), false)
-  redis.call('HINCRBY', KEYS[1], ROWS_READ, 1)
-end
+if not queuedBecomes(run, KEYS[1], key, HELD, place, user) then return 0 end
 tbl_close(run)
 redis.call('HINCRBY', KEYS[1], ROWS_HELD, 1)
 -- a conflict sent anyway at admission (its token) is now held, for its purchase: listed as such, counted once

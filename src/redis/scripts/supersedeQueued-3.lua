@@ -18,19 +18,10 @@ local SUPERSEDED = 'x' -- RECORD.superseded
 
 --- @include "record"
 --- @include "table"
+--- @include "queuedBecomes"
 
-local key = ARGV[2]
 local run = tbl_open(KEYS[1], ARGV[1], KEYS[2])
-local prev = tbl_get(run, key)
-if prev then
-  if string.sub(prev, 1, 1) ~= QUEUED then return 0 end
-  -- the same head (format, place, user) under another kind
-  tbl_put(run, key, SUPERSEDED .. string.sub(prev, 2), prev)
-  redis.call('HINCRBY', KEYS[1], ROWS_QUEUED, -1)
-else
-  tbl_put(run, key, rec_make(SUPERSEDED, ARGV[3], ARGV[4]), false)
-  redis.call('HINCRBY', KEYS[1], ROWS_READ, 1)
-end
+if not queuedBecomes(run, KEYS[1], ARGV[2], SUPERSEDED, ARGV[3], ARGV[4]) then return 0 end
 tbl_close(run)
 redis.call('HINCRBY', KEYS[1], ROWS_SUPERSEDED, 1)
 redis.call('HSETNX', KEYS[3], ARGV[5], ARGV[6])
