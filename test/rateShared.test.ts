@@ -83,6 +83,52 @@ describe('the shared rate', () => {
     expect(Number(await redis.hget(new RedisKeys(p).pace, 'next'))).toBeGreaterThanOrEqual(hold);
   });
 
+  it('holds the schedule for two slots at a 429 of "within a second", doubling while the same second refuses more, up to the wait', async () => {
+    const p = prefix('edge');
+    const redis = connect();
+    const shared = new SharedRate(redis, new RedisKeys(p));
+    await send(new Pacer(redis, p, 50), 10);
+    const { now } = await shared.counts();
+    const refuse = (edgeMs: number) => shared.counts({ sentAt: now, holdMs: 1000, edgeMs, from1: now - 1000, from60: now - 60_000 });
+    // The second's first refusal: 40 ms (two slots at 50/s), then 80, 160, 320, 640, and never beyond the wait.
+    const held: number[] = [];
+    for (let i = 0; i < 6; i++) held.push((await refuse(40)).heldMs);
+    expect(held).toEqual([40, 80, 160, 320, 640, 1000]);
+    // Without an edge (an exact wait, a per-minute budget) the whole wait holds at once.
+    const q = prefix('edge-none');
+    const other = new SharedRate(redis, new RedisKeys(q));
+    await send(new Pacer(redis, q, 50), 10);
+    const at = (await other.counts()).now;
+    expect((await other.counts({ sentAt: at, holdMs: 1000, from1: at - 1000, from60: at - 60_000 })).heldMs).toBe(1000);
+    const hold = Number(await redis.hget(new RedisKeys(q).pace, 'hold'));
+    expect(hold).toBeGreaterThanOrEqual(at + 1000);
+  });
+
+  it('a 429 at a window edge leaves the queue running: only its row waits; refusals that go on pause the queue', async () => {
+    const p = prefix('edge-action');
+    const rate = new RateController(connect(), p, { configuredRate: 50, logger: silentLogger(), tickMs: 60_000 });
+    try {
+      await rate.start();
+      await send(new Pacer(connect(), p, 50), 10);
+      const limited = response(429, { code: 7429, message: 'Rate limit exceeded' }, { retryAfterMs: 1000 });
+      // Retry-After: 1 (whole seconds) is "within a second": the schedule holds 2 slots (40 ms at 50/s), the row 1 s.
+      expect(await rate.observe(limited, classify(limited))).toEqual({ pauseMs: 0, rowWaitMs: 1000 });
+      // The same second refusing on and on: the hold doubles until it is the whole wait, and then the queue pauses.
+      const actions = [];
+      for (let i = 0; i < 6; i++) actions.push(await rate.observe(limited, classify(limited)));
+      // (The first 429 also taught a lower rate, 9/s from 10 sent: the slots, and so the holds, are longer.)
+      const paused = actions.findIndex((a) => a?.pauseMs === 1000);
+      expect(actions[0]).toEqual({ pauseMs: 0, rowWaitMs: 1000 });
+      expect(paused).toBeGreaterThan(0);
+      expect(actions.slice(paused).every((a) => a?.pauseMs === 1000)).toBe(true);
+      // An exact wait (backoff_ms: 437 ms) is the time to the window's opening: the queue pauses for it.
+      const exact = response(429, { code: 7429, message: 'Rate limit exceeded' }, { retryAfterMs: 437 });
+      expect(await rate.observe(exact, classify(exact))).toEqual({ pauseMs: 437, rowWaitMs: 437 });
+    } finally {
+      await rate.stop();
+    }
+  });
+
   it('sends a request that was waiting for its slot when a 429 asked to wait after the pause, and logs it once', async () => {
     const p = prefix('hold');
     const redis = connect();

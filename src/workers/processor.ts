@@ -20,6 +20,7 @@ import { postedBody } from '../appstore/lookup/transactionLookup.js';
 import type { InFlightRows } from './inFlightRows.js';
 import { applePurchaseIds } from '../appstore/purchaseIds.js';
 import type { Pacer } from './pacer.js';
+import type { RateLimitAction } from './rateController.js';
 import type { UserLock } from './userLock.js';
 import type { WorkerReport } from './workerReport.js';
 
@@ -57,8 +58,11 @@ export interface ProcessorDeps {
   pacerFor?: (key: KeyInfo) => Pacer | undefined;
   /** how much earlier than expected_expires_at an expiry may be */
   expiryToleranceMs?: number;
-  /** sees every answer before it is acted on: the rate controller learns limits and 429s from it (`key`: the key that sent it) */
-  observe?: (result: ApiResult, verdict: Classification, key: KeyInfo) => Promise<void>;
+  /**
+   * sees every answer before it is acted on: the rate controller learns limits and 429s from it (`key`: the key
+   * that sent it), and says for a 429 of the limit whether the queue pauses or only the row waits
+   */
+  observe?: (result: ApiResult, verdict: Classification, key: KeyInfo) => Promise<RateLimitAction | undefined>;
   /**
    * Redis at maxmemory: the row's writes wait here until Redis accepts them (redis/memoryPressure.ts). A job must
    * not fail for it: BullMQ can still fail and remove a job at maxmemory, and its answer would be lost with it.
@@ -210,7 +214,7 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     }
     deps.report?.request(result, verdict);
     const observe = deps.observe;
-    if (observe) await write(() => observe(result, verdict, key));
+    const action = observe ? await write(() => observe(result, verdict, key)) : undefined;
     const attempt = job.attemptsMade + 1;
 
     const http = result.kind === 'response' ? { http_status: result.status } : {};
@@ -261,11 +265,16 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
       }
       case 'transient': {
         if (verdict.rateLimited) {
-          // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts.
-          const wait = verdict.retryAfterMs ?? deps.rateLimitDefaultWaitMs;
+          // The limit is the whole queue's, so the whole queue waits; the row keeps its attempts. A 429 at a window's
+          // edge holds the schedule for a slot or two only (rate/discovery.ts edgeHoldMs): then the row alone waits.
+          const wait = action ? action.rowWaitMs : (verdict.retryAfterMs ?? deps.rateLimitDefaultWaitMs);
+          if (action && action.pauseMs === 0) {
+            log().info({ waitMs: wait }, 'rate limited at a window edge: only this row waits');
+            return later(job, token, wait);
+          }
           // Expected while the limit is discovered or followed: run.log only (the rate controller decides what it means).
-          log().info({ waitMs: wait }, 'rate limited: pausing the queue');
-          await write(() => deps.queue.rateLimit(wait));
+          log().info({ waitMs: action?.pauseMs ?? wait }, 'rate limited: pausing the queue');
+          await write(() => deps.queue.rateLimit(action?.pauseMs ?? wait));
           throw new RateLimitError();
         }
         if (verdict.userBusy) return later(job, token, Math.max(verdict.retryAfterMs ?? 0, deps.userBusyDelayMs));

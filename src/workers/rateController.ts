@@ -52,6 +52,7 @@ import {
   DEFAULT_DISCOVERY,
   effectiveRate,
   isExactWait,
+  edgeHoldMs,
   onAnnounced,
   onJoin,
   onRateLimited,
@@ -85,6 +86,16 @@ export interface AppliedRate {
   ceiling: number | undefined;
   /** the shared learned rate */
   learned: RateView;
+}
+
+/**
+ * What a 429 of the limit asks of the worker: pause the whole queue for the wait, or, when every process's schedule
+ * is held for less than it (a wait of "within a second": discovery.ts edgeHoldMs), only the refused row waits.
+ */
+export interface RateLimitAction {
+  /** the queue's pause (ms); 0: only the refused row waits `rowWaitMs` */
+  pauseMs: number;
+  rowWaitMs: number;
 }
 
 /** A 429 of the limit, as the worker saw it. */
@@ -177,13 +188,18 @@ export class RateController {
     return this.applied;
   }
 
-  /** A 429 of the limit (not a busy user's, not a 529). */
-  async rateLimited(signal: RateLimitSignal = {}): Promise<void> {
+  /**
+   * A 429 of the limit (not a busy user's, not a 529): learns from it, and says whether the queue pauses for it
+   * (its wait also holds the pacer's schedule for every process) or only its row waits.
+   */
+  async rateLimited(signal: RateLimitSignal = {}): Promise<RateLimitAction> {
     const retryAfterMs = signal.retryAfterMs;
     const sentAt = Date.now() - (signal.durationMs ?? 0) + this.offset;
+    const wait = retryAfterMs ?? this.options.defaultWaitMs ?? 0;
     const counts = await this.counts({
       sentAt,
-      holdMs: retryAfterMs ?? this.options.defaultWaitMs ?? 0,
+      holdMs: wait,
+      edgeMs: edgeHoldMs(this.seen, retryAfterMs, this.applied.rate),
       from1: windowStart(sentAt, retryAfterMs, 1000),
       from60: windowStart(sentAt, retryAfterMs, 60_000),
     });
@@ -196,6 +212,7 @@ export class RateController {
       exact: isExactWait(retryAfterMs),
     };
     await this.decide((state) => (state ? onRateLimited(state, event, this.local, this.p) : undefined));
+    return { pauseMs: counts.heldMs < wait ? 0 : wait, rowWaitMs: wait };
   }
 
   /** The API said what its limit is (per minute) and, maybe, how much of it is used (by every client). */
@@ -211,15 +228,19 @@ export class RateController {
     await this.decide((state, now) => (state ? onAnnounced(state, now, perMinute, this.p) : undefined));
   }
 
-  /** Wires the worker's view of every answer: announced limits, and 429s of the limit (never 7638, never 529). */
-  async observe(result: ApiResult, verdict: Classification): Promise<void> {
+  /**
+   * Wires the worker's view of every answer: announced limits, and 429s of the limit (never 7638, never 529), for
+   * which it says what the worker does (rateLimited).
+   */
+  async observe(result: ApiResult, verdict: Classification): Promise<RateLimitAction | undefined> {
     if (result.kind === 'response' && result.headers.retryAfterNote !== undefined) this.noteRetryAfter(result.headers.retryAfterNote);
     if (result.kind === 'response' && result.headers.rateLimitPerMinute !== undefined) {
       await this.limitAnnounced(result.headers.rateLimitPerMinute, result.headers.rateLimitUsage);
     }
     if (verdict.kind === 'transient' && verdict.rateLimited) {
-      await this.rateLimited({ retryAfterMs: verdict.retryAfterMs, durationMs: result.durationMs });
+      return this.rateLimited({ retryAfterMs: verdict.retryAfterMs, durationMs: result.durationMs });
     }
+    return undefined;
   }
 
   /** One warning line per distinct reinterpreted wait (the header's value is in it), not one per answer. */

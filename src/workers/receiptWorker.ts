@@ -137,7 +137,7 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
       // A 429 of the limit also holds the pacer's schedule for its wait (pace-1.lua), which requests already
       // waiting for a slot see before they leave (pacer.ts).
       // Each answer teaches its key's scope (the run's, with one limit for every key).
-      await rates.controllerFor(key).observe(result, verdict);
+      return rates.controllerFor(key).observe(result, verdict);
     },
   });
   // Rows given by a transaction id are looked up first (appleLookup.ts), then posted the processor's way.

@@ -12,9 +12,10 @@
 --   hold (a 429's wait) began after it was taken, and takes the slot out of the log.
 
 -- ARGV[1] = 'observe': ARGV sent at (ms, 'now', or 0 = none), refused (1/0), hold ms, count from (ms), count from
---   for a minute (ms), ttl ms. Records a 429 (and its hold) when refused, then counts.
+--   for a minute (ms), ttl ms, edge ms (0 = none). Records a 429 (and its hold) when refused, then counts. With an
+--   edge, the hold is edge ms for the second's first refused request, doubling with each more (up to hold ms).
 --   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
---   longer known; admitted from <from minute> to <sent at>, -1}.
+--   longer known; admitted from <from minute> to <sent at>, -1; the hold applied, ms}.
 local key = KEYS[1]
 
 --- @include "paceSchedule"
@@ -52,10 +53,19 @@ end
 
 if ARGV[1] == 'observe' then
   local at = ARGV[2] == 'now' and now or tonumber(ARGV[2])
+  local holdMs = 0
   if ARGV[3] == '1' and at > 0 then
     bump(FINE, FINE_MS, FINE_SLOTS, at, 2)
     bump(COARSE, COARSE_MS, COARSE_SLOTS, at, 2)
-    local holdMs = tonumber(ARGV[4])
+    holdMs = tonumber(ARGV[4])
+    local edge = tonumber(ARGV[8] or '0')
+    if edge > 0 then
+      -- A wait of "within a second" (Retry-After: 1): hold for a slot or two, then longer while the refusals of
+      -- this second go on (the window is full for longer: others took it, or the limit fell), up to the wait.
+      local sent, admitted = sum(FINE, FINE_MS, FINE_SLOTS, FINE_HISTORY, at - 999, now)
+      local refused = math.max(1, (sent or 1) - (admitted or 0))
+      holdMs = math.min(holdMs, edge * 2 ^ (refused - 1))
+    end
     if holdMs > 0 then
       local hold = math.max(tonumber(redis.call('HGET', key, HOLD) or '0'), now + holdMs)
       local nextSlot = math.max(tonumber(redis.call('HGET', key, NEXT) or '0'), hold)
@@ -74,7 +84,7 @@ if ARGV[1] == 'observe' then
     admitted1 = a1 or -1
     admitted60 = a60 or -1
   end
-  return {now, sent1, sent60, admitted1, admitted60}
+  return {now, sent1, sent60, admitted1, admitted60, math.floor(holdMs)}
 end
 
 return redis.error_reply('pace: unknown operation ' .. tostring(ARGV[1]))

@@ -75,10 +75,10 @@ export interface DiscoveryParams {
   maxCut: number;
   /** the 1-second count at a 429 measures the limit when it is under this share of the pace */
   informativeShare: number;
+  /** ...and at a lone 429 (no repeat) at a held rate, only when under this share (a busy machine sends short) */
+  loneShare: number;
   /** a 429 episode this soon after sending resumed from the previous one is a repeat: the last cut was not enough */
   repeatMs: number;
-  /** a lone 429 this long after the last one, at a held rate, is jitter: the rate holds (a repeat cuts) */
-  quietMs: number;
   /** a Retry-After (or backoff_ms) this long comes from a long window: a per-minute budget */
   longRetryAfterMs: number;
   /** how long a probe must hold without a 429, per window; longer when the probe adds little (see probeHeld) */
@@ -115,8 +115,8 @@ export const DEFAULT_DISCOVERY: Readonly<DiscoveryParams> = Object.freeze({
   nudge: 0.98,
   maxCut: 0.3,
   informativeShare: 0.97,
+  loneShare: 0.85,
   repeatMs: 3000,
-  quietMs: 30_000,
   longRetryAfterMs: 2000,
   confirmMs: { 1: 4000, 60: 65_000 },
   confirmExtra: 3,
@@ -183,6 +183,24 @@ export interface RateLimitedEvent {
 /** A wait given in whole seconds (Retry-After) is rounded; one that is not came from an exact backoff_ms. */
 export function isExactWait(retryAfterMs: number | undefined): boolean {
   return retryAfterMs !== undefined && retryAfterMs > 0 && retryAfterMs % 1000 !== 0;
+}
+
+/**
+ * How long a 429 holds every process's schedule when its wait is a rounded whole second (Retry-After: 1, not an
+ * exact backoff_ms) in a one-second window: a hold of two slots for the second's first refusal, doubling with each
+ * more refusal in that second, up to the wait (pace-1.lua). 0: hold for the whole wait, as for an exact wait or a
+ * per-minute budget.
+ * Why: such a wait says "within a second", not "a second". In a fixed window the refused request was most often the
+ * window's last, one that left a few ms late (or a probe's extra one), and the next window opens a slot or two later.
+ * Pausing every process for the whole second left that next window all but empty: 47 of 49 requests lost for one
+ * refused, most of what kept steady-state use at 0.93-0.95 of the limit. When the window really is full for longer
+ * (the limit fell, others' traffic took it), the refusals go on and the hold doubles to the whole wait within a few
+ * requests. The refused row itself waits the whole Retry-After, as RevenueCat's SDK waits with a refused request.
+ */
+export function edgeHoldMs(state: RateState | undefined, retryAfterMs: number | undefined, rate: number): number {
+  if (retryAfterMs === undefined || retryAfterMs > 1000 || isExactWait(retryAfterMs)) return 0;
+  if (state && state.window !== 1) return 0;
+  return Math.min(retryAfterMs, Math.max(20, 2000 / Math.max(rate, 1)));
 }
 
 /** Where the count of admitted requests starts for a refused request (see RateLimitedEvent.admitted1). */
@@ -458,7 +476,18 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
       // This episode's cut when nothing better is known: 2% for a lone 429, three times the last for a repeat.
       const cut = repeat ? state.cut : 1 - p.nudge;
       next.cut = Math.min(p.maxCut, cut * 3);
-      if (measured !== undefined) {
+      if (!repeat && state.phase === 'hold' && (measured === undefined || measured >= p.loneShare * pace)) {
+        // A lone 429 at a held rate: a request that left a few ms late and crossed into the next window (the pacer
+        // plans whole requests a second, one under the limit), or a machine too busy to keep the slots even. Its
+        // count of the second before proves little when near the pace: a busy machine sends short of it (10% and
+        // more at a load of 3 per core), and a fixed window's count holds the previous window's tail. It costs one refused request and a hold of two slots
+        // (edgeHoldMs); cutting would give up a request every second until the next probe. If the limit did fall,
+        // the next episode comes within `repeatMs` and measures or cuts.
+        rate = x;
+        next.cut = Math.min(p.maxCut, (1 - p.nudge) * 3);
+        reason = 'a lone 429: holding';
+        gap = Math.max(state.gap, p.gapMeasured[1]);
+      } else if (measured !== undefined) {
         // In a fixed window the count also holds the previous window's tail, so a measure is only an upper bound:
         // a repeat says it was too high, and the cut bounds how long a chain of such episodes lasts.
         rate = (repeat || bound) && ev.exact !== true ? Math.min(measured, x * (1 - cut)) : measured;
@@ -470,15 +499,6 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
         rate = x / lo <= 1.05 ? lo : (lo + x) / 2;
         reason = state.phase === 'start' ? 'limit found (bisecting)' : 'still refused: bisecting';
         gap = p.gapMin[1];
-      } else if (!repeat && state.phase === 'hold' && now - state.last429 >= p.quietMs) {
-        // The first 429 after a long quiet spell at a held rate: a request that left a few ms late and crossed
-        // into the next window (the pacer plans whole requests a second, a request under the limit). Cutting
-        // would give up a whole request every second until the next probe; a repeat within `repeatMs` cuts.
-        // (If the limit did fall, the next episode comes within `repeatMs` and cuts as a second one would: 6%.)
-        rate = x;
-        next.cut = Math.min(p.maxCut, (1 - p.nudge) * 3);
-        reason = 'a lone 429 after a quiet spell: holding';
-        gap = Math.max(state.gap, p.gapMeasured[1]);
       } else {
         rate = x * (1 - cut);
         reason = repeat ? 'still refused: cutting' : 'a 429 at a rate that was fine';

@@ -43,12 +43,16 @@ export interface PaceCounts {
   sent60: number;
   admitted1: number | undefined;
   admitted60: number | undefined;
+  /** the hold a refused request put on the schedule (ms; 0 when none) */
+  heldMs: number;
 }
 
 /** A 429 to record in the pacer's log: when its request was sent, the wait it asked, and where to count from. */
 export interface RefusedRequest {
   sentAt: number;
   holdMs: number;
+  /** a wait of "within a second": hold this long for the second's first refusal, doubling with each more (0 = hold holdMs) */
+  edgeMs?: number;
   from1: number;
   from60: number;
 }
@@ -101,10 +105,11 @@ export class SharedRate {
         refused ? Math.round(refused.from1) : since !== undefined ? Math.round(since) : 0,
         refused ? Math.round(refused.from60) : 0,
         PACE_TTL_MS,
+        refused ? Math.round(refused.edgeMs ?? 0) : 0,
       ],
     );
     const known = (v: number | undefined): number | undefined => (v === undefined || v < 0 ? undefined : v);
-    return { now: Number(r[0]), sent1: Number(r[1]), sent60: Number(r[2]), admitted1: known(r[3]), admitted60: known(r[4]) };
+    return { now: Number(r[0]), sent1: Number(r[1]), sent60: Number(r[2]), admitted1: known(r[3]), admitted60: known(r[4]), heldMs: Number(r[5] ?? 0) };
   }
 }
 
