@@ -75,8 +75,8 @@ export class Resources {
   }
 
   /**
-   * Releases everything, newest first. After work that failed (`after`), a failure to release is logged instead
-   * of thrown: the error that ended the work is the one the caller throws and the user reads.
+   * Releases everything, newest first. After work that failed (`after`), a failure to release is logged (or
+   * warned) instead of thrown: the error that ended the work is the one the caller throws and the user reads.
    */
   async releaseAll(after?: { failure: unknown }): Promise<void> {
     if (after === undefined) return this.releaseTo(0);
@@ -84,7 +84,9 @@ export class Resources {
       await this.releaseTo(0);
     } catch (err) {
       const failure = after.failure instanceof Error ? after.failure.message : String(after.failure);
-      this.log?.error({ err, failure }, 'after the failure, not everything could be released');
+      // Without a log, Node's warning channel (stderr): said, and not in place of the failure.
+      if (this.log) this.log.error({ err, failure }, 'after the failure, not everything could be released');
+      else process.emitWarning(`after the failure (${failure}), not everything could be released: ${(err as Error).message}`);
     }
   }
 
