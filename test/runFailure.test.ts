@@ -2,7 +2,8 @@
 // must exit with 5 and the cause within a bounded time, never wait forever in its shutdown. A chaos run once hung
 // here: the ingest failed during a Redis restart, the worker's close was "forced" after shutdownTimeoutMs and the
 // process never exited (BullMQ's close(true) only returned the close under way, which waited for the worker's
-// job-waiting connection, cancelled mid-reconnect, to end: workers/jobWorker.ts).
+// job-waiting connection, cancelled mid-reconnect, to end: workers/jobWorker.ts). `work` stopped by SIGTERM met
+// the same close, so it is here too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
@@ -30,15 +31,22 @@ interface Ended {
   at: number;
 }
 
-/** `rc-migrate run` as a child; killed (and the test failed) should it outlive `limitMs`. */
-function run(args: string[], env: Record<string, string>, limitMs = 30_000): Promise<Ended> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, 'run', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+interface Child {
+  pid: number;
+  /** the JSON log so far */
+  stderr(): string;
+  ended: Promise<Ended>;
+}
+
+/** An rc-migrate command as a child; killed (and the test failed) should it outlive `limitMs`. */
+function cli(args: string[], env: Record<string, string>, limitMs = 30_000): Child {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const ended = new Promise<Ended>((resolve, reject) => {
     const limit = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`rc-migrate run still running after ${limitMs} ms; its log ends:\n${stderr.split('\n').slice(-15).join('\n')}`));
+      reject(new Error(`rc-migrate ${args[0] ?? ''} still running after ${limitMs} ms; its log ends:\n${stderr.split('\n').slice(-15).join('\n')}`));
     }, limitMs);
     child.on('error', reject);
     child.on('close', (code) => {
@@ -46,7 +54,10 @@ function run(args: string[], env: Record<string, string>, limitMs = 30_000): Pro
       resolve({ code, stderr, at: Date.now() });
     });
   });
+  return { pid: child.pid ?? 0, stderr: () => stderr, ended };
 }
+
+const run = (args: string[], env: Record<string, string>): Promise<Ended> => cli(['run', ...args], env).ended;
 
 /** The JSON log lines the child wrote whose message matches. */
 function logLines(stderr: string, msg: RegExp): Record<string, unknown>[] {
@@ -59,7 +70,7 @@ function logLines(stderr: string, msg: RegExp): Record<string, unknown>[] {
 
 const rows = (n: number, user: string, from: number): string[][] => Array.from({ length: n }, (_, i) => ['ios', `${user}-${i}`, token(from + i)]);
 
-describe('run: an ingest that fails while rows are in flight', () => {
+describe('a process that stops with rows in flight or its Redis connections cut: run and work exit within bounds', () => {
   const fx = pipelineFixture('runfail');
   let proxy: RedisProxy;
   let redis: Redis;
@@ -144,5 +155,29 @@ describe('run: an ingest that fails while rows are in flight', () => {
     fx.sandbox.configure({ latencyMs: 0 });
     const continued = await run([source, '--config', config, '--run-id', runId], env);
     expect(continued.code, continued.stderr.split('\n').slice(-5).join('\n')).toBe(0);
+  });
+
+  it('work stopped (SIGTERM) while its job-waiting connections wait to reconnect: exits 4, saying what it gave up on (this hung)', async () => {
+    fx.sandbox.configure({ latencyMs: 0 });
+    const { env, config } = await setup('work');
+    // Its two workers (rows, scheduled runs) each wait for jobs on a connection of their own.
+    const work = cli(['work', '--config', config], { ...env, REDIS_URL: proxy.url });
+    await until('both workers waiting for jobs', () => proxy.blocking() >= 2 && /workers started/.test(work.stderr()), { everyMs: 20 });
+    expect(proxy.cutBlocking()).toBe(2);
+    // Past the first quick tries: the connections are waiting to reconnect, as they mostly are during a restart.
+    await until('2 failed reconnections', () => (work.stderr().match(/ECONNRESET|ECONNREFUSED|EPIPE|Connection is closed/g) ?? []).length >= 2, { everyMs: 20 });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    try {
+      process.kill(work.pid, 'SIGTERM');
+      const stoppedAt = Date.now();
+      const r = await work.ended;
+      expect(r.at - stoppedAt).toBeLessThan(EXIT_WITHIN_MS);
+      // 4: the close had to be forced (docs/reports.md: requests still in flight at shutdownTimeoutMs, or no close).
+      expect(r.code).toBe(4);
+      expect(logLines(r.stderr, /^gave up waiting for the worker to close after 1000 ms: BullMQ's close did not finish with no request in flight/)).toHaveLength(1);
+      expect(logLines(r.stderr, /^gave up waiting for the scheduled-run worker to close after 1000 ms: its job-waiting Redis connection was reconnecting/)).toHaveLength(1);
+    } finally {
+      proxy.admit();
+    }
   });
 });

@@ -86,7 +86,7 @@ export function startScheduledRuns(deps: ScheduledRunsDeps): ScheduledRunsWorker
       const blocking = await worker.abandon();
       deps.logger.warn(
         { deadlineMs: config.shutdownTimeoutMs, ...(blocking ? { blockingConnection: blocking } : {}) },
-        `gave up waiting for the scheduled-run worker to close after ${config.shutdownTimeoutMs} ms: forcing it (a firing in hand comes back as a stalled job)`,
+        `gave up waiting for the scheduled-run worker to close after ${config.shutdownTimeoutMs} ms${blocking ? `: its job-waiting Redis connection was ${blocking}` : ''}; forcing it (a firing in hand comes back as a stalled job)`,
       );
     },
   };
