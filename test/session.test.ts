@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { reportRun } from '../src/commands/report.js';
 import { retryRun } from '../src/commands/retry.js';
 import { silentLogger } from '../src/logger.js';
-import { Resources } from '../src/session/resources.js';
+import { Resources, withResources } from '../src/session/resources.js';
 import { RunSession, type SessionEvents } from '../src/session/runSession.js';
 import { testConfig, token, writeCsv } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
+import { captureLog } from './support/logCapture.js';
 
 describe('Resources', () => {
   it('releases in reverse order, every one even when one fails, then throws the first failure', async () => {
@@ -29,6 +30,55 @@ describe('Resources', () => {
     expect(released).toEqual(['x', 'w', 't', 'c']);
     await resources.releaseAll(); // nothing left: a second release does nothing
     expect(released).toHaveLength(4);
+  });
+
+  it('gives up on a release that outlives its bound: forces it, says what it left, and releases the rest', async () => {
+    const log = captureLog('warn');
+    const resources = new Resources(log.logger);
+    const released: string[] = [];
+    resources.add('connection', 'c', (v) => released.push(v));
+    let forced = '';
+    const never = (): Promise<void> => new Promise<void>(() => undefined);
+    resources.add('stuck connection', 's', never, { withinMs: 50, leaves: 'its unanswered commands are dropped', force: (v) => (forced = v) });
+    await resources.releaseAll();
+    expect(forced).toBe('s');
+    expect(released).toEqual(['c']);
+    expect(log.matching(/^gave up waiting for the stuck connection to be released after 50 ms: its unanswered commands are dropped$/)).toHaveLength(1);
+    // Without a log to say it in, it is thrown once everything else is released.
+    const unlogged = new Resources();
+    unlogged.defer('stuck watch', never, { withinMs: 20, leaves: 'nothing' });
+    unlogged.defer('timer', () => released.push('t'));
+    await expect(unlogged.releaseAll()).rejects.toThrow('gave up waiting for the stuck watch to be released after 20 ms: nothing');
+    expect(released).toEqual(['c', 't']);
+  });
+
+  it("after work that failed, a release that fails is logged and the work's error is the one thrown", async () => {
+    const log = captureLog('error');
+    const resources = new Resources(log.logger);
+    resources.defer('broken', () => {
+      throw new Error('boom');
+    });
+    await resources.releaseAll({ failure: new Error('the ingest failed') });
+    expect(log.matching(/not everything could be released/)).toMatchObject([
+      { failure: 'the ingest failed', err: { message: expect.stringContaining('could not release broken: boom') as unknown } },
+    ]);
+    const failing = withResources((r) => {
+      r.defer('broken', () => {
+        throw new Error('boom');
+      });
+      return Promise.reject(new Error('the work failed'));
+    });
+    // Without a log, Node's warning says it.
+    const warnings: string[] = [];
+    const onWarning = (w: Error): number => warnings.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      await expect(failing).rejects.toThrow('the work failed');
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual(['after the failure (the work failed), not everything could be released: could not release broken: boom']);
   });
 });
 

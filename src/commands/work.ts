@@ -33,7 +33,7 @@ export async function startWorkers(opts: WorkOptions): Promise<Workers> {
   checkOptions(workOptionsRule, opts, 'startWorkers');
   const { config, logger } = opts;
   const keys = keyRingOf(config);
-  const resources = new Resources();
+  const resources = new Resources(logger);
   try {
     const ctx = await openContext(config, resources);
     let metrics = opts.metrics;

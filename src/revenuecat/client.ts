@@ -111,6 +111,15 @@ export class RevenueCatClient {
     return this.#closing;
   }
 
+  /** Closes the connections at once: requests in flight end as network errors (after a forced shutdown). */
+  destroy(): Promise<void> {
+    this.#closing ??= this.#pool.destroy().then(
+      () => undefined,
+      () => undefined,
+    );
+    return this.#closing;
+  }
+
   async #send(method: 'GET' | 'POST', path: string, platform: Platform | undefined, body: string | undefined): Promise<ApiResult> {
     const apiKey = platform === undefined ? this.#anyKey : this.#keys.secretFor(platform);
     // The processor checks the ring before sending: a row without a key never gets here.

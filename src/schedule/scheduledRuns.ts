@@ -1,7 +1,8 @@
 // Turns each firing of a schedule into a run: expand the source templates for the firing day, ingest, wait
 // until every row has an outcome (the row workers of this and other processes send them), write the report.
 // The run id follows from the firing time, so a worker that takes over after a crash continues the same run.
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, type Job, type Worker } from 'bullmq';
+import { endsWithin } from '../deadline.js';
 import { ConfigError, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { RUNS_QUEUE, bullmqPrefix } from '../redis/keys.js';
@@ -10,6 +11,7 @@ import type { Context } from '../session/context.js';
 import { RunSession } from '../session/runSession.js';
 import type { ScheduledRunData } from './scheduler.js';
 import { expandTemplate } from './template.js';
+import { JobWorker } from '../workers/jobWorker.js';
 
 export interface ScheduledRunsDeps {
   config: Config;
@@ -68,7 +70,7 @@ export function startScheduledRuns(deps: ScheduledRunsDeps): ScheduledRunsWorker
     log.info({ run: runId, status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, report: files.dir }, 'scheduled run finished');
   };
 
-  const worker = new Worker<ScheduledRunData, void, string>(RUNS_QUEUE, processor, {
+  const worker = new JobWorker<ScheduledRunData, void, string>(RUNS_QUEUE, processor, {
     connection: deps.context.redis,
     prefix: bullmqPrefix(config.prefix, isCluster(deps.context.redis)),
     concurrency: 1,
@@ -79,7 +81,13 @@ export function startScheduledRuns(deps: ScheduledRunsDeps): ScheduledRunsWorker
     worker,
     async close() {
       stopping.abort();
-      await worker.close();
+      // A stopped firing ends at once; what can hold the close is Redis (workers/jobWorker.ts): bounded like sending.
+      if (await endsWithin(worker.close(), config.shutdownTimeoutMs)) return;
+      const blocking = await worker.abandon();
+      deps.logger.warn(
+        { deadlineMs: config.shutdownTimeoutMs, ...(blocking ? { blockingConnection: blocking } : {}) },
+        `gave up waiting for the scheduled-run worker to close after ${config.shutdownTimeoutMs} ms${blocking ? `: its job-waiting Redis connection was ${blocking}` : ''}; forcing it (a firing in hand comes back as a stalled job)`,
+      );
     },
   };
 }

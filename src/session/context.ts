@@ -5,7 +5,7 @@ import { RunLedger } from '../ledger/runLedger.js';
 import { FatalStop } from '../queue/fatalStop.js';
 import { openReceiptsQueue, type ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { connectRedis, type RedisClient } from '../redis/connection.js';
-import { withResources, type Resources } from './resources.js';
+import { REDIS_RELEASE_MS, withResources, type Resources } from './resources.js';
 
 export interface Context {
   config: Config;
@@ -18,7 +18,13 @@ export interface Context {
 }
 
 export async function openContext(config: Config, resources: Resources): Promise<Context> {
-  const redis = resources.add('Redis connection', await connectRedis(config), (r) => r.quit().catch(() => r.disconnect()));
+  // QUIT waits for the answers to the commands before it: with Redis gone they never come (the connection waits
+  // to reconnect), so after a while it is dropped instead.
+  const redis = resources.add('Redis connection', await connectRedis(config), (r) => r.quit().catch(() => r.disconnect()), {
+    withinMs: REDIS_RELEASE_MS,
+    leaves: 'Redis did not answer; the connection is dropped with the commands it had not answered',
+    force: (r) => r.disconnect(),
+  });
   const queue = resources.add('receipts queue', openReceiptsQueue(redis, config.prefix), (q) => q.close());
   return {
     config,

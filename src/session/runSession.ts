@@ -135,90 +135,96 @@ export class RunSession {
   }
 
   private async execute(work: SessionWork, reportIncomplete: boolean): Promise<SessionResult | undefined> {
-    const { config, runId } = this.opts;
-    const log = this.opts.logger.child({ run: runId });
-    const resources = new Resources();
+    const log = this.opts.logger.child({ run: this.opts.runId });
+    const resources = new Resources(log);
+    let result: SessionResult | undefined;
     try {
-      // Start: everything that can be wrong with the command is found before anything is sent.
-      const keys = this.opts.send === false ? undefined : keyRingOf(config);
-      const sources: SourceDeps = this.opts.sources ? await openSources(config, this.opts.sources, resources) : {};
-      const ctx = this.opts.context ?? (await openContext(config, resources));
-      const metrics = await this.serveMetrics(resources);
-      const ledger = ctx.ledger(runId);
-      const reportDir = reportDirOf(config, runId, this.opts.outDir);
-      this.events.emit('started', { runId, reportDir });
-
-      const stop = new AbortController();
-      const onAbort = (): void => stop.abort();
-      this.opts.signal?.addEventListener('abort', onAbort, { once: true });
-      resources.defer('stop signal', () => this.opts.signal?.removeEventListener('abort', onAbort));
-
-      // Everything from here to the report is released before the report is written.
-      const running = resources.mark();
-      // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
-      if (keys !== undefined) await startSending(ctx, resources, { config, keys, logger: this.opts.logger, ...(metrics ? { metrics } : {}) });
-      let fatal: FatalReason | undefined;
-      watchFatal(ctx.fatal, resources, (reason) => {
-        fatal = reason;
-        this.events.emit('fatal', reason);
-        stop.abort();
-      });
-      // The learned rate of the scopes this run's keys send in (a firing inside `work` reads the worker's keys).
-      const scopes = rateScopesOf(config, keys ?? (hasAnyKey(config) ? keyRingOf(config) : undefined));
-      this.watchProgress(
-        ledger,
-        resources,
-        log,
-        () => readRates(ctx.redis, config.prefix, scopes),
-        lookupRateReader(ctx.redis, config.prefix, () => ledger.hadLookups()),
-      );
-
-      const ingestStep = await IngestStep.open(ledger, {
-        config,
-        runId,
-        sources: this.opts.sources ?? [],
-        deps: { queue: ctx.queue, ledger, logger: log, sources, catalog: new SourceCatalog(ctx.redis, config.prefix, runId), ...(metrics ? { metrics } : {}) },
-        log,
-        signal: stop.signal,
-        onProgress: (p) => this.events.emit('ingest', p),
-      });
-
-      const reconcile = async (): Promise<ReconcileResult> => {
-        const result = await reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts });
-        logReconciled(log, result);
-        return result;
-      };
-      await work({ ctx, ledger, signal: stop.signal, log, ingest: (req) => ingestStep.run(req), reconcile });
-      await waitForOutcomes({
-        ledger,
-        queue: ctx.queue,
-        fatal: ctx.fatal,
-        signal: stop.signal,
-        log,
-        pollMs: this.opts.pollMs ?? 200,
-        // A canary's ingest is over though the run's is not: its rows are what the session waits for.
-        leftForLater: () => ingestStep.leftForLater,
-        ingestEnded: () => ingestStep.ended,
-        reconcile: () => reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts }),
-      });
-      // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
-      await resources.releaseTo(running);
-
-      const state = await ledger.state();
-      fatal ??= await ctx.fatal.haltedBy(runId, state.rows_pending);
-      if (state.complete) await ledger.markFinished();
-      else if (!reportIncomplete) return undefined;
-      const { summary, files, exitCode } = await writeRunReport(ctx, ledger, { dir: reportDir, fatal: fatal ?? null, log });
-      log.info(
-        { status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, rejected: summary.rows_rejected, report: files.dir, exitCode },
-        'run ended',
-      );
-      const result: SessionResult = { runId, summary, files, exitCode, ...(fatal ? { fatal } : {}) };
-      this.events.emit('finished', result);
-      return result;
-    } finally {
-      await resources.releaseAll();
+      result = await this.session(work, reportIncomplete, resources, log);
+    } catch (failure) {
+      // The error that ended the session is the one the caller reports, whatever releasing after it met.
+      await resources.releaseAll({ failure });
+      throw failure;
     }
+    await resources.releaseAll();
+    return result;
+  }
+
+  private async session(work: SessionWork, reportIncomplete: boolean, resources: Resources, log: Logger): Promise<SessionResult | undefined> {
+    const { config, runId } = this.opts;
+    // Start: everything that can be wrong with the command is found before anything is sent.
+    const keys = this.opts.send === false ? undefined : keyRingOf(config);
+    const sources: SourceDeps = this.opts.sources ? await openSources(config, this.opts.sources, resources) : {};
+    const ctx = this.opts.context ?? (await openContext(config, resources));
+    const metrics = await this.serveMetrics(resources);
+    const ledger = ctx.ledger(runId);
+    const reportDir = reportDirOf(config, runId, this.opts.outDir);
+    this.events.emit('started', { runId, reportDir });
+
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort();
+    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
+    resources.defer('stop signal', () => this.opts.signal?.removeEventListener('abort', onAbort));
+
+    // Everything from here to the report is released before the report is written.
+    const running = resources.mark();
+    // The worker logs with each row's own run id: it serves every run on the queue, not only this one.
+    if (keys !== undefined) await startSending(ctx, resources, { config, keys, logger: this.opts.logger, ...(metrics ? { metrics } : {}) });
+    let fatal: FatalReason | undefined;
+    watchFatal(ctx.fatal, resources, (reason) => {
+      fatal = reason;
+      this.events.emit('fatal', reason);
+      stop.abort();
+    });
+    // The learned rate of the scopes this run's keys send in (a firing inside `work` reads the worker's keys).
+    const scopes = rateScopesOf(config, keys ?? (hasAnyKey(config) ? keyRingOf(config) : undefined));
+    this.watchProgress(
+      ledger,
+      resources,
+      log,
+      () => readRates(ctx.redis, config.prefix, scopes),
+      lookupRateReader(ctx.redis, config.prefix, () => ledger.hadLookups()),
+    );
+
+    const ingestStep = await IngestStep.open(ledger, {
+      config,
+      runId,
+      sources: this.opts.sources ?? [],
+      deps: { queue: ctx.queue, ledger, logger: log, sources, catalog: new SourceCatalog(ctx.redis, config.prefix, runId), ...(metrics ? { metrics } : {}) },
+      log,
+      signal: stop.signal,
+      onProgress: (p) => this.events.emit('ingest', p),
+    });
+
+    const reconcile = async (): Promise<ReconcileResult> => {
+      const result = await reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts });
+      logReconciled(log, result);
+      return result;
+    };
+    await work({ ctx, ledger, signal: stop.signal, log, ingest: (req) => ingestStep.run(req), reconcile });
+    await waitForOutcomes({
+      ledger,
+      queue: ctx.queue,
+      fatal: ctx.fatal,
+      signal: stop.signal,
+      log,
+      pollMs: this.opts.pollMs ?? 200,
+      // A canary's ingest is over though the run's is not: its rows are what the session waits for.
+      leftForLater: () => ingestStep.leftForLater,
+      ingestEnded: () => ingestStep.ended,
+      reconcile: () => reconcileRun({ ledger, queue: ctx.queue, redis: ctx.redis, rowsAt: ingestStep.rowsAt(), maxAttempts: config.maxAttempts }),
+    });
+    // Finish: requests in flight end (up to shutdownTimeoutMs) and their outcomes are recorded.
+    await resources.releaseTo(running);
+
+    const state = await ledger.state();
+    fatal ??= await ctx.fatal.haltedBy(runId, state.rows_pending);
+    if (state.complete) await ledger.markFinished();
+    else if (!reportIncomplete) return undefined;
+    const { summary, files, exitCode } = await writeRunReport(ctx, ledger, { dir: reportDir, fatal: fatal ?? null, log });
+    log.info({ status: summary.status, succeeded: summary.rows_succeeded, failed: summary.rows_failed, rejected: summary.rows_rejected, report: files.dir, exitCode }, 'run ended');
+    const result: SessionResult = { runId, summary, files, exitCode, ...(fatal ? { fatal } : {}) };
+    this.events.emit('finished', result);
+    return result;
   }
 
   /** The caller's metrics, served on a port when asked; they follow the session's ingest events. */

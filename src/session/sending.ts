@@ -10,7 +10,7 @@ import type { KeyStop } from '../queue/keyStops.js';
 import { startReceiptWorker, type ReceiptWorker } from '../workers/receiptWorker.js';
 import { AppleLookups } from '../workers/appleLookup.js';
 import type { Context } from './context.js';
-import type { Resources } from './resources.js';
+import { REDIS_RELEASE_MS, type Resources } from './resources.js';
 
 export interface Sending {
   worker: ReceiptWorker;
@@ -41,14 +41,18 @@ export async function startSending(ctx: Context, resources: Resources, opts: { c
   for (const g of byKey(resumed.still))
     logger.error({ key: g.key, variable: g.variable }, `${g.variable} is still the key RevenueCat refused (${g.key}): its ${g.rows} rows stay queued until it is replaced`);
   if (resumed.unparked > 0) logger.info({ rows: resumed.unparked }, 'rows parked behind a stopped key are queued again');
+  let forced = false;
   const client = resources.add(
     'API client',
     new RevenueCatClient({ baseUrl: config.apiUrl, keys: opts.keys, timeoutMs: config.requestTimeoutMs, connections: config.connections, maxRetryAfterMs: config.maxRetryAfterMs }),
-    (c) => c.close(),
+    // After a forced close of the worker below, its requests still in flight are cut off, not waited for.
+    (c) => (forced ? c.destroy() : c.close()),
   );
   // Rows given by an Apple transaction id: the App Store Server API lookups, with their own rate scope.
-  const appleLookups = resources.add('App Store Server API lookups', await AppleLookups.start(ctx.redis, config, ctx.fatal.keys, logger), (a) => a.close());
-  let forced = false;
+  const appleLookups = resources.add('App Store Server API lookups', await AppleLookups.start(ctx.redis, config, ctx.fatal.keys, logger), (a) => a.close(), {
+    withinMs: REDIS_RELEASE_MS,
+    leaves: 'its rate controller did not finish its last Redis read, or lookups were still in flight; they are dropped',
+  });
   const worker = resources.add(
     'receipt worker',
     await startReceiptWorker({

@@ -1,6 +1,7 @@
 // Starts the BullMQ worker that sends rows, with the queue-wide rate limit, retry strategy and a safety net
 // that gives every row an outcome even when its job fails for a reason the processor did not foresee.
-import { ErrorCode, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { ErrorCode, type ConnectionOptions, type Job, type Worker } from 'bullmq';
+import { endsWithin } from '../deadline.js';
 import { isCluster, type RedisClient } from '../redis/connection.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -16,6 +17,7 @@ import type { ReceiptJobData } from '../types.js';
 import { retryDelay } from './backoff.js';
 import { outcomeOf } from './outcome.js';
 import { createProcessor } from './processor.js';
+import { JobWorker } from './jobWorker.js';
 import { UserLock } from './userLock.js';
 import { InFlightRows } from './inFlightRows.js';
 import { testPoisonHook } from './testPoison.js';
@@ -49,7 +51,10 @@ export interface ReceiptWorker {
   rate: RateController;
   /** one controller per limit scope (rateScope.ts): the run's alone, or one per key */
   rates: RateController[];
-  /** Waits for in-flight requests up to the deadline, then forces the close (their jobs return as stalled). */
+  /**
+   * Waits for in-flight requests up to the deadline, then forces the close (their jobs return as stalled). The
+   * deadline bounds the whole close, Redis answering or not.
+   */
   close(deadlineMs?: number): Promise<{ forced: boolean }>;
 }
 
@@ -63,6 +68,8 @@ const CAPPED_WARN_EVERY_MS = 60_000;
  * poison-row rule (inFlightRows.ts, config poisonStarts) is what fails a row that keeps killing its workers.
  */
 const NEVER_FAIL_STALLED = Number.MAX_SAFE_INTEGER;
+/** How long a clean close waits for Redis to delete this process's heartbeat (it expires on its own anyway). */
+const HEARTBEAT_DELETE_MS = 2000;
 
 export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<ReceiptWorker> {
   const { config, logger } = deps;
@@ -159,7 +166,19 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
         },
       })
     : posting;
-  const worker = new Worker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, processor, {
+  // The rows this process has in its processor: what a forced close leaves to their locks.
+  let inHand = 0;
+  const counted = async (...args: Parameters<typeof processor>): Promise<void> => {
+    inHand++;
+    try {
+      await processor(...args);
+    } finally {
+      inHand--;
+    }
+  };
+  // Once a close is given up on, the worker's errors are those of what it left behind (its locks, its connection).
+  let abandoned = false;
+  const worker = new JobWorker<ReceiptJobData, void, string>(RECEIPTS_QUEUE, counted, {
     connection: deps.connection,
     prefix: bullmqPrefix(config.prefix, isCluster(deps.connection)),
     concurrency: config.concurrency,
@@ -197,6 +216,10 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
   });
   // BullMQ's own writes meet maxmemory too and it retries them itself: they count towards the one warning.
   worker.on('error', (err) => {
+    if (abandoned) {
+      logger.debug({ err }, 'worker error after its close was given up on');
+      return;
+    }
     if (memory.noteError(err)) return;
     // A job whose lock this worker lost (it expired during a Redis failover or a long pause, and the stalled
     // check may hand the job to another worker): expected, one line each. The row's answer is in the ledger
@@ -255,24 +278,32 @@ export async function startReceiptWorker(deps: ReceiptWorkerDeps): Promise<Recei
     rate: rates.controllers[0]!,
     rates: rates.controllers,
     async close(deadlineMs = config.shutdownTimeoutMs) {
+      const deadline = Date.now() + deadlineMs;
+      const left = (): number => deadline - Date.now();
       clearInterval(ticker);
-      await rates.stop();
-      await unfollow();
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<'deadline'>((resolve) => {
-        timer = setTimeout(() => resolve('deadline'), deadlineMs);
-      });
-      const closed = await Promise.race([worker.close().then(() => 'closed' as const), deadline]);
-      clearTimeout(timer);
-      if (closed === 'deadline') {
-        logger.warn({ deadlineMs }, 'in-flight requests did not finish in time; forcing the worker to close');
-        await worker.close(true);
-        // The heartbeat lapses on its own: the requests abandoned count as in flight at this process's death.
-        await inFlight.stop(false);
-        return { forced: true };
+      // Their last Redis reads: cut short by the deadline when Redis does not answer (nothing depends on them).
+      await endsWithin(Promise.all([rates.stop(), unfollow()]), left());
+      if (await endsWithin(worker.close(), left())) {
+        const gone = inFlight.stop(true).catch((err: unknown) => logger.debug({ err }, 'could not remove this worker process heartbeat; it expires on its own'));
+        await endsWithin(gone, HEARTBEAT_DELETE_MS);
+        return { forced: false };
       }
-      await inFlight.stop(true).catch((err: unknown) => logger.debug({ err }, 'could not remove this worker process heartbeat; it expires on its own'));
-      return { forced: false };
+      // worker.close(true) would only return the close under way (jobWorker.ts): forcing is abandoning it.
+      abandoned = true;
+      const requests = inHand;
+      const blocking = await worker.abandon();
+      const waitingFor = [
+        requests > 0 ? `${requests} requests in flight did not finish` : "BullMQ's close did not finish with no request in flight",
+        // 'reconnecting' is the state a close cannot get past (jobWorker.ts); 'end' is BullMQ's close having cut it
+        ...(blocking !== undefined && blocking !== 'ready' && blocking !== 'end' ? [`its job-waiting Redis connection was ${blocking}`] : []),
+      ].join('; ');
+      logger.warn(
+        { deadlineMs, requestsInFlight: requests, ...(blocking ? { blockingConnection: blocking } : {}) },
+        `gave up waiting for the worker to close after ${deadlineMs} ms: ${waitingFor}; forcing it (rows in flight come back as stalled jobs once their locks lapse)`,
+      );
+      // The heartbeat lapses on its own: the requests abandoned count as in flight at this process's death.
+      await inFlight.stop(false);
+      return { forced: true };
     },
   };
 }
