@@ -3,8 +3,8 @@
 // start from it.
 //
 // Why this design. RevenueCat publishes no limit for POST /v1/receipts. A counting limit (N per window) gives
-// no warning before its 429 (latency does not rise), and every 429 costs its Retry-After (at least a second,
-// the whole queue paused). The options:
+// no warning before its 429 (latency does not rise), and a 429 paused for its whole Retry-After (a second at
+// least, every process) costs a window's worth of requests. The options:
 // - AWS SDKs' adaptive retry: a token bucket whose rate drops to 0.7 x the measured rate on a throttle and
 //   climbs back on a cubic curve that flattens near the old maximum, then probes past it. Against a fixed quota
 //   that is a sawtooth with a throttle every few seconds: between 0.7 and 1.0 of the limit, about 0.85 on
@@ -21,18 +21,22 @@
 //   that count is the limit. With an exact wait (backoff_ms) the count starts where the server's window
 //   starts, exact for a fixed window too. When the count says nothing (a fixed window's count also holds the
 //   previous window's tail; a rate barely over the limit), bisect between the last rate held clean and this
-//   one, or else cut: 2% for a 429 soon after another, 6, 18 and 30% while they repeat. The first 429 after 30
-//   quiet seconds at a held rate is a request that left a few ms late and crossed a window's edge: it holds the
-//   rate (a repeat within 3 s cuts 6%).
+//   one, or else cut: 2% for a 429 soon after another, 6, 18 and 30% while they repeat, never below what the API
+//   admitted in the second before. A lone 429 at a held rate (no other episode within 3 s) is a request that
+//   left a few ms late and crossed a window's edge: it holds the rate (a repeat within 3 s cuts).
+// - A 429's wait is "within a second" when given in whole seconds (Retry-After: 1): every process's schedule is
+//   held for two slots, doubling while the same second refuses more, up to the wait; the refused row alone waits
+//   the whole Retry-After (rate/discovery.ts edgeHoldMs). A window refused at its last slot then loses one request,
+//   not the next window's worth.
 // - Hold there and probe. The pacer sends 2% under the rate, in whole requests a second from about 50/s (49
 //   every second for a limit of 50: against fixed windows a pace of 49.5 puts 50 into every other window, and
 //   one late request overflows it). Probes go +4% and at least one whole request a second more, after 30 s, the
-//   gap doubling to 5 minutes while probes are refused (each refusal costs one 429 and its Retry-After) or prove
-//   nothing, the step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once
-//   it has run 4 s and sent a few requests more than its start would have; what it proves is what it sent, and
-//   that is the rate held after it, so the pacer keeps its headroom under a level the API admitted. After the
-//   limit fell (others' traffic on the same key, say), probe straight back to the level held before, every 15 s
-//   for 10 minutes.
+//   gap doubling to 5 minutes while probes are refused (each refusal costs a 429 or two) or prove nothing, the
+//   step doubling while they hold, so a raised limit is climbed to in seconds. A probe holds once it has run
+//   1.5 s and sent a few requests more than its start would have; what it proves is what it sent, and that is
+//   the rate held after it, so the pacer keeps its headroom under a level the API admitted. After the limit fell
+//   (others' traffic on the same key, say), probe back toward the level held before every 8 s for 10 minutes,
+//   by a quarter at least (a refused jump to twice the rate would fill a fixed window by its middle).
 // - A long Retry-After (2 s or more) means a per-minute budget: the budget is what was admitted in the minute
 //   before the 429, and the pacer spreads it evenly (rate = budget / 60). Probes then wait minutes.
 // - Server signals beat estimates: RevenueCat-Rate-Limit-Current-Limit sets the rate at once and caps it (less

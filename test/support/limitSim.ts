@@ -1,10 +1,12 @@
 // A virtual-time model of the pipeline against a rate limit, for the discovery rules (src/workers/rate/
 // discovery.ts): an API that counts requests over sliding or fixed windows with a limit that may change, a
-// pacer that sends evenly at the headroom share of the learned rate, a queue that pauses for each 429's
-// Retry-After, and controller ticks. No Redis, no timers: minutes of traffic run in milliseconds, the same
+// pacer that sends evenly at the headroom share of the learned rate, a schedule held for each 429's Retry-After
+// (or, for a wait of "within a second", for two slots doubling with each refusal of the same second, as
+// pace-1.lua holds it), and controller ticks. No Redis, no timers: minutes of traffic run in milliseconds, the same
 // every time, so tests can assert convergence without timing anything.
 import {
   DEFAULT_DISCOVERY,
+  edgeHoldMs,
   effectiveRate,
   onJoin,
   onRateLimited,
@@ -162,7 +164,10 @@ export function simulate(opts: SimOptions): SimResult {
       limited++;
       refusedAt.push(a.sentAt);
       refusedAt.sort((x, y) => x - y);
-      hold = Math.max(hold, a.at + a.retryAfterMs);
+      const edge = edgeHoldMs(state, a.retryAfterMs, effectiveRate(state, local, 0, p));
+      const refusedInSecond = countIn(refusedAt, a.sentAt - 999 - 1e-6, a.at);
+      const heldMs = edge > 0 ? Math.min(a.retryAfterMs, edge * 2 ** (Math.max(1, refusedInSecond) - 1)) : a.retryAfterMs;
+      hold = Math.max(hold, a.at + heldMs);
       // Counted as the pipeline counts (pacer's log, by send time), from where the server's window starts.
       const admittedFrom = (from: number): number => countIn(sends, from - 1e-6, a.sentAt) - countIn(refusedAt, from - 1e-6, a.sentAt);
       const admitted1 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 1000));
