@@ -2,7 +2,7 @@
 // failed row's as well as a succeeded one's: it keeps no input), every stored form carries its format byte, and
 // the key layout spreads over the slots a Redis Cluster would give it (values checked against a real
 // `CLUSTER KEYSLOT`).
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   decodeAnswer,
@@ -283,6 +283,59 @@ describe('row identity', () => {
     }
     expect(payloadHash('macos', body)).not.toEqual(payloadHash('ios', body));
     expect(userHash('u')).toHaveLength(6);
+  });
+});
+
+describe('payload hash', () => {
+  // The definition the cross-run index holds hashes of (earlier runs' rows): JSON of the sorted fields, attributes
+  // by value. payloadHash feeds it to SHA-256 in parts; it must hash the very same text for every body.
+  const sortedJson = (o: Record<string, unknown>): Record<string, unknown> => Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  function reference(platform: 'ios' | 'android', body: Record<string, unknown>): string {
+    const fields: Record<string, unknown> = { platform };
+    for (const [k, v] of Object.entries(body)) {
+      if (v === undefined) continue;
+      fields[k] = k === 'attributes' ? sortedJson(Object.fromEntries(Object.entries(v as Record<string, { value: string }>).map(([n, a]) => [n, a.value]))) : v;
+    }
+    return JSON.stringify(sortedJson(fields));
+  }
+  const sha = (text: string): Buffer => createHash('sha256').update(text).digest().subarray(0, 6);
+
+  it('hashes the JSON text of the sorted fields, whatever the token holds', () => {
+    const receipt = randomBytes(6000).toString('base64');
+    const tokens = [
+      receipt,
+      'eyJhbGciOiJFUzI1NiJ9.eyJ0IjoxfQ.c2ln-_',
+      '',
+      'a"b',
+      'back\\slash',
+      'tab\there',
+      '\u0000\u001f\u007f',
+      'café ü 日本',
+      'lone \ud800 surrogate',
+      'pair \ud83d\ude00',
+      `${receipt}"`,
+    ];
+    const bodies = tokens.flatMap((fetch_token) => [
+      { app_user_id: 'u', fetch_token },
+      { fetch_token, app_user_id: 'u"1', product_id: 'p', price: 4.99, currency: 'USD', is_restore: false },
+      // an attribute named fetch_token comes before the body's own (attributes < fetch_token)
+      { app_user_id: 'u', fetch_token, attributes: { fetch_token: { value: '', updated_at_ms: 1 }, $email: { value: 'a@b.c', updated_at_ms: 2 } } },
+      { app_user_id: 'u', fetch_token, price: undefined, observer_mode: true, introductory_price: 0.5 },
+    ]);
+    for (const body of bodies) {
+      const text = reference('ios', body);
+      expect(canonicalPayload('ios', body)).toBe(text);
+      expect(payloadHash('ios', body)).toEqual(sha(text));
+    }
+  });
+
+  it('stays the hash earlier versions stored (a fixed body)', () => {
+    const body = { app_user_id: 'alice', fetch_token: 'MIIT', product_id: 'monthly', price: 4.99, currency: 'USD', attributes: { $email: { value: 'a@b.c', updated_at_ms: 7 } } };
+    expect(canonicalPayload('ios', body)).toBe(
+      '{"app_user_id":"alice","attributes":{"$email":"a@b.c"},"currency":"USD","fetch_token":"MIIT","platform":"ios","price":4.99,"product_id":"monthly"}',
+    );
+    // computed by the version before payloadHash fed its text in parts
+    expect(payloadHash('ios', body).toString('hex')).toBe('34e715df9a62');
   });
 });
 

@@ -16,7 +16,8 @@ import { jobIdOf, locationOf } from '../redis/keys.js';
 import type { ReceiptJobData, Superseded } from '../types.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { isExpectationColumn } from './expectations.js';
-import { recordKey } from '../ledger/rowIdentity.js';
+import { tokenFingerprint } from '../ledger/rowIdentity.js';
+import { keyText } from '../ledger/rowRecord.js';
 import type { SourceCatalog } from '../ledger/sourceCatalog.js';
 import type { CsvItem, CsvRecord } from './readCsv.js';
 import { asRead, checkRow } from './rowCheck.js';
@@ -224,6 +225,8 @@ class Ingestion {
   private readonly claims = new WeakMap<ReceiptJobData, PurchaseClaim>();
   /** Rows read and their App Store purchases, looked up at admission in the cross-run purchase index. */
   private readonly purchases = new WeakMap<ReceiptJobData, PurchaseIdentity[]>();
+  /** Rows read and their token fingerprint (`fp` in bytes), so admission does not hash the token again. */
+  private readonly keys = new WeakMap<ReceiptJobData, Buffer>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
   /**
@@ -472,9 +475,10 @@ class Ingestion {
       return undefined;
     }
     if (apple && this.superseded(source, item.line, body.app_user_id)) return undefined;
+    const key = tokenFingerprint(platform, body.fetch_token);
     const row: ReceiptJobData = {
       run: opts.runId,
-      fp: recordKey(platform, body.fetch_token),
+      fp: keyText(key),
       src: source,
       line: item.line,
       platform,
@@ -485,6 +489,7 @@ class Ingestion {
       ...(this.prioritize ? { priority: this.priorityOf(token_expiry, facts) } : {}),
       ...(lookup ? { lookup } : {}),
     };
+    this.keys.set(row, key);
     const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
     if (claim) this.claims.set(row, claim);
     else if (facts && facts.purchases.length > 0) this.purchases.set(row, facts.purchases);
@@ -604,10 +609,12 @@ class Ingestion {
     const { result, ledger } = this;
     const metrics = this.deps.metrics;
     const admitting = rows.map((row) => {
+      const key = this.keys.get(row);
+      const keyed = key ? { ...row, key } : row;
       const purchase = this.claims.get(row);
-      if (purchase) return { ...row, purchase };
+      if (purchase) return { ...keyed, purchase };
       const purchases = this.purchases.get(row);
-      return purchases ? { ...row, purchases } : row;
+      return purchases ? { ...keyed, purchases } : keyed;
     });
     const admissions = await this.write(() => ledger.admit(admitting, this.admitOptions()));
     this.opts.select?.admitted?.(rows, admissions);

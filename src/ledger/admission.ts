@@ -42,6 +42,11 @@ export interface AdmitRow {
   purchase?: PurchaseClaim;
   /** the row's App Store purchases, looked up in the cross-run purchase index (ledger/purchaseIndex.ts) */
   purchases?: readonly PurchaseId[];
+  /**
+   * tokenFingerprint(platform, body.fetch_token), when the caller computed it already (the ingester, for the row's
+   * job id): hashing an App Store receipt of several KB again for every row cost the ingest as much as its admission
+   */
+  key?: Buffer;
 }
 
 /** The row of another user that holds a purchase of this row, and the purchase's original transaction id. */
@@ -71,7 +76,7 @@ export class RunAdmission {
     const byShard = new Map<number, { rows: number[]; args: AdmitArgs[] }>();
     const earlier = await this.earlierPurchases(rows);
     for (const [i, row] of rows.entries()) {
-      const key = tokenFingerprint(row.platform, row.body.fetch_token);
+      const key = row.key ?? tokenFingerprint(row.platform, row.body.fetch_token);
       const s = shardOfKey(key);
       let batch = byShard.get(s);
       if (!batch) {

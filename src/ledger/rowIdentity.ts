@@ -47,13 +47,29 @@ export function userHash(appUserId: string): Buffer {
  * The one definition of "the same payload", used at ingest (is this row already migrated, or changed?) and at
  * success (what the cross-run index remembers): platform, user, token and every field that would be sent,
  * attributes included, but not an attribute's `updated_at_ms`, which is the time the row was read.
+ * The hash is of canonicalPayload's text, fed in parts: an App Store receipt is most of it (several KB), and
+ * building the whole JSON text around it, then hashing that, copied the receipt twice more for every row.
  */
 export function payloadHash(platform: Platform, body: ReceiptBody): Buffer {
-  return createHash('sha256').update(canonicalPayload(platform, body)).digest().subarray(0, SHORT_HASH_BYTES);
+  const hash = createHash('sha256');
+  for (const part of canonicalParts(platform, body)) hash.update(part, 'utf8');
+  return hash.digest().subarray(0, SHORT_HASH_BYTES);
 }
 
 /** Platform and body as JSON with sorted keys and without the attributes' timestamps. */
 export function canonicalPayload(platform: Platform, body: ReceiptBody): string {
+  return canonicalParts(platform, body).join('');
+}
+
+/** Characters JSON.stringify writes as they are: printable ASCII but for `"` and `\`. */
+const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/**
+ * canonicalPayload's text in parts whose concatenation is JSON.stringify of the sorted fields: each field as
+ * JSON.stringify writes an object's member, except that a fetch_token JSON leaves as it is (base64, base64url
+ * and dots: every real token) is a part of its own, the token itself, instead of a copy of it in a longer text.
+ */
+function canonicalParts(platform: Platform, body: ReceiptBody): string[] {
   const fields: Record<string, unknown> = { platform };
   for (const [k, v] of Object.entries(body)) {
     if (v === undefined) continue;
@@ -62,7 +78,28 @@ export function canonicalPayload(platform: Platform, body: ReceiptBody): string 
       fields[k] = sorted(Object.fromEntries(Object.entries(v as NonNullable<ReceiptBody['attributes']>).map(([name, a]) => [name, a.value])));
     } else fields[k] = v;
   }
-  return JSON.stringify(sorted(fields));
+  const parts: string[] = [];
+  let text = '{';
+  let first = true;
+  const ordered = sorted(fields);
+  // the object's own key order, as JSON.stringify takes it (sorted() made the object: its order is the sort's)
+  for (const k of Object.keys(ordered)) {
+    const v = ordered[k];
+    const member = `${first ? '' : ','}${JSON.stringify(k)}:`;
+    if (k === 'fetch_token' && typeof v === 'string' && JSON_PLAIN.test(v)) {
+      parts.push(`${text}${member}"`, v);
+      text = '"';
+      first = false;
+      continue;
+    }
+    const json = JSON.stringify(v);
+    // a value JSON.stringify leaves out of an object (none a body holds; kept exact anyway)
+    if (json === undefined) continue;
+    text += member + json;
+    first = false;
+  }
+  parts.push(`${text}}`);
+  return parts;
 }
 
 function sorted<T>(o: Record<string, T>): Record<string, T> {
