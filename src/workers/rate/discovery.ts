@@ -381,7 +381,7 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
   if (now >= state.nextProbe && busy && rate < cap * 0.995) {
     const remembering = state.wmax > rate * 1.05 && now < state.wmaxUntil;
     // Toward a remembered level, no further than it: it is where the limit most likely came back to. In steps of a
-    // quarter at least (doubling while they hold, a held probe calls the next at once): a refused jump to twice the
+    // quarter at least (a held probe calls the next at once): a refused jump to twice the
     // rate fills a fixed window by its middle, and every request of the rest of it is refused (ten 429s and a
     // paused second, each time it is tried), where a quarter more overflows only its last few slots. Otherwise a
     // step up; where the pacer sends whole requests a second (paceAim), at least one more a second than the rate
@@ -391,8 +391,6 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
     target = Math.min(cap, target);
     if (target <= rate * 1.005) return undefined;
     Object.assign(next, { probeFrom: rate, probeAt: now });
-    // (Toward a remembered level the step compounds from a quarter: 25, 50, then 64% while the probes hold.)
-    if (remembering) next.step = Math.max(state.step, p.rememberStep);
     setRate(target);
     return changed(remembering ? 'probing toward the level held before the limit fell' : 'probing for a higher limit');
   }
