@@ -1,6 +1,6 @@
 // The CLI as a user runs it: a separate Node process, configuration from the environment, exit codes.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +44,12 @@ describe('rc-migrate CLI', () => {
   let good: string;
   let mixed: string;
   let env: Record<string, string>;
+  /** A named pipe, as `<(zcat exports.csv.gz)` gives one (made once; nothing ever writes to it). */
+  const fifo = (): string => {
+    const path = join(fx.dir, 'exports.fifo');
+    if (!existsSync(path)) execFileSync('mkfifo', [path]);
+    return path;
+  };
 
   beforeAll(async () => {
     good = await writeCsv(
@@ -98,6 +104,8 @@ describe('rc-migrate CLI', () => {
     ['no API key', ['run', 'x.csv'], { REVENUECAT_API_KEY: '' }, /REVENUECAT_API_KEY is not set/],
     ['Redis not reachable', ['run', 'GOOD'], { REDIS_URL: 'redis://127.0.0.1:1' }, /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
     ['missing source file', ['run', '/nonexistent/receipts.csv'], {}, /source not found: \/nonexistent\/receipts.csv/],
+    ['a directory as source', ['run', 'DIR'], {}, /source .* is a directory: name the CSV files in it/],
+    ['a pipe as source (process substitution)', ['run', 'FIFO'], {}, /is not a regular file \(a pipe or a process substitution can be read only once/],
     ['unknown flag', ['run', 'GOOD', '--frobnicate'], {}, /unknown option/],
     ['bad number in the environment', ['run', 'GOOD'], { RC_MIGRATE_RATE: 'fast' }, /ratePerSecond \(from environment variable RC_MIGRATE_RATE\)/],
     ['bad API URL', ['run', 'GOOD'], { REVENUECAT_API_URL: 'api.revenuecat.com' }, /apiUrl .*http\(s\) URL/],
@@ -114,7 +122,7 @@ describe('rc-migrate CLI', () => {
     ['unknown --on-conflict', ['run', 'GOOD', '--on-conflict', 'transfer'], {}, /argument 'transfer' is invalid. Allowed choices are hold, send/],
   ])('exits 2 with a message for a configuration error: %s', async (_name, args, extra, message) => {
     const r = await cli(
-      args.map((a) => (a === 'GOOD' ? good : a)),
+      args.map((a) => (a === 'GOOD' ? good : a === 'DIR' ? fx.dir : a === 'FIFO' ? fifo() : a)),
       { ...env, ...extra },
     );
     expect(r.code).toBe(2);

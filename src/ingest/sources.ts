@@ -2,7 +2,7 @@
 // the one place that turns it into streams. One source can stand for several inputs (every CSV object under an S3
 // prefix), so a source expands into entries, each with the name that its rows' places carry.
 import { access, stat } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
 import { readCsvFile, type CsvItem, type ReadCsvOptions } from './readCsv.js';
@@ -89,10 +89,20 @@ export async function checkSources(sources: string[], deps: SourceDeps = {}): Pr
       continue;
     }
     if (/^s3:/i.test(source)) throw new ConfigError(`source ${source} is not a valid S3 URL: write it as s3://bucket/prefix`);
+    let kind;
     try {
       await access(source);
+      kind = await stat(source);
     } catch {
       throw new ConfigError(`source not found: ${source} (give the path of a CSV or CSV.gz file, or an s3://bucket/prefix URL)`);
+    }
+    if (kind.isDirectory()) throw new ConfigError(`source ${source} is a directory: name the CSV files in it (${join(source, '*.csv')})`);
+    // A pipe (`<(zcat exports.csv.gz)`, /dev/stdin) can be read once, and a source is read more than once: the survey
+    // before the rows are sent, a resumed ingest, failed.csv and retry reading rows again from it (ingest/reread.ts).
+    if (!kind.isFile()) {
+      throw new ConfigError(
+        `source ${source} is not a regular file (a pipe or a process substitution can be read only once, and rc-migrate reads a source again to resume and to write failed.csv): give the file itself (a .csv.gz is read as it is) or save the stream to a file first`,
+      );
     }
   }
 }

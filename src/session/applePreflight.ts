@@ -5,6 +5,7 @@
 import { appleCredentialsOf, missingCredentialsMessage } from '../appstore/serverApiCredentials.js';
 import { ConfigError, type Config } from '../config.js';
 import { planColumns, type ColumnOptions } from '../ingest/columns.js';
+import { stat } from 'node:fs/promises';
 import { expandSource, isS3Url, type SourceDeps } from '../ingest/sources.js';
 import { validateRow } from '../ingest/validateRow.js';
 
@@ -13,6 +14,9 @@ export async function firstLookupRow(sources: readonly string[], columns: Column
   // S3 sources are not read ahead (their rows would fail as no_apple_credentials in the workers).
   for (const given of sources.filter((s) => !isS3Url(s))) {
     try {
+      // Only regular files are read ahead: reading a pipe would consume it (or wait for ever on one nothing writes
+      // to); the session refuses it with its own message (sources.ts checkSources).
+      if (!(await stat(given)).isFile()) continue;
       for await (const entry of expandSource(given, deps, { encoding: config.inputEncoding })) {
         for await (const item of entry.open()) {
           if (item.kind !== 'record') continue;
