@@ -1,7 +1,7 @@
 // Where rows come from. A source is a name the user typed: a local CSV path or an `s3://bucket/prefix` URL. This is
 // the one place that turns it into streams. One source can stand for several inputs (every CSV object under an S3
 // prefix), so a source expands into entries, each with the name that its rows' places carry.
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { ConfigError } from '../config.js';
@@ -91,7 +91,6 @@ export async function checkSources(sources: string[], deps: SourceDeps = {}): Pr
     if (/^s3:/i.test(source)) throw new ConfigError(`source ${source} is not a valid S3 URL: write it as s3://bucket/prefix`);
     let kind;
     try {
-      await access(source);
       kind = await stat(source);
     } catch {
       throw new ConfigError(`source not found: ${source} (give the path of a CSV or CSV.gz file, or an s3://bucket/prefix URL)`);

@@ -4,6 +4,7 @@
 // connection of the tool (BullMQ's included, which duplicate the one they are given) to an ioredis Cluster.
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ConfigError } from '../config.js';
+import { endsWithin } from '../deadline.js';
 
 /** A connection to one Redis node or to a Redis Cluster. Type new code against this, never `Redis` alone. */
 export type RedisClient = Redis | Cluster;
@@ -216,12 +217,14 @@ async function connectCluster(spec: ClusterSpec, where: string, timeoutMs: numbe
   };
   cluster.on('error', remember);
   cluster.on('node error', remember);
-  let timer: NodeJS.Timeout | undefined;
   try {
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs * 2} ms`)), timeoutMs * 2);
-    });
-    await Promise.race([cluster.connect().then(() => cluster.ping()), deadline]);
+    if (
+      !(await endsWithin(
+        cluster.connect().then(() => cluster.ping()),
+        timeoutMs * 2,
+      ))
+    )
+      throw new Error(`no answer within ${timeoutMs * 2} ms`);
   } catch (err) {
     cluster.disconnect();
     const message = (err as Error).message;
@@ -230,8 +233,6 @@ async function connectCluster(spec: ClusterSpec, where: string, timeoutMs: numbe
       ? 'these nodes are not a Redis Cluster: unset REDIS_CLUSTER_NODES and set REDIS_URL'
       : 'check REDIS_CLUSTER_NODES (seed nodes host:port,…) and that the cluster says cluster_state:ok';
     throw new ConfigError(`cannot reach ${where} (${reason}): ${hint}`);
-  } finally {
-    clearTimeout(timer);
   }
   cluster.removeListener('error', remember);
   cluster.removeListener('node error', remember);

@@ -3,15 +3,13 @@
 // BullMQ's addBulk and the ledger's pipelines are such. The connection reconnects by itself (maxRetriesPerRequest
 // null), so a write that is safe to repeat is tried again once it has, instead of ending the ingest.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { redisErrorSays } from './errorText.js';
 
 const ABORTED = 'Command aborted due to connection close';
 
 /** True when `err` is ioredis rejecting a command because its connection closed before the answer came. */
 export function isConnectionAbort(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (err.message.includes(ABORTED)) return true;
-  const previous = (err as { previousErrors?: unknown }).previousErrors;
-  return Array.isArray(previous) && previous.some((e) => isConnectionAbort(e));
+  return redisErrorSays(err, ABORTED);
 }
 
 export interface OutageOptions {

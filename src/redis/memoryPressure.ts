@@ -9,6 +9,7 @@
 // so each job either got in or did not, and re-adding a job id that exists is a no-op.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
+import { redisErrorSays } from './errorText.js';
 
 /** All this module asks of a connection (a plain client, a Cluster, or BullMQ's client of a queue). */
 export interface InfoReader {
@@ -20,11 +21,7 @@ const OOM_ANSWER = 'OOM command not allowed';
 
 /** True when `err` is Redis refusing a write at maxmemory, directly, from a script, or inside an aborted MULTI. */
 export function isOutOfMemory(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  if (err.message.includes(OOM_ANSWER)) return true;
-  // ioredis: an EXEC discarded because a queued command was refused carries the refusals here.
-  const previous = (err as { previousErrors?: unknown }).previousErrors;
-  return Array.isArray(previous) && previous.some((e) => isOutOfMemory(e));
+  return redisErrorSays(err, OOM_ANSWER);
 }
 
 export interface MemoryUse {

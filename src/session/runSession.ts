@@ -26,7 +26,7 @@ import { IngestStep, type IngestStepRequest } from './ingestStep.js';
 import { logReconciled, waitForOutcomes } from './outcomeWait.js';
 import { PROGRESS_LOG_MS, runProgressLog } from './progressLog.js';
 import { lookupRateReader, rateScopesOf, readRates, type RunProgress } from './rateProgress.js';
-import { Resources } from './resources.js';
+import { withResources, type Resources } from './resources.js';
 import { reportDirOf, writeRunReport } from './runReport.js';
 import { startSending } from './sending.js';
 
@@ -136,17 +136,8 @@ export class RunSession {
 
   private async execute(work: SessionWork, reportIncomplete: boolean): Promise<SessionResult | undefined> {
     const log = this.opts.logger.child({ run: this.opts.runId });
-    const resources = new Resources(log);
-    let result: SessionResult | undefined;
-    try {
-      result = await this.session(work, reportIncomplete, resources, log);
-    } catch (failure) {
-      // The error that ended the session is the one the caller reports, whatever releasing after it met.
-      await resources.releaseAll({ failure });
-      throw failure;
-    }
-    await resources.releaseAll();
-    return result;
+    // The error that ended the session is the one the caller reports, whatever releasing after it met.
+    return withResources((resources) => this.session(work, reportIncomplete, resources, log), log);
   }
 
   private async session(work: SessionWork, reportIncomplete: boolean, resources: Resources, log: Logger): Promise<SessionResult | undefined> {
