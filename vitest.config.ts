@@ -34,6 +34,7 @@ const UNIT_TESTS = [
   'test/template.test.ts',
   'test/tokenFacts.test.ts',
   'test/validateRow.test.ts',
+  'test/windowEdge.test.ts',
 ];
 
 const SYSTEM_TESTS = [

@@ -104,6 +104,38 @@ describe('the shared rate', () => {
     expect(hold).toBeGreaterThanOrEqual(at + 1000);
   });
 
+  it('brackets a window start between a refused request and the first admitted after it, and holds until a known start', async () => {
+    const p = prefix('bracket');
+    const redis = connect();
+    const shared = new SharedRate(redis, new RedisKeys(p));
+    const pacer = new Pacer(redis, p, 50);
+    await send(pacer, 5);
+    const t0 = (await shared.counts()).now;
+    const first = await shared.counts({ sentAt: t0, holdMs: 1000, edgeMs: 40, from1: t0 - 1000, from60: t0 - 60_000 });
+    // Nothing refused before it: no bracket yet.
+    expect(first.edgeBracket).toBeUndefined();
+    await sleep(60);
+    await send(pacer, 3);
+    const t1 = (await shared.counts()).now;
+    await sleep(30);
+    const t2 = (await shared.counts()).now;
+    const second = await shared.counts({ sentAt: t2, holdMs: 1000, edgeMs: 40, from1: t2 - 1000, from60: t2 - 60_000 });
+    // A window opened after the refused request (t0) and no later than the admitted ones (sent by t1), in 10 ms
+    // buckets, plus the 10 ms a request may leave late.
+    expect(second.edgeBracket?.from).toBe(t0);
+    expect(second.edgeBracket?.to).toBeGreaterThan(t0 + 40);
+    expect(second.edgeBracket?.to).toBeLessThanOrEqual(t1 + 20);
+    // A refusal right after another, nothing admitted in between: no bracket.
+    const third = await shared.counts({ sentAt: t2 + 1, holdMs: 1000, edgeMs: 40, from1: t2 - 1000, from60: t2 - 60_000 });
+    expect(third.edgeBracket).toBeUndefined();
+    // With the window's start known, the hold ends there: not two slots, not doubling, not the whole wait.
+    const { now } = await shared.counts();
+    const known = await shared.counts({ sentAt: now, holdMs: 1000, edgeMs: 40, opensAt: now + 300, from1: now - 1000, from60: now - 60_000 });
+    expect(known.heldMs).toBeGreaterThan(250);
+    expect(known.heldMs).toBeLessThanOrEqual(300);
+    expect(Number(await redis.hget(new RedisKeys(p).pace, 'hold'))).toBe(now + 300);
+  });
+
   it('a 429 at a window edge leaves the queue running: only its row waits; refusals that go on pause the queue', async () => {
     const p = prefix('edge-action');
     const rate = new RateController(connect(), p, { configuredRate: 50, logger: silentLogger(), tickMs: 60_000 });

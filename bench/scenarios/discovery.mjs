@@ -151,7 +151,9 @@ async function runCase(ctx, c, { readRateState, RedisKeys }) {
     const rates = [];
     const poll = setInterval(() => {
       readRateState(ctx.redis, keys).then(
-        (v) => v && rates.push({ t: round((Date.now() - startedAt) / 1000, 2), rate: round(v.rate, 2), window: v.window, phase: v.phase }),
+        (v) =>
+          v &&
+          rates.push({ t: round((Date.now() - startedAt) / 1000, 2), rate: round(v.rate, 2), window: v.window, phase: v.phase, ...(v.windowEdge ? { edge: v.windowEdge } : {}) }),
         () => undefined,
       );
     }, 250);

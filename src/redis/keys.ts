@@ -411,6 +411,9 @@ export const RATE = {
   announcedAt: 'announced_at',
   ceiling: 'ceiling',
   configured: 'configured',
+  edgeLo: 'edge_lo',
+  edgeWidth: 'edge_width',
+  edgeVotes: 'edge_votes',
   /** bumped by every write (rateUpdate-1.lua): a write based on an older read is refused */
   version: 'version',
 } as const;
@@ -442,6 +445,8 @@ export const LOOKUP_GROUP = {
 export const PACE = {
   next: 'next',
   hold: 'hold',
+  /** the send time of the last refused request (a fixed window's start lies between it and the next admitted one) */
+  lastRefused: 'lref',
   /** prefixes of the two rings' fields: f<slot>, c<slot> */
   fine: 'f',
   coarse: 'c',

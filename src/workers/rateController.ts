@@ -68,6 +68,7 @@ import {
   type RateState,
 } from './rate/discovery.js';
 import { describeRate, SharedRate, viewOf, type RateView } from './rate/sharedRate.js';
+import { learnEdge, nextWindowStart } from './rate/windowEdge.js';
 
 export interface RateControllerOptions {
   /** --rate: the ceiling discovery never exceeds in this process, and the starting rate; absent = discover */
@@ -200,10 +201,14 @@ export class RateController {
     const retryAfterMs = signal.retryAfterMs;
     const sentAt = Date.now() - (signal.durationMs ?? 0) + this.offset;
     const wait = retryAfterMs ?? this.options.defaultWaitMs ?? 0;
+    const edgeMs = edgeHoldMs(this.seen, retryAfterMs, this.applied.rate);
+    // Where the window is known to open again, the hold ends there (windowEdge.ts).
+    const opensAt = edgeMs > 0 ? nextWindowStart(this.seen, sentAt) : 0;
     const counts = await this.counts({
       sentAt,
       holdMs: wait,
-      edgeMs: edgeHoldMs(this.seen, retryAfterMs, this.applied.rate),
+      edgeMs,
+      opensAt,
       from1: windowStart(sentAt, retryAfterMs, 1000),
       from60: windowStart(sentAt, retryAfterMs, 60_000),
     });
@@ -214,8 +219,15 @@ export class RateController {
       admitted1: counts.admitted1,
       admitted60: counts.admitted60,
       exact: isExactWait(retryAfterMs),
+      opensAt,
     };
-    await this.decide((state) => (state ? onRateLimited(state, event, this.local, this.p) : undefined));
+    const bracket = counts.edgeBracket;
+    await this.decide((state) => {
+      if (!state) return undefined;
+      const decision = onRateLimited(state, event, this.local, this.p);
+      const edge = bracket ? learnEdge(decision?.next ?? state, bracket) : undefined;
+      return edge ? { ...decision, next: { ...(decision?.next ?? state), ...edge } } : decision;
+    });
     return { pauseMs: counts.heldMs < wait ? 0 : wait, rowWaitMs: wait };
   }
 

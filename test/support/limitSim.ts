@@ -17,6 +17,7 @@ import {
   type DiscoveryParams,
   type RateState,
 } from '../../src/workers/rate/discovery.js';
+import { learnEdge, nextWindowStart, SEND_LATENESS_MS } from '../../src/workers/rate/windowEdge.js';
 
 export interface SimLimit {
   /** requests admitted per window */
@@ -41,6 +42,8 @@ export interface SimOptions {
   sendJitterMs?: number;
   tickMs?: number;
   params?: DiscoveryParams;
+  /** brackets that must agree before a learned window start holds a refusal (windowEdge.ts; Infinity: never) */
+  edgeVotesNeeded?: number;
   /** a state to join (as a restarted worker) */
   initial?: RateState;
   seed?: number;
@@ -54,6 +57,8 @@ export interface SimResult {
   limited: number;
   /** the learned rate sampled every second */
   ratePerSecond: number[];
+  /** refusals held until a learned window start, not by doubling holds */
+  edgeHolds: number;
   final: RateState;
   decisions: { t: number; reason: string; rate: number }[];
 }
@@ -87,6 +92,9 @@ export function simulate(opts: SimOptions): SimResult {
   // Client log: send times and which were refused (known once answered).
   const sends: number[] = [];
   const refusedAt: number[] = [];
+  const refusedSet = new Set<number>();
+  let lastRefused = 0;
+  let edgeHolds = 0;
   const answers: { at: number; sentAt: number; ok: boolean; retryAfterMs: number }[] = [];
   const okPerSecond: number[] = [];
   const ratePerSecond: number[] = [];
@@ -164,16 +172,37 @@ export function simulate(opts: SimOptions): SimResult {
       limited++;
       refusedAt.push(a.sentAt);
       refusedAt.sort((x, y) => x - y);
+      refusedSet.add(a.sentAt);
       const edge = edgeHoldMs(state, a.retryAfterMs, effectiveRate(state, local, 0, p));
       const refusedInSecond = countIn(refusedAt, a.sentAt - 999 - 1e-6, a.at);
-      const heldMs = edge > 0 ? Math.min(a.retryAfterMs, edge * 2 ** (Math.max(1, refusedInSecond) - 1)) : a.retryAfterMs;
+      // As pace-1.lua holds it: until the window opens when that is known (windowEdge.ts), else doubling holds.
+      const opensAt = edge > 0 && state.edgeVotes >= (opts.edgeVotesNeeded ?? 0) ? nextWindowStart(state, a.sentAt) : 0;
+      if (opensAt > 0) edgeHolds++;
+      const heldMs =
+        opensAt > 0 ? Math.min(a.retryAfterMs, Math.max(0, opensAt - a.at)) : edge > 0 ? Math.min(a.retryAfterMs, edge * 2 ** (Math.max(1, refusedInSecond) - 1)) : a.retryAfterMs;
       hold = Math.max(hold, a.at + heldMs);
+      // The bracket pace-1.lua finds: the first request sent after the last refused one (and no later than this
+      // one) that was not refused, as far as the answers in say.
+      let bracket: { from: number; to: number } | undefined;
+      if (edge > 0 && lastRefused > 0 && lastRefused < a.sentAt) {
+        for (let i = countIn(sends, -Infinity, lastRefused); i < sends.length && (sends[i] as number) <= a.sentAt; i++) {
+          const s = sends[i] as number;
+          if (s - lastRefused >= 1000) break;
+          if (!refusedSet.has(s)) {
+            bracket = { from: lastRefused, to: s + SEND_LATENESS_MS };
+            break;
+          }
+        }
+      }
+      if (edge > 0) lastRefused = Math.max(lastRefused, a.sentAt);
       // Counted as the pipeline counts (pacer's log, by send time), from where the server's window starts.
       const admittedFrom = (from: number): number => countIn(sends, from - 1e-6, a.sentAt) - countIn(refusedAt, from - 1e-6, a.sentAt);
       const admitted1 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 1000));
       const admitted60 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 60_000));
       const exact = isExactWait(a.retryAfterMs);
-      apply(onRateLimited(state, { now: a.at, sentAt: a.sentAt, retryAfterMs: a.retryAfterMs, admitted1, admitted60, exact }, local, p), a.at);
+      apply(onRateLimited(state, { now: a.at, sentAt: a.sentAt, retryAfterMs: a.retryAfterMs, admitted1, admitted60, exact, opensAt }, local, p), a.at);
+      const learned = bracket ? learnEdge(state, bracket) : undefined;
+      if (learned) state = { ...state, ...learned };
       continue;
     }
     if (t === nextTick) {
@@ -197,7 +226,7 @@ export function simulate(opts: SimOptions): SimResult {
   }
   const seconds = Math.ceil(opts.durationMs / 1000);
   for (let s = 0; s < seconds; s++) okPerSecond[s] ??= 0;
-  return { okPerSecond: okPerSecond.slice(0, seconds), sent: sends.length, ok, limited, ratePerSecond, final: state, decisions };
+  return { okPerSecond: okPerSecond.slice(0, seconds), sent: sends.length, ok, limited, ratePerSecond, edgeHolds, final: state, decisions };
 }
 
 /** First second from which the `windowS`-second average of successes reaches `share` × the limit. */

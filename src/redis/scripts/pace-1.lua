@@ -12,11 +12,20 @@
 --   hold (a 429's wait) began after it was taken, and takes the slot out of the log.
 
 -- ARGV[1] = 'observe': ARGV sent at (ms, 'now', or 0 = none), refused (1/0), hold ms, count from (ms), count from
---   for a minute (ms), ttl ms, edge ms (0 = none). Records a 429 (and its hold) when refused, then counts. With an
---   edge, the hold is edge ms for the second's first refused request, doubling with each more (up to hold ms).
+--   for a minute (ms), ttl ms, edge ms (0 = none), window start (ms, 0 = not known). Records a 429 (and its hold)
+--   when refused, then counts. With a window start, the hold ends there (never past hold ms); else, with an edge,
+--   the hold is edge ms for the second's first refused request, doubling with each more (up to hold ms). With
+--   either, the refusal is also a bracket's end or start (workers/rate/windowEdge.ts): when a request sent after the
+--   last refused one was admitted, a window started between the two.
 --   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
---   longer known; admitted from <from minute> to <sent at>, -1; the hold applied, ms}.
+--   longer known; admitted from <from minute> to <sent at>, -1; the hold applied, ms; the bracket's start and end
+--   (ms), -1 -1 when none}.
 local key = KEYS[1]
+local LAST_REFUSED = 'lref' -- PACE.lastRefused
+-- A bracket wider than a second says nothing; the bucket that admitted ends its bracket, a request leaving up to
+-- this late after its slot included (workers/rate/windowEdge.ts SEND_LATENESS_MS).
+local BRACKET_BUCKETS = 100
+local SEND_LATENESS_MS = 10
 
 --- @include "paceSchedule"
 
@@ -54,17 +63,45 @@ end
 if ARGV[1] == 'observe' then
   local at = ARGV[2] == 'now' and now or tonumber(ARGV[2])
   local holdMs = 0
+  local bracketFrom, bracketTo = -1, -1
   if ARGV[3] == '1' and at > 0 then
     bump(FINE, FINE_MS, FINE_SLOTS, at, 2)
     bump(COARSE, COARSE_MS, COARSE_SLOTS, at, 2)
     holdMs = tonumber(ARGV[4])
     local edge = tonumber(ARGV[8] or '0')
-    if edge > 0 then
+    local opens = tonumber(ARGV[9] or '0')
+    if opens > 0 then
+      -- The window opens again then: every request sent before it would be refused, none after it is.
+      holdMs = math.min(holdMs, math.max(0, opens - now))
+    elseif edge > 0 then
       -- A wait of "within a second" (Retry-After: 1): hold for a slot or two, then longer while the refusals of
       -- this second go on (the window is full for longer: others took it, or the limit fell), up to the wait.
       local sent, admitted = sum(FINE, FINE_MS, FINE_SLOTS, FINE_HISTORY, at - 999, now)
       local refused = math.max(1, (sent or 1) - (admitted or 0))
       holdMs = math.min(holdMs, edge * 2 ^ (refused - 1))
+    end
+    if opens > 0 or edge > 0 then
+      -- The first bucket after the last refusal that admitted a request ends a bracket. Only buckets sent no later
+      -- than this refused request: their answers are in (a later one's 429 may still be on its way).
+      local last = tonumber(redis.call('HGET', key, LAST_REFUSED) or '0')
+      if last > 0 and last < at and now - last < FINE_HISTORY * FINE_MS then
+        local lo = math.floor(last / FINE_MS) + 1
+        local hi = math.min(math.floor(at / FINE_MS), lo + BRACKET_BUCKETS - 1)
+        if hi >= lo then
+          local fields = {}
+          for b = lo, hi do fields[#fields + 1] = FINE .. (b % FINE_SLOTS) end
+          local raw = redis.call('HMGET', key, unpack(fields))
+          for i = 1, #fields do
+            local s, l = parse(raw[i], lo + i - 1)
+            if s > l then
+              bracketFrom = last
+              bracketTo = (lo + i) * FINE_MS + SEND_LATENESS_MS
+              break
+            end
+          end
+        end
+      end
+      if at > last then redis.call('HSET', key, LAST_REFUSED, tostring(at)) end
     end
     if holdMs > 0 then
       local hold = math.max(tonumber(redis.call('HGET', key, HOLD) or '0'), now + holdMs)
@@ -84,7 +121,7 @@ if ARGV[1] == 'observe' then
     admitted1 = a1 or -1
     admitted60 = a60 or -1
   end
-  return {now, sent1, sent60, admitted1, admitted60, math.floor(holdMs)}
+  return {now, sent1, sent60, admitted1, admitted60, math.floor(holdMs), bracketFrom, bracketTo}
 end
 
 return redis.error_reply('pace: unknown operation ' .. tostring(ARGV[1]))

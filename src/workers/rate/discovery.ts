@@ -56,6 +56,11 @@ export interface RateState {
   ceiling: number;
   /** --rate of the process that last joined, 0 = none */
   configured: number;
+  /** where a fixed window starts, modulo a second (ms on Redis's clock; windowEdge.ts): [edgeLo, edgeLo + edgeWidth) */
+  edgeLo: number;
+  edgeWidth: number;
+  /** brackets that agreed with the estimate (0 = nothing learned) */
+  edgeVotes: number;
 }
 
 export interface DiscoveryParams {
@@ -181,6 +186,11 @@ export interface RateLimitedEvent {
   admitted60: number | undefined;
   /** the counts start where the server's own window does (an exact wait was given): they are the limit */
   exact?: boolean;
+  /**
+   * When the refused request's window is known to open again (windowEdge.ts), the schedule is held until then
+   * and no longer: sending resumes there, not after the whole wait asked. Requests sent after it are a new episode.
+   */
+  opensAt?: number | undefined;
 }
 
 /** A wait given in whole seconds (Retry-After) is rounded; one that is not came from an exact backoff_ms. */
@@ -262,6 +272,9 @@ function fresh(now: number, configured: number | undefined, p: DiscoveryParams):
     announcedAt: 0,
     ceiling: configured ?? 0,
     configured: configured ?? 0,
+    edgeLo: 0,
+    edgeWidth: 0,
+    edgeVotes: 0,
   };
 }
 
@@ -412,15 +425,15 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
   const { now } = ev;
   // Sent before the last decision, or during the wait it asked for (a request that had its slot already):
   // the same episode.
+  const resumeAt = ev.opensAt !== undefined && ev.opensAt > 0 ? ev.opensAt : now + (ev.retryAfterMs ?? 0);
   if (ev.sentAt < Math.max(state.lastDecrease, state.resumeAt)) {
-    return state.last429 >= now ? undefined : { next: { ...state, last429: now, resumeAt: Math.max(state.resumeAt, now + (ev.retryAfterMs ?? 0)) } };
+    return state.last429 >= now ? undefined : { next: { ...state, last429: now, resumeAt: Math.max(state.resumeAt, resumeAt) } };
   }
   const cap = capOf(state, local, now, p);
   const long = ev.retryAfterMs !== undefined && ev.retryAfterMs >= p.longRetryAfterMs;
   const window: WindowSeconds = long ? 60 : state.window;
   // The rate this process was sending under (its --rate may hold it below the shared rate).
   const x = Math.min(state.rate, cap);
-  const resumeAt = now + (ev.retryAfterMs ?? 0);
   const next: RateState = { ...state, window, phase: 'hold', probeFrom: 0, last429: now, lastDecrease: now, learnedAt: now, resumeAt };
   const probing = state.probeFrom > 0;
   const remembered = (): boolean => next.wmax > 0 && now < next.wmaxUntil;

@@ -6,6 +6,7 @@ import type { RedisClient } from '../../redis/connection.js';
 import { DEFAULT_RATE_SCOPE, RATE, RedisKeys } from '../../redis/keys.js';
 import { callScript } from '../../redis/scripts.js';
 import { DEFAULT_DISCOVERY, type Phase, type RateState, type WindowSeconds } from './discovery.js';
+import type { EdgeBracket } from './windowEdge.js';
 
 /** The rate hash outlives idle periods: a restarted worker (or the next night's run) starts from it. */
 const RATE_TTL_MS = 30 * 24 * 3600_000;
@@ -45,6 +46,8 @@ export interface PaceCounts {
   admitted60: number | undefined;
   /** the hold a refused request put on the schedule (ms; 0 when none) */
   heldMs: number;
+  /** for a refused request in a one-second window: a window's start lies in this bracket (windowEdge.ts) */
+  edgeBracket?: EdgeBracket | undefined;
 }
 
 /** A 429 to record in the pacer's log: when its request was sent, the wait it asked, and where to count from. */
@@ -53,6 +56,8 @@ export interface RefusedRequest {
   holdMs: number;
   /** a wait of "within a second": hold this long for the second's first refusal, doubling with each more (0 = hold holdMs) */
   edgeMs?: number;
+  /** when the window opens again, if known (windowEdge.ts nextWindowStart): the hold ends there instead */
+  opensAt?: number;
   from1: number;
   from60: number;
 }
@@ -106,10 +111,21 @@ export class SharedRate {
         refused ? Math.round(refused.from60) : 0,
         PACE_TTL_MS,
         refused ? Math.round(refused.edgeMs ?? 0) : 0,
+        refused ? Math.round(refused.opensAt ?? 0) : 0,
       ],
     );
     const known = (v: number | undefined): number | undefined => (v === undefined || v < 0 ? undefined : v);
-    return { now: Number(r[0]), sent1: Number(r[1]), sent60: Number(r[2]), admitted1: known(r[3]), admitted60: known(r[4]), heldMs: Number(r[5] ?? 0) };
+    const from = known(r[6]);
+    const to = known(r[7]);
+    return {
+      now: Number(r[0]),
+      sent1: Number(r[1]),
+      sent60: Number(r[2]),
+      admitted1: known(r[3]),
+      admitted60: known(r[4]),
+      heldMs: Number(r[5] ?? 0),
+      edgeBracket: from !== undefined && to !== undefined ? { from: Number(from), to: Number(to) } : undefined,
+    };
   }
 }
 
@@ -132,6 +148,11 @@ export interface RateView {
   learnedAt?: string;
   /** when the last 429 of the limit came (ISO) */
   lastRateLimitedAt?: string;
+  /**
+   * where fixed one-second windows open, as far as refusals told (windowEdge.ts): ms into each second of Redis's
+   * clock, by send time, the uncertainty, and how many brackets agreed; absent until one was seen
+   */
+  windowEdge?: { atMs: number; widthMs: number; votes: number };
 }
 
 export function viewOf(scope: string, s: RateState): RateView {
@@ -148,6 +169,7 @@ export function viewOf(scope: string, s: RateState): RateView {
     ...(s.announced > 0 ? { announcedPerMinute: s.announced } : {}),
     ...(learnedAt ? { learnedAt } : {}),
     ...(last429 ? { lastRateLimitedAt: last429 } : {}),
+    ...(s.edgeVotes > 0 ? { windowEdge: { atMs: Math.round(s.edgeLo), widthMs: Math.round(s.edgeWidth), votes: s.edgeVotes } } : {}),
   };
 }
 
