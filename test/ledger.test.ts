@@ -4,10 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import { RunLedger, type AdmitRow } from '../src/ledger/runLedger.js';
+import { PlanLedger } from '../src/ledger/planLedger.js';
 import { tokenFingerprint } from '../src/ledger/rowIdentity.js';
 import { TEXT_CODES_CAP } from '../src/ledger/runNumbering.js';
 import { keySlot, RedisKeys, SHARDS } from '../src/redis/keys.js';
-import type { Outcome } from '../src/types.js';
+import type { Outcome, Superseded } from '../src/types.js';
 import { dropPrefix, redisUrl, uniquePrefix } from './support/redis.js';
 
 let redis: Redis;
@@ -354,5 +355,83 @@ describe('run ledger', () => {
     const outcomes = new Set<string>();
     for await (const o of ledger.outcomes()) outcomes.add(o.fp);
     expect(outcomes.size).toBe(n);
+  });
+});
+
+describe('superseded rows', () => {
+  // App User IDs in every packed form, and one too long for a listpack value (its record goes to the wide hash)
+  const users = ['9b2f6c1e-4a4d-4c47-8a0e-2f1d3c4b5a69', '$RCAnonymousID:0123456789abcdef0123456789abcdef', '123456789', `user-${'x'.repeat(80)}`];
+  const rowOf = (i: number): Superseded => ({
+    src: i % 3 === 0 ? 'b.csv' : 'a.csv',
+    line: 2 + i,
+    app_user_id: `${users[i % users.length] as string}${i % users.length === 3 ? i : ''}`,
+    // the carrier: another source for some rows, a line far away for others
+    by: { src: i % 5 === 0 ? 'c.csv' : 'a.csv', line: 1_000_000 + 7 * i },
+  });
+  const byPlace = (a: Superseded, b: Superseded): number => a.src.localeCompare(b.src) || a.line - b.line;
+
+  it("keeps each superseded row's place, its carrier's place and its user, counts it once however often it is recorded, in listpack buckets", async () => {
+    const prefix = newPrefix('ledger-sup');
+    const ledger = new RunLedger(redis, prefix, 'sup');
+    await ledger.beginIngest(['a.csv', 'b.csv', 'c.csv']);
+    const n = 4000;
+    const rows = Array.from({ length: n }, (_, i) => rowOf(i));
+    expect((await Promise.all(rows.map((r) => ledger.supersede(r)))).every(Boolean)).toBe(true);
+    // recorded again (a resumed ingest, a call sent twice): nothing new, nothing counted
+    expect((await Promise.all(rows.slice(0, 500).map((r) => ledger.supersede(r)))).some(Boolean)).toBe(false);
+    // a row given by a transaction id, superseded after its lookup: listed with them, in its record key's shard
+    const lookedUp: AdmitRow = { src: 'c.csv', line: 9, platform: 'ios', body: { app_user_id: 'u-lookup', fetch_token: '2000000000000042' } };
+    const [admitted] = await ledger.admit([lookedUp]);
+    const late: Superseded = { src: 'c.csv', line: 9, app_user_id: 'u-lookup', by: { src: 'b.csv', line: 4 } };
+    expect(await ledger.supersedeAdmitted(admitted?.kind === 'new' ? admitted.fp : '', late)).toBe(true);
+    expect(await ledger.supersedeAdmitted(admitted?.kind === 'new' ? admitted.fp : '', late)).toBe(false);
+    await ledger.endIngest();
+
+    expect(await ledger.state()).toMatchObject({ rows_read: n + 1, rows_superseded: n + 1, rows_queued: 0 });
+    const listed: Superseded[] = [];
+    for await (const s of ledger.superseded()) listed.push(s);
+    expect(listed.sort(byPlace)).toEqual([...rows, late].sort(byPlace));
+
+    // packed: every bucket a listpack under the default limits, the table grown in every shard, and the records
+    // of the long App User IDs in the wide hashes
+    const names = new RedisKeys(prefix);
+    let wide = 0;
+    for (let s = 0; s < SHARDS; s++) {
+      const k = names.runShard('sup', s);
+      expect(Number(await redis.hget(k.superseded, 'lh:level'))).toBeGreaterThan(0);
+      wide += await redis.hlen(k.supersededWide);
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${k.supersededBuckets}*`, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          expect(await redis.hlen(key)).toBeLessThanOrEqual(128);
+          expect(await redis.object('ENCODING', key)).toBe('listpack');
+        }
+      } while (cursor !== '0');
+    }
+    expect(wide).toBe(n / users.length);
+  });
+
+  it('refuses superseded rows kept by an older version (a plain hash of text) rather than listing none', async () => {
+    const prefix = newPrefix('ledger-sup-old');
+    const ledger = new RunLedger(redis, prefix, 'old');
+    await ledger.beginIngest(['a.csv']);
+    await redis.hset(new RedisKeys(prefix).runShard('old', 2).superseded, '0:2', '0:7:u1');
+    const read = async (): Promise<void> => {
+      for await (const _ of ledger.superseded()) void _;
+    };
+    await expect(read()).rejects.toThrow(/superseded rows of an older format.*another version of rc-migrate/);
+  });
+
+  it("a plan's ledger leaves none of its superseded rows behind", async () => {
+    const prefix = newPrefix('ledger-sup-plan');
+    const plan = new PlanLedger(redis, prefix, 'plan-sup');
+    await plan.beginIngest(['a.csv', 'b.csv', 'c.csv']);
+    await Promise.all(Array.from({ length: 2000 }, (_, i) => plan.supersede(rowOf(i))));
+    expect(await redis.exists(`${new RedisKeys(prefix).runShard('plan-sup', 0).supersededBuckets}1`)).toBe(1);
+    await plan.drop();
+    const [, left] = await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 100_000);
+    expect(left).toEqual([]);
   });
 });

@@ -165,6 +165,8 @@ describe('Redis keys', () => {
       duplicates: `rcm:{${tag}}:run:R1:dup`,
       conflicts: `rcm:{${tag}}:run:R1:conf`,
       superseded: `rcm:{${tag}}:run:R1:sup`,
+      supersededBuckets: `rcm:{${tag}}:run:R1:sb:`,
+      supersededWide: `rcm:{${tag}}:run:R1:sw`,
       claims: `rcm:{${tag}}:run:R1:pcs`,
       claimBuckets: `rcm:{${tag}}:run:R1:pcb:`,
       claimWide: `rcm:{${tag}}:run:R1:pcw`,

@@ -186,7 +186,7 @@ async function finishAndMeasure(lib, server, runId, failedShare, purchaseIdsOf) 
   const sum = (pred) => Object.entries(memory.families).reduce((n, [name, f]) => n + (pred(name) ? f.bytes : 0), 0);
   const total = sum(() => true);
   const purchaseIndex = sum((n) => n.startsWith('index: purchase'));
-  const supersededRecords = sum((n) => n.startsWith('rows: sup '));
+  const supersededRecords = sum((n) => n.startsWith('rows: sup'));
   const tokenIndex = sum((n) => n.startsWith('index:') && !n.startsWith('index: purchase'));
   const perFinished = (b) => round(b / finished, 1);
   return {
@@ -368,7 +368,7 @@ export function ingestReceiptsLines(r) {
       `    purchase index ${d.purchaseIndex.perFinishedRow} B per finished row (${num(d.purchaseIndex.entries)} entries, ${d.purchaseIndex.bytesPerEntry} B each, ${d.purchaseIndex.entriesPerSucceededRow} per succeeded row); token index ${d.tokenIndexPerFinishedRow} B; run ledger ${d.runLedgerPerFinishedRow} B; without the purchase index ${d.withoutPurchaseIndexPerFinishedRow} B`,
     );
     out.push(
-      `    a superseded row's record: ${d.supersededRecordBytesPerRow} B (rows: sup); rows: ${JSON.stringify(d.state)}; buckets ${d.buckets.count} ${JSON.stringify(d.buckets.encodings)}, fullest ${d.buckets.maxEntries}`,
+      `    a superseded row's record: ${d.supersededRecordBytesPerRow} B (rows: sup buckets, state, wide); rows: ${JSON.stringify(d.state)}; buckets ${d.buckets.count} ${JSON.stringify(d.buckets.encodings)}, fullest ${d.buckets.maxEntries}`,
     );
     for (const [name, f] of Object.entries(d.byFamily))
       out.push(`    ${name.padEnd(44)} ${String(f.keys).padStart(6)} keys ${String(f.bytes).padStart(10)} B ${String(f.perFinishedRow).padStart(7)} B/row`);

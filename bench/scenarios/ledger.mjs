@@ -223,7 +223,21 @@ function familyOf(rest) {
   if (/^run:\{[^}]*\}:/.test(rest)) return `run: ${rest.slice(rest.indexOf('}:') + 2)} (the run's own keys)`;
   const m = /^\{[^}]*\}:(run:[^:]+|ix):(.*)$/.exec(rest);
   if (!m) return rest;
-  const what = m[2].startsWith('b:') ? 'buckets' : m[2].startsWith('pb:') ? 'purchase buckets' : m[2] === 'pstate' ? 'purchase state' : m[2] === 'pw' ? 'purchase wide' : m[2];
+  const what = m[2].startsWith('b:')
+    ? 'buckets'
+    : m[2].startsWith('pb:')
+      ? 'purchase buckets'
+      : m[2] === 'pstate'
+        ? 'purchase state'
+        : m[2] === 'pw'
+          ? 'purchase wide'
+          : m[2].startsWith('sb:')
+            ? 'sup buckets'
+            : m[2] === 'sup'
+              ? 'sup state'
+              : m[2] === 'sw'
+                ? 'sup wide'
+                : m[2];
   if (m[1] === 'ix') return `index: ${what}`;
   return `rows: ${what}`;
 }
@@ -233,6 +247,7 @@ const FAMILY_NOTE = {
   'rows: w': 'records too long for a bucket',
   'rows: err': 'the 20 most recent failures per shard',
   'rows: c': 'counters per shard',
+  'rows: sup buckets': "superseded row's place → its carrier's place, its user (packed)",
   'index: buckets': 'token → user hash, payload hash, run',
   'index: purchase buckets': 'App Store purchase (environment + original transaction id) → user hash, run, row',
 };
@@ -256,7 +271,7 @@ export async function memoryByFamily(redis, prefix, runs) {
     for (const key of keys) pipe.call('MEMORY', 'USAGE', key, 'SAMPLES', '0');
     const sizes = await pipe.exec();
     const info = redis.pipeline();
-    const bucketKeys = keys.filter((k) => /:b:\d+$/.test(k));
+    const bucketKeys = keys.filter((k) => /:s?b:\d+$/.test(k));
     for (const key of bucketKeys) info.object('ENCODING', key).hlen(key).callBuffer('HGETALL', key);
     const infos = bucketKeys.length > 0 ? await info.exec() : [];
     bucketKeys.forEach((key, i) => {

@@ -4,14 +4,15 @@
 // admitted again (a resumed ingest, a call sent twice), a row gets the same decision and is counted once.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { Duplicate, Rejection, Superseded } from '../types.js';
-import { locationOf, META, SHARDS, type RunShardKeys } from '../redis/keys.js';
+import { locationOf, META, SHARDS, TABLE, type RunShardKeys } from '../redis/keys.js';
 import { payloadHash, tokenFingerprint, userHash } from './rowIdentity.js';
-import { encodePlace, encodeUser, keyBytes, keyText, shardOfKey } from './rowRecord.js';
+import { decodePlace, decodeSuperseded, encodePlace, encodeSuperseded, encodeUser, keyBytes, keyText, shardOfKey } from './rowRecord.js';
+import type { RedisClient } from '../redis/connection.js';
 import type { RunContext } from './runContext.js';
-import { hashEntries } from './rowTable.js';
+import { hashEntries, tableRecords } from './rowTable.js';
 import type { RunNumbering } from './runNumbering.js';
 import { encodePurchaseEntry, lookUpPurchases, purchaseConflictSide, type PurchaseId } from './purchaseIndex.js';
-import { ADMIT_ANSWER, admitRows, recordOnce, supersedeQueued, type AdmitArgs } from './scriptCalls.js';
+import { ADMIT_ANSWER, admitRows, recordOnce, recordSuperseded, supersedeQueued, type AdmitArgs } from './scriptCalls.js';
 
 /**
  * What to do with a row read (admit). `fp` is the row's record key, its job id within the run.
@@ -189,50 +190,46 @@ export class RunAdmission {
   }
 
   /**
-   * Records a superseded App Store row once per place (like a duplicate, and as small: its place, the carrier's
-   * place and its user, as text of a few dozen bytes); returns whether it was new.
+   * Records a superseded App Store row once per place (its place → the carrier's place and its user, packed:
+   * rowRecord.ts encodeSuperseded); returns whether it was new.
    */
   async supersede(row: Superseded): Promise<boolean> {
-    const k = this.run.shard(row.line % SHARDS);
     const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
-    return recordOnce(this.run.redis, {
-      records: k.superseded,
-      counters: k.counters,
-      location: `${own}:${row.line}`,
-      json: `${by}:${row.by.line}:${row.app_user_id}`,
-      counter: META.rowsSuperseded,
+    return recordSuperseded(this.run.redis, {
+      shard: this.run.shard(row.line % SHARDS),
+      place: encodePlace(own, row.line),
+      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }, encodeUser(row.app_user_id)),
     });
   }
 
   /**
    * Records an admitted row (record key `fp`) given by a transaction id as superseded after its lookup: no longer
-   * queued, listed with the rows the survey superseded (in its own shard's hash: the place is the field either way,
+   * queued, listed with the rows the survey superseded (in its own shard's table: the place is the key either way,
    * and a place is superseded one way only). Returns whether it was new.
    */
   async supersedeAdmitted(fp: string, row: Superseded): Promise<boolean> {
     const key = keyBytes(fp);
     const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
+    const user = encodeUser(row.app_user_id);
     return supersedeQueued(this.run.redis, {
       shard: this.run.shard(shardOfKey(key)),
       key,
       place: encodePlace(own, row.line),
-      user: encodeUser(row.app_user_id),
-      field: `${own}:${row.line}`,
-      value: `${by}:${row.by.line}:${row.app_user_id}`,
+      user,
+      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }, user),
     });
   }
 
   /** Every superseded row, with the place of the receipt that carries it. */
   async *superseded(): AsyncIterable<Superseded> {
     const names = await this.numbering.sources();
-    const name = (n: string): string => names[Number(n)] ?? `source #${n}`;
+    const name = (n: number): string => names[n] ?? `source #${n}`;
     for (const k of this.run.shards) {
-      for await (const [field, raw] of hashEntries(this.run.redis, k.superseded)) {
-        const [src = '', line = ''] = field.toString('utf8').split(':');
-        const text = raw.toString('utf8');
-        const a = text.indexOf(':');
-        const b = text.indexOf(':', a + 1);
-        yield { src: name(src), line: Number(line), app_user_id: text.slice(b + 1), by: { src: name(text.slice(0, a)), line: Number(text.slice(a + 1, b)) } };
+      await checkSupersededTable(this.run.redis, k.superseded);
+      for await (const [place, value] of tableRecords(this.run.redis, { state: k.superseded, buckets: k.supersededBuckets, wide: k.supersededWide })) {
+        const own = decodePlace(place);
+        const { by, appUserId } = decodeSuperseded(value);
+        yield { src: name(own.sourceNumber), line: own.line, app_user_id: appUserId, by: { src: name(by.sourceNumber), line: by.line } };
       }
     }
   }
@@ -248,4 +245,15 @@ export class RunAdmission {
   private async *scanJson<T>(key: (k: RunShardKeys) => string): AsyncIterable<T> {
     for (const k of this.run.shards) for await (const [, raw] of hashEntries(this.run.redis, key(k))) yield JSON.parse(raw.toString('utf8')) as T;
   }
+}
+
+/**
+ * The superseded rows' table state holds the table's fields (TABLE) and nothing else. Before their records were
+ * packed (rowRecord.ts encodeSuperseded) the same key was a plain hash of `<source>:<line>` → text: a ledger
+ * written so is refused by name rather than read as having no superseded rows.
+ */
+async function checkSupersededTable(redis: RedisClient, state: string): Promise<void> {
+  const [fields, records] = await Promise.all([redis.hlen(state), redis.hget(state, TABLE.records)]);
+  if (fields === 0 || (records !== null && fields === Object.keys(TABLE).length)) return;
+  throw new Error(`${state}: superseded rows of an older format, this version reads the packed form: a ledger written by another version of rc-migrate`);
 }

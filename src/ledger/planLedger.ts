@@ -52,10 +52,12 @@ async function dropLedgerKeys(redis: RedisClient, names: RedisKeys, runId: strin
   for (const key of Object.values(own)) await redis.del(key);
   for (let s = 0; s < SHARDS; s++) {
     const k = names.runShard(runId, s);
-    // the row table's buckets, and the purchase claims' (a plan makes none, a run's looked-up rows do)
+    // the row table's buckets, the purchase claims' (a plan makes none, a run's looked-up rows do) and the
+    // superseded rows'
     for (const table of [
       { state: k.counters, buckets: k.buckets },
       { state: k.claims, buckets: k.claimBuckets },
+      { state: k.superseded, buckets: k.supersededBuckets },
     ]) {
       const buckets = await bucketCount(redis, table);
       for (let from = 0; from < buckets; from += DELETE_BATCH) {
@@ -63,7 +65,7 @@ async function dropLedgerKeys(redis: RedisClient, names: RedisKeys, runId: strin
         await redis.del(...batch);
       }
     }
-    const { buckets: _prefix, claimBuckets: _claimPrefix, ...fixed }: Record<string, string> = { ...k };
+    const { buckets: _prefix, claimBuckets: _claimPrefix, supersededBuckets: _supersededPrefix, ...fixed }: Record<string, string> = { ...k };
     await redis.del(...Object.values(fixed));
   }
 }

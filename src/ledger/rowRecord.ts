@@ -18,7 +18,7 @@
 // failed.csv or `retry` need it; Redis keeps of it only what the ledger itself needs. Lua reads the record head
 // only (kind, place, user: src/redis/scripts/includes/record.lua), and the record key's first byte picks the shard.
 //
-// Every stored form that outlives a run (row records, index values, conflicts) carries a format byte, so that a
+// Every stored form that outlives a run (row records, index values, conflicts, superseded rows) carries a format byte, so that a
 // later version can tell its own forms from older ones (FORMAT).
 import { PLATFORMS, type Platform } from '../revenuecat/fields.js';
 import type { SubscriberSummary } from '../state/subscriberSummary.js';
@@ -37,6 +37,8 @@ export const FORMAT = {
   index: 1,
   /** conflicts (second byte, after held/sent) */
   conflict: 1,
+  /** superseded rows' records (first byte) */
+  superseded: 1,
 } as const;
 
 function checkFormat(what: string, found: number, expected: number): void {
@@ -53,7 +55,7 @@ export const RECORD = {
   held: 'h',
   /**
    * superseded after its lookup: a row given by a transaction id whose user's group holds a newer transaction of
-   * the same purchase (supersedeQueued-3.lua; the superseded hash names that row)
+   * the same purchase (supersedeQueued-4.lua; the superseded rows' table names that row)
    */
   superseded: 'x',
   succeeded: 's',
@@ -550,6 +552,32 @@ export function decodeConflict(value: Buffer): StoredConflict {
     return { held, key, appUserId, other: { scope: 'earlier-purchase', runNumber, key: entry.rest() }, originalTransactionId: r.rest().toString('utf8') };
   }
   return { held, key, appUserId, other: { scope: 'earlier', entry: decodeIndexValue(r.rest()) } };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Superseded rows
+
+/**
+ * A superseded App Store row's record, under its place (encodePlace) in the superseded rows' table: format · the
+ * carrier's place (varint source number, varint line) · the row's user (encodeUser; the carrier's too). About 22
+ * bytes for a UUID, where the text form it replaces (`<source>:<line>:<app user id>` in a plain hash) cost ~99 B
+ * a row in Redis: the table's listpack buckets keep the record and its place for ~35.
+ */
+export function encodeSuperseded(by: { sourceNumber: number; line: number }, user: Buffer): Buffer {
+  return Buffer.concat([new ByteWriter().byte(FORMAT.superseded).varint(by.sourceNumber).varint(by.line).toBuffer(), user]);
+}
+
+export interface StoredSuperseded {
+  by: { sourceNumber: number; line: number };
+  appUserId: string;
+}
+
+export function decodeSuperseded(value: Buffer): StoredSuperseded {
+  const r = new ByteReader(value);
+  checkFormat("a superseded row's record", r.byte(), FORMAT.superseded);
+  const sourceNumber = r.varint();
+  const line = r.varint();
+  return { by: { sourceNumber, line }, appUserId: readUser(r) };
 }
 
 /** The place a conflict is keyed by (encodePlace), back to numbers. */

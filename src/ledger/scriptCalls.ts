@@ -124,15 +124,30 @@ export async function reopenFailed(redis: RedisClient, a: { shard: RunShardKeys;
 }
 
 /**
- * supersedeQueued-3.lua: a queued row given by a transaction id becomes superseded (record, counters and the
- * superseded hash, in the row's shard); false when it was superseded or answered already.
+ * supersedeQueued-4.lua: a queued row given by a transaction id becomes superseded (record, counters and the
+ * superseded rows' table, in the row's shard); false when it was superseded or answered already. `record`: its
+ * superseded record (rowRecord.ts encodeSuperseded).
  */
-export async function supersedeQueued(redis: RedisClient, a: { shard: RunShardKeys; key: Buffer; place: Buffer; user: Buffer; field: string; value: string }): Promise<boolean> {
+export async function supersedeQueued(redis: RedisClient, a: { shard: RunShardKeys; key: Buffer; place: Buffer; user: Buffer; record: Buffer }): Promise<boolean> {
   const written = await callScriptBuffer<number>(
     redis,
     'supersedeQueued',
-    [a.shard.counters, a.shard.wide, a.shard.superseded],
-    [a.shard.buckets, a.key, a.place, a.user, a.field, a.value],
+    [a.shard.counters, a.shard.wide, a.shard.superseded, a.shard.supersededWide],
+    [a.shard.buckets, a.shard.supersededBuckets, a.key, a.place, a.user, a.record],
+  );
+  return written === 1;
+}
+
+/**
+ * recordSuperseded-3.lua: keeps a row the survey superseded once per place (its record: rowRecord.ts
+ * encodeSuperseded) and counts it; false when already there.
+ */
+export async function recordSuperseded(redis: RedisClient, a: { shard: RunShardKeys; place: Buffer; record: Buffer }): Promise<boolean> {
+  const written = await callScriptBuffer<number>(
+    redis,
+    'recordSuperseded',
+    [a.shard.superseded, a.shard.supersededWide, a.shard.counters],
+    [a.shard.supersededBuckets, a.place, a.record],
   );
   return written === 1;
 }

@@ -106,11 +106,16 @@ export interface RunShardKeys {
   /** hash: place of a row → its conflict (ledger/rowRecord.ts) */
   conflicts: string;
   /**
-   * hash: `<source number>:<line>` of a superseded App Store row → `<carrier source number>:<carrier line>:<app user id>`
-   * (shard line mod SHARDS for a row the ingest's survey superseded; the shard of its record key for a row given by a
-   * transaction id that the workers superseded after its lookup: supersedeQueued-3.lua)
+   * hash: growth state (TABLE) of the superseded rows' table, a table like the row table's: the place of a
+   * superseded App Store row → its carrier's place and its user (ledger/rowRecord.ts encodeSuperseded). Shard line
+   * mod SHARDS for a row the ingest's survey superseded (recordSuperseded-3.lua); the shard of its record key for a
+   * row given by a transaction id that the workers superseded after its lookup (supersedeQueued-4.lua).
    */
   superseded: string;
+  /** prefix of the superseded rows' buckets */
+  supersededBuckets: string;
+  /** hash: superseded rows' records too long for a bucket (a long App User ID given as text) */
+  supersededWide: string;
   /**
    * hash: growth state of the run's purchase claims in this shard (TABLE; a table like the purchase index's:
    * App Store purchase key → the claim of the row given by a transaction id that is posting it, in the purchase
@@ -184,6 +189,8 @@ export class RedisKeys {
       duplicates: `${base}:dup`,
       conflicts: `${base}:conf`,
       superseded: `${base}:sup`,
+      supersededBuckets: `${base}:sb:`,
+      supersededWide: `${base}:sw`,
       claims: `${base}:pcs`,
       claimBuckets: `${base}:pcb:`,
       claimWide: `${base}:pcw`,

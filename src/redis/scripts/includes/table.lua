@@ -11,7 +11,8 @@
 -- A table is a hash holding its growth state (the fields below), a bucket name prefix (bucket i is
 -- `<prefix><i>`) and, for the row table, a `wide` hash for the few records longer than a listpack value, whose
 -- bucket entry is then the stub WIDE. A record key is a token fingerprint (sha256 bytes, plus a variant byte):
--- its bytes 2-5 choose the bucket (byte 1 chose the shard).
+-- its bytes 2-5 choose the bucket (byte 1 chose the shard). A table keyed otherwise (the superseded rows', by
+-- place) passes tbl_hash_sha1 to tbl_open.
 local TABLE_LEVEL = 'lh:level' -- TABLE.level
 local TABLE_SPLIT = 'lh:split' -- TABLE.split
 local TABLE_RECORDS = 'lh:n' -- TABLE.records
@@ -21,12 +22,26 @@ local TABLE_LOAD = 40
 local LISTPACK_VALUE_MAX = 64 -- LISTPACK_VALUE_MAX
 local WIDE = '~'
 
-local function tbl_open(stateKey, bucketPrefix, wideKey)
+local function tbl_hash(key)
+  local b2, b3, b4, b5 = string.byte(key, 2, 5)
+  return ((b2 * 256 + b3) * 256 + b4) * 256 + b5
+end
+
+-- The hash of a key that is not one already: a place (varint source number and line) is a few bytes whose low
+-- bits follow the line, and a shard's places share their line modulo SHARDS, so their own bytes would fill a
+-- sixteenth of the buckets. SHA-1's first 32 bits spread them evenly.
+local function tbl_hash_sha1(key)
+  return tonumber(string.sub(redis.sha1hex(key), 1, 8), 16)
+end
+
+-- `hash` (optional): the key's bucket hash, tbl_hash by default (a token fingerprint's bytes).
+local function tbl_open(stateKey, bucketPrefix, wideKey, hash)
   local s = redis.call('HMGET', stateKey, TABLE_LEVEL, TABLE_SPLIT, TABLE_RECORDS)
   return {
     state = stateKey,
     prefix = bucketPrefix,
     wide = wideKey,
+    hash = hash or tbl_hash,
     level = tonumber(s[1]) or 0,
     split = tonumber(s[2]) or 0,
     records = tonumber(s[3]) or 0,
@@ -34,13 +49,8 @@ local function tbl_open(stateKey, bucketPrefix, wideKey)
   }
 end
 
-local function tbl_hash(key)
-  local b2, b3, b4, b5 = string.byte(key, 2, 5)
-  return ((b2 * 256 + b3) * 256 + b4) * 256 + b5
-end
-
 local function tbl_bucket(t, key)
-  local h = tbl_hash(key)
+  local h = t.hash(key)
   local m = 2 ^ t.level
   local b = h % m
   if b < t.split then b = h % (2 * m) end
@@ -63,7 +73,7 @@ local function tbl_grow(t)
   local stay, move = {}, {}
   for i = 1, #all, 2 do
     local dest = stay
-    if tbl_hash(all[i]) % (2 * m) ~= t.split then dest = move end
+    if t.hash(all[i]) % (2 * m) ~= t.split then dest = move end
     dest[#dest + 1] = all[i]
     dest[#dest + 1] = all[i + 1]
   end
