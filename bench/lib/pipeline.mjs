@@ -39,7 +39,8 @@ export function startWork(ctx, { prefix, apiUrl, args, probeOut, redisProbeOut }
       RC_MIGRATE_PREFIX: prefix,
       REVENUECAT_API_URL: apiUrl,
       REVENUECAT_API_KEY: SANDBOX_KEY,
-      LOG_LEVEL: 'warn',
+      // BENCH_WORKER_LOG_LEVEL=info keeps the rate decisions (discovery.mjs lists them with the figures).
+      LOG_LEVEL: process.env.BENCH_WORKER_LOG_LEVEL ?? 'warn',
       ...(probeOut ? { BENCH_PROBE_OUT: probeOut } : {}),
       ...(redisProbeOut ? { BENCH_REDIS_PROBE_OUT: redisProbeOut } : {}),
     },

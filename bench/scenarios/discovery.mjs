@@ -171,6 +171,7 @@ async function runCase(ctx, c, { readRateState, RedisKeys }) {
     const figures = analyse(c, stats, rates, (doneAt - startedAt) / 1000);
     figures.learned = learned;
     figures.workerLogs = logSummary(workers);
+    figures.decisions = rateDecisions(workers, startedAt);
     log(
       `discovery ${c.name}: 90% after ${figures.secondsTo90 ?? 'never'} s, steady use ${figures.steadyUse}, 429s ${(figures.share429 * 100).toFixed(2)}%, ` +
         `${figures.totalS} s for ${c.rows} rows (ideal ${figures.idealS} s), learned ${round(learned?.rate ?? NaN, 1)}/s per ${learned?.window}` +
@@ -297,3 +298,20 @@ export function spreadOf(admitted, from, to, limitAt) {
 }
 
 const sum = (list, from, to) => list.slice(from, to).reduce((a, b) => a + b, 0);
+
+/** The rate decisions the workers logged (with BENCH_WORKER_LOG_LEVEL=info or debug), seconds from the start. */
+function rateDecisions(workers, startedAt) {
+  const out = [];
+  for (const [i, w] of workers.entries()) {
+    for (const line of w.stderrLines) {
+      if (!line.includes('"request rate')) continue;
+      try {
+        const e = JSON.parse(line);
+        out.push({ t: round((e.time - startedAt) / 1000, 2), worker: i, rate: e.rate, from: e.from, reason: e.reason });
+      } catch {
+        // not a log line
+      }
+    }
+  }
+  return out.sort((a, b) => a.t - b.t);
+}

@@ -418,9 +418,7 @@ export const RATE = {
   announcedAt: 'announced_at',
   ceiling: 'ceiling',
   configured: 'configured',
-  edgeLo: 'edge_lo',
-  edgeWidth: 'edge_width',
-  edgeVotes: 'edge_votes',
+  edges: 'edges',
   /** bumped by every write (rateUpdate-1.lua): a write based on an older read is refused */
   version: 'version',
 } as const;
@@ -454,6 +452,9 @@ export const PACE = {
   hold: 'hold',
   /** the send time of the last refused request (a fixed window's start lies between it and the next admitted one) */
   lastRefused: 'lref',
+  /** '1' while the bracket the last refusal opened is not resolved yet; how long its answers take to be in (ms) */
+  bracketOpen: 'lopen',
+  settle: 'lsettle',
   /** prefixes of the two rings' fields: f<slot>, c<slot> */
   fine: 'f',
   coarse: 'c',

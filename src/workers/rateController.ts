@@ -68,7 +68,7 @@ import {
   type RateState,
 } from './rate/discovery.js';
 import { describeRate, SharedRate, viewOf, type RateView } from './rate/sharedRate.js';
-import { learnEdge, nextWindowStart } from './rate/windowEdge.js';
+import { learnEdge, nextWindowStart, type EdgeBracket } from './rate/windowEdge.js';
 
 export interface RateControllerOptions {
   /** --rate: the ceiling discovery never exceeds in this process, and the starting rate; absent = discover */
@@ -131,6 +131,8 @@ export class RateController {
   private seen: RateState | undefined;
   /** the Retry-After readings already warned about */
   private readonly notes = new Set<string>();
+  /** a window start the pacer's log bracketed, not learned yet */
+  private bracket: EdgeBracket | undefined;
 
   constructor(
     redis: RedisClient,
@@ -221,13 +223,7 @@ export class RateController {
       exact: isExactWait(retryAfterMs),
       opensAt,
     };
-    const bracket = counts.edgeBracket;
-    await this.decide((state) => {
-      if (!state) return undefined;
-      const decision = onRateLimited(state, event, this.local, this.p);
-      const edge = bracket ? learnEdge(decision?.next ?? state, bracket) : undefined;
-      return edge ? { ...decision, next: { ...(decision?.next ?? state), ...edge } } : decision;
-    });
+    await this.decide((state) => (state ? onRateLimited(state, event, this.local, this.p) : undefined));
     return { pauseMs: counts.heldMs < wait ? 0 : wait, rowWaitMs: wait };
   }
 
@@ -270,15 +266,19 @@ export class RateController {
     const before = Date.now();
     const counts = await this.shared.counts(around);
     this.offset = counts.now - (before + Date.now()) / 2;
+    // A window's start bracketed by the pacer's log (any call may resolve one): learned at the next decision.
+    if (counts.edgeBracket) this.bracket = counts.edgeBracket;
     return counts;
   }
 
   /** Read, decide, write unless someone wrote meanwhile (then again); then apply what is stored. */
   private async decide(rule: (state: RateState | undefined, now: number) => Decision | undefined): Promise<void> {
+    const bracket = this.bracket;
+    this.bracket = undefined;
     for (let attempt = 0; attempt < WRITE_ATTEMPTS; attempt++) {
       const stored = await this.shared.read();
       const now = Date.now() + this.offset;
-      const decision = rule(stored?.state, now);
+      const decision = withEdge(stored?.state, rule(stored?.state, now), bracket);
       if (!decision) {
         if (stored) this.apply(stored.state, now);
         return;
@@ -326,3 +326,10 @@ export class RateController {
 }
 
 const round = (x: number): number => Math.round(x * 100) / 100;
+
+/** A decision with a bracketed window start learned too (windowEdge.ts); bookkeeping only when nothing else changed. */
+function withEdge(state: RateState | undefined, decision: Decision | undefined, bracket: EdgeBracket | undefined): Decision | undefined {
+  const base = decision?.next ?? state;
+  const edges = bracket && base ? learnEdge(base.edges, bracket) : undefined;
+  return edges === undefined || !base ? decision : { ...decision, next: { ...base, edges } };
+}

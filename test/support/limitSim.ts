@@ -17,7 +17,7 @@ import {
   type DiscoveryParams,
   type RateState,
 } from '../../src/workers/rate/discovery.js';
-import { learnEdge, nextWindowStart, SEND_LATENESS_MS } from '../../src/workers/rate/windowEdge.js';
+import { learnEdge, nextWindowStart } from '../../src/workers/rate/windowEdge.js';
 
 export interface SimLimit {
   /** requests admitted per window */
@@ -42,8 +42,8 @@ export interface SimOptions {
   sendJitterMs?: number;
   tickMs?: number;
   params?: DiscoveryParams;
-  /** brackets that must agree before a learned window start holds a refusal (windowEdge.ts; Infinity: never) */
-  edgeVotesNeeded?: number;
+  /** never hold a refusal until a learned window start (windowEdge.ts): the doubling holds alone */
+  edgeUnknown?: boolean;
   /** a state to join (as a restarted worker) */
   initial?: RateState;
   seed?: number;
@@ -94,7 +94,25 @@ export function simulate(opts: SimOptions): SimResult {
   const refusedAt: number[] = [];
   const refusedSet = new Set<number>();
   let lastRefused = 0;
+  let bracketOpen = false;
+  let settle = 0;
   let edgeHolds = 0;
+  // pace-1.lua's resolveBracket: once the answers are in (settle), the first request sent after the last refused
+  // one, within a second, that was not refused brackets a window's start; learned into the state at once.
+  const resolveBracket = (now: number): void => {
+    if (!bracketOpen) return;
+    const horizon = Math.min(lastRefused + 1000, now - settle);
+    for (let i = countIn(sends, -Infinity, lastRefused); i < sends.length && (sends[i] as number) <= horizon; i++) {
+      const sent = sends[i] as number;
+      if (!refusedSet.has(sent)) {
+        bracketOpen = false;
+        const edges = learnEdge(state.edges, { from: lastRefused, to: sent });
+        if (edges !== undefined) state = { ...state, edges };
+        return;
+      }
+    }
+    if (horizon >= lastRefused + 1000) bracketOpen = false;
+  };
   const answers: { at: number; sentAt: number; ok: boolean; retryAfterMs: number }[] = [];
   const okPerSecond: number[] = [];
   const ratePerSecond: number[] = [];
@@ -139,7 +157,10 @@ export function simulate(opts: SimOptions): SimResult {
       freeAt = start + windowMs;
     }
     if (inWindow < limit) {
-      admitted.push(arrival);
+      // (Requests that left late may arrive after later ones: keep the list in arrival order.)
+      let k = admitted.length;
+      while (k > head && (admitted[k - 1] as number) > arrival) k--;
+      admitted.splice(k, 0, arrival);
       return { ok: true, retryAfterMs: 0 };
     }
     const waitMs = Math.max(1, freeAt - arrival);
@@ -176,37 +197,29 @@ export function simulate(opts: SimOptions): SimResult {
       const edge = edgeHoldMs(state, a.retryAfterMs, effectiveRate(state, local, 0, p));
       const refusedInSecond = countIn(refusedAt, a.sentAt - 999 - 1e-6, a.at);
       // As pace-1.lua holds it: until the window opens when that is known (windowEdge.ts), else doubling holds.
-      const opensAt = edge > 0 && state.edgeVotes >= (opts.edgeVotesNeeded ?? 0) ? nextWindowStart(state, a.sentAt) : 0;
+      const opensAt = edge > 0 && !opts.edgeUnknown ? nextWindowStart(state, a.sentAt) : 0;
       if (opensAt > 0) edgeHolds++;
       const heldMs =
         opensAt > 0 ? Math.min(a.retryAfterMs, Math.max(0, opensAt - a.at)) : edge > 0 ? Math.min(a.retryAfterMs, edge * 2 ** (Math.max(1, refusedInSecond) - 1)) : a.retryAfterMs;
       hold = Math.max(hold, a.at + heldMs);
-      // The bracket pace-1.lua finds: the first request sent after the last refused one (and no later than this
-      // one) that was not refused, as far as the answers in say.
-      let bracket: { from: number; to: number } | undefined;
-      if (edge > 0 && lastRefused > 0 && lastRefused < a.sentAt) {
-        for (let i = countIn(sends, -Infinity, lastRefused); i < sends.length && (sends[i] as number) <= a.sentAt; i++) {
-          const s = sends[i] as number;
-          if (s - lastRefused >= 1000) break;
-          if (!refusedSet.has(s)) {
-            bracket = { from: lastRefused, to: s + SEND_LATENESS_MS };
-            break;
-          }
-        }
+      // As pace-1.lua: the refusal first resolves the bracket the last one opened, then opens its own.
+      resolveBracket(a.at);
+      if (edge > 0 && a.sentAt >= lastRefused) {
+        lastRefused = a.sentAt;
+        bracketOpen = true;
+        settle = Math.min(3000, Math.max(100, 3 * (a.at - a.sentAt)));
       }
-      if (edge > 0) lastRefused = Math.max(lastRefused, a.sentAt);
       // Counted as the pipeline counts (pacer's log, by send time), from where the server's window starts.
       const admittedFrom = (from: number): number => countIn(sends, from - 1e-6, a.sentAt) - countIn(refusedAt, from - 1e-6, a.sentAt);
       const admitted1 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 1000));
       const admitted60 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 60_000));
       const exact = isExactWait(a.retryAfterMs);
       apply(onRateLimited(state, { now: a.at, sentAt: a.sentAt, retryAfterMs: a.retryAfterMs, admitted1, admitted60, exact, opensAt }, local, p), a.at);
-      const learned = bracket ? learnEdge(state, bracket) : undefined;
-      if (learned) state = { ...state, ...learned };
       continue;
     }
     if (t === nextTick) {
       nextTick += tickMs;
+      resolveBracket(t);
       if (t % 1000 === 0) ratePerSecond.push(state.rate);
       apply(onTick(state, t, { sent1: countIn(sends, t - 1000, t) }, local, p), t);
       continue;

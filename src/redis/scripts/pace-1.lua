@@ -15,17 +15,20 @@
 --   for a minute (ms), ttl ms, edge ms (0 = none), window start (ms, 0 = not known). Records a 429 (and its hold)
 --   when refused, then counts. With a window start, the hold ends there (never past hold ms); else, with an edge,
 --   the hold is edge ms for the second's first refused request, doubling with each more (up to hold ms). With
---   either, the refusal is also a bracket's end or start (workers/rate/windowEdge.ts): when a request sent after the
---   last refused one was admitted, a window started between the two.
+--   either, the refusal opens a bracket (workers/rate/windowEdge.ts): when a request sent after the last refused one
+--   was admitted, a window started between the two. Any observe call returns the open bracket once resolved.
 --   Returns {now; sent in the last second; sent in the last minute; admitted from <from> to <sent at>, -1 when no
 --   longer known; admitted from <from minute> to <sent at>, -1; the hold applied, ms; the bracket's start and end
 --   (ms), -1 -1 when none}.
 local key = KEYS[1]
 local LAST_REFUSED = 'lref' -- PACE.lastRefused
--- A bracket wider than a second says nothing; the bucket that admitted ends its bracket, a request leaving up to
--- this late after its slot included (workers/rate/windowEdge.ts SEND_LATENESS_MS).
+local BRACKET_OPEN = 'lopen' -- PACE.bracketOpen
+local SETTLE = 'lsettle' -- PACE.settle
+-- A bracket wider than a second says nothing; the end of the bucket that admitted ends its bracket (the rate
+-- controller widens it by a busy machine's lateness: workers/rate/windowEdge.ts).
 local BRACKET_BUCKETS = 100
-local SEND_LATENESS_MS = 10
+local SETTLE_MIN_MS = 100
+local SETTLE_MAX_MS = 3000
 
 --- @include "paceSchedule"
 
@@ -60,10 +63,42 @@ if ARGV[1] == 'confirm' then
   return {0, now}
 end
 
+-- The bracket the last refusal opened (see the header): the first bucket after it that admitted a request, once
+-- every request sent up to there has its answer (a request's 429 comes within a few of its round trips: `settle`,
+-- from the refused request's own), looking no further than a second. {from, to}, or {-1, -1} while unresolved or
+-- when nothing was admitted within the second.
+local function resolveBracket()
+  if redis.call('HGET', key, BRACKET_OPEN) ~= '1' then return -1, -1 end
+  local last = tonumber(redis.call('HGET', key, LAST_REFUSED) or '0')
+  local settle = tonumber(redis.call('HGET', key, SETTLE) or tostring(SETTLE_MAX_MS))
+  if now - last >= FINE_HISTORY * FINE_MS then
+    redis.call('HSET', key, BRACKET_OPEN, '0')
+    return -1, -1
+  end
+  local horizon = math.min(last + BRACKET_BUCKETS * FINE_MS, now - settle)
+  local lo = math.floor(last / FINE_MS) + 1
+  local hi = math.floor(horizon / FINE_MS) - 1
+  if hi >= lo then
+    local fields = {}
+    for b = lo, hi do fields[#fields + 1] = FINE .. (b % FINE_SLOTS) end
+    local raw = redis.call('HMGET', key, unpack(fields))
+    for i = 1, #fields do
+      local s, l = parse(raw[i], lo + i - 1)
+      if s > l then
+        redis.call('HSET', key, BRACKET_OPEN, '0')
+        return last, (lo + i) * FINE_MS
+      end
+    end
+  end
+  if horizon >= last + BRACKET_BUCKETS * FINE_MS then redis.call('HSET', key, BRACKET_OPEN, '0') end
+  return -1, -1
+end
+
 if ARGV[1] == 'observe' then
   local at = ARGV[2] == 'now' and now or tonumber(ARGV[2])
   local holdMs = 0
-  local bracketFrom, bracketTo = -1, -1
+  -- Before this call's own refusal (which opens the next bracket).
+  local bracketFrom, bracketTo = resolveBracket()
   if ARGV[3] == '1' and at > 0 then
     bump(FINE, FINE_MS, FINE_SLOTS, at, 2)
     bump(COARSE, COARSE_MS, COARSE_SLOTS, at, 2)
@@ -81,27 +116,12 @@ if ARGV[1] == 'observe' then
       holdMs = math.min(holdMs, edge * 2 ^ (refused - 1))
     end
     if opens > 0 or edge > 0 then
-      -- The first bucket after the last refusal that admitted a request ends a bracket. Only buckets sent no later
-      -- than this refused request: their answers are in (a later one's 429 may still be on its way).
+      -- The last refusal of a one-second window opens a bracket, resolved once its answers are in (resolveBracket).
       local last = tonumber(redis.call('HGET', key, LAST_REFUSED) or '0')
-      if last > 0 and last < at and now - last < FINE_HISTORY * FINE_MS then
-        local lo = math.floor(last / FINE_MS) + 1
-        local hi = math.min(math.floor(at / FINE_MS), lo + BRACKET_BUCKETS - 1)
-        if hi >= lo then
-          local fields = {}
-          for b = lo, hi do fields[#fields + 1] = FINE .. (b % FINE_SLOTS) end
-          local raw = redis.call('HMGET', key, unpack(fields))
-          for i = 1, #fields do
-            local s, l = parse(raw[i], lo + i - 1)
-            if s > l then
-              bracketFrom = last
-              bracketTo = (lo + i) * FINE_MS + SEND_LATENESS_MS
-              break
-            end
-          end
-        end
+      if at >= last then
+        local settle = math.min(SETTLE_MAX_MS, math.max(SETTLE_MIN_MS, 3 * (now - at)))
+        redis.call('HSET', key, LAST_REFUSED, tostring(at), BRACKET_OPEN, '1', SETTLE, tostring(settle))
       end
-      if at > last then redis.call('HSET', key, LAST_REFUSED, tostring(at)) end
     end
     if holdMs > 0 then
       local hold = math.max(tonumber(redis.call('HGET', key, HOLD) or '0'), now + holdMs)

@@ -56,11 +56,8 @@ export interface RateState {
   ceiling: number;
   /** --rate of the process that last joined, 0 = none */
   configured: number;
-  /** where a fixed window starts, modulo a second (ms on Redis's clock; windowEdge.ts): [edgeLo, edgeLo + edgeWidth) */
-  edgeLo: number;
-  edgeWidth: number;
-  /** brackets that agreed with the estimate (0 = nothing learned) */
-  edgeVotes: number;
+  /** where fixed windows start: the last brackets of refusals, modulo a second (windowEdge.ts; '' = none) */
+  edges: string;
 }
 
 export interface DiscoveryParams {
@@ -272,9 +269,7 @@ function fresh(now: number, configured: number | undefined, p: DiscoveryParams):
     announcedAt: 0,
     ceiling: configured ?? 0,
     configured: configured ?? 0,
-    edgeLo: 0,
-    edgeWidth: 0,
-    edgeVotes: 0,
+    edges: '',
   };
 }
 

@@ -6,7 +6,7 @@ import type { RedisClient } from '../../redis/connection.js';
 import { DEFAULT_RATE_SCOPE, RATE, RedisKeys } from '../../redis/keys.js';
 import { callScript } from '../../redis/scripts.js';
 import { DEFAULT_DISCOVERY, type Phase, type RateState, type WindowSeconds } from './discovery.js';
-import type { EdgeBracket } from './windowEdge.js';
+import { estimateEdge, type EdgeBracket } from './windowEdge.js';
 
 /** The rate hash outlives idle periods: a restarted worker (or the next night's run) starts from it. */
 const RATE_TTL_MS = 30 * 24 * 3600_000;
@@ -14,10 +14,10 @@ const RATE_TTL_MS = 30 * 24 * 3600_000;
 export const PACE_TTL_MS = 10 * 60_000;
 
 type Field = keyof typeof RATE;
-const NUMBER_FIELDS = Object.keys(RATE).filter((f) => f !== 'phase' && f !== 'version') as Exclude<Field, 'phase' | 'version'>[];
+const NUMBER_FIELDS = Object.keys(RATE).filter((f) => f !== 'phase' && f !== 'version' && f !== 'edges') as Exclude<Field, 'phase' | 'version' | 'edges'>[];
 
 export function encodeRate(state: RateState): string[] {
-  const out: string[] = [RATE.phase, state.phase];
+  const out: string[] = [RATE.phase, state.phase, RATE.edges, state.edges];
   for (const f of NUMBER_FIELDS) out.push(RATE[f], String(state[f as keyof RateState]));
   return out;
 }
@@ -33,7 +33,8 @@ export function decodeRate(hash: Record<string, string>): { state: RateState; ve
   const phase: Phase = hash[RATE.phase] === 'start' ? 'start' : 'hold';
   const window: WindowSeconds = num('window') === 60 ? 60 : 1;
   const state = Object.fromEntries(NUMBER_FIELDS.map((f) => [f, num(f)])) as unknown as RateState;
-  return { state: { ...state, phase, window, rate: state.rate > 0 ? state.rate : DEFAULT_DISCOVERY.startRate }, version };
+  const edges = hash[RATE.edges] ?? '';
+  return { state: { ...state, phase, window, edges, rate: state.rate > 0 ? state.rate : DEFAULT_DISCOVERY.startRate }, version };
 }
 
 /** What the pacer's log says around a moment (pace-1.lua observe). */
@@ -152,13 +153,14 @@ export interface RateView {
    * where fixed one-second windows open, as far as refusals told (windowEdge.ts): ms into each second of Redis's
    * clock, by send time, the uncertainty, and how many brackets agreed; absent until one was seen
    */
-  windowEdge?: { atMs: number; widthMs: number; votes: number };
+  windowEdge?: { atMs: number; widthMs: number; votes: number; of: number };
 }
 
 export function viewOf(scope: string, s: RateState): RateView {
   const iso = (ms: number): string | undefined => (ms > 0 ? new Date(ms).toISOString() : undefined);
   const learnedAt = iso(s.learnedAt);
   const last429 = iso(s.last429);
+  const edge = estimateEdge(s.edges);
   return {
     scope,
     rate: s.probeFrom > 0 ? s.probeFrom : s.rate,
@@ -169,7 +171,7 @@ export function viewOf(scope: string, s: RateState): RateView {
     ...(s.announced > 0 ? { announcedPerMinute: s.announced } : {}),
     ...(learnedAt ? { learnedAt } : {}),
     ...(last429 ? { lastRateLimitedAt: last429 } : {}),
-    ...(s.edgeVotes > 0 ? { windowEdge: { atMs: Math.round(s.edgeLo), widthMs: Math.round(s.edgeWidth), votes: s.edgeVotes } } : {}),
+    ...(edge ? { windowEdge: { atMs: edge.lo, widthMs: edge.width, votes: edge.votes, of: edge.of } } : {}),
   };
 }
 
