@@ -49,7 +49,10 @@ describe('learnEdge and estimateEdge', () => {
   it('keeps the last brackets only, so a start that moved is learned again', () => {
     let edges = learnAll(Array.from({ length: KEPT }, (_, i): [number, number] => [i * 1000 + 100, i * 1000 + 130]));
     expect(estimateEdge(edges)).toMatchObject({ lo: 100 - L, votes: KEPT });
-    edges = learnAll(Array.from({ length: KEPT - 2 }, (_, i): [number, number] => [50_000 + i * 1000 + 600, 50_000 + i * 1000 + 630]), edges);
+    edges = learnAll(
+      Array.from({ length: KEPT - 2 }, (_, i): [number, number] => [50_000 + i * 1000 + 600, 50_000 + i * 1000 + 630]),
+      edges,
+    );
     expect(estimateEdge(edges)).toMatchObject({ lo: 600 - L, votes: KEPT - 2, of: KEPT });
   });
 

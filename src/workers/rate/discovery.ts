@@ -351,14 +351,18 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
       return changed('probe inconclusive: too little to send');
     }
     // What the probe proved is what it sent (its pace), not the rate it was labelled with: the limit admits at
-    // least that. Held at the rate it sent, the pacer keeps its headroom under a proven level (the probe itself
-    // may have sent the limit's very count each second, which a few ms of jitter would overflow).
+    // least that. Held at the rate whose pace is one request a second under what it sent, the pacer keeps a
+    // request of headroom under a proven level (the probe itself may have sent the limit's very count each second,
+    // which a few ms of jitter would overflow), not the probe's rounding and the headroom again (at a limit of 100:
+    // a probe sending 98 held 96, where 97 is as safe).
     // (With --rate the pacer sends the pace as it is, not in whole requests: the probe's rate stands, as it did.)
-    const proven = local.configured !== undefined ? rate : Math.max(state.probeFrom, Math.min(rate, paceAim(p.headroom * rate, p.headroom)));
+    const sent = paceAim(p.headroom * rate, p.headroom);
+    const proven = local.configured !== undefined ? rate : Math.max(state.probeFrom, Math.min(rate, (sent - 0.5) / p.headroom));
     setRate(proven);
-    if (proven <= state.probeFrom * 1.001) {
+    if (proven <= state.probeFrom * 1.001 || (local.configured === undefined && paceAim(p.headroom * proven, p.headroom) <= paceAim(p.headroom * state.probeFrom, p.headroom))) {
       // It sent no more than the rate already held (its pace rounded down to the same whole requests): it proved
       // nothing. The next probe goes further, and later, as after a refused one, without a 429 to pay for it.
+      setRate(state.probeFrom);
       Object.assign(next, {
         probeFrom: 0,
         step: Math.min(p.maxProbeStep, state.step * 2),
