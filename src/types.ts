@@ -84,6 +84,9 @@ export interface Superseded {
   by: { src: string; line: number };
 }
 
+/** A superseded row as the ledger lists it: its place and its carrier's (the user is read again from the source). */
+export type SupersededPlace = Omit<Superseded, 'app_user_id'>;
+
 export interface Duplicate {
   src: string;
   line: number;

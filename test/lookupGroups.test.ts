@@ -104,7 +104,8 @@ describe('lookup groups', () => {
     expect(await ledger.finished(fps)).toEqual([true, false]);
     const listed = [];
     for await (const s of ledger.superseded()) listed.push(s);
-    expect(listed).toEqual([row]);
+    // the ledger lists places only (superseded.csv reads the user again from the source)
+    expect(listed).toEqual([{ src: 'a.csv', line: 2, by: { src: 'a.csv', line: 3 } }]);
     // read again by a resumed ingest: done, not queued again
     expect((await ledger.admit(rows)).map((a) => a.kind)).toEqual(['done', 'requeue']);
     const states = [];
@@ -186,7 +187,7 @@ describe('lookup groups', () => {
     expect(await ledger.state()).toMatchObject({ rows_queued: 1, rows_superseded: 1 });
     const listed = [];
     for await (const s of ledger.superseded()) listed.push(s);
-    expect(listed).toEqual([{ src: 'a.csv', line: 2, app_user_id: 'u1', by: { src: 'a.csv', line: 3 } }]);
+    expect(listed).toEqual([{ src: 'a.csv', line: 2, by: { src: 'a.csv', line: 3 } }]);
   });
 
   it("a group member whose lookup failed for good does not hold the others; a row without the group's flag gives its result and posts", async () => {

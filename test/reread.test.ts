@@ -1,6 +1,7 @@
 // A failed row's input is read again from its source (ingest/reread.ts), not kept in Redis: failed.csv gets the
 // exact cells the run read (byte for byte what the report was before), `retry` re-reads and sends failed rows from
-// a CSV, a .gz and an S3 object, and a source changed since the run read it is refused, by name.
+// a CSV, a .gz and an S3 object, and a source changed since the run read it is refused, by name. superseded.csv
+// reads its rows' users the same way (the ledger keeps a superseded row's place and its carrier's only).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { spawnSync } from 'node:child_process';
@@ -20,6 +21,8 @@ import { readCsvFile, testConfig, token } from './support/harness.js';
 import { pipelineFixture } from './support/fixture.js';
 import { redisUrl } from './support/redis.js';
 import { startS3rver } from './support/s3rver.js';
+import { appleSigner } from './support/appleReceipts.js';
+import { USER_NOT_READ_BACK } from '../src/reports/writeReport.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'cli.js');
 
@@ -193,6 +196,72 @@ describe('failed rows read again from their sources', () => {
     } finally {
       redis.disconnect();
     }
+  });
+
+  it('superseded.csv reads its users again from a CSV, a .gz and an S3 object; a source changed or gone still lists its rows, with a marker and one warning', async () => {
+    const signer = await appleSigner();
+    const DAY = 86_400_000;
+    const T0 = Date.UTC(2025, 0, 1);
+    // A user's receipt on `day` holding `renewals` monthly renewals of a subscription of its own (transaction ids
+    // from `base`: the purchase index remembers purchases across the file's tests).
+    const receipt = (day: number, renewals: number, base: number): Promise<string> =>
+      signer.receipt({
+        environment: 'Production',
+        bundleId: 'com.example.app',
+        creationMs: T0 + day * DAY,
+        purchases: Array.from({ length: renewals }, (_, i) => ({
+          productId: 'pro_monthly',
+          transactionId: String(base + i),
+          originalTransactionId: String(base),
+          purchaseMs: T0 + i * 30 * DAY,
+          expiresMs: T0 + (i + 1) * 30 * DAY,
+        })),
+      });
+    const ann = 'Ann, "the first"';
+    const bob = '9B2F6C1E-4A4D-4C47-8A0E-2F1D3C4B5A69';
+    const cat = `cat-${'x'.repeat(80)}`;
+    const row = (user: string, fetchToken: string): string => `ios,"${user.replace(/"/g, '""')}",${fetchToken}`;
+    const csv = join(fx.dir, 'sup.csv');
+    const gz = join(fx.dir, 'sup.csv.gz');
+    const s3Source = 's3://exports/sup/s.csv';
+    await writeFile(csv, [HEADER, row(ann, await receipt(1, 1, 700_000)), row(ann, await receipt(61, 3, 700_000)), ''].join('\n'));
+    // ann's receipt of day 31 here is carried by her newer one in the CSV
+    await writeFile(
+      gz,
+      gzipSync([HEADER, row(bob, await receipt(1, 1, 710_000)), row(bob, await receipt(31, 2, 710_000)), row(ann, await receipt(31, 2, 700_000)), ''].join('\n')),
+    );
+    const s3Text = [HEADER, row(cat, await receipt(1, 1, 720_000)), row(cat, await receipt(31, 2, 720_000)), ''].join('\n');
+    await put('sup/s.csv', s3Text);
+    const run = await runMigration({ config: config(), logger: silentLogger(), sources: [csv, gz, 's3://exports/sup/'], runId: 'sup', outDir: join(fx.dir, 'sup-0') });
+    expect(run.summary).toMatchObject({ rows_read: 7, rows_succeeded: 3, rows_superseded: 4, rows_failed: 0 });
+    const listed = (rows: Record<string, string>[]): string[][] => rows.map((r) => [r.source, r.line, r.app_user_id, r.superseded_by_source, r.superseded_by_line] as string[]);
+    expect(listed(await readCsvFile(run.files.superseded))).toEqual([
+      [csv, '2', ann, csv, '3'],
+      [gz, '2', bob, gz, '3'],
+      [gz, '4', ann, csv, '3'],
+      [s3Source, '2', cat, s3Source, '3'],
+    ]);
+    expect((JSON.parse(await readFile(run.files.summary, 'utf8')) as { warnings?: string[] }).warnings).toBeUndefined();
+
+    // The .gz gone and the S3 object rewritten (another ETag): their rows are listed all the same, by place and
+    // carrier, with the marker for a user; the report says why once per source. The CSV's row keeps its user.
+    await rm(gz);
+    await put('sup/s.csv', `${s3Text}ios,dan,${token(40)}\n`);
+    const again = await reportRun({ config: config(), runId: 'sup', outDir: join(fx.dir, 'sup-1') });
+    expect(again.summary).toMatchObject({ rows_superseded: 4 });
+    expect(listed(await readCsvFile(again.files.superseded))).toEqual([
+      [csv, '2', ann, csv, '3'],
+      [gz, '2', USER_NOT_READ_BACK, gz, '3'],
+      [gz, '4', USER_NOT_READ_BACK, csv, '3'],
+      [s3Source, '2', USER_NOT_READ_BACK, s3Source, '3'],
+    ]);
+    const summary = JSON.parse(await readFile(again.files.summary, 'utf8')) as { warnings?: string[] };
+    expect(summary.warnings).toEqual([
+      `superseded.csv: 2 of 2 superseded rows of ${gz} without their App User ID ("${USER_NOT_READ_BACK}" instead): source ${gz} cannot be read again: there is no file ${gz} on this machine. Run the command on the machine that ran the ingest, or restore the file the run read (same content and modification time) at that path`,
+      expect.stringMatching(
+        new RegExp(`^superseded.csv: 1 of 1 superseded row of ${s3Source} without their App User ID .*: source ${s3Source} changed since the run read it: its ETag is`),
+      ),
+    ]);
   });
 
   it('stops a retry at a row whose receipt differs though size and mtime are the same', async () => {

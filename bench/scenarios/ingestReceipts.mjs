@@ -27,6 +27,9 @@
 // are then deleted (a worker removes each finished job), and MEMORY USAGE of every key is summed by family, the
 // purchase index (src/ledger/purchaseIndex.ts) apart.
 //
+// Then `rc-migrate report` of that run is timed: it reads the file again for failed.csv's cells and superseded.csv's
+// users (the ledger keeps those rows' places only), and every superseded row must come back with its user.
+//
 //   npm run build && node bench/scenarios/ingestReceipts.mjs [--rows N] [--rounds N] [--failed-share F] [--cpu-prof DIR] [--json]
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
@@ -103,6 +106,20 @@ async function timeCommand(server, args, { reading, label, tmp, profileDir }) {
     loadavg1: round(load, 2),
     stderrTail: child.stderrLines.slice(-5),
   };
+}
+
+/**
+ * `rc-migrate report` of the answered run: its wall and CPU time, and how many of superseded.csv's rows got their
+ * App User ID back from the file (every one, unless the file changed).
+ */
+async function timeReport(server, runId, tmp, superseded) {
+  const out = join(tmp, `report-${runId}`);
+  const t = await timeCommand(server, ['report', '--run-id', runId, '--out', out], { reading: true, label: 'report', tmp });
+  if (t.exit.code !== 0 && t.exit.code !== 1) throw new Error(`rc-migrate report exited with ${t.exit.code ?? t.exit.signal}: ${t.stderrTail.join(' | ')}`);
+  const lines = (await readFile(join(out, 'superseded.csv'), 'utf8')).split('\n').slice(1, -1);
+  // source,line,app_user_id,…: the generator's users are plain ids, so the third cell is the user
+  const users = lines.filter((l) => /^[^,]*,\d+,[^(,]/.test(l)).length;
+  return { wallMs: t.wallMs, cpuSeconds: t.cpuSeconds, maxRssMiB: t.maxRssMiB, supersededRows: lines.length, supersededUsers: users, supersededExpected: superseded };
 }
 
 /** Rows/s of one timed command over `rows` rows. */
@@ -300,6 +317,8 @@ export async function ingestReceiptsScenario(ctx = {}) {
           log(`ingestReceipts: answering the ${num(s.rows_queued)} queued rows as workers do (${Math.round(failedShare * 100)}% refused), then MEMORY USAGE by family`);
           result.redis = await finishAndMeasure(lib, server, runId, failedShare, applePurchaseIds);
           log(`ingestReceipts: ${result.redis.bytesPerFinishedRow} B per finished row, of which purchase index ${result.redis.purchaseIndex.perFinishedRow} B`);
+          result.report = await timeReport(server, runId, tmp, s.rows_superseded);
+          log(`ingestReceipts: report in ${result.report.wallMs} ms; superseded.csv ${result.report.supersededRows} rows, ${result.report.supersededUsers} with their user`);
         }
         await flush();
       }
@@ -372,6 +391,12 @@ export function ingestReceiptsLines(r) {
     );
     for (const [name, f] of Object.entries(d.byFamily))
       out.push(`    ${name.padEnd(44)} ${String(f.keys).padStart(6)} keys ${String(f.bytes).padStart(10)} B ${String(f.perFinishedRow).padStart(7)} B/row`);
+  }
+  if (r.report) {
+    const x = r.report;
+    out.push(
+      `  report of that run: ${num(x.wallMs)} ms wall, node CPU ${x.cpuSeconds} s, max RSS ${x.maxRssMiB} MiB; superseded.csv ${num(x.supersededRows)} rows (ledger ${num(x.supersededExpected)}), ${num(x.supersededUsers)} with their user`,
+    );
   }
   out.push(`  checks: ${JSON.stringify(r.checks)}`);
   out.push(`  load average at start ${r.loadavgAtStart.join(' ')}, at end ${r.loadavgAtEnd.join(' ')}`);

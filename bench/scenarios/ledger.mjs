@@ -247,7 +247,7 @@ const FAMILY_NOTE = {
   'rows: w': 'records too long for a bucket',
   'rows: err': 'the 20 most recent failures per shard',
   'rows: c': 'counters per shard',
-  'rows: sup buckets': "superseded row's place → its carrier's place, its user (packed)",
+  'rows: sup buckets': "superseded row's place → its carrier's place (packed; its user is read again from the source)",
   'index: buckets': 'token → user hash, payload hash, run',
   'index: purchase buckets': 'App Store purchase (environment + original transaction id) → user hash, run, row',
 };

@@ -1,10 +1,12 @@
 // Reads failed rows again from their sources: the ledger keeps a failed row's place (source and line) and its
-// token fingerprint, not its cells; failed.csv and `retry` get the cells and the request body from here.
+// token fingerprint, not its cells; failed.csv and `retry` get the cells and the request body from here. So does
+// superseded.csv its rows' users (the ledger keeps a superseded row's place and its carrier's, no fingerprint).
 //
 // A source is read again only when it is still the one the run read: a local file of the same size and mtime, an
 // S3 object with the same ETag (checked with HeadObject before reading, and by If-Match while reading). Each row
 // then goes through the very path of the ingest (readCsv → column plan → validate, with the options the run read
-// the source with), and its token fingerprint must be the one the ledger holds for the row. Anything else is an
+// the source with), and its token fingerprint must be the one the ledger holds for the row, when it holds one (a
+// superseded row's place has none: the source's identity alone vouches for it). Anything else is an
 // error that names the source and says what to do; a source is never read from a different file or object.
 import type { ReceiptJobData } from '../types.js';
 import { expiryPriority, rowPriority } from './tokenExpiry.js';
@@ -20,15 +22,20 @@ import { asRead, checkRow, type CheckedRow, type RowCheckOptions } from './rowCh
 import { fileIdentity, type SourceDeps } from './sources.js';
 import { decodeSourceRecord, identityChange, type RememberedSource, type SourceIdentity } from './sourceRecord.js';
 
-/** A failed row's place, as the ledger keeps it, and its token fingerprint (recordKey). */
-export interface RowPlace {
+/** A row's place, as the ledger keeps it, and its token fingerprint (recordKey) when the ledger has one. */
+export interface SourcePlace {
   src: string;
   line: number;
+  fp?: string;
+}
+
+/** A failed row's place, as the ledger keeps it, and its token fingerprint (recordKey). */
+export interface RowPlace extends SourcePlace {
   fp: string;
 }
 
 /** A row read again: its cells, platform and body as ingest made them, or why it could not be. */
-export type RereadRow = ({ ok: true } & CheckedRow & { place: RowPlace }) | { ok: false; place: RowPlace; reason: string };
+export type RereadRow<P extends SourcePlace = RowPlace> = ({ ok: true } & CheckedRow & { place: P }) | { ok: false; place: P; reason: string };
 
 /** Why a source cannot be read again: it changed since the run read it, or this machine cannot reach it. */
 export class SourceUnavailableError extends ConfigError {
@@ -59,7 +66,7 @@ export async function checkSource(source: string, record: RememberedSource | und
     throw new SourceUnavailableError(
       source,
       'unknown',
-      `source ${source}: the run holds no record of how it was read (it was ingested by an older version), so its failed rows cannot be read again; run it again as a new run`,
+      `source ${source}: the run holds no record of how it was read (it was ingested by an older version), so its rows (failed, superseded) cannot be read again; run it again as a new run`,
     );
   }
   const was = record.identity;
@@ -75,7 +82,7 @@ export async function checkSource(source: string, record: RememberedSource | und
     throw new SourceUnavailableError(
       source,
       'changed',
-      `source ${source} changed since the run read it: ${change}; its failed rows cannot be read again exactly. ${capital(what)}`,
+      `source ${source} changed since the run read it: ${change}; its rows (failed, superseded) cannot be read again exactly. ${capital(what)}`,
     );
   }
 }
@@ -86,17 +93,17 @@ export async function checkSource(source: string, record: RememberedSource | und
  * at its line, a line past the end, a row that no longer validates) comes out with ok: false and the reason; an
  * I/O error while reading throws.
  */
-export async function* rereadSource(
+export async function* rereadSource<P extends SourcePlace>(
   source: string,
   record: RememberedSource | undefined,
-  places: readonly RowPlace[],
+  places: readonly P[],
   deps: RereadDeps = {},
-): AsyncGenerator<RereadRow, void, undefined> {
+): AsyncGenerator<RereadRow<P>, void, undefined> {
   await checkSource(source, record, deps);
   const remembered = record as RememberedSource;
   const wanted = [...places].sort((a, b) => a.line - b.line);
   if (wanted.length === 0) return;
-  const last = (wanted[wanted.length - 1] as RowPlace).line;
+  const last = (wanted[wanted.length - 1] as P).line;
   const now = deps.now ?? Date.now;
   const { columns, encoding } = remembered.read;
   let at = 0;
@@ -106,37 +113,37 @@ export async function* rereadSource(
   for await (const read of items) {
     if (read.line > last) break;
     // Places before this line that no item started at: the file no longer has a row there.
-    while (at < wanted.length && (wanted[at] as RowPlace).line < read.line) yield missing(wanted[at++] as RowPlace, source);
+    while (at < wanted.length && (wanted[at] as P).line < read.line) yield missing(wanted[at++] as P, source);
     const item = asRead(read);
     if (item.kind === 'record' && plan === undefined && planError === undefined) {
       const planned = planColumns(item.columns, columns);
       if ('error' in planned) planError = planned.error;
       else plan = planned.plan;
     }
-    while (at < wanted.length && (wanted[at] as RowPlace).line === read.line) {
-      const place = wanted[at++] as RowPlace;
+    while (at < wanted.length && (wanted[at] as P).line === read.line) {
+      const place = wanted[at++] as P;
       yield rowAt(place, item, plan ?? planError ?? 'no header', source, { now, ...(columns.platform !== undefined ? { platform: columns.platform } : {}) });
     }
   }
-  while (at < wanted.length) yield missing(wanted[at++] as RowPlace, source);
+  while (at < wanted.length) yield missing(wanted[at++] as P, source);
 }
 
 /** The row an item is, checked as ingest checks it (without the API-key check: the row was admitted). `plan`: the source's plan, or why it has none. */
-function rowAt(place: RowPlace, item: CsvItem, plan: ColumnPlan | string, source: string, opts: RowCheckOptions): RereadRow {
-  const fail = (reason: string): RereadRow => ({ ok: false, place, reason: `${source} line ${place.line}: ${reason}` });
+function rowAt<P extends SourcePlace>(place: P, item: CsvItem, plan: ColumnPlan | string, source: string, opts: RowCheckOptions): RereadRow<P> {
+  const fail = (reason: string): RereadRow<P> => ({ ok: false, place, reason: `${source} line ${place.line}: ${reason}` });
   if (item.kind === 'problem') return fail(`cannot be read now (${item.reason})`);
   if (typeof plan === 'string') return fail(`the file's columns cannot be used now (${plan})`);
   const checked = checkRow(item.values, plan, opts);
   if (!checked.ok) return fail(`no longer a valid row (${checked.reason})`);
   // A second user's row of one token has a record key one variant byte longer (admit-4.lua): the token's own
   // fingerprint is its first bytes.
-  if (!tokenFingerprint(checked.row.platform, checked.row.body.fetch_token).equals(keyBytes(place.fp).subarray(0, TOKEN_FINGERPRINT_BYTES))) {
+  if (place.fp !== undefined && !tokenFingerprint(checked.row.platform, checked.row.body.fetch_token).equals(keyBytes(place.fp).subarray(0, TOKEN_FINGERPRINT_BYTES))) {
     return fail(`holds another receipt than the run read there: the source changed since the run read it; ${RESTORE}`);
   }
   return { ok: true, place, ...checked.row };
 }
 
-function missing(place: RowPlace, source: string): RereadRow {
+function missing<P extends SourcePlace>(place: P, source: string): RereadRow<P> {
   return { ok: false, place, reason: `${source} line ${place.line}: no row starts there any more: the source changed since the run read it; ${RESTORE}` };
 }
 
@@ -181,8 +188,9 @@ function capital(text: string): string {
 }
 
 /**
- * A run's sources as it remembered them (ledger/sourceCatalog.ts), to read its failed rows again: the header of
- * each (failed.csv's input columns), the check that each is unchanged, and the rows at given places.
+ * A run's sources as it remembered them (ledger/sourceCatalog.ts), to read its failed rows (and superseded rows'
+ * users) again: the header of each (failed.csv's input columns), the check that each is unchanged, and the rows at
+ * given places.
  */
 export class RunSources {
   constructor(
@@ -211,7 +219,7 @@ export class RunSources {
   }
 
   /** The rows at these places of one source, in line order (see rereadSource). */
-  read(source: string, places: readonly RowPlace[]): AsyncGenerator<RereadRow, void, undefined> {
+  read<P extends SourcePlace>(source: string, places: readonly P[]): AsyncGenerator<RereadRow<P>, void, undefined> {
     return rereadSource(source, this.records.get(source), places, this.deps);
   }
 }

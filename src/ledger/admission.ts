@@ -3,7 +3,7 @@
 // by the cross-run index, so a 10-million-row file needs no memory in the process. Every call is idempotent:
 // admitted again (a resumed ingest, a call sent twice), a row gets the same decision and is counted once.
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
-import type { Duplicate, Rejection, Superseded } from '../types.js';
+import type { Duplicate, Rejection, Superseded, SupersededPlace } from '../types.js';
 import { locationOf, META, SHARDS, TABLE, type RunShardKeys } from '../redis/keys.js';
 import { payloadHash, tokenFingerprint, userHash } from './rowIdentity.js';
 import { decodePlace, decodeSuperseded, encodePlace, encodeSuperseded, encodeUser, keyBytes, keyText, shardOfKey } from './rowRecord.js';
@@ -190,15 +190,15 @@ export class RunAdmission {
   }
 
   /**
-   * Records a superseded App Store row once per place (its place → the carrier's place and its user, packed:
-   * rowRecord.ts encodeSuperseded); returns whether it was new.
+   * Records a superseded App Store row once per place (its place → the carrier's place, packed: rowRecord.ts
+   * encodeSuperseded; its user is read again from its source when listed); returns whether it was new.
    */
   async supersede(row: Superseded): Promise<boolean> {
     const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
     return recordSuperseded(this.run.redis, {
       shard: this.run.shard(row.line % SHARDS),
       place: encodePlace(own, row.line),
-      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }, encodeUser(row.app_user_id)),
+      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }),
     });
   }
 
@@ -210,26 +210,28 @@ export class RunAdmission {
   async supersedeAdmitted(fp: string, row: Superseded): Promise<boolean> {
     const key = keyBytes(fp);
     const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
-    const user = encodeUser(row.app_user_id);
     return supersedeQueued(this.run.redis, {
       shard: this.run.shard(shardOfKey(key)),
       key,
       place: encodePlace(own, row.line),
-      user,
-      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }, user),
+      user: encodeUser(row.app_user_id),
+      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }),
     });
   }
 
-  /** Every superseded row, with the place of the receipt that carries it. */
-  async *superseded(): AsyncIterable<Superseded> {
+  /**
+   * Every superseded row, with the place of the receipt that carries it; not its user, which the ledger does not
+   * keep (superseded.csv reads it again from the row's source: reports/supersededCsv.ts).
+   */
+  async *superseded(): AsyncIterable<SupersededPlace> {
     const names = await this.numbering.sources();
     const name = (n: number): string => names[n] ?? `source #${n}`;
     for (const k of this.run.shards) {
       await checkSupersededTable(this.run.redis, k.superseded);
       for await (const [place, value] of tableRecords(this.run.redis, { state: k.superseded, buckets: k.supersededBuckets, wide: k.supersededWide })) {
         const own = decodePlace(place);
-        const { by, appUserId } = decodeSuperseded(value);
-        yield { src: name(own.sourceNumber), line: own.line, app_user_id: appUserId, by: { src: name(by.sourceNumber), line: by.line } };
+        const { by } = decodeSuperseded(value);
+        yield { src: name(own.sourceNumber), line: own.line, by: { src: name(by.sourceNumber), line: by.line } };
       }
     }
   }

@@ -37,8 +37,8 @@ export const FORMAT = {
   index: 1,
   /** conflicts (second byte, after held/sent) */
   conflict: 1,
-  /** superseded rows' records (first byte) */
-  superseded: 1,
+  /** superseded rows' records (first byte); 1 held the row's user too (read again from its source since 2) */
+  superseded: 2,
 } as const;
 
 function checkFormat(what: string, found: number, expected: number): void {
@@ -559,17 +559,17 @@ export function decodeConflict(value: Buffer): StoredConflict {
 
 /**
  * A superseded App Store row's record, under its place (encodePlace) in the superseded rows' table: format · the
- * carrier's place (varint source number, varint line) · the row's user (encodeUser; the carrier's too). About 22
- * bytes for a UUID, where the text form it replaces (`<source>:<line>:<app user id>` in a plain hash) cost ~99 B
- * a row in Redis: the table's listpack buckets keep the record and its place for ~35.
+ * carrier's place (varint source number, varint line): 5 bytes for a carrier in a file of up to 2 million lines. The
+ * row's user is not kept: it is the carrier's, and superseded.csv reads it again from the row's source, by place
+ * (ingest/reread.ts), as failed.csv reads failed rows' cells. The table's listpack buckets keep record and place
+ * for ~17 B a row; with the user (format 1) ~35, as text in a plain hash ~99.
  */
-export function encodeSuperseded(by: { sourceNumber: number; line: number }, user: Buffer): Buffer {
-  return Buffer.concat([new ByteWriter().byte(FORMAT.superseded).varint(by.sourceNumber).varint(by.line).toBuffer(), user]);
+export function encodeSuperseded(by: { sourceNumber: number; line: number }): Buffer {
+  return new ByteWriter().byte(FORMAT.superseded).varint(by.sourceNumber).varint(by.line).toBuffer();
 }
 
 export interface StoredSuperseded {
   by: { sourceNumber: number; line: number };
-  appUserId: string;
 }
 
 export function decodeSuperseded(value: Buffer): StoredSuperseded {
@@ -577,7 +577,7 @@ export function decodeSuperseded(value: Buffer): StoredSuperseded {
   checkFormat("a superseded row's record", r.byte(), FORMAT.superseded);
   const sourceNumber = r.varint();
   const line = r.varint();
-  return { by: { sourceNumber, line }, appUserId: readUser(r) };
+  return { by: { sourceNumber, line } };
 }
 
 /** The place a conflict is keyed by (encodePlace), back to numbers. */

@@ -21,7 +21,7 @@
 // writes or a row is answered twice; readers sum the shards. Nothing here waits for replicas: the ledger is the
 // source of truth, an answer is recorded even for a row whose admission a failover lost, and a reconcile pass
 // queues again what was admitted and has neither outcome nor job.
-import type { Duplicate, Outcome, ReceiptTally, Rejection, RunState, Superseded } from '../types.js';
+import type { Duplicate, Outcome, ReceiptTally, Rejection, RunState, Superseded, SupersededPlace } from '../types.js';
 import type { StateMismatch } from '../state/mismatch.js';
 import type { RedisClient } from '../redis/connection.js';
 import { META, type RunKeys } from '../redis/keys.js';
@@ -169,7 +169,7 @@ export class RunLedger {
     return this.admission.supersedeAdmitted(fp, row);
   }
 
-  superseded(): AsyncIterable<Superseded> {
+  superseded(): AsyncIterable<SupersededPlace> {
     return this.admission.superseded();
   }
 

@@ -107,14 +107,15 @@ export interface RunShardKeys {
   conflicts: string;
   /**
    * hash: growth state (TABLE) of the superseded rows' table, a table like the row table's: the place of a
-   * superseded App Store row → its carrier's place and its user (ledger/rowRecord.ts encodeSuperseded). Shard line
-   * mod SHARDS for a row the ingest's survey superseded (recordSuperseded-3.lua); the shard of its record key for a
-   * row given by a transaction id that the workers superseded after its lookup (supersedeQueued-4.lua).
+   * superseded App Store row → its carrier's place (ledger/rowRecord.ts encodeSuperseded; the row's user is read
+   * again from its source, as a failed row's cells are: ingest/reread.ts). Shard line mod SHARDS for a row the
+   * ingest's survey superseded (recordSuperseded-3.lua); the shard of its record key for a row given by a
+   * transaction id that the workers superseded after its lookup (supersedeQueued-4.lua).
    */
   superseded: string;
   /** prefix of the superseded rows' buckets */
   supersededBuckets: string;
-  /** hash: superseded rows' records too long for a bucket (a long App User ID given as text) */
+  /** hash: superseded rows' records too long for a bucket (the table's; a carrier's place never is) */
   supersededWide: string;
   /**
    * hash: growth state of the run's purchase claims in this shard (TABLE; a table like the purchase index's:

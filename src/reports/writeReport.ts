@@ -1,6 +1,7 @@
 // Writes a run's report directory from its ledger: summary.json, succeeded.csv, failed.csv, rejected.csv and
 // duplicates.csv. Failed and rejected rows keep their input cells first, so either file can be fixed up and
-// fed back to `rc-migrate run` as it is.
+// fed back to `rc-migrate run` as it is. Failed rows' cells and superseded rows' users are read again from the
+// rows' sources (the ledger keeps their places only: ingest/reread.ts).
 import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import { once } from 'node:events';
 import { stringify } from 'csv-stringify';
 import type { Conflict, RunLedger } from '../ledger/runLedger.js';
 import type { FatalReason } from '../queue/fatalStop.js';
-import type { Duplicate, Outcome, Rejection, Superseded } from '../types.js';
+import type { Duplicate, Outcome, Rejection, SupersededPlace } from '../types.js';
 import { PLATFORM_COLUMN_NAMES } from '../ingest/columns.js';
 import { buildSummary, OutcomeTally, type CanarySummary, type Summary } from './summary.js';
 import { renderReportHtml } from './html.js';
@@ -17,6 +18,7 @@ import { percentileOf, type ReportData } from './reportData.js';
 import { describeCode } from '../revenuecat/classify.js';
 import { maskToken } from '../ingest/fingerprint.js';
 import type { RunSources } from '../ingest/reread.js';
+import { isApplePlatform } from '../ingest/surveyPass.js';
 import { locationOf } from '../redis/keys.js';
 
 export interface ReportFiles {
@@ -59,6 +61,11 @@ const REJECTED_COLUMNS = ['error_source', 'error_line', 'error_reason'] as const
 const DUPLICATE_COLUMNS = ['source', 'line', 'duplicate_of'] as const;
 /** App Store rows not sent, and the row whose newer receipt carries every purchase they carry. */
 const SUPERSEDED_COLUMNS = ['source', 'line', 'app_user_id', 'superseded_by_source', 'superseded_by_line'] as const;
+/**
+ * superseded.csv's app_user_id of a row whose source could not be read again (changed since the run, gone): the
+ * row is listed all the same, and a warning names the source and why (as failed.csv's rows without their cells).
+ */
+export const USER_NOT_READ_BACK = '(could not be read again from its source)';
 const ALREADY_MIGRATED_COLUMNS = ['source', 'line', 'fingerprint'] as const;
 /** Rows whose token another user has: the row, what was done with it, and the other user's row (this run's or an earlier run's). */
 const CONFLICT_COLUMNS = ['source', 'line', 'app_user_id', 'token', 'fingerprint', 'action', 'other_run', 'other_source', 'other_line', 'other_app_user_id', 'original_transaction_id'] as const;
@@ -114,9 +121,12 @@ export interface WriteReportOptions {
   canary?: CanarySummary;
   /** masked tokens of the conflicting rows by location (`source#line`), for conflicts.csv */
   conflictTokens?: ReadonlyMap<string, string>;
-  /** the run's sources, which failed rows' input cells are read again from (ingest/reread.ts) */
+  /** the run's sources, which failed rows' input cells and superseded rows' users are read again from (ingest/reread.ts) */
   sources: Pick<RunSources, 'header' | 'read'>;
-  /** told each source whose failed rows could not be read again (failed.csv then has their error columns only) */
+  /**
+   * told each source whose failed rows could not be read again (failed.csv then has their error columns only), and
+   * each whose superseded rows' users could not (superseded.csv then says USER_NOT_READ_BACK)
+   */
   onWarning?: (message: string) => void;
 }
 
@@ -186,6 +196,42 @@ async function writeFailedCsv(
   }
   await writeCsv(path, [...columns, ...FAILED_COLUMNS], rows());
   return { warnings, tokens };
+}
+
+/**
+ * superseded.csv: every superseded row by place, with its carrier's place, and its user read again from its source
+ * (the ledger keeps only the places: ledger/rowRecord.ts encodeSuperseded), source by source as failed.csv's
+ * cells. A row of a source that changed since the run read it, or cannot be reached from here, or that is not an
+ * App Store row there any more, is listed with USER_NOT_READ_BACK as its user; one warning per such source says
+ * how many and why. Returns the warnings.
+ */
+async function writeSupersededCsv(path: string, superseded: readonly SupersededPlace[], sources: Pick<RunSources, 'read'>): Promise<string[]> {
+  const warnings: string[] = [];
+  async function* rows(): AsyncIterable<Cells> {
+    for (const [src, places] of bySource(superseded)) {
+      const users = new Map<number, string>();
+      let firstReason: string | undefined;
+      try {
+        for await (const r of sources.read(src, places)) {
+          if (r.ok && isApplePlatform(r.platform)) users.set(r.place.line, r.body.app_user_id);
+          else firstReason ??= r.ok ? `${src} line ${r.place.line}: not an App Store row now: the source changed since the run read it` : r.reason;
+        }
+      } catch (err) {
+        firstReason = err instanceof Error ? err.message : String(err);
+      }
+      const unread = places.filter((p) => !users.has(p.line)).length;
+      if (unread > 0) {
+        warnings.push(
+          `superseded.csv: ${unread} of ${places.length} superseded row${places.length === 1 ? '' : 's'} of ${src} without their App User ID ("${USER_NOT_READ_BACK}" instead): ${firstReason ?? 'not read'}`,
+        );
+      }
+      for (const r of places) {
+        yield { source: r.src, line: r.line, app_user_id: users.get(r.line) ?? USER_NOT_READ_BACK, superseded_by_source: r.by.src, superseded_by_line: r.by.line };
+      }
+    }
+  }
+  await writeCsv(path, SUPERSEDED_COLUMNS, rows());
+  return warnings;
 }
 
 /** Rows sorted by place → their sources in order, each with its rows (in line order). */
@@ -327,14 +373,12 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   migrated.sort(byPlace);
   await writeCsv(files.alreadyMigrated, ALREADY_MIGRATED_COLUMNS, migrated.map((m) => ({ source: m.src, line: m.line, fingerprint: m.fp })));
 
-  const superseded: Superseded[] = [];
+  // Superseded rows' users are read again from their sources too (the ledger keeps their places only).
+  const superseded: SupersededPlace[] = [];
   for await (const r of ledger.superseded()) superseded.push(r);
   superseded.sort(byPlace);
-  await writeCsv(
-    files.superseded,
-    SUPERSEDED_COLUMNS,
-    superseded.map((r) => ({ source: r.src, line: r.line, app_user_id: r.app_user_id, superseded_by_source: r.by.src, superseded_by_line: r.by.line })),
-  );
+  const supersededWarnings = await writeSupersededCsv(files.superseded, superseded, opts.sources);
+  for (const warning of supersededWarnings) opts.onWarning?.(warning);
 
   await writeConflictsCsv(ledger, files.conflicts, opts.conflictTokens ? { tokens: opts.conflictTokens } : {});
 
@@ -367,8 +411,10 @@ export async function writeReport(ledger: RunLedger, opts: WriteReportOptions): 
   await writeCsv(files.mismatches, MISMATCH_COLUMNS, mismatched);
 
   const summary = buildSummary(state, tally, opts.fatal, await ledger.verifySummary(), opts.canary);
-  // Failed rows whose source could not be read again are in failed.csv without their input cells: said here too.
-  const warnings = failedCsv.warnings.length > 0 ? { warnings: failedCsv.warnings } : {};
+  // Failed rows whose source could not be read again are in failed.csv without their input cells, superseded rows
+  // in superseded.csv without their users: said here too.
+  const allWarnings = [...failedCsv.warnings, ...supersededWarnings];
+  const warnings = allWarnings.length > 0 ? { warnings: allWarnings } : {};
   await writeFile(files.summary, `${JSON.stringify({ ...summary, ...warnings, files }, null, 2)}\n`);
   const buckets = await ledger.latencyBuckets();
   const data: ReportData = {

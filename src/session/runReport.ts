@@ -26,7 +26,8 @@ export interface RunReport {
 
 /**
  * `fatal`: the reason the caller already knows (null: none); read from Redis when not given. `log`: where a source
- * whose failed rows cannot be read again is warned about (also in summary.json's `warnings`); default stderr.
+ * whose failed rows (or superseded rows' users) cannot be read again is warned about (also in summary.json's
+ * `warnings`); default stderr.
  */
 export async function writeRunReport(ctx: Context, ledger: RunLedger, opts: { dir?: string; fatal?: FatalReason | null; log?: Logger } = {}): Promise<RunReport> {
   const fatal = opts.fatal === undefined ? await ctx.fatal.haltedBy(ledger.runId, (await ledger.state()).rows_pending) : (opts.fatal ?? undefined);

@@ -5,7 +5,7 @@
 -- wide records.
 -- ARGV: the run's bucket prefix, the superseded rows' bucket prefix, the record key, the row's place and user
 -- (ledger/rowRecord.ts; the user is used only for a row the table lacks), its superseded record (encodeSuperseded:
--- the carrier's place and the user).
+-- the carrier's place).
 -- A queued row's record becomes a superseded one and the row moves from rows_queued to rows_superseded, so that it
 -- is no longer pending; a row the table does not have (a failover lost its admission, not its job) is counted read
 -- and superseded, as admission would have. A row already superseded or answered changes nothing: the same call
