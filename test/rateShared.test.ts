@@ -109,25 +109,33 @@ describe('the shared rate', () => {
     const redis = connect();
     const shared = new SharedRate(redis, new RedisKeys(p));
     const pacer = new Pacer(redis, p, 50);
+    const refuse = (at: number) => shared.counts({ sentAt: at, holdMs: 1000, edgeMs: 40, from1: at - 1000, from60: at - 60_000 });
     await send(pacer, 5);
-    const t0 = (await shared.counts()).now;
-    const first = await shared.counts({ sentAt: t0, holdMs: 1000, edgeMs: 40, from1: t0 - 1000, from60: t0 - 60_000 });
-    // Nothing refused before it: no bracket yet.
-    expect(first.edgeBracket).toBeUndefined();
+    // A refused request that took 200 ms: its bracket waits three such round trips for the answers after it.
+    const t0 = (await shared.counts()).now - 200;
+    // Nothing refused before it: no bracket. Its own is open until the requests sent after it have their answers.
+    expect((await refuse(t0)).edgeBracket).toBeUndefined();
     await sleep(60);
     await send(pacer, 3);
     const t1 = (await shared.counts()).now;
-    await sleep(30);
+    // Just sent: a 429 for them may still be on its way.
+    expect((await shared.counts()).edgeBracket).toBeUndefined();
+    await sleep(700);
+    // Their answers are in: a window opened after the refused request (t0) and no later than the admitted ones
+    // (sent by t1, in 10 ms buckets). Any call resolves it (a tick's count here), once.
+    const resolved = await shared.counts();
+    expect(resolved.edgeBracket?.from).toBe(t0);
+    expect(resolved.edgeBracket?.to).toBeGreaterThan(t0 + 200);
+    expect(resolved.edgeBracket?.to).toBeLessThanOrEqual(t1 + 10);
+    expect((await shared.counts()).edgeBracket).toBeUndefined();
+    // Refusals one after another, nothing admitted in between: the bracket starts at the last of them.
     const t2 = (await shared.counts()).now;
-    const second = await shared.counts({ sentAt: t2, holdMs: 1000, edgeMs: 40, from1: t2 - 1000, from60: t2 - 60_000 });
-    // A window opened after the refused request (t0) and no later than the admitted ones (sent by t1), in 10 ms
-    // buckets.
-    expect(second.edgeBracket?.from).toBe(t0);
-    expect(second.edgeBracket?.to).toBeGreaterThan(t0 + 40);
-    expect(second.edgeBracket?.to).toBeLessThanOrEqual(t1 + 10);
-    // A refusal right after another, nothing admitted in between: no bracket.
-    const third = await shared.counts({ sentAt: t2 + 1, holdMs: 1000, edgeMs: 40, from1: t2 - 1000, from60: t2 - 60_000 });
-    expect(third.edgeBracket).toBeUndefined();
+    await refuse(t2);
+    await refuse(t2 + 1);
+    await sleep(20);
+    await send(pacer, 2);
+    await sleep(150);
+    expect((await shared.counts()).edgeBracket?.from).toBe(t2 + 1);
     // With the window's start known, the hold ends there: not two slots, not doubling, not the whole wait.
     const { now } = await shared.counts();
     const known = await shared.counts({ sentAt: now, holdMs: 1000, edgeMs: 40, opensAt: now + 300, from1: now - 1000, from60: now - 60_000 });
