@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AppleEnvironment, AppleReading, ApplePurchase } from '../src/appstore/readToken.js';
 import { TokenFactStore, factsOf } from '../src/ingest/tokenFacts.js';
+import { tokenFingerprint } from '../src/ledger/rowIdentity.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 const DAY = 86_400_000;
@@ -72,6 +73,22 @@ describe('TokenFactStore', () => {
     expect(store.factsAt({ source: 1, line: 2 }, 'x'.repeat(300))).toBeUndefined();
     expect(store.factsAt({ source: 0, line: 2 }, `${'x'.repeat(299)}y`)).toBeUndefined();
     expect(store.factsAt({ source: 0, line: 2 }, 'x'.repeat(301))).toBeUndefined();
+  });
+
+  it("gives back each row's token fingerprint, when the survey gave it, so admission does not hash the token again", () => {
+    const store = new TokenFactStore();
+    const tokens = ['MIIT-a', 'MIIT-b', 'eyJ-c'];
+    tokens.forEach((token, i) =>
+      store.add({ source: 0, line: 2 + i }, token, reading('production', [purchase(`${i}`, `${i}`)]), i === 1 ? 'rejected' : undefined, tokenFingerprint('ios', token)),
+    );
+    store.trim();
+    tokens.forEach((token, i) => expect(store.factsAt({ source: 0, line: 2 + i }, token)?.key).toEqual(tokenFingerprint('ios', token)));
+    // another token at the place: no facts, so no key (the sending pass hashes what it read)
+    expect(store.factsAt({ source: 0, line: 2 }, 'MIIT-x')).toBeUndefined();
+    // a store given no fingerprints gives none back (not zeros)
+    const keyless = new TokenFactStore();
+    keyless.add({ source: 0, line: 2 }, 'MIIT-a', reading('production', []), undefined);
+    expect(keyless.factsAt({ source: 0, line: 2 }, 'MIIT-a')).not.toHaveProperty('key');
   });
 
   it('finds rows added out of place order, over many sources', () => {

@@ -152,6 +152,24 @@ export interface IngestDeps {
   catalog?: Pick<SourceCatalog, 'remember' | 'all'>;
 }
 
+/** One step of a chunk in flight, which the next chunk waits for (settled once: later calls do nothing). */
+interface Step {
+  promise: Promise<void>;
+  done: () => void;
+  failed: (err: unknown) => void;
+}
+
+function step(): Step {
+  let done!: () => void;
+  let failed!: (err: unknown) => void;
+  const promise = new Promise<void>((resolve, reject) => {
+    done = resolve;
+    failed = reject;
+  });
+  promise.catch(() => undefined); // surfaced through the chunk's own flush
+  return { promise, done, failed };
+}
+
 export async function ingest(deps: IngestDeps, opts: IngestOptions): Promise<IngestResult> {
   return new Ingestion(deps, opts).run();
 }
@@ -209,9 +227,18 @@ class Ingestion {
   // Superseded rows read since the last hand-off: recorded with the chunk, all at once, before its progress mark
   // (one awaited write per row made an ingest of App Store rows wait on a round trip for each).
   private pendingSuperseded: Superseded[] = [];
-  // One chunk's Redis work runs while the next chunk is read and validated: the reader would otherwise sit
-  // idle for every round trip. At most one chunk is in flight, so admission stays in file order.
+  // A chunk's Redis work runs while the next chunks are read and validated: the reader would otherwise sit idle
+  // for every round trip. Two chunks may be in flight, each in three steps that keep file order across chunks:
+  // admission (a chunk is admitted once the one before it is), queueing (after its own admission and the chunk
+  // before it is queued) and the progress mark (after both). So chunk N+1 is admitted while chunk N's jobs are
+  // being added, which is where a single chunk in flight left the reader waiting (bench/README.md, ingestReceipts).
+  /** the last chunk handed off, every step of it (and so of every chunk before it) */
   private inflight: Promise<void> = Promise.resolve();
+  /** the chunk before it, likewise: the reader waits for it before handing off another */
+  private older: Promise<void> = Promise.resolve();
+  /** the last chunk's admission, and its queueing */
+  private admitted: Promise<void> = Promise.resolve();
+  private queued: Promise<void> = Promise.resolve();
   // The first line of the current source a selector left for later: its progress mark stays before it.
   private firstLeft: number | undefined;
   // Once a source has an expiry column, or from the start when the survey met an App Store row with an active
@@ -475,7 +502,7 @@ class Ingestion {
       return undefined;
     }
     if (apple && this.superseded(source, item.line, body.app_user_id)) return undefined;
-    const key = tokenFingerprint(platform, body.fetch_token);
+    const key = facts?.key ?? tokenFingerprint(platform, body.fetch_token);
     const row: ReceiptJobData = {
       run: opts.runId,
       fp: keyText(key),
@@ -569,34 +596,68 @@ class Ingestion {
     return this.pending.length >= this.opts.chunkSize || this.pendingBytes >= this.chunkBytes;
   }
 
-  /** Hands the chunk read to Redis (after the one in flight), its source done up to `line` (or before a row left for later). */
+  /** Hands the chunk read to Redis (once at most one is in flight), its source done up to `line` (or before a row left for later). */
   private async handOff(source: string, line: number): Promise<void> {
-    await this.inflight;
+    await this.older;
     const rows = this.pending;
     const superseded = this.pendingSuperseded;
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingSuperseded = [];
-    this.inflight = this.flush(rows, superseded, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1));
+    const before = { done: this.inflight, admitted: this.admitted, queued: this.queued };
+    const admitted = step();
+    const queued = step();
+    this.admitted = admitted.promise;
+    this.queued = queued.promise;
+    this.older = this.inflight;
+    this.inflight = this.flush(rows, superseded, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1), before, { admitted, queued });
     this.inflight.catch(() => undefined); // surfaced by the next await
   }
 
   /**
    * Step 6: admits and queues one chunk, in parts that fit under the high-water mark, and records the superseded
-   * rows read with it; then records that its source is done up to `line`.
+   * rows read with it; then records that its source is done up to `line`. `before`: the steps of the chunk handed
+   * off before it; `steps`: settled as this chunk's admission and queueing end (a failure rejects them, so the
+   * next chunk admits and queues nothing).
    */
-  private async flush(rows: ReceiptJobData[], superseded: readonly Superseded[], source: string, line: number): Promise<void> {
+  private async flush(
+    rows: ReceiptJobData[],
+    superseded: readonly Superseded[],
+    source: string,
+    line: number,
+    before: { done: Promise<void>; admitted: Promise<void>; queued: Promise<void> },
+    steps: { admitted: Step; queued: Step },
+  ): Promise<void> {
     const recorded = this.recordSuperseded(superseded);
     recorded.catch(() => undefined); // surfaced below, once the chunk is admitted
-    let at = 0;
-    while (at < rows.length) {
-      // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
-      const room = this.enqueue ? await roomBelowHighWater(this.deps.queue, rows.length - at, this.highWater) : rows.length - at;
-      const part = at === 0 && room >= rows.length ? rows : rows.slice(at, at + room);
-      at += part.length;
-      await this.admitAndQueue(part);
+    try {
+      await before.admitted;
+      // With a mark, the room is counted once the chunk before is queued: the mark holds exactly.
+      if (this.enqueue && this.opts.highWaterMark > 0) await before.queued;
+      let at = 0;
+      while (at < rows.length) {
+        // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
+        const room = this.enqueue ? await roomBelowHighWater(this.deps.queue, rows.length - at, this.highWater) : rows.length - at;
+        const part = at === 0 && room >= rows.length ? rows : rows.slice(at, at + room);
+        at += part.length;
+        const toQueue = await this.admit(part);
+        if (at < rows.length) await this.queue(toQueue);
+        else {
+          steps.admitted.done();
+          await before.queued;
+          await this.queue(toQueue);
+        }
+      }
+      steps.admitted.done();
+      steps.queued.done();
+    } catch (err) {
+      steps.admitted.failed(err);
+      steps.queued.failed(err);
+      throw err;
     }
     await recorded;
+    // this chunk's mark after the one before it: a mark never passes a row not yet queued
+    await before.done;
     await this.write(() => this.ledger.setProgress(source, line));
   }
 
@@ -604,8 +665,14 @@ class Ingestion {
     return { force: this.opts.force ?? false, ...(this.opts.onConflict ? { onConflict: this.opts.onConflict } : {}) };
   }
 
-  /** Admits rows (in file order) and queues those that are to be sent. */
-  private async admitAndQueue(rows: ReceiptJobData[]): Promise<void> {
+  /** Queues the rows of one admission (what `admit` answered), their lookup groups marked first. */
+  private async queue(rows: { toQueue: ReceiptJobData[]; absent: ReceiptJobData[] }): Promise<void> {
+    await this.markLookupGroups(rows.toQueue, rows.absent);
+    if (this.enqueue) await this.enqueueAtMaxmemory(rows.toQueue);
+  }
+
+  /** Admits rows (in file order): the rows to queue, and the rows of lookup groups that will not be queued. */
+  private async admit(rows: ReceiptJobData[]): Promise<{ toQueue: ReceiptJobData[]; absent: ReceiptJobData[] }> {
     const { result, ledger } = this;
     const metrics = this.deps.metrics;
     const admitting = rows.map((row) => {
@@ -667,8 +734,7 @@ class Ingestion {
           break;
       }
     }
-    await this.markLookupGroups(toQueue, absent);
-    if (this.enqueue) await this.enqueueAtMaxmemory(toQueue);
+    return { toQueue, absent };
   }
 
   /** The size of the lookup group of a row given by a transaction id, when its user has one (surveyPass.ts). */

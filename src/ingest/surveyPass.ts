@@ -10,7 +10,7 @@
 import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
-import { recordKey } from '../ledger/rowIdentity.js';
+import { recordKey, tokenFingerprint } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
 import { ReceiptSurvey, type SurveyDecision, type SurveyPlace, type SurveyResult } from './receiptSurvey.js';
 import { asRead, checkRow, type RowCheckOptions } from './rowCheck.js';
@@ -150,7 +150,9 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
         continue;
       }
       const place = { source, line: item.line };
-      const seen = `${recordKey(platform, body.fetch_token)}\u0000${body.app_user_id}`;
+      // the ledger's key of the token: what tells a duplicate here, and kept for the sending pass's admission
+      const key = tokenFingerprint(platform, body.fetch_token);
+      const seen = `${key.toString('latin1')}\u0000${body.app_user_id}`;
       const first = firstOf.get(seen);
       if (first) {
         aliases.set(placeKey(place), first);
@@ -159,7 +161,7 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
       firstOf.set(seen, place);
       const reading = readAppleToken(body.fetch_token);
       const problem = appleRowProblem(reading, opts.rules);
-      facts.add(place, body.fetch_token, reading, problem);
+      facts.add(place, body.fetch_token, reading, problem, key);
       // a row the ingest rejects is neither sent nor a carrier of another's purchases
       if (problem !== undefined) continue;
       survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });

@@ -6,18 +6,23 @@
 // by its place, and nothing else of the reading.
 //
 // Memory: a run can hold millions of App Store rows, so the facts are numbers in growable typed arrays, not
-// objects: per row its place (8 B), a check of its token (4 B), a code (4 B: unread, rejected, or its environment)
-// and where its purchases start (4 B); per distinct original transaction id of a row, the id (8 B; a canonical
+// objects: per row its place (8 B), a check of its token (4 B), a code (4 B: unread, rejected, or its environment),
+// where its purchases start (4 B) and the token's fingerprint, when the survey gives it (10 B); per distinct original transaction id of a row, the id (8 B; a canonical
 // decimal below 2^53 is its own number, any other is interned) and the latest expiry of its transactions that
 // were not revoked (8 B, NaN for none). Rejection reasons are few (a bundle id, an environment): interned.
 // Measured with `node bench/scenarios/tokenFacts.mjs` (bench/README.md).
 //
 // The check (32 bits of a hash of part of the row's token) guards against a source that changed between the two
-// passes: a row whose token is not the one the survey read has no facts here, and the sending pass reads it.
+// passes: a row whose token is not the one the survey read has no facts here, and the sending pass reads it (and
+// hashes it) again. The survey's decisions themselves are by place alone, so the check is what ties a place to
+// the token read there; the fingerprint kept is that token's.
 import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
 import { purchaseIdsOf, type PurchaseIdentity } from '../appstore/purchaseIds.js';
 import type { AppleEnvironment, AppleReading } from '../appstore/readToken.js';
 import { Grow, type SurveyPlace } from './receiptSurvey.js';
+import { TOKEN_FINGERPRINT_BYTES } from '../ledger/rowIdentity.js';
+
+const NO_KEY = new Uint8Array(TOKEN_FINGERPRINT_BYTES);
 
 /** What the sending pass asks of an App Store row's token. */
 export interface TokenFacts {
@@ -27,6 +32,11 @@ export interface TokenFacts {
   purchases: PurchaseIdentity[];
   /** the soonest expiry among the token's subscriptions active at `now` (appstore/activeExpiry.ts), if any */
   soonestActive(now: number): number | undefined;
+  /**
+   * the token's fingerprint (ledger/rowIdentity.ts tokenFingerprint), when the survey computed it: hashing a
+   * receipt of several KB again in the sending pass was a fifth of what reading cost an ingest
+   */
+  key?: Buffer;
 }
 
 const ENVIRONMENTS: readonly AppleEnvironment[] = ['production', 'sandbox', 'xcode'];
@@ -59,6 +69,31 @@ function activeUntil(reading: Exclude<AppleReading, { kind: 'unread' }>): number
     if (Number.isNaN(known) || p.expiresMs > known) until[i] = p.expiresMs;
   }
   return until;
+}
+
+/** Bytes in fixed-width records, growing. */
+class GrowBytes {
+  data: Uint8Array;
+  length = 0;
+  constructor(private readonly width: number) {
+    this.data = new Uint8Array(1024 * width);
+  }
+  push(bytes: Uint8Array): void {
+    if ((this.length + 1) * this.width > this.data.length) {
+      const next = new Uint8Array(Math.max(1024 * this.width, this.data.length * 2));
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data.set(bytes.subarray(0, this.width), this.length * this.width);
+    this.length++;
+  }
+  /** A copy of record i. */
+  at(i: number): Buffer {
+    return Buffer.from(this.data.subarray(i * this.width, (i + 1) * this.width));
+  }
+  trim(): void {
+    if (this.data.length > this.length * this.width) this.data = this.data.slice(0, this.length * this.width);
+  }
 }
 
 /** A Uint32Array / Int32Array that grows. */
@@ -118,6 +153,10 @@ export class TokenFactStore {
   private readonly firstId = uint32();
   private readonly ids = new Grow();
   private readonly until = new Grow();
+  /** per row, the token's fingerprint (zeros when not given) */
+  private readonly keys = new GrowBytes(TOKEN_FINGERPRINT_BYTES);
+  /** a row was added without its fingerprint: none is given back (the survey pass gives every row's) */
+  private keyless = false;
   private readonly problems: string[] = [];
   private readonly problemIndex = new Map<string, number>();
   private readonly otherIds: string[] = [];
@@ -130,13 +169,18 @@ export class TokenFactStore {
     return this.places.length;
   }
 
-  /** Keeps what the sending pass needs of the reading of the token at `place` (`problem`: appleRowProblem's). */
-  add(place: SurveyPlace, token: string, reading: AppleReading, problem: string | undefined): void {
+  /**
+   * Keeps what the sending pass needs of the reading of the token at `place` (`problem`: appleRowProblem's; `key`:
+   * the token's fingerprint, tokenFingerprint(platform, token)).
+   */
+  add(place: SurveyPlace, token: string, reading: AppleReading, problem: string | undefined, key?: Buffer): void {
     const n = place.source * LINE_SPAN + place.line;
     if (this.places.length > 0 && n <= this.places.at(this.places.length - 1)) this.sorted = false;
     this.order = undefined;
     this.places.push(n);
     this.checks.push(tokenCheck(token));
+    if (key === undefined) this.keyless = true;
+    this.keys.push(key ?? NO_KEY);
     this.firstId.push(this.ids.length);
     if (problem !== undefined) {
       let p = this.problemIndex.get(problem);
@@ -162,7 +206,7 @@ export class TokenFactStore {
 
   /** Gives back the room the arrays grew ahead, once every row is added (a million rows: 55 B a row → 37). */
   trim(): void {
-    for (const grow of [this.places, this.checks, this.codes, this.firstId, this.ids, this.until]) grow.trim();
+    for (const grow of [this.places, this.checks, this.codes, this.firstId, this.ids, this.until, this.keys]) grow.trim();
   }
 
   /** The facts kept for the token at `place`, or undefined when none are kept or the token is another one. */
@@ -170,8 +214,9 @@ export class TokenFactStore {
     const row = this.find(place.source * LINE_SPAN + place.line);
     if (row === undefined || this.checks.data[row] !== tokenCheck(token)) return undefined;
     const code = this.codes.data[row] as number;
-    if (code === UNREAD) return { problem: undefined, purchases: [], soonestActive: () => undefined };
-    if (code < UNREAD) return { problem: this.problems[-code - 2], purchases: [], soonestActive: () => undefined };
+    const key = this.keyless ? {} : { key: this.keys.at(row) };
+    if (code === UNREAD) return { problem: undefined, purchases: [], soonestActive: () => undefined, ...key };
+    if (code < UNREAD) return { problem: this.problems[-code - 2], purchases: [], soonestActive: () => undefined, ...key };
     const environment = ENVIRONMENTS[code] as AppleEnvironment;
     const from = this.firstId.data[row] as number;
     const to = row + 1 < this.places.length ? (this.firstId.data[row + 1] as number) : this.ids.length;
@@ -181,7 +226,7 @@ export class TokenFactStore {
       until.push(this.until.at(i));
       if (environment !== 'xcode') purchases.push({ environment, originalTransactionId: this.idText(this.ids.at(i)) });
     }
-    return { problem: undefined, purchases, soonestActive: (now) => soonest(until, now) };
+    return { problem: undefined, purchases, soonestActive: (now) => soonest(until, now), ...key };
   }
 
   /** Bytes held by the arrays (their capacity) and the interned strings, roughly: for the memory figure. */
@@ -194,6 +239,7 @@ export class TokenFactStore {
       this.firstId.data.byteLength +
       this.ids.data.byteLength +
       this.until.data.byteLength +
+      this.keys.data.byteLength +
       (this.order?.byteLength ?? 0) +
       strings
     );
