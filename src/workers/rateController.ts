@@ -68,7 +68,7 @@ import {
   type RateState,
 } from './rate/discovery.js';
 import { describeRate, SharedRate, viewOf, type RateView } from './rate/sharedRate.js';
-import { learnEdge, nextWindowStart, type EdgeBracket } from './rate/windowEdge.js';
+import { learnEdge, nextWindowStart, windowCountFrom, type EdgeBracket } from './rate/windowEdge.js';
 
 export interface RateControllerOptions {
   /** --rate: the ceiling discovery never exceeds in this process, and the starting rate; absent = discover */
@@ -206,12 +206,14 @@ export class RateController {
     const edgeMs = edgeHoldMs(this.seen, retryAfterMs, this.applied.rate);
     // Where the window is known to open again, the hold ends there (windowEdge.ts).
     const opensAt = edgeMs > 0 ? nextWindowStart(this.seen, sentAt) : 0;
+    // With the window's start known, what was admitted since it is the limit, as with an exact backoff_ms.
+    const exact = isExactWait(retryAfterMs) || opensAt > 0;
     const counts = await this.counts({
       sentAt,
       holdMs: wait,
       edgeMs,
       opensAt,
-      from1: windowStart(sentAt, retryAfterMs, 1000),
+      from1: opensAt > 0 ? windowCountFrom(this.seen, opensAt) : windowStart(sentAt, retryAfterMs, 1000),
       from60: windowStart(sentAt, retryAfterMs, 60_000),
     });
     const event = {
@@ -220,7 +222,7 @@ export class RateController {
       retryAfterMs,
       admitted1: counts.admitted1,
       admitted60: counts.admitted60,
-      exact: isExactWait(retryAfterMs),
+      exact,
       opensAt,
     };
     await this.decide((state) => (state ? onRateLimited(state, event, this.local, this.p) : undefined));

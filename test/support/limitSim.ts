@@ -17,7 +17,7 @@ import {
   type DiscoveryParams,
   type RateState,
 } from '../../src/workers/rate/discovery.js';
-import { learnEdge, nextWindowStart } from '../../src/workers/rate/windowEdge.js';
+import { learnEdge, nextWindowStart, windowCountFrom } from '../../src/workers/rate/windowEdge.js';
 
 export interface SimLimit {
   /** requests admitted per window */
@@ -211,9 +211,10 @@ export function simulate(opts: SimOptions): SimResult {
       }
       // Counted as the pipeline counts (pacer's log, by send time), from where the server's window starts.
       const admittedFrom = (from: number): number => countIn(sends, from - 1e-6, a.sentAt) - countIn(refusedAt, from - 1e-6, a.sentAt);
-      const admitted1 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 1000));
+      // (With the window's start known, from there: rateController.ts.)
+      const admitted1 = admittedFrom(opensAt > 0 ? windowCountFrom(state, opensAt) : windowStart(a.sentAt, a.retryAfterMs, 1000));
       const admitted60 = admittedFrom(windowStart(a.sentAt, a.retryAfterMs, 60_000));
-      const exact = isExactWait(a.retryAfterMs);
+      const exact = isExactWait(a.retryAfterMs) || opensAt > 0;
       apply(onRateLimited(state, { now: a.at, sentAt: a.sentAt, retryAfterMs: a.retryAfterMs, admitted1, admitted60, exact, opensAt }, local, p), a.at);
       continue;
     }

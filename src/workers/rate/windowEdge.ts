@@ -103,16 +103,31 @@ export function estimateEdge(edges: string): EdgeEstimate | undefined {
   return best;
 }
 
+/** The estimate when it is trusted: enough brackets, most of those kept, narrow enough; for one-second windows. */
+function trusted(state: RateState | undefined): EdgeEstimate | undefined {
+  if (!state || state.window !== 1) return undefined;
+  const e = estimateEdge(state.edges);
+  return e && e.votes >= MIN_VOTES && e.votes * 2 > e.of && e.width <= MAX_WIDTH_MS ? e : undefined;
+}
+
 /**
  * When the window after a refused request opens at the latest (ms, Redis's clock), or 0 when that is not known
  * well enough (a per-minute budget; too few, too scattered or too wide brackets; a refusal just after the
  * estimated start). The refused request was sent at `sentAt`.
  */
 export function nextWindowStart(state: RateState | undefined, sentAt: number): number {
-  if (!state || state.window !== 1) return 0;
-  const e = estimateEdge(state.edges);
-  if (!e || e.votes < MIN_VOTES || e.votes * 2 <= e.of || e.width > MAX_WIDTH_MS) return 0;
+  const e = trusted(state);
+  if (!e) return 0;
   const end = e.lo + e.width;
   if (mod(sentAt - end) < EARLY_GUARD_MS) return 0;
   return sentAt + mod(end - sentAt);
+}
+
+/**
+ * Where to count a refused request's window from, given when the next one opens (nextWindowStart): a second
+ * before the middle of the estimate, so that a request or so early or late is all the count can be off by.
+ */
+export function windowCountFrom(state: RateState | undefined, opensAt: number): number {
+  const e = trusted(state);
+  return opensAt - SECOND - (e ? e.width / 2 : 0);
 }
