@@ -488,7 +488,9 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
       next.cut = 1 - p.nudge;
       step = measured !== undefined ? p.probeStep : Math.max(p.probeStep, state.step / 2);
       reason = measured !== undefined ? 'probe refused: limit measured' : 'probe refused';
-      gap = Math.max(measured !== undefined ? p.gapMeasured[1] : p.gapMin[1], state.gap * 2);
+      // (A measure from a learned window start is exact for this window only: a limit shared with the live app
+      // moves, and the next probe comes as soon as after an unmeasured refusal.)
+      gap = Math.max(measured !== undefined && !(ev.opensAt !== undefined && ev.opensAt > 0) ? p.gapMeasured[1] : p.gapMin[1], state.gap * 2);
     } else {
       // This episode's cut when nothing better is known: 2% for a lone 429, three times the last for a repeat.
       const cut = repeat ? state.cut : 1 - p.nudge;
