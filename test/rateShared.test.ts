@@ -111,7 +111,9 @@ describe('the shared rate', () => {
     const pacer = new Pacer(redis, p, 50);
     const refuse = (at: number) => shared.counts({ sentAt: at, holdMs: 1000, edgeMs: 40, from1: at - 1000, from60: at - 60_000 });
     await send(pacer, 5);
-    // A refused request that took 200 ms: its bracket waits three such round trips for the answers after it.
+    await sleep(250);
+    // A refused request that took 200 ms (sent after the 5 above): its bracket waits three such round trips for the
+    // answers after it.
     const t0 = (await shared.counts()).now - 200;
     // Nothing refused before it: no bracket. Its own is open until the requests sent after it have their answers.
     expect((await refuse(t0)).edgeBracket).toBeUndefined();
