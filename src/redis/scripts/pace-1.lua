@@ -75,7 +75,8 @@ local function resolveBracket()
     redis.call('HSET', key, BRACKET_OPEN, '0')
     return -1, -1
   end
-  local horizon = math.min(last + BRACKET_BUCKETS * FINE_MS, now - settle)
+  local reach = last + BRACKET_BUCKETS * FINE_MS
+  local horizon = math.min(reach, now - settle)
   local lo = math.floor(last / FINE_MS) + 1
   local hi = math.floor(horizon / FINE_MS) - 1
   if hi >= lo then
@@ -90,7 +91,7 @@ local function resolveBracket()
       end
     end
   end
-  if horizon >= last + BRACKET_BUCKETS * FINE_MS then redis.call('HSET', key, BRACKET_OPEN, '0') end
+  if horizon >= reach then redis.call('HSET', key, BRACKET_OPEN, '0') end
   return -1, -1
 end
 

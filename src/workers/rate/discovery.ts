@@ -358,11 +358,12 @@ export function onTick(state: RateState, now: number, counts: Counts, local: Loc
     // (With --rate the pacer sends the pace as it is, not in whole requests: the probe's rate stands, as it did.)
     const sent = paceAim(p.headroom * rate, p.headroom);
     const proven = local.configured !== undefined ? rate : Math.max(state.probeFrom, Math.min(rate, (sent - 0.5) / p.headroom));
-    setRate(proven);
-    if (proven <= state.probeFrom * 1.001 || (local.configured === undefined && paceAim(p.headroom * proven, p.headroom) <= paceAim(p.headroom * state.probeFrom, p.headroom))) {
+    const gained =
+      proven > state.probeFrom * 1.001 && (local.configured !== undefined || paceAim(p.headroom * proven, p.headroom) > paceAim(p.headroom * state.probeFrom, p.headroom));
+    setRate(gained ? proven : state.probeFrom);
+    if (!gained) {
       // It sent no more than the rate already held (its pace rounded down to the same whole requests): it proved
       // nothing. The next probe goes further, and later, as after a refused one, without a 429 to pay for it.
-      setRate(state.probeFrom);
       Object.assign(next, {
         probeFrom: 0,
         step: Math.min(p.maxProbeStep, state.step * 2),
@@ -424,7 +425,8 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
   const { now } = ev;
   // Sent before the last decision, or during the wait it asked for (a request that had its slot already):
   // the same episode.
-  const resumeAt = ev.opensAt !== undefined && ev.opensAt > 0 ? ev.opensAt : now + (ev.retryAfterMs ?? 0);
+  const knownStart = ev.opensAt !== undefined && ev.opensAt > 0;
+  const resumeAt = knownStart ? (ev.opensAt as number) : now + (ev.retryAfterMs ?? 0);
   if (ev.sentAt < Math.max(state.lastDecrease, state.resumeAt)) {
     return state.last429 >= now ? undefined : { next: { ...state, last429: now, resumeAt: Math.max(state.resumeAt, resumeAt) } };
   }
@@ -490,7 +492,7 @@ export function onRateLimited(state: RateState, ev: RateLimitedEvent, local: Loc
       reason = measured !== undefined ? 'probe refused: limit measured' : 'probe refused';
       // (A measure from a learned window start is exact for this window only: a limit shared with the live app
       // moves, and the next probe comes as soon as after an unmeasured refusal.)
-      gap = Math.max(measured !== undefined && !(ev.opensAt !== undefined && ev.opensAt > 0) ? p.gapMeasured[1] : p.gapMin[1], state.gap * 2);
+      gap = Math.max(measured !== undefined && !knownStart ? p.gapMeasured[1] : p.gapMin[1], state.gap * 2);
     } else {
       // This episode's cut when nothing better is known: 2% for a lone 429, three times the last for a repeat.
       const cut = repeat ? state.cut : 1 - p.nudge;

@@ -77,7 +77,7 @@ function arcsOf(edges: string): Arc[] {
 export function learnEdge(edges: string, bracket: EdgeBracket): string | undefined {
   const from = Math.floor(bracket.from - LATENESS_MS);
   const width = Math.ceil(bracket.to + LATENESS_MS) - from;
-  // A wide bracket would vote for most of the second: it says too little to keep.
+  // A bracket of about a second would vote for all of it: it says nothing.
   if (!(bracket.to > bracket.from) || width > MAX_BRACKET_MS) return undefined;
   const arcs = [...arcsOf(edges), { lo: mod(from), width }].slice(-KEPT);
   return arcs.map((a) => `${a.lo}+${a.width}`).join(' ');
