@@ -92,11 +92,18 @@ export interface RowSelector {
 /**
  * A chunk is in hand several times at once: its rows, the ledger's call, BullMQ's jobs and their JSON, ioredis's
  * command buffers and the pipeline they are joined into. A thousand rows of 5 KB App Store receipts are 5 MB per
- * copy; chunks of 256 KB took the ingester's peak from 258 to 185 MB on real payloads, at the same rows/s (the
- * round trips per chunk overlap the reading of the next one). Smaller chunks gained nothing more; what is left is
- * V8's heap growth (heapGrowth.ts). Rows of short tokens still go a full chunkSize at a time.
+ * copy; chunks of 256 KB took the ingester's peak from 258 to 185 MB on real payloads. But every chunk is admitted
+ * in turn (file order decides duplicates), and at 256 KB (about 35 receipts) admitting them one after another was
+ * what an ingest of receipts waited on: 1 MB chunks took 50,000 rows from 11.7-12.6 to 10.3-10.5 s, at the same
+ * peak (176-182 MB: the survey's and V8's heap growth, heapGrowth.ts, are most of it). Rows of short tokens still
+ * go a full chunkSize at a time.
  */
-const CHUNK_BYTES = 256 * 1024;
+const CHUNK_BYTES = 1024 * 1024;
+/**
+ * Chunks handed to Redis and not yet marked done. With two, the reader waited on their round trips a third of the
+ * time; four leave it reading (bench/README.md, ingestReceipts).
+ */
+const CHUNKS_IN_FLIGHT = 4;
 /** What a row costs a chunk besides its fetch_token: the other cells and the objects around them (a rough figure). */
 const ROW_BYTES = 256;
 /** What a queued job costs Redis besides its fetch_token (measured: 1.2 KB for a job with a 28-byte Stripe id). */
@@ -228,14 +235,17 @@ class Ingestion {
   // (one awaited write per row made an ingest of App Store rows wait on a round trip for each).
   private pendingSuperseded: Superseded[] = [];
   // A chunk's Redis work runs while the next chunks are read and validated: the reader would otherwise sit idle
-  // for every round trip. Two chunks may be in flight, each in three steps that keep file order across chunks:
-  // admission (a chunk is admitted once the one before it is), queueing (after its own admission and the chunk
-  // before it is queued) and the progress mark (after both). So chunk N+1 is admitted while chunk N's jobs are
-  // being added, which is where a single chunk in flight left the reader waiting (bench/README.md, ingestReceipts).
+  // for every round trip. Up to CHUNKS_IN_FLIGHT chunks may be in flight, each in three steps: admission (a chunk
+  // is admitted once the one before it is: file order decides which of two rows of one token is the duplicate),
+  // queueing (after its own admission; with a high-water mark, also after the chunk before it is queued, so that
+  // the room counted holds) and the progress mark (after both, and after the chunk before it is marked: a mark
+  // never passes a row not yet queued). Each step waited for a round trip stuck behind the other chunks' jobs on
+  // the one Redis connection; with two chunks in flight and queueing in turn, the reader waited on them a third
+  // of the time (bench/README.md, ingestReceipts).
   /** the last chunk handed off, every step of it (and so of every chunk before it) */
   private inflight: Promise<void> = Promise.resolve();
-  /** the chunk before it, likewise: the reader waits for it before handing off another */
-  private older: Promise<void> = Promise.resolve();
+  /** the chunks in flight, oldest first: the reader waits for the oldest before handing off one more */
+  private readonly flights: Promise<void>[] = [];
   /** the last chunk's admission, and its queueing */
   private admitted: Promise<void> = Promise.resolve();
   private queued: Promise<void> = Promise.resolve();
@@ -598,7 +608,7 @@ class Ingestion {
 
   /** Hands the chunk read to Redis (once at most one is in flight), its source done up to `line` (or before a row left for later). */
   private async handOff(source: string, line: number): Promise<void> {
-    await this.older;
+    while (this.flights.length >= CHUNKS_IN_FLIGHT) await this.flights.shift();
     const rows = this.pending;
     const superseded = this.pendingSuperseded;
     this.pending = [];
@@ -609,9 +619,9 @@ class Ingestion {
     const queued = step();
     this.admitted = admitted.promise;
     this.queued = queued.promise;
-    this.older = this.inflight;
     this.inflight = this.flush(rows, superseded, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1), before, { admitted, queued });
     this.inflight.catch(() => undefined); // surfaced by the next await
+    this.flights.push(this.inflight);
   }
 
   /**
@@ -633,7 +643,8 @@ class Ingestion {
     try {
       await before.admitted;
       // With a mark, the room is counted once the chunk before is queued: the mark holds exactly.
-      if (this.enqueue && this.opts.highWaterMark > 0) await before.queued;
+      const marked = this.enqueue && this.opts.highWaterMark > 0;
+      if (marked) await before.queued;
       let at = 0;
       while (at < rows.length) {
         // Wait before admitting, so that a paused ingest has admitted no more than it has queued.
@@ -644,7 +655,7 @@ class Ingestion {
         if (at < rows.length) await this.queue(toQueue);
         else {
           steps.admitted.done();
-          await before.queued;
+          if (marked) await before.queued;
           await this.queue(toQueue);
         }
       }

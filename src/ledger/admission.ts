@@ -2,6 +2,7 @@
 // rejects or finds duplicated. Detection is in Redis (admit-4.lua): within the run by the row table, across runs
 // by the cross-run index, so a 10-million-row file needs no memory in the process. Every call is idempotent:
 // admitted again (a resumed ingest, a call sent twice), a row gets the same decision and is counted once.
+import { writeTogether } from '../redis/corkedWrites.js';
 import type { Platform, ReceiptBody } from '../revenuecat/fields.js';
 import type { Duplicate, Rejection, Superseded, SupersededPlace } from '../types.js';
 import { locationOf, META, SHARDS, TABLE, type RunShardKeys } from '../redis/keys.js';
@@ -103,6 +104,7 @@ export class RunAdmission {
     }
     const admissions = new Array<Admission>(rows.length);
     let sources: string[] | undefined;
+    writeTogether(this.run.redis);
     await Promise.all(
       [...byShard].map(async ([s, batch]) => {
         const answers = await admitRows(this.run.redis, {
@@ -194,6 +196,8 @@ export class RunAdmission {
    * encodeSuperseded; its user is read again from its source when listed); returns whether it was new.
    */
   async supersede(row: Superseded): Promise<boolean> {
+    // a chunk's superseded rows are recorded together: their calls leave in one write
+    writeTogether(this.run.redis);
     const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
     return recordSuperseded(this.run.redis, {
       shard: this.run.shard(row.line % SHARDS),

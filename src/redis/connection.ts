@@ -169,6 +169,16 @@ export function openRedis(target: string | RedisTarget, extra: RedisOptions = {}
 }
 
 /**
+ * Another connection to the Redis of `redis`, with its options (a lazy one connects at its first command, and
+ * reconnects as the first does). Its connection errors are left to the commands they fail, as the first's are.
+ */
+export function anotherConnection(redis: RedisClient): RedisClient {
+  const copy: RedisClient = isCluster(redis) ? redis.duplicate() : redis.duplicate();
+  copy.on('error', () => undefined);
+  return copy;
+}
+
+/**
  * Connects and pings once, failing fast with a message that names where it tried (never a password). A URL
  * always means one node; a target (a Config) means a cluster when it names cluster nodes.
  */
