@@ -6,11 +6,10 @@ import { exitCodeFor, type ExitCode } from '../exitCodes.js';
 import type { RecentError } from '../ledger/runLedger.js';
 import { checkOptions, runRefRule } from '../options.js';
 import { queuedRows } from '../queue/highWater.js';
-import { RedisKeys } from '../redis/keys.js';
+import { APPLE_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
 import { withContext } from '../session/context.js';
 import type { RunState } from '../types.js';
 import { readRateState, type RateView } from '../workers/rate/sharedRate.js';
-import { APPLE_RATE_SCOPE } from '../workers/appleLookup.js';
 
 export interface RunStatus {
   state: RunState;

@@ -387,6 +387,9 @@ export function latencyField(bucketIndex: number): string {
 /** The limit scope of a run whose keys all share one limit (the default); another scope names a limit of its own. */
 export const DEFAULT_RATE_SCOPE = 'all';
 
+/** The limit scope of App Store Server API lookups (workers/appleLookup.ts): Apple's limit is not RevenueCat's. */
+export const APPLE_RATE_SCOPE = 'apple';
+
 /** A scope goes into key names: a short plain name (a platform, a key's hash), never a secret. */
 export function checkRateScope(scope: string): string {
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(scope)) throw new Error(`rate scope "${scope}": use 1-64 letters, digits, _ . or -`);

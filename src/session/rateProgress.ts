@@ -3,12 +3,11 @@
 // only this one's. With one limit per key (rateLimitScope 'key') each key's scope is read and they add up.
 import type { Config } from '../config.js';
 import type { RedisClient } from '../redis/connection.js';
-import { DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
+import { APPLE_RATE_SCOPE, DEFAULT_RATE_SCOPE, RedisKeys } from '../redis/keys.js';
 import type { KeyRing } from '../revenuecat/keyRing.js';
 import type { RunState } from '../types.js';
 import { readRateState, type RateView } from '../workers/rate/sharedRate.js';
 import { rateScopeOf } from '../workers/rateScope.js';
-import { APPLE_RATE_SCOPE } from '../workers/appleLookup.js';
 
 /** The session's `progress` event: the run's counters, and the learned rate of each scope its keys send in. */
 export type RunProgress = RunState & {

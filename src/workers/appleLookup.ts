@@ -42,9 +42,8 @@ import type { ReceiptsQueue } from '../queue/receiptsQueue.js';
 import { isGrouped, LookupGroupSteps } from './lookupGroupWait.js';
 import { checkLookedUpConflict } from './lookupConflicts.js';
 import { RateController } from './rateController.js';
+import { APPLE_RATE_SCOPE } from '../redis/keys.js';
 
-/** The lookups' limit scope (RedisKeys.rateOf / paceOf). */
-export const APPLE_RATE_SCOPE = 'apple';
 /** How long a row waits before trying again when the lookups' schedule is full that far ahead. */
 const SCHEDULE_FULL_DELAY_MS = 250;
 
