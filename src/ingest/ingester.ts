@@ -606,7 +606,7 @@ class Ingestion {
     return this.pending.length >= this.opts.chunkSize || this.pendingBytes >= this.chunkBytes;
   }
 
-  /** Hands the chunk read to Redis (once at most one is in flight), its source done up to `line` (or before a row left for later). */
+  /** Hands the chunk read to Redis (once fewer than CHUNKS_IN_FLIGHT are), its source done up to `line` (or before a row left for later). */
   private async handOff(source: string, line: number): Promise<void> {
     while (this.flights.length >= CHUNKS_IN_FLIGHT) await this.flights.shift();
     const rows = this.pending;
