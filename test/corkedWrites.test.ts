@@ -94,7 +94,7 @@ describe('anotherConnection', () => {
       expect(await other.get(`${prefix}:k`)).toBe('v');
       const ids = await Promise.all([redis.client('ID'), other.client('ID')]);
       expect(ids[0]).not.toBe(ids[1]);
-      expect(other.options.maxRetriesPerRequest).toBeNull();
+      expect((other as Redis).options.maxRetriesPerRequest).toBeNull();
       // a blocked command on the first does not hold the other's answers back
       const blocked = redis.blpop(`${prefix}:empty`, 1);
       expect(await other.ping()).toBe('PONG');
