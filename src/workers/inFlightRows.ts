@@ -21,6 +21,11 @@
 //   starts again. An innocent row is in flight for one request's time (tens of ms) per attempt, so kills landing
 //   on it at that many consecutive attempts are rare (more likely on a machine so starved that requests take
 //   seconds: raise poisonStarts there); a row that crashes its worker is in flight at every one of them.
+// - Except for the rows that died together: a process's rows in flight at its death come back together and are
+//   taken together again, so a poison row's neighbours would be in flight at each of its deaths, and fail with
+//   it (seen in the soak under load: one row falsely failed as poison_row). So a row that finds a death steps
+//   aside for a random moment before its request goes (processor.ts): the rows of one death leave apart, and only
+//   the row that kills is in flight at the next.
 //
 // Redis cost: the heartbeat per process, and per row one small hash that exists while its request is in flight,
 // or after a death until the row is sent again; a finished row leaves nothing. Every hash also expires on its
@@ -49,6 +54,8 @@ export interface InFlightOptions {
 export interface FlightStart {
   deaths: number;
   poison: boolean;
+  /** a death was counted by this call: the row's last sender died (or hung) with its request in flight */
+  died: boolean;
 }
 
 /** The heartbeat ttl for a job lock duration: under half of it, within [MIN, MAX]. */
@@ -102,10 +109,20 @@ export class InFlightRows {
     const key = this.keys.inFlight(jobId);
     const [previous, counted] = await callScript<[string, number]>(this.redis, 'inFlightBegin', [key], [this.workerId, FLIGHT_TTL_MS]);
     let deaths = Number(counted);
+    let died = false;
     if (previous !== '' && previous !== this.workerId && (await this.redis.exists(this.keys.workerBeat(previous))) === 0) {
       deaths = await this.redis.hincrby(key, FLIGHT.deaths, 1);
+      died = true;
     }
-    return { deaths, poison: deaths >= this.poisonStarts };
+    return { deaths, poison: deaths >= this.poisonStarts, died };
+  }
+
+  /**
+   * The row's request does not go yet after all: this process is no longer named as its sender (a death meanwhile
+   * costs the row nothing), and the deaths counted on it stay.
+   */
+  async stepAside(jobId: string): Promise<void> {
+    await this.redis.hdel(this.keys.inFlight(jobId), FLIGHT.worker);
   }
 
   /** The row's request is over (whatever its answer): it did not kill this process, and nothing of it stays. */

@@ -23,6 +23,13 @@ import type { Pacer } from './pacer.js';
 import type { RateLimitAction } from './rateController.js';
 import type { UserLock } from './userLock.js';
 import type { WorkerReport } from './workerReport.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/**
+ * How far apart the rows that were in flight at one worker death are sent again (a random wait up to this, not in
+ * flight): much longer than a request, so that a poison row's neighbours are rarely in flight at its next kill.
+ */
+const DEATH_SPREAD_MS = 2000;
 
 export interface ProcessorDeps {
   client: Pick<RevenueCatClient, 'postReceipt'>;
@@ -165,6 +172,13 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     const jobId = job.id;
     if (flight && jobId !== undefined) {
       const start = await write(() => flight.begin(jobId));
+      if (!start.poison && start.died) {
+        // Its last sender died with it in flight, and the rows in flight with it then come back with it: apart, by
+        // a random moment not in flight, so that a poison row among them is the only one in flight when it kills.
+        await write(() => flight.stepAside(jobId));
+        await sleep(Math.round(random() * DEATH_SPREAD_MS));
+        await write(() => flight.begin(jobId));
+      }
       if (start.poison) {
         released = deps.userLock
           .release(user, lock)
