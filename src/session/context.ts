@@ -17,22 +17,24 @@ export interface Context {
   existingLedger(runId: string): Promise<RunLedger>;
 }
 
-export async function openContext(config: Config, resources: Resources): Promise<Context> {
-  // QUIT waits for the answers to the commands before it: with Redis gone they never come (the connection waits
-  // to reconnect), so after a while it is dropped instead.
-  const redis = resources.add('Redis connection', await connectRedis(config), (r) => r.quit().catch(() => r.disconnect()), {
+/**
+ * Holds a Redis connection until release. QUIT waits for the answers to the commands before it: with Redis gone
+ * they never come (the connection waits to reconnect), so after a while it is dropped instead.
+ */
+function holdConnection(resources: Resources, name: string, redis: RedisClient): RedisClient {
+  return resources.add(name, redis, (r) => r.quit().catch(() => r.disconnect()), {
     withinMs: REDIS_RELEASE_MS,
     leaves: 'Redis did not answer; the connection is dropped with the commands it had not answered',
     force: (r) => r.disconnect(),
   });
+}
+
+export async function openContext(config: Config, resources: Resources): Promise<Context> {
+  const redis = holdConnection(resources, 'Redis connection', await connectRedis(config));
   // The queue has a connection of its own. Redis answers each connection's commands in order, so on a shared one
   // every ledger call of the ingester (admitting a chunk, its progress mark) waited behind the jobs of the chunks
   // before it, several KB each: taken apart, the two interleave.
-  const queueRedis = resources.add('queue connection', anotherConnection(redis), (r) => r.quit().catch(() => r.disconnect()), {
-    withinMs: REDIS_RELEASE_MS,
-    leaves: 'Redis did not answer; the connection is dropped with the commands it had not answered',
-    force: (r) => r.disconnect(),
-  });
+  const queueRedis = holdConnection(resources, 'queue connection', anotherConnection(redis));
   const queue = resources.add('receipts queue', openReceiptsQueue(queueRedis, config.prefix), (q) => q.close());
   return {
     config,

@@ -1,6 +1,7 @@
 // What a worker does with one row: take the user's lock, POST the receipt with the key of the row's platform,
 // classify the answer, and either write the row's outcome or hand the job back to BullMQ to be tried again later
 // (or park it while its key is stopped: queue/keyStops.ts).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DelayedError, RateLimitError, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
 import type { RequestSample, RunLedger } from '../ledger/runLedger.js';
@@ -23,7 +24,6 @@ import type { Pacer } from './pacer.js';
 import type { RateLimitAction } from './rateController.js';
 import type { UserLock } from './userLock.js';
 import type { WorkerReport } from './workerReport.js';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * How far apart the rows that were in flight at one worker death are sent again (a random wait up to this, not in
