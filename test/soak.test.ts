@@ -119,7 +119,7 @@ interface SoakFigures {
   overlaps: number;
   poison: { status: string; reason: string; message: string; posts: number };
   activeLeft: number;
-  leftKeys: { inFlight: number; workers: number };
+  leftKeys: { inFlight: number; workers: number; ofKilled: number };
   unexpectedExits: string[];
   ingestExit: number;
 }
@@ -188,9 +188,11 @@ describe('soak, small', () => {
       expect(f.sentTwiceBound).toBe((f.kills.workers + f.kills.poisonDeaths + 3) * CONCURRENCY);
       expect(f.sentTwice).toBeLessThanOrEqual(f.sentTwiceBound);
       expect(f.overlaps).toBe(0);
-      // Nothing left: no active job, no row's in-flight hash, no heartbeat of a stopped worker.
+      // Nothing left: no active job, no row's in-flight hash, no heartbeat of a worker stopped cleanly. A worker
+      // killed in the last second before the end may leave its heartbeat, expiring on its own (CI, once).
       expect(f.activeLeft).toBe(0);
-      expect(f.leftKeys).toEqual({ inFlight: 0, workers: 0 });
+      expect({ inFlight: f.leftKeys.inFlight, workers: f.leftKeys.workers }).toEqual({ inFlight: 0, workers: 0 });
+      expect(f.leftKeys.ofKilled).toBeLessThanOrEqual(f.kills.workers + f.kills.poisonDeaths);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

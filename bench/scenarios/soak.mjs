@@ -141,6 +141,9 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
   const ingestArgs = ['ingest', file, '--run-id', runId, '--high-water-mark', String(hwm)];
   const figures = { rows, faults, kills: { workers: 0, poisonDeaths: 0, ingester: 0, redis: 0 }, workerStarts: 0, startFailures: 0, ingesterExits: [], unexpectedExits: [] };
   let stopping = false;
+  // When the last worker died (a scheduled SIGKILL, or the poison row's): a killed worker's heartbeat outlives it
+  // by up to its ttl, and every beat it wrote is older than its death.
+  let lastDeathAt = 0;
 
   // Rows active (BullMQ's active list, every worker's) right after each worker's death and right before Redis's:
   // a receipt imported twice must be one of them. A dead worker's rows stay in the list until their lock expires.
@@ -163,6 +166,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
       if (scheduled.has(child)) return; // the killer starts it again itself
       if (signal === 'SIGKILL') {
         figures.kills.poisonDeaths++;
+        lastDeathAt = Date.now();
         void noteActive(activeAtKill);
       }
       // A worker started just before Redis was killed stops at once (exit 2, as it does at start without Redis):
@@ -237,6 +241,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
       const child = workers[slot];
       if (alive(child)) {
         scheduled.add(child);
+        lastDeathAt = Date.now();
         child.kill('SIGKILL');
         await child.exited;
         await noteActive(activeAtKill);
@@ -291,7 +296,7 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
   }
   const extraPosts = stats.receiptPosts.total - stats.receiptPosts.distinct;
   const queue = await conn.llen(`${PREFIX}:receipts:active`);
-  const leftKeys = { inFlight: (await conn.keys(`${PREFIX}:flight:*`)).length, workers: (await conn.keys(`${PREFIX}:worker:*`)).length };
+  const leftKeys = { inFlight: (await conn.keys(`${PREFIX}:flight:*`)).length, ...(await leftBeats(conn, lastDeathAt)) };
   Object.assign(figures, {
     succeeded,
     failedByFaults,
@@ -314,6 +319,24 @@ async function runOnce(opts, { file, truth, faults, lib, dir }) {
   conn.disconnect();
   await redis.stop();
   return figures;
+}
+
+/**
+ * The worker heartbeats left after every worker stopped. `workers`: of a worker stopped cleanly, which must have
+ * removed its own (a beat written after the last death). `ofKilled`: of a worker killed near the end, whose
+ * heartbeat is left to expire on its own within its ttl (the worker found dead by the next sender of its rows);
+ * each must have that ttl, or it would stay for good.
+ */
+async function leftBeats(conn, lastDeathAt) {
+  let workers = 0;
+  let ofKilled = 0;
+  for (const key of await conn.keys(`${PREFIX}:worker:*`)) {
+    const [beat, pttl] = await Promise.all([conn.get(key), conn.pttl(key)]);
+    if (beat === null) continue; // expired between the two reads
+    if (Number(beat) <= lastDeathAt && pttl > 0) ofKilled++;
+    else workers++;
+  }
+  return { workers, ofKilled };
 }
 
 export async function soak(opts) {
@@ -378,7 +401,7 @@ function print(result, opts) {
     `  kills                 workers ${f.kills.workers} (SIGKILL every ${result.killEverySeconds} s)${opts.poison ? ` + ${f.kills.poisonDeaths} by the poison row` : ''}, ingester ${f.kills.ingester} (at ${num(f.ingesterKilledAtQueued)} queued, resumed), Redis ${f.kills.redis} (at ${num(f.redisKilledAtOutcomes)} outcomes, AOF reload ${num(f.redisReloadMs)} ms)`,
     ...(f.ingesterExits.length ? [`  ingester stopped     ${f.ingesterExits.join('; ')} (run again)`] : []),
     ...(opts.poison ? [`  poison row            ${f.poison?.status} ${f.poison?.reason}, POSTs ${f.poison?.posts}`] : []),
-    `  left in Redis         ${f.activeLeft} active jobs, ${f.leftKeys.inFlight} in-flight row keys, ${f.leftKeys.workers} worker heartbeats (live: none, all stopped)`,
+    `  left in Redis         ${f.activeLeft} active jobs, ${f.leftKeys.inFlight} in-flight row keys, ${f.leftKeys.workers} worker heartbeats (live: none, all stopped; ${f.leftKeys.ofKilled} of killed workers, expiring on their own)`,
     `  time                  ${duration(f.wallMs)}${result.baseline ? ` vs ${duration(result.baseline.wallMs)} without faults (×${result.timeRatio})` : ''}`,
     `  load average (1 min)  ${result.loadavgAtStart[0]} at start, ${result.loadavgAtEnd[0]} at end`,
     ...(f.unexpectedExits.length ? [`  UNEXPECTED EXITS      ${f.unexpectedExits.join('\n                        ')}`] : []),
