@@ -242,10 +242,12 @@ class Ingestion {
   // never passes a row not yet queued). Each step waited for a round trip stuck behind the other chunks' jobs on
   // the one Redis connection; with two chunks in flight and queueing in turn, the reader waited on them a third
   // of the time (bench/README.md, ingestReceipts).
-  /** the last chunk handed off, every step of it (and so of every chunk before it) */
-  private inflight: Promise<void> = Promise.resolve();
   /** the chunks in flight, oldest first: the reader waits for the oldest before handing off one more */
   private readonly flights: Promise<void>[] = [];
+  /** the last chunk handed off, every step of it (and so of every chunk before it) */
+  private get inflight(): Promise<void> {
+    return this.flights.at(-1) ?? Promise.resolve();
+  }
   /** the last chunk's admission, and its queueing */
   private admitted: Promise<void> = Promise.resolve();
   private queued: Promise<void> = Promise.resolve();
@@ -619,9 +621,9 @@ class Ingestion {
     const queued = step();
     this.admitted = admitted.promise;
     this.queued = queued.promise;
-    this.inflight = this.flush(rows, superseded, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1), before, { admitted, queued });
-    this.inflight.catch(() => undefined); // surfaced by the next await
-    this.flights.push(this.inflight);
+    const flight = this.flush(rows, superseded, source, this.firstLeft === undefined ? line : Math.min(line, this.firstLeft - 1), before, { admitted, queued });
+    flight.catch(() => undefined); // surfaced by the next await
+    this.flights.push(flight);
   }
 
   /**

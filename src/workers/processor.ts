@@ -171,13 +171,14 @@ export function createProcessor(deps: ProcessorDeps): ReceiptProcessor {
     const flight = deps.inFlight;
     const jobId = job.id;
     if (flight && jobId !== undefined) {
-      const start = await write(() => flight.begin(jobId));
+      let start = await write(() => flight.begin(jobId));
       if (!start.poison && start.died) {
         // Its last sender died with it in flight, and the rows in flight with it then come back with it: apart, by
         // a random moment not in flight, so that a poison row among them is the only one in flight when it kills.
+        // The begin right before the request decides, as without the wait.
         await write(() => flight.stepAside(jobId));
         await sleep(Math.round(random() * DEATH_SPREAD_MS));
-        await write(() => flight.begin(jobId));
+        start = await write(() => flight.begin(jobId));
       }
       if (start.poison) {
         released = deps.userLock
