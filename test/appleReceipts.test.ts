@@ -10,6 +10,7 @@ import { compactVerify, importX509, decodeProtectedHeader } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { receiptContent, readAppReceipt } from '../src/appstore/appReceipt.js';
 import { readAppleToken, type AppleReading, type ReceiptReading, type SignedTransactionReading, type UnreadToken } from '../src/appstore/readToken.js';
+import { payloadHash } from '../src/ledger/rowIdentity.js';
 import { appleSigner, type AppleSigner, type ReceiptSpec } from './support/appleReceipts.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures', 'apple-receipts');
@@ -182,7 +183,11 @@ describe('the real samples', () => {
   it('a receipt wrapped in lines (as some exports store base64) reads the same', () => {
     const token = sample('revenuecat-sandbox-receipt.b64');
     const wrapped = token.match(/.{1,76}/g)!.join('\r\n') + '\n';
-    expect(readAppleToken(wrapped)).toEqual(readAppleToken(token));
+    const plain = readAppleToken(token);
+    const read = readAppleToken(wrapped);
+    expect(read).toEqual({ ...plain, plainToken: false });
+    // the payload hash checks a wrapped token itself (JSON writes its line breaks escaped)
+    expect([plain.kind !== 'unread' && plain.plainToken, read.kind !== 'unread' && read.plainToken]).toEqual([true, false]);
   });
 });
 
@@ -449,5 +454,38 @@ describe('tokens that cannot be read are unread, never an exception', () => {
     }
     expect(kinds.has('truncated')).toBe(true);
     expect(kinds.has('receipt')).toBe(true);
+  });
+
+  it('a token is called plain only when JSON writes it as it is, and its payload hash is the same either way', () => {
+    const tokens = [...RECEIPT_FILES.map((f) => sample(f).trim()), ...JWS_FILES.map((f) => sample(f).trim())];
+    const slipped = ['"', '\\', '\n', '\t', '\u0000', '\u007f', 'é', '€', '\ud800', '=', ' ', '-', '_', '.', '+', '/'];
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      // the high bits: an LCG's low bits repeat with a short period
+      return (seed >>> 12) % n;
+    };
+    const counted = { plain: 0, notPlain: 0 };
+    for (let i = 0; i < 3000; i++) {
+      let token = tokens[i % tokens.length]!;
+      // a character slipped in or put in place of one, near the start, anywhere, or at the end
+      for (let k = i % 4 === 0 ? 0 : 1 + random(2); k > 0; k--) {
+        const at = [random(40), random(token.length), token.length - random(4)][random(3)]!;
+        const c = random(3) === 0 ? String.fromCharCode(random(0x3000)) : slipped[random(slipped.length)]!;
+        token = random(2) === 0 ? token.slice(0, at) + c + token.slice(at) : token.slice(0, at) + c + token.slice(at + 1);
+      }
+      const reading = readAppleToken(token);
+      if (reading.kind === 'unread') continue;
+      const sent = token.trim();
+      const body = { app_user_id: 'u1', fetch_token: sent };
+      if (reading.plainToken) {
+        counted.plain++;
+        expect(JSON.stringify(sent)).toBe(`"${sent}"`);
+        expect(payloadHash('ios', body, true)).toEqual(payloadHash('ios', body));
+      } else counted.notPlain++;
+    }
+    // both answers were met: tokens read and plain, tokens read (a character taken out or mapped) and not
+    expect(counted.plain).toBeGreaterThan(300);
+    expect(counted.notPlain).toBeGreaterThan(0);
   });
 });

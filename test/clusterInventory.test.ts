@@ -97,7 +97,7 @@ async function inventory(prefix: string): Promise<Map<string, Result>> {
     await ledger.recordOutcome(outcomeFor(fail, fps[1] ?? '', 'failed'), { onlyIfAbsent: true });
   });
   await attempt('ledger.supersede (a row the survey superseded): script recordSuperseded (one shard), then listed', async () => {
-    await ledger.supersede({ src: 'a.csv', line: 5, app_user_id: 'u1', by: { src: 'a.csv', line: 3 } });
+    await ledger.supersede([{ src: 'a.csv', line: 5, app_user_id: 'u1', by: { src: 'a.csv', line: 3 } }]);
     for await (const _ of ledger.superseded()) void _;
   });
   await attempt('ledger.finished, outcome: script findRecords', async () => {

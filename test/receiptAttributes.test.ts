@@ -3,7 +3,7 @@
 // the loop read every attribute before): the same attributes, or the same error, for real receipts and for
 // receipts with bytes of their content changed at random (lengths, tags, truncations).
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ReceiptContentError, eachAttribute, receiptContent } from '../src/appstore/appReceipt.js';
+import { ReceiptContentError, eachAttribute, receiptContent, stringStart } from '../src/appstore/appReceipt.js';
 import { BerError, TAG, readElement, smallInteger, type BerElement } from '../src/appstore/ber.js';
 import { appleSigner, type ReceiptSpec } from './support/appleReceipts.js';
 
@@ -23,6 +23,42 @@ function generalAttributes(buf: Buffer, set: BerElement, visit: (type: number, v
 }
 
 type Walk = typeof generalAttributes;
+
+const STRING_TAGS = [TAG.utf8String, TAG.ia5String, 0x13, 0x1a];
+
+/** Where a value's string starts, the general way (the reference of stringStart). */
+function generalStringStart(buf: Buffer, start: number, end: number): number {
+  const element = readElement(buf, start, end);
+  if (element.next !== end) throw new BerError('value has trailing bytes');
+  if (!STRING_TAGS.includes(element.tag)) throw new BerError('expected a string value');
+  return element.start;
+}
+
+/** Each value of the content and of its in-app purchases (the general walk), read as a string both ways. */
+function stringStarts(content: Buffer, read: typeof stringStart): unknown[] {
+  const seen: unknown[] = [];
+  const each = (set: BerElement): void =>
+    generalAttributes(content, set, (type, value) => {
+      try {
+        seen.push([type, read(content, value.start, value.end)]);
+      } catch (error) {
+        seen.push([type, error instanceof Error ? `${error.name}: ${error.message}` : String(error)]);
+      }
+      if (type === 17) {
+        try {
+          each(readElement(content, value.start, value.end));
+        } catch {
+          // an in-app SET that does not read is the attribute loop's concern, tested above
+        }
+      }
+    });
+  try {
+    each(readElement(content, 0));
+  } catch (error) {
+    seen.push(error instanceof Error ? error.name : String(error));
+  }
+  return seen;
+}
 
 /** What a walk over the content's SET gives: every attribute visited (in order), then its error if it stopped. */
 function walk(each: Walk, content: Buffer): unknown[] {
@@ -92,5 +128,36 @@ describe('receipt attributes', () => {
     }
     // the changes reach the paths that refuse an attribute, not only values
     expect(errors).toBeGreaterThan(500);
+  });
+
+  it("finds a value's string where the general way does, or refuses it with the same error", () => {
+    let seed = 29;
+    const random = (n: number) => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return (seed >>> 12) % n;
+    };
+    const special = [TAG.utf8String, TAG.ia5String, 0x13, 0x1a, 0x2c, TAG.octetString, 0x80, 0x81, 0x00, 0x7f, 0xff, 0x1f];
+    let refused = 0;
+    let read = 0;
+    for (const content of contents) {
+      expect(stringStarts(content, stringStart)).toEqual(stringStarts(content, generalStringStart));
+      for (let k = 0; k < 1500; k++) {
+        const changed = Buffer.from(content);
+        for (let j = 1 + random(3); j > 0; j--) {
+          const at = random(changed.length);
+          changed[at] = random(2) === 0 ? random(256) : special[random(special.length)]!;
+        }
+        const fast = stringStarts(changed, stringStart);
+        expect(fast).toEqual(stringStarts(changed, generalStringStart));
+        for (const v of fast) {
+          if (!Array.isArray(v)) continue;
+          if (typeof v[1] === 'number') read++;
+          else refused++;
+        }
+      }
+    }
+    // both ways are taken: values read and values refused
+    expect(read).toBeGreaterThan(10_000);
+    expect(refused).toBeGreaterThan(10_000);
   });
 });

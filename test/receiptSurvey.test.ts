@@ -2,7 +2,7 @@
 // one of the same user, which rows share a purchase with another user's, and the plan's counts.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ReceiptSurvey, soonestActiveExpiry, type SurveyPurchase, type SurveyReading, type SurveyRow } from '../src/ingest/receiptSurvey.js';
+import { ReceiptSurvey, decimalId, type SurveyPurchase, type SurveyReading, type SurveyRow } from '../src/ingest/receiptSurvey.js';
 
 const DAY = 86_400_000;
 const T0 = Date.UTC(2024, 0, 1);
@@ -183,15 +183,6 @@ describe('order independence', () => {
   });
 });
 
-describe('soonestActiveExpiry', () => {
-  it('takes each subscription at its latest renewal and the soonest of those still active', () => {
-    const now = T0 + 45 * DAY;
-    const reading = receipt(60, [sub('1', '1a', 0), sub('1', '1b', 1), sub('2', '2a', 3), once('3')]);
-    expect(soonestActiveExpiry(reading, now)).toBe(T0 + 2 * 30 * DAY);
-    expect(soonestActiveExpiry(receipt(0, [sub('1', '1a', 0)]), now)).toBeUndefined();
-  });
-});
-
 describe('environments', () => {
   it('compares ids within an environment and leaves Xcode testing out of conflicts', () => {
     const result = survey([
@@ -202,5 +193,46 @@ describe('environments', () => {
     ]);
     expect(result.conflicts).toEqual([]);
     expect(result.counts.purchases).toBe(3);
+  });
+});
+
+describe('decimalId', () => {
+  // the definition it stands for: a canonical decimal (no sign, no leading zero) that is a safe integer
+  const reference = (id: string): number => (/^(?:0|[1-9][0-9]{0,15})$/.test(id) && Number.isSafeInteger(Number(id)) ? Number(id) : -1);
+
+  it('keys canonical decimals below 2^53 by their value and nothing else', () => {
+    const cases = [
+      '0',
+      '7',
+      '1000000692878476',
+      '9007199254740991',
+      '9007199254740992',
+      '9007199254740993',
+      '9999999999999999',
+      '12345678901234567',
+      '',
+      '00',
+      '01',
+      '-1',
+      '+1',
+      '1e3',
+      '1.0',
+      ' 1',
+      '1 ',
+      '١٢',
+      'abc',
+      '2000000000000001x',
+    ];
+    for (const id of cases) expect([id, decimalId(id)]).toEqual([id, reference(id)]);
+    expect(decimalId('9007199254740991')).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it('agrees with the definition on random ids', () => {
+    const digits = fc.string({ unit: fc.constantFrom('0', '1', '5', '9', '8', '/', ':', 'a', ' '), minLength: 0, maxLength: 18 });
+    const near = fc.bigInt({ min: 9_007_199_254_700_000n, max: 9_007_199_254_800_000n }).map(String);
+    fc.assert(
+      fc.property(fc.oneof(digits, near, fc.string()), (id) => decimalId(id) === reference(id)),
+      { seed: 17, numRuns: 3000 },
+    );
   });
 });

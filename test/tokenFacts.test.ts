@@ -9,7 +9,7 @@ import { tokenFingerprint } from '../src/ledger/rowIdentity.js';
 const T0 = Date.UTC(2025, 0, 1);
 const DAY = 86_400_000;
 
-function reading(environment: AppleEnvironment, purchases: ApplePurchase[]): AppleReading {
+function reading(environment: AppleEnvironment, purchases: ApplePurchase[], plainToken = true): AppleReading {
   const ids = [...new Set(purchases.map((p) => p.originalTransactionId))];
   return {
     kind: 'receipt',
@@ -18,6 +18,7 @@ function reading(environment: AppleEnvironment, purchases: ApplePurchase[]): App
     dateMs: T0,
     purchases,
     originalTransactionIds: ids,
+    plainToken,
     receipt: { bundleId: 'com.example.app', creationMs: T0, purchases: [] },
   };
 }
@@ -35,7 +36,7 @@ const NOWS = [T0 - 400 * DAY, T0, T0 + 5 * DAY, T0 + 30 * DAY, T0 + 400 * DAY];
 /** The facts as plain values: what the sending pass reads of them, at several moments (of a rejected row, its problem only). */
 function seen(facts: ReturnType<typeof factsOf> | undefined) {
   if (facts?.problem !== undefined) return { problem: facts.problem };
-  return facts && { purchases: facts.purchases, active: NOWS.map((now) => facts.soonestActive(now)) };
+  return facts && { purchases: facts.purchases, active: NOWS.map((now) => facts.soonestActive(now)), plainToken: facts.plainToken };
 }
 
 describe('TokenFactStore', () => {
@@ -52,6 +53,8 @@ describe('TokenFactStore', () => {
       { line: 7, token: 'tok-d', reading: reading('xcode', [purchase('0', '0', 15)]) },
       { line: 9, token: 'tok-e', reading: reading('sandbox', [purchase('5', '5', 15)]), problem: 'sandbox receipt, not sent with --skip-sandbox' },
       { line: 11, token: 'tok-f', reading: reading('production', []) },
+      // a wrapped receipt (white space taken out to read it): its payload hash checks the token
+      { line: 12, token: 'tok-g', reading: reading('sandbox', [purchase('8', '8')], false) },
     ];
     for (const c of cases) store.add({ source: 1, line: c.line }, c.token, c.reading, c.problem);
     for (const c of cases) expect(seen(store.factsAt({ source: 1, line: c.line }, c.token))).toEqual(seen(factsOf(c.reading, c.problem)));
@@ -60,6 +63,13 @@ describe('TokenFactStore', () => {
     expect(store.factsAt({ source: 1, line: 5 }, 'tok-c')?.purchases).toEqual([
       { environment: 'sandbox', originalTransactionId: 'A-1' },
       { environment: 'sandbox', originalTransactionId: '007' },
+    ]);
+    expect([2, 3, 5, 7, 12].map((line) => store.factsAt({ source: 1, line }, `tok-${'abcdefg'['2357'.indexOf(String(line))] ?? 'g'}`)?.plainToken)).toEqual([
+      true,
+      false,
+      true,
+      true,
+      false,
     ]);
     // the revoked renewal (day 60) gives no time: A-1 runs to day 3, 007 to day 20
     expect(store.factsAt({ source: 1, line: 5 }, 'tok-c')?.soonestActive(T0 + 5 * DAY)).toBe(T0 + 20 * DAY);
@@ -105,6 +115,7 @@ describe('TokenFactStore', () => {
       environment: fc.constantFrom<AppleEnvironment>('production', 'sandbox', 'xcode'),
       purchases: fc.array(purchaseArb, { maxLength: 8 }),
       unread: fc.boolean(),
+      plain: fc.boolean(),
       problem: fc.option(fc.constantFrom('p1', 'p2'), { nil: undefined }),
     });
     fc.assert(
@@ -116,6 +127,7 @@ describe('TokenFactStore', () => {
             : reading(
                 r.environment,
                 r.purchases.map((p) => purchase(p.orig, p.txn, p.expires, p.revoked)),
+                r.plain,
               );
           const token = `token ${r.source} ${r.line}`;
           store.add({ source: r.source, line: r.line }, token, read, r.problem);

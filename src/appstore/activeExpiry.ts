@@ -10,16 +10,30 @@
 // non-consumables) are no subscription. An unread token, or one with nothing active, has none.
 import type { AppleReading } from './readToken.js';
 
-/** Epoch ms of the soonest expiry among the token's active subscriptions, or undefined when none is active. */
-export function soonestActiveExpiry(reading: AppleReading, now: number): number | undefined {
-  if (reading.kind === 'unread') return undefined;
-  const until = new Map<string, number>();
+/**
+ * Per original transaction id of a read token (in its `originalTransactionIds` order), when the subscription ends:
+ * the latest expiry among its transactions that were not revoked, or NaN when none has one (no subscription).
+ */
+export function subscriptionEnds(reading: Exclude<AppleReading, { kind: 'unread' }>): number[] {
+  const ids = reading.originalTransactionIds;
+  const ends = ids.map(() => Number.NaN);
   for (const p of reading.purchases) {
     if (p.expiresMs === undefined || p.revokedMs !== undefined) continue;
-    const known = until.get(p.originalTransactionId);
-    if (known === undefined || p.expiresMs > known) until.set(p.originalTransactionId, p.expiresMs);
+    const i = ids.length === 1 ? 0 : ids.indexOf(p.originalTransactionId);
+    const known = ends[i] as number;
+    if (Number.isNaN(known) || p.expiresMs > known) ends[i] = p.expiresMs;
   }
+  return ends;
+}
+
+/** The soonest of these ends that is later than `now` (NaN, no subscription, never is), or undefined. */
+export function soonestAfter(ends: readonly number[], now: number): number | undefined {
   let soonest: number | undefined;
-  for (const expires of until.values()) if (expires > now && (soonest === undefined || expires < soonest)) soonest = expires;
+  for (const end of ends) if (end > now && (soonest === undefined || end < soonest)) soonest = end;
   return soonest;
+}
+
+/** Epoch ms of the soonest expiry among the token's active subscriptions, or undefined when none is active. */
+export function soonestActiveExpiry(reading: AppleReading, now: number): number | undefined {
+  return reading.kind === 'unread' ? undefined : soonestAfter(subscriptionEnds(reading), now);
 }

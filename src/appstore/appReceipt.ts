@@ -85,30 +85,55 @@ export function receiptContent(der: Buffer): Buffer {
 }
 
 /**
- * Calls `visit(type, value)` for each `SEQUENCE { type, version, value }` of a receipt SET. Reads the three fields
- * in place rather than through childrenOf: this loop runs a dozen times per purchase, and its garbage was the
- * largest cost of a read. The DER form every App Store receipt uses goes through derAttribute, which makes no
- * element but the value's (a fifth less CPU per receipt: bench/README.md, ingestReceipts); anything else, BER's
- * indefinite lengths or a malformed attribute, the general way. Exported for the test that holds the two ways
- * to one answer (test/receiptAttributes.test.ts).
+ * Where a walk over a receipt SET stands: after `nextAttribute` answers true, the attribute's type and the bounds of
+ * its value OCTET STRING's contents. One cursor per SET walked, not an element per attribute: this loop runs a
+ * dozen times per purchase, and its garbage was the largest cost of a read.
+ */
+export interface AttributeCursor {
+  /** where the next attribute starts */
+  at: number;
+  /** the end of the SET's contents */
+  limit: number;
+  type: number;
+  start: number;
+  end: number;
+}
+
+/** A cursor over the attributes of a receipt SET (the content's, or an in-app purchase's). */
+export function attributesOf(set: BerElement): AttributeCursor {
+  if (set.tag !== TAG.set) throw new ReceiptContentError('receipt content is not a SET of attributes');
+  return { at: set.start, limit: set.end, type: 0, start: 0, end: 0 };
+}
+
+/**
+ * Reads the `SEQUENCE { type, version, value }` at the cursor into it and moves past it; false at the SET's end.
+ * The DER form every App Store receipt uses goes through derAttribute, which makes no element (a fifth less CPU
+ * per receipt: bench/README.md, ingestReceipts); anything else, BER's indefinite lengths or a malformed attribute,
+ * the general way, which throws what it must.
+ */
+export function nextAttribute(buf: Buffer, c: AttributeCursor): boolean {
+  if (c.at >= c.limit) return false;
+  if (derAttribute(buf, c)) return true;
+  const attribute = readElement(buf, c.at, c.limit, 1);
+  if (attribute.tag !== TAG.sequence) throw new BerError('attribute is not a SEQUENCE');
+  const type = readElement(buf, attribute.start, attribute.end, 2);
+  const version = readElement(buf, type.next, attribute.end, 2);
+  const value = readElement(buf, version.next, attribute.end, 2);
+  if (version.tag !== TAG.integer || value.tag !== TAG.octetString) throw new BerError('attribute is not { type, version, value }');
+  c.type = smallInteger(buf, type);
+  c.start = value.start;
+  c.end = value.end;
+  c.at = attribute.next;
+  return true;
+}
+
+/**
+ * Calls `visit(type, value)` for each attribute of a receipt SET, as nextAttribute reads them. Exported for the test
+ * that holds the fast path and the general way to one answer (test/receiptAttributes.test.ts).
  */
 export function eachAttribute(buf: Buffer, set: BerElement, visit: (type: number, value: BerElement) => void): void {
-  if (set.tag !== TAG.set) throw new ReceiptContentError('receipt content is not a SET of attributes');
-  for (let at = set.start; at < set.end;) {
-    const next = derAttribute(buf, at, set.end, visit);
-    if (next !== 0) {
-      at = next;
-      continue;
-    }
-    const attribute = readElement(buf, at, set.end, 1);
-    if (attribute.tag !== TAG.sequence) throw new BerError('attribute is not a SEQUENCE');
-    const type = readElement(buf, attribute.start, attribute.end, 2);
-    const version = readElement(buf, type.next, attribute.end, 2);
-    const value = readElement(buf, version.next, attribute.end, 2);
-    if (version.tag !== TAG.integer || value.tag !== TAG.octetString) throw new BerError('attribute is not { type, version, value }');
-    visit(smallInteger(buf, type), value);
-    at = attribute.next;
-  }
+  const c = attributesOf(set);
+  while (nextAttribute(buf, c)) visit(c.type, { tag: TAG.octetString, constructed: false, start: c.start, end: c.end, next: c.end });
 }
 
 /** A definite length of at most two octets at buf[at] (DER's form for anything below 64 KB): [length, where the contents start], or undefined. */
@@ -128,50 +153,84 @@ function shortLength(buf: Buffer, at: number): number | undefined {
 const lengthOctets = (buf: Buffer, at: number): number => (buf[at]! < 0x80 ? 1 : buf[at] === 0x81 ? 2 : 3);
 
 /**
- * The common case of eachAttribute, read without making an element for the attribute, its type and its version:
+ * The common case of nextAttribute, read without making an element for the attribute, its type and its version:
  * `SEQUENCE { INTEGER (1-2 octets, non-negative), INTEGER, OCTET STRING }` with definite lengths of at most two
- * octets, all within `limit`. Visits it and returns where the next attribute starts; 0 when the attribute is
- * anything else, which eachAttribute then reads the general way (and rejects what it must, with its own message).
+ * octets, all within the SET. Fills the cursor and answers true; false when the attribute is anything else, which
+ * nextAttribute then reads the general way (and rejects what it must, with its own message).
  */
-function derAttribute(buf: Buffer, at: number, limit: number, visit: (type: number, value: BerElement) => void): number {
-  if (buf[at] !== TAG.sequence) return 0;
+function derAttribute(buf: Buffer, c: AttributeCursor): boolean {
+  const at = c.at;
+  if (buf[at] !== TAG.sequence) return false;
   const length = shortLength(buf, at + 1);
-  if (length === undefined) return 0;
+  if (length === undefined) return false;
   let p = at + 1 + lengthOctets(buf, at + 1);
   const end = p + length;
-  if (end > limit) return 0;
+  if (end > c.limit) return false;
   // type: INTEGER of one or two octets, high bit clear (smallInteger's rules, for the sizes met)
   const typeLength = buf[p + 1];
-  if (buf[p] !== TAG.integer || (typeLength !== 1 && typeLength !== 2) || p + 2 + typeLength > end || (buf[p + 2]! & 0x80) !== 0) return 0;
+  if (buf[p] !== TAG.integer || (typeLength !== 1 && typeLength !== 2) || p + 2 + typeLength > end || (buf[p + 2]! & 0x80) !== 0) return false;
   const type = typeLength === 1 ? buf[p + 2]! : buf[p + 2]! * 256 + buf[p + 3]!;
   p += 2 + typeLength;
   // version: any INTEGER, short form (its value is not read)
   const versionLength = buf[p + 1];
-  if (buf[p] !== TAG.integer || versionLength === undefined || versionLength >= 0x80 || p + 2 + versionLength > end) return 0;
+  if (buf[p] !== TAG.integer || versionLength === undefined || versionLength >= 0x80 || p + 2 + versionLength > end) return false;
   p += 2 + versionLength;
   // value: a primitive OCTET STRING
-  if (buf[p] !== TAG.octetString || p + 1 >= end) return 0;
+  if (buf[p] !== TAG.octetString || p + 1 >= end) return false;
   const valueLength = shortLength(buf, p + 1);
-  if (valueLength === undefined) return 0;
+  if (valueLength === undefined) return false;
   const start = p + 1 + lengthOctets(buf, p + 1);
-  if (start + valueLength > end) return 0;
-  visit(type, { tag: TAG.octetString, constructed: false, start, end: start + valueLength, next: start + valueLength });
-  return end;
+  if (start + valueLength > end) return false;
+  c.type = type;
+  c.start = start;
+  c.end = start + valueLength;
+  c.at = end;
+  return true;
 }
 
-/** The element a value OCTET STRING holds (each value is itself DER). */
-function inner(buf: Buffer, value: BerElement): BerElement {
-  const element = readElement(buf, value.start, value.end);
-  if (element.next !== value.end) throw new BerError('value has trailing bytes');
+/** The element a value OCTET STRING's contents [start, end) hold (each value is itself DER). */
+function inner(buf: Buffer, start: number, end: number): BerElement {
+  const element = readElement(buf, start, end);
+  if (element.next !== end) throw new BerError('value has trailing bytes');
   return element;
 }
 
 const STRING_TAGS = new Set<number>([TAG.utf8String, TAG.ia5String, 0x13 /* PrintableString */, 0x1a /* VisibleString */]);
 
-function stringValue(buf: Buffer, value: BerElement): string {
-  const element = inner(buf, value);
+/**
+ * Where the text of the string a value holds starts: its contents run to `end`. The common case, a string with a
+ * one-octet length that fills the value, is read in place; anything else through `inner`, which throws what it must.
+ * Exported for the test that holds the two ways to one answer (test/receiptAttributes.test.ts).
+ */
+export function stringStart(buf: Buffer, start: number, end: number): number {
+  const length = buf[start + 1];
+  if (length !== undefined && length < 0x80 && start + 2 + length === end && STRING_TAGS.has(buf[start]!)) return start + 2;
+  const element = inner(buf, start, end);
   if (!STRING_TAGS.has(element.tag)) throw new BerError('expected a string value');
-  return buf.toString('utf8', element.start, element.end);
+  return element.start;
+}
+
+function stringValue(buf: Buffer, start: number, end: number): string {
+  return buf.toString('utf8', stringStart(buf, start, end), end);
+}
+
+/**
+ * The last string read for one field of a receipt's purchases, given again when the next purchase holds the same
+ * bytes: every renewal of a subscription repeats its product id and its original transaction id.
+ */
+class RepeatedString {
+  // bytes [0, 0) of any buffer are the empty string
+  private start = 0;
+  private end = 0;
+  private text = '';
+  read(buf: Buffer, valueStart: number, valueEnd: number): string {
+    const start = stringStart(buf, valueStart, valueEnd);
+    if (valueEnd - start === this.end - this.start && buf.compare(buf, this.start, this.end, start, valueEnd) === 0) return this.text;
+    this.start = start;
+    this.end = valueEnd;
+    this.text = buf.toString('utf8', start, valueEnd);
+    return this.text;
+  }
 }
 
 /** RFC 3339 as Apple writes it (`2020-07-22T17:39:08Z`), with fractions of a second or an offset tolerated. */
@@ -205,63 +264,66 @@ function appleDate(buf: Buffer, start: number, end: number): number {
 }
 
 /** A date value: epoch ms, or undefined for the empty string Apple writes for "none" (1708, 1712). */
-function dateValue(buf: Buffer, value: BerElement, what: string): number | undefined {
-  const element = inner(buf, value);
-  if (!STRING_TAGS.has(element.tag)) throw new BerError('expected a string value');
-  if (element.start === element.end) return undefined;
-  const fast = appleDate(buf, element.start, element.end);
+function dateValue(buf: Buffer, valueStart: number, valueEnd: number, what: string): number | undefined {
+  const start = stringStart(buf, valueStart, valueEnd);
+  if (start === valueEnd) return undefined;
+  const fast = appleDate(buf, start, valueEnd);
   if (!Number.isNaN(fast)) return fast;
   // Any other RFC 3339 spelling (fractions, an offset): rare, so the slow way.
-  const text = buf.toString('latin1', element.start, element.end);
+  const text = buf.toString('latin1', start, valueEnd);
   const ms = RFC3339.test(text) ? Date.parse(text) : NaN;
   if (Number.isNaN(ms)) throw new ReceiptContentError(`${what} is not an RFC 3339 date`);
   return ms;
 }
 
-function integerValue(buf: Buffer, value: BerElement): number {
-  return smallInteger(buf, inner(buf, value));
+function integerValue(buf: Buffer, start: number, end: number): number {
+  return smallInteger(buf, inner(buf, start, end));
 }
 
-function readInApp(buf: Buffer, value: BerElement): InAppPurchase {
+/** The strings a receipt's purchases repeat, read once per run of equal values (RepeatedString). */
+interface PurchaseStrings {
+  productId: RepeatedString;
+  originalTransactionId: RepeatedString;
+}
+
+function readInApp(buf: Buffer, start: number, end: number, strings: PurchaseStrings): InAppPurchase {
   let productId: string | undefined;
   let transactionId: string | undefined;
   let originalTransactionId: string | undefined;
   let purchaseMs: number | undefined;
-  const purchase: Partial<InAppPurchase> = {};
-  eachAttribute(buf, inner(buf, value), (type, v) => {
-    switch (type) {
+  let originalPurchaseMs: number | undefined;
+  let expiresMs: number | undefined;
+  let cancellationMs: number | undefined;
+  let quantity: number | undefined;
+  const c = attributesOf(inner(buf, start, end));
+  while (nextAttribute(buf, c)) {
+    switch (c.type) {
       case IN_APP.productId:
-        productId = stringValue(buf, v);
+        productId = strings.productId.read(buf, c.start, c.end);
         break;
       case IN_APP.transactionId:
-        transactionId = stringValue(buf, v);
+        transactionId = stringValue(buf, c.start, c.end);
         break;
       case IN_APP.originalTransactionId:
-        originalTransactionId = stringValue(buf, v);
+        originalTransactionId = strings.originalTransactionId.read(buf, c.start, c.end);
         break;
       case IN_APP.purchaseDate:
-        purchaseMs = dateValue(buf, v, 'purchase date (1704)');
+        purchaseMs = dateValue(buf, c.start, c.end, 'purchase date (1704)');
         break;
-      case IN_APP.originalPurchaseDate: {
-        const ms = dateValue(buf, v, 'original purchase date (1706)');
-        if (ms !== undefined) purchase.originalPurchaseMs = ms;
+      case IN_APP.originalPurchaseDate:
+        originalPurchaseMs = dateValue(buf, c.start, c.end, 'original purchase date (1706)') ?? originalPurchaseMs;
         break;
-      }
-      case IN_APP.expiresDate: {
-        const ms = dateValue(buf, v, 'expiry (1708)');
-        if (ms !== undefined) purchase.expiresMs = ms;
+      case IN_APP.expiresDate:
+        expiresMs = dateValue(buf, c.start, c.end, 'expiry (1708)') ?? expiresMs;
         break;
-      }
-      case IN_APP.cancellationDate: {
-        const ms = dateValue(buf, v, 'cancellation date (1712)');
-        if (ms !== undefined) purchase.cancellationMs = ms;
+      case IN_APP.cancellationDate:
+        cancellationMs = dateValue(buf, c.start, c.end, 'cancellation date (1712)') ?? cancellationMs;
         break;
-      }
       case IN_APP.quantity:
-        purchase.quantity = integerValue(buf, v);
+        quantity = integerValue(buf, c.start, c.end);
         break;
     }
-  });
+  }
   // A purchase missing one of these cannot be compared with another receipt's: the whole receipt goes unread
   // (sent as it is) rather than half-read.
   if (!productId) throw new ReceiptContentError('in-app purchase without product id (1702)');
@@ -269,7 +331,9 @@ function readInApp(buf: Buffer, value: BerElement): InAppPurchase {
   if (purchaseMs === undefined) throw new ReceiptContentError('in-app purchase without purchase date (1704)');
   // Xcode's StoreKit testing writes no 1705 (its signed transactions give originalTransactionId = transactionId
   // for a first purchase): the transaction is then taken as its own original, as a first purchase is.
-  return { productId, transactionId, originalTransactionId: originalTransactionId || transactionId, purchaseMs, ...purchase };
+  // One shape for every purchase (absent fields undefined): objects built by spreading optional parts took
+  // a dictionary shape each, and made the rest of the ingest's code that reads them slower too.
+  return { productId, transactionId, originalTransactionId: originalTransactionId || transactionId, purchaseMs, originalPurchaseMs, expiresMs, cancellationMs, quantity };
 }
 
 /**
@@ -278,40 +342,41 @@ function readInApp(buf: Buffer, value: BerElement): InAppPurchase {
  */
 export function readAppReceipt(der: Buffer): AppReceipt {
   const content = receiptContent(der);
-  const set = readElement(content, 0);
   let environment: string | undefined;
   let bundleId: string | undefined;
   let creationMs: number | undefined;
-  const receipt: Partial<AppReceipt> = {};
+  let appVersion: string | undefined;
+  let originalAppVersion: string | undefined;
+  let expirationMs: number | undefined;
   const purchases: InAppPurchase[] = [];
-  eachAttribute(content, set, (type, value) => {
-    switch (type) {
+  const strings: PurchaseStrings = { productId: new RepeatedString(), originalTransactionId: new RepeatedString() };
+  const c = attributesOf(readElement(content, 0));
+  while (nextAttribute(content, c)) {
+    switch (c.type) {
       case RECEIPT.environment:
-        environment = stringValue(content, value);
+        environment = stringValue(content, c.start, c.end);
         break;
       case RECEIPT.bundleId:
-        bundleId = stringValue(content, value);
+        bundleId = stringValue(content, c.start, c.end);
         break;
       case RECEIPT.creationDate:
-        creationMs = dateValue(content, value, 'creation date (12)');
+        creationMs = dateValue(content, c.start, c.end, 'creation date (12)');
         break;
       case RECEIPT.appVersion:
-        receipt.appVersion = stringValue(content, value);
+        appVersion = stringValue(content, c.start, c.end);
         break;
       case RECEIPT.originalAppVersion:
-        receipt.originalAppVersion = stringValue(content, value);
+        originalAppVersion = stringValue(content, c.start, c.end);
         break;
-      case RECEIPT.expirationDate: {
-        const ms = dateValue(content, value, 'expiration date (21)');
-        if (ms !== undefined) receipt.expirationMs = ms;
+      case RECEIPT.expirationDate:
+        expirationMs = dateValue(content, c.start, c.end, 'expiration date (21)') ?? expirationMs;
         break;
-      }
       case RECEIPT.inApp:
-        purchases.push(readInApp(content, value));
+        purchases.push(readInApp(content, c.start, c.end, strings));
         break;
     }
-  });
+  }
   if (!bundleId) throw new ReceiptContentError('receipt without bundle id (2)');
   if (creationMs === undefined) throw new ReceiptContentError('receipt without creation date (12)');
-  return { ...(environment !== undefined ? { environment } : {}), bundleId, creationMs, ...receipt, purchases };
+  return { environment, bundleId, appVersion, originalAppVersion, creationMs, expirationMs, purchases };
 }

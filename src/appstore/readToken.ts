@@ -8,7 +8,7 @@
 // logs: neither the token nor a part of it ever leaves this function except inside the reading.
 import { BerError } from './ber.js';
 import { ReceiptContentError, readAppReceipt, type AppReceipt } from './appReceipt.js';
-import { SignedTransactionError, looksLikeJws, readSignedTransaction, type SignedTransaction } from './signedTransaction.js';
+import { SignedTransactionError, looksLikeJws, readCheckedJws, type SignedTransaction } from './signedTransaction.js';
 
 export type AppleEnvironment = 'production' | 'sandbox' | 'xcode';
 
@@ -38,6 +38,11 @@ interface ReadingCommon {
   purchases: ApplePurchase[];
   /** the distinct original transaction ids of `purchases`, in the order first met */
   originalTransactionIds: string[];
+  /**
+   * the token holds only base64 or base64url characters (and a JWS's dots), as its read found: JSON writes it as it
+   * is, so the payload hash need not check it again (ledger/rowIdentity.ts payloadHash)
+   */
+  plainToken: boolean;
 }
 
 export interface ReceiptReading extends ReadingCommon {
@@ -97,33 +102,60 @@ function environmentOf(name: string | undefined): AppleEnvironment | undefined {
   }
 }
 
-function common(environment: AppleEnvironment, bundleId: string, dateMs: number, purchases: ApplePurchase[]): ReadingCommon {
+function common(environment: AppleEnvironment, bundleId: string, dateMs: number, purchases: ApplePurchase[], plainToken: boolean): ReadingCommon {
   let expiresMs: number | undefined;
-  const ids = new Set<string>();
-  for (const p of purchases) {
-    ids.add(p.originalTransactionId);
-    if (p.expiresMs !== undefined && (expiresMs === undefined || p.expiresMs > expiresMs)) expiresMs = p.expiresMs;
+  for (const p of purchases) if (p.expiresMs !== undefined && (expiresMs === undefined || p.expiresMs > expiresMs)) expiresMs = p.expiresMs;
+  return { environment, bundleId, dateMs, expiresMs, purchases, originalTransactionIds: distinctOriginals(purchases), plainToken };
+}
+
+/** The distinct original transaction ids, in the order first met. */
+function distinctOriginals(purchases: readonly ApplePurchase[]): string[] {
+  // most receipts hold a few purchases of one or two original transactions: a list beats a Set
+  if (purchases.length > 16) return [...new Set(purchases.map((p) => p.originalTransactionId))];
+  const ids: string[] = [];
+  for (const p of purchases) if (!ids.includes(p.originalTransactionId)) ids.push(p.originalTransactionId);
+  return ids;
+}
+
+/**
+ * Decodes base64 (standard or URL-safe; line breaks and spaces allowed, some exports wrap at 64 or 76 characters)
+ * into a buffer it keeps from one token to the next: allocating a buffer for each receipt cost more than decoding
+ * it (Buffer.from: about 3 µs for a 7 KB receipt; a write into a kept buffer, under 1). What it gives back is valid
+ * until the next decode: nothing a reading holds points into it (strings and numbers only).
+ */
+class Base64Decoder {
+  private buffer = Buffer.alloc(0);
+  /** the last token decoded held only base64 or base64url characters (no white space taken out) */
+  plain = false;
+
+  /** The bytes, or undefined when `token` holds a character outside the alphabet. */
+  decode(token: string): Buffer | undefined {
+    const bytes = this.strict(token);
+    this.plain = bytes !== undefined;
+    return bytes ?? (WHITE_SPACE.test(token) ? this.strict(token.replace(/\s+/g, '')) : undefined);
   }
-  return { environment, bundleId, dateMs, ...(expiresMs !== undefined ? { expiresMs } : {}), purchases, originalTransactionIds: [...ids] };
+
+  /**
+   * The bytes of `text` when every character of it is one of base64's or base64url's, '=' padding at the end
+   * aside. A decode skips characters outside the alphabet instead of failing: one of them shows as fewer bytes than
+   * the length promises, which is cheaper to see than a regular expression over the 3-12 KB of a receipt. Two
+   * cases that count would miss are refused first: a character above ASCII (the decoder reads it as some byte
+   * of the alphabet) and a length that leaves one character over (one skipped there costs no byte).
+   */
+  private strict(text: string): Buffer | undefined {
+    if (Buffer.byteLength(text, 'utf8') !== text.length) return undefined;
+    const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+    const characters = text.length - padding;
+    if (characters % 4 === 1) return undefined;
+    const expected = Math.floor((characters * 3) / 4);
+    if (this.buffer.length < expected) this.buffer = Buffer.allocUnsafe(Math.max(expected, this.buffer.length * 2));
+    const written = this.buffer.write(text, 'base64');
+    return written === expected ? this.buffer.subarray(0, written) : undefined;
+  }
 }
 
-/** Decoded base64 (standard or URL-safe), or undefined when `text` holds a character outside the alphabet. */
-function decodeStrictBase64(text: string): Buffer | undefined {
-  if (text.length % 4 === 1) return undefined;
-  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
-  const bytes = Buffer.from(text, 'base64');
-  // Buffer.from skips characters outside the alphabet instead of failing: one of them shows as a shorter result.
-  // Cheaper than a regular expression over the 3-12 KB of a receipt.
-  return bytes.length === Math.floor(((text.length - padding) * 3) / 4) ? bytes : undefined;
-}
-
-/** Decoded base64, line breaks and spaces allowed (some exports wrap at 64 or 76 characters). */
-function decodeBase64(token: string): Buffer | undefined {
-  return decodeStrictBase64(token) ?? (WHITE_SPACE.test(token) ? decodeStrictBase64(token.replace(/\s+/g, '')) : undefined);
-}
-
-function readReceiptToken(token: string): AppleReading {
-  const bytes = decodeBase64(token);
+function readReceiptToken(token: string, decoder: Base64Decoder): AppleReading {
+  const bytes = decoder.decode(token);
   if (!bytes) return unread('not_base64', 'neither a JWS nor base64');
   // An iOS 6 transaction receipt: `{ "signature" = "…"; "purchase-info" = "…"; … }` (an old-style plist).
   if (bytes[0] === 0x7b && bytes.includes('purchase-info')) return unread('transaction_receipt', 'an iOS 6 style transaction receipt');
@@ -140,19 +172,22 @@ function readReceiptToken(token: string): AppleReading {
   }
   const environment = environmentOf(receipt.environment);
   if (!environment) return unread('unknown_environment', 'receipt environment (type 0) is not Production, ProductionSandbox or Xcode');
-  const purchases = receipt.purchases.map((p): ApplePurchase => {
-    const purchase: ApplePurchase = { productId: p.productId, transactionId: p.transactionId, originalTransactionId: p.originalTransactionId, purchaseMs: p.purchaseMs };
-    if (p.expiresMs !== undefined) purchase.expiresMs = p.expiresMs;
-    if (p.cancellationMs !== undefined) purchase.revokedMs = p.cancellationMs;
-    return purchase;
-  });
-  return { kind: 'receipt', ...common(environment, receipt.bundleId, receipt.creationMs, purchases), receipt };
+  const purchases = receipt.purchases.map((p): ApplePurchase => ({
+    productId: p.productId,
+    transactionId: p.transactionId,
+    originalTransactionId: p.originalTransactionId,
+    purchaseMs: p.purchaseMs,
+    expiresMs: p.expiresMs,
+    revokedMs: p.cancellationMs,
+  }));
+  return { kind: 'receipt', ...common(environment, receipt.bundleId, receipt.creationMs, purchases, decoder.plain), receipt };
 }
 
+/** A token looksLikeJws answered for. */
 function readJwsToken(token: string): AppleReading {
   let transaction: SignedTransaction;
   try {
-    transaction = readSignedTransaction(token);
+    transaction = readCheckedJws(token);
   } catch (error) {
     if (error instanceof SignedTransactionError) return unread('not_signed_transaction', error.message);
     throw error;
@@ -163,18 +198,35 @@ function readJwsToken(token: string): AppleReading {
   const { transactionId, originalTransactionId, productId } = transaction;
   if (transactionId !== undefined && originalTransactionId !== undefined && productId !== undefined) {
     // Xcode writes fractions of a millisecond; the shared shape holds whole milliseconds.
-    const purchase: ApplePurchase = { productId, transactionId, originalTransactionId };
-    if (transaction.purchaseMs !== undefined) purchase.purchaseMs = Math.trunc(transaction.purchaseMs);
-    if (transaction.expiresMs !== undefined) purchase.expiresMs = Math.trunc(transaction.expiresMs);
-    if (transaction.revocationMs !== undefined) purchase.revokedMs = Math.trunc(transaction.revocationMs);
-    purchases.push(purchase);
+    const whole = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.trunc(ms));
+    purchases.push({
+      productId,
+      transactionId,
+      originalTransactionId,
+      purchaseMs: whole(transaction.purchaseMs),
+      expiresMs: whole(transaction.expiresMs),
+      revokedMs: whole(transaction.revocationMs),
+    });
   }
-  return { kind: 'signed_transaction', ...common(environment, transaction.bundleId, Math.trunc(transaction.signedMs), purchases), transaction };
+  // looksLikeJws let through base64url characters and dots only
+  return { kind: 'signed_transaction', ...common(environment, transaction.bundleId, Math.trunc(transaction.signedMs), purchases, true), transaction };
 }
 
-/** Reads an Apple fetch token. Never throws for what the token holds: an unreadable token is `unread`. */
+/**
+ * Reads Apple fetch tokens one after another. Never throws for what a token holds: an unreadable token is `unread`.
+ * A pass over many tokens keeps one reader (its decoding buffer is reused); readAppleToken reads one.
+ */
+export class AppleTokenReader {
+  private readonly decoder = new Base64Decoder();
+
+  read(token: string): AppleReading {
+    const trimmed = token.trim();
+    if (trimmed === '') return unread('empty', 'empty token');
+    return looksLikeJws(trimmed) ? readJwsToken(trimmed) : readReceiptToken(trimmed, this.decoder);
+  }
+}
+
+/** Reads one Apple fetch token (AppleTokenReader, for a token on its own). */
 export function readAppleToken(token: string): AppleReading {
-  const trimmed = token.trim();
-  if (trimmed === '') return unread('empty', 'empty token');
-  return looksLikeJws(trimmed) ? readJwsToken(trimmed) : readReceiptToken(trimmed);
+  return new AppleTokenReader().read(token);
 }

@@ -266,6 +266,8 @@ class Ingestion {
   private readonly purchases = new WeakMap<ReceiptJobData, PurchaseIdentity[]>();
   /** Rows read and their token fingerprint (`fp` in bytes), so admission does not hash the token again. */
   private readonly keys = new WeakMap<ReceiptJobData, Buffer>();
+  /** Rows whose token the survey found plain (TokenFacts.plainToken): admission hashes their payload without checking it. */
+  private readonly plainTokens = new WeakSet<ReceiptJobData>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
   /**
@@ -529,6 +531,7 @@ class Ingestion {
       ...(lookup ? { lookup } : {}),
     };
     this.keys.set(row, key);
+    if (facts?.plainToken) this.plainTokens.add(row);
     const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
     if (claim) this.claims.set(row, claim);
     else if (facts && facts.purchases.length > 0) this.purchases.set(row, facts.purchases);
@@ -575,10 +578,10 @@ class Ingestion {
     return true;
   }
 
-  /** Records superseded rows, concurrently (each once per place: a row recorded before is not counted again). */
+  /** Records superseded rows, together (each once per place: a row recorded before is not counted again). */
   private async recordSuperseded(rows: readonly Superseded[]): Promise<void> {
-    const added = await Promise.all(rows.map((row) => this.write(() => this.ledger.supersede(row))));
-    this.result.superseded += added.filter(Boolean).length;
+    if (rows.length === 0) return;
+    this.result.superseded += await this.write(() => this.ledger.supersede(rows));
   }
 
   private async reject(source: string, line: number, reason: string, input?: Record<string, string>): Promise<void> {
@@ -690,7 +693,7 @@ class Ingestion {
     const metrics = this.deps.metrics;
     const admitting = rows.map((row) => {
       const key = this.keys.get(row);
-      const keyed = key ? { ...row, key } : row;
+      const keyed = key ? { ...row, key, ...(this.plainTokens.has(row) ? { plainToken: true } : {}) } : row;
       const purchase = this.claims.get(row);
       if (purchase) return { ...keyed, purchase };
       const purchases = this.purchases.get(row);

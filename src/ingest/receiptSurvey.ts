@@ -112,7 +112,24 @@ export function hash53(text: string, seed = 0): number {
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
 }
 
-const CANONICAL_DECIMAL = /^(?:0|[1-9][0-9]{0,15})$/;
+/**
+ * The number a transaction id written as a canonical decimal below 2^53 is (no sign, no leading zero), or -1 for
+ * any other id. One pass over the characters: a receipt's dozen ids per row made a regular expression and
+ * Number() a third of the survey's own time.
+ */
+export function decimalId(id: string): number {
+  const n = id.length;
+  if (n === 0 || n > 16) return -1;
+  if (id.charCodeAt(0) === 0x30) return n === 1 ? 0 : -1;
+  let value = 0;
+  for (let i = 0; i < n; i++) {
+    const d = id.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    value = value * 10 + d;
+  }
+  // every value above 2^53 - 1 comes out of the sum at 2^53 or more (rounding is monotonic)
+  return value <= Number.MAX_SAFE_INTEGER ? value : -1;
+}
 
 /** A Float64Array that grows (rows and purchases are counted as they come). */
 export class Grow {
@@ -145,11 +162,8 @@ class IdKeys {
   /** The key of a transaction id within an environment: Apple's sandbox and Xcode number their own. */
   key(id: string, environment: string): number {
     if (environment !== 'production') return this.intern(`${environment}\u0000${id}`, id);
-    if (CANONICAL_DECIMAL.test(id)) {
-      const n = Number(id);
-      if (Number.isSafeInteger(n)) return n;
-    }
-    return this.intern(id, id);
+    const n = decimalId(id);
+    return n >= 0 ? n : this.intern(id, id);
   }
   private intern(key: string, id: string): number {
     let k = this.others.get(key);
@@ -330,19 +344,4 @@ export class SurveyResult {
   }
 
   private conflictIndex?: Map<number, PurchaseConflict>;
-}
-
-/**
- * The soonest expiry among a reading's subscriptions still active at `now` (each original transaction at its
- * latest renewal), for queue order: the purchases closest to lapsing go first. Undefined when none is active.
- */
-export function soonestActiveExpiry(reading: SurveyReading, now: number): number | undefined {
-  const latest = new Map<string, number>();
-  for (const p of reading.purchases) {
-    if (p.expiresMs === undefined) continue;
-    latest.set(p.originalTransactionId, Math.max(latest.get(p.originalTransactionId) ?? -Infinity, p.expiresMs));
-  }
-  let soonest: number | undefined;
-  for (const expires of latest.values()) if (expires > now && (soonest === undefined || expires < soonest)) soonest = expires;
-  return soonest;
 }

@@ -7,8 +7,8 @@
 // (lookupGroupCount.ts): what they hold is known after their lookups, and compared then (ledger/lookupGroups.ts).
 // What the sending pass needs of each token read here (the rules' verdict, the queue order, the purchases to look
 // up) is kept by place (tokenFacts.ts), so the sending pass does not read the token again.
-import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
-import { readAppleToken, type AppleReading } from '../appstore/readToken.js';
+import { soonestAfter, subscriptionEnds } from '../appstore/activeExpiry.js';
+import { AppleTokenReader, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
 import { recordKey, tokenFingerprint } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
@@ -126,6 +126,7 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
   let activeRows = 0;
   const lookups = new LookupGroupCount();
   const facts = new TokenFactStore();
+  const reader = new AppleTokenReader();
   for await (const entry of entries) {
     const source = await opts.sourceNumber(entry.name);
     numbers.set(entry.name, source);
@@ -159,13 +160,14 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
         continue;
       }
       firstOf.set(seen, place);
-      const reading = readAppleToken(body.fetch_token);
+      const reading = reader.read(body.fetch_token);
       const problem = appleRowProblem(reading, opts.rules);
-      facts.add(place, body.fetch_token, reading, problem, key);
+      const ends = reading.kind === 'unread' || problem !== undefined ? undefined : subscriptionEnds(reading);
+      facts.add(place, body.fetch_token, reading, problem, key, ends);
       // a row the ingest rejects is neither sent nor a carrier of another's purchases
       if (problem !== undefined) continue;
       survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });
-      if (soonestActiveExpiry(reading, opts.check.now()) !== undefined) activeRows++;
+      if (ends !== undefined && soonestAfter(ends, opts.check.now()) !== undefined) activeRows++;
     }
   }
   facts.trim();

@@ -16,10 +16,10 @@
 // passes: a row whose token is not the one the survey read has no facts here, and the sending pass reads it (and
 // hashes it) again. The survey's decisions themselves are by place alone, so the check is what ties a place to
 // the token read there; the fingerprint kept is that token's.
-import { soonestActiveExpiry } from '../appstore/activeExpiry.js';
+import { soonestActiveExpiry, soonestAfter, subscriptionEnds } from '../appstore/activeExpiry.js';
 import { purchaseIdsOf, type PurchaseIdentity } from '../appstore/purchaseIds.js';
 import type { AppleEnvironment, AppleReading } from '../appstore/readToken.js';
-import { Grow, type SurveyPlace } from './receiptSurvey.js';
+import { Grow, decimalId, type SurveyPlace } from './receiptSurvey.js';
 import { TOKEN_FINGERPRINT_BYTES } from '../ledger/rowIdentity.js';
 
 const NO_KEY = new Uint8Array(TOKEN_FINGERPRINT_BYTES);
@@ -37,38 +37,19 @@ export interface TokenFacts {
    * receipt of several KB again in the sending pass was a fifth of what reading cost an ingest
    */
   key?: Buffer;
+  /** the token holds only characters JSON writes as they are (appstore/readToken.ts plainToken) */
+  plainToken: boolean;
 }
 
 const ENVIRONMENTS: readonly AppleEnvironment[] = ['production', 'sandbox', 'xcode'];
 const UNREAD = -1;
-const CANONICAL_DECIMAL = /^(?:0|[1-9][0-9]{0,15})$/;
+/** added to a read token's code (an index in ENVIRONMENTS) when the token is plain (TokenFacts.plainToken) */
+const PLAIN = 0x100;
 const LINE_SPAN = 2 ** 32;
-
-function soonest(until: readonly number[], now: number): number | undefined {
-  let found: number | undefined;
-  for (const expires of until) if (expires > now && (found === undefined || expires < found)) found = expires;
-  return found;
-}
 
 /** The facts of a reading just made: what a row the survey kept nothing of gets (`TokenFactStore` keeps the same). */
 export function factsOf(reading: AppleReading, problem: string | undefined): TokenFacts {
-  return { problem, purchases: purchaseIdsOf(reading), soonestActive: (now) => soonestActiveExpiry(reading, now) };
-}
-
-/**
- * Per original transaction id (in the order first met, as `originalTransactionIds`), the latest expiry of its
- * transactions that were not revoked, or NaN when none has one: activeExpiry.ts's rule, kept without `now`.
- */
-function activeUntil(reading: Exclude<AppleReading, { kind: 'unread' }>): number[] {
-  const ids = reading.originalTransactionIds;
-  const until = ids.map(() => Number.NaN);
-  for (const p of reading.purchases) {
-    if (p.expiresMs === undefined || p.revokedMs !== undefined) continue;
-    const i = ids.length === 1 ? 0 : ids.indexOf(p.originalTransactionId);
-    const known = until[i] as number;
-    if (Number.isNaN(known) || p.expiresMs > known) until[i] = p.expiresMs;
-  }
-  return until;
+  return { problem, purchases: purchaseIdsOf(reading), soonestActive: (now) => soonestActiveExpiry(reading, now), plainToken: reading.kind !== 'unread' && reading.plainToken };
 }
 
 /** Bytes in fixed-width records, growing. */
@@ -130,13 +111,16 @@ export function tokenCheck(token: string): number {
   let h1 = 0xdeadbeef ^ n;
   let h2 = 0x41c6ce57 ^ n;
   const mid = n >>> 1;
-  const stops = [mid, Math.min(n, mid + 64), Math.max(0, n - 64), n];
-  for (let part = 0; part < 4; part += 2) {
-    for (let i = stops[part] as number; i < (stops[part + 1] as number); i++) {
-      const ch = token.charCodeAt(i);
-      h1 = Math.imul(h1 ^ ch, 2654435761);
-      h2 = Math.imul(h2 ^ ch, 1597334677);
-    }
+  const midEnd = Math.min(n, mid + 64);
+  for (let i = mid; i < midEnd; i++) {
+    const ch = token.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
+  }
+  for (let i = Math.max(0, n - 64); i < n; i++) {
+    const ch = token.charCodeAt(i);
+    h1 = Math.imul(h1 ^ ch, 2654435761);
+    h2 = Math.imul(h2 ^ ch, 1597334677);
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
@@ -147,7 +131,7 @@ export function tokenCheck(token: string): number {
 export class TokenFactStore {
   private readonly places = new Grow();
   private readonly checks = int32();
-  /** UNREAD, an index in ENVIRONMENTS (read and accepted), or -(2 + an index in `problems`) (rejected) */
+  /** UNREAD, an index in ENVIRONMENTS (read and accepted; + PLAIN for a plain token), or -(2 + an index in `problems`) (rejected) */
   private readonly codes = int32();
   /** index of the row's first original transaction id; its last is the next row's first */
   private readonly firstId = uint32();
@@ -171,9 +155,10 @@ export class TokenFactStore {
 
   /**
    * Keeps what the sending pass needs of the reading of the token at `place` (`problem`: appleRowProblem's; `key`:
-   * the token's fingerprint, tokenFingerprint(platform, token)).
+   * the token's fingerprint, tokenFingerprint(platform, token); `ends`: subscriptionEnds(reading), when the caller
+   * has it).
    */
-  add(place: SurveyPlace, token: string, reading: AppleReading, problem: string | undefined, key?: Buffer): void {
+  add(place: SurveyPlace, token: string, reading: AppleReading, problem: string | undefined, key?: Buffer, ends?: readonly number[]): void {
     const n = place.source * LINE_SPAN + place.line;
     if (this.places.length > 0 && n <= this.places.at(this.places.length - 1)) this.sorted = false;
     this.order = undefined;
@@ -196,8 +181,8 @@ export class TokenFactStore {
       this.codes.push(UNREAD);
       return;
     }
-    this.codes.push(ENVIRONMENTS.indexOf(reading.environment));
-    const until = activeUntil(reading);
+    this.codes.push(ENVIRONMENTS.indexOf(reading.environment) + (reading.plainToken ? PLAIN : 0));
+    const until = ends ?? subscriptionEnds(reading);
     for (const [i, id] of reading.originalTransactionIds.entries()) {
       this.ids.push(this.idKey(id));
       this.until.push(until[i] as number);
@@ -215,9 +200,9 @@ export class TokenFactStore {
     if (row === undefined || this.checks.data[row] !== tokenCheck(token)) return undefined;
     const code = this.codes.data[row] as number;
     const key = this.keyless ? {} : { key: this.keys.at(row) };
-    if (code === UNREAD) return { problem: undefined, purchases: [], soonestActive: () => undefined, ...key };
-    if (code < UNREAD) return { problem: this.problems[-code - 2], purchases: [], soonestActive: () => undefined, ...key };
-    const environment = ENVIRONMENTS[code] as AppleEnvironment;
+    if (code === UNREAD) return { problem: undefined, purchases: [], soonestActive: () => undefined, ...key, plainToken: false };
+    if (code < UNREAD) return { problem: this.problems[-code - 2], purchases: [], soonestActive: () => undefined, ...key, plainToken: false };
+    const environment = ENVIRONMENTS[code % PLAIN] as AppleEnvironment;
     const from = this.firstId.data[row] as number;
     const to = row + 1 < this.places.length ? (this.firstId.data[row + 1] as number) : this.ids.length;
     const until: number[] = [];
@@ -226,7 +211,7 @@ export class TokenFactStore {
       until.push(this.until.at(i));
       if (environment !== 'xcode') purchases.push({ environment, originalTransactionId: this.idText(this.ids.at(i)) });
     }
-    return { problem: undefined, purchases, soonestActive: (now) => soonest(until, now), ...key };
+    return { problem: undefined, purchases, soonestActive: (now) => soonestAfter(until, now), ...key, plainToken: code >= PLAIN };
   }
 
   /** Bytes held by the arrays (their capacity) and the interned strings, roughly: for the memory figure. */
@@ -269,10 +254,8 @@ export class TokenFactStore {
 
   /** A transaction id as a number: a canonical decimal below 2^53 is itself (>= 0), any other -(1 + its index). */
   private idKey(id: string): number {
-    if (CANONICAL_DECIMAL.test(id)) {
-      const n = Number(id);
-      if (Number.isSafeInteger(n)) return n;
-    }
+    const n = decimalId(id);
+    if (n >= 0) return n;
     let k = this.otherIndex.get(id);
     if (k === undefined) {
       k = -(1 + this.otherIds.length);

@@ -49,6 +49,8 @@ export interface AdmitRow {
    * job id): hashing an App Store receipt of several KB again for every row cost the ingest as much as its admission
    */
   key?: Buffer;
+  /** the token holds only characters JSON writes as they are, as the survey's read of it found (TokenFacts.plainToken) */
+  plainToken?: boolean;
 }
 
 /** The row of another user that holds a purchase of this row, and the purchase's original transaction id. */
@@ -91,7 +93,7 @@ export class RunAdmission {
         place: encodePlace(await this.numbering.sourceId(row.src), row.line),
         user: encodeUser(row.body.app_user_id),
         userHash: userHash(row.body.app_user_id),
-        payloadHash: payloadHash(row.platform, row.body),
+        payloadHash: payloadHash(row.platform, row.body, row.plainToken),
         purchase: row.purchase
           ? Buffer.concat([
               Buffer.from('p', 'latin1'),
@@ -192,18 +194,27 @@ export class RunAdmission {
   }
 
   /**
-   * Records a superseded App Store row once per place (its place → the carrier's place, packed: rowRecord.ts
-   * encodeSuperseded; its user is read again from its source when listed); returns whether it was new.
+   * Records superseded App Store rows, each once per place (its place → the carrier's place, packed: rowRecord.ts
+   * encodeSuperseded; its user is read again from its source when listed), in one script call per shard they fall
+   * in; returns how many were new.
    */
-  async supersede(row: Superseded): Promise<boolean> {
-    // a chunk's superseded rows are recorded together: their calls leave in one write
+  async supersede(rows: readonly Superseded[]): Promise<number> {
+    // a chunk's rows name a source or two: each number asked once
+    const names = [...new Set(rows.flatMap((row) => [row.src, row.by.src]))];
+    const numbers = new Map(await Promise.all(names.map(async (name) => [name, await this.numbering.sourceId(name)] as const)));
+    const byShard = new Map<number, { place: Buffer; record: Buffer }[]>();
+    for (const row of rows) {
+      const own = numbers.get(row.src) as number;
+      const by = numbers.get(row.by.src) as number;
+      const s = row.line % SHARDS;
+      const list = byShard.get(s) ?? [];
+      list.push({ place: encodePlace(own, row.line), record: encodeSuperseded({ sourceNumber: by, line: row.by.line }) });
+      byShard.set(s, list);
+    }
+    // the shards' calls leave in one write
     writeTogether(this.run.redis);
-    const [own, by] = await Promise.all([this.numbering.sourceId(row.src), this.numbering.sourceId(row.by.src)]);
-    return recordSuperseded(this.run.redis, {
-      shard: this.run.shard(row.line % SHARDS),
-      place: encodePlace(own, row.line),
-      record: encodeSuperseded({ sourceNumber: by, line: row.by.line }),
-    });
+    const added = await Promise.all([...byShard].map(([s, list]) => recordSuperseded(this.run.redis, { shard: this.run.shard(s), rows: list })));
+    return added.reduce((sum, n) => sum + n, 0);
   }
 
   /**

@@ -50,9 +50,9 @@ export function userHash(appUserId: string): Buffer {
  * The hash is of canonicalPayload's text, fed in parts: an App Store receipt is most of it (several KB), and
  * building the whole JSON text around it, then hashing that, copied the receipt twice more for every row.
  */
-export function payloadHash(platform: Platform, body: ReceiptBody): Buffer {
+export function payloadHash(platform: Platform, body: ReceiptBody, plainToken = false): Buffer {
   const hash = createHash('sha256');
-  for (const part of canonicalParts(platform, body)) hash.update(part, 'utf8');
+  for (const part of canonicalParts(platform, body, plainToken)) hash.update(part, 'utf8');
   return hash.digest().subarray(0, SHORT_HASH_BYTES);
 }
 
@@ -68,8 +68,11 @@ const JSON_PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
  * canonicalPayload's text in parts whose concatenation is JSON.stringify of the sorted fields: each field as
  * JSON.stringify writes an object's member, except that a fetch_token JSON leaves as it is (base64, base64url
  * and dots: every real token) is a part of its own, the token itself, instead of a copy of it in a longer text.
+ * `plainToken`: the caller knows the token is such a one (an App Store token read: appstore/readToken.ts
+ * plainToken), so the check, half the cost of hashing a receipt, is not made again. Either way the parts are the
+ * same text, so the hash is too.
  */
-function canonicalParts(platform: Platform, body: ReceiptBody): string[] {
+function canonicalParts(platform: Platform, body: ReceiptBody, plainToken = false): string[] {
   const fields: Record<string, unknown> = { platform };
   for (const [k, v] of Object.entries(body)) {
     if (v === undefined) continue;
@@ -86,7 +89,7 @@ function canonicalParts(platform: Platform, body: ReceiptBody): string[] {
   for (const k of Object.keys(ordered)) {
     const v = ordered[k];
     const member = `${first ? '' : ','}${JSON.stringify(k)}:`;
-    if (k === 'fetch_token' && typeof v === 'string' && JSON_PLAIN.test(v)) {
+    if (k === 'fetch_token' && typeof v === 'string' && (plainToken || JSON_PLAIN.test(v))) {
       parts.push(`${text}${member}"`, v);
       text = '"';
       first = false;

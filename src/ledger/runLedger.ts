@@ -156,9 +156,9 @@ export class RunLedger {
     return this.admission.duplicate(dup);
   }
 
-  /** Records a superseded App Store row once per place; returns whether it was new. */
-  supersede(row: Superseded): Promise<boolean> {
-    return this.admission.supersede(row);
+  /** Records superseded App Store rows, each once per place; returns how many were new. */
+  supersede(rows: readonly Superseded[]): Promise<number> {
+    return this.admission.supersede(rows);
   }
 
   /**

@@ -139,17 +139,17 @@ export async function supersedeQueued(redis: RedisClient, a: { shard: RunShardKe
 }
 
 /**
- * recordSuperseded-3.lua: keeps a row the survey superseded once per place (its record: rowRecord.ts
- * encodeSuperseded) and counts it; false when already there.
+ * recordSuperseded-3.lua: keeps rows the survey superseded, each once per place (its record: rowRecord.ts
+ * encodeSuperseded), and counts them; returns how many were new. The rows must fall in `shard`.
  */
-export async function recordSuperseded(redis: RedisClient, a: { shard: RunShardKeys; place: Buffer; record: Buffer }): Promise<boolean> {
-  const written = await callScriptBuffer<number>(
+export async function recordSuperseded(redis: RedisClient, a: { shard: RunShardKeys; rows: readonly { place: Buffer; record: Buffer }[] }): Promise<number> {
+  if (a.rows.length === 0) return 0;
+  return callScriptBuffer<number>(
     redis,
     'recordSuperseded',
     [a.shard.superseded, a.shard.supersededWide, a.shard.counters],
-    [a.shard.supersededBuckets, a.place, a.record],
+    [a.shard.supersededBuckets, ...a.rows.flatMap((r) => [r.place, r.record])],
   );
-  return written === 1;
 }
 
 /** The first byte of claimPurchase-3.lua's answer (what follows it: see claimPurchase). */
