@@ -28,6 +28,7 @@ const UNIT_TESTS = [
   'test/readCsv.test.ts',
   'test/receiptAttributes.test.ts',
   'test/receiptSurvey.test.ts',
+  'test/surveyThread.test.ts',
   'test/renewals.test.ts',
   'test/reportHtmlRender.test.ts',
   'test/rowRecord.test.ts',

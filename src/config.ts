@@ -123,6 +123,11 @@ export const configSchema = z.object({
    * no --bundle-id or --skip-sandbox check. bench/scenarios/ingestReceipts.mjs compares the two. Default true.
    */
   readAppleReceipts: z.boolean({ error: 'must be true, 1, false or 0' }),
+  /**
+   * Bench and diagnosis only (RC_MIGRATE_SURVEY_THREAD=0): false makes the survey pass read App Store tokens in
+   * its own thread, not in a worker thread beside it (ingest/surveyThread.ts). Default true.
+   */
+  surveyThread: z.boolean({ error: 'must be true, 1, false or 0' }),
   /** App Store Server API lookups per second, across all workers (Apple: 50/s per app in production). */
   appleRate: z.number().positive(),
   /** One base URL for every App Store Server API lookup instead of Apple's production then sandbox (APP_STORE_SERVER_API_URL). */
@@ -183,6 +188,7 @@ const ENV_KEYS: Record<string, keyof Config> = {
   APP_STORE_SERVER_API_URL: 'appStoreApiUrl',
   RC_MIGRATE_APPLE_RATE: 'appleRate',
   RC_MIGRATE_READ_RECEIPTS: 'readAppleReceipts',
+  RC_MIGRATE_SURVEY_THREAD: 'surveyThread',
   APPLE_ISSUER_ID: 'appleIssuerId',
   APPLE_KEY_ID: 'appleKeyId',
   APPLE_PRIVATE_KEY: 'applePrivateKey',

@@ -13,13 +13,15 @@
 //
 // Each command is the built CLI (dist/cli.js, or bench.mjs's private copy of it) as a child process, on a
 // redis-server of the scenario's own (no persistence, redis.conf's listpack limits: scenarios/ledger.mjs), with
-// reading on (the default) and off (RC_MIGRATE_READ_RECEIPTS=0, config readAppleReceipts: App Store tokens are
-// opaque strings, as before issue 15: no survey pass, nothing superseded, no conflicts by purchase):
+// reading on (the default: the survey pass reads tokens on its worker thread, ingest/surveyThread.ts), on in one
+// thread (RC_MIGRATE_SURVEY_THREAD=0: what a one-core machine gets; a figure, not a goal) and off
+// (RC_MIGRATE_READ_RECEIPTS=0, config readAppleReceipts: App Store tokens are opaque strings, as before issue 15:
+// no survey pass, nothing superseded, no conflicts by purchase):
 //   plan FILE --out DIR                         (a throw-away plan ledger, nothing queued)
 //   ingest FILE --run-id ID --high-water-mark 0 (no workers: every row to send is queued)
 // Rows/s = rows in the file / the child's wall time (spawn to exit, Node's start included), and by the child's
-// own CPU time (lib/cpu-probe.mjs), with Redis's CPU time over the same span. `--rounds N` repeats the four runs,
-// alternating which of on / off goes first; the figure is the median.
+// own CPU time (lib/cpu-probe.mjs), with Redis's CPU time over the same span. `--rounds N` repeats the six runs,
+// alternating the order of on / off / one; the figure is the median.
 //
 // Redis per finished row: after the first ingest with reading on, every queued row is answered as a worker
 // answers it (RunLedger.recordAnswer with the outcome, the request and, for a success, the App Store purchases
@@ -81,14 +83,21 @@ const median = (xs) => {
 };
 
 /** One CLI command as a child, timed: wall (spawn → exit), its own CPU (cpu-probe), Redis's CPU over the span. */
-async function timeCommand(server, args, { reading, label, tmp, profileDir }) {
+async function timeCommand(server, args, { reading, thread = true, label, tmp, profileDir }) {
   const cpuOut = join(tmp, `cpu-${label}-${Date.now()}.json`);
   const nodeArgs = ['--import', CPU_PROBE];
   if (profileDir) nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${label}-${Date.now()}.cpuprofile`);
   const redisCpu0 = procCpuSeconds(server.pid);
   const load = loadavg()[0];
   const child = spawnCli(args, {
-    env: { REDIS_URL: server.url, RC_MIGRATE_PREFIX: PREFIX, RC_MIGRATE_READ_RECEIPTS: reading ? '1' : '0', LOG_LEVEL: 'warn', BENCH_CPU_OUT: cpuOut },
+    env: {
+      REDIS_URL: server.url,
+      RC_MIGRATE_PREFIX: PREFIX,
+      RC_MIGRATE_READ_RECEIPTS: reading ? '1' : '0',
+      RC_MIGRATE_SURVEY_THREAD: thread ? '1' : '0',
+      LOG_LEVEL: 'warn',
+      BENCH_CPU_OUT: cpuOut,
+    },
     nodeArgs,
   });
   const timer = setTimeout(() => child.kill('SIGTERM'), RUN_MS_LIMIT);
@@ -277,14 +286,16 @@ export async function ingestReceiptsScenario(ctx = {}) {
 
     server = await privateRedis();
     const flush = () => server.redis.flushall();
-    const runs = { plan: { on: [], off: [] }, ingest: { on: [], off: [] } };
+    // on: reading, the survey's worker thread beside it (the default); one: reading in the survey's own thread
+    // (RC_MIGRATE_SURVEY_THREAD=0); off: no reading
+    const runs = { plan: { on: [], one: [], off: [] }, ingest: { on: [], one: [], off: [] } };
+    const modes = (round_, first) => (round_ % 2 === 0 ? first : [...first].reverse());
     for (let round_ = 0; round_ < rounds; round_++) {
-      const order = round_ % 2 === 0 ? [true, false] : [false, true];
-      for (const reading of order) {
-        const mode = reading ? 'on' : 'off';
+      for (const mode of modes(round_, ['on', 'off', 'one'])) {
+        const reading = mode !== 'off';
         const out = join(tmp, `plan-${mode}-${round_}`);
         log(`ingestReceipts: plan, reading ${mode} (round ${round_ + 1})`);
-        const t = await timeCommand(server, ['plan', file, '--out', out], { reading, label: `plan-${mode}`, tmp, profileDir: ctx.profileDir });
+        const t = await timeCommand(server, ['plan', file, '--out', out], { reading, thread: mode !== 'one', label: `plan-${mode}`, tmp, profileDir: ctx.profileDir });
         if (t.exit.code !== 0 && t.exit.code !== 1) throw new Error(`rc-migrate plan exited with ${t.exit.code ?? t.exit.signal}: ${t.stderrTail.join(' | ')}`);
         const plan = JSON.parse(await readFile(join(out, 'plan.json'), 'utf8'));
         runs.plan[mode].push({
@@ -297,12 +308,17 @@ export async function ingestReceiptsScenario(ctx = {}) {
       }
     }
     for (let round_ = 0; round_ < rounds; round_++) {
-      const order = round_ % 2 === 0 ? [false, true] : [true, false];
-      for (const reading of order) {
-        const mode = reading ? 'on' : 'off';
+      for (const mode of modes(round_, ['off', 'on', 'one'])) {
+        const reading = mode !== 'off';
         const runId = `receipts-${mode}-${round_}`;
         log(`ingestReceipts: ingest, reading ${mode} (round ${round_ + 1})`);
-        const t = await timeCommand(server, ['ingest', file, '--run-id', runId, '--high-water-mark', '0'], { reading, label: `ingest-${mode}`, tmp, profileDir: ctx.profileDir });
+        const t = await timeCommand(server, ['ingest', file, '--run-id', runId, '--high-water-mark', '0'], {
+          reading,
+          thread: mode !== 'one',
+          label: `ingest-${mode}`,
+          tmp,
+          profileDir: ctx.profileDir,
+        });
         if (t.exit.code !== 0 && t.exit.code !== 1) throw new Error(`rc-migrate ingest exited with ${t.exit.code ?? t.exit.signal}: ${t.stderrTail.join(' | ')}`);
         const s = await new lib.RunLedger(server.redis, PREFIX, runId).state();
         runs.ingest[mode].push({
@@ -313,7 +329,7 @@ export async function ingestReceiptsScenario(ctx = {}) {
         log(
           `ingestReceipts: ingest, reading ${mode}: ${num(rows / (t.wallMs / 1000))} rows/s (${t.wallMs} ms, CPU ${t.cpuSeconds} s); ${s.rows_queued} queued, ${s.rows_superseded} superseded`,
         );
-        if (reading && !result.redis) {
+        if (mode === 'on' && !result.redis) {
           log(`ingestReceipts: answering the ${num(s.rows_queued)} queued rows as workers do (${Math.round(failedShare * 100)}% refused), then MEMORY USAGE by family`);
           result.redis = await finishAndMeasure(lib, server, runId, failedShare, applePurchaseIds);
           log(`ingestReceipts: ${result.redis.bytesPerFinishedRow} B per finished row, of which purchase index ${result.redis.purchaseIndex.perFinishedRow} B`);
@@ -330,10 +346,13 @@ export async function ingestReceiptsScenario(ctx = {}) {
     });
     for (const cmd of ['plan', 'ingest']) {
       const on = summarize(runs[cmd].on);
+      const one = summarize(runs[cmd].one);
       const off = summarize(runs[cmd].off);
       result[cmd] = {
         on,
+        one,
         off,
+        ratioOneThread: round(one.rowsPerSecond / off.rowsPerSecond, 3),
         ratio: round(on.rowsPerSecond / off.rowsPerSecond, 3),
         ratioCpu: round(on.rowsPerCpuSecond / off.rowsPerCpuSecond, 3),
         goalMet: on.rowsPerSecond >= GOAL_ROWS_PER_SECOND && on.rowsPerSecond / off.rowsPerSecond >= GOAL_RATIO,
@@ -346,6 +365,7 @@ export async function ingestReceiptsScenario(ctx = {}) {
       supersededAsGenerated: planOn.receipts.superseded === expected.superseded,
       conflictsAsGenerated: planOn.conflicts === expected.conflicts,
       readingOffReadsNothing: runs.plan.off[0].plan.receipts.read === 0,
+      oneThreadPlansAlike: JSON.stringify(runs.plan.one[0].plan) === JSON.stringify(planOn),
     };
     result.loadavgAtEnd = loadavg().map((l) => round(l, 2));
     return result;
@@ -369,8 +389,10 @@ export function ingestReceiptsLines(r) {
     out.push(
       `  ${cmd.padEnd(6)} reading on: ${line(x.on)}; off: ${line(x.off)}; ratio ${x.ratio} (CPU ${x.ratioCpu}); goal ≥ ${num(GOAL_ROWS_PER_SECOND)} rows/s and ≥ ${GOAL_RATIO}: ${x.goalMet ? 'met' : 'NOT met'}`,
     );
+    out.push(`    survey in one thread (RC_MIGRATE_SURVEY_THREAD=0): ${line(x.one)}; ratio ${x.ratioOneThread}`);
     for (const [mode, m] of [
       ['on', x.on],
+      ['one', x.one],
       ['off', x.off],
     ])
       for (const run of m.runs)

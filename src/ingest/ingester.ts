@@ -29,7 +29,8 @@ import { waitForRedisRoom } from './redisRoom.js';
 import type { ReceiptCounts } from './receiptSurvey.js';
 import { readAppleToken } from '../appstore/readToken.js';
 import { factsOf, type TokenFacts } from './tokenFacts.js';
-import { appleRowProblem, type AppleRowRules, isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
+import { isApplePlatform, mayHoldAppleRows, surveyPass, type SurveyDecisions } from './surveyPass.js';
+import { appleRowProblem, type AppleRowRules } from './surveyBook.js';
 import type { KeyPlan } from '../revenuecat/keyRing.js';
 
 export interface IngestOptions {
@@ -65,6 +66,11 @@ export interface IngestOptions {
    * appleRules check): config readAppleReceipts, a bench and diagnosis switch. Default true.
    */
   readAppleTokens?: boolean;
+  /**
+   * the compiled worker that reads App Store tokens beside the survey pass (surveyThread.ts surveyWorkerFile;
+   * config surveyThread); absent: the pass reads them itself
+   */
+  surveyWorker?: URL;
   /** false: admit (and count) rows without queueing them, and without waiting for the queue (a plan); default true */
   enqueue?: boolean;
   /**
@@ -342,6 +348,7 @@ class Ingestion {
         columns: opts.columns,
         check: this.checkOptions(),
         rules: opts.appleRules ?? {},
+        ...(opts.surveyWorker ? { worker: opts.surveyWorker } : {}),
         sourceNumber: (source) => this.write(() => ledger.sourceId(source)),
         ...(opts.signal ? { signal: opts.signal } : {}),
       });

@@ -322,6 +322,13 @@ export class ReceiptSurvey {
   }
 }
 
+/** A SurveyResult as plain values (a worker hands it over by structured clone). */
+export interface SurveyResultState {
+  superseded: ReadonlyMap<number, number>;
+  conflicts: readonly PurchaseConflict[];
+  counts: ReceiptCounts;
+}
+
 /** What the survey decided: per row, send or superseded (by which row); the conflicts; the counts. */
 export class SurveyResult {
   constructor(
@@ -329,6 +336,14 @@ export class SurveyResult {
     readonly conflicts: readonly PurchaseConflict[],
     readonly counts: ReceiptCounts,
   ) {}
+
+  state(): SurveyResultState {
+    return { superseded: this.superseded, conflicts: this.conflicts, counts: this.counts };
+  }
+
+  static fromState(state: SurveyResultState): SurveyResult {
+    return new SurveyResult(state.superseded, state.conflicts, state.counts);
+  }
 
   /** What to do with the App Store row at this place (any row the survey did not see is sent). */
   decisionFor(place: SurveyPlace): SurveyDecision {

@@ -7,15 +7,15 @@
 // (lookupGroupCount.ts): what they hold is known after their lookups, and compared then (ledger/lookupGroups.ts).
 // What the sending pass needs of each token read here (the rules' verdict, the queue order, the purchases to look
 // up) is kept by place (tokenFacts.ts), so the sending pass does not read the token again.
-import { soonestAfter, subscriptionEnds } from '../appstore/activeExpiry.js';
-import { AppleTokenReader, type AppleReading } from '../appstore/readToken.js';
 import type { Platform } from '../revenuecat/fields.js';
 import { recordKey, tokenFingerprint } from '../ledger/rowIdentity.js';
 import { planColumns, type ColumnOptions, type ColumnPlan } from './columns.js';
-import { ReceiptSurvey, type SurveyDecision, type SurveyPlace, type SurveyResult } from './receiptSurvey.js';
+import type { SurveyDecision, SurveyPlace, SurveyResult } from './receiptSurvey.js';
 import { asRead, checkRow, type RowCheckOptions } from './rowCheck.js';
 import { LookupGroupCount, type LookupGroupSizes } from './lookupGroupCount.js';
 import { TokenFactStore, type TokenFacts } from './tokenFacts.js';
+import type { AppleRowRules } from './surveyBook.js';
+import { bookKeeper, threadKeeper, type SurveyKeeper } from './surveyThread.js';
 import type { SourceEntry } from './sources.js';
 
 /** The platforms whose fetch token is an App Store receipt or signed transaction. */
@@ -30,22 +30,7 @@ export function mayHoldAppleRows(columns: ColumnOptions): boolean {
   return columns.platform === undefined || isApplePlatform(columns.platform);
 }
 
-/** What an ingest accepts of App Store rows (--bundle-id, --skip-sandbox). */
-export interface AppleRowRules {
-  /** the run's apps: a read receipt of another app is rejected (absent or empty: any app) */
-  bundleIds?: readonly string[];
-  /** reject receipts of Apple's sandbox and of Xcode's StoreKit testing */
-  skipSandbox?: boolean;
-}
-
-/** Why an App Store row is rejected at ingest, or undefined (an unread token is sent as it is). */
-export function appleRowProblem(reading: AppleReading, rules: AppleRowRules): string | undefined {
-  if (reading.kind === 'unread') return undefined;
-  const ids = rules.bundleIds ?? [];
-  if (ids.length > 0 && !ids.includes(reading.bundleId)) return `receipt of app ${reading.bundleId}, not of ${ids.join(', ')} (--bundle-id)`;
-  if (rules.skipSandbox === true && reading.environment !== 'production') return `${reading.environment} receipt, not sent with --skip-sandbox`;
-  return undefined;
-}
+export { appleRowProblem, type AppleRowRules } from './surveyBook.js';
 
 /** Places as one number, for the few aliases kept (a source's number × 2^32 + line). */
 const placeKey = (p: SurveyPlace): number => p.source * 2 ** 32 + p.line;
@@ -113,20 +98,30 @@ export interface SurveyPassOptions {
   /** the ledger's number of a source (ledger.sourceId): the survey's places are the ledger's */
   sourceNumber: (source: string) => Promise<number>;
   rules: AppleRowRules;
+  /**
+   * the compiled worker that reads the tokens while the pass reads the sources (surveyThread.ts surveyWorkerFile);
+   * without it, the pass reads them itself
+   */
+  worker?: URL;
   /** stops the pass between rows (SIGINT) */
   signal?: AbortSignal;
 }
 
 /** Reads every entry once and surveys its App Store rows; undefined when aborted. */
 export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: SurveyPassOptions): Promise<SurveyDecisions | undefined> {
-  const survey = new ReceiptSurvey();
+  const keeper = opts.worker ? threadKeeper(opts.worker, { rules: opts.rules, now: opts.check.now() }) : bookKeeper(opts.rules, opts.check.now);
+  try {
+    return await readSources(entries, opts, keeper);
+  } finally {
+    await keeper.close();
+  }
+}
+
+async function readSources(entries: AsyncIterable<SourceEntry>, opts: SurveyPassOptions, keeper: SurveyKeeper): Promise<SurveyDecisions | undefined> {
   const firstOf = new Map<string, SurveyPlace>();
   const aliases = new Map<number, SurveyPlace>();
   const numbers = new Map<string, number>();
-  let activeRows = 0;
   const lookups = new LookupGroupCount();
-  const facts = new TokenFactStore();
-  const reader = new AppleTokenReader();
   for await (const entry of entries) {
     const source = await opts.sourceNumber(entry.name);
     numbers.set(entry.name, source);
@@ -160,16 +155,10 @@ export async function surveyPass(entries: AsyncIterable<SourceEntry>, opts: Surv
         continue;
       }
       firstOf.set(seen, place);
-      const reading = reader.read(body.fetch_token);
-      const problem = appleRowProblem(reading, opts.rules);
-      const ends = reading.kind === 'unread' || problem !== undefined ? undefined : subscriptionEnds(reading);
-      facts.add(place, body.fetch_token, reading, problem, key, ends);
-      // a row the ingest rejects is neither sent nor a carrier of another's purchases
-      if (problem !== undefined) continue;
-      survey.add({ place, appUserId: body.app_user_id, reading: reading.kind === 'unread' ? undefined : reading });
-      if (ends !== undefined && soonestAfter(ends, opts.check.now()) !== undefined) activeRows++;
+      const wait = keeper.add({ place, appUserId: body.app_user_id, token: body.fetch_token, key });
+      if (wait) await wait;
     }
   }
-  facts.trim();
-  return new SurveyDecisions(survey.finish(), aliases, numbers, lookups.finish(), activeRows, facts);
+  const { result, facts, activeRows } = await keeper.finish();
+  return new SurveyDecisions(result, aliases, numbers, lookups.finish(), activeRows, facts);
 }

@@ -127,6 +127,21 @@ export function tokenCheck(token: string): number {
   return (h1 ^ h2) | 0;
 }
 
+/** A TokenFactStore as plain values, trimmed (a worker hands it over by structured clone; the arrays are copied). */
+export interface TokenFactState {
+  places: Float64Array;
+  checks: Int32Array;
+  codes: Int32Array;
+  firstId: Uint32Array;
+  ids: Float64Array;
+  until: Float64Array;
+  keys: Uint8Array;
+  keyless: boolean;
+  problems: string[];
+  otherIds: string[];
+  sorted: boolean;
+}
+
 /** The facts of every App Store token the survey pass read, by the row's place. */
 export class TokenFactStore {
   private readonly places = new Grow();
@@ -158,7 +173,7 @@ export class TokenFactStore {
    * the token's fingerprint, tokenFingerprint(platform, token); `ends`: subscriptionEnds(reading), when the caller
    * has it).
    */
-  add(place: SurveyPlace, token: string, reading: AppleReading, problem: string | undefined, key?: Buffer, ends?: readonly number[]): void {
+  add(place: SurveyPlace, token: string, reading: AppleReading, problem: string | undefined, key?: Uint8Array, ends?: readonly number[]): void {
     const n = place.source * LINE_SPAN + place.line;
     if (this.places.length > 0 && n <= this.places.at(this.places.length - 1)) this.sorted = false;
     this.order = undefined;
@@ -187,6 +202,44 @@ export class TokenFactStore {
       this.ids.push(this.idKey(id));
       this.until.push(until[i] as number);
     }
+  }
+
+  /** The store as plain values (trimmed first). */
+  state(): TokenFactState {
+    this.trim();
+    return {
+      places: this.places.data,
+      checks: this.checks.data,
+      codes: this.codes.data,
+      firstId: this.firstId.data,
+      ids: this.ids.data,
+      until: this.until.data,
+      keys: this.keys.data,
+      keyless: this.keyless,
+      problems: this.problems,
+      otherIds: this.otherIds,
+      sorted: this.sorted,
+    };
+  }
+
+  static fromState(state: TokenFactState): TokenFactStore {
+    const store = new TokenFactStore();
+    const fill = <A extends { length: number }>(grow: { data: A; length: number }, data: A, count = data.length): void => {
+      grow.data = data;
+      grow.length = count;
+    };
+    fill(store.places, state.places);
+    fill(store.checks, state.checks);
+    fill(store.codes, state.codes);
+    fill(store.firstId, state.firstId);
+    fill(store.ids, state.ids);
+    fill(store.until, state.until);
+    fill(store.keys, state.keys, state.places.length);
+    store.keyless = state.keyless;
+    store.sorted = state.sorted;
+    for (const problem of state.problems) store.problemIndex.set(problem, store.problems.push(problem) - 1);
+    for (const id of state.otherIds) store.otherIndex.set(id, -store.otherIds.push(id));
+    return store;
   }
 
   /** Gives back the room the arrays grew ahead, once every row is added (a million rows: 55 B a row → 37). */

@@ -3,6 +3,7 @@ import type { Config } from '../config.js';
 import type { ColumnOptions } from '../ingest/columns.js';
 import type { IngestOptions, IngestProgress } from '../ingest/ingester.js';
 import { checkSources, isS3Url, type SourceDeps } from '../ingest/sources.js';
+import { surveyWorkerFile } from '../ingest/surveyThread.js';
 import { keyPlanOf } from '../revenuecat/keyRing.js';
 import type { Resources } from './resources.js';
 
@@ -38,9 +39,16 @@ export function ingestOptionsFrom(config: Config, req: IngestRequest): IngestOpt
       ? { appleRules: { ...(config.appleBundleIds ? { bundleIds: config.appleBundleIds } : {}), ...(config.skipSandbox ? { skipSandbox: true } : {}) } }
       : {}),
     ...(config.readAppleReceipts ? {} : { readAppleTokens: false }),
+    ...surveyWorkerOf(config),
     ...(req.signal ? { signal: req.signal } : {}),
     ...(req.onProgress ? { onProgress: req.onProgress } : {}),
   };
+}
+
+/** The survey pass's worker (ingest/surveyThread.ts), unless the configuration turns it off or there is none to run. */
+function surveyWorkerOf(config: Config): { surveyWorker?: URL } {
+  const file = config.surveyThread ? surveyWorkerFile() : undefined;
+  return file ? { surveyWorker: file } : {};
 }
 
 /**
