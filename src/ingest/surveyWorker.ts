@@ -17,7 +17,10 @@ port.on('message', (message: SurveyBatch | { kind: 'finish' }) => {
     // the facts' arrays move to the pass rather than being copied: a million rows' are some 40 MB, and this
     // thread ends here
     const { places, checks, codes, firstId, ids, until, keys } = kept.facts;
-    port.postMessage({ kind: 'kept', kept } satisfies SurveyWorkerReply, [places, checks, codes, firstId, ids, until, keys].map((a) => a.buffer as ArrayBuffer));
+    port.postMessage(
+      { kind: 'kept', kept } satisfies SurveyWorkerReply,
+      [places, checks, codes, firstId, ids, until, keys].map((a) => a.buffer as ArrayBuffer),
+    );
     return;
   }
   const { sources, lines, users, tokens, keys } = message;
