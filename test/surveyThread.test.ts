@@ -134,17 +134,32 @@ describe('the survey pass with its worker thread', () => {
     expect(byLine[line - 2]?.facts?.key).toBe(tokenFingerprint('ios', tokens.get(line) ?? '').toString('hex'));
   });
 
-  it('stops with the pass: an interrupted pass answers nothing', async () => {
+  it('stops with the pass: interrupted with rows in the worker, it answers nothing', async () => {
     const controller = new AbortController();
-    const pass = surveyPass(expandSource(file), {
+    let sources = 0;
+    const twice = async function* () {
+      yield* expandSource(file);
+      yield* expandSource(file);
+    };
+    const pass = surveyPass(twice(), {
       ...options({ worker: WORKER, signal: controller.signal }),
-      // Ctrl-C as the first source is reached: the worker is running, no row is read
+      // Ctrl-C as the second source is reached: the first one's rows are with the worker
       sourceNumber: () => {
-        controller.abort();
-        return Promise.resolve(0);
+        if (++sources === 2) controller.abort();
+        return Promise.resolve(sources - 1);
       },
     });
     expect(await pass).toBeUndefined();
+    expect(sources).toBe(2);
+  });
+
+  it('starts no thread for sources without an App Store row', async () => {
+    const google = join(dir, 'google.csv');
+    await writeFile(google, 'platform,app_user_id,fetch_token,product_id\nandroid,u1,token-1,monthly\nandroid,u2,token-2,monthly\n');
+    // a worker that could not start: never asked to
+    const broken = pathToFileURL(join(dir, 'never-started.mjs'));
+    const decisions = await surveyPass(expandSource(google), options({ worker: broken }));
+    expect(decisions?.result.counts).toEqual({ read: 0, unread: 0, sandbox: 0, purchases: 0, superseded: 0, bundles: {} });
   });
 
   it("fails with the worker's error, not silently", async () => {

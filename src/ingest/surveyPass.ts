@@ -30,8 +30,6 @@ export function mayHoldAppleRows(columns: ColumnOptions): boolean {
   return columns.platform === undefined || isApplePlatform(columns.platform);
 }
 
-export { appleRowProblem, type AppleRowRules } from './surveyBook.js';
-
 /** Places as one number, for the few aliases kept (a source's number × 2^32 + line). */
 const placeKey = (p: SurveyPlace): number => p.source * 2 ** 32 + p.line;
 

@@ -68,9 +68,9 @@ export function bookKeeper(rules: AppleRowRules, now: () => number): SurveyKeepe
   };
 }
 
-/** The book in a worker thread started from `file` (surveyWorkerFile). */
+/** The book in a worker thread started from `file` (surveyWorkerFile) with the first row: none for a run without one. */
 export function threadKeeper(file: URL, data: SurveyWorkerData): SurveyKeeper {
-  const worker = new Worker(file, { workerData: data });
+  let started: Worker | undefined;
   let failure: Error | undefined;
   let inFlight = 0;
   let batch = emptyBatch();
@@ -81,14 +81,20 @@ export function threadKeeper(file: URL, data: SurveyWorkerData): SurveyKeeper {
     for (const w of waiting.splice(0)) w.reject(failure);
     finished?.reject(failure);
   };
-  worker.on('message', (reply: SurveyWorkerReply) => {
-    if (reply.kind === 'ack') {
-      inFlight--;
-      waiting.shift()?.resolve();
-    } else finished?.resolve(reply.kept);
-  });
-  worker.on('error', fail);
-  worker.on('exit', (code) => fail(new Error(`the survey's worker thread stopped (exit code ${code})`)));
+  const worker = (): Worker => {
+    if (started) return started;
+    const w = new Worker(file, { workerData: data });
+    w.on('message', (reply: SurveyWorkerReply) => {
+      if (reply.kind === 'ack') {
+        inFlight--;
+        waiting.shift()?.resolve();
+      } else finished?.resolve(reply.kept);
+    });
+    w.on('error', fail);
+    w.on('exit', (code) => fail(new Error(`the survey's worker thread stopped (exit code ${code})`)));
+    started = w;
+    return w;
+  };
 
   /** Waits until the worker has room for one more batch. */
   const room = async (): Promise<void> => {
@@ -105,12 +111,14 @@ export function threadKeeper(file: URL, data: SurveyWorkerData): SurveyKeeper {
     batch = emptyBatch();
     inFlight++;
     const message: SurveyBatch = { ...rest, keys: Buffer.concat(keys) };
-    worker.postMessage(message);
+    worker().postMessage(message);
   };
 
   return {
     add: (entry) => {
       if (failure) return Promise.reject(failure);
+      // started with the first row: its start (loading its modules) overlaps the filling of the first batch
+      worker();
       batch.sources.push(entry.place.source);
       batch.lines.push(entry.place.line);
       batch.users.push(entry.appUserId);
@@ -119,16 +127,19 @@ export function threadKeeper(file: URL, data: SurveyWorkerData): SurveyKeeper {
       return batch.tokens.length >= BATCH_ROWS ? send() : undefined;
     },
     finish: async () => {
+      // no App Store row: nothing was started, nothing to keep
+      if (!started) return new SurveyBook(data.rules, () => data.now).finish();
       await send();
       if (failure) throw failure;
       // the worker takes its messages in order: this one after every batch
       const kept = new Promise<SurveyKeptState>((resolve, reject) => (finished = { resolve, reject }));
-      worker.postMessage({ kind: 'finish' });
+      started.postMessage({ kind: 'finish' });
       return keptFromState(await kept);
     },
     close: async () => {
-      worker.removeAllListeners('exit');
-      await worker.terminate();
+      if (!started) return;
+      started.removeAllListeners('exit');
+      await started.terminate();
     },
   };
 }
