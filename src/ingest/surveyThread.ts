@@ -3,8 +3,8 @@
 // while a second core stood idle: nothing else runs during the pass (no Redis work, no sending). Here the pass
 // reads, checks and hashes, and hands its App Store rows in batches to a worker thread that reads and keeps them;
 // at the end the worker gives back what it kept (plain arrays, moved). Measured in bench/README.md
-// (ingestReceipts): what the survey adds to a plan's time about halved, for no CPU above the host's noise and
-// some 40 MiB of RSS.
+// (ingestReceipts), on 2 shared vCPUs: what the survey adds to a plan's time halved when the second core was free,
+// unchanged when it was not; about 40 MiB of RSS.
 //
 // The worker is dist/ingest/surveyWorker.js, compiled beside this file. Run from the TypeScript sources (the
 // tests), there is no such file: the pass keeps its rows in its own thread (surveyBook.ts), which gives the same
