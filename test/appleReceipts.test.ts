@@ -408,6 +408,13 @@ describe('tokens that cannot be read are unread, never an exception', () => {
     expectUnread(Buffer.from([0x30, 0x03, 0x02, 0x01, 0x01]).toString('base64'), 'not_receipt');
   });
 
+  it("a real receipt with a character outside base64's alphabet in it is not base64 (the decoder would read a non-ASCII one as some byte)", () => {
+    const at = Math.floor(receipt.length / 2);
+    for (const c of ['é', '€', '"', '\\', '\u0000', '*']) expectUnread(`${receipt.slice(0, at)}${c}${receipt.slice(at + 1)}`, 'not_base64');
+    // and the receipt itself reads
+    expect(readAppleToken(receipt).kind).toBe('receipt');
+  });
+
   it('truncated base64 of a real receipt', () => {
     expectUnread(receipt.slice(0, 4000), 'truncated');
     expectUnread(receipt.slice(0, 8), 'truncated');
