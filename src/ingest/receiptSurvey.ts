@@ -154,11 +154,25 @@ export class Grow {
 
 /**
  * Transaction ids as numbers: a canonical decimal below 2^53 is its own key (>= 0); any other id is interned and
- * keyed by -(1 + its index), so keys are exact and can be turned back into the id.
+ * keyed by -(1 + its index), so keys are exact and can be turned back into the id. The survey's keys, and the
+ * token facts' (tokenFacts.ts).
  */
-class IdKeys {
+export class IdKeys {
   private readonly others = new Map<string, number>();
   private readonly names: string[] = [];
+
+  /** Keys that give `production` ids the same keys as the keys these names were interned by (a worker's copy). */
+  static ofProduction(names: readonly string[]): IdKeys {
+    const keys = new IdKeys();
+    for (const name of names) keys.intern(name, name);
+    return keys;
+  }
+
+  /** The interned ids, by -(key + 1). */
+  get interned(): readonly string[] {
+    return this.names;
+  }
+
   /** The key of a transaction id within an environment: Apple's sandbox and Xcode number their own. */
   key(id: string, environment: string): number {
     if (environment !== 'production') return this.intern(`${environment}\u0000${id}`, id);

@@ -19,7 +19,7 @@
 import { soonestActiveExpiry, soonestAfter, subscriptionEnds } from '../appstore/activeExpiry.js';
 import { purchaseIdsOf, type PurchaseIdentity } from '../appstore/purchaseIds.js';
 import type { AppleEnvironment, AppleReading } from '../appstore/readToken.js';
-import { Grow, decimalId, type SurveyPlace } from './receiptSurvey.js';
+import { Grow, IdKeys, type SurveyPlace } from './receiptSurvey.js';
 import { TOKEN_FINGERPRINT_BYTES } from '../ledger/rowIdentity.js';
 
 const NO_KEY = new Uint8Array(TOKEN_FINGERPRINT_BYTES);
@@ -111,23 +111,20 @@ export function tokenCheck(token: string): number {
   let h1 = 0xdeadbeef ^ n;
   let h2 = 0x41c6ce57 ^ n;
   const mid = n >>> 1;
-  const midEnd = Math.min(n, mid + 64);
-  for (let i = mid; i < midEnd; i++) {
-    const ch = token.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
-  }
-  for (let i = Math.max(0, n - 64); i < n; i++) {
-    const ch = token.charCodeAt(i);
-    h1 = Math.imul(h1 ^ ch, 2654435761);
-    h2 = Math.imul(h2 ^ ch, 1597334677);
+  const stops = [mid, Math.min(n, mid + 64), Math.max(0, n - 64), n];
+  for (let part = 0; part < 4; part += 2) {
+    for (let i = stops[part] as number; i < (stops[part + 1] as number); i++) {
+      const ch = token.charCodeAt(i);
+      h1 = Math.imul(h1 ^ ch, 2654435761);
+      h2 = Math.imul(h2 ^ ch, 1597334677);
+    }
   }
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   return (h1 ^ h2) | 0;
 }
 
-/** A TokenFactStore as plain values, trimmed (a worker hands it over by structured clone; the arrays are copied). */
+/** A TokenFactStore as plain values, trimmed (a worker hands it over: the typed arrays moved, the rest cloned). */
 export interface TokenFactState {
   places: Float64Array;
   checks: Int32Array;
@@ -158,8 +155,8 @@ export class TokenFactStore {
   private keyless = false;
   private readonly problems: string[] = [];
   private readonly problemIndex = new Map<string, number>();
-  private readonly otherIds: string[] = [];
-  private readonly otherIndex = new Map<string, number>();
+  /** the ids of every environment keyed alike: each row's environment is kept beside them */
+  private idKeys = new IdKeys();
   /** row indices in place order, when the rows did not come in place order */
   private order?: Uint32Array;
   private sorted = true;
@@ -199,7 +196,7 @@ export class TokenFactStore {
     this.codes.push(ENVIRONMENTS.indexOf(reading.environment) + (reading.plainToken ? PLAIN : 0));
     const until = ends ?? subscriptionEnds(reading);
     for (const [i, id] of reading.originalTransactionIds.entries()) {
-      this.ids.push(this.idKey(id));
+      this.ids.push(this.idKeys.key(id, 'production'));
       this.until.push(until[i] as number);
     }
   }
@@ -217,7 +214,7 @@ export class TokenFactStore {
       keys: this.keys.data,
       keyless: this.keyless,
       problems: this.problems,
-      otherIds: this.otherIds,
+      otherIds: [...this.idKeys.interned],
       sorted: this.sorted,
     };
   }
@@ -238,7 +235,7 @@ export class TokenFactStore {
     store.keyless = state.keyless;
     store.sorted = state.sorted;
     for (const problem of state.problems) store.problemIndex.set(problem, store.problems.push(problem) - 1);
-    for (const id of state.otherIds) store.otherIndex.set(id, -store.otherIds.push(id));
+    store.idKeys = IdKeys.ofProduction(state.otherIds);
     return store;
   }
 
@@ -262,14 +259,14 @@ export class TokenFactStore {
     const purchases: PurchaseIdentity[] = [];
     for (let i = from; i < to; i++) {
       until.push(this.until.at(i));
-      if (environment !== 'xcode') purchases.push({ environment, originalTransactionId: this.idText(this.ids.at(i)) });
+      if (environment !== 'xcode') purchases.push({ environment, originalTransactionId: this.idKeys.text(this.ids.at(i)) });
     }
     return { problem: undefined, purchases, soonestActive: (now) => soonestAfter(until, now), ...key, plainToken: code >= PLAIN };
   }
 
   /** Bytes held by the arrays (their capacity) and the interned strings, roughly: for the memory figure. */
   bytes(): number {
-    const strings = [...this.problems, ...this.otherIds].reduce((sum, s) => sum + 2 * s.length + 48, 0);
+    const strings = [...this.problems, ...this.idKeys.interned].reduce((sum, s) => sum + 2 * s.length + 48, 0);
     return (
       this.places.data.byteLength +
       this.checks.data.byteLength +
@@ -303,22 +300,5 @@ export class TokenFactStore {
       else hi = mid - 1;
     }
     return undefined;
-  }
-
-  /** A transaction id as a number: a canonical decimal below 2^53 is itself (>= 0), any other -(1 + its index). */
-  private idKey(id: string): number {
-    const n = decimalId(id);
-    if (n >= 0) return n;
-    let k = this.otherIndex.get(id);
-    if (k === undefined) {
-      k = -(1 + this.otherIds.length);
-      this.otherIds.push(id);
-      this.otherIndex.set(id, k);
-    }
-    return k;
-  }
-
-  private idText(key: number): string {
-    return key >= 0 ? String(key) : (this.otherIds[-key - 1] as string);
   }
 }
