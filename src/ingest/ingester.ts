@@ -4,7 +4,7 @@
 // with one warning, and goes on where it stopped once memory is freed.
 import type { Logger } from '../logger.js';
 import type { PipelineMetrics } from '../metrics/metrics.js';
-import type { Admission, RunLedger } from '../ledger/runLedger.js';
+import type { Admission, AdmitRow, RunLedger } from '../ledger/runLedger.js';
 import type { PurchaseClaim } from '../ledger/admission.js';
 import type { PurchaseIdentity } from '../appstore/purchaseIds.js';
 import { roomBelowHighWater } from '../queue/highWater.js';
@@ -270,10 +270,11 @@ class Ingestion {
   private readonly claims = new WeakMap<ReceiptJobData, PurchaseClaim>();
   /** Rows read and their App Store purchases, looked up at admission in the cross-run purchase index. */
   private readonly purchases = new WeakMap<ReceiptJobData, PurchaseIdentity[]>();
-  /** Rows read and their token fingerprint (`fp` in bytes), so admission does not hash the token again. */
-  private readonly keys = new WeakMap<ReceiptJobData, Buffer>();
-  /** Rows whose token the survey found plain (TokenFacts.plainToken): admission hashes their payload without checking it. */
-  private readonly plainTokens = new WeakSet<ReceiptJobData>();
+  /**
+   * Rows read and their token fingerprint (`fp` in bytes), so admission does not hash the token again; and whether
+   * the survey found the token plain (TokenFacts.plainToken), so admission hashes its payload without checking it.
+   */
+  private readonly identities = new WeakMap<ReceiptJobData, { key: Buffer } & Pick<AdmitRow, 'plainToken'>>();
   /** Where Redis's memory use is read (the queue's connection), when a write is refused at maxmemory. */
   private readonly info = () => this.deps.queue.getBackend().client;
   /**
@@ -537,8 +538,7 @@ class Ingestion {
       ...(this.prioritize ? { priority: this.priorityOf(token_expiry, facts) } : {}),
       ...(lookup ? { lookup } : {}),
     };
-    this.keys.set(row, key);
-    if (facts?.plainToken) this.plainTokens.add(row);
+    this.identities.set(row, facts?.plainToken ? { key, plainToken: true } : { key });
     const claim = apple ? this.survey?.conflictAt(source, item.line) : undefined;
     if (claim) this.claims.set(row, claim);
     else if (facts && facts.purchases.length > 0) this.purchases.set(row, facts.purchases);
@@ -699,8 +699,8 @@ class Ingestion {
     const { result, ledger } = this;
     const metrics = this.deps.metrics;
     const admitting = rows.map((row) => {
-      const key = this.keys.get(row);
-      const keyed = key ? { ...row, key, ...(this.plainTokens.has(row) ? { plainToken: true } : {}) } : row;
+      const identity = this.identities.get(row);
+      const keyed = identity ? { ...row, ...identity } : row;
       const purchase = this.claims.get(row);
       if (purchase) return { ...keyed, purchase };
       const purchases = this.purchases.get(row);
