@@ -109,7 +109,7 @@ export function attributesOf(set: BerElement): AttributeCursor {
  * Reads the `SEQUENCE { type, version, value }` at the cursor into it and moves past it; false at the SET's end.
  * The DER form every App Store receipt uses goes through derAttribute, which makes no element (a fifth less CPU
  * per receipt: bench/README.md, ingestReceipts); anything else, BER's indefinite lengths or a malformed attribute,
- * the general way, which throws what it must.
+ * the general way, which throws what it must. test/receiptAttributes.test.ts holds the two ways to one answer.
  */
 export function nextAttribute(buf: Buffer, c: AttributeCursor): boolean {
   if (c.at >= c.limit) return false;
@@ -125,15 +125,6 @@ export function nextAttribute(buf: Buffer, c: AttributeCursor): boolean {
   c.end = value.end;
   c.at = attribute.next;
   return true;
-}
-
-/**
- * Calls `visit(type, value)` for each attribute of a receipt SET, as nextAttribute reads them. Exported for the test
- * that holds the fast path and the general way to one answer (test/receiptAttributes.test.ts).
- */
-export function eachAttribute(buf: Buffer, set: BerElement, visit: (type: number, value: BerElement) => void): void {
-  const c = attributesOf(set);
-  while (nextAttribute(buf, c)) visit(c.type, { tag: TAG.octetString, constructed: false, start: c.start, end: c.end, next: c.end });
 }
 
 /** A definite length of at most two octets at buf[at] (DER's form for anything below 64 KB): [length, where the contents start], or undefined. */
