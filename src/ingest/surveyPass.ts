@@ -1,6 +1,7 @@
 // The ingest's first pass over a run's sources, when they may hold App Store rows: every row is read, planned and
 // checked exactly as the sending pass will (rowCheck.ts), with no ledger write and nothing queued, and each valid
-// App Store row's token is read (appstore/readToken.ts) into a ReceiptSurvey. Reading is fast and sending is slow,
+// App Store row's token is read (appstore/readToken.ts) into a ReceiptSurvey (surveyBook.ts; on a worker thread
+// beside the pass when there is one, surveyThread.ts). Reading is fast and sending is slow,
 // so a second read of the sources buys the right to skip every receipt a newer one of the same user carries,
 // whatever order the rows come in. A resumed ingest makes the pass again: the survey is deterministic, so a row
 // gets the same decision on every ingest of the run. Rows given by a transaction id are only counted per user
