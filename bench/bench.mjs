@@ -430,6 +430,11 @@ function table(results) {
         `≥ ${num(GOAL_ROWS_PER_SECOND)}`,
         x.on.rowsPerSecond >= GOAL_ROWS_PER_SECOND,
       );
+      add(
+        'ingestReceipts',
+        `${cmd}: reading on, survey in one thread (RC_MIGRATE_SURVEY_THREAD=0)`,
+        `${num(x.one.rowsPerSecond)} rows/s; ${num(x.one.rowsPerCpuSecond)}; ratio ${x.ratioOneThread}`,
+      );
       add('ingestReceipts', `${cmd}: reading off (RC_MIGRATE_READ_RECEIPTS=0)`, `${num(x.off.rowsPerSecond)} rows/s; ${num(x.off.rowsPerCpuSecond)}`);
       add('ingestReceipts', `${cmd}: ratio on / off (CPU)`, `${x.ratio} (${x.ratioCpu})`, `≥ ${RECEIPTS_GOAL_RATIO}`, x.ratio >= RECEIPTS_GOAL_RATIO);
     }
